@@ -1,0 +1,25 @@
+//! The microdriver runtime.
+//!
+//! A microdriver is a device driver split into a small **kernel half** (the hot path:
+//! interrupts, transmit, receive) and a larger **user half** (everything else) that runs in
+//! its own process. This crate carries what both halves share:
+//!
+//! - [`tracker`]: the object tracker, which pairs each object's kernel-half and user-half
+//!   addresses, translates pointers between the two address spaces (including pointers into
+//!   the middle of arrays) and mirrors allocations and frees;
+//! - [`marshal`]: the [`Marshal`] trait, the wire format, and the impls for std types;
+//! - [`sync`]: the one place that switches std and loom types, so the tracker can be
+//!   model-checked.
+//!
+//! Drivers depend on this crate alone: it re-exports the macros (`#[derive(Marshal)]`).
+
+// Lets the derive's `::microdriver_rt::...` paths resolve inside this crate too.
+extern crate self as microdriver_rt;
+
+pub mod marshal;
+pub mod sync;
+pub mod tracker;
+
+pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
+pub use microdriver_macros::Marshal;
+pub use tracker::{ObjectTracker, TrackerError};

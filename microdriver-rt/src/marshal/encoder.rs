@@ -1,0 +1,126 @@
+//! The encoder: appends values to a byte buffer in the wire format.
+
+use std::collections::HashMap;
+
+use super::MarshalError;
+use crate::tracker::ObjectTracker;
+
+/// Writes values in the microdriver wire format: little-endian fixed-width integers,
+/// LEB128 lengths, and objects that keep their identity within one frame.
+pub struct Encoder<'a> {
+    buf: &'a mut Vec<u8>,
+    tracker: Option<&'a ObjectTracker>,
+    /// Address of every object this frame has carried, mapped to its frame-local index, so
+    /// that a second pointer to the same object becomes a back-reference (and cycles end).
+    objects: HashMap<usize, u64>,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder appending to `buf`, without an object tracker: tracked pointers keep
+    /// their identity within the frame but are not paired across frames.
+    pub fn new(buf: &'a mut Vec<u8>) -> Self {
+        Self {
+            buf,
+            tracker: None,
+            objects: HashMap::new(),
+        }
+    }
+
+    /// An encoder that pairs tracked pointers through `tracker` (this side's tracker).
+    pub fn with_tracker(buf: &'a mut Vec<u8>, tracker: &'a ObjectTracker) -> Self {
+        Self {
+            buf,
+            tracker: Some(tracker),
+            objects: HashMap::new(),
+        }
+    }
+
+    /// The tracker this encoder pairs pointers through, if any.
+    pub fn tracker(&self) -> Option<&'a ObjectTracker> {
+        self.tracker
+    }
+
+    /// Bytes written so far (including anything the buffer held before).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Appends raw bytes.
+    #[inline]
+    pub fn put_bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends one byte.
+    #[inline]
+    pub fn put_u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    /// Appends a little-endian `u16`.
+    #[inline]
+    pub fn put_u16(&mut self, v: u16) {
+        self.put_bytes(&v.to_le_bytes());
+    }
+
+    /// Appends a little-endian `u32`.
+    #[inline]
+    pub fn put_u32(&mut self, v: u32) {
+        self.put_bytes(&v.to_le_bytes());
+    }
+
+    /// Appends a little-endian `u64`.
+    #[inline]
+    pub fn put_u64(&mut self, v: u64) {
+        self.put_bytes(&v.to_le_bytes());
+    }
+
+    /// Appends a little-endian `u128`.
+    #[inline]
+    pub fn put_u128(&mut self, v: u128) {
+        self.put_bytes(&v.to_le_bytes());
+    }
+
+    /// Appends an unsigned LEB128 integer (lengths, tags, indices).
+    #[inline]
+    pub fn put_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// Appends a length prefix.
+    #[inline]
+    pub fn put_len(&mut self, len: usize) {
+        self.put_varint(len as u64);
+    }
+
+    /// Looks up an object already carried by this frame.
+    pub(crate) fn object_index(&self, addr: usize) -> Option<u64> {
+        self.objects.get(&addr).copied()
+    }
+
+    /// Records that this frame now carries the object at `addr`; returns its index.
+    pub(crate) fn add_object(&mut self, addr: usize) -> u64 {
+        let index = self.objects.len() as u64;
+        self.objects.insert(addr, index);
+        index
+    }
+
+    /// Fails with [`MarshalError::TooLarge`] if the buffer outgrew a frame.
+    pub(crate) fn check_size(&self) -> Result<(), MarshalError> {
+        if self.buf.len() > u32::MAX as usize {
+            return Err(MarshalError::TooLarge {
+                len: self.buf.len(),
+            });
+        }
+        Ok(())
+    }
+}

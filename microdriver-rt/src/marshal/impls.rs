@@ -1,0 +1,390 @@
+//! `Marshal` for the std types: integers, floats, `bool`, `char`, arrays, tuples, `Option`,
+//! `Vec`, `Box`, boxed slices, `String`, `PhantomData` and `Duration`.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::layout::{decode_elements, encode_elements};
+use super::{Decoder, Encoder, Marshal, MarshalError, WireLayout};
+
+macro_rules! marshal_le {
+    ($($t:ty => $put:ident, $take:ident, $wire:ty;)*) => {$(
+        impl Marshal for $t {
+            const MIN_WIRE_SIZE: usize = std::mem::size_of::<$wire>();
+            // SAFETY: a fixed-width integer or float has no padding, every bit pattern is a
+            // valid value, and it is encoded as its little-endian bytes, which on a
+            // little-endian host with matching width are its memory image.
+            const LAYOUT: WireLayout = if cfg!(target_endian = "little")
+                && std::mem::size_of::<$t>() == std::mem::size_of::<$wire>()
+            {
+                unsafe { WireLayout::memcpy() }
+            } else {
+                WireLayout::ENCODED
+            };
+
+            #[inline]
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+                enc.$put(*self as $wire);
+                Ok(())
+            }
+
+            #[inline]
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+                let offset = dec.position();
+                let wire = dec.$take()?;
+                <$t>::try_from(wire).map_err(|_| MarshalError::BadTag {
+                    what: stringify!($t),
+                    tag: wire as u64,
+                    offset,
+                })
+            }
+        }
+    )*};
+}
+
+marshal_le! {
+    u8 => put_u8, take_u8, u8;
+    u16 => put_u16, take_u16, u16;
+    u32 => put_u32, take_u32, u32;
+    u64 => put_u64, take_u64, u64;
+    u128 => put_u128, take_u128, u128;
+    usize => put_u64, take_u64, u64;
+}
+
+macro_rules! marshal_signed {
+    ($($t:ty => $u:ty;)*) => {$(
+        impl Marshal for $t {
+            const MIN_WIRE_SIZE: usize = std::mem::size_of::<$t>();
+            // SAFETY: as for the unsigned integers: no padding, any bits valid, encoded as
+            // its little-endian two's-complement bytes.
+            const LAYOUT: WireLayout = if cfg!(target_endian = "little") {
+                unsafe { WireLayout::memcpy() }
+            } else {
+                WireLayout::ENCODED
+            };
+
+            #[inline]
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+                (*self as $u).encode(enc)
+            }
+
+            #[inline]
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+                Ok(<$u>::decode(dec)? as $t)
+            }
+        }
+    )*};
+}
+
+marshal_signed! {
+    i8 => u8;
+    i16 => u16;
+    i32 => u32;
+    i64 => u64;
+    i128 => u128;
+}
+
+impl Marshal for isize {
+    const MIN_WIRE_SIZE: usize = 8;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_u64(*self as i64 as u64);
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let offset = dec.position();
+        let wire = dec.take_u64()? as i64;
+        isize::try_from(wire).map_err(|_| MarshalError::BadTag {
+            what: "isize",
+            tag: wire as u64,
+            offset,
+        })
+    }
+}
+
+macro_rules! marshal_float {
+    ($($t:ty => $bits:ty;)*) => {$(
+        impl Marshal for $t {
+            const MIN_WIRE_SIZE: usize = std::mem::size_of::<$t>();
+            // SAFETY: IEEE floats have no padding, every bit pattern is a valid value (NaNs
+            // included), and they cross as their little-endian bits.
+            const LAYOUT: WireLayout = if cfg!(target_endian = "little") {
+                unsafe { WireLayout::memcpy() }
+            } else {
+                WireLayout::ENCODED
+            };
+
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+                self.to_bits().encode(enc)
+            }
+
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+                Ok(<$t>::from_bits(<$bits>::decode(dec)?))
+            }
+        }
+    )*};
+}
+
+marshal_float! {
+    f32 => u32;
+    f64 => u64;
+}
+
+impl Marshal for bool {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_u8(u8::from(*self));
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let offset = dec.position();
+        match dec.take_u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            tag => Err(MarshalError::BadTag {
+                what: "bool",
+                tag: u64::from(tag),
+                offset,
+            }),
+        }
+    }
+}
+
+impl Marshal for char {
+    const MIN_WIRE_SIZE: usize = 4;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_u32(u32::from(*self));
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let offset = dec.position();
+        char::from_u32(dec.take_u32()?).ok_or(MarshalError::BadText {
+            offset,
+            reason: "not a Unicode scalar value",
+        })
+    }
+}
+
+impl Marshal for () {
+    const MIN_WIRE_SIZE: usize = 0;
+
+    fn encode(&self, _enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        Ok(())
+    }
+
+    fn decode(_dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        Ok(())
+    }
+}
+
+impl<T: ?Sized> Marshal for PhantomData<T> {
+    const MIN_WIRE_SIZE: usize = 0;
+
+    fn encode(&self, _enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        Ok(())
+    }
+
+    fn decode(_dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        Ok(PhantomData)
+    }
+}
+
+impl Marshal for Duration {
+    const MIN_WIRE_SIZE: usize = 12;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_u64(self.as_secs());
+        enc.put_u32(self.subsec_nanos());
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let secs = dec.take_u64()?;
+        let offset = dec.position();
+        let nanos = dec.take_u32()?;
+        if nanos >= 1_000_000_000 {
+            return Err(MarshalError::BadTag {
+                what: "Duration nanoseconds",
+                tag: u64::from(nanos),
+                offset,
+            });
+        }
+        Ok(Duration::new(secs, nanos))
+    }
+}
+
+impl<T: Marshal, const N: usize> Marshal for [T; N] {
+    const MIN_WIRE_SIZE: usize = T::MIN_WIRE_SIZE.saturating_mul(N);
+    // SAFETY: an array has no padding between or around its elements, so it is its
+    // elements' memory images back to back, which is exactly how it is encoded.
+    const LAYOUT: WireLayout = if T::LAYOUT.is_memcpy() {
+        unsafe { WireLayout::memcpy() }
+    } else {
+        WireLayout::ENCODED
+    };
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        encode_elements(&self[..], enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let needed = T::MIN_WIRE_SIZE.saturating_mul(N);
+        if needed > dec.remaining() {
+            return Err(MarshalError::Truncated {
+                offset: dec.position(),
+                needed,
+                remaining: dec.remaining(),
+            });
+        }
+        dec.enter()?;
+        let items = decode_elements::<T>(dec, N)?;
+        dec.leave();
+        let found = items.len() as u64;
+        items
+            .try_into()
+            .map_err(|_| MarshalError::ArrayLength { expected: N, found })
+    }
+}
+
+impl<T: Marshal> Marshal for Option<T> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        match self {
+            None => {
+                enc.put_u8(0);
+                Ok(())
+            }
+            Some(value) => {
+                enc.put_u8(1);
+                value.encode(enc)
+            }
+        }
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let offset = dec.position();
+        match dec.take_u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(T::decode(dec)?)),
+            tag => Err(MarshalError::BadTag {
+                what: "Option",
+                tag: u64::from(tag),
+                offset,
+            }),
+        }
+    }
+}
+
+impl<T: Marshal> Marshal for Vec<T> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_len(self.len());
+        encode_elements(self, enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        dec.enter()?;
+        let len = dec.take_len_of::<T>()?;
+        let items = decode_elements(dec, len)?;
+        dec.leave();
+        Ok(items)
+    }
+}
+
+impl<T: Marshal> Marshal for Box<[T]> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_len(self.len());
+        encode_elements(self, enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        Vec::<T>::decode(dec).map(Vec::into_boxed_slice)
+    }
+}
+
+impl<T: Marshal> Marshal for Box<T> {
+    const MIN_WIRE_SIZE: usize = T::MIN_WIRE_SIZE;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        (**self).encode(enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        dec.enter()?;
+        let value = T::decode(dec)?;
+        dec.leave();
+        Ok(Box::new(value))
+    }
+}
+
+impl Marshal for String {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_len(self.len());
+        enc.put_bytes(self.as_bytes());
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let len = dec.take_len(1)?;
+        let offset = dec.position();
+        let bytes = dec.take_bytes(len)?;
+        let text = std::str::from_utf8(bytes).map_err(|_| MarshalError::BadText {
+            offset,
+            reason: "not UTF-8",
+        })?;
+        Ok(text.to_owned())
+    }
+}
+
+impl Marshal for Box<str> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_len(self.len());
+        enc.put_bytes(self.as_bytes());
+        Ok(())
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        String::decode(dec).map(String::into_boxed_str)
+    }
+}
+
+macro_rules! marshal_tuple {
+    ($($name:ident)+) => {
+        impl<$($name: Marshal),+> Marshal for ($($name,)+) {
+            const MIN_WIRE_SIZE: usize = super::__private::sum_min(&[$($name::MIN_WIRE_SIZE),+]);
+
+            #[allow(non_snake_case)]
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+                let ($($name,)+) = self;
+                $($name.encode(enc)?;)+
+                Ok(())
+            }
+
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+                Ok(($($name::decode(dec)?,)+))
+            }
+        }
+    };
+}
+
+marshal_tuple!(A);
+marshal_tuple!(A B);
+marshal_tuple!(A B C);
+marshal_tuple!(A B C D);
+marshal_tuple!(A B C D E);
+marshal_tuple!(A B C D E F);
+marshal_tuple!(A B C D E F G);
+marshal_tuple!(A B C D E F G H);

@@ -1,0 +1,94 @@
+//! Marshaling: the [`Marshal`] trait, the wire format, and impls for std types.
+//!
+//! # Wire format
+//! Integers are fixed-width little-endian; `usize`/`isize` travel as 64 bits. Lengths,
+//! enum variants and object indices are unsigned LEB128. `bool` and `Option` are one tag
+//! byte. Sequences (`Vec`, slices, `String`) are a length then their elements. Objects
+//! reached through a [`TrackedPtr`] keep their identity: the first time a frame carries an
+//! object it is sent whole, with the sender's address; later pointers to it in the same
+//! frame are back-references, so shared objects stay shared and cycles end. A whole message
+//! is a [`frame`]: a header with magic, format version and payload length, then the payload.
+//!
+//! # Decoding is hostile-input safe
+//! Every length is checked against the bytes left before anything is allocated, every tag
+//! against the values an encoder writes, nesting is bounded by [`MAX_DEPTH`], and pointers
+//! are translated by the [`ObjectTracker`](crate::tracker::ObjectTracker), which rejects
+//! anything it did not hand out. Malformed input yields a [`MarshalError`], never a panic.
+
+mod decoder;
+mod encoder;
+mod error;
+pub mod frame;
+mod impls;
+mod layout;
+mod opaque;
+mod raw_array;
+mod tracked;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use decoder::Decoder;
+pub use encoder::Encoder;
+pub use error::MarshalError;
+pub use opaque::Opaque;
+pub use raw_array::{alloc_array, free_array};
+pub use tracked::TrackedPtr;
+pub use layout::WireLayout;
+
+/// How deeply values may nest (boxes in boxes, objects in objects) before a decoder gives up.
+pub const MAX_DEPTH: u32 = 128;
+
+/// A value that can cross the split between the kernel half and the user half.
+///
+/// Derive it with `#[derive(Marshal)]`; the field attributes `#[marshal(len = ...)]`,
+/// `#[marshal(skip)]` and `#[marshal(opaque)]` say how fields without a self-evident
+/// extent cross.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross the split: it does not implement `Marshal`",
+    label = "this type does not implement `Marshal`",
+    note = "derive it with `#[derive(Marshal)]`, or mark the field `#[marshal(skip)]` (never crosses) or `#[marshal(opaque)]` (crosses as an identity only)"
+)]
+pub trait Marshal: Sized {
+    /// The fewest bytes any value of this type takes on the wire. Decoders use it to refuse
+    /// length prefixes that the rest of a frame could not possibly hold.
+    const MIN_WIRE_SIZE: usize;
+
+    /// Whether a value's wire encoding is exactly its memory bytes, so slices of it cross
+    /// as one copy. Only code that can prove it (an `unsafe` constructor) may say yes.
+    const LAYOUT: WireLayout = WireLayout::ENCODED;
+
+    /// Appends this value to the encoder.
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError>;
+
+    /// Reads a value.
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError>;
+
+    /// Reads a value into an existing one (how `&mut` arguments come back). Either the
+    /// whole value is replaced or, on error, nothing is. Fields marked `#[marshal(skip)]`
+    /// keep the receiver's values.
+    fn decode_into(&mut self, dec: &mut Decoder<'_>) -> Result<(), MarshalError> {
+        *self = Self::decode(dec)?;
+        Ok(())
+    }
+}
+
+/// Encodes `value` into a fresh payload (no frame header, no tracker).
+pub fn to_bytes<T: Marshal>(value: &T) -> Result<Vec<u8>, MarshalError> {
+    let mut buf = Vec::new();
+    let mut enc = Encoder::new(&mut buf);
+    value.encode(&mut enc)?;
+    enc.check_size()?;
+    Ok(buf)
+}
+
+/// Decodes a payload produced by [`to_bytes`]; trailing bytes are an error.
+pub fn from_bytes<T: Marshal>(bytes: &[u8]) -> Result<T, MarshalError> {
+    let mut dec = Decoder::new(bytes);
+    let value = T::decode(&mut dec)?;
+    dec.finish()?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests;
