@@ -1,0 +1,118 @@
+//! The hardware seam: what a driver's k-half sees of an 8254x, whichever backend provides it.
+//!
+//! The same three traits are implemented by the software model in this crate and (later) by
+//! the UIO backend for real or QEMU-emulated PCI devices:
+//!
+//! * [`Mmio`]: 32-bit register access to BAR0;
+//! * [`DmaAllocator`] / [`DmaRegion`]: device-visible memory with bus addresses;
+//! * [`InterruptLine`]: the device's (INTx-like, level-triggered) interrupt.
+
+use std::time::Duration;
+
+/// 32-bit memory-mapped register access to BAR0.
+///
+/// Offsets are byte offsets; the 8254x only supports aligned 32-bit accesses. An access at an
+/// unmapped or unaligned offset must not panic: reads return an unspecified value (the model
+/// returns 0) and writes are ignored.
+pub trait Mmio: Send + Sync {
+    /// Reads the register at `off`. Reading some registers has side effects (ICR and the
+    /// statistics registers clear on read).
+    fn read32(&self, off: u32) -> u32;
+    /// Writes `v` to the register at `off`.
+    fn write32(&self, off: u32, v: u32);
+}
+
+/// Errors of DMA memory allocation and access.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DmaError {
+    /// The requested length was zero or too large.
+    #[error("invalid DMA allocation length {0}")]
+    InvalidLength(usize),
+    /// The allocator has no more bus address space or memory.
+    #[error("DMA memory exhausted")]
+    Exhausted,
+    /// An access fell outside the region.
+    #[error("DMA access at offset {off} length {len} outside region of {region_len} bytes")]
+    OutOfBounds {
+        /// Offset of the access.
+        off: usize,
+        /// Length of the access.
+        len: usize,
+        /// Length of the region.
+        region_len: usize,
+    },
+}
+
+/// A region of device-visible (DMA) memory.
+///
+/// The device addresses it by [`bus_addr`](DmaRegion::bus_addr); the driver reads and writes
+/// it through bounds-checked accessors. Accesses are "volatile-ish": every call reads or
+/// writes the shared memory, nothing is cached on the CPU side, and each call is atomic with
+/// respect to device DMA to the same region (the device never sees half of one `write`).
+pub trait DmaRegion: Send + Sync {
+    /// The address the device uses for this region's first byte.
+    fn bus_addr(&self) -> u64;
+    /// Length in bytes.
+    fn len(&self) -> usize;
+    /// True if the region has no bytes (never, for regions from the model's allocator).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies `buf.len()` bytes at `off` into `buf`.
+    fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), DmaError>;
+    /// Copies `data` to `off`.
+    fn write(&self, off: usize, data: &[u8]) -> Result<(), DmaError>;
+
+    /// Reads a little-endian `u32` at `off`.
+    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    /// Writes a little-endian `u32` at `off`.
+    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+        self.write(off, &v.to_le_bytes())
+    }
+    /// Reads a little-endian `u64` at `off`.
+    fn read_u64(&self, off: usize) -> Result<u64, DmaError> {
+        let mut b = [0u8; 8];
+        self.read(off, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// Writes a little-endian `u64` at `off`.
+    fn write_u64(&self, off: usize, v: u64) -> Result<(), DmaError> {
+        self.write(off, &v.to_le_bytes())
+    }
+}
+
+/// Allocates DMA memory (on the k-half side).
+pub trait DmaAllocator: Send + Sync {
+    /// The region type handed out.
+    type Region: DmaRegion;
+    /// Allocates `len` zeroed bytes, aligned to at least a 4 KiB page in bus address space.
+    /// Dropping the region frees it; afterwards the device can no longer reach it.
+    fn alloc(&self, len: usize) -> Result<Self::Region, DmaError>;
+}
+
+/// The device's interrupt line, as the k-half sees it.
+///
+/// It has INTx-like level semantics: it is asserted while the device has an unmasked cause
+/// pending (for the 8254x: `ICR & IMS != 0`, subject to interrupt throttling) and stays
+/// asserted until the driver clears the cause (reading ICR). Independently of the device's
+/// own mask, the line can be masked at the interrupt controller (as with UIO's
+/// `irqcontrol`); a masked line never wakes [`wait`](InterruptLine::wait).
+pub trait InterruptLine: Send + Sync {
+    /// Waits until the line is asserted and unmasked, or `timeout` passes. Returns whether
+    /// the line is asserted and unmasked on return. Returns immediately if it already is.
+    fn wait(&self, timeout: Duration) -> bool;
+    /// Whether the device currently asserts the line (regardless of the mask).
+    fn is_asserted(&self) -> bool;
+    /// Masks the line: [`wait`](InterruptLine::wait) no longer returns early.
+    fn mask(&self);
+    /// Unmasks the line.
+    fn unmask(&self);
+    /// Whether the line is masked.
+    fn is_masked(&self) -> bool;
+    /// Number of times the line went from deasserted to asserted (like an eventfd count).
+    fn assertions(&self) -> u64;
+}

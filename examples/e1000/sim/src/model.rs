@@ -1,0 +1,382 @@
+//! The model as a whole: the device thread, the wire, the peer, and the handle drivers and
+//! tests use.
+//!
+//! One lock protects the device, the wire and the peer. MMIO accesses take it briefly and
+//! perform register semantics synchronously (as a PCI read completes with the register's
+//! value); anything that takes time on hardware — DMA, EEPROM reads through EERD, MDIO
+//! cycles, auto-negotiation, interrupt delay timers — happens on the device thread, which
+//! a register write wakes up and which otherwise sleeps until its next timer.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::device::{Device, Variant};
+use crate::dma::SimDma;
+use crate::error::SimError;
+use crate::fault::Fault;
+use crate::hw::Mmio;
+use crate::irq::SimIrq;
+use crate::peer::{
+    Direction, Peer, PeerConfig, PeerStats, StreamConfig, Wire, WireFrame, WireStats,
+};
+
+/// Configuration of a model instance.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Which part to model.
+    pub variant: Variant,
+    /// The MAC address stored in the EEPROM.
+    pub mac: [u8; 6],
+    /// How long auto-negotiation takes (real hardware: a few seconds at worst, typically
+    /// hundreds of milliseconds; tests want it short).
+    pub autoneg_time: Duration,
+    /// Whether the cable is plugged in at start.
+    pub link_up: bool,
+    /// The link partner.
+    pub peer: PeerConfig,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            variant: Variant::I82540EM,
+            mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+            autoneg_time: Duration::from_millis(5),
+            link_up: true,
+            peer: PeerConfig::default(),
+        }
+    }
+}
+
+/// Descriptors handled per lock hold before the device thread lets others in.
+const BUDGET: usize = 64;
+
+struct Inner {
+    dev: Device,
+    wire: Wire,
+    peer: Peer,
+    shutdown: bool,
+    tx_out: Vec<WireFrame>,
+}
+
+impl Inner {
+    /// One round of device work; returns whether more work is ready right away.
+    fn step(&mut self, now: Instant) -> bool {
+        self.dev.tick(now);
+        let mut out = std::mem::take(&mut self.tx_out);
+        self.dev.process_tx(now, BUDGET, &mut out);
+        let loopback = self.dev.loopback();
+        for f in out.drain(..) {
+            if loopback {
+                self.dev.receive(f, now);
+            } else if let Some(f) = self.wire.carry(Direction::ToPeer, f) {
+                self.peer.receive(f);
+            }
+        }
+        self.tx_out = out;
+        if !loopback {
+            let mut n = 0;
+            while n < BUDGET {
+                let dev = &self.dev;
+                let Some(data) = self.peer.next_frame(now, |len| dev.can_accept(len)) else {
+                    break;
+                };
+                n += 1;
+                if let Some(f) = self
+                    .wire
+                    .carry(Direction::ToNic, WireFrame { data, fcs_ok: true })
+                {
+                    self.dev.receive(f, now);
+                }
+            }
+        }
+        self.dev.process_rx(now, BUDGET);
+        self.dev.update_irq(now);
+        self.dev.tx_ready()
+            || self.dev.rx_ready()
+            || self.dev.has_pending_ops()
+            || (!loopback && self.peer_ready(now))
+    }
+
+    fn peer_ready(&mut self, now: Instant) -> bool {
+        if self.peer.deadline().is_some_and(|d| d <= now) {
+            return true;
+        }
+        // A lossless stream or a queued reply that the NIC can take now.
+        self.peer.stream_remaining() > 0
+            && self.dev.can_accept(1514)
+            && self.peer.deadline().is_none()
+            || self.peer.has_queued() && self.dev.can_accept(1514)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        [self.dev.deadline(), self.peer.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+/// A running model of an 8254x on a wire with a peer.
+///
+/// Implements [`Mmio`] for BAR0; DMA memory comes from [`dma`](E1000Sim::dma) and the
+/// interrupt line from [`irq`](E1000Sim::irq). Dropping it stops the device thread.
+pub struct E1000Sim {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    dma: SimDma,
+    irq: Arc<SimIrq>,
+    variant: Variant,
+    mac: [u8; 6],
+}
+
+impl std::fmt::Debug for E1000Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E1000Sim")
+            .field("variant", &self.variant)
+            .field("mac", &self.mac)
+            .finish_non_exhaustive()
+    }
+}
+
+impl E1000Sim {
+    /// Powers on a model: registers at their reset values, the PHY starting
+    /// auto-negotiation if the cable is plugged in.
+    pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
+        let dma = SimDma::new();
+        let irq = Arc::new(SimIrq::new());
+        let now = Instant::now();
+        let dev = Device::new(
+            cfg.variant,
+            cfg.mac,
+            cfg.autoneg_time,
+            dma.clone(),
+            Arc::clone(&irq),
+            cfg.link_up,
+            now,
+        );
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                dev,
+                wire: Wire::new(cfg.link_up),
+                peer: Peer::new(cfg.peer),
+                shutdown: false,
+                tx_out: Vec::new(),
+            }),
+            cv: Condvar::new(),
+        });
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("e1000-sim".into())
+            .spawn(move || device_thread(&s))
+            .map_err(|e| SimError::Spawn(e.to_string()))?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+            dma,
+            irq,
+            variant: cfg.variant,
+            mac: cfg.mac,
+        })
+    }
+
+    /// A model with the default configuration.
+    pub fn with_defaults() -> Result<Self, SimError> {
+        Self::new(SimConfig::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared.inner.lock()
+    }
+
+    fn kick(&self) {
+        self.shared.cv.notify_one();
+    }
+
+    /// The modelled part.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// PCI (vendor, device) IDs.
+    pub fn pci_ids(&self) -> (u16, u16) {
+        (self.variant.vendor_id(), self.variant.device_id())
+    }
+
+    /// The MAC address programmed into the EEPROM.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The DMA allocator/bus the device masters.
+    pub fn dma(&self) -> &SimDma {
+        &self.dma
+    }
+
+    /// The interrupt line.
+    pub fn irq(&self) -> Arc<SimIrq> {
+        Arc::clone(&self.irq)
+    }
+
+    /// Faults recorded so far (see [`Fault`]).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.lock().dev.faults.faults.clone()
+    }
+
+    /// Faults recorded so far, clearing the log.
+    pub fn take_faults(&self) -> Vec<Fault> {
+        std::mem::take(&mut self.lock().dev.faults.faults)
+    }
+
+    /// Number of DMA bus errors (master aborts) so far.
+    pub fn bus_errors(&self) -> u64 {
+        self.lock().dev.faults.bus_errors
+    }
+
+    /// The EEPROM's current contents.
+    pub fn eeprom_words(&self) -> [u16; crate::eeprom::WORDS] {
+        *self.lock().dev.eeprom.words()
+    }
+
+    /// Plugs or unplugs the cable.
+    pub fn set_link(&self, up: bool) {
+        let mut g = self.lock();
+        g.wire.up = up;
+        g.dev.wire_changed(Instant::now(), up);
+        drop(g);
+        self.kick();
+    }
+
+    /// Whether the cable is plugged in.
+    pub fn link_plugged(&self) -> bool {
+        self.lock().wire.up
+    }
+
+    /// Drops the next `n` frames travelling in `dir`.
+    pub fn drop_frames(&self, dir: Direction, n: u64) {
+        self.lock().wire.drop_next(dir, n);
+    }
+
+    /// Corrupts (bad FCS) the next `n` frames travelling in `dir`.
+    pub fn corrupt_frames(&self, dir: Direction, n: u64) {
+        self.lock().wire.corrupt_next(dir, n);
+    }
+
+    /// Wire counters.
+    pub fn wire_stats(&self) -> WireStats {
+        self.lock().wire.stats.clone()
+    }
+
+    /// Peer counters.
+    pub fn peer_stats(&self) -> PeerStats {
+        self.lock().peer.stats.clone()
+    }
+
+    /// Takes the frames the peer recorded (without FCS, oldest first).
+    pub fn peer_take_received(&self) -> Vec<Vec<u8>> {
+        self.lock().peer.received.drain(..).collect()
+    }
+
+    /// Turns the peer's recording of received frames on or off.
+    pub fn peer_set_recording(&self, on: bool) {
+        let mut g = self.lock();
+        g.peer.cfg.record = on;
+        if !on {
+            g.peer.received.clear();
+        }
+    }
+
+    /// Starts a generated stream from the peer (replacing any running one).
+    pub fn peer_start_stream(&self, cfg: StreamConfig) {
+        self.lock().peer.start_stream(cfg, Instant::now());
+        self.kick();
+    }
+
+    /// Stops the peer's stream.
+    pub fn peer_stop_stream(&self) {
+        self.lock().peer.stop_stream();
+    }
+
+    /// Stream frames not yet sent.
+    pub fn peer_stream_remaining(&self) -> u64 {
+        self.lock().peer.stream_remaining()
+    }
+
+    /// Makes the peer send an arbitrary frame (bytes without FCS) to the NIC.
+    pub fn peer_send(&self, frame: Vec<u8>) {
+        self.lock().peer.inject(frame);
+        self.kick();
+    }
+
+    /// The peer's MAC and IPv4 address.
+    pub fn peer_addr(&self) -> ([u8; 6], [u8; 4]) {
+        let g = self.lock();
+        (g.peer.cfg.mac, g.peer.cfg.ip)
+    }
+
+    /// Frames waiting in the receive FIFO (not yet in host memory).
+    pub fn rx_fifo_frames(&self) -> usize {
+        self.lock().dev.rx_fifo_len()
+    }
+
+    /// Stops the device thread and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.lock().shutdown = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            // The device thread never panics by design; if it did, there is nothing more
+            // to clean up here.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for E1000Sim {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Mmio for E1000Sim {
+    fn read32(&self, off: u32) -> u32 {
+        self.lock().dev.read(off, Instant::now())
+    }
+
+    fn write32(&self, off: u32, v: u32) {
+        self.lock().dev.write(off, v, Instant::now());
+        self.kick();
+    }
+}
+
+/// Longest sleep of the device thread when nothing is scheduled.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+fn device_thread(s: &Shared) {
+    let mut g = s.inner.lock();
+    loop {
+        if g.shutdown {
+            break;
+        }
+        let now = Instant::now();
+        if g.step(now) {
+            MutexGuard::bump(&mut g);
+            continue;
+        }
+        let until = g.deadline().unwrap_or(now + IDLE_WAIT).min(now + IDLE_WAIT);
+        if until > now {
+            s.cv.wait_until(&mut g, until);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Ethernet, IPv4, ARP and ICMP helpers for the peer, the checksum offloads and the tests.
+
+/// Ethernet header length.
+pub const ETH_HLEN: usize = 14;
+/// Minimum frame length without FCS (64 bytes on the wire).
+pub const ETH_ZLEN: usize = 60;
+/// FCS length.
+pub const FCS_LEN: usize = 4;
+/// EtherType IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86DD;
+/// EtherType used by the peer's generated stream (IEEE 802 local experimental).
+pub const ETHERTYPE_STREAM: u16 = 0x88B5;
+/// The broadcast address.
+pub const BROADCAST: [u8; 6] = [0xFF; 6];
+
+const fn crc_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// The Ethernet FCS (CRC-32, IEEE 802.3) of `data`; appended to a frame little-endian.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Adds `data` to a running 32-bit one's complement sum of big-endian 16-bit words.
+/// `odd` data is padded with a zero byte.
+pub fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        if sum > 0xFFFF_0000 {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+    }
+    if let [b] = chunks.remainder() {
+        sum += u32::from(*b) << 8;
+    }
+    sum
+}
+
+/// Folds a 32-bit sum to 16 bits.
+pub fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The Internet checksum (complemented folded sum) of `data`.
+pub fn inet_csum(data: &[u8]) -> u16 {
+    !csum_fold(csum_add(0, data))
+}
+
+/// Destination MAC of a frame (zeros if too short).
+pub fn dst_mac(f: &[u8]) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    if f.len() >= 6 {
+        m.copy_from_slice(&f[..6]);
+    }
+    m
+}
+
+/// EtherType at offset 12 (0 if too short).
+pub fn ethertype(f: &[u8]) -> u16 {
+    if f.len() >= 14 {
+        u16::from_be_bytes([f[12], f[13]])
+    } else {
+        0
+    }
+}
+
+/// Whether a MAC address is multicast (includes broadcast).
+pub fn is_multicast(m: &[u8; 6]) -> bool {
+    m[0] & 1 != 0
+}
+
+/// Builds an Ethernet header.
+pub fn eth_header(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// Builds an ARP request or reply (op 1 or 2), padded to 60 bytes.
+pub fn arp(
+    op: u16,
+    src_mac: [u8; 6],
+    src_ip: [u8; 4],
+    dst_mac: [u8; 6],
+    dst_ip: [u8; 4],
+) -> Vec<u8> {
+    let eth_dst = if op == 1 { BROADCAST } else { dst_mac };
+    let mut f = eth_header(eth_dst, src_mac, ETHERTYPE_ARP);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&src_ip);
+    f.extend_from_slice(if op == 1 { &[0u8; 6] } else { &dst_mac });
+    f.extend_from_slice(&dst_ip);
+    f.resize(ETH_ZLEN, 0);
+    f
+}
+
+/// Builds an IPv4 header (no options) with a valid checksum.
+pub fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize, id: u16) -> Vec<u8> {
+    let total = (20 + payload_len) as u16;
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.extend_from_slice(&[0x40, 0, 64, proto, 0, 0]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = inet_csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+/// Builds an ICMP echo (type 8 request / 0 reply) frame.
+#[allow(clippy::too_many_arguments)]
+pub fn icmp_echo(
+    kind: u8,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    ident: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![kind, 0, 0, 0];
+    icmp.extend_from_slice(&ident.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth_header(dst_mac, src_mac, ETHERTYPE_IPV4);
+    f.extend_from_slice(&ipv4_header(src_ip, dst_ip, 1, icmp.len(), seq));
+    f.extend_from_slice(&icmp);
+    if f.len() < ETH_ZLEN {
+        f.resize(ETH_ZLEN, 0);
+    }
+    f
+}
+
+/// The byte at position `i` of stream frame `seq`'s payload.
+pub fn stream_byte(seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(31).wrapping_add(i as u64 * 7)) as u8
+}
+
+/// Builds frame `seq` of a generated stream: Ethernet header with [`ETHERTYPE_STREAM`],
+/// the 8-byte big-endian sequence number, then [`stream_byte`]s up to `len` bytes
+/// (without FCS; `len` is clamped to at least 22).
+pub fn stream_frame(dst: [u8; 6], src: [u8; 6], seq: u64, len: usize) -> Vec<u8> {
+    let len = len.max(ETH_HLEN + 8);
+    let mut f = eth_header(dst, src, ETHERTYPE_STREAM);
+    f.extend_from_slice(&seq.to_be_bytes());
+    let start = f.len();
+    f.extend((start..len).map(|i| stream_byte(seq, i)));
+    f
+}
+
+/// Checks a received stream frame; returns its sequence number if every byte is right.
+pub fn check_stream_frame(f: &[u8], dst: [u8; 6], src: [u8; 6]) -> Option<u64> {
+    if f.len() < ETH_HLEN + 8
+        || f[..6] != dst
+        || f[6..12] != src
+        || ethertype(f) != ETHERTYPE_STREAM
+    {
+        return None;
+    }
+    let seq = u64::from_be_bytes(f[14..22].try_into().ok()?);
+    f.iter()
+        .enumerate()
+        .skip(22)
+        .all(|(i, &b)| b == stream_byte(seq, i))
+        .then_some(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_and_checksums() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        let h = ipv4_header([10, 0, 2, 15], [10, 0, 2, 2], 1, 8, 1);
+        assert_eq!(inet_csum(&h), 0);
+        let f = stream_frame([1; 6], [2; 6], 77, 100);
+        assert_eq!(f.len(), 100);
+        assert_eq!(check_stream_frame(&f, [1; 6], [2; 6]), Some(77));
+    }
+}
