@@ -1,0 +1,40 @@
+//! Procedural macros for microdriver.
+//!
+//! Drivers use these through `microdriver-rt`, which re-exports them; the generated code
+//! names the runtime by absolute paths (`::microdriver_rt::marshal::...`).
+//!
+//! # `#[derive(Marshal)]`
+//! Makes a struct or enum able to cross the split between a driver's kernel half and its
+//! user half. Fields cross in declaration order; enum variants cross as their index (an
+//! unsigned LEB128 integer) followed by their fields. Field attributes say how fields
+//! without a self-evident extent cross:
+//!
+//! - `#[marshal(skip)]`: the field never crosses. Decoding gives it `Default::default()`;
+//!   `decode_into` keeps the receiver's own value.
+//! - `#[marshal(opaque)]`: the field crosses as a 64-bit identity (its type implements
+//!   `Opaque`) and is never dereferenced: device memory, DMA handles, user pointers.
+//! - `#[marshal(len = EXPR)]` (struct fields only): the field is a raw pointer
+//!   (`*mut T`, `*const T`, `Option<NonNull<T>>`), a `Vec<T>` or a `Box<[T]>` holding
+//!   `EXPR` elements. `EXPR` may use `self` (`self.count * 2`, `self.ring_len()`) or name a
+//!   sibling field directly (`count`).
+//!
+//! The container attribute `#[marshal(bound = "T: Marshal + Clone")]` replaces the
+//! `T: Marshal` bound the derive otherwise adds for every type parameter.
+//!
+//! Raw pointers without `len` or `opaque`, references, unions, and conflicting or unknown
+//! attributes are compile errors that name the field and the annotation that fixes it.
+
+mod ast;
+mod attr;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `microdriver_rt::marshal::Marshal`; see the [crate documentation](crate).
+#[proc_macro_derive(Marshal, attributes(marshal))]
+pub fn derive_marshal(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}
