@@ -1206,10 +1206,11 @@ impl Device {
             }
             special = tci;
         }
-        let crc = if f.fcs_ok {
-            net::crc32(&f.data)
-        } else {
-            !net::crc32(&f.data)
+        let store_crc = rctl_v & rctl::SECRC == 0;
+        let crc = match (store_crc, f.fcs_ok) {
+            (false, _) => 0,
+            (true, true) => net::crc32(&f.data),
+            (true, false) => !net::crc32(&f.data),
         };
         let mut data = f.data;
         let mut status = 0u8;
@@ -1231,7 +1232,7 @@ impl Device {
         } else {
             0
         };
-        if rctl_v & rctl::SECRC == 0 {
+        if store_crc {
             data.extend_from_slice(&crc.to_le_bytes());
         }
         if self.rx_fifo_bytes + data.len() > self.rx_fifo_capacity() {

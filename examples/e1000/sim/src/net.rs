@@ -48,28 +48,38 @@ pub fn crc32(data: &[u8]) -> u32 {
     !c
 }
 
-/// Adds `data` to a running 32-bit one's complement sum of big-endian 16-bit words.
-/// `odd` data is padded with a zero byte.
-pub fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+/// Adds `data` to a running one's complement sum of big-endian 16-bit words, returning
+/// a partial sum to pass to [`csum_fold`] (or to further calls). Odd data is padded with a
+/// zero byte, so only the last piece of a checksummed range may have odd length.
+pub fn csum_add(sum: u32, data: &[u8]) -> u32 {
+    // One's complement addition is associative over any word size: sum 32-bit words into
+    // a 64-bit accumulator and fold at the end.
+    let mut acc = u64::from(sum);
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        if sum > 0xFFFF_0000 {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (w >> 32) + (w & 0xFFFF_FFFF);
     }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
+    let mut rest = chunks.remainder().chunks_exact(2);
+    for c in &mut rest {
+        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
     }
-    sum
+    if let [b] = rest.remainder() {
+        acc += u64::from(*b) << 8;
+    }
+    while acc > 0xFFFF_FFFF {
+        acc = (acc & 0xFFFF_FFFF) + (acc >> 32);
+    }
+    acc as u32
 }
 
 /// Folds a 32-bit sum to 16 bits.
-pub fn csum_fold(mut sum: u32) -> u16 {
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
+pub fn csum_fold(sum: u32) -> u16 {
+    let mut s = u64::from(sum);
+    while s > 0xFFFF {
+        s = (s & 0xFFFF) + (s >> 16);
     }
-    sum as u16
+    s as u16
 }
 
 /// The Internet checksum (complemented folded sum) of `data`.
@@ -183,7 +193,12 @@ pub fn stream_frame(dst: [u8; 6], src: [u8; 6], seq: u64, len: usize) -> Vec<u8>
     let mut f = eth_header(dst, src, ETHERTYPE_STREAM);
     f.extend_from_slice(&seq.to_be_bytes());
     let start = f.len();
-    f.extend((start..len).map(|i| stream_byte(seq, i)));
+    let mut b = stream_byte(seq, start);
+    f.resize(len, 0);
+    for x in &mut f[start..] {
+        *x = b;
+        b = b.wrapping_add(7);
+    }
     f
 }
 
@@ -207,6 +222,19 @@ pub fn check_stream_frame(f: &[u8], dst: [u8; 6], src: [u8; 6]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csum_matches_reference() {
+        let data: Vec<u8> = (0..1001u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in [0, 1, 2, 7, 8, 9, 63, 1000, 1001] {
+            let d = &data[..len];
+            let mut r = 0u32;
+            for c in d.chunks(2) {
+                r += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+            }
+            assert_eq!(csum_fold(csum_add(0, d)), csum_fold(r), "len {len}");
+        }
+    }
 
     #[test]
     fn crc_and_checksums() {
