@@ -1,0 +1,613 @@
+//! Walking function bodies: call sites, method calls, closures, functions whose address is
+//! taken, and deferrals.
+
+use std::collections::HashMap;
+
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+use syn::{Expr, ExprClosure, ExprPath, FnArg, Member, Pat, Token};
+
+use crate::model::{CallEdge, EdgeKind, FnId, FnInfo, FnKind, Mark, Unresolved};
+use crate::resolve::{Res, Ty};
+use crate::tables::{Body, Ctx, ScopeId, Tables};
+
+/// An indirect call site: resolved once every address-taken function is known.
+#[derive(Debug, Clone)]
+pub struct IndirectSite {
+    /// Caller.
+    pub from: FnId,
+    /// Number of arguments.
+    pub arity: usize,
+    /// File.
+    pub file: String,
+    /// Line.
+    pub line: usize,
+}
+
+/// What walking the bodies found.
+#[derive(Debug, Default)]
+pub struct Sink {
+    /// Closures (their ids follow the collected functions).
+    pub closures: Vec<FnInfo>,
+    /// Resolved call edges.
+    pub edges: Vec<CallEdge>,
+    /// Indirect call sites.
+    pub indirect: Vec<IndirectSite>,
+    /// Functions whose address is taken.
+    pub taken: Vec<FnId>,
+    /// What could not be resolved.
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Whether a callee name is recognisably a deferral: `defer`, or starting with `defer_`.
+pub fn is_deferral_name(name: &str) -> bool {
+    name == "defer" || name.starts_with("defer_")
+}
+
+/// Macros whose arguments are not expressions containing calls.
+const INERT_MACROS: &[&str] = &[
+    "macro_rules",
+    "include_str",
+    "include_bytes",
+    "include",
+    "concat",
+    "env",
+    "option_env",
+    "stringify",
+    "cfg",
+    "compile_error",
+    "line",
+    "file",
+    "column",
+    "module_path",
+    "cfg_if",
+];
+
+/// Walks every body in the tables.
+pub fn walk_all(t: &Tables) -> Sink {
+    let mut sink = Sink::default();
+    for body in &t.bodies {
+        let mut w = Walker::new(t, &mut sink, body.scope, body.ctx.clone(), Some(body.fn_id));
+        w.run(body);
+    }
+    for (scope, expr) in &t.inits {
+        let mut w = Walker::new(t, &mut sink, *scope, Ctx::default(), None);
+        w.visit_expr(expr);
+    }
+    sink
+}
+
+/// How a function value or closure is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Stored, returned, or passed to crate code: an indirect-call target.
+    Taken,
+    /// Passed to code outside the crate, which calls it for the caller.
+    External,
+    /// Handed to a deferral: runs later in the user half.
+    Deferred,
+}
+
+struct Walker<'a> {
+    t: &'a Tables,
+    sink: &'a mut Sink,
+    scope: ScopeId,
+    ctx: Ctx,
+    current: Option<FnId>,
+    env: HashMap<String, Ty>,
+    file: String,
+    base_path: String,
+    closure_count: usize,
+}
+
+fn strip(mut e: &Expr) -> &Expr {
+    loop {
+        match e {
+            Expr::Paren(p) => e = &p.expr,
+            Expr::Group(g) => e = &g.expr,
+            Expr::Reference(r) => e = &r.expr,
+            _ => return e,
+        }
+    }
+}
+
+fn segs_of(p: &syn::Path) -> Vec<String> {
+    p.segments.iter().map(|s| s.ident.to_string()).collect()
+}
+
+/// Binds every identifier in a pattern.
+#[derive(Default)]
+struct PatNames(Vec<String>);
+
+impl<'ast> Visit<'ast> for PatNames {
+    fn visit_pat_ident(&mut self, i: &'ast syn::PatIdent) {
+        self.0.push(i.ident.to_string());
+        visit::visit_pat_ident(self, i);
+    }
+}
+
+impl<'a> Walker<'a> {
+    fn new(
+        t: &'a Tables,
+        sink: &'a mut Sink,
+        scope: ScopeId,
+        ctx: Ctx,
+        current: Option<FnId>,
+    ) -> Self {
+        let (file, base_path) = match current {
+            Some(f) => (t.fns[f].file.clone(), t.fns[f].path.clone()),
+            None => (t.scopes[scope].file.clone(), String::new()),
+        };
+        Walker {
+            t,
+            sink,
+            scope,
+            ctx,
+            current,
+            env: HashMap::new(),
+            file,
+            base_path,
+            closure_count: 0,
+        }
+    }
+
+    fn run(&mut self, body: &Body) {
+        for input in &body.inputs {
+            match input {
+                FnArg::Receiver(_) => {
+                    let ty = match (&self.ctx.self_key, &self.ctx.self_trait) {
+                        (Some(k), _) => Ty::Named(k.clone()),
+                        (None, Some(t)) => Ty::Generic(vec![t.clone()]),
+                        _ => Ty::Unknown,
+                    };
+                    self.env.insert("self".into(), ty);
+                }
+                FnArg::Typed(pt) => {
+                    let ty = self.t.type_of(&pt.ty, self.scope, &self.ctx);
+                    self.bind(&pt.pat, ty);
+                }
+            }
+        }
+        self.visit_block(&body.block);
+    }
+
+    fn bind(&mut self, pat: &Pat, ty: Ty) {
+        match pat {
+            Pat::Ident(i) if i.subpat.is_none() => {
+                self.env.insert(i.ident.to_string(), ty);
+            }
+            Pat::Type(pt) => {
+                let ty = self.t.type_of(&pt.ty, self.scope, &self.ctx);
+                self.bind(&pt.pat, ty);
+            }
+            other => {
+                let mut names = PatNames::default();
+                names.visit_pat(other);
+                for n in names.0 {
+                    self.env.insert(n, Ty::Unknown);
+                }
+            }
+        }
+    }
+
+    fn edge(&mut self, to: FnId, kind: EdgeKind, line: usize) {
+        if let Some(from) = self.current {
+            self.sink.edges.push(CallEdge {
+                from,
+                to,
+                kind,
+                file: self.file.clone(),
+                line,
+            });
+        }
+    }
+
+    fn unresolved(&mut self, line: usize, what: String, reason: &str) {
+        self.sink.unresolved.push(Unresolved {
+            file: self.file.clone(),
+            line,
+            what,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Creates the node for a closure and walks its body.
+    fn closure(&mut self, c: &ExprClosure, how: Use) -> FnId {
+        let id = self.t.fns.len() + self.sink.closures.len();
+        let name = format!("{{closure#{}}}", self.closure_count);
+        self.closure_count += 1;
+        let start = c.span().start().line;
+        let end = c.body.span().end().line.max(start);
+        let path = if self.base_path.is_empty() {
+            name.clone()
+        } else {
+            format!("{}::{name}", self.base_path)
+        };
+        self.sink.closures.push(FnInfo {
+            id,
+            path,
+            name,
+            kind: FnKind::Closure,
+            self_ty: None,
+            trait_name: None,
+            file: self.file.clone(),
+            line: start,
+            end_line: end,
+            lines: end - start + 1,
+            arity: c.inputs.len(),
+            has_self: false,
+            params: Vec::new(),
+            ret: None,
+            mark: Mark::None,
+            address_taken: false,
+            parent: self.current,
+        });
+        match how {
+            Use::Taken => self.sink.taken.push(id),
+            Use::External => self.edge(id, EdgeKind::PassedToExternal, start),
+            Use::Deferred => self.edge(id, EdgeKind::Deferred, start),
+        }
+        let saved = self.current.replace(id);
+        for p in &c.inputs {
+            self.bind(p, Ty::Unknown);
+        }
+        self.visit_expr(&c.body);
+        self.current = saved;
+        id
+    }
+
+    /// A function used as a value.
+    fn fn_value(&mut self, fns: &[FnId], how: Use, line: usize) {
+        for &f in fns {
+            match how {
+                Use::Taken => self.sink.taken.push(f),
+                Use::External => self.edge(f, EdgeKind::PassedToExternal, line),
+                Use::Deferred => self.edge(f, EdgeKind::Deferred, line),
+            }
+        }
+    }
+
+    /// Functions a value path names, if any (locals excluded).
+    fn path_fns(&self, p: &ExprPath) -> Vec<FnId> {
+        let segs = segs_of(&p.path);
+        if p.qself.is_none() && segs.len() == 1 && self.env.contains_key(&segs[0]) {
+            return Vec::new();
+        }
+        match self.resolve_expr_path(p) {
+            Res::Fn(f) => vec![f],
+            Res::Fns(fs, _) => fs,
+            _ => Vec::new(),
+        }
+    }
+
+    fn resolve_expr_path(&self, p: &ExprPath) -> Res {
+        let segs = segs_of(&p.path);
+        let Some(q) = &p.qself else {
+            return self.t.resolve_path(self.scope, &self.ctx, &segs);
+        };
+        let Some(method) = segs.last() else {
+            return Res::Unknown;
+        };
+        let ty = self.t.type_of(&q.ty, self.scope, &self.ctx);
+        if q.position == 0 {
+            // `<T>::m`
+            let (fs, kind) = self.t.method_targets(&ty, method, usize::MAX);
+            return Res::Fns(
+                fs,
+                if kind == EdgeKind::MethodTyped {
+                    EdgeKind::Direct
+                } else {
+                    kind
+                },
+            );
+        }
+        // `<T as Trait>::m`
+        let trait_segs = &segs[..q.position.min(segs.len())];
+        let trait_key = match self.t.resolve_path(self.scope, &self.ctx, trait_segs) {
+            Res::Trait(k) => k,
+            _ => trait_segs.last().cloned().unwrap_or_default(),
+        };
+        let all = self.t.dispatch(&trait_key, method);
+        if let Ty::Named(k) = ty {
+            let own: Vec<FnId> = self
+                .t
+                .assoc(&k, method)
+                .into_iter()
+                .filter(|f| all.contains(f))
+                .collect();
+            if !own.is_empty() {
+                return Res::Fns(own, EdgeKind::Direct);
+            }
+        }
+        Res::Fns(all, EdgeKind::TraitDispatch)
+    }
+
+    /// Handles one argument of a call.
+    fn arg(&mut self, e: &Expr, how: Use) {
+        match strip(e) {
+            Expr::Closure(c) => {
+                self.closure(c, how);
+            }
+            Expr::Path(p) => {
+                let fns = self.path_fns(p);
+                if fns.is_empty() {
+                    self.visit_expr(e);
+                } else {
+                    self.fn_value(&fns, how, p.span().start().line);
+                }
+            }
+            _ => self.visit_expr(e),
+        }
+    }
+
+    /// Edges to resolved call targets; `#[upcall(deferred)]` targets get deferral edges.
+    fn call_edges(&mut self, targets: &[FnId], kind: EdgeKind, line: usize) {
+        for &f in targets {
+            let k = if self.t.fns[f].mark == Mark::UpcallDeferred {
+                EdgeKind::Deferred
+            } else {
+                kind
+            };
+            self.edge(f, k, line);
+        }
+    }
+
+    fn infer(&self, e: &Expr) -> Ty {
+        match e {
+            Expr::Paren(p) => self.infer(&p.expr),
+            Expr::Group(g) => self.infer(&g.expr),
+            Expr::Reference(r) => self.infer(&r.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.infer(&u.expr),
+            Expr::Cast(c) => self.t.type_of(&c.ty, self.scope, &self.ctx),
+            Expr::Path(p) => {
+                let segs = segs_of(&p.path);
+                if segs.len() == 1 {
+                    if let Some(ty) = self.env.get(&segs[0]) {
+                        return ty.clone();
+                    }
+                }
+                match self.resolve_expr_path(p) {
+                    Res::Fn(_) | Res::Fns(..) => Ty::Callable,
+                    _ => Ty::Unknown,
+                }
+            }
+            Expr::Field(f) => {
+                let Ty::Named(key) = self.infer(&f.base) else {
+                    return Ty::Unknown;
+                };
+                let Some(st) = self.t.structs.get(&key) else {
+                    return Ty::Unknown;
+                };
+                let member = match &f.member {
+                    Member::Named(i) => i.to_string(),
+                    Member::Unnamed(i) => i.index.to_string(),
+                };
+                match st.fields.get(&member) {
+                    Some(ty) => self.t.type_of(ty, st.scope, &Ctx::default()),
+                    None => Ty::Unknown,
+                }
+            }
+            Expr::Struct(s) => match self
+                .t
+                .resolve_path(self.scope, &self.ctx, &segs_of(&s.path))
+            {
+                Res::Type(k) => Ty::Named(k),
+                _ => Ty::Unknown,
+            },
+            Expr::Call(c) => match strip(&c.func) {
+                Expr::Path(p) => match self.resolve_expr_path(p) {
+                    Res::Fn(f) => self.t.ret_ty(f),
+                    Res::Fns(fs, _) if fs.len() == 1 => self.t.ret_ty(fs[0]),
+                    Res::Type(k) => Ty::Named(k),
+                    _ => Ty::Unknown,
+                },
+                _ => Ty::Unknown,
+            },
+            Expr::MethodCall(m) => {
+                let recv = self.infer(&m.receiver);
+                let (fs, _) = self
+                    .t
+                    .method_targets(&recv, &m.method.to_string(), m.args.len() + 1);
+                if fs.len() == 1 {
+                    self.t.ret_ty(fs[0])
+                } else {
+                    Ty::Unknown
+                }
+            }
+            _ => Ty::Unknown,
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Walker<'_> {
+    fn visit_item(&mut self, _: &'ast syn::Item) {
+        // Nested items are functions of their own, collected separately.
+    }
+
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        let mut ty = Ty::Unknown;
+        if let Some(init) = &local.init {
+            match strip(&init.expr) {
+                Expr::Closure(c) => {
+                    let id = self.closure(c, Use::Taken);
+                    ty = Ty::Closure(id);
+                }
+                _ => {
+                    ty = self.infer(&init.expr);
+                    self.visit_expr(&init.expr);
+                }
+            }
+            if let Some((_, diverge)) = &init.diverge {
+                self.visit_expr(diverge);
+            }
+        }
+        self.bind(&local.pat, ty);
+    }
+
+    fn visit_expr_closure(&mut self, c: &'ast ExprClosure) {
+        self.closure(c, Use::Taken);
+    }
+
+    fn visit_expr_path(&mut self, p: &'ast ExprPath) {
+        let fns = self.path_fns(p);
+        if !fns.is_empty() {
+            self.sink.taken.extend(fns);
+        }
+    }
+
+    fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+        let line = call.func.span().start().line;
+        let arity = call.args.len();
+        let mut how = Use::Taken;
+        match strip(&call.func) {
+            Expr::Path(p) => {
+                let segs = segs_of(&p.path);
+                let last = segs.last().cloned().unwrap_or_default();
+                let local = p.qself.is_none() && segs.len() == 1 && self.env.contains_key(&last);
+                if local {
+                    match self.env.get(&last) {
+                        Some(Ty::Closure(id)) => {
+                            let id = *id;
+                            self.edge(id, EdgeKind::LocalClosure, line);
+                        }
+                        _ => self.indirect(arity, line),
+                    }
+                } else if is_deferral_name(&last) {
+                    how = Use::Deferred;
+                } else {
+                    match self.resolve_expr_path(p) {
+                        Res::Fn(f) => self.call_edges(&[f], EdgeKind::Direct, line),
+                        Res::Fns(fs, kind) if !fs.is_empty() => self.call_edges(&fs, kind, line),
+                        Res::Fns(..) => {
+                            self.unresolved(
+                                line,
+                                format!("call {}", segs.join("::")),
+                                "trait or associated function with no implementation in the crate; no edge",
+                            );
+                        }
+                        Res::Value => self.indirect(arity, line),
+                        Res::Unknown if segs.len() == 1 => {
+                            let fallback =
+                                self.t.free_by_name.get(&last).cloned().unwrap_or_default();
+                            let reason = if fallback.is_empty() {
+                                "unknown name (a prelude or macro-generated function?); no edge"
+                            } else {
+                                "unknown name; edges to every free function of that name"
+                            };
+                            self.unresolved(line, format!("call {last}"), reason);
+                            self.call_edges(&fallback, EdgeKind::NameFallback, line);
+                        }
+                        Res::Unknown => {
+                            self.unresolved(
+                                line,
+                                format!("call {}", segs.join("::")),
+                                "path into the crate that names no function; no edge",
+                            );
+                        }
+                        _ => {
+                            // Outside the crate (or a constructor). Constructors and
+                            // `new`-like functions store their argument: it escapes.
+                            let ctor = last.chars().next().is_some_and(char::is_uppercase)
+                                || matches!(last.as_str(), "new" | "pin" | "from" | "new_uninit");
+                            how = if ctor { Use::Taken } else { Use::External };
+                        }
+                    }
+                }
+            }
+            other => {
+                self.visit_expr(other);
+                self.indirect(arity, line);
+            }
+        }
+        for a in &call.args {
+            self.arg(a, how);
+        }
+    }
+
+    fn visit_expr_method_call(&mut self, mc: &'ast syn::ExprMethodCall) {
+        self.visit_expr(&mc.receiver);
+        let name = mc.method.to_string();
+        let line = mc.method.span().start().line;
+        if is_deferral_name(&name) {
+            for a in &mc.args {
+                self.arg(a, Use::Deferred);
+            }
+            return;
+        }
+        let recv = self.infer(&mc.receiver);
+        let (targets, kind) = self.t.method_targets(&recv, &name, mc.args.len() + 1);
+        self.call_edges(&targets, kind, line);
+        let how = if targets.is_empty() {
+            Use::External
+        } else {
+            Use::Taken
+        };
+        for a in &mc.args {
+            self.arg(a, how);
+        }
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        let name = m
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        if INERT_MACROS.contains(&name.as_str()) {
+            return;
+        }
+        let line = m.path.span().start().line;
+        let parsed = m.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated);
+        match parsed {
+            Ok(args) => {
+                let how = if is_deferral_name(&name) {
+                    Use::Deferred
+                } else {
+                    Use::External
+                };
+                for a in &args {
+                    if how == Use::Deferred {
+                        self.arg(a, how);
+                    } else {
+                        self.visit_expr(a);
+                    }
+                }
+            }
+            Err(_) => {
+                // `vec![x; n]` and friends.
+                let semi = m.parse_body_with(|input: syn::parse::ParseStream| {
+                    let a: Expr = input.parse()?;
+                    let _: Token![;] = input.parse()?;
+                    let b: Expr = input.parse()?;
+                    Ok((a, b))
+                });
+                match semi {
+                    Ok((a, b)) => {
+                        self.visit_expr(&a);
+                        self.visit_expr(&b);
+                    }
+                    Err(_) => self.unresolved(
+                        line,
+                        format!("{name}!(..)"),
+                        "macro arguments are not expressions; calls inside are not seen",
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl Walker<'_> {
+    fn indirect(&mut self, arity: usize, line: usize) {
+        if let Some(from) = self.current {
+            self.sink.indirect.push(IndirectSite {
+                from,
+                arity,
+                file: self.file.clone(),
+                line,
+            });
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The call graph: functions as nodes, call edges (direct, method, trait dispatch,
+//! indirect, deferred) as edges.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::body::{self, Sink};
+use crate::cfg::CfgSet;
+use crate::collect;
+use crate::error::{Error, Result};
+use crate::load;
+use crate::model::{CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Unresolved};
+use crate::tables::Tables;
+
+/// A crate's call graph. Node `i` is function `fns[i]`.
+#[derive(Debug)]
+pub struct CallGraph {
+    /// The crate root file.
+    pub root: PathBuf,
+    /// Every function and closure.
+    pub fns: Vec<FnInfo>,
+    /// The graph; node weights are function ids.
+    pub graph: DiGraph<FnId, CallEdge>,
+    /// `cfg`-gated items and whether they were analysed.
+    pub cfg_notes: Vec<CfgNote>,
+    /// What the analysis could not resolve.
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Summary counts of the graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphStats {
+    /// Functions and closures.
+    pub functions: usize,
+    /// Of which closures.
+    pub closures: usize,
+    /// Call edges.
+    pub edges: usize,
+    /// Functions whose address is taken.
+    pub address_taken: usize,
+}
+
+impl CallGraph {
+    /// Analyses the crate at `path` (a crate directory, a source directory or a root file).
+    pub fn analyze(path: &Path, cfg: &CfgSet) -> Result<CallGraph> {
+        let root = load::find_root(path)?;
+        let src = load::load(&root, cfg)?;
+        let (tables, notes) = collect::collect(&src, cfg);
+        let sink = body::walk_all(&tables);
+        let mut cfg_notes = src.cfg_notes.clone();
+        cfg_notes.extend(notes);
+        let mut unresolved = src.unresolved.clone();
+        Ok(Self::assemble(
+            root,
+            tables,
+            sink,
+            cfg_notes,
+            &mut unresolved,
+        ))
+    }
+
+    fn assemble(
+        root: PathBuf,
+        tables: Tables,
+        sink: Sink,
+        cfg_notes: Vec<CfgNote>,
+        unresolved: &mut Vec<Unresolved>,
+    ) -> CallGraph {
+        let mut fns = tables.fns;
+        fns.extend(sink.closures);
+        for f in sink.taken {
+            if let Some(info) = fns.get_mut(f) {
+                info.address_taken = true;
+            }
+        }
+        // A closure's lines are its own, not its parent's.
+        for i in 0..fns.len() {
+            if let (FnKind::Closure, Some(p)) = (fns[i].kind, fns[i].parent) {
+                let l = fns[i].lines;
+                fns[p].lines = fns[p].lines.saturating_sub(l).max(1);
+            }
+        }
+        let mut edges = sink.edges;
+        for site in &sink.indirect {
+            let targets: Vec<FnId> = fns
+                .iter()
+                .filter(|f| f.address_taken && f.arity == site.arity)
+                .map(|f| f.id)
+                .collect();
+            if targets.is_empty() {
+                unresolved.push(Unresolved {
+                    file: site.file.clone(),
+                    line: site.line,
+                    what: format!("indirect call with {} argument(s)", site.arity),
+                    reason: "no address-taken function of that arity in the crate; no edge".into(),
+                });
+            }
+            for to in targets {
+                edges.push(CallEdge {
+                    from: site.from,
+                    to,
+                    kind: EdgeKind::Indirect,
+                    file: site.file.clone(),
+                    line: site.line,
+                });
+            }
+        }
+        unresolved.extend(sink.unresolved);
+        let mut graph = DiGraph::with_capacity(fns.len(), edges.len());
+        for f in &fns {
+            graph.add_node(f.id);
+        }
+        let mut seen = HashSet::new();
+        for e in edges {
+            if seen.insert((e.from, e.to, e.kind)) {
+                graph.add_edge(NodeIndex::new(e.from), NodeIndex::new(e.to), e);
+            }
+        }
+        CallGraph {
+            root,
+            fns,
+            graph,
+            cfg_notes,
+            unresolved: std::mem::take(unresolved),
+        }
+    }
+
+    /// Every edge.
+    pub fn edges(&self) -> impl Iterator<Item = &CallEdge> {
+        self.graph.edge_weights()
+    }
+
+    /// Summary counts.
+    pub fn stats(&self) -> GraphStats {
+        GraphStats {
+            functions: self.fns.len(),
+            closures: self
+                .fns
+                .iter()
+                .filter(|f| f.kind == FnKind::Closure)
+                .count(),
+            edges: self.graph.edge_count(),
+            address_taken: self.fns.iter().filter(|f| f.address_taken).count(),
+        }
+    }
+
+    /// Finds a function by path: exact, without a leading `crate::`, or as the unique
+    /// function whose path ends in `::name`.
+    pub fn find(&self, name: &str) -> Result<FnId> {
+        let name = name.strip_prefix("crate::").unwrap_or(name);
+        if let Some(f) = self.fns.iter().find(|f| f.path == name) {
+            return Ok(f.id);
+        }
+        let suffix = format!("::{name}");
+        let cands: BTreeSet<&str> = self
+            .fns
+            .iter()
+            .filter(|f| f.path.ends_with(&suffix))
+            .map(|f| f.path.as_str())
+            .collect();
+        match cands.len() {
+            1 => self.find(cands.iter().next().copied().unwrap_or_default()),
+            0 => Err(Error::UnknownFunction {
+                name: name.to_string(),
+                hint: String::new(),
+            }),
+            _ => Err(Error::UnknownFunction {
+                name: name.to_string(),
+                hint: format!(
+                    " (ambiguous: {})",
+                    cands.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Total lines of all functions.
+    pub fn total_lines(&self) -> usize {
+        self.fns.iter().map(|f| f.lines).sum()
+    }
+}

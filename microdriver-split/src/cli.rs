@@ -1,0 +1,208 @@
+//! The `cargo microdriver` command line.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::callgraph::CallGraph;
+use crate::cfg::CfgSet;
+use crate::check::check;
+use crate::cut::{self, Weights};
+use crate::dot;
+use crate::error::Result;
+use crate::profile::Profile;
+use crate::propagate::Split;
+use crate::report::Report;
+use crate::template::{Root, Template};
+
+/// Splits a driver crate into a kernel half and a user half.
+#[derive(Debug, Parser)]
+#[command(name = "cargo-microdriver", bin_name = "cargo microdriver", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Figure-2-style table: functions, critical functions, lines, roots, crossing edges.
+    Report {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit non-zero when the annotations disagree with the analysis.
+    Check {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Graphviz DOT of the call graph coloured by half.
+    Graph {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Write DOT here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also render SVG here (needs Graphviz `dot`; skipped with a note otherwise).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Minimum cut of the call graph weighted by a call-frequency profile.
+    Cut {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Profile: {"calls": [{"caller": "m::f", "callee": "m::g", "per_second": 1.0}]}.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Cost of one line of code in the kernel half.
+        #[arg(long, default_value_t = 1.0)]
+        line_weight: f64,
+        /// Cost of one crossing per second.
+        #[arg(long, default_value_t = 1.0)]
+        crossing_weight: f64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The crate: a directory with src/lib.rs (or src/main.rs), a source directory, or a
+    /// root file.
+    pub path: PathBuf,
+    /// Root template: `net` (builtin), `none`, or a TOML file.
+    #[arg(long, default_value = "net")]
+    pub template: String,
+    /// Extra critical root (function path as printed by `report`); repeatable.
+    #[arg(long = "root")]
+    pub roots: Vec<String>,
+    /// Treat a cfg as set (`test`, `feature="x"`); repeatable.
+    #[arg(long = "cfg")]
+    pub cfg: Vec<String>,
+    /// Treat a cfg as unset; repeatable.
+    #[arg(long = "no-cfg")]
+    pub no_cfg: Vec<String>,
+}
+
+impl Common {
+    /// Analyses the crate and finds its roots.
+    pub fn load(&self) -> Result<(CallGraph, Template, Vec<Root>)> {
+        let cfg = CfgSet::new(&self.cfg, &self.no_cfg);
+        let graph = CallGraph::analyze(&self.path, &cfg)?;
+        let template = Template::load(&self.template)?;
+        let roots = template.roots(&graph, &self.roots)?;
+        Ok((graph, template, roots))
+    }
+}
+
+/// Drops the `microdriver` argument cargo inserts when running `cargo microdriver`.
+pub fn normalise_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut args = args;
+    if args.get(1).is_some_and(|a| a == "microdriver") {
+        args.remove(1);
+    }
+    args
+}
+
+/// Runs the command line; returns the exit code (0 ok, 1 disagreements found).
+pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
+    let cli = match Cli::try_parse_from(normalise_args(args)) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            if e.use_stderr() {
+                write!(err, "{e}")?;
+            } else {
+                write!(out, "{e}")?;
+            }
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Report { common, json } => {
+            let (graph, template, roots) = common.load()?;
+            let split = Split::propagate(&graph, &roots);
+            let report = Report::new(&graph, &split, &template.family);
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &report)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", report.text(&graph))?;
+            }
+            Ok(0)
+        }
+        Command::Check { common } => {
+            let (graph, _, roots) = common.load()?;
+            let diags = check(&graph, &roots);
+            for d in &diags {
+                writeln!(out, "{d}")?;
+            }
+            if diags.is_empty() {
+                writeln!(
+                    out,
+                    "check: {} functions, annotations agree with the analysis",
+                    graph.fns.len()
+                )?;
+                Ok(0)
+            } else {
+                writeln!(out, "check: {} disagreement(s)", diags.len())?;
+                Ok(1)
+            }
+        }
+        Command::Graph {
+            common,
+            output,
+            svg,
+        } => {
+            let (graph, _, roots) = common.load()?;
+            let split = Split::propagate(&graph, &roots);
+            let text = dot::to_dot(&graph, &split);
+            match &output {
+                Some(p) => std::fs::write(p, &text)?,
+                None => write!(out, "{text}")?,
+            }
+            if let Some(svg) = svg {
+                if dot::write_svg(&text, &svg)? {
+                    writeln!(err, "wrote {}", svg.display())?;
+                } else {
+                    writeln!(err, "graphviz `dot` not found; skipped {}", svg.display())?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Cut {
+            common,
+            profile,
+            line_weight,
+            crossing_weight,
+            json,
+        } => {
+            let (graph, _, roots) = common.load()?;
+            let freq = Profile::load(&profile)?.resolve(&graph, &profile)?;
+            let w = Weights {
+                line_weight,
+                crossing_weight,
+            };
+            let outcome = cut::compare(&graph, &roots, &freq, w)?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &outcome)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", outcome.text())?;
+            }
+            Ok(0)
+        }
+    }
+}

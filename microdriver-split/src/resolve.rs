@@ -1,0 +1,509 @@
+//! Name and type resolution over the item tables: paths (with `use`, globs, `crate`,
+//! `self`, `super`, `Self`), types (to keys), and method targets.
+
+use quote::ToTokens;
+use syn::{GenericArgument, PathArguments, Type, TypeParamBound};
+
+use crate::model::{EdgeKind, FnId};
+use crate::tables::{Ctx, ScopeId, Tables};
+
+/// What a path resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Res {
+    /// A module or function-body scope.
+    Scope(ScopeId),
+    /// A free function.
+    Fn(FnId),
+    /// A type, by key.
+    Type(String),
+    /// A trait, by key.
+    Trait(String),
+    /// A generic parameter (or `Self` in a trait) with its trait bounds.
+    Generic(Vec<String>),
+    /// Associated functions / trait methods, and how they were found.
+    Fns(Vec<FnId>, EdgeKind),
+    /// A const or static.
+    Value,
+    /// An enum variant or other constructor.
+    Ctor,
+    /// Something outside the crate.
+    External,
+    /// Nothing found.
+    Unknown,
+}
+
+/// A type, as far as the analysis needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ty {
+    /// A named type (crate types by path key, others by last segment).
+    Named(String),
+    /// A trait object.
+    Dyn(Vec<String>),
+    /// A generic parameter or `impl Trait`, with bounds.
+    Generic(Vec<String>),
+    /// A function pointer or `Fn*` object.
+    Callable,
+    /// A closure of the crate.
+    Closure(FnId),
+    /// Not known.
+    Unknown,
+}
+
+const MAX_DEPTH: usize = 12;
+
+/// Names from the standard prelude (never crate functions unless the crate defines them).
+const PRELUDE: &[&str] = &[
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "Box",
+    "Vec",
+    "String",
+    "Option",
+    "Result",
+    "drop",
+    "Default",
+    "Clone",
+    "Copy",
+    "Send",
+    "Sync",
+    "Sized",
+    "Iterator",
+    "IntoIterator",
+    "From",
+    "Into",
+    "ToString",
+    "ToOwned",
+    "PartialEq",
+    "Eq",
+    "PartialOrd",
+    "Ord",
+    "AsRef",
+    "AsMut",
+    "Drop",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "Extend",
+    "TryFrom",
+    "TryInto",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "f32",
+    "f64",
+    "bool",
+    "char",
+    "str",
+    "std",
+    "core",
+    "alloc",
+    "panic",
+    "assert",
+    "debug_assert",
+];
+
+/// Wrappers that method calls see through.
+const TRANSPARENT: &[&str] = &["Box", "Arc", "Rc", "Pin", "Cow", "ManuallyDrop"];
+
+impl Tables {
+    /// The nearest enclosing module (not a function body).
+    pub fn module_of(&self, mut scope: ScopeId) -> ScopeId {
+        while self.scopes[scope].is_fn {
+            match self.scopes[scope].parent {
+                Some(p) => scope = p,
+                None => break,
+            }
+        }
+        scope
+    }
+
+    /// Resolves a path written in `scope`. `segs` are the identifiers; the last one is
+    /// looked up in the value namespace first.
+    pub fn resolve_path(&self, scope: ScopeId, ctx: &Ctx, segs: &[String]) -> Res {
+        self.resolve_path_depth(scope, ctx, segs, 0)
+    }
+
+    fn resolve_path_depth(&self, scope: ScopeId, ctx: &Ctx, segs: &[String], depth: usize) -> Res {
+        let Some((first, rest)) = segs.split_first() else {
+            return Res::Unknown;
+        };
+        if depth > MAX_DEPTH {
+            return Res::Unknown;
+        }
+        let last = rest.is_empty();
+        let mut res = match first.as_str() {
+            "crate" => Res::Scope(0),
+            "self" if !last => Res::Scope(self.module_of(scope)),
+            "super" => {
+                let m = self.module_of(scope);
+                match self.scopes[m].parent {
+                    Some(p) => Res::Scope(self.module_of(p)),
+                    None => Res::Unknown,
+                }
+            }
+            "Self" => match (&ctx.self_key, &ctx.self_trait) {
+                (Some(k), _) => Res::Type(k.clone()),
+                (None, Some(t)) => Res::Generic(vec![t.clone()]),
+                _ => Res::Unknown,
+            },
+            name => {
+                if let Some(bounds) = ctx.generics.get(name) {
+                    Res::Generic(bounds.clone())
+                } else {
+                    self.lookup_lexical(scope, name, last, depth)
+                }
+            }
+        };
+        if res == Res::Unknown && !rest.is_empty() {
+            // `foo::bar` with an unknown `foo` is another crate's path.
+            res = Res::External;
+        }
+        for (i, seg) in rest.iter().enumerate() {
+            let last = i + 1 == rest.len();
+            res = self.step(res, seg, last, depth);
+        }
+        res
+    }
+
+    fn lookup_lexical(&self, scope: ScopeId, name: &str, last: bool, depth: usize) -> Res {
+        let mut s = Some(scope);
+        while let Some(id) = s {
+            if let Some(r) = self.lookup_in(id, name, last, depth) {
+                return r;
+            }
+            s = if self.scopes[id].is_fn {
+                self.scopes[id].parent
+            } else {
+                None
+            };
+        }
+        if PRELUDE.contains(&name) {
+            Res::External
+        } else {
+            Res::Unknown
+        }
+    }
+
+    /// Looks `name` up in one scope (items, then `use`, then globs).
+    fn lookup_in(&self, scope: ScopeId, name: &str, last: bool, depth: usize) -> Option<Res> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let sc = &self.scopes[scope];
+        let value = || {
+            sc.fns
+                .get(name)
+                .map(|f| Res::Fn(*f))
+                .or_else(|| sc.values.contains(name).then_some(Res::Value))
+        };
+        let ty = || {
+            sc.modules
+                .get(name)
+                .map(|m| Res::Scope(*m))
+                .or_else(|| sc.types.get(name).map(|k| Res::Type(k.clone())))
+                .or_else(|| sc.traits.get(name).map(|k| Res::Trait(k.clone())))
+        };
+        let found = if last {
+            value().or_else(ty)
+        } else {
+            ty().or_else(value)
+        };
+        if found.is_some() {
+            return found;
+        }
+        if let Some(path) = sc.uses.get(name) {
+            // A `use` path resolves from the scope it is written in.
+            let r = self.resolve_path_depth(scope, &Ctx::default(), path, depth + 1);
+            if r != Res::Unknown {
+                return Some(r);
+            }
+            return Some(Res::External);
+        }
+        for glob in &sc.globs {
+            if let Res::Scope(g) = self.resolve_path_depth(scope, &Ctx::default(), glob, depth + 1)
+            {
+                if g != scope {
+                    if let Some(r) = self.lookup_in(g, name, last, depth + 1) {
+                        return Some(r);
+                    }
+                }
+            } else if let Res::Type(key) =
+                self.resolve_path_depth(scope, &Ctx::default(), glob, depth + 1)
+            {
+                // `use Enum::*`
+                if self.enums.get(&key).is_some_and(|v| v.contains(name)) {
+                    return Some(Res::Ctor);
+                }
+            }
+        }
+        None
+    }
+
+    fn step(&self, res: Res, seg: &str, last: bool, depth: usize) -> Res {
+        match res {
+            Res::Scope(id) => self
+                .lookup_in(id, seg, last, depth + 1)
+                .unwrap_or(Res::Unknown),
+            Res::Type(key) => {
+                let key = self.dealias(&key);
+                if self.enums.get(&key).is_some_and(|v| v.contains(seg)) {
+                    return Res::Ctor;
+                }
+                let fns = self.assoc(&key, seg);
+                if fns.is_empty() {
+                    // Derived or external-trait methods (`Type::default`).
+                    Res::External
+                } else {
+                    Res::Fns(fns, EdgeKind::Direct)
+                }
+            }
+            Res::Trait(key) => Res::Fns(self.dispatch(&key, seg), EdgeKind::TraitDispatch),
+            Res::Generic(bounds) => {
+                let fns = self.dispatch_all(&bounds, seg);
+                if fns.is_empty() {
+                    Res::Fns(self.by_name(seg, None), EdgeKind::MethodByName)
+                } else {
+                    Res::Fns(fns, EdgeKind::TraitDispatch)
+                }
+            }
+            Res::External => Res::External,
+            _ => Res::Unknown,
+        }
+    }
+
+    /// Follows type aliases.
+    pub fn dealias(&self, key: &str) -> String {
+        let mut key = key.to_string();
+        for _ in 0..MAX_DEPTH {
+            let Some((ty, scope)) = self.aliases.get(&key) else {
+                break;
+            };
+            match self.type_of(ty, *scope, &Ctx::default()) {
+                Ty::Named(k) if k != key => key = k,
+                _ => break,
+            }
+        }
+        key
+    }
+
+    /// Associated functions named `name` of a type: its own methods, then trait default
+    /// bodies of traits it implements, plus blanket impls.
+    pub fn assoc(&self, key: &str, name: &str) -> Vec<FnId> {
+        let mut out: Vec<FnId> = self
+            .type_methods
+            .get(key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|f| self.fns[*f].name == name)
+            .collect();
+        if out.is_empty() {
+            for t in self.type_traits.get(key).into_iter().flatten() {
+                if let Some(d) = self.traits.get(t).and_then(|ti| ti.defaults.get(name)) {
+                    out.push(*d);
+                }
+            }
+        }
+        out.extend(
+            self.blanket
+                .iter()
+                .copied()
+                .filter(|f| self.fns[*f].name == name),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// A trait method call: every impl of it, and the default body.
+    pub fn dispatch(&self, trait_key: &str, name: &str) -> Vec<FnId> {
+        let mut out: Vec<FnId> = self
+            .trait_impls
+            .get(&(trait_key.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(d) = self
+            .traits
+            .get(trait_key)
+            .and_then(|t| t.defaults.get(name))
+        {
+            out.push(*d);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn dispatch_all(&self, traits: &[String], name: &str) -> Vec<FnId> {
+        let mut out: Vec<FnId> = traits.iter().flat_map(|t| self.dispatch(t, name)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Every method named `name` taking `self` (with `arity` parameters, when given).
+    pub fn by_name(&self, name: &str, arity: Option<usize>) -> Vec<FnId> {
+        self.methods_by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|f| self.fns[*f].has_self && arity.is_none_or(|a| self.fns[*f].arity == a))
+            .collect()
+    }
+
+    /// The targets of `receiver.name(..)` given the receiver's type.
+    pub fn method_targets(&self, recv: &Ty, name: &str, arity: usize) -> (Vec<FnId>, EdgeKind) {
+        match recv {
+            Ty::Named(key) => {
+                let key = self.dealias(key);
+                (self.assoc(&key, name), EdgeKind::MethodTyped)
+            }
+            Ty::Dyn(traits) | Ty::Generic(traits) => {
+                let fns = self.dispatch_all(traits, name);
+                if fns.is_empty() && traits.iter().all(|t| !self.traits.contains_key(t)) {
+                    (self.by_name(name, Some(arity)), EdgeKind::MethodByName)
+                } else {
+                    (fns, EdgeKind::TraitDispatch)
+                }
+            }
+            Ty::Callable | Ty::Closure(_) => (Vec::new(), EdgeKind::MethodTyped),
+            Ty::Unknown => (self.by_name(name, Some(arity)), EdgeKind::MethodByName),
+        }
+    }
+
+    /// Interprets a type written in `scope`.
+    pub fn type_of(&self, ty: &Type, scope: ScopeId, ctx: &Ctx) -> Ty {
+        match ty {
+            Type::Reference(r) => self.type_of(&r.elem, scope, ctx),
+            Type::Paren(p) => self.type_of(&p.elem, scope, ctx),
+            Type::Group(g) => self.type_of(&g.elem, scope, ctx),
+            Type::Ptr(p) => self.type_of(&p.elem, scope, ctx),
+            Type::BareFn(_) => Ty::Callable,
+            Type::TraitObject(t) => self.bounds_ty(&t.bounds, scope, ctx, true),
+            Type::ImplTrait(t) => self.bounds_ty(&t.bounds, scope, ctx, false),
+            Type::Path(p) => {
+                if p.qself.is_some() {
+                    return Ty::Unknown;
+                }
+                let Some(last) = p.path.segments.last() else {
+                    return Ty::Unknown;
+                };
+                let name = last.ident.to_string();
+                if TRANSPARENT.contains(&name.as_str()) {
+                    if let PathArguments::AngleBracketed(args) = &last.arguments {
+                        if let Some(GenericArgument::Type(inner)) = args.args.first() {
+                            return self.type_of(inner, scope, ctx);
+                        }
+                    }
+                }
+                let segs: Vec<String> = p
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                match self.resolve_path(scope, ctx, &segs) {
+                    Res::Type(k) => Ty::Named(self.dealias(&k)),
+                    Res::Trait(k) => Ty::Dyn(vec![k]),
+                    Res::Generic(b) => Ty::Generic(b),
+                    _ => Ty::Named(name),
+                }
+            }
+            _ => Ty::Unknown,
+        }
+    }
+
+    fn bounds_ty<'a>(
+        &self,
+        bounds: impl IntoIterator<Item = &'a TypeParamBound>,
+        scope: ScopeId,
+        ctx: &Ctx,
+        is_dyn: bool,
+    ) -> Ty {
+        let mut traits = Vec::new();
+        for b in bounds {
+            if let TypeParamBound::Trait(t) = b {
+                let key = self.trait_key(&t.path, scope, ctx);
+                if matches!(key.as_str(), "Fn" | "FnMut" | "FnOnce") {
+                    return Ty::Callable;
+                }
+                traits.push(key);
+            }
+        }
+        if is_dyn {
+            Ty::Dyn(traits)
+        } else {
+            Ty::Generic(traits)
+        }
+    }
+
+    /// The key of a trait path: the crate trait's key, or the last segment for others.
+    pub fn trait_key(&self, path: &syn::Path, scope: ScopeId, ctx: &Ctx) -> String {
+        let segs: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        match self.resolve_path(scope, ctx, &segs) {
+            Res::Trait(k) => k,
+            _ => segs.last().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Bounds of generic parameters (from `<T: Tr>` and `where T: Tr`), added to `ctx`.
+    pub fn add_generics(&self, generics: &syn::Generics, scope: ScopeId, ctx: &mut Ctx) {
+        for p in generics.type_params() {
+            ctx.generics.entry(p.ident.to_string()).or_default();
+        }
+        let snapshot = ctx.clone();
+        for p in generics.type_params() {
+            let mut keys = Vec::new();
+            for b in &p.bounds {
+                if let TypeParamBound::Trait(t) = b {
+                    keys.push(self.trait_key(&t.path, scope, &snapshot));
+                }
+            }
+            ctx.generics
+                .entry(p.ident.to_string())
+                .or_default()
+                .extend(keys);
+        }
+        if let Some(wc) = &generics.where_clause {
+            for pred in &wc.predicates {
+                if let syn::WherePredicate::Type(pt) = pred {
+                    let name = pt.bounded_ty.to_token_stream().to_string();
+                    if let Some(entry) = ctx.generics.get(&name).map(|_| ()) {
+                        let () = entry;
+                        let keys: Vec<String> = pt
+                            .bounds
+                            .iter()
+                            .filter_map(|b| match b {
+                                TypeParamBound::Trait(t) => {
+                                    Some(self.trait_key(&t.path, scope, &snapshot))
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        ctx.generics.entry(name).or_default().extend(keys);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The type a function returns, if it names one.
+    pub fn ret_ty(&self, f: FnId) -> Ty {
+        match self.ret_types.get(&f) {
+            Some(r) => self.type_of(&r.ty, r.scope, &r.ctx),
+            None => Ty::Unknown,
+        }
+    }
+}

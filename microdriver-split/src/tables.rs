@@ -1,0 +1,125 @@
+//! The crate's item tables: scopes (modules and function bodies with items), functions,
+//! types, traits and impls. Filled by [`crate::collect`], queried by [`crate::resolve`].
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::FnId;
+use crate::model::FnInfo;
+
+/// Index of a scope in [`Tables::scopes`].
+pub type ScopeId = usize;
+
+/// A module, or the body of a function that declares items.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// Path from the crate root.
+    pub path: Vec<String>,
+    /// Enclosing scope.
+    pub parent: Option<ScopeId>,
+    /// True for a function body (lexically sees its parent's names).
+    pub is_fn: bool,
+    /// Its file.
+    pub file: String,
+    /// Child modules.
+    pub modules: HashMap<String, ScopeId>,
+    /// Free functions.
+    pub fns: HashMap<String, FnId>,
+    /// Types (structs, enums, unions, aliases) to their keys.
+    pub types: HashMap<String, String>,
+    /// Traits to their keys.
+    pub traits: HashMap<String, String>,
+    /// Consts and statics (calling one is an indirect call).
+    pub values: HashSet<String>,
+    /// `use` imports: local name to the path as written.
+    pub uses: HashMap<String, Vec<String>>,
+    /// `use path::*` imports.
+    pub globs: Vec<Vec<String>>,
+}
+
+/// Type-level context of a body: `Self`, and the trait bounds of generic parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// Key of `Self` in an impl.
+    pub self_key: Option<String>,
+    /// Key of the trait, in a trait's default method.
+    pub self_trait: Option<String>,
+    /// Generic parameter name to trait keys of its bounds.
+    pub generics: HashMap<String, Vec<String>>,
+}
+
+/// A trait of the crate.
+#[derive(Debug, Default)]
+pub struct TraitInfo {
+    /// Default method bodies.
+    pub defaults: HashMap<String, FnId>,
+}
+
+/// A struct's fields.
+#[derive(Debug)]
+pub struct StructInfo {
+    /// Scope the struct is declared in.
+    pub scope: ScopeId,
+    /// Field name (or tuple index) to type.
+    pub fields: HashMap<String, syn::Type>,
+}
+
+/// A function body waiting to be walked.
+#[derive(Debug)]
+pub struct Body {
+    /// The function.
+    pub fn_id: FnId,
+    /// Scope its names resolve in.
+    pub scope: ScopeId,
+    /// `Self` and generics.
+    pub ctx: Ctx,
+    /// Parameters.
+    pub inputs: Vec<syn::FnArg>,
+    /// The body.
+    pub block: syn::Block,
+}
+
+/// The return type of a function, with what is needed to interpret it.
+#[derive(Debug)]
+pub struct RetTy {
+    /// As written.
+    pub ty: syn::Type,
+    /// Scope it resolves in.
+    pub scope: ScopeId,
+    /// `Self` and generics.
+    pub ctx: Ctx,
+}
+
+/// Everything the collector found.
+#[derive(Debug, Default)]
+pub struct Tables {
+    /// Scopes; the loader's modules first, with the same indices.
+    pub scopes: Vec<Scope>,
+    /// Functions (closures are added while walking bodies).
+    pub fns: Vec<FnInfo>,
+    /// Return types, by function.
+    pub ret_types: HashMap<FnId, RetTy>,
+    /// Traits by key.
+    pub traits: HashMap<String, TraitInfo>,
+    /// Structs by key.
+    pub structs: HashMap<String, StructInfo>,
+    /// Enum variants by enum key.
+    pub enums: HashMap<String, HashSet<String>>,
+    /// Type aliases by key.
+    pub aliases: HashMap<String, (syn::Type, ScopeId)>,
+    /// Methods (inherent and trait impls) by `Self` type key.
+    pub type_methods: HashMap<String, Vec<FnId>>,
+    /// Traits implemented, by type key.
+    pub type_traits: HashMap<String, Vec<String>>,
+    /// Impl methods by (trait key, method name).
+    pub trait_impls: HashMap<(String, String), Vec<FnId>>,
+    /// Methods of blanket impls (`impl<T> Trait for T`).
+    pub blanket: Vec<FnId>,
+    /// Every method (with `self`), by name.
+    pub methods_by_name: HashMap<String, Vec<FnId>>,
+    /// Every free function, by name.
+    pub free_by_name: HashMap<String, Vec<FnId>>,
+    /// Bodies to walk.
+    pub bodies: Vec<Body>,
+    /// Initialisers of consts and statics (scanned for functions whose address is taken).
+    pub inits: Vec<(ScopeId, syn::Expr)>,
+}

@@ -1,0 +1,307 @@
+//! Critical roots: `#[critical]` / `#[critical(root)]` annotations, functions named on
+//! the command line, and a per-family template (TOML) of root signatures.
+
+use serde::{Deserialize, Serialize};
+
+use crate::callgraph::CallGraph;
+use crate::error::{Error, Result};
+use crate::model::{FnId, FnInfo, FnKind, Mark};
+
+/// The builtin network-driver template.
+pub const NET_TEMPLATE: &str = include_str!("../templates/net.toml");
+
+/// A family template.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// The driver family.
+    pub family: String,
+    /// What the roots are.
+    #[serde(default)]
+    pub description: String,
+    /// Root rules.
+    #[serde(default)]
+    pub roots: Vec<RootRule>,
+}
+
+/// One root rule: a conjunction of constraints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRule {
+    /// The role of the roots it finds (`interrupt`, `transmit`, `poll`).
+    pub role: String,
+    /// Globs on the function name.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Identifiers one of which must appear in the return type.
+    #[serde(default)]
+    pub returns: Vec<String>,
+    /// Parameter type patterns (`self` excluded).
+    #[serde(default)]
+    pub params: Option<Vec<String>>,
+    /// `Trait::method` the function must implement.
+    #[serde(default)]
+    pub trait_methods: Vec<String>,
+}
+
+/// Why a function is a root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum RootReason {
+    /// Named with `--root`.
+    Listed,
+    /// `#[critical(root)]`.
+    Annotated,
+    /// Matched a template rule (the role).
+    Template(String),
+    /// Plain `#[critical]`: kept in the kernel half, but must itself be reached from an
+    /// entry root (see `check`).
+    Critical,
+}
+
+/// A critical root.
+#[derive(Debug, Clone, Serialize)]
+pub struct Root {
+    /// The function.
+    pub fn_id: FnId,
+    /// Why.
+    pub reason: RootReason,
+}
+
+impl Root {
+    /// Entry roots are every root except plain `#[critical]` functions.
+    pub fn is_entry(&self) -> bool {
+        self.reason != RootReason::Critical
+    }
+}
+
+/// Simple glob: `*` matches any run of characters.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, rest) = (parts[0], &parts[1..]);
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let last = rest.last().copied().unwrap_or_default();
+    for mid in &rest[..rest.len() - 1] {
+        match remaining.find(mid) {
+            Some(i) => remaining = &remaining[i + mid.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+/// Normalises a type for comparison: no whitespace, lifetimes or path prefixes.
+pub fn normalise_type(ty: &str) -> String {
+    let compact: String = ty.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut out = String::new();
+    let mut chars = compact.chars().peekable();
+    let mut word = String::new();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            // lifetime: skip it and a following comma
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+            {
+                chars.next();
+            }
+            if chars.peek() == Some(&',') {
+                chars.next();
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+            continue;
+        }
+        out.push_str(&word);
+        word.clear();
+        out.push(c);
+    }
+    out.push_str(&word);
+    out.replace("<>", "")
+}
+
+fn params_match(patterns: &[String], params: &[String]) -> bool {
+    let mut i = 0;
+    for p in patterns {
+        if p == ".." {
+            return true;
+        }
+        let Some(actual) = params.get(i) else {
+            return false;
+        };
+        if p != "_" && normalise_type(p) != normalise_type(actual) {
+            return false;
+        }
+        i += 1;
+    }
+    i == params.len()
+}
+
+impl RootRule {
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+            && self.returns.is_empty()
+            && self.params.is_none()
+            && self.trait_methods.is_empty()
+    }
+
+    /// Whether a function satisfies every constraint of the rule.
+    pub fn matches(&self, f: &FnInfo) -> bool {
+        if self.is_empty() || f.kind == FnKind::Closure {
+            return false;
+        }
+        if !self.names.is_empty() && !self.names.iter().any(|g| glob(g, &f.name)) {
+            return false;
+        }
+        if !self.returns.is_empty() {
+            let ret = f.ret.clone().unwrap_or_default();
+            let words: Vec<&str> = ret
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .collect();
+            if !self.returns.iter().any(|r| words.contains(&r.as_str())) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.params {
+            if !params_match(p, &f.params) {
+                return false;
+            }
+        }
+        if !self.trait_methods.is_empty() {
+            let Some(t) = &f.trait_name else {
+                return false;
+            };
+            let me = format!("{t}::{}", f.name);
+            if !self.trait_methods.contains(&me) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Template {
+    /// Parses a template from TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Template> {
+        let t: Template = toml::from_str(text).map_err(|e| Error::Template {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(r) = t.roots.iter().find(|r| r.is_empty()) {
+            return Err(Error::Template {
+                path: origin.to_string(),
+                message: format!("rule for role `{}` has no constraint (give names, returns, params or trait_methods)", r.role),
+            });
+        }
+        Ok(t)
+    }
+
+    /// A builtin template: `net`, or `none` (no template roots).
+    pub fn builtin(name: &str) -> Result<Template> {
+        match name {
+            "net" => Self::parse(NET_TEMPLATE, "builtin:net"),
+            "none" => Ok(Template {
+                family: "none".into(),
+                ..Template::default()
+            }),
+            other => Err(Error::Template {
+                path: other.to_string(),
+                message: "no such builtin template (builtins: net, none; or give a .toml path)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// `net`, `none`, or a path to a TOML file.
+    pub fn load(spec: &str) -> Result<Template> {
+        if spec == "net" || spec == "none" {
+            return Self::builtin(spec);
+        }
+        let text = std::fs::read_to_string(spec).map_err(|source| Error::Io {
+            path: spec.into(),
+            source,
+        })?;
+        Self::parse(&text, spec)
+    }
+
+    /// All roots of a graph: `--root` functions, `#[critical(root)]`, template matches and
+    /// plain `#[critical]` functions, each once (in that order of precedence).
+    pub fn roots(&self, graph: &CallGraph, listed: &[String]) -> Result<Vec<Root>> {
+        let mut reasons: Vec<Option<RootReason>> = vec![None; graph.fns.len()];
+        for name in listed {
+            let id = graph.find(name)?;
+            reasons[id] = Some(RootReason::Listed);
+        }
+        for f in &graph.fns {
+            if reasons[f.id].is_some() {
+                continue;
+            }
+            reasons[f.id] = if f.mark == Mark::CriticalRoot {
+                Some(RootReason::Annotated)
+            } else if let Some(rule) = self.roots.iter().find(|r| r.matches(f)) {
+                Some(RootReason::Template(rule.role.clone()))
+            } else if f.mark == Mark::Critical {
+                Some(RootReason::Critical)
+            } else {
+                None
+            };
+        }
+        Ok(reasons
+            .into_iter()
+            .enumerate()
+            .filter_map(|(fn_id, r)| r.map(|reason| Root { fn_id, reason }))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*_intr", "e1000_intr"));
+        assert!(!glob("*_intr", "e1000_intr_x"));
+        assert!(glob("intr", "intr"));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXc"));
+        assert!(glob("*", ""));
+    }
+
+    #[test]
+    fn types_normalise() {
+        assert_eq!(normalise_type("& 'a crate :: hw :: Adapter"), "&Adapter");
+        assert_eq!(normalise_type("Option < & mut Ring >"), "Option<&mutRing>");
+        assert_eq!(normalise_type("Foo<'a>"), "Foo");
+    }
+
+    #[test]
+    fn net_template_parses() {
+        let t = Template::builtin("net").expect("builtin parses");
+        assert_eq!(t.family, "net");
+        let roles: std::collections::BTreeSet<&str> =
+            t.roots.iter().map(|r| r.role.as_str()).collect();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            ["interrupt", "poll", "transmit"]
+        );
+    }
+
+    #[test]
+    fn empty_rule_rejected() {
+        let err = Template::parse("family = \"x\"\n[[roots]]\nrole = \"r\"\n", "t.toml");
+        assert!(err.is_err());
+    }
+}
