@@ -7,7 +7,7 @@
 //! - whatever mentions a field's type carries that type's span, so a missing `Marshal`,
 //!   `Opaque` or `Default` impl is reported at the field, not at the derive.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
@@ -20,6 +20,12 @@ use crate::valid::Errors;
 /// The runtime's marshal module.
 fn rt() -> TokenStream {
     quote!(::microdriver_rt::marshal)
+}
+
+/// The runtime's marshal module, spanned at `span`: a path whose tokens all carry the
+/// field's span makes rustc report an unmet bound at the field, not at the derive.
+fn rt_at(span: Span) -> TokenStream {
+    quote_spanned!(span=> ::microdriver_rt::marshal)
 }
 
 /// Expands `#[derive(Marshal)]`. On any error: the errors, plus a stub impl so that the
@@ -69,13 +75,13 @@ fn fallback(input: &DeriveInput) -> TokenStream {
 
 /// The impl's where clause: the type's own, the `P: Marshal` bound for each type parameter
 /// (or the container's `bound = "..."`), `T: Default` for skipped fields and `T: Opaque`
-/// for opaque ones, each spanned at what it is about.
+/// for opaque ones, each spanned at what it is about. A missing impl is then reported once,
+/// at the predicate, and the bodies (which may assume it) add nothing.
 fn where_clause<'a>(
     generics: &Generics,
     attrs: &Container,
     fields: impl Iterator<Item = &'a Field<'a>>,
 ) -> WhereClause {
-    let rt = rt();
     let mut clause = generics
         .where_clause
         .clone()
@@ -88,14 +94,16 @@ fn where_clause<'a>(
         None => {
             for param in generics.type_params() {
                 let ident = &param.ident;
+                let rts = rt_at(ident.span());
                 clause
                     .predicates
-                    .push(parse_quote_spanned!(ident.span()=> #ident: #rt::Marshal));
+                    .push(parse_quote_spanned!(ident.span()=> #ident: #rts::Marshal));
             }
         }
     }
     for field in fields {
         let ty = field.ty;
+        let rts = rt_at(field.ty_span());
         if field.attrs.skip.is_some() {
             clause
                 .predicates
@@ -103,7 +111,7 @@ fn where_clause<'a>(
         } else if field.attrs.opaque.is_some() {
             clause
                 .predicates
-                .push(parse_quote_spanned!(field.ty_span()=> #ty: #rt::Opaque));
+                .push(parse_quote_spanned!(field.ty_span()=> #ty: #rts::Opaque));
         }
     }
     clause
@@ -184,6 +192,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
         let member = &field.member;
         let ty = field.ty;
         let span = field.ty_span();
+        let rts = rt_at(span);
         let local = format_ident!("__field{}", i);
         let field_name = &field.name;
 
@@ -191,12 +200,13 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
             p.all_plain = false;
             let default = quote_spanned!(span=> <#ty as ::core::default::Default>::default);
             p.inits.push(quote!(#member: #default()));
+            let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
             p.keep
-                .push(quote!(__new.#member = ::core::mem::take(&mut self.#member);));
+                .push(quote!(__new.#member = #take(&mut self.#member);));
         } else if field.attrs.opaque.is_some() {
             p.all_plain = false;
-            let encode = quote_spanned!(span=> #rt::__private::encode_opaque::<#ty>);
-            let decode = quote_spanned!(span=> #rt::__private::decode_opaque::<#ty>);
+            let encode = quote_spanned!(span=> #rts::__private::encode_opaque::<#ty>);
+            let decode = quote_spanned!(span=> #rts::__private::decode_opaque::<#ty>);
             p.encode.push(quote!(#encode(&self.#member, __enc)?;));
             p.decode.push(quote!(let #local = #decode(__dec)?;));
             p.inits.push(quote!(#member: #local));
@@ -226,8 +236,8 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                 }
             });
             if let Some(elem) = ast::raw_array_elem(ty) {
-                let encode = quote_spanned!(span=> #rt::__private::encode_raw_array::<#elem, #ty>);
-                let decode = quote_spanned!(span=> #rt::__private::decode_raw_array::<#elem>);
+                let encode = quote_spanned!(span=> #rts::__private::encode_raw_array::<#elem, #ty>);
+                let decode = quote_spanned!(span=> #rts::__private::decode_raw_array::<#elem>);
                 p.encode.push(quote! {
                     // The `len` annotation is the author's promise that the pointer is null
                     // or points to that many initialised elements the struct owns.
@@ -246,8 +256,8 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                     .push(quote!(__value.#member = #local.into_ptr::<#ty>();));
                 p.min.push(quote!(1usize));
             } else {
-                let encode = quote_spanned!(span=> #rt::__private::encode_prefix);
-                let decode = quote_spanned!(span=> <#ty as #rt::Marshal>::decode);
+                let encode = quote_spanned!(span=> #rts::__private::encode_prefix);
+                let decode = quote_spanned!(span=> <#ty as #rts::Marshal>::decode);
                 p.encode.push(quote! {
                     #encode(&self.#member[..], self.#method(), #name, #field_name, __enc)?;
                 });
@@ -259,19 +269,19 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                     )?;
                 });
                 p.min
-                    .push(quote_spanned!(span=> <#ty as #rt::Marshal>::MIN_WIRE_SIZE));
+                    .push(quote_spanned!(span=> <#ty as #rts::Marshal>::MIN_WIRE_SIZE));
             }
         } else {
-            let encode = quote_spanned!(span=> <#ty as #rt::Marshal>::encode);
-            let decode = quote_spanned!(span=> <#ty as #rt::Marshal>::decode);
+            let encode = quote_spanned!(span=> <#ty as #rts::Marshal>::encode);
+            let decode = quote_spanned!(span=> <#ty as #rts::Marshal>::decode);
             p.encode.push(quote!(#encode(&self.#member, __enc)?;));
             p.decode.push(quote!(let #local = #decode(__dec)?;));
             p.inits.push(quote!(#member: #local));
             p.min
-                .push(quote_spanned!(span=> <#ty as #rt::Marshal>::MIN_WIRE_SIZE));
+                .push(quote_spanned!(span=> <#ty as #rts::Marshal>::MIN_WIRE_SIZE));
             p.layout.push(quote_spanned! {span=>
                 (
-                    <#ty as #rt::Marshal>::LAYOUT,
+                    <#ty as #rts::Marshal>::LAYOUT,
                     ::core::mem::size_of::<#ty>(),
                     ::core::mem::offset_of!(Self, #member),
                 )
@@ -395,6 +405,7 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
             let member = &field.member;
             let ty = field.ty;
             let span = field.ty_span();
+            let rts = rt_at(span);
             let local = format_ident!("__field{}", i);
             if field.attrs.skip.is_some() {
                 let default = quote_spanned!(span=> <#ty as ::core::default::Default>::default);
@@ -403,18 +414,19 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
                 let old = format_ident!("__old{}", i);
                 keep_new.push(quote!(#member: #new));
                 keep_old.push(quote!(#member: #old));
-                keep.push(quote!(*#new = ::core::mem::take(#old);));
+                let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
+                keep.push(quote!(*#new = #take(#old);));
                 continue;
             }
             let (encode_fn, decode_fn) = if field.attrs.opaque.is_some() {
                 (
-                    quote_spanned!(span=> #rt::__private::encode_opaque::<#ty>),
-                    quote_spanned!(span=> #rt::__private::decode_opaque::<#ty>),
+                    quote_spanned!(span=> #rts::__private::encode_opaque::<#ty>),
+                    quote_spanned!(span=> #rts::__private::decode_opaque::<#ty>),
                 )
             } else {
                 (
-                    quote_spanned!(span=> <#ty as #rt::Marshal>::encode),
-                    quote_spanned!(span=> <#ty as #rt::Marshal>::decode),
+                    quote_spanned!(span=> <#ty as #rts::Marshal>::encode),
+                    quote_spanned!(span=> <#ty as #rts::Marshal>::decode),
                 )
             };
             bind.push(quote!(#member: #local));

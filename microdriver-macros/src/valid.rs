@@ -134,8 +134,8 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
             Shape::RawPtr(_) | Shape::OptionNonNull(_) | Shape::Seq => {}
             Shape::NonNull(elem) => {
                 let elem = type_string(elem);
-                errors.push(syn::Error::new(
-                    field.ty_span(),
+                errors.push(syn::Error::new_spanned(
+                    field.ty,
                     format!(
                         "`#[marshal(len = ...)]` cannot apply to {what} of type `{ty}`: a \
                          decoded array may be empty or rejected, and a `NonNull` cannot be \
@@ -167,8 +167,8 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
                 Some(inner) => type_string(inner),
                 None => "T".to_owned(),
             };
-            errors.push(syn::Error::new(
-                field.ty_span(),
+            errors.push(syn::Error::new_spanned(
+                field.ty,
                 format!(
                     "{what} is a reference (`{ty}`), which cannot cross the split: the other \
                      half cannot borrow from this one; use an owned `{owned}`, a \
@@ -194,8 +194,8 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
                 "add `#[marshal(len = ...)]` if it points to an array this struct owns, or \
                  `#[marshal(opaque)]` to pass it through without dereferencing"
             };
-            errors.push(syn::Error::new(
-                field.ty_span(),
+            errors.push(syn::Error::new_spanned(
+                field.ty,
                 format!("{what} is {kind} (`{ty}`) whose extent microdriver cannot know; {fix}"),
             ));
         }

@@ -818,3 +818,90 @@ fn memcpy_layout_only_for_dense_plain_structs() {
         to_bytes(&(1u64, 2u32, 3u32)).unwrap()
     );
 }
+
+// ---- generic skip/opaque fields get where-predicates ----------------------------------
+
+#[derive(Debug, PartialEq, Clone)]
+struct PrivCache<T>(Vec<T>);
+
+impl<T> Default for PrivCache<T> {
+    fn default() -> Self {
+        PrivCache(Vec::new())
+    }
+}
+
+/// A public type whose skipped field has a private generic type: the derived
+/// `PrivCache<T>: Default` predicate must not trip `private_bounds`.
+#[derive(Marshal, Debug, PartialEq, Clone)]
+pub struct GenericSkip<T, P> {
+    n: T,
+    #[marshal(skip)]
+    cache: PrivCache<T>,
+    #[marshal(opaque)]
+    handle: *mut P,
+}
+
+#[test]
+fn generic_skip_and_opaque_fields() {
+    let v = GenericSkip::<u16, u8> {
+        n: 3,
+        cache: PrivCache(vec![1]),
+        handle: std::ptr::without_provenance_mut(0x80),
+    };
+    let back: GenericSkip<u16, u8> = from_bytes(&to_bytes(&v).unwrap()).unwrap();
+    assert_eq!(back.n, 3);
+    assert_eq!(back.cache, PrivCache(vec![]));
+    assert_eq!(back.handle as usize, 0x80);
+}
+
+#[derive(Marshal, Debug, PartialEq, Clone, Copy)]
+#[repr(C)]
+struct GenericRec<T> {
+    a: T,
+    b: T,
+}
+
+#[test]
+fn generic_structs_get_the_memcpy_layout_per_instantiation() {
+    if cfg!(target_endian = "little") {
+        assert!(<GenericRec<u32> as Marshal>::LAYOUT.is_memcpy());
+    }
+    assert!(!<GenericRec<bool> as Marshal>::LAYOUT.is_memcpy());
+    round_trip(&GenericRec { a: 1u32, b: 2 });
+    round_trip(&GenericRec { a: true, b: false });
+}
+
+/// Public type, private skipped/opaque field types: the derived predicates
+/// (`Cache: Default`, `Token: Opaque`) must not trip `private_bounds`.
+#[derive(Marshal, Debug, PartialEq)]
+pub struct PubDevice {
+    id: u32,
+    #[marshal(skip)]
+    cache: Cache,
+    #[marshal(opaque)]
+    token: Token,
+}
+
+#[derive(Debug, PartialEq)]
+struct Token(u64);
+
+impl microdriver_rt::marshal::Opaque for Token {
+    fn to_identity(&self) -> u64 {
+        self.0
+    }
+    fn from_identity(id: u64) -> Result<Self, MarshalError> {
+        Ok(Token(id))
+    }
+}
+
+#[test]
+fn user_opaque_impl_crosses_as_identity() {
+    let v = PubDevice {
+        id: 1,
+        cache: Cache(vec![]),
+        token: Token(0x77),
+    };
+    let back: PubDevice = from_bytes(&to_bytes(&v).unwrap()).unwrap();
+    assert_eq!(back.token, Token(0x77));
+    assert_eq!(back.cache, Cache::default());
+}

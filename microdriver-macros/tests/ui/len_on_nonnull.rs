@@ -1,0 +1,12 @@
+use std::ptr::NonNull;
+
+use microdriver_rt::Marshal;
+
+#[derive(Marshal)]
+struct Ring {
+    count: u32,
+    #[marshal(len = self.count)]
+    slots: NonNull<u64>,
+}
+
+fn main() {}
