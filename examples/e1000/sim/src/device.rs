@@ -312,7 +312,6 @@ impl Device {
         self.set(TXDCTL, 0);
         self.set(RXCSUM, rxcsum::IPOFLD | rxcsum::TUOFLD);
         self.set(TIPG, 0x0060_2008);
-        self.set(TCTL, (0x0F << tctl::CT_SHIFT) | (0x40 << tctl::COLD_SHIFT));
         self.set(TXCW, 0x0000_01E0);
         let w = self.eeprom.words();
         let mac = [
@@ -1161,33 +1160,37 @@ impl Device {
         let wire_len = (f.data.len() + net::FCS_LEN) as u64;
         self.stats.inc(TPR);
         self.stats.add(TORL, wire_len);
+        let vet = (self.r(VET) & 0xFFFF) as u16;
+        let tagged = net::ethertype(&f.data) == vet && f.data.len() >= 18;
+        let dst = net::dst_mac(&f.data);
+        let filtered = self.address_match(&dst);
+        // Length limits (SDM 13.7.15 RLEC, 13.7.34-37 RUC/RFC/ROC/RJC): under 64 bytes is
+        // undersized; over 1522 bytes is oversized unless RCTL.LPE (then over 16384).
+        let max = if rctl_v & rctl::LPE != 0 { 16384 } else { 1522 };
+        let short = wire_len < 64;
+        let long = wire_len > max;
+        if filtered.is_some() && (short || long) {
+            self.stats.inc(RLEC);
+            self.stats.inc(match (short, f.fcs_ok) {
+                (true, true) => RUC,
+                (true, false) => RFC,
+                (false, true) => ROC,
+                (false, false) => RJC,
+            });
+            return;
+        }
         let mut errors = 0u8;
         if !f.fcs_ok {
-            self.stats.inc(CRCERRS);
-            if rctl_v & rctl::SBP == 0 {
+            // SDM 13.7.1: CRC errors are counted for frames of legal length.
+            if !short && !long {
+                self.stats.inc(CRCERRS);
+            }
+            if rctl_v & rctl::SBP == 0 || short || long {
                 return;
             }
             errors |= rxd_err::CE;
         }
-        if wire_len < 64 {
-            self.stats.inc(RUC);
-            return;
-        }
-        let vet = (self.r(VET) & 0xFFFF) as u16;
-        let tagged = net::ethertype(&f.data) == vet && f.data.len() >= 18;
-        let max = if rctl_v & rctl::LPE != 0 {
-            16384
-        } else if tagged {
-            1522
-        } else {
-            1518
-        };
-        if wire_len > max {
-            self.stats.inc(ROC);
-            return;
-        }
-        let dst = net::dst_mac(&f.data);
-        let Some(exact) = self.address_match(&dst) else {
+        let Some(exact) = filtered else {
             return;
         };
         let mut special = 0u16;

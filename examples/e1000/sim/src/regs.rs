@@ -2,7 +2,9 @@
 //!
 //! Every name follows the *PCI/PCI-X Family of Gigabit Ethernet Controllers Software
 //! Developer's Manual* (8254x SDM), chapter 13 ("Register Descriptions") for registers and
-//! chapter 3 ("Receive and Transmit Description") for descriptors. Offsets are byte offsets
+//! chapter 3 ("Receive and Transmit Description") for descriptors. Section numbers are
+//! given where they were checked against the manual; otherwise the register's name (which
+//! is what the manual's index uses) identifies it. Offsets are byte offsets
 //! into BAR0; every register is 32 bits wide and must be accessed with aligned 32-bit
 //! accesses.
 //!
@@ -17,103 +19,103 @@ pub const BAR0_LEN: u32 = 0x2_0000;
 // General registers (SDM 13.4)
 // ---------------------------------------------------------------------------------------
 
-/// Device Control (SDM 13.4.1).
+/// Device Control (SDM 13.4).
 pub const CTRL: u32 = 0x0000;
-/// Device Status, read-only (SDM 13.4.2).
+/// Device Status, read-only (SDM 13.4).
 pub const STATUS: u32 = 0x0008;
-/// EEPROM/Flash Control & Data (SDM 13.4.3).
+/// EEPROM/Flash Control & Data (SDM 13.4).
 pub const EECD: u32 = 0x0010;
-/// EEPROM Read; absent on 82544GC/EI (SDM 13.4.4).
+/// EEPROM Read; absent on 82544GC/EI (SDM 13.4).
 pub const EERD: u32 = 0x0014;
-/// Extended Device Control (SDM 13.4.6).
+/// Extended Device Control (SDM 13.4).
 pub const CTRL_EXT: u32 = 0x0018;
-/// Flash Access (SDM 13.4.5).
+/// Flash Access (SDM 13.4).
 pub const FLA: u32 = 0x001C;
-/// MDI Control: PHY register access (SDM 13.4.7).
+/// MDI Control: PHY register access (SDM 13.4).
 pub const MDIC: u32 = 0x0020;
-/// Flow Control Address Low (SDM 13.4.8).
+/// Flow Control Address Low (SDM 13.4).
 pub const FCAL: u32 = 0x0028;
-/// Flow Control Address High (SDM 13.4.8).
+/// Flow Control Address High (SDM 13.4).
 pub const FCAH: u32 = 0x002C;
-/// Flow Control Type (SDM 13.4.9).
+/// Flow Control Type (SDM 13.4).
 pub const FCT: u32 = 0x0030;
-/// VLAN Ether Type (SDM 13.4.10).
+/// VLAN Ether Type (SDM 13.4).
 pub const VET: u32 = 0x0038;
-/// Flow Control Transmit Timer Value (SDM 13.4.11).
+/// Flow Control Transmit Timer Value (SDM 13.4).
 pub const FCTTV: u32 = 0x0170;
-/// Transmit Configuration Word (SDM 13.4.12), TBI mode only.
+/// Transmit Configuration Word (SDM 13.4), TBI mode only.
 pub const TXCW: u32 = 0x0178;
-/// Receive Configuration Word (SDM 13.4.13), TBI mode only.
+/// Receive Configuration Word (SDM 13.4), TBI mode only.
 pub const RXCW: u32 = 0x0180;
-/// LED Control (SDM 13.4.14).
+/// LED Control (SDM 13.4).
 pub const LEDCTL: u32 = 0x0E00;
-/// Packet Buffer Allocation (SDM 13.4.15).
+/// Packet Buffer Allocation (SDM 13.4).
 pub const PBA: u32 = 0x1000;
 
-// Interrupt registers (SDM 13.4.17 - 13.4.21)
-/// Interrupt Cause Read; cleared by reading (SDM 13.4.17).
+// Interrupt registers (SDM 13.4)
+/// Interrupt Cause Read; cleared by reading (SDM 13.4).
 pub const ICR: u32 = 0x00C0;
-/// Interrupt Throttling, in 256 ns units (SDM 13.4.18).
+/// Interrupt Throttling, in 256 ns units (SDM 13.4).
 pub const ITR: u32 = 0x00C4;
-/// Interrupt Cause Set (SDM 13.4.19).
+/// Interrupt Cause Set (SDM 13.4).
 pub const ICS: u32 = 0x00C8;
-/// Interrupt Mask Set/Read (SDM 13.4.20).
+/// Interrupt Mask Set/Read (SDM 13.4).
 pub const IMS: u32 = 0x00D0;
-/// Interrupt Mask Clear (SDM 13.4.21).
+/// Interrupt Mask Clear (SDM 13.4).
 pub const IMC: u32 = 0x00D8;
 
-// Receive registers (SDM 13.4.22 - 13.4.36)
+// Receive registers (SDM 13.4)
 /// Receive Control (SDM 13.4.22).
 pub const RCTL: u32 = 0x0100;
 /// Flow Control Receive Threshold Low (SDM 13.4.23).
 pub const FCRTL: u32 = 0x2160;
-/// Flow Control Receive Threshold High (SDM 13.4.24).
+/// Flow Control Receive Threshold High (SDM 13.4).
 pub const FCRTH: u32 = 0x2168;
 /// Receive Data FIFO Head (diagnostic).
 pub const RDFH: u32 = 0x2410;
 /// Receive Data FIFO Tail (diagnostic).
 pub const RDFT: u32 = 0x2418;
-/// Receive Descriptor Base Address Low (SDM 13.4.25).
+/// Receive Descriptor Base Address Low (SDM 13.4).
 pub const RDBAL: u32 = 0x2800;
-/// Receive Descriptor Base Address High (SDM 13.4.26).
+/// Receive Descriptor Base Address High (SDM 13.4).
 pub const RDBAH: u32 = 0x2804;
-/// Receive Descriptor Length in bytes, multiple of 128 (SDM 13.4.27).
+/// Receive Descriptor Length in bytes, multiple of 128 (SDM 13.4).
 pub const RDLEN: u32 = 0x2808;
-/// Receive Descriptor Head (SDM 13.4.28).
+/// Receive Descriptor Head (SDM 13.4).
 pub const RDH: u32 = 0x2810;
-/// Receive Descriptor Tail (SDM 13.4.29).
+/// Receive Descriptor Tail (SDM 13.4).
 pub const RDT: u32 = 0x2818;
-/// Receive Delay Timer, in 1.024 us units (SDM 13.4.30).
+/// Receive Delay Timer, in 1.024 us units (SDM 13.4).
 pub const RDTR: u32 = 0x2820;
-/// Receive Descriptor Control (SDM 13.4.31).
+/// Receive Descriptor Control (SDM 13.4).
 pub const RXDCTL: u32 = 0x2828;
-/// Receive Interrupt Absolute Delay Timer, in 1.024 us units (SDM 13.4.32).
+/// Receive Interrupt Absolute Delay Timer, in 1.024 us units (SDM 13.4).
 pub const RADV: u32 = 0x282C;
-/// Receive Small Packet Detect Interrupt (SDM 13.4.33).
+/// Receive Small Packet Detect Interrupt (SDM 13.4).
 pub const RSRPD: u32 = 0x2C00;
-/// Receive Checksum Control (SDM 13.4.34).
+/// Receive Checksum Control (SDM 13.4).
 pub const RXCSUM: u32 = 0x5000;
-/// Multicast Table Array, 128 entries (SDM 13.4.35).
+/// Multicast Table Array, 128 entries (SDM 13.4).
 pub const MTA: u32 = 0x5200;
 /// Number of MTA entries.
 pub const MTA_LEN: u32 = 128;
-/// Receive Address Low, entry `n` is at `RAL + 8 * n` (SDM 13.4.36).
+/// Receive Address Low, entry `n` is at `RAL + 8 * n` (SDM 13.4).
 pub const RAL: u32 = 0x5400;
-/// Receive Address High, entry `n` is at `RAH + 8 * n` (SDM 13.4.36).
+/// Receive Address High, entry `n` is at `RAH + 8 * n` (SDM 13.4).
 pub const RAH: u32 = 0x5404;
 /// Number of receive address entries.
 pub const RA_LEN: u32 = 16;
-/// VLAN Filter Table Array, 128 entries (SDM 13.4.37).
+/// VLAN Filter Table Array, 128 entries (SDM 13.4).
 pub const VFTA: u32 = 0x5600;
 /// Number of VFTA entries.
 pub const VFTA_LEN: u32 = 128;
 
-// Transmit registers (SDM 13.4.33 - 13.4.45)
-/// Transmit Control (SDM 13.4.33).
+// Transmit registers (SDM 13.4)
+/// Transmit Control (SDM 13.4).
 pub const TCTL: u32 = 0x0400;
-/// Transmit IPG (SDM 13.4.34).
+/// Transmit IPG (SDM 13.4).
 pub const TIPG: u32 = 0x0410;
-/// Adaptive IFS Throttle (SDM 13.4.35).
+/// Adaptive IFS Throttle (SDM 13.4).
 pub const AIFS: u32 = 0x0458;
 /// Transmit DMA control (82544 only; harmless elsewhere).
 pub const TXDMAC: u32 = 0x3000;
@@ -121,49 +123,49 @@ pub const TXDMAC: u32 = 0x3000;
 pub const TDFH: u32 = 0x3410;
 /// Transmit Data FIFO Tail (diagnostic).
 pub const TDFT: u32 = 0x3418;
-/// Transmit Descriptor Base Address Low (SDM 13.4.38).
+/// Transmit Descriptor Base Address Low (SDM 13.4).
 pub const TDBAL: u32 = 0x3800;
-/// Transmit Descriptor Base Address High (SDM 13.4.39).
+/// Transmit Descriptor Base Address High (SDM 13.4).
 pub const TDBAH: u32 = 0x3804;
-/// Transmit Descriptor Length in bytes, multiple of 128 (SDM 13.4.40).
+/// Transmit Descriptor Length in bytes, multiple of 128 (SDM 13.4).
 pub const TDLEN: u32 = 0x3808;
-/// Transmit Descriptor Head (SDM 13.4.41).
+/// Transmit Descriptor Head (SDM 13.4).
 pub const TDH: u32 = 0x3810;
-/// Transmit Descriptor Tail (SDM 13.4.42).
+/// Transmit Descriptor Tail (SDM 13.4).
 pub const TDT: u32 = 0x3818;
-/// Transmit Interrupt Delay Value, in 1.024 us units (SDM 13.4.43).
+/// Transmit Interrupt Delay Value, in 1.024 us units (SDM 13.4).
 pub const TIDV: u32 = 0x3820;
-/// Transmit Descriptor Control (SDM 13.4.44).
+/// Transmit Descriptor Control (SDM 13.4).
 pub const TXDCTL: u32 = 0x3828;
-/// Transmit Absolute Interrupt Delay Value, in 1.024 us units (SDM 13.4.45).
+/// Transmit Absolute Interrupt Delay Value, in 1.024 us units (SDM 13.4).
 pub const TADV: u32 = 0x382C;
-/// TCP Segmentation Pad and Threshold (SDM 13.4.46).
+/// TCP Segmentation Pad and Threshold (SDM 13.4).
 pub const TSPMT: u32 = 0x3830;
 
 // Wakeup and manageability (SDM 13.6)
-/// Wake Up Control (SDM 13.6.1).
+/// Wake Up Control (SDM 13.6).
 pub const WUC: u32 = 0x5800;
-/// Wake Up Filter Control (SDM 13.6.2).
+/// Wake Up Filter Control (SDM 13.6).
 pub const WUFC: u32 = 0x5808;
-/// Wake Up Status (SDM 13.6.3).
+/// Wake Up Status (SDM 13.6).
 pub const WUS: u32 = 0x5810;
 /// Management Control (SDM 13.6.4 on parts with manageability).
 pub const MANC: u32 = 0x5820;
-/// IP Address Valid (SDM 13.6.5).
+/// IP Address Valid (SDM 13.6).
 pub const IPAV: u32 = 0x5838;
-/// IPv4 Address Table, 4 entries (SDM 13.6.6).
+/// IPv4 Address Table, 4 entries (SDM 13.6).
 pub const IP4AT: u32 = 0x5840;
-/// IPv6 Address Table (SDM 13.6.7).
+/// IPv6 Address Table (SDM 13.6).
 pub const IP6AT: u32 = 0x5880;
-/// Wakeup Packet Length (SDM 13.6.8).
+/// Wakeup Packet Length (SDM 13.6).
 pub const WUPL: u32 = 0x5900;
-/// Wakeup Packet Memory, 128 bytes (SDM 13.6.9).
+/// Wakeup Packet Memory, 128 bytes (SDM 13.6).
 pub const WUPM: u32 = 0x5A00;
-/// Flexible Filter Length Table (SDM 13.6.10).
+/// Flexible Filter Length Table (SDM 13.6).
 pub const FFLT: u32 = 0x5F00;
-/// Flexible Filter Mask Table (SDM 13.6.11).
+/// Flexible Filter Mask Table (SDM 13.6).
 pub const FFMT: u32 = 0x9000;
-/// Flexible Filter Value Table (SDM 13.6.12).
+/// Flexible Filter Value Table (SDM 13.6).
 pub const FFVT: u32 = 0x9800;
 
 // ---------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ pub const STATS_64BIT_LOW: [u32; 4] = [GORCL, GOTCL, TORL, TOTL];
 // Bitfields
 // ---------------------------------------------------------------------------------------
 
-/// CTRL bits (SDM 13.4.1).
+/// CTRL bits (SDM 13.4).
 pub mod ctrl {
     /// Full duplex.
     pub const FD: u32 = 1 << 0;
@@ -333,7 +335,7 @@ pub mod ctrl {
     pub const PHY_RST: u32 = 1 << 31;
 }
 
-/// STATUS bits (SDM 13.4.2).
+/// STATUS bits (SDM 13.4).
 pub mod status {
     /// Full duplex.
     pub const FD: u32 = 1 << 0;
@@ -361,7 +363,7 @@ pub mod status {
     pub const BUS64: u32 = 1 << 12;
 }
 
-/// EECD bits (SDM 13.4.3).
+/// EECD bits (SDM 13.4).
 pub mod eecd {
     /// Clock input to the EEPROM.
     pub const SK: u32 = 1 << 0;
@@ -383,7 +385,7 @@ pub mod eecd {
     pub const SIZE: u32 = 1 << 9;
 }
 
-/// EERD bits for 82540/82545 (SDM 13.4.4).
+/// EERD bits for 82540/82545 (SDM 13.4).
 pub mod eerd {
     /// Start read.
     pub const START: u32 = 1 << 0;
@@ -397,7 +399,7 @@ pub mod eerd {
     pub const DATA_SHIFT: u32 = 16;
 }
 
-/// MDIC bits (SDM 13.4.7).
+/// MDIC bits (SDM 13.4).
 pub mod mdic {
     /// Data mask (bits 15:0).
     pub const DATA_MASK: u32 = 0xFFFF;
@@ -419,7 +421,7 @@ pub mod mdic {
     pub const ERROR: u32 = 1 << 30;
 }
 
-/// Interrupt cause bits, shared by ICR, ICS, IMS and IMC (SDM 13.4.17).
+/// Interrupt cause bits, shared by ICR, ICS, IMS and IMC (SDM 13.4).
 pub mod icr {
     /// Transmit descriptor written back.
     pub const TXDW: u32 = 1 << 0;
@@ -515,7 +517,7 @@ pub mod rctl {
     }
 }
 
-/// TCTL bits (SDM 13.4.33).
+/// TCTL bits (SDM 13.4).
 pub mod tctl {
     /// Transmit enable.
     pub const EN: u32 = 1 << 1;
@@ -531,7 +533,7 @@ pub mod tctl {
     pub const RTLC: u32 = 1 << 24;
 }
 
-/// RXDCTL/TXDCTL fields (SDM 13.4.31, 13.4.44).
+/// RXDCTL/TXDCTL fields (SDM 13.4).
 pub mod dctl {
     /// Prefetch threshold mask (bits 5:0).
     pub const PTHRESH_MASK: u32 = 0x3F;
@@ -543,7 +545,7 @@ pub mod dctl {
     pub const GRAN: u32 = 1 << 24;
 }
 
-/// RXCSUM bits (SDM 13.4.34).
+/// RXCSUM bits (SDM 13.4).
 pub mod rxcsum {
     /// Packet checksum start mask (bits 7:0).
     pub const PCSS_MASK: u32 = 0xFF;
@@ -553,7 +555,7 @@ pub mod rxcsum {
     pub const TUOFLD: u32 = 1 << 9;
 }
 
-/// RAH bits (SDM 13.4.36).
+/// RAH bits (SDM 13.4).
 pub mod rah {
     /// Address select mask (bits 17:16); 00 = destination address.
     pub const AS_MASK: u32 = 3 << 16;
@@ -770,7 +772,7 @@ pub mod popts {
 pub const DESC_LEN: usize = 16;
 
 /// The receive address registers hold a MAC address as RAL = bytes 0..4 (little-endian) and
-/// RAH[15:0] = bytes 4..6 (SDM 13.4.36). Returns `(ral, rah_without_av)`.
+/// RAH[15:0] = bytes 4..6 (SDM 13.4). Returns `(ral, rah_without_av)`.
 pub fn mac_to_ra(mac: [u8; 6]) -> (u32, u32) {
     let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
     let rah = u32::from(mac[4]) | (u32::from(mac[5]) << 8);
@@ -784,7 +786,7 @@ pub fn ra_to_mac(ral: u32, rah: u32) -> [u8; 6] {
 }
 
 /// The 12-bit multicast hash of a destination address for a given RCTL.MO value
-/// (SDM 13.4.35): MO selects which 12 bits of the 48-bit address are used.
+/// (SDM 13.4): MO selects which 12 bits of the 48-bit address are used.
 /// The MTA register index is `hash >> 5`, the bit within it `hash & 31`.
 pub fn mta_hash(mac: [u8; 6], mo: u32) -> u16 {
     let (a4, a5) = (u16::from(mac[4]), u16::from(mac[5]));
@@ -976,7 +978,7 @@ mod tests {
 
     #[test]
     fn mta_hash_offsets() {
-        // 8254x SDM 13.4.35 Multicast Table Array: MO selects bits 47:36, 46:35, 45:34, 43:32.
+        // 8254x SDM 13.4 Multicast Table Array: MO selects bits 47:36, 46:35, 45:34, 43:32.
         let mac = [0x01, 0x00, 0x5E, 0x00, 0x00, 0x01];
         assert_eq!(mta_hash(mac, 0), 0x010);
         assert_eq!(mta_hash(mac, 1), 0x020);
