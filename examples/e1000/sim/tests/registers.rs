@@ -353,7 +353,7 @@ fn the_82544gc_has_no_eerd_but_bitbangs_without_grant() {
     let set = |cs: bool, sk: bool, di: bool| {
         d.w(
             EECD,
-            u32::from(cs) * eecd::CS | u32::from(sk) * eecd::SK | u32::from(di) * eecd::DI,
+            (u32::from(cs) * eecd::CS) | (u32::from(sk) * eecd::SK) | (u32::from(di) * eecd::DI),
         )
     };
     set(true, false, false);
