@@ -62,7 +62,9 @@ pub enum MarshalError {
         found: u64,
     },
     /// A field annotated `#[marshal(len = ...)]` disagrees with its length expression.
-    #[error("field `{field}` of `{ty}` has {found} elements but its `len` expression says {expected}")]
+    #[error(
+        "field `{field}` of `{ty}` has {found} elements but its `len` expression says {expected}"
+    )]
     LengthMismatch {
         /// The type holding the field.
         ty: &'static str,

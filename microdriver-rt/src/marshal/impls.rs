@@ -11,12 +11,12 @@ macro_rules! marshal_le {
     ($($t:ty => $put:ident, $take:ident, $wire:ty;)*) => {$(
         impl Marshal for $t {
             const MIN_WIRE_SIZE: usize = std::mem::size_of::<$wire>();
-            // SAFETY: a fixed-width integer or float has no padding, every bit pattern is a
-            // valid value, and it is encoded as its little-endian bytes, which on a
-            // little-endian host with matching width are its memory image.
             const LAYOUT: WireLayout = if cfg!(target_endian = "little")
                 && std::mem::size_of::<$t>() == std::mem::size_of::<$wire>()
             {
+                // SAFETY: a fixed-width integer or float has no padding, every bit pattern is a
+                // valid value, and it is encoded as its little-endian bytes, which on a
+                // little-endian host with matching width are its memory image.
                 unsafe { WireLayout::memcpy() }
             } else {
                 WireLayout::ENCODED
@@ -55,9 +55,9 @@ macro_rules! marshal_signed {
     ($($t:ty => $u:ty;)*) => {$(
         impl Marshal for $t {
             const MIN_WIRE_SIZE: usize = std::mem::size_of::<$t>();
-            // SAFETY: as for the unsigned integers: no padding, any bits valid, encoded as
-            // its little-endian two's-complement bytes.
             const LAYOUT: WireLayout = if cfg!(target_endian = "little") {
+                // SAFETY: as for the unsigned integers: no padding, any bits valid, encoded as
+                // its little-endian two's-complement bytes.
                 unsafe { WireLayout::memcpy() }
             } else {
                 WireLayout::ENCODED
@@ -107,9 +107,9 @@ macro_rules! marshal_float {
     ($($t:ty => $bits:ty;)*) => {$(
         impl Marshal for $t {
             const MIN_WIRE_SIZE: usize = std::mem::size_of::<$t>();
-            // SAFETY: IEEE floats have no padding, every bit pattern is a valid value (NaNs
-            // included), and they cross as their little-endian bits.
             const LAYOUT: WireLayout = if cfg!(target_endian = "little") {
+                // SAFETY: IEEE floats have no padding, every bit pattern is a valid value (NaNs
+                // included), and they cross as their little-endian bits.
                 unsafe { WireLayout::memcpy() }
             } else {
                 WireLayout::ENCODED
@@ -220,9 +220,9 @@ impl Marshal for Duration {
 
 impl<T: Marshal, const N: usize> Marshal for [T; N] {
     const MIN_WIRE_SIZE: usize = T::MIN_WIRE_SIZE.saturating_mul(N);
-    // SAFETY: an array has no padding between or around its elements, so it is its
-    // elements' memory images back to back, which is exactly how it is encoded.
     const LAYOUT: WireLayout = if T::LAYOUT.is_memcpy() {
+        // SAFETY: an array has no padding between or around its elements, so it is its
+        // elements' memory images back to back, which is exactly how it is encoded.
         unsafe { WireLayout::memcpy() }
     } else {
         WireLayout::ENCODED

@@ -31,10 +31,10 @@ pub mod __private;
 pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use error::MarshalError;
+pub use layout::WireLayout;
 pub use opaque::Opaque;
 pub use raw_array::{alloc_array, free_array};
 pub use tracked::TrackedPtr;
-pub use layout::WireLayout;
 
 /// How deeply values may nest (boxes in boxes, objects in objects) before a decoder gives up.
 pub const MAX_DEPTH: u32 = 128;

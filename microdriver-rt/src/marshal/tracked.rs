@@ -204,12 +204,17 @@ impl<T: Marshal + 'static> Marshal for TrackedPtr<T> {
 enum Target<T> {
     /// An existing local copy, to be overwritten at commit (and paired with the sender's
     /// address, if it was not yet).
-    Existing { local: *mut T, pair_with: Option<usize> },
+    Existing {
+        local: *mut T,
+        pair_with: Option<usize>,
+    },
     /// A fresh allocation (paired at commit when there is a tracker).
     New(Box<MaybeUninit<T>>),
 }
 
-fn decode_object<T: Marshal + 'static>(dec: &mut Decoder<'_>) -> Result<TrackedPtr<T>, MarshalError> {
+fn decode_object<T: Marshal + 'static>(
+    dec: &mut Decoder<'_>,
+) -> Result<TrackedPtr<T>, MarshalError> {
     let sender = dec.take_u64()?;
     let type_offset = dec.position();
     let type_id = dec.take_u64()?;
@@ -263,13 +268,19 @@ fn decode_object<T: Marshal + 'static>(dec: &mut Decoder<'_>) -> Result<TrackedP
     Ok(TrackedPtr { ptr: local })
 }
 
-fn resolve<T: 'static>(dec: &Decoder<'_>, sender: u64, claimed: u64) -> Result<Target<T>, MarshalError> {
+fn resolve<T: 'static>(
+    dec: &Decoder<'_>,
+    sender: u64,
+    claimed: u64,
+) -> Result<Target<T>, MarshalError> {
     let Some(tracker) = dec.tracker() else {
         return Ok(Target::New(Box::new(MaybeUninit::uninit())));
     };
     let tag = TypeTag::of::<T>();
-    let sender = usize::try_from(sender).map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
-    let claimed = usize::try_from(claimed).map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
+    let sender =
+        usize::try_from(sender).map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
+    let claimed =
+        usize::try_from(claimed).map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
     match tracker.to_local(sender, tag) {
         Ok(t) if t.offset == 0 => {
             if claimed != 0 && claimed != t.addr {
@@ -293,7 +304,11 @@ fn resolve<T: 'static>(dec: &Decoder<'_>, sender: u64, claimed: u64) -> Result<T
             }
             .into())
         }
-        Err(TrackerError::Unregistered { .. } | TrackerError::Freed { .. } | TrackerError::PastEnd { .. }) => {}
+        Err(
+            TrackerError::Unregistered { .. }
+            | TrackerError::Freed { .. }
+            | TrackerError::PastEnd { .. },
+        ) => {}
         Err(e) => return Err(e.into()),
     }
     if claimed != 0 {

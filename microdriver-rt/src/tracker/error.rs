@@ -98,7 +98,9 @@ pub enum TrackerError {
     },
     /// The other half named a local object as its counterpart, but that object is already
     /// paired with a different address (a forged or confused pairing).
-    #[error("local object {local:#x} is paired with {paired:#x}, but the peer claims {claimed:#x}")]
+    #[error(
+        "local object {local:#x} is paired with {paired:#x}, but the peer claims {claimed:#x}"
+    )]
     PairingMismatch {
         /// The local object.
         local: usize,

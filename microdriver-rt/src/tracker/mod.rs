@@ -220,11 +220,12 @@ impl ObjectTracker {
     /// Translates an address the peer sent (into its copy of an object of type `ty`) into
     /// the address of this side's copy, keeping the interior offset.
     pub fn to_local(&self, remote: usize, ty: TypeTag) -> Result<Translation, TrackerError> {
-        let result = self
-            .table
-            .read()
-            .translate(Space::Remote, remote, ty)
-            .map(|(t, _)| t);
+        let table = self.table.read();
+        let result = match table.translate_remote_fast(remote, ty) {
+            Some(hit) => Ok(hit),
+            None => table.translate(Space::Remote, remote, ty).map(|(t, _)| t),
+        };
+        drop(table);
         self.counted(result)
     }
 
@@ -241,7 +242,10 @@ impl ObjectTracker {
     /// The peer's address of the object starting at `local`, if it is registered and paired.
     pub fn remote_of(&self, local: usize, ty: TypeTag) -> Option<usize> {
         let table = self.table.read();
-        table.local_at(local, ty).ok().and_then(|(_, entry)| entry.remote)
+        table
+            .local_at(local, ty)
+            .ok()
+            .and_then(|(_, entry)| entry.remote)
     }
 
     /// Checks that `local` is the start of a registered local object of type `ty` (paired
@@ -273,7 +277,11 @@ impl ObjectTracker {
     /// What this side holds for an object the peer sent from its address `remote` with
     /// shape `info`. A shape change drops the old pairing (re-pairing is the caller's next
     /// `register_pair`).
-    pub fn observe_remote(&self, remote: usize, info: ObjectInfo) -> Result<Observation, TrackerError> {
+    pub fn observe_remote(
+        &self,
+        remote: usize,
+        info: ObjectInfo,
+    ) -> Result<Observation, TrackerError> {
         let mut table = self.table.write();
         let result = match table.translate(Space::Remote, remote, info.ty) {
             Ok((t, entry)) if t.offset == 0 && entry.info == info => Ok(Observation::Known {
@@ -292,9 +300,11 @@ impl ObjectTracker {
                 offset: t.offset,
                 elem_size: entry.info.elem_size,
             }),
-            Err(TrackerError::Unregistered { .. } | TrackerError::Freed { .. } | TrackerError::PastEnd { .. }) => {
-                Ok(Observation::New)
-            }
+            Err(
+                TrackerError::Unregistered { .. }
+                | TrackerError::Freed { .. }
+                | TrackerError::PastEnd { .. },
+            ) => Ok(Observation::New),
             Err(e) => Err(e),
         };
         drop(table);
@@ -332,9 +342,8 @@ impl ObjectTracker {
         let results: Vec<_> = notices
             .iter()
             .map(|notice| {
-                let addr = usize::try_from(notice.addr).map_err(|_| TrackerError::Unregistered {
-                    addr: usize::MAX,
-                })?;
+                let addr = usize::try_from(notice.addr)
+                    .map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
                 let entry = table.remove_checked(Space::Remote, addr, notice.type_id)?;
                 Ok(Unpaired {
                     local: entry.local,
@@ -344,7 +353,11 @@ impl ObjectTracker {
             .collect();
         drop(table);
         for result in &results {
-            let counter = if result.is_ok() { &self.translations } else { &self.rejections };
+            let counter = if result.is_ok() {
+                &self.translations
+            } else {
+                &self.rejections
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
         results

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use super::{ObjectId, ObjectInfo, TrackerError, TypeTag, NULL_GUARD};
@@ -12,13 +13,115 @@ use super::{ObjectId, ObjectInfo, TrackerError, TypeTag, NULL_GUARD};
 /// `Freed` rather than `Unregistered`.
 const TOMBSTONES: usize = 1024;
 
+/// Pages are indexed at this granularity.
+const PAGE_SHIFT: u32 = 12;
+/// Objects spanning more pages than this are found through the B-tree alone.
+const MAX_INDEXED_PAGES: usize = 64;
+
+/// What the page index knows of one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageSlot<V> {
+    /// Exactly one object has been indexed on this page.
+    One(V),
+    /// Several objects share the page: ask the B-tree.
+    Shared,
+}
+
+/// A page-index value: names its slab slot.
+trait Indexed: Copy {
+    fn slot(&self) -> usize;
+}
+
+impl Indexed for usize {
+    fn slot(&self) -> usize {
+        *self
+    }
+}
+
+/// Everything a remote-to-local translation needs, copied into the page index so that the
+/// hot path (every pointer entering from the peer) touches one cache line, not two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RemoteHit {
+    slot: usize,
+    generation: u32,
+    start: usize,
+    size: usize,
+    elem_size: usize,
+    type_id: u64,
+    local: usize,
+}
+
+impl Indexed for RemoteHit {
+    fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
+/// A hash index from page number to the object on that page: the fast path of a
+/// translation, one probe whatever the number of objects. Its answers are only ever
+/// candidates, confirmed against the address; everything else falls back to the B-tree,
+/// which stays the source of truth.
+#[derive(Debug)]
+struct PageIndex<V> {
+    pages: FxHashMap<usize, PageSlot<V>>,
+}
+
+impl<V> Default for PageIndex<V> {
+    fn default() -> Self {
+        Self {
+            pages: FxHashMap::default(),
+        }
+    }
+}
+
+impl<V: Indexed> PageIndex<V> {
+    fn pages_of(start: usize, size: usize) -> Option<std::ops::RangeInclusive<usize>> {
+        let first = start >> PAGE_SHIFT;
+        let last = (start + size - 1) >> PAGE_SHIFT;
+        (last - first < MAX_INDEXED_PAGES).then_some(first..=last)
+    }
+
+    fn insert(&mut self, start: usize, size: usize, value: V) {
+        let Some(pages) = Self::pages_of(start, size) else {
+            return;
+        };
+        for page in pages {
+            self.pages
+                .entry(page)
+                .and_modify(|entry| *entry = PageSlot::Shared)
+                .or_insert(PageSlot::One(value));
+        }
+    }
+
+    fn remove(&mut self, start: usize, size: usize, slot: usize) {
+        let Some(pages) = Self::pages_of(start, size) else {
+            return;
+        };
+        for page in pages {
+            if matches!(self.pages.get(&page), Some(PageSlot::One(v)) if v.slot() == slot) {
+                self.pages.remove(&page);
+            }
+        }
+    }
+
+    fn candidate(&self, addr: usize) -> Option<V> {
+        match self.pages.get(&(addr >> PAGE_SHIFT)) {
+            Some(PageSlot::One(value)) => Some(*value),
+            _ => None,
+        }
+    }
+}
+
 /// Values that slab poisoning and use-after-free patterns leave in pointers.
 fn is_poison(addr: usize) -> bool {
     let addr = addr as u64;
     // Linux slab poison (0x6b), redzones (0xbb, 0xcc), free-pointer poisons (0xdead...).
     matches!(
         addr,
-        0x6b6b_6b6b_6b6b_6b6b | 0xbbbb_bbbb_bbbb_bbbb | 0xcccc_cccc_cccc_cccc | 0xa5a5_a5a5_a5a5_a5a5
+        0x6b6b_6b6b_6b6b_6b6b
+            | 0xbbbb_bbbb_bbbb_bbbb
+            | 0xcccc_cccc_cccc_cccc
+            | 0xa5a5_a5a5_a5a5_a5a5
     ) || addr >> 32 == 0xdead_0000
         || addr >> 48 == 0xdead
 }
@@ -57,6 +160,8 @@ pub(crate) struct Table {
     tombs_local: BTreeMap<usize, usize>,
     tombs_remote: BTreeMap<usize, usize>,
     tomb_order: VecDeque<(bool, usize)>,
+    pages_local: PageIndex<usize>,
+    pages_remote: PageIndex<RemoteHit>,
     bytes: usize,
 }
 
@@ -126,7 +231,11 @@ impl Table {
     }
 
     /// Registers a local object (not yet paired).
-    pub(crate) fn register(&mut self, local: usize, info: ObjectInfo) -> Result<ObjectId, TrackerError> {
+    pub(crate) fn register(
+        &mut self,
+        local: usize,
+        info: ObjectInfo,
+    ) -> Result<ObjectId, TrackerError> {
         check_address(local)?;
         let size = info.checked_size(local)?;
         self.check_free_range(Space::Local, local, size)?;
@@ -142,6 +251,7 @@ impl Table {
             generation,
         });
         self.by_local.insert(local, slot);
+        self.pages_local.insert(local, size, slot);
         self.forget_tomb(Space::Local, local, size);
         self.bytes += size;
         Ok(ObjectId {
@@ -167,8 +277,19 @@ impl Table {
         }
         let size = entry.info.checked_size(remote)?;
         self.check_free_range(Space::Remote, remote, size)?;
-        self.entries[slot].remote = Some(remote);
+        let entry = &mut self.entries[slot];
+        entry.remote = Some(remote);
+        let hit = RemoteHit {
+            slot,
+            generation: entry.generation,
+            start: remote,
+            size,
+            elem_size: entry.info.elem_size,
+            type_id: entry.info.ty.id(),
+            local: entry.local,
+        };
         self.by_remote.insert(remote, slot);
+        self.pages_remote.insert(remote, size, hit);
         self.forget_tomb(Space::Remote, remote, size);
         Ok(())
     }
@@ -208,9 +329,7 @@ impl Table {
         ty: TypeTag,
     ) -> Result<(Translation, &Entry), TrackerError> {
         check_address(addr)?;
-        let map = self.map(space);
-        let found = map.range(..=addr).next_back();
-        let Some((&start, &slot)) = found else {
+        let Some((start, slot)) = self.find(space, addr) else {
             return Err(self.miss(space, addr, None));
         };
         let entry = &self.entries[slot];
@@ -235,7 +354,9 @@ impl Table {
             });
         }
         let target = match space {
-            Space::Local => entry.remote.ok_or(TrackerError::NotPaired { addr: entry.local })?,
+            Space::Local => entry
+                .remote
+                .ok_or(TrackerError::NotPaired { addr: entry.local })?,
             Space::Remote => entry.local,
         };
         Ok((
@@ -250,6 +371,58 @@ impl Table {
             },
             entry,
         ))
+    }
+
+    /// The hot path of a remote-to-local translation: one probe of the page index. `None`
+    /// means "not answered here" (not necessarily an error): ask [`Table::translate`].
+    pub(crate) fn translate_remote_fast(&self, addr: usize, ty: TypeTag) -> Option<Translation> {
+        let hit = self.pages_remote.candidate(addr)?;
+        let offset = addr.checked_sub(hit.start)?;
+        if offset >= hit.size
+            || hit.type_id != ty.id()
+            || offset % hit.elem_size != 0
+            || addr < NULL_GUARD
+        {
+            return None;
+        }
+        Some(Translation {
+            addr: hit.local + offset,
+            id: ObjectId {
+                index: hit.slot as u32,
+                generation: hit.generation,
+            },
+            offset,
+            index: offset / hit.elem_size,
+        })
+    }
+
+    /// The object starting at or below `addr` (the one that contains it, if any): one hash
+    /// probe when the page index knows the page, a B-tree range lookup otherwise.
+    fn find(&self, space: Space, addr: usize) -> Option<(usize, usize)> {
+        let candidate = match space {
+            Space::Local => self
+                .pages_local
+                .candidate(addr)
+                .and_then(|slot| Some((self.entries.get(slot)?.local, slot))),
+            Space::Remote => self
+                .pages_remote
+                .candidate(addr)
+                .map(|hit| (hit.start, hit.slot)),
+        };
+        if let Some((start, slot)) = candidate {
+            if start <= addr
+                && self
+                    .entries
+                    .get(slot)
+                    .is_some_and(|e| addr - start < e.info.size())
+            {
+                return Some((start, slot));
+            }
+        }
+        self.map(space)
+            .range(..=addr)
+            .next_back()
+            .map(|(&start, &slot)| (start, slot))
     }
 
     /// The error for an address that no live object contains.
@@ -268,7 +441,11 @@ impl Table {
     }
 
     /// The registered local object that starts exactly at `local`, paired or not.
-    pub(crate) fn local_at(&self, local: usize, ty: TypeTag) -> Result<(ObjectId, &Entry), TrackerError> {
+    pub(crate) fn local_at(
+        &self,
+        local: usize,
+        ty: TypeTag,
+    ) -> Result<(ObjectId, &Entry), TrackerError> {
         check_address(local)?;
         let Some(&slot) = self.by_local.get(&local) else {
             return Err(match self.translate(Space::Local, local, ty) {
@@ -298,7 +475,12 @@ impl Table {
     }
 
     /// Removes the object starting at `addr` in `space` after checking its type id.
-    pub(crate) fn remove_checked(&mut self, space: Space, addr: usize, type_id: u64) -> Result<Entry, TrackerError> {
+    pub(crate) fn remove_checked(
+        &mut self,
+        space: Space,
+        addr: usize,
+        type_id: u64,
+    ) -> Result<Entry, TrackerError> {
         check_address(addr)?;
         let Some(&slot) = self.map(space).get(&addr) else {
             return Err(self.miss(space, addr, None));
@@ -343,9 +525,11 @@ impl Table {
         self.generations[slot] = self.generations[slot].wrapping_add(1);
         let size = entry.info.size();
         self.by_local.remove(&entry.local);
+        self.pages_local.remove(entry.local, size, slot);
         self.add_tomb(Space::Local, entry.local, size);
         if let Some(remote) = entry.remote {
             self.by_remote.remove(&remote);
+            self.pages_remote.remove(remote, size, slot);
             self.add_tomb(Space::Remote, remote, size);
         }
         self.bytes -= size;
@@ -358,6 +542,7 @@ impl Table {
         for (_, slot) in std::mem::take(&mut self.by_remote) {
             self.entries[slot].remote = None;
         }
+        self.pages_remote = PageIndex::default();
         self.tombs_remote.clear();
         self.tomb_order.retain(|&(local, _)| local);
         count
