@@ -228,7 +228,7 @@ impl Outcome {
         );
         let _ = writeln!(
             s,
-            "  {:<22} {:>14.1} {:>14.1}",
+            "  {:<22} {:>14.2} {:>14.2}",
             "crossings per second", p.crossings_per_second, c.crossings_per_second
         );
         let _ = writeln!(
@@ -258,7 +258,7 @@ impl Outcome {
             self.cut_crossings.len()
         );
         for (a, b, f) in &self.cut_crossings {
-            let _ = writeln!(s, "  {a} -> {b}  {f:.1}/s");
+            let _ = writeln!(s, "  {a} -> {b}  {f}/s");
         }
         s
     }

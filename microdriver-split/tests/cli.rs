@@ -1,0 +1,209 @@
+//! The `cargo-microdriver` binary end to end, including `report` on the splitter's own
+//! source and on the runtime's.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::fixture;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-microdriver"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn workspace(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn share_line(text: &str) -> Option<&str> {
+    text.lines()
+        .find(|l| l.starts_with("kernel_half_share = ") && l.ends_with('%'))
+}
+
+#[test]
+fn report_on_the_splitters_own_source() {
+    let out = run(&["report", &workspace("src")]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(share_line(&text).is_some(), "{text}");
+    assert!(text.contains("functions = "), "{text}");
+}
+
+#[test]
+fn report_on_the_runtime_source() {
+    let out = run(&["report", &workspace("../microdriver-rt/src")]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(share_line(&stdout(&out)).is_some());
+    let out = run(&["report", "--json", &workspace("../microdriver-rt/src")]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(v["functions"].is_u64());
+}
+
+#[test]
+fn cargo_subcommand_argument_is_accepted() {
+    let path = fixture("net_template").display().to_string();
+    let out = run(&["microdriver", "report", &path]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        share_line(&text),
+        Some("kernel_half_share = 59.5%"),
+        "{text}"
+    );
+    assert!(text.contains("critical functions = 7 (63.6%)"), "{text}");
+}
+
+#[test]
+fn report_json_has_the_figure_2_numbers() {
+    let path = fixture("net_template").display().to_string();
+    let out = run(&["report", "--json", &path]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["functions"], 11);
+    assert_eq!(v["critical_functions"], 7);
+    assert_eq!(v["lines"], 42);
+    assert_eq!(v["critical_lines"], 25);
+    assert_eq!(v["roots"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn report_lists_crossing_edges() {
+    let path = fixture("calls").display().to_string();
+    let out = run(&["report", "--json", "--template", "none", &path]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let crossings: Vec<(String, String)> = v["crossings"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| {
+            (
+                c["callee"].as_str().unwrap_or_default().to_string(),
+                c["direction"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        crossings,
+        [
+            ("update_stats".to_string(), "deferred_upcall".to_string()),
+            ("watchdog".to_string(), "deferred_upcall".to_string())
+        ]
+    );
+}
+
+#[test]
+fn check_exit_codes() {
+    let ok = run(&["check", &fixture("calls").display().to_string()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    let bad = run(&["check", &fixture("check_bad").display().to_string()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = stdout(&bad);
+    assert!(
+        text.contains("check_bad/src/lib.rs:6: error[upcall-on-critical-path]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("check_bad/src/lib.rs:23: error[critical-unreached]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_are_reported_not_panicked() {
+    let out = run(&["report", "/nonexistent/crate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a crate"), "{err}");
+    let out = run(&[
+        "report",
+        "--template",
+        "/nonexistent.toml",
+        &fixture("calls").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn graph_emits_dot_and_skips_svg_gracefully() {
+    let dir = std::env::temp_dir().join(format!("md-split-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let svg = dir.join("g.svg");
+    let out = run(&[
+        "graph",
+        &fixture("calls").display().to_string(),
+        "--svg",
+        &svg.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("digraph callgraph {"));
+    assert!(text.contains("label=\"intr\\n"));
+    assert!(text.contains("style=dashed"), "deferrals are dashed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(svg.is_file() || err.contains("not found"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cut_prints_both_splits() {
+    let path = fixture("cut").display().to_string();
+    let profile = fixture("cut/profile.json").display().to_string();
+    let out = run(&[
+        "cut",
+        &path,
+        "--profile",
+        &profile,
+        "--line-weight",
+        "1",
+        "--crossing-weight",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("moved into the kernel (1):\n  link_monitor"),
+        "{text}"
+    );
+    assert!(
+        text.contains("moved out of the kernel (2):\n  rare_config\n  reconfigure_helper"),
+        "{text}"
+    );
+    let out = run(&["cut", &path, "--profile", &profile, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["cut"]["kernel_functions"], 4);
+    assert_eq!(v["propagation"]["kernel_functions"], 5);
+}

@@ -1,0 +1,198 @@
+//! Expected critical sets of the fixture crates, asserted exactly.
+
+mod common;
+
+use common::{analyze, critical_set, set};
+use microdriver_split::model::EdgeKind;
+use microdriver_split::template::RootReason;
+
+#[test]
+fn every_call_kind_reaches_exactly_the_expected_set() {
+    let (graph, roots) = analyze("calls", "none");
+    assert_eq!(roots.len(), 1);
+    assert_eq!(graph.fns[roots[0].fn_id].path, "intr");
+    assert_eq!(roots[0].reason, RootReason::Annotated);
+    let expected = set(&[
+        "intr",
+        // direct calls by path, through `use`, `crate::`, `super::`, nested modules
+        "util::direct_helper",
+        "util::other_helper",
+        "outer::inner::deep",
+        "outer::helper_outer",
+        "hw::regs::read_reg",
+        // #[path] module and the module it declares next to itself
+        "remote::remote_fn",
+        "remote::deeper::deep_fn",
+        // associated function by path, method by receiver type (not Queue::push)
+        "Ring::new",
+        "Ring::push",
+        // method on a receiver of unknown type: every method of that name
+        "A::frob",
+        "B::frob",
+        // trait object: every impl; generic bound: the default body
+        "dispatch",
+        "<H1 as Handler>::handle",
+        "<H2 as Handler>::handle",
+        "h2_helper",
+        "generic",
+        "Handler::describe",
+        // fn pointer: address-taken functions of arity 1 (not `not_taken`)
+        "call_ptr",
+        "tx_a",
+        "tx_b",
+        // dyn Fn: address-taken functions and closures of arity 2
+        "run_cb",
+        "taken_two",
+        "store::{closure#0}",
+        "closure_target",
+        "intr::{closure#0}",
+        // closure handed to std, called on sum's behalf
+        "sum",
+        "sum::{closure#0}",
+        "mapped",
+        // function nested in a function body
+        "with_inner",
+        "with_inner::inner_fn",
+        // cfg(feature) item: kept (undecidable cfgs are included)
+        "extra",
+    ]);
+    assert_eq!(critical_set(&graph, &roots), expected);
+}
+
+#[test]
+fn edges_are_classified_by_how_they_were_found() {
+    let (graph, _) = analyze("calls", "none");
+    let kind = |from: &str, to: &str| -> Vec<EdgeKind> {
+        let f = graph.find(from).expect("caller exists");
+        let t = graph.find(to).expect("callee exists");
+        graph
+            .edges()
+            .filter(|e| e.from == f && e.to == t)
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert_eq!(kind("intr", "util::direct_helper"), [EdgeKind::Direct]);
+    assert_eq!(kind("intr", "Ring::push"), [EdgeKind::MethodTyped]);
+    assert_eq!(kind("intr", "A::frob"), [EdgeKind::MethodByName]);
+    assert_eq!(
+        kind("dispatch", "<H2 as Handler>::handle"),
+        [EdgeKind::TraitDispatch]
+    );
+    assert_eq!(
+        kind("generic", "Handler::describe"),
+        [EdgeKind::TraitDispatch]
+    );
+    assert_eq!(kind("call_ptr", "tx_b"), [EdgeKind::Indirect]);
+    assert_eq!(kind("run_cb", "store::{closure#0}"), [EdgeKind::Indirect]);
+    assert_eq!(
+        kind("sum", "sum::{closure#0}"),
+        [EdgeKind::PassedToExternal]
+    );
+    assert_eq!(kind("intr", "update_stats"), [EdgeKind::Deferred]);
+    assert_eq!(kind("intr", "watchdog"), [EdgeKind::Deferred]);
+    assert!(kind("call_ptr", "not_taken").is_empty());
+    assert!(kind("intr", "Queue::push").is_empty());
+}
+
+#[test]
+fn cfg_items_are_reported() {
+    let (graph, _) = analyze("calls", "none");
+    let notes: Vec<(String, bool)> = graph
+        .cfg_notes
+        .iter()
+        .map(|n| (n.item.clone(), n.included))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            ("fn test_only".to_string(), false),
+            ("fn extra".to_string(), true)
+        ]
+    );
+    assert!(
+        graph.find("test_only").is_err(),
+        "cfg(test) items are not analysed"
+    );
+}
+
+#[test]
+fn cfg_switches_change_what_is_analysed() {
+    use microdriver_split::cfg::CfgSet;
+    let path = common::fixture("calls");
+    let with_test =
+        microdriver_split::CallGraph::analyze(&path, &CfgSet::new(&["test".into()], &[]))
+            .expect("analyses");
+    assert!(with_test.find("test_only").is_ok());
+    let no_extra = microdriver_split::CallGraph::analyze(
+        &path,
+        &CfgSet::new(&[], &["feature=\"extra\"".into()]),
+    )
+    .expect("analyses");
+    assert!(no_extra.find("extra").is_err());
+}
+
+#[test]
+fn calls_fixture_resolves_everything() {
+    let (graph, _) = analyze("calls", "none");
+    assert!(
+        graph.unresolved.is_empty(),
+        "unexpected: {:#?}",
+        graph.unresolved
+    );
+}
+
+#[test]
+fn net_template_splits_an_unannotated_driver() {
+    let (graph, roots) = analyze("net_template", "net");
+    let mut found: Vec<(String, RootReason)> = roots
+        .iter()
+        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [
+            (
+                "e1000_intr".to_string(),
+                RootReason::Template("interrupt".into())
+            ),
+            (
+                "e1000_poll".to_string(),
+                RootReason::Template("poll".into())
+            ),
+            (
+                "e1000_xmit_frame".to_string(),
+                RootReason::Template("transmit".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&[
+            "e1000_intr",
+            "e1000_xmit_frame",
+            "e1000_poll",
+            "rx_clean",
+            "TxRing::clean",
+            "TxRing::put",
+            "Stats::bump",
+        ])
+    );
+}
+
+#[test]
+fn listed_roots_add_to_the_template() {
+    let (graph, _) = analyze("net_template", "none");
+    let roots = microdriver_split::template::Template::builtin("none")
+        .expect("builtin")
+        .roots(&graph, &["e1000_get_stats".into()])
+        .expect("root exists");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&["e1000_get_stats", "Stats::report"])
+    );
+    let err = microdriver_split::template::Template::builtin("none")
+        .expect("builtin")
+        .roots(&graph, &["no_such_fn".into()]);
+    assert!(err.is_err());
+}
