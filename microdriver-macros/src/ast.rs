@@ -21,6 +21,9 @@ pub struct Struct<'a> {
     pub generics: &'a Generics,
     pub attrs: Container,
     pub fields: Vec<Field<'a>>,
+    /// `#[repr(packed)]` / `#[repr(packed(N))]`: fields may be unaligned, so they are read
+    /// by copy, never borrowed.
+    pub packed: bool,
 }
 
 pub struct Enum<'a> {
@@ -139,6 +142,24 @@ pub fn raw_array_elem(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// Whether `#[repr(...)]` asks for `packed` or `packed(N)`.
+fn is_packed(attrs: &[syn::Attribute]) -> bool {
+    let mut packed = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("repr")) {
+        // Malformed `repr`s are rustc's to report.
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("packed") {
+                packed = true;
+            }
+            if meta.input.peek(syn::token::Paren) {
+                let _ = meta.input.parse::<proc_macro2::Group>();
+            }
+            Ok(())
+        });
+    }
+    packed
+}
+
 /// The type's name without `r#`.
 pub fn unraw(ident: &Ident) -> String {
     let s = ident.to_string();
@@ -188,6 +209,7 @@ impl<'a> Input<'a> {
                 generics: &input.generics,
                 attrs,
                 fields: fields(&data.fields, None, errors),
+                packed: is_packed(&input.attrs),
             })),
             Data::Enum(data) => {
                 let enum_name = unraw(&input.ident);

@@ -195,19 +195,28 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
         let rts = rt_at(span);
         let local = format_ident!("__field{}", i);
         let field_name = &field.name;
+        // A packed struct's fields may be unaligned: copy them out instead of borrowing.
+        let read = if s.packed {
+            quote_spanned!(span=> &{ self.#member })
+        } else {
+            quote!(&self.#member)
+        };
 
         if field.attrs.skip.is_some() {
             p.all_plain = false;
             let default = quote_spanned!(span=> <#ty as ::core::default::Default>::default);
             p.inits.push(quote!(#member: #default()));
-            let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
-            p.keep
-                .push(quote!(__new.#member = #take(&mut self.#member);));
+            p.keep.push(if s.packed {
+                quote_spanned!(span=> __new.#member = self.#member;)
+            } else {
+                let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
+                quote!(__new.#member = #take(&mut self.#member);)
+            });
         } else if field.attrs.opaque.is_some() {
             p.all_plain = false;
             let encode = quote_spanned!(span=> #rts::__private::encode_opaque::<#ty>);
             let decode = quote_spanned!(span=> #rts::__private::decode_opaque::<#ty>);
-            p.encode.push(quote!(#encode(&self.#member, __enc)?;));
+            p.encode.push(quote!(#encode(#read, __enc)?;));
             p.decode.push(quote!(let #local = #decode(__dec)?;));
             p.inits.push(quote!(#member: #local));
             p.min.push(quote!(8usize));
@@ -274,7 +283,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
         } else {
             let encode = quote_spanned!(span=> <#ty as #rts::Marshal>::encode);
             let decode = quote_spanned!(span=> <#ty as #rts::Marshal>::decode);
-            p.encode.push(quote!(#encode(&self.#member, __enc)?;));
+            p.encode.push(quote!(#encode(#read, __enc)?;));
             p.decode.push(quote!(let #local = #decode(__dec)?;));
             p.inits.push(quote!(#member: #local));
             p.min

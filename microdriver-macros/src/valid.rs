@@ -53,7 +53,14 @@ pub fn type_string(ty: &Type) -> String {
 impl Input<'_> {
     pub fn validate(&self, errors: &mut Errors) {
         match self {
-            Input::Struct(s) => s.fields.iter().for_each(|f| check_field(f, errors)),
+            Input::Struct(s) => {
+                for field in &s.fields {
+                    check_field(field, errors);
+                    if s.packed {
+                        check_packed_field(field, errors);
+                    }
+                }
+            }
             Input::Enum(e) => e
                 .variants
                 .iter()
@@ -200,6 +207,24 @@ fn check_field(field: &Field<'_>, errors: &mut Errors) {
             ));
         }
         Shape::Seq | Shape::Other => {}
+    }
+}
+
+/// Fields of a `#[repr(packed)]` struct are read by copy; a `len`-annotated sequence
+/// would have to be borrowed.
+fn check_packed_field(field: &Field<'_>, errors: &mut Errors) {
+    if let (Some(len), Shape::Seq) = (&field.attrs.len, field.shape()) {
+        if field.attrs.opaque.is_none() && field.attrs.skip.is_none() {
+            errors.push(syn::Error::new(
+                len.key,
+                format!(
+                    "`#[marshal(len = ...)]` on {} needs to borrow the field, and fields of a \
+                     `#[repr(packed)]` struct may be unaligned; remove `packed`, or hold the \
+                     elements behind a raw pointer (`*mut T` with `len`)",
+                    field.what
+                ),
+            ));
+        }
     }
 }
 

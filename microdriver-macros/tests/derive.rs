@@ -905,3 +905,84 @@ fn user_opaque_impl_crosses_as_identity() {
     assert_eq!(back.token, Token(0x77));
     assert_eq!(back.cache, Cache::default());
 }
+
+// ---- #[repr(packed)] ------------------------------------------------------------------
+
+/// A hardware descriptor: packed, so its fields are read by copy, never borrowed.
+#[derive(Marshal, Debug, Clone, Copy)]
+#[repr(C, packed)]
+struct TxDesc {
+    addr: u64,
+    len: u16,
+    cmd: u8,
+}
+
+#[derive(Marshal, Debug, Clone, Copy, Default)]
+#[repr(packed(2))]
+struct PackedMixed {
+    id: u8,
+    #[marshal(skip)]
+    scratch: u32,
+    #[marshal(opaque)]
+    regs: u64,
+    tail: u16,
+}
+
+#[derive(Marshal, Debug)]
+#[repr(C, packed)]
+struct PackedRing {
+    count: u8,
+    #[marshal(len = self.count)]
+    slots: *mut u16,
+}
+
+#[test]
+fn packed_structs_round_trip() {
+    let d = TxDesc {
+        addr: 0x1122_3344_5566_7788,
+        len: 1514,
+        cmd: 0x0b,
+    };
+    let bytes = to_bytes(&d).unwrap();
+    assert_eq!(
+        bytes,
+        to_bytes(&(0x1122_3344_5566_7788u64, 1514u16, 0x0bu8)).unwrap()
+    );
+    let back: TxDesc = from_bytes(&bytes).unwrap();
+    let (addr, len, cmd) = (back.addr, back.len, back.cmd);
+    assert_eq!((addr, len, cmd), (0x1122_3344_5566_7788, 1514, 0x0b));
+    if cfg!(target_endian = "little") {
+        assert!(<TxDesc as Marshal>::LAYOUT.is_memcpy());
+    }
+    let ring = vec![d; 3];
+    let back: Vec<TxDesc> = from_bytes(&to_bytes(&ring).unwrap()).unwrap();
+    assert_eq!(back.len(), 3);
+    assert_eq!({ back[2].len }, 1514);
+
+    let mut target = PackedMixed {
+        id: 0,
+        scratch: 99,
+        regs: 0,
+        tail: 0,
+    };
+    let bytes = to_bytes(&PackedMixed {
+        id: 1,
+        scratch: 5,
+        regs: 0xfee0_0000,
+        tail: 7,
+    })
+    .unwrap();
+    decode_into(&mut target, &bytes).unwrap();
+    let (id, scratch, regs, tail) = (target.id, target.scratch, target.regs, target.tail);
+    assert_eq!((id, scratch, regs, tail), (1, 99, 0xfee0_0000, 7));
+
+    let slots = alloc_array(vec![1u16, 2]);
+    let ring = PackedRing { count: 2, slots };
+    let back: PackedRing = from_bytes(&to_bytes(&ring).unwrap()).unwrap();
+    // SAFETY: both arrays hold 2 elements from `alloc_array` and are freed once.
+    unsafe {
+        assert_eq!(std::slice::from_raw_parts(back.slots, 2), &[1, 2]);
+        free_array(back.slots, 2);
+        free_array(slots, 2);
+    }
+}
