@@ -918,7 +918,7 @@ struct TxDesc {
 }
 
 #[derive(Marshal, Debug, Clone, Copy, Default)]
-#[repr(packed(2))]
+#[repr(C, packed(2))]
 struct PackedMixed {
     id: u8,
     #[marshal(skip)]
