@@ -1238,14 +1238,16 @@ impl Device {
         if store_crc {
             data.extend_from_slice(&crc.to_le_bytes());
         }
+        if self.free_rx_descriptors() == 0 {
+            // SDM 13.7.33: no host buffer free when the frame arrived; it is still
+            // received if the FIFO has room.
+            self.stats.inc(RNBC);
+        }
         if self.rx_fifo_bytes + data.len() > self.rx_fifo_capacity() {
             // The packet buffer is full: the frame is missed (SDM 13.7.5).
             self.stats.inc(MPC);
             self.cause(icr::RXO, now);
             return;
-        }
-        if self.free_rx_descriptors() == 0 {
-            self.stats.inc(RNBC);
         }
         if f.fcs_ok {
             self.stats.inc(GPRC);

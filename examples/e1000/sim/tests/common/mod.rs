@@ -265,11 +265,17 @@ impl Drv {
         n
     }
 
+    /// Waits until the device has consumed every queued descriptor (TDH caught up with
+    /// the tail; descriptors without RS get no DD), then reclaims them all.
     pub fn wait_tx_done(&mut self) {
-        assert!(wait_for(Duration::from_secs(5), || {
-            self.reclaim_tx();
-            self.tx_clean == self.tx_tail
-        }));
+        let tail = self.tx_tail;
+        assert!(wait_for(Duration::from_secs(5), || self.r(TDH) == tail));
+        while self.tx_clean != self.tx_tail {
+            self.tx_ring
+                .write(self.tx_clean as usize * 16 + 12, &[0])
+                .unwrap();
+            self.tx_clean = (self.tx_clean + 1) % self.ntx;
+        }
     }
 
     pub fn rx_desc(&self, i: u32) -> RxDesc {
