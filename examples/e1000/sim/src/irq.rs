@@ -43,14 +43,19 @@ impl SimIrq {
 
 impl InterruptLine for SimIrq {
     fn wait(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut s = self.state.lock();
         loop {
             if s.asserted && !s.masked {
                 return true;
             }
-            if self.cv.wait_until(&mut s, deadline).timed_out() {
-                return s.asserted && !s.masked;
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut s, d).timed_out() {
+                        return s.asserted && !s.masked;
+                    }
+                }
+                None => self.cv.wait(&mut s),
             }
         }
     }

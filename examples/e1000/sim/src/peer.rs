@@ -316,7 +316,8 @@ impl Peer {
         if s.next >= s.cfg.count || rate <= 0.0 {
             return None;
         }
-        Some(s.start + Duration::from_secs_f64(s.next as f64 / rate))
+        s.start
+            .checked_add(Duration::try_from_secs_f64(s.next as f64 / rate).ok()?)
     }
 
     /// The next frame for the NIC. `accept(len)` says whether the NIC can take a frame of
@@ -346,7 +347,11 @@ impl Peer {
                 }
             }
             Some(rate) => {
-                let due = s.start + Duration::from_secs_f64(s.next as f64 / rate.max(1e-9));
+                // A rate that is not a positive finite number sends nothing.
+                let due = Duration::try_from_secs_f64(s.next as f64 / rate)
+                    .ok()
+                    .filter(|_| rate > 0.0)
+                    .and_then(|d| s.start.checked_add(d))?;
                 if now < due {
                     return None;
                 }
