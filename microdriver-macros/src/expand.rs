@@ -56,6 +56,7 @@ fn fallback(input: &DeriveInput) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         #[automatically_derived]
+        #[allow(single_use_lifetimes)]
         impl #impl_generics #rt::Marshal for #ident #ty_generics #where_clause {
             const MIN_WIRE_SIZE: usize = 0;
             fn encode(
@@ -345,6 +346,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
     });
     let len_impl = (!len_methods.is_empty()).then(|| {
         quote! {
+            #[allow(single_use_lifetimes)]
             impl #impl_generics #ident #ty_generics #own_where {
                 #(#len_methods)*
             }
@@ -357,6 +359,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
         #len_impl
 
         #[automatically_derived]
+        #[allow(single_use_lifetimes)]
         impl #impl_generics #rt::Marshal for #ident #ty_generics #where_clause {
             const MIN_WIRE_SIZE: usize = #rt::__private::sum_min(&[#(#min),*]);
             #layout
@@ -498,6 +501,7 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
 
     quote! {
         #[automatically_derived]
+        #[allow(single_use_lifetimes)]
         impl #impl_generics #rt::Marshal for #ident #ty_generics #where_clause {
             // The tag alone; summing the variants' fields would make recursive enums
             // (`Cons(u32, Box<List>)`) a const cycle.
