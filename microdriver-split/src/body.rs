@@ -62,7 +62,34 @@ const INERT_MACROS: &[&str] = &[
     "column",
     "module_path",
     "cfg_if",
+    // token templates: their bodies are code to generate, not code that runs here
+    "quote",
+    "quote_spanned",
+    "parse_quote",
+    "parse_quote_spanned",
+    "Token",
 ];
+
+/// Macros shaped `name!(expr, pattern [if guard])`.
+const MATCHES_MACROS: &[&str] = &["matches", "assert_matches", "debug_assert_matches"];
+
+/// Parses `expr, pattern [if guard] [, rest...]`: the expressions whose calls run.
+fn parse_matches(input: syn::parse::ParseStream) -> syn::Result<Vec<Expr>> {
+    let scrutinee: Expr = input.parse()?;
+    let _: Token![,] = input.parse()?;
+    let _ = Pat::parse_multi_with_leading_vert(input)?;
+    let mut out = vec![scrutinee];
+    if input.peek(Token![if]) {
+        let _: Token![if] = input.parse()?;
+        out.push(input.parse()?);
+    }
+    if input.peek(Token![,]) {
+        let _: Token![,] = input.parse()?;
+        let rest = Punctuated::<Expr, Token![,]>::parse_terminated(input)?;
+        out.extend(rest);
+    }
+    Ok(out)
+}
 
 /// Walks every body in the tables.
 pub fn walk_all(t: &Tables) -> Sink {
@@ -369,6 +396,8 @@ impl<'a> Walker<'a> {
                 }
                 match self.resolve_expr_path(p) {
                     Res::Fn(_) | Res::Fns(..) => Ty::Callable,
+                    // a unit struct used as a value
+                    Res::Type(k) => Ty::Named(k),
                     _ => Ty::Unknown,
                 }
             }
@@ -559,6 +588,14 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             return;
         }
         let line = m.path.span().start().line;
+        if MATCHES_MACROS.contains(&name.as_str()) {
+            if let Ok(exprs) = m.parse_body_with(parse_matches) {
+                for e in &exprs {
+                    self.visit_expr(e);
+                }
+                return;
+            }
+        }
         let parsed = m.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated);
         match parsed {
             Ok(args) => {

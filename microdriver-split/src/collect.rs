@@ -299,6 +299,13 @@ impl Collector<'_> {
                         .insert(alias.to_string(), vec![e.ident.to_string()]);
                 }
             }
+            Item::ForeignMod(fm) => {
+                for fi in fm.items {
+                    if let syn::ForeignItem::Fn(f) = fi {
+                        self.t.scopes[scope].foreign.insert(f.sig.ident.to_string());
+                    }
+                }
+            }
             Item::Impl(i) => self.pending_impls.push((scope, i)),
             _ => {}
         }

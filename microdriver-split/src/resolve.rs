@@ -206,6 +206,7 @@ impl Tables {
                 .get(name)
                 .map(|f| Res::Fn(*f))
                 .or_else(|| sc.values.contains(name).then_some(Res::Value))
+                .or_else(|| sc.foreign.contains(name).then_some(Res::External))
         };
         let ty = || {
             sc.modules
@@ -252,6 +253,11 @@ impl Tables {
 
     fn step(&self, res: Res, seg: &str, last: bool, depth: usize) -> Res {
         match res {
+            Res::Scope(id) if seg == "super" => match self.scopes[self.module_of(id)].parent {
+                Some(p) => Res::Scope(self.module_of(p)),
+                None => Res::Unknown,
+            },
+            Res::Scope(id) if seg == "self" => Res::Scope(id),
             Res::Scope(id) => self
                 .lookup_in(id, seg, last, depth + 1)
                 .unwrap_or(Res::Unknown),

@@ -30,6 +30,8 @@ pub struct Scope {
     pub traits: HashMap<String, String>,
     /// Consts and statics (calling one is an indirect call).
     pub values: HashSet<String>,
+    /// Functions declared in `extern` blocks (outside the crate).
+    pub foreign: HashSet<String>,
     /// `use` imports: local name to the path as written.
     pub uses: HashMap<String, Vec<String>>,
     /// `use path::*` imports.

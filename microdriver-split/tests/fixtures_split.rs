@@ -196,3 +196,67 @@ fn listed_roots_add_to_the_template() {
         .roots(&graph, &["no_such_fn".into()]);
     assert!(err.is_err());
 }
+
+#[test]
+fn unusual_syntax_is_analysed_and_the_unresolvable_listed() {
+    let (graph, roots) = analyze("odd", "none");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&[
+            "entry",
+            "table_call",
+            "table_call::{closure#0}",
+            "top_plus",
+            "top_minus",
+            "make_holder::{closure#0}",
+            "qualified",
+            "Wrapper::get",
+            "Blanket::blanket",
+            "patterns",
+            "patterns::{closure#0}",
+            "patterns::{closure#1}",
+            "macros",
+            "konst",
+            "top",
+            "a::b::looped",
+        ])
+    );
+    let unresolved: Vec<(usize, &str)> = graph
+        .unresolved
+        .iter()
+        .map(|u| (u.line, u.what.as_str()))
+        .collect();
+    assert_eq!(
+        unresolved,
+        [(83, "custom_macro!(..)"), (99, "call not_defined_anywhere")]
+    );
+    let notes: Vec<(&str, bool)> = graph
+        .cfg_notes
+        .iter()
+        .map(|n| (n.item.as_str(), n.included))
+        .collect();
+    assert_eq!(notes, [("fn never", false), ("fn unixy", true)]);
+}
+
+#[test]
+fn missing_module_files_are_listed_not_fatal() {
+    let dir = std::env::temp_dir().join(format!("md-split-missing-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).expect("tmp dir");
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "mod gone;\n#[critical(root)]\npub fn intr() {}\n",
+    )
+    .expect("write");
+    let graph = microdriver_split::CallGraph::analyze(&dir, &Default::default()).expect("analyses");
+    assert_eq!(graph.unresolved.len(), 1);
+    assert!(
+        graph.unresolved[0].reason.contains("gone.rs"),
+        "{:?}",
+        graph.unresolved
+    );
+    std::fs::write(dir.join("src/lib.rs"), "fn broken( {}\n").expect("write");
+    let err =
+        microdriver_split::CallGraph::analyze(&dir, &Default::default()).expect_err("syntax error");
+    assert!(err.to_string().contains("lib.rs:1:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
