@@ -757,7 +757,7 @@ impl Device {
         budget: usize,
         out: &mut Vec<WireFrame>,
     ) -> usize {
-        if self.r(TCTL) & tctl::EN == 0 || self.tx.stalled || self.r(TDH) == self.r(TDT) {
+        if !self.tx_ready() {
             return 0;
         }
         let Some((base, count, mut head, tail)) = self.ring(Ring::Tx) else {
@@ -1440,8 +1440,14 @@ impl Device {
     }
 
     /// Whether the transmit engine could make progress right now.
+    ///
+    /// Without link the transmitter does not fetch descriptors (the MAC has nowhere to send
+    /// them); queued work resumes when the link comes back.
     pub(crate) fn tx_ready(&self) -> bool {
-        self.r(TCTL) & tctl::EN != 0 && !self.tx.stalled && self.r(TDH) != self.r(TDT)
+        self.r(TCTL) & tctl::EN != 0
+            && !self.tx.stalled
+            && self.r(TDH) != self.r(TDT)
+            && (self.mac_link || self.loopback())
     }
 
     /// Frames waiting in the receive FIFO.

@@ -116,3 +116,33 @@ pub trait InterruptLine: Send + Sync {
     /// Number of times the line went from deasserted to asserted (like an eventfd count).
     fn assertions(&self) -> u64;
 }
+
+impl<T: Mmio + ?Sized> Mmio for std::sync::Arc<T> {
+    fn read32(&self, off: u32) -> u32 {
+        (**self).read32(off)
+    }
+    fn write32(&self, off: u32, v: u32) {
+        (**self).write32(off, v)
+    }
+}
+
+impl<T: InterruptLine + ?Sized> InterruptLine for std::sync::Arc<T> {
+    fn wait(&self, timeout: Duration) -> bool {
+        (**self).wait(timeout)
+    }
+    fn is_asserted(&self) -> bool {
+        (**self).is_asserted()
+    }
+    fn mask(&self) {
+        (**self).mask()
+    }
+    fn unmask(&self) {
+        (**self).unmask()
+    }
+    fn is_masked(&self) -> bool {
+        (**self).is_masked()
+    }
+    fn assertions(&self) -> u64 {
+        (**self).assertions()
+    }
+}

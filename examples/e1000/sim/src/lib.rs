@@ -11,6 +11,19 @@
 //! * [`E1000Sim`]: a running model; [`SimDma`] its DMA memory; [`SimIrq`] its interrupt line.
 //! * [`peer`]: the wire and the peer; [`net`]: frame helpers.
 //! * [`Fault`]: what the model records when the driver misbehaves.
+//!
+//! ```
+//! use e1000_sim::regs::{self, ctrl, status};
+//! use e1000_sim::{E1000Sim, Mmio, SimConfig};
+//!
+//! let nic = E1000Sim::new(SimConfig::default()).unwrap();
+//! assert_eq!(nic.pci_ids(), (0x8086, 0x100E));
+//! nic.write32(regs::CTRL, nic.read32(regs::CTRL) | ctrl::SLU);
+//! // Auto-negotiation takes `SimConfig::autoneg_time`; then STATUS.LU is set.
+//! while nic.read32(regs::STATUS) & status::LU == 0 {
+//!     std::thread::sleep(std::time::Duration::from_millis(1));
+//! }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

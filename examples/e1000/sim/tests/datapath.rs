@@ -831,3 +831,19 @@ fn rate_paced_peer_stream_and_interrupt_driven_receive() {
     }
     assert_eq!(n, 200);
 }
+
+#[test]
+fn tx_waits_for_link() {
+    // 8254x SDM 13.4 STATUS.LU: without link the transmitter does not fetch descriptors;
+    // queued frames go out when the link returns (after auto-negotiation).
+    let mut d = up(0);
+    d.sim.set_link(false);
+    let f = stream_frame(peer_mac(&d), d.sim.mac(), 1, 100);
+    d.send(&f);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(d.r(TDH), 0);
+    d.sim.set_link(true);
+    d.wait_link();
+    d.wait_tx_done();
+    assert_eq!(wait_peer(&d, 1)[0], f);
+}
