@@ -310,7 +310,6 @@ impl Device {
         self.set(LEDCTL, 0x0706_8302);
         self.set(RXDCTL, 1 << dctl::WTHRESH_SHIFT);
         self.set(TXDCTL, 0);
-        self.set(RXCSUM, rxcsum::IPOFLD | rxcsum::TUOFLD);
         self.set(TIPG, 0x0060_2008);
         self.set(TXCW, 0x0000_01E0);
         let w = self.eeprom.words();
@@ -1229,15 +1228,17 @@ impl Device {
         if !exact {
             status |= rxd_stat::PIF;
         }
+        if store_crc {
+            data.extend_from_slice(&crc.to_le_bytes());
+        }
+        // The packet checksum (SDM 3.2.9): the unadjusted one's complement sum from PCSS,
+        // after VLAN stripping, including the CRC unless it is stripped.
         let pcss = (self.r(RXCSUM) & rxcsum::PCSS_MASK) as usize;
         let csum = if pcss < data.len() {
             net::csum_fold(net::csum_add(0, &data[pcss..]))
         } else {
             0
         };
-        if store_crc {
-            data.extend_from_slice(&crc.to_le_bytes());
-        }
         if self.free_rx_descriptors() == 0 {
             // SDM 13.7.33: no host buffer free when the frame arrived; it is still
             // received if the FIFO has room.

@@ -661,6 +661,9 @@ fn rx_checksum_offload_status_bits() {
     let mut d = up(0);
     let (pm, mac) = (peer_mac(&d), d.sim.mac());
     let good = tcp4(mac, pm, b"hello, checksum offload", 1, 0x10);
+    // SDM 13.4 RXCSUM: both offloads are off after reset.
+    assert_eq!(d.r(RXCSUM), 0);
+    d.w(RXCSUM, rxcsum::IPOFLD | rxcsum::TUOFLD);
     let rx = |d: &mut Drv, f: &[u8]| {
         d.sim.peer_send(f.to_vec());
         d.recv(Duration::from_secs(5)).unwrap().1
