@@ -430,7 +430,7 @@ fn tx_interrupt_delays_tidv_and_tadv() {
     let mut d = up(0);
     let f = stream_frame(peer_mac(&d), d.sim.mac(), 4, 64);
     d.w(IMS, icr::TXDW);
-    d.w(TIDV, 50_000); // 51.2 ms
+    d.w(TIDV, 65_535); // 67.1 ms
     d.send(&f);
     assert!(
         d.sim.irq().wait(Duration::from_secs(1)),
@@ -438,7 +438,7 @@ fn tx_interrupt_delays_tidv_and_tadv() {
     );
     d.wait_tx_done();
     d.r(ICR);
-    for (tadv, lo, hi) in [(0u32, 48u64, 2000u64), (10_000, 9, 45)] {
+    for (tadv, lo, hi) in [(0u32, 66u64, 3000u64), (5_000, 5, 60)] {
         d.w(TADV, tadv);
         let a = d.stage(&f);
         let t = Instant::now();
@@ -469,7 +469,7 @@ fn tx_interrupt_delays_tidv_and_tadv() {
     d.flush_tx();
     d.wait_tx_done();
     d.w(TADV, 0);
-    d.w(TIDV, 50_000 | FPD);
+    d.w(TIDV, 65_535 | FPD);
     assert!(d.sim.irq().wait(Duration::from_millis(20)));
 }
 
@@ -720,8 +720,8 @@ fn rx_interrupt_delays_rdtr_radv_and_fpd() {
     d.sim.peer_send(stream_frame(mac, pm, 0, 64));
     d.recv(Duration::from_secs(5)).unwrap();
     assert_ne!(d.r(ICR) & icr::RXT0, 0, "RDTR = 0: immediate");
-    d.w(RDTR, 50_000); // 51.2 ms
-    for (radv, lo, hi) in [(0u32, 48u64, 2000u64), (10_000, 9, 45)] {
+    d.w(RDTR, 65_535); // 67.1 ms
+    for (radv, lo, hi) in [(0u32, 66u64, 3000u64), (5_000, 5, 60)] {
         d.w(RADV, radv);
         d.r(ICR);
         let t = Instant::now();
@@ -735,7 +735,7 @@ fn rx_interrupt_delays_rdtr_radv_and_fpd() {
     d.w(RADV, 0);
     d.sim.peer_send(stream_frame(mac, pm, 2, 64));
     d.recv(Duration::from_secs(5)).unwrap();
-    d.w(RDTR, 50_000 | FPD);
+    d.w(RDTR, 65_535 | FPD);
     assert!(
         d.sim.irq().wait(Duration::from_millis(20)),
         "FPD flushes at once"
