@@ -517,7 +517,8 @@ impl Device {
             }
             MDIC => {
                 self.set(MDIC, v & !(mdic::READY | mdic::ERROR));
-                self.mdic_pending = v & mdic::OP_MASK != 0;
+                // Every write starts an MDIO cycle; reserved opcodes complete with MDIC.E.
+                self.mdic_pending = true;
             }
             ICR => {
                 self.icr &= !v;

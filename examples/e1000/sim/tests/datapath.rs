@@ -850,3 +850,29 @@ fn tx_waits_for_link() {
     d.wait_tx_done();
     assert_eq!(wait_peer(&d, 1)[0], f);
 }
+
+#[test]
+fn traffic_on_every_variant() {
+    // 8254x SDM 3.2.3 / 3.3.3: legacy descriptors work the same on the 82540EM, 82545EM and
+    // 82544GC.
+    for v in [
+        e1000_sim::Variant::I82540EM,
+        e1000_sim::Variant::I82545EM,
+        e1000_sim::Variant::I82544GC,
+    ] {
+        let mut d = Drv::new(e1000_sim::SimConfig {
+            variant: v,
+            ..fast_config()
+        });
+        d.init(0);
+        d.wait_link();
+        let (pm, mac) = (peer_mac(&d), d.sim.mac());
+        let f = stream_frame(pm, mac, 1, 700);
+        d.send(&f);
+        assert_eq!(wait_peer(&d, 1)[0], f, "{v:?}");
+        let g = stream_frame(mac, pm, 2, 900);
+        d.sim.peer_send(g.clone());
+        assert_eq!(d.recv(Duration::from_secs(5)).unwrap().0, g, "{v:?}");
+        assert!(d.sim.faults().is_empty(), "{v:?}: {:?}", d.sim.faults());
+    }
+}

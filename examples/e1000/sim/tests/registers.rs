@@ -409,6 +409,12 @@ fn mdic_wrong_phy_address_sets_error() {
         .sim
         .faults()
         .contains(&Fault::PhyAddressInvalid { phy: 2 }));
+    // A reserved opcode completes with MDIC.E.
+    d.w(
+        MDIC,
+        (1 << mdic::PHY_SHIFT) | (mii::BMSR << mdic::REG_SHIFT),
+    );
+    assert!(d.mdic_wait().is_err());
     // MDIC.I raises ICR.MDAC on completion.
     d.r(ICR);
     d.w(MDIC, mdic::OP_READ | mdic::INT_EN | (1 << mdic::PHY_SHIFT));
