@@ -19,6 +19,9 @@ pub struct IndirectSite {
     pub from: FnId,
     /// Number of arguments.
     pub arity: usize,
+    /// Parameter types of the callee's declared type, when known (see
+    /// [`crate::resolve::sig_type`]).
+    pub sig: Option<Vec<String>>,
     /// File.
     pub file: String,
     /// Line.
@@ -265,6 +268,7 @@ impl<'a> Walker<'a> {
             arity: c.inputs.len(),
             has_self: false,
             params: Vec::new(),
+            generics: Vec::new(),
             ret: None,
             mark: Mark::None,
             address_taken: false,
@@ -395,7 +399,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 match self.resolve_expr_path(p) {
-                    Res::Fn(_) | Res::Fns(..) => Ty::Callable,
+                    Res::Fn(_) | Res::Fns(..) => Ty::Callable(None),
                     // a unit struct used as a value
                     Res::Type(k) => Ty::Named(k),
                     _ => Ty::Unknown,
@@ -500,7 +504,11 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                             let id = *id;
                             self.edge(id, EdgeKind::LocalClosure, line);
                         }
-                        _ => self.indirect(arity, line),
+                        Some(Ty::Callable(sig)) => {
+                            let sig = sig.clone();
+                            self.indirect(arity, sig, line);
+                        }
+                        _ => self.indirect(arity, None, line),
                     }
                 } else if is_deferral_name(&last) {
                     how = Use::Deferred;
@@ -515,7 +523,7 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                                 "trait or associated function with no implementation in the crate; no edge",
                             );
                         }
-                        Res::Value => self.indirect(arity, line),
+                        Res::Value => self.indirect(arity, None, line),
                         Res::Unknown if segs.len() == 1 => {
                             let fallback =
                                 self.t.free_by_name.get(&last).cloned().unwrap_or_default();
@@ -546,7 +554,11 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             }
             other => {
                 self.visit_expr(other);
-                self.indirect(arity, line);
+                let sig = match self.infer(other) {
+                    Ty::Callable(sig) => sig,
+                    _ => None,
+                };
+                self.indirect(arity, sig, line);
             }
         }
         for a in &call.args {
@@ -637,11 +649,12 @@ impl<'ast> Visit<'ast> for Walker<'_> {
 }
 
 impl Walker<'_> {
-    fn indirect(&mut self, arity: usize, line: usize) {
+    fn indirect(&mut self, arity: usize, sig: Option<Vec<String>>, line: usize) {
         if let Some(from) = self.current {
             self.sink.indirect.push(IndirectSite {
                 from,
                 arity,
+                sig: sig.filter(|s| s.len() == arity),
                 file: self.file.clone(),
                 line,
             });

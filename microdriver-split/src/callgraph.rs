@@ -11,8 +11,8 @@ use crate::body::{self, Sink};
 use crate::cfg::CfgSet;
 use crate::collect;
 use crate::error::{Error, Result};
-use crate::load;
 use crate::model::{CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Unresolved};
+use crate::parse;
 use crate::tables::Tables;
 
 /// A crate's call graph. Node `i` is function `fns[i]`.
@@ -43,11 +43,37 @@ pub struct GraphStats {
     pub address_taken: usize,
 }
 
+/// Whether a function can be the target of an indirect call whose declared parameter types
+/// are `sig`: unknown types, closures (types not written), a receiver (`self`), generic
+/// parameters and `_` match anything; other types must be equal after normalisation.
+pub fn signature_fits(sig: Option<&[String]>, f: &FnInfo) -> bool {
+    let Some(sig) = sig else {
+        return true;
+    };
+    if f.kind == FnKind::Closure {
+        return true;
+    }
+    let site = if f.has_self {
+        sig.get(1..).unwrap_or_default()
+    } else {
+        sig
+    };
+    site.iter().zip(&f.params).all(|(want, have)| {
+        want == "_"
+            || *want == crate::template::normalise_type(have)
+            || have
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| {
+                    w == "_" || w == "impl" || w == "Self" || f.generics.iter().any(|g| g == w)
+                })
+    })
+}
+
 impl CallGraph {
     /// Analyses the crate at `path` (a crate directory, a source directory or a root file).
     pub fn analyze(path: &Path, cfg: &CfgSet) -> Result<CallGraph> {
-        let root = load::find_root(path)?;
-        let src = load::load(&root, cfg)?;
+        let root = parse::find_root(path)?;
+        let src = parse::load(&root, cfg)?;
         let (tables, notes) = collect::collect(&src, cfg);
         let sink = body::walk_all(&tables);
         let mut cfg_notes = src.cfg_notes.clone();
@@ -87,7 +113,11 @@ impl CallGraph {
         for site in &sink.indirect {
             let targets: Vec<FnId> = fns
                 .iter()
-                .filter(|f| f.address_taken && f.arity == site.arity)
+                .filter(|f| {
+                    f.address_taken
+                        && f.arity == site.arity
+                        && signature_fits(site.sig.as_deref(), f)
+                })
                 .map(|f| f.id)
                 .collect();
             if targets.is_empty() {

@@ -7,8 +7,8 @@ use syn::visit::Visit;
 use syn::{Attribute, FnArg, ImplItem, Item, ReturnType, Signature, TraitItem, UseTree};
 
 use crate::cfg::CfgSet;
-use crate::load::Source;
 use crate::model::{CfgNote, FnId, FnInfo, FnKind, Mark};
+use crate::parse::Source;
 use crate::resolve::Ty;
 use crate::tables::{Body, Ctx, RetTy, Scope, ScopeId, StructInfo, Tables, TraitInfo};
 
@@ -341,7 +341,7 @@ impl Collector<'_> {
             .0
             .into_iter()
             .filter(|i| {
-                let attrs = crate::load::item_attrs(i).cloned().unwrap_or_default();
+                let attrs = crate::parse::item_attrs(i).cloned().unwrap_or_default();
                 self.keep(&attrs, i.span(), format!("item in fn {name}"), scope)
             })
             .collect();
@@ -477,6 +477,11 @@ impl Collector<'_> {
             arity: sig.inputs.len(),
             has_self,
             params,
+            generics: sig
+                .generics
+                .type_params()
+                .map(|p| p.ident.to_string())
+                .collect(),
             ret,
             mark: mark_of(attrs),
             address_taken: false,

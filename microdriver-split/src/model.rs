@@ -79,6 +79,8 @@ pub struct FnInfo {
     pub has_self: bool,
     /// Parameter types as written (without `self`).
     pub params: Vec<String>,
+    /// Generic type parameters (their types match anything in signature matching).
+    pub generics: Vec<String>,
     /// Return type as written (`None` for `()`).
     pub ret: Option<String>,
     /// Its annotation.

@@ -41,8 +41,9 @@ pub enum Ty {
     Dyn(Vec<String>),
     /// A generic parameter or `impl Trait`, with bounds.
     Generic(Vec<String>),
-    /// A function pointer or `Fn*` object.
-    Callable,
+    /// A function pointer or `Fn*` object, with its parameter types when written
+    /// (normalised; `_` for a type involving generics or inference).
+    Callable(Option<Vec<String>>),
     /// A closure of the crate.
     Closure(FnId),
     /// Not known.
@@ -50,6 +51,20 @@ pub enum Ty {
 }
 
 const MAX_DEPTH: usize = 12;
+
+/// A parameter type for signature matching: normalised (no paths, lifetimes or spaces),
+/// or `_` when it involves a generic parameter, `Self`, `impl` or `_`.
+pub fn sig_type(ty: &Type, ctx: &Ctx) -> String {
+    let text = ty.to_token_stream().to_string();
+    let generic = text
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .any(|w| w == "_" || w == "Self" || w == "impl" || ctx.generics.contains_key(w));
+    if generic {
+        "_".to_string()
+    } else {
+        crate::template::normalise_type(&text)
+    }
+}
 
 /// Names from the standard prelude (never crate functions unless the crate defines them).
 const PRELUDE: &[&str] = &[
@@ -384,7 +399,7 @@ impl Tables {
                     (fns, EdgeKind::TraitDispatch)
                 }
             }
-            Ty::Callable | Ty::Closure(_) => (Vec::new(), EdgeKind::MethodTyped),
+            Ty::Callable(_) | Ty::Closure(_) => (Vec::new(), EdgeKind::MethodTyped),
             Ty::Unknown => (self.by_name(name, Some(arity)), EdgeKind::MethodByName),
         }
     }
@@ -396,7 +411,9 @@ impl Tables {
             Type::Paren(p) => self.type_of(&p.elem, scope, ctx),
             Type::Group(g) => self.type_of(&g.elem, scope, ctx),
             Type::Ptr(p) => self.type_of(&p.elem, scope, ctx),
-            Type::BareFn(_) => Ty::Callable,
+            Type::BareFn(f) => Ty::Callable(Some(
+                f.inputs.iter().map(|a| sig_type(&a.ty, ctx)).collect(),
+            )),
             Type::TraitObject(t) => self.bounds_ty(&t.bounds, scope, ctx, true),
             Type::ImplTrait(t) => self.bounds_ty(&t.bounds, scope, ctx, false),
             Type::Path(p) => {
@@ -443,7 +460,13 @@ impl Tables {
             if let TypeParamBound::Trait(t) = b {
                 let key = self.trait_key(&t.path, scope, ctx);
                 if matches!(key.as_str(), "Fn" | "FnMut" | "FnOnce") {
-                    return Ty::Callable;
+                    let sig = match t.path.segments.last().map(|s| &s.arguments) {
+                        Some(PathArguments::Parenthesized(p)) => {
+                            Some(p.inputs.iter().map(|ty| sig_type(ty, ctx)).collect())
+                        }
+                        _ => None,
+                    };
+                    return Ty::Callable(sig);
                 }
                 traits.push(key);
             }

@@ -91,6 +91,15 @@ fn edges_are_classified_by_how_they_were_found() {
     assert_eq!(kind("intr", "update_stats"), [EdgeKind::Deferred]);
     assert_eq!(kind("intr", "watchdog"), [EdgeKind::Deferred]);
     assert!(kind("call_ptr", "not_taken").is_empty());
+    assert!(
+        kind("call_ptr", "tx_wrong").is_empty(),
+        "parameter types differ"
+    );
+    assert!(
+        kind("run_cb", "two_wrong").is_empty(),
+        "parameter types differ"
+    );
+    assert!(graph.fns[graph.find("tx_wrong").expect("exists")].address_taken);
     assert!(kind("intr", "Queue::push").is_empty());
 }
 
