@@ -93,6 +93,11 @@ struct TxState {
     kind: Option<TxKind>,
     popts: u32,
     tse: bool,
+    /// Legacy CSO/CSS, taken from the packet's first descriptor.
+    legacy_cso_css: (u8, u8),
+    /// TSO: DCMD and VLAN field of the first data descriptor (SDM 3.3.7.1: with TSE, VLE,
+    /// IFCS and the VLAN field are valid only there).
+    tso_cmd_special: (u8, u16),
     bad: bool,
     stalled: bool,
 }
@@ -826,14 +831,19 @@ impl Device {
             if self.tx.kind == Some(TxKind::Data) {
                 self.tx_reset_packet();
             }
-            self.tx.kind = Some(TxKind::Legacy);
+            if self.tx.kind.is_none() {
+                // CSS (and CSO) are taken from the first descriptor of the packet.
+                self.tx.kind = Some(TxKind::Legacy);
+                self.tx.legacy_cso_css = (d[10], d[13]);
+            }
             self.gather(addr, length);
             if cmd & txd_cmd::EOP != 0 {
                 let mut pkt = std::mem::take(&mut self.tx.pkt);
                 if !self.tx.bad {
+                    // VLE, IFCS and IC are interpreted only with EOP (SDM 3.3.3.1).
                     if cmd & txd_cmd::IC != 0 {
-                        let (cso, css) = (usize::from(d[10]), usize::from(d[13]));
-                        self.insert_csum(&mut pkt, css, 0, cso);
+                        let (cso, css) = self.tx.legacy_cso_css;
+                        self.insert_csum(&mut pkt, usize::from(css), 0, usize::from(cso));
                     }
                     let special = u16::from_le_bytes([d[14], d[15]]);
                     self.transmit(pkt, cmd, special, now, out);
@@ -871,6 +881,7 @@ impl Device {
                     self.tx.kind = Some(TxKind::Data);
                     self.tx.popts = upper & (popts::IXSM | popts::TXSM);
                     self.tx.tse = cmd & txd_cmd::TSE != 0;
+                    self.tx.tso_cmd_special = (cmd, (upper >> 16) as u16);
                 }
                 self.gather(addr, length);
                 if cmd & txd_cmd::EOP != 0 {
@@ -878,6 +889,7 @@ impl Device {
                     if !self.tx.bad {
                         let special = (upper >> 16) as u16;
                         if self.tx.tse {
+                            let (cmd, special) = self.tx.tso_cmd_special;
                             self.tso(pkt, cmd, special, now, out);
                         } else {
                             let mut pkt = pkt;
@@ -908,11 +920,14 @@ impl Device {
         self.tx.kind = None;
         self.tx.popts = 0;
         self.tx.tse = false;
+        self.tx.legacy_cso_css = (0, 0);
+        self.tx.tso_cmd_special = (0, 0);
         self.tx.bad = false;
     }
 
     fn gather(&mut self, addr: u64, len: usize) {
-        if self.tx.bad {
+        // Descriptors with a null address or zero length transfer no data (SDM 3.3.3).
+        if self.tx.bad || addr == 0 || len == 0 {
             return;
         }
         if self.tx.pkt.len() + len > MAX_TX_PACKET {
@@ -980,8 +995,10 @@ impl Device {
             return;
         }
         let (hdr, payload) = pkt.split_at(c.hdr_len);
-        if payload.len() != c.paylen {
-            // The data descriptors decide; PAYLEN disagreeing is a driver bug worth seeing.
+        // SDM 3.3.7.1: when the data does not add up to PAYLEN the context terminates
+        // abnormally (counted in TSCTFC); the model still sends the data it has.
+        let paylen_ok = payload.len() == c.paylen;
+        if !paylen_ok {
             self.faults.push(Fault::TsoInvalid {
                 reason: "PAYLEN differs from the data descriptors' payload",
             });
@@ -1037,9 +1054,9 @@ impl Device {
                 let v = !net::csum_fold(sum);
                 seg[c.tucso..c.tucso + 2].copy_from_slice(&v.to_be_bytes());
             }
-            self.transmit(seg, cmd | txd_cmd::IFCS, special, now, out);
+            self.transmit(seg, cmd, special, now, out);
         }
-        self.stats.inc(TSCTC);
+        self.stats.inc(if paylen_ok { TSCTC } else { TSCTFC });
     }
 
     /// Puts a finished frame on the wire: VLAN insertion, padding, FCS, statistics.
@@ -1388,11 +1405,14 @@ impl Device {
                 errors |= rxd_err::RXE;
             }
             wb.status = rxd_stat::DD;
+            if start == 0 {
+                // The packet checksum is reported in the first descriptor (SDM 3.2.3).
+                wb.csum = frame.csum;
+            }
             if last {
                 wb.status |= rxd_stat::EOP | frame.status;
                 wb.errors = frame.errors | errors;
                 wb.special = frame.special;
-                wb.csum = frame.csum;
             } else {
                 wb.errors = errors;
             }
