@@ -533,3 +533,70 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(expr: &str, fields: &[&str]) -> String {
+        let idents: Vec<Ident> = fields.iter().map(|f| format_ident!("{}", f)).collect();
+        let names: Vec<&Ident> = idents.iter().collect();
+        let mut expr: Expr = syn::parse_str(expr).unwrap();
+        SiblingFields { names: &names }.visit_expr_mut(&mut expr);
+        quote!(#expr).to_string()
+    }
+
+    #[test]
+    fn bare_sibling_names_become_self_fields() {
+        assert_eq!(rewrite("count", &["count"]), "self . count");
+        assert_eq!(rewrite("count * 2 + 1", &["count"]), "self . count * 2 + 1");
+        assert_eq!(rewrite("self.count", &["count"]), "self . count");
+        assert_eq!(
+            rewrite("self.ring_len()", &["ring_len"]),
+            "self . ring_len ()"
+        );
+        // A function call, a path and an unknown name are left alone.
+        assert_eq!(rewrite("count(n)", &["count", "n"]), "count (self . n)");
+        assert_eq!(rewrite("Self::N", &["N"]), "Self :: N");
+        assert_eq!(rewrite("other", &["count"]), "other");
+    }
+
+    fn expand(src: &str) -> String {
+        derive(&syn::parse_str(src).unwrap()).to_string()
+    }
+
+    #[test]
+    fn errors_come_with_a_stub_impl() {
+        let out = expand("struct S { p: *mut u8 }");
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("derive_failed"), "{out}");
+        assert!(
+            out.contains("impl :: microdriver_rt :: marshal :: Marshal for S"),
+            "{out}"
+        );
+        // All mistakes are reported together.
+        let out =
+            expand("struct S { p: *mut u8, #[marshal(lenght = 1)] v: Vec<u8>, r: &'static u8 }");
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        let out = expand("union U { a: u32 }");
+        assert!(
+            out.contains("compile_error") && out.contains("derive_failed"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn layout_only_for_all_plain_structs() {
+        assert!(expand("struct S { a: u32, b: u32 }").contains("const LAYOUT"));
+        assert!(!expand("struct S { a: u32, #[marshal(skip)] b: u32 }").contains("const LAYOUT"));
+        assert!(!expand("struct S { #[marshal(opaque)] a: u64 }").contains("const LAYOUT"));
+        assert!(!expand("enum E { A(u32) }").contains("const LAYOUT"));
+    }
+
+    #[test]
+    fn decode_into_only_when_something_is_kept() {
+        assert!(!expand("struct S { a: u32 }").contains("decode_into"));
+        assert!(expand("struct S { #[marshal(skip)] a: u32 }").contains("decode_into"));
+        assert!(expand("enum E { A { #[marshal(skip)] a: u32 }, B }").contains("decode_into"));
+    }
+}
