@@ -146,7 +146,14 @@ impl Tables {
     /// Resolves a path written in `scope`. `segs` are the identifiers; the last one is
     /// looked up in the value namespace first.
     pub fn resolve_path(&self, scope: ScopeId, ctx: &Ctx, segs: &[String]) -> Res {
-        self.resolve_path_depth(scope, ctx, segs, 0)
+        let outer = self.query_depth.get();
+        if outer == 0 {
+            self.glob_seen.borrow_mut().clear();
+        }
+        self.query_depth.set(outer + 1);
+        let res = self.resolve_path_depth(scope, ctx, segs, 0);
+        self.query_depth.set(outer);
+        res
     }
 
     fn resolve_path_depth(&self, scope: ScopeId, ctx: &Ctx, segs: &[String], depth: usize) -> Res {
@@ -249,7 +256,13 @@ impl Tables {
         for glob in &sc.globs {
             if let Res::Scope(g) = self.resolve_path_depth(scope, &Ctx::default(), glob, depth + 1)
             {
-                if g != scope {
+                // Each (scope, name) is searched through globs once per query: glob
+                // imports can form cycles (`use super::*` / `pub use child::*`).
+                let fresh = self
+                    .glob_seen
+                    .borrow_mut()
+                    .insert((g, name.to_string(), last));
+                if g != scope && fresh {
                     if let Some(r) = self.lookup_in(g, name, last, depth + 1) {
                         return Some(r);
                     }

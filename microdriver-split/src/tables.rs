@@ -1,6 +1,7 @@
 //! The crate's item tables: scopes (modules and function bodies with items), functions,
 //! types, traits and impls. Filled by [`crate::collect`], queried by [`crate::resolve`].
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 use crate::model::FnId;
@@ -124,4 +125,8 @@ pub struct Tables {
     pub bodies: Vec<Body>,
     /// Initialisers of consts and statics (scanned for functions whose address is taken).
     pub inits: Vec<(ScopeId, syn::Expr)>,
+    /// Glob lookups already made in the current resolution query.
+    pub glob_seen: RefCell<HashSet<(ScopeId, String, bool)>>,
+    /// Nesting of resolution queries (the glob memo is cleared at the outermost).
+    pub query_depth: Cell<usize>,
 }

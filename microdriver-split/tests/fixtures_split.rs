@@ -269,3 +269,39 @@ fn missing_module_files_are_listed_not_fatal() {
     assert!(err.to_string().contains("lib.rs:1:"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn glob_import_cycles_resolve_quickly() {
+    // Twelve modules that `use super::*` under a root that `pub use`s them all: lookups of
+    // unknown names must not explore every path through the cycle.
+    let dir = std::env::temp_dir().join(format!("md-split-globs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).expect("tmp dir");
+    let mut root = String::new();
+    for i in 0..12 {
+        root.push_str(&format!("pub mod m{i};\npub use m{i}::*;\n"));
+        std::fs::write(
+            dir.join(format!("src/m{i}.rs")),
+            format!("use super::*;\npub fn f{i}() {{ let v: Vec<u32> = Vec::new(); undefined_{i}(); drop(v); }}\n"),
+        )
+        .expect("write module");
+    }
+    root.push_str("#[critical(root)]\npub fn top() { f1(); m2::f3(); }\n");
+    std::fs::write(dir.join("src/lib.rs"), root).expect("write lib.rs");
+    let start = std::time::Instant::now();
+    let graph = microdriver_split::CallGraph::analyze(&dir, &Default::default()).expect("analyses");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    let roots = microdriver_split::template::Template::builtin("none")
+        .expect("builtin")
+        .roots(&graph, &[])
+        .expect("roots");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&["top", "m1::f1", "m3::f3"])
+    );
+    assert_eq!(graph.unresolved.len(), 12);
+    let _ = std::fs::remove_dir_all(&dir);
+}
