@@ -150,6 +150,17 @@ impl VisitMut for SiblingFields<'_> {
     }
 }
 
+/// The span of the first `self` in a `len` expression. The hidden method's `self` parameter
+/// takes it, so that an expression passed through a `macro_rules!` argument (whose `self`
+/// has that macro's hygiene) still finds its receiver.
+fn self_span(tokens: TokenStream) -> Option<Span> {
+    tokens.into_iter().find_map(|tt| match tt {
+        proc_macro2::TokenTree::Ident(ident) if ident == "self" => Some(ident.span()),
+        proc_macro2::TokenTree::Group(group) => self_span(group.stream()),
+        _ => None,
+    })
+}
+
 /// The hidden method that evaluates a field's `len` expression.
 fn len_method(field: &Field<'_>) -> Ident {
     format_ident!("__microdriver_len_{}", field.name)
@@ -229,6 +240,9 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                 names: &sibling_names,
             }
             .visit_expr_mut(&mut expr);
+            let receiver = syn::token::SelfValue {
+                span: self_span(quote!(#expr)).unwrap_or_else(Span::call_site),
+            };
             p.len_methods.push(quote! {
                 #[doc(hidden)]
                 #[inline]
@@ -241,7 +255,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                     clippy::cast_sign_loss,
                     clippy::cast_lossless,
                 )]
-                fn #method(&self) -> usize {
+                fn #method(&#receiver) -> usize {
                     (#expr) as usize
                 }
             });

@@ -986,3 +986,47 @@ fn packed_structs_round_trip() {
         free_array(slots, 2);
     }
 }
+
+// ---- hygiene: types defined by macro_rules! ------------------------------------------
+
+macro_rules! ring_type {
+    ($name:ident, $len:expr) => {
+        #[derive(Marshal, Debug, PartialEq)]
+        struct $name {
+            count: u8,
+            #[marshal(len = $len)]
+            items: Vec<u8>,
+        }
+    };
+}
+// The `len` expression arrives as a macro argument, with the caller's hygiene.
+ring_type!(MacroSelf, self.count);
+ring_type!(MacroBare, count);
+
+macro_rules! ring_type_inline {
+    ($name:ident) => {
+        #[derive(Marshal, Debug, PartialEq)]
+        struct $name {
+            count: u8,
+            #[marshal(len = self.count * 2)]
+            items: Vec<u8>,
+        }
+    };
+}
+ring_type_inline!(MacroInline);
+
+#[test]
+fn len_expressions_from_macro_rules_resolve_self() {
+    round_trip(&MacroSelf {
+        count: 1,
+        items: vec![1],
+    });
+    round_trip(&MacroBare {
+        count: 2,
+        items: vec![1, 2],
+    });
+    round_trip(&MacroInline {
+        count: 1,
+        items: vec![1, 2],
+    });
+}
