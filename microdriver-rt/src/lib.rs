@@ -16,10 +16,14 @@
 // Lets the derive's `::microdriver_rt::...` paths resolve inside this crate too.
 extern crate self as microdriver_rt;
 
+pub mod component;
+pub mod lrpc;
 pub mod marshal;
 pub mod sync;
 pub mod tracker;
+pub mod transport;
 
+pub use lrpc::UpcallError;
 pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
 pub use microdriver_macros::Marshal;
 pub use tracker::{ObjectTracker, TrackerError};

@@ -374,11 +374,25 @@ impl<T> PendingAction for NewObject<T> {
         if let (Some(tracker), Some(remote)) = (tracker, self.remote) {
             // A pairing the tracker refuses (say the sender reused an address it still has
             // paired) leaves the copy unpaired: the next frame that names it makes a new one.
-            let _ = tracker.register_pair(local as usize, remote, ObjectInfo::of::<T>());
+            let _ = tracker.register_mirror(
+                local as usize,
+                remote,
+                ObjectInfo::of::<T>(),
+                release_box::<T>,
+            );
         }
     }
 
     fn rollback(self: Box<Self>) {}
+}
+
+/// Frees a mirrored copy (registered by `NewObject::commit`).
+///
+/// # Safety
+/// `addr` must be the address of a live `Box<T>` made by `NewObject::commit`, freed once.
+unsafe fn release_box<T>(addr: usize) {
+    // SAFETY: per the contract, `addr` is a `Box<T>` from `Box::into_raw` in `commit`.
+    drop(unsafe { Box::from_raw(addr as *mut T) });
 }
 
 impl Decoder<'_> {

@@ -21,7 +21,7 @@
 
 mod error;
 mod table;
-mod type_tag;
+pub(crate) mod type_tag;
 
 pub use error::TrackerError;
 pub use table::Translation;
@@ -99,14 +99,44 @@ pub struct FreeNotice {
     pub type_id: u64,
 }
 
+/// Frees a copy the runtime allocated while decoding (allocation mirroring).
+///
+/// # Safety
+/// Call once, with the address the copy was registered under, after which it is dead.
+pub type Release = unsafe fn(usize);
+
 /// A local object whose pairing was dropped because the peer freed its copy; the caller
 /// frees (or keeps) its own copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Unpaired {
     /// This side's address of the object.
     pub local: usize,
     /// Its shape.
     pub info: ObjectInfo,
+    /// Set when the runtime allocated this copy (a mirrored allocation): how to free it.
+    pub release: Option<Release>,
+}
+
+impl PartialEq for Unpaired {
+    /// Equal when they name the same copy with the same shape and both or neither are
+    /// mirrored (function addresses themselves are not comparable).
+    fn eq(&self, other: &Self) -> bool {
+        self.local == other.local
+            && self.info == other.info
+            && self.release.is_some() == other.release.is_some()
+    }
+}
+
+impl Eq for Unpaired {}
+
+impl Unpaired {
+    fn from_entry(entry: &table::Entry) -> Self {
+        Unpaired {
+            local: entry.local,
+            info: entry.info,
+            release: entry.release,
+        }
+    }
 }
 
 /// What [`ObjectTracker::observe_remote`] found for an object the peer sent.
@@ -211,6 +241,21 @@ impl ObjectTracker {
         self.rejected(result)
     }
 
+    /// Registers a copy the runtime itself allocated for an object the peer sent, paired
+    /// with the peer's address, with the function that frees it when the peer frees its
+    /// own (allocation and free mirroring).
+    pub fn register_mirror(
+        &self,
+        local: usize,
+        remote: usize,
+        info: ObjectInfo,
+        release: Release,
+    ) -> Result<ObjectId, TrackerError> {
+        let id = self.register_pair(local, remote, info)?;
+        self.table.write().set_release(id, release)?;
+        Ok(id)
+    }
+
     /// Pairs a registered local object with the peer's copy at `remote`.
     pub fn pair(&self, id: ObjectId, remote: usize) -> Result<(), TrackerError> {
         let result = self.table.write().pair(id, remote);
@@ -289,10 +334,9 @@ impl ObjectTracker {
                 id: t.id,
             }),
             Ok((t, _)) if t.offset == 0 => {
-                let old = table.remove(Space::Remote, remote).map(|entry| Unpaired {
-                    local: entry.local,
-                    info: entry.info,
-                });
+                let old = table
+                    .remove(Space::Remote, remote)
+                    .map(|entry| Unpaired::from_entry(&entry));
                 old.map(|old| Observation::Resized { old })
             }
             Ok((t, entry)) => Err(TrackerError::Misaligned {
@@ -345,10 +389,7 @@ impl ObjectTracker {
                 let addr = usize::try_from(notice.addr)
                     .map_err(|_| TrackerError::Unregistered { addr: usize::MAX })?;
                 let entry = table.remove_checked(Space::Remote, addr, notice.type_id)?;
-                Ok(Unpaired {
-                    local: entry.local,
-                    info: entry.info,
-                })
+                Ok(Unpaired::from_entry(&entry))
             })
             .collect();
         drop(table);

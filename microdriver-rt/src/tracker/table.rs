@@ -133,6 +133,8 @@ pub(crate) struct Entry {
     pub(crate) remote: Option<usize>,
     pub(crate) info: ObjectInfo,
     pub(crate) generation: u32,
+    /// For a copy the runtime allocated (allocation mirroring): how to free it.
+    pub(crate) release: Option<super::Release>,
 }
 
 /// A translated address: the object it falls in and where.
@@ -249,6 +251,7 @@ impl Table {
             remote: None,
             info,
             generation,
+            release: None,
         });
         self.by_local.insert(local, slot);
         self.pages_local.insert(local, size, slot);
@@ -258,6 +261,17 @@ impl Table {
             index: slot as u32,
             generation,
         })
+    }
+
+    /// Records how to free a mirrored copy.
+    pub(crate) fn set_release(
+        &mut self,
+        id: ObjectId,
+        release: super::Release,
+    ) -> Result<(), TrackerError> {
+        let slot = self.slot_of(id)?;
+        self.entries[slot].release = Some(release);
+        Ok(())
     }
 
     /// Pairs the registered local object `id` with `remote`.

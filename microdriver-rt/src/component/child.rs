@@ -1,0 +1,93 @@
+//! The user half's side of starting up.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{FD_ENV, PARENT_ENV, SPIN_ENV, WORKERS_ENV};
+use crate::lrpc::{install_user, CallOptions, EntryTable, UserEndpoint, WaitPolicy};
+use crate::marshal::frame::FORMAT_VERSION;
+use crate::tracker::ObjectTracker;
+use crate::transport::shm::ShmTransport;
+use crate::transport::{wake_all, Area, Word};
+
+/// If this process was started as a user half, runs it and exits; otherwise returns.
+/// Call it first thing in `main` of every executable that spawns user halves.
+pub fn run_user_half_if_requested() {
+    let Ok(fd) = std::env::var(FD_ENV) else {
+        return;
+    };
+    let code = match run(&fd) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("microdriver user half: {message}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(fd: &str) -> Result<(), String> {
+    let fd: i32 = fd
+        .parse()
+        .map_err(|_| format!("{FD_ENV}={fd} is not a file descriptor"))?;
+    if fd < 3 {
+        return Err(format!("{FD_ENV}={fd} names a standard stream"));
+    }
+    if let Ok(parent) = std::env::var(PARENT_ENV) {
+        // The parent may have died between fork and PR_SET_PDEATHSIG.
+        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string()) != Some(parent)
+        {
+            return Err("the kernel half exited before the user half started".into());
+        }
+    }
+    // SAFETY: the kernel half placed the slot area's memfd at this descriptor for us
+    // (dup2 before exec) and nothing else in this process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let transport = Arc::new(ShmTransport::attach(fd).map_err(|e| e.to_string())?);
+    let workers: usize = std::env::var(WORKERS_ENV)
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2)
+        .clamp(1, 64);
+    let spin = std::env::var(SPIN_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_micros);
+    let options = CallOptions {
+        wait: WaitPolicy::spinning(spin),
+        ..CallOptions::default()
+    };
+    let endpoint = Arc::new(UserEndpoint::new(
+        transport.clone(),
+        Arc::new(ObjectTracker::new()),
+        options,
+    ));
+    install_user(endpoint.clone());
+    let handles = endpoint.spawn_workers(workers);
+
+    let hash = EntryTable::get().hash();
+    transport
+        .header(Word::UserTableLo)
+        .store(hash as u32, SeqCst);
+    transport
+        .header(Word::UserTableHi)
+        .store((hash >> 32) as u32, SeqCst);
+    transport
+        .header(Word::UserFormat)
+        .store(u32::from(FORMAT_VERSION), SeqCst);
+    transport
+        .header(Word::UserPid)
+        .store(std::process::id(), SeqCst);
+    transport
+        .header(Word::UserWorkers)
+        .store(workers as u32, SeqCst);
+    transport.header(Word::Hello).store(1, SeqCst);
+    wake_all(transport.header(Word::Hello));
+
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(())
+}

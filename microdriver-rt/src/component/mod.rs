@@ -1,0 +1,30 @@
+//! The user half as a process: spawning it from the same executable, the handshake, and
+//! noticing its death.
+//!
+//! The kernel half creates the shared slot area, then re-executes its own executable with
+//! the area's memfd as fd 3 and `MICRODRIVER_UHALF_FD=3` in the environment. The child
+//! must call [`run_user_half_if_requested`] early in `main`: it maps the area, checks the
+//! layout, writes its hello (format version, entry-table hash, pid, workers) and serves
+//! upcalls. The kernel half compares the hello with its own build; halves built from
+//! different sources refuse to talk. The child gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies
+//! with its parent. The parent watches the child's pidfd and fails every outstanding call
+//! the moment the child dies.
+
+#[cfg(not(loom))]
+mod child;
+#[cfg(not(loom))]
+mod spawn;
+
+#[cfg(not(loom))]
+pub use child::run_user_half_if_requested;
+#[cfg(not(loom))]
+pub use spawn::{ComponentConfig, ComponentError, UserHalf};
+
+/// Environment variable naming the slot area's fd in the user half.
+pub const FD_ENV: &str = "MICRODRIVER_UHALF_FD";
+/// Environment variable carrying the worker count.
+pub const WORKERS_ENV: &str = "MICRODRIVER_UHALF_WORKERS";
+/// Environment variable carrying the parent's pid (the child checks it is still alive).
+pub const PARENT_ENV: &str = "MICRODRIVER_UHALF_PARENT";
+/// Environment variable carrying the spin time (microseconds) of the user half's waits.
+pub const SPIN_ENV: &str = "MICRODRIVER_UHALF_SPIN_US";

@@ -1,0 +1,324 @@
+//! The kernel half's side: spawning the user half and watching it.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+use super::{FD_ENV, PARENT_ENV, SPIN_ENV, WORKERS_ENV};
+use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
+use crate::marshal::frame::FORMAT_VERSION;
+use crate::tracker::ObjectTracker;
+use crate::transport::shm::ShmTransport;
+use crate::transport::{wait_on, Area, AreaError, Transport, Word};
+
+/// Errors starting a user half.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// The shared area could not be set up.
+    #[error("setting up the call slots: {0}")]
+    Area(#[from] AreaError),
+    /// The executable could not be found or started.
+    #[error("starting the user half ({exe}): {source}")]
+    Spawn {
+        /// The executable.
+        exe: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The child did not say hello in time (did its `main` call
+    /// `component::run_user_half_if_requested()` first?).
+    #[error("the user half did not answer the handshake within {0:?}; does the executable call microdriver_rt::component::run_user_half_if_requested() at the start of main?")]
+    NoHello(Duration),
+    /// The child runs a different build.
+    #[error("the user half was built from different sources (entry table {theirs:#018x}, ours {ours:#018x}; format {their_format}, ours {our_format})")]
+    Mismatch {
+        /// Its table hash.
+        theirs: u64,
+        /// Ours.
+        ours: u64,
+        /// Its wire format.
+        their_format: u32,
+        /// Ours.
+        our_format: u32,
+    },
+    /// An OS call failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How to start a user half.
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    /// Worker threads serving upcalls concurrently.
+    pub workers: usize,
+    /// Call slots in all.
+    pub slots: usize,
+    /// Of them, slots for upcalls (the rest carry free-standing downcalls).
+    pub upcall_slots: usize,
+    /// Bytes per slot (the largest request or reply).
+    pub capacity: usize,
+    /// How callers on both sides wait, and the default call timeout.
+    pub options: CallOptions,
+    /// How long the child has to say hello.
+    pub handshake_timeout: Duration,
+    /// The executable to run (default: this one).
+    pub exe: Option<PathBuf>,
+    /// Its arguments (default: none).
+    pub args: Vec<OsString>,
+    /// Extra latency per crossing (the delay transport), zero for none.
+    pub crossing_delay: Duration,
+}
+
+impl Default for ComponentConfig {
+    fn default() -> Self {
+        ComponentConfig {
+            workers: 2,
+            slots: 24,
+            upcall_slots: 16,
+            capacity: 256 * 1024,
+            options: CallOptions::default(),
+            handshake_timeout: Duration::from_secs(10),
+            exe: None,
+            args: Vec::new(),
+            crossing_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A running user half.
+pub struct UserHalf {
+    child: Child,
+    pid: u32,
+    pidfd: Arc<OwnedFd>,
+    endpoint: Arc<KernelEndpoint>,
+    watcher: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+impl UserHalf {
+    /// Starts a user half with `tracker` as the kernel half's tracker.
+    pub fn spawn(
+        config: &ComponentConfig,
+        tracker: Arc<ObjectTracker>,
+    ) -> Result<UserHalf, ComponentError> {
+        let shm = ShmTransport::create(config.slots, config.upcall_slots, config.capacity)?;
+        let table = EntryTable::get();
+        let ours = table.hash();
+        shm.header(Word::KernelTableLo).store(ours as u32, SeqCst);
+        shm.header(Word::KernelTableHi)
+            .store((ours >> 32) as u32, SeqCst);
+        let memfd = shm
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|source| ComponentError::Os {
+                what: "duplicating the slot memfd",
+                source,
+            })?;
+        let transport: Arc<dyn Transport> = if config.crossing_delay.is_zero() {
+            Arc::new(shm)
+        } else {
+            Arc::new(crate::transport::delay::DelayTransport::new(
+                shm,
+                config.crossing_delay,
+            ))
+        };
+        let exe = match &config.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|source| ComponentError::Os {
+                what: "finding this executable",
+                source,
+            })?,
+        };
+        let mut command = Command::new(&exe);
+        command
+            .args(&config.args)
+            .env(FD_ENV, "3")
+            .env(WORKERS_ENV, config.workers.to_string())
+            .env(SPIN_ENV, config.options.wait.spin.as_micros().to_string())
+            .env(PARENT_ENV, std::process::id().to_string());
+        let raw = memfd.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls (dup2, fcntl, prctl) on values computed before
+        // the fork; it allocates nothing and takes no locks.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // dup2 onto itself keeps CLOEXEC; clear it so fd 3 survives exec.
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|source| ComponentError::Spawn {
+            exe: exe.display().to_string(),
+            source,
+        })?;
+        drop(memfd);
+        let pid = child.id();
+        let pidfd = Pid::from_raw(pid as i32)
+            .ok_or(ComponentError::Os {
+                what: "the child's pid",
+                source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+            })
+            .and_then(|p| {
+                pidfd_open(p, PidfdFlags::empty()).map_err(|e| ComponentError::Os {
+                    what: "pidfd_open on the user half",
+                    source: e.into(),
+                })
+            })?;
+        let endpoint = Arc::new(KernelEndpoint::new(
+            transport.clone(),
+            tracker,
+            config.options,
+        ));
+        let mut half = UserHalf {
+            child,
+            pid,
+            pidfd: Arc::new(pidfd),
+            endpoint,
+            watcher: None,
+            started: Instant::now(),
+        };
+        if let Err(e) = half.handshake(&*transport, config.handshake_timeout, ours) {
+            half.kill();
+            return Err(e);
+        }
+        half.watcher = Some(half.watch());
+        Ok(half)
+    }
+
+    fn handshake(
+        &self,
+        area: &dyn Transport,
+        timeout: Duration,
+        ours: u64,
+    ) -> Result<(), ComponentError> {
+        let deadline = Instant::now() + timeout;
+        let hello = area.header(Word::Hello);
+        while hello.load(SeqCst) == 0 {
+            let now = Instant::now();
+            if now >= deadline || self.is_dead() {
+                return Err(ComponentError::NoHello(timeout));
+            }
+            wait_on(hello, 0, (deadline - now).min(Duration::from_millis(10)));
+        }
+        let theirs = u64::from(area.header(Word::UserTableLo).load(SeqCst))
+            | (u64::from(area.header(Word::UserTableHi).load(SeqCst)) << 32);
+        let their_format = area.header(Word::UserFormat).load(SeqCst);
+        let our_format = u32::from(FORMAT_VERSION);
+        if theirs != ours || their_format != our_format {
+            return Err(ComponentError::Mismatch {
+                theirs,
+                ours,
+                their_format,
+                our_format,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the thread that fails every call the moment the child dies.
+    fn watch(&self) -> JoinHandle<()> {
+        let pidfd = Arc::clone(&self.pidfd);
+        let endpoint = Arc::clone(&self.endpoint);
+        std::thread::Builder::new()
+            .name(format!("uhalf-watch-{}", self.pid))
+            .spawn(move || loop {
+                let mut fds = [PollFd::new(&*pidfd, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(_) if fds[0].revents().contains(PollFlags::IN) => {
+                        endpoint.mark_dead();
+                        return;
+                    }
+                    Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => {
+                        endpoint.mark_dead();
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the user-half watcher")
+    }
+
+    /// The kernel half's endpoint to this user half.
+    pub fn endpoint(&self) -> &Arc<KernelEndpoint> {
+        &self.endpoint
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How long ago it started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// True once the child has exited (does not reap it).
+    pub fn is_dead(&self) -> bool {
+        let mut fds = [PollFd::new(&*self.pidfd, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    }
+
+    /// Kills the child (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.endpoint.mark_dead();
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+    }
+
+    /// Asks the child to exit, waits up to `grace`, then kills it.
+    pub fn shutdown(mut self, grace: Duration) {
+        self.endpoint.request_shutdown();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill();
+    }
+
+    /// The spin policy both halves use when configured with `spin`.
+    pub fn policy(spin: Duration) -> WaitPolicy {
+        WaitPolicy::spinning(spin)
+    }
+}
+
+impl Drop for UserHalf {
+    fn drop(&mut self) {
+        if self.watcher.is_some() {
+            self.kill();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The caller's half of a call: building the request and reading the reply.
+
+use super::frame::{self, status};
+use super::UpcallError;
+use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
+use crate::tracker::ObjectTracker;
+
+/// Builds a request frame for `entry` into `buf`.
+pub(crate) fn request(
+    buf: &mut Vec<u8>,
+    entry: u32,
+    tracker: &ObjectTracker,
+    args: impl FnOnce(&mut Encoder<'_>) -> Result<(), MarshalError>,
+) -> Result<(), MarshalError> {
+    let frees = frame::drain_frees(tracker);
+    frame::begin(buf, entry, &frees);
+    {
+        let mut enc = Encoder::with_tracker(buf, tracker);
+        args(&mut enc)?;
+    }
+    frame::end(buf)
+}
+
+/// Reads a reply frame for `entry`: applies its frees, checks its status, and decodes the
+/// values with `values` (all or nothing).
+pub(crate) fn reply<R>(
+    frame_bytes: &[u8],
+    entry: u32,
+    entry_name: &str,
+    tracker: &ObjectTracker,
+    peer: &'static str,
+    values: impl FnOnce(&mut Decoder<'_>) -> Result<R, MarshalError>,
+) -> Result<R, UpcallError> {
+    let (reply_entry, mut dec) =
+        frame::open(frame_bytes, tracker).map_err(|e| UpcallError::Rejected {
+            peer,
+            reason: format!("malformed reply: {e}"),
+        })?;
+    if reply_entry != entry && reply_entry != 0 {
+        return Err(UpcallError::Rejected {
+            peer,
+            reason: format!("reply for entry {reply_entry:#010x} to a call of {entry:#010x}"),
+        });
+    }
+    let offset = dec.position();
+    match dec.take_u8()? {
+        status::OK => {
+            let value = values(&mut dec)?;
+            dec.finish()?;
+            Ok(value)
+        }
+        status::UNKNOWN_ENTRY => Err(UpcallError::UnknownEntry { id: entry }),
+        code @ (status::FAILED | status::PANICKED) => {
+            let message = String::decode(&mut dec)?;
+            let message = if code == status::PANICKED {
+                format!("panicked: {message}")
+            } else {
+                message
+            };
+            Err(UpcallError::Handler {
+                entry: entry_name.to_string(),
+                message,
+            })
+        }
+        tag => Err(UpcallError::Marshal(MarshalError::BadTag {
+            what: "reply status",
+            tag: u64::from(tag),
+            offset,
+        })),
+    }
+}

@@ -1,0 +1,442 @@
+//! The kernel half's endpoint: makes upcalls, serves nested and free-standing downcalls.
+//!
+//! Everything it reads from the transport is treated as hostile: slot states it does not
+//! expect, call ids that do not match, lengths beyond a slot, frames that do not parse,
+//! entries it does not serve. Each is rejected, counted, and leaves the endpoint working.
+
+use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::entry::Served;
+use super::slot::{state, Doorbell, Slot, WaitPolicy, MAX_SLEEP};
+use super::stats::CallStats;
+use super::{call, serve, UpcallError};
+use crate::marshal::{Decoder, Encoder, MarshalError};
+use crate::sync::Mutex;
+use crate::tracker::ObjectTracker;
+use crate::transport::{wake_all, Transport, Word};
+
+const PEER: &str = "user";
+
+/// What the kernel half knows of one of its upcall slots (never read from shared memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotUse {
+    Free,
+    Busy,
+    /// A call on it was abandoned; the user half may still write to it.
+    Quarantined,
+}
+
+/// Options of an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// How callers wait for replies.
+    pub wait: WaitPolicy,
+    /// Default per-call timeout.
+    pub timeout: Duration,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            wait: WaitPolicy::BLOCKING,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The kernel half's end of a channel.
+pub struct KernelEndpoint {
+    transport: Arc<dyn Transport>,
+    tracker: Arc<ObjectTracker>,
+    options: CallOptions,
+    /// Geometry fixed at creation: never re-read from the shared header.
+    slot_count: usize,
+    upcall_slots: usize,
+    capacity: usize,
+    slots: Mutex<Vec<SlotUse>>,
+    next_call: StdAtomicU32,
+    peer_dead: AtomicBool,
+    stop_servers: AtomicBool,
+    stats: CallStats,
+}
+
+impl KernelEndpoint {
+    /// An endpoint over `transport` (whose header the kernel half initialised).
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        tracker: Arc<ObjectTracker>,
+        options: CallOptions,
+    ) -> Self {
+        let slot_count = transport.slot_count();
+        let upcall_slots =
+            (transport.header(Word::UpcallSlots).load(Ordering::SeqCst) as usize).min(slot_count);
+        let capacity = transport.capacity();
+        KernelEndpoint {
+            transport,
+            tracker,
+            options,
+            slot_count,
+            upcall_slots,
+            capacity,
+            slots: Mutex::new(vec![SlotUse::Free; upcall_slots]),
+            next_call: StdAtomicU32::new(1),
+            peer_dead: AtomicBool::new(false),
+            stop_servers: AtomicBool::new(false),
+            stats: CallStats::default(),
+        }
+    }
+
+    /// The tracker pointers from the user half are translated through.
+    pub fn tracker(&self) -> &Arc<ObjectTracker> {
+        &self.tracker
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Call counters and rejections.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    /// Marks the user half dead: every outstanding and future call fails at once with
+    /// [`UpcallError::PeerDied`] until [`KernelEndpoint::reset`].
+    pub fn mark_dead(&self) {
+        self.peer_dead.store(true, Ordering::SeqCst);
+        for index in 0..self.slot_count {
+            if let Some(word) = self.transport.slot_word(index, super::slot::word::STATE) {
+                wake_all(word);
+            }
+        }
+    }
+
+    /// True after [`KernelEndpoint::mark_dead`].
+    pub fn is_peer_dead(&self) -> bool {
+        self.peer_dead.load(Ordering::SeqCst)
+    }
+
+    /// Prepares for a new user half: every slot free, nothing quarantined, the tracker's
+    /// pairings with the old user half dropped.
+    pub fn reset(&self) {
+        let mut slots = self.slots.lock();
+        for index in 0..self.slot_count {
+            if let Some(slot) = Slot::new(&*self.transport, index) {
+                slot.set_header(0, 0, 0);
+                slot.publish(state::FREE);
+            }
+        }
+        slots.iter_mut().for_each(|s| *s = SlotUse::Free);
+        self.tracker.clear_peer();
+        for word in [
+            Word::Hello,
+            Word::Shutdown,
+            Word::UserPid,
+            Word::UserTableLo,
+            Word::UserTableHi,
+        ] {
+            self.transport.header(word).store(0, Ordering::SeqCst);
+        }
+        self.peer_dead.store(false, Ordering::SeqCst);
+    }
+
+    fn acquire_slot(&self, deadline: Instant) -> Result<usize, UpcallError> {
+        loop {
+            {
+                let mut slots = self.slots.lock();
+                if let Some(i) = slots.iter().position(|s| *s == SlotUse::Free) {
+                    slots[i] = SlotUse::Busy;
+                    return Ok(i);
+                }
+                // A quarantined slot the user half has since released can be reused.
+                for (i, use_) in slots.iter_mut().enumerate() {
+                    if *use_ == SlotUse::Quarantined
+                        && Slot::new(&*self.transport, i).is_some_and(|s| s.state() == state::FREE)
+                    {
+                        *use_ = SlotUse::Busy;
+                        return Ok(i);
+                    }
+                }
+            }
+            if self.is_peer_dead() {
+                return Err(UpcallError::PeerDied { peer: PEER });
+            }
+            if Instant::now() >= deadline {
+                return Err(UpcallError::NoSlot(self.upcall_slots));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    fn release_slot(&self, index: usize, quarantine: bool) {
+        let mut slots = self.slots.lock();
+        if let Some(use_) = slots.get_mut(index) {
+            *use_ = if quarantine {
+                SlotUse::Quarantined
+            } else {
+                SlotUse::Free
+            };
+        }
+    }
+
+    /// Makes a synchronous upcall to entry `entry` (named `name` for messages): `args`
+    /// encodes the arguments, `values` decodes the reply's values. Nested downcalls the
+    /// user half makes while serving it run on this thread.
+    pub fn call<S, R>(
+        &self,
+        entry: u32,
+        name: &str,
+        state: &mut S,
+        args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
+        values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
+    ) -> Result<R, UpcallError> {
+        self.call_with_timeout(entry, name, self.options.timeout, state, args, values)
+    }
+
+    /// [`KernelEndpoint::call`] with an explicit timeout.
+    pub fn call_with_timeout<S, R>(
+        &self,
+        entry: u32,
+        name: &str,
+        timeout: Duration,
+        state: &mut S,
+        args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
+        values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
+    ) -> Result<R, UpcallError> {
+        let started = Instant::now();
+        let result = self.call_inner(entry, name, timeout, state, args, values);
+        self.stats.record(entry, started.elapsed(), result.is_ok());
+        result
+    }
+
+    fn call_inner<S, R>(
+        &self,
+        entry: u32,
+        name: &str,
+        timeout: Duration,
+        state: &mut S,
+        args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
+        values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
+    ) -> Result<R, UpcallError> {
+        let deadline = Instant::now() + timeout;
+        if self.is_peer_dead() {
+            return Err(UpcallError::PeerDied { peer: PEER });
+        }
+        let mut buf = Vec::new();
+        call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
+        if buf.len() > self.capacity {
+            return Err(UpcallError::TooLarge {
+                len: buf.len(),
+                capacity: self.capacity,
+            });
+        }
+        let index = self.acquire_slot(deadline)?;
+        let Some(slot) = Slot::new(&*self.transport, index) else {
+            self.release_slot(index, false);
+            return Err(UpcallError::NoSlot(self.upcall_slots));
+        };
+        let call_id = self.next_call_id();
+        // A slot we own is FREE, or was left in a state by a misbehaving user half that we
+        // now overwrite; either way we own it (our bookkeeping is authoritative).
+        self.transport.write_data(index, &buf);
+        slot.set_header(call_id, entry, buf.len() as u32);
+        self.transport.before_crossing();
+        slot.publish(state::REQUEST);
+        self.doorbell().ring();
+
+        let outcome = self.await_reply(&slot, call_id, entry, deadline, &mut buf);
+        match outcome {
+            Ok(()) => {
+                slot.publish(state::FREE);
+                self.release_slot(index, false);
+                call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
+                    values(state, dec)
+                })
+            }
+            Err(e) => {
+                // Never claimed: take it back cleanly. Otherwise the user half may still
+                // write to it: quarantine until it frees it or is restarted.
+                let clean = slot.transition(state::REQUEST, state::FREE);
+                if !clean {
+                    slot.publish(state::ABANDONED);
+                }
+                self.release_slot(index, !clean);
+                Err(match e {
+                    AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
+                    AwaitError::TimedOut => UpcallError::TimedOut(timeout),
+                    AwaitError::Rejected(reason) => {
+                        self.stats.reject(reason.clone());
+                        UpcallError::Rejected { peer: PEER, reason }
+                    }
+                })
+            }
+        }
+    }
+
+    fn next_call_id(&self) -> u32 {
+        loop {
+            let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    fn doorbell(&self) -> Doorbell<'_> {
+        Doorbell {
+            seq: self.transport.header(Word::UserDoorbell),
+            sleepers: self.transport.header(Word::UserSleepers),
+        }
+    }
+
+    /// Waits for the reply to `call_id` on `slot`, serving nested downcalls; on success the
+    /// reply frame is in `buf`.
+    fn await_reply(
+        &self,
+        slot: &Slot<'_>,
+        call_id: u32,
+        entry: u32,
+        deadline: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), AwaitError> {
+        let dead = || self.is_peer_dead();
+        loop {
+            let seen = slot.wait_while(
+                &[state::REQUEST, state::SERVING, state::DOWN_REPLY],
+                self.options.wait,
+                Some(deadline),
+                &dead,
+            );
+            if self.is_peer_dead() {
+                return Err(AwaitError::Dead);
+            }
+            match seen {
+                state::REPLY => {
+                    self.read_checked(slot, call_id, buf)?;
+                    return Ok(());
+                }
+                state::DOWN_REQUEST => {
+                    let mut request = Vec::new();
+                    self.read_checked(slot, call_id, &mut request)?;
+                    let mut reply = Vec::new();
+                    if let Err(reason) =
+                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply)
+                    {
+                        self.stats.reject(reason);
+                    }
+                    if !self.transport.write_data(slot.index(), &reply) {
+                        return Err(AwaitError::Rejected(format!(
+                            "nested downcall reply of {} bytes exceeds the slot",
+                            reply.len()
+                        )));
+                    }
+                    slot.set_header(call_id, entry, reply.len() as u32);
+                    self.transport.before_crossing();
+                    slot.publish(state::DOWN_REPLY);
+                }
+                state::REQUEST | state::SERVING | state::DOWN_REPLY => {
+                    return Err(AwaitError::TimedOut);
+                }
+                other => {
+                    return Err(AwaitError::Rejected(format!(
+                        "slot {} moved to state {other}, which the user half may not set",
+                        slot.index()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Copies the slot's data out after checking its call id and length.
+    fn read_checked(
+        &self,
+        slot: &Slot<'_>,
+        call_id: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), AwaitError> {
+        let (seen_id, _, len) = slot.header();
+        if seen_id != call_id {
+            return Err(AwaitError::Rejected(format!(
+                "reply carries call id {seen_id}, the call was {call_id}"
+            )));
+        }
+        let len = len as usize;
+        if len > self.capacity || !self.transport.read_data(slot.index(), len, out) {
+            return Err(AwaitError::Rejected(format!(
+                "reply length {len} exceeds the {}-byte slot",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    /// Serves free-standing downcalls (from user-half threads outside any upcall) until
+    /// [`KernelEndpoint::stop_servers`]; run it on one or more threads.
+    pub fn serve_downcalls(&self) {
+        let doorbell = Doorbell {
+            seq: self.transport.header(Word::KernelDoorbell),
+            sleepers: self.transport.header(Word::KernelSleepers),
+        };
+        let mut request = Vec::new();
+        let mut reply = Vec::new();
+        while !self.stop_servers.load(Ordering::SeqCst) {
+            let seen = doorbell.seq();
+            let mut served_any = false;
+            for index in self.upcall_slots..self.slot_count {
+                let Some(slot) = Slot::new(&*self.transport, index) else {
+                    continue;
+                };
+                if !slot.transition(state::REQUEST, state::SERVING) {
+                    continue;
+                }
+                served_any = true;
+                let (call_id, entry, len) = slot.header();
+                let len = len as usize;
+                reply.clear();
+                if len > self.capacity || !self.transport.read_data(index, len, &mut request) {
+                    self.stats
+                        .reject(format!("downcall length {len} exceeds the slot"));
+                    request.clear();
+                }
+                let started = Instant::now();
+                let result = serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                if let Err(reason) = &result {
+                    self.stats.reject(reason.clone());
+                }
+                self.stats.record(entry, started.elapsed(), result.is_ok());
+                if !self.transport.write_data(index, &reply) {
+                    reply.clear();
+                }
+                slot.set_header(call_id, entry, reply.len() as u32);
+                self.transport.before_crossing();
+                slot.publish(state::REPLY);
+            }
+            if !served_any {
+                doorbell.wait(seen, MAX_SLEEP);
+            }
+        }
+    }
+
+    /// Makes [`KernelEndpoint::serve_downcalls`] return.
+    pub fn stop_servers(&self) {
+        self.stop_servers.store(true, Ordering::SeqCst);
+        wake_all(self.transport.header(Word::KernelDoorbell));
+    }
+
+    /// Asks the user half to exit (it checks between calls).
+    pub fn request_shutdown(&self) {
+        self.transport
+            .header(Word::Shutdown)
+            .store(1, Ordering::SeqCst);
+        wake_all(self.transport.header(Word::UserDoorbell));
+    }
+}
+
+enum AwaitError {
+    Dead,
+    TimedOut,
+    Rejected(String),
+}

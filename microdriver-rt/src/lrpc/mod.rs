@@ -1,0 +1,130 @@
+//! LRPC between the halves: upcalls (kernel half to user half), downcalls (back), deferred
+//! upcalls, and the routing the `#[upcall]` / `#[critical]` stubs use.
+//!
+//! # Routing
+//! One source builds both halves; which half a thread is in is known at run time:
+//! - a thread serving upcalls (a user-half worker), or any thread of a process started as
+//!   the user half, is **in the user half**: `#[critical]` functions called there become
+//!   downcalls, `#[upcall]` functions run directly;
+//! - a thread of a process with an installed [`KernelEndpoint`] is **in the kernel half**:
+//!   `#[upcall]` functions become upcalls, `#[critical]` ones run directly;
+//! - with neither, the driver is **monolithic**: every stub is a direct call (the
+//!   baseline for comparisons, and what unit tests of driver logic use).
+
+mod call;
+pub mod entry;
+mod error;
+pub mod frame;
+mod kernel;
+mod serve;
+pub mod slot;
+pub mod stats;
+mod user;
+
+#[doc(hidden)]
+pub mod __private;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+pub use entry::{Entry, EntryTable, Served};
+pub use error::UpcallError;
+pub use kernel::{CallOptions, KernelEndpoint};
+pub use slot::WaitPolicy;
+pub use user::UserEndpoint;
+
+use parking_lot::RwLock;
+
+/// Which half the calling thread is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    /// No split: every stub is a direct call.
+    Monolithic,
+    /// The kernel half: upcalls cross.
+    Kernel,
+    /// The user half: downcalls cross.
+    User,
+}
+
+static KERNEL: RwLock<Option<Arc<KernelEndpoint>>> = RwLock::new(None);
+static USER: RwLock<Option<Arc<UserEndpoint>>> = RwLock::new(None);
+
+thread_local! {
+    static USER_CONTEXT: RefCell<Option<Arc<UserEndpoint>>> = const { RefCell::new(None) };
+}
+
+/// Makes `endpoint` the channel this process's upcalls use (the process is the kernel
+/// half). Returns the previous one.
+pub fn install_kernel(endpoint: Arc<KernelEndpoint>) -> Option<Arc<KernelEndpoint>> {
+    KERNEL.write().replace(endpoint)
+}
+
+/// Removes the kernel endpoint: stubs become direct calls again (monolithic).
+pub fn uninstall_kernel() -> Option<Arc<KernelEndpoint>> {
+    KERNEL.write().take()
+}
+
+/// The installed kernel endpoint, if any.
+pub fn kernel_endpoint() -> Option<Arc<KernelEndpoint>> {
+    KERNEL.read().clone()
+}
+
+/// Makes this whole process the user half, downcalling through `endpoint`.
+pub fn install_user(endpoint: Arc<UserEndpoint>) {
+    *USER.write() = Some(endpoint);
+}
+
+/// Marks the calling thread as a user-half thread (workers call this).
+pub(crate) fn enter_user_context(endpoint: Arc<UserEndpoint>) {
+    USER_CONTEXT.with(|c| *c.borrow_mut() = Some(endpoint));
+}
+
+/// The user endpoint of this thread or process, if it is in the user half.
+pub fn user_endpoint() -> Option<Arc<UserEndpoint>> {
+    USER_CONTEXT
+        .with(|c| c.borrow().clone())
+        .or_else(|| USER.read().clone())
+}
+
+/// Which half the calling thread is in (see the module docs).
+pub fn current_half() -> Half {
+    if user_endpoint().is_some() {
+        Half::User
+    } else if KERNEL.read().is_some() {
+        Half::Kernel
+    } else {
+        Half::Monolithic
+    }
+}
+
+type Deferred = Box<dyn FnOnce() + Send + 'static>;
+
+/// Posts work for the user half and returns at once: critical code never waits on the
+/// user half. The work runs on a background thread of the kernel half (which makes the
+/// upcall); its errors are logged.
+pub fn defer(work: impl FnOnce() + Send + 'static) {
+    deferred_queue().send(Box::new(work)).ok();
+}
+
+fn deferred_queue() -> &'static crossbeam_channel::Sender<Deferred> {
+    static QUEUE: std::sync::OnceLock<crossbeam_channel::Sender<Deferred>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<Deferred>();
+        std::thread::Builder::new()
+            .name("deferred-upcalls".into())
+            .spawn(move || {
+                for work in rx {
+                    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    {
+                        tracing::warn!(
+                            "deferred upcall panicked: {}",
+                            serve::panic_message(&panic)
+                        );
+                    }
+                }
+            })
+            .expect("spawning the deferred-upcall thread");
+        tx
+    })
+}

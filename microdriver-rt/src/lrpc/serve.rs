@@ -1,0 +1,83 @@
+//! Serving one call: decode a request frame, run the entry's handler, build the reply.
+//! Shared by both halves (the kernel half serves downcalls, the user half upcalls).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::entry::{EntryTable, Served};
+use super::frame::{self, status};
+use crate::marshal::{Encoder, Marshal, MarshalError};
+use crate::tracker::ObjectTracker;
+
+/// Serves `request`, writing the reply frame into `reply`. Never panics: a failing or
+/// panicking handler becomes an error reply; a malformed request an error reply (and
+/// `Err` with the reason, for the rejection counters).
+pub(crate) fn serve(
+    served: Served,
+    tracker: &ObjectTracker,
+    request: &[u8],
+    reply: &mut Vec<u8>,
+) -> Result<(), String> {
+    let frees = frame::drain_frees(tracker);
+    let (entry_id, dec) = match frame::open(request, tracker) {
+        Ok(opened) => opened,
+        Err(e) => {
+            error_reply(
+                reply,
+                0,
+                &frees,
+                status::FAILED,
+                &format!("malformed request: {e}"),
+            );
+            return Err(format!("malformed request: {e}"));
+        }
+    };
+    let Some(entry) = EntryTable::get().lookup(served, entry_id) else {
+        error_reply(reply, entry_id, &frees, status::UNKNOWN_ENTRY, "");
+        return Err(format!("unknown entry {entry_id:#010x}"));
+    };
+    frame::begin(reply, entry_id, &frees);
+    reply.push(status::OK);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut enc = Encoder::with_tracker(reply, tracker);
+        (entry.handler)(dec, &mut enc)
+    }));
+    match outcome {
+        Ok(Ok(())) => match frame::end(reply) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                error_reply(reply, entry_id, &frees, status::FAILED, &e.to_string());
+                Ok(())
+            }
+        },
+        // The arguments did not decode: the request was malformed.
+        Ok(Err(e)) => {
+            let reason = format!("`{}`: {e}", entry.name);
+            error_reply(reply, entry_id, &frees, status::FAILED, &reason);
+            Err(reason)
+        }
+        Err(panic) => {
+            let message = panic_message(&panic);
+            error_reply(reply, entry_id, &frees, status::PANICKED, &message);
+            Ok(())
+        }
+    }
+}
+
+fn error_reply(reply: &mut Vec<u8>, entry: u32, frees: &[(u64, u64)], code: u8, message: &str) {
+    frame::begin(reply, entry, frees);
+    reply.push(code);
+    let mut enc = Encoder::new(reply);
+    let _ = message.to_string().encode(&mut enc);
+    let _: Result<(), MarshalError> = frame::end(reply);
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,206 @@
+//! The call-slot protocol: the states a slot goes through and how each side waits.
+//!
+//! A slot carries one call at a time. Its control words are `state` (the futex word),
+//! `waiters` (threads sleeping on it), `call_id`, `entry`, `len` (bytes of data).
+//!
+//! ```text
+//!  upcall slot (owned by the kernel half):
+//!  FREE --k writes request--> REQUEST --u claims--> SERVING --u writes reply--> REPLY --k reads--> FREE
+//!                                                   |   ^
+//!                               u nested downcall   v   |  k serves it on the waiting thread
+//!                                          DOWN_REQUEST --> DOWN_REPLY
+//!  a caller that gives up: REQUEST -> FREE (never claimed) or anything -> ABANDONED
+//!  (the slot is quarantined until the user half frees it or is restarted).
+//!
+//!  downcall slot (owned by the user half): FREE -> REQUEST -> SERVING -> REPLY -> FREE
+//! ```
+//!
+//! Whatever one side reads from a slot, the other may have scribbled: readers check the
+//! state, the call id and the length before using anything, and copy data out first.
+
+use std::time::{Duration, Instant};
+
+use crate::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use crate::transport::{wait_on, wake_all, Area};
+
+/// Slot states.
+pub mod state {
+    /// Unused.
+    pub const FREE: u32 = 0;
+    /// A request is in the slot.
+    pub const REQUEST: u32 = 1;
+    /// The callee claimed the request.
+    pub const SERVING: u32 = 2;
+    /// The user half, serving an upcall, asks for a nested downcall.
+    pub const DOWN_REQUEST: u32 = 3;
+    /// The nested downcall's reply is in the slot.
+    pub const DOWN_REPLY: u32 = 4;
+    /// The reply is in the slot.
+    pub const REPLY: u32 = 5;
+    /// The caller gave up on the call.
+    pub const ABANDONED: u32 = 6;
+}
+
+/// Control word indices within a slot.
+pub mod word {
+    /// The state (futex word).
+    pub const STATE: usize = 0;
+    /// Threads sleeping on the state.
+    pub const WAITERS: usize = 1;
+    /// The call's id (never 0).
+    pub const CALL_ID: usize = 2;
+    /// The entry id.
+    pub const ENTRY: usize = 3;
+    /// Bytes of data.
+    pub const LEN: usize = 4;
+}
+
+/// How a waiter waits: spin (checking) for up to `spin` before sleeping on the futex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Time to spin before sleeping (zero: sleep at once).
+    pub spin: Duration,
+}
+
+impl WaitPolicy {
+    /// Sleep at once: no CPU burnt while waiting.
+    pub const BLOCKING: WaitPolicy = WaitPolicy {
+        spin: Duration::ZERO,
+    };
+
+    /// Spin up to `spin` first (lower latency when the other side answers quickly).
+    pub const fn spinning(spin: Duration) -> WaitPolicy {
+        WaitPolicy { spin }
+    }
+}
+
+/// The longest single sleep: sleepers wake at least this often to check for peer death
+/// and deadlines even if a wake-up was lost to a misbehaving peer.
+pub const MAX_SLEEP: Duration = Duration::from_millis(20);
+
+/// One slot of an area (its index is in range: constructed only through [`Slot::new`]).
+pub struct Slot<'a> {
+    state: &'a AtomicU32,
+    waiters: &'a AtomicU32,
+    call_id: &'a AtomicU32,
+    entry: &'a AtomicU32,
+    len: &'a AtomicU32,
+    index: usize,
+}
+
+impl<'a> Slot<'a> {
+    /// Slot `index` of `area`, or `None` if out of range.
+    pub fn new(area: &'a dyn Area, index: usize) -> Option<Slot<'a>> {
+        Some(Slot {
+            state: area.slot_word(index, word::STATE)?,
+            waiters: area.slot_word(index, word::WAITERS)?,
+            call_id: area.slot_word(index, word::CALL_ID)?,
+            entry: area.slot_word(index, word::ENTRY)?,
+            len: area.slot_word(index, word::LEN)?,
+            index,
+        })
+    }
+
+    /// The slot's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The state as the other side left it (untrusted).
+    pub fn state(&self) -> u32 {
+        self.state.load(SeqCst)
+    }
+
+    /// Claims a slot in state `from` by moving it to `to`; false if it was not in `from`.
+    pub fn transition(&self, from: u32, to: u32) -> bool {
+        self.state
+            .compare_exchange(from, to, SeqCst, SeqCst)
+            .is_ok()
+    }
+
+    /// Publishes `to` and wakes any sleeper.
+    pub fn publish(&self, to: u32) {
+        self.state.store(to, SeqCst);
+        if self.waiters.load(SeqCst) > 0 {
+            wake_all(self.state);
+        }
+    }
+
+    /// The call id, entry and length words (untrusted when the other side wrote them).
+    pub fn header(&self) -> (u32, u32, u32) {
+        (
+            self.call_id.load(SeqCst),
+            self.entry.load(SeqCst),
+            self.len.load(SeqCst),
+        )
+    }
+
+    /// Sets the call id, entry and length words.
+    pub fn set_header(&self, call_id: u32, entry: u32, len: u32) {
+        self.call_id.store(call_id, SeqCst);
+        self.entry.store(entry, SeqCst);
+        self.len.store(len, SeqCst);
+    }
+
+    /// Waits until the state is not one of `pending`, the deadline passes, or `give_up`
+    /// says so; returns the state last seen.
+    pub fn wait_while(
+        &self,
+        pending: &[u32],
+        policy: WaitPolicy,
+        deadline: Option<Instant>,
+        give_up: &dyn Fn() -> bool,
+    ) -> u32 {
+        let spin_until = (!policy.spin.is_zero()).then(|| Instant::now() + policy.spin);
+        loop {
+            let seen = self.state();
+            if !pending.contains(&seen) || give_up() {
+                return seen;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return seen;
+            }
+            if spin_until.is_some_and(|s| now < s) {
+                crate::sync::spin_hint();
+                continue;
+            }
+            let sleep = deadline.map_or(MAX_SLEEP, |d| (d - now).min(MAX_SLEEP));
+            self.waiters.fetch_add(1, SeqCst);
+            if self.state() == seen && !give_up() {
+                wait_on(self.state, seen, sleep);
+            }
+            self.waiters.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// A doorbell: a sequence word that requesters bump and servers sleep on.
+pub struct Doorbell<'a> {
+    pub(crate) seq: &'a AtomicU32,
+    pub(crate) sleepers: &'a AtomicU32,
+}
+
+impl Doorbell<'_> {
+    /// Rings: bumps the sequence and wakes one sleeper.
+    pub fn ring(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        if self.sleepers.load(SeqCst) > 0 {
+            crate::transport::wake_one(self.seq);
+        }
+    }
+
+    /// The current sequence (read before scanning for work).
+    pub fn seq(&self) -> u32 {
+        self.seq.load(SeqCst)
+    }
+
+    /// Sleeps until the sequence moves past `seen` (or `timeout`).
+    pub fn wait(&self, seen: u32, timeout: Duration) {
+        self.sleepers.fetch_add(1, SeqCst);
+        if self.seq.load(SeqCst) == seen {
+            wait_on(self.seq, seen, timeout);
+        }
+        self.sleepers.fetch_sub(1, SeqCst);
+    }
+}

@@ -1,0 +1,285 @@
+//! The user half's endpoint: worker threads serve upcalls; downcalls go back to the kernel
+//! half, nested in the upcall being served when there is one.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::entry::Served;
+use super::kernel::CallOptions;
+use super::slot::{state, Doorbell, Slot, MAX_SLEEP};
+use super::{call, serve, UpcallError};
+use crate::marshal::{Decoder, Encoder, MarshalError};
+use crate::sync::Mutex;
+use crate::tracker::ObjectTracker;
+use crate::transport::{Transport, Word};
+
+const PEER: &str = "kernel";
+
+thread_local! {
+    /// The upcall this worker thread is serving: (slot, call id).
+    static SERVING: Cell<Option<(usize, u32)>> = const { Cell::new(None) };
+}
+
+/// The user half's end of a channel.
+pub struct UserEndpoint {
+    transport: Arc<dyn Transport>,
+    tracker: Arc<ObjectTracker>,
+    options: CallOptions,
+    slot_count: usize,
+    upcall_slots: usize,
+    capacity: usize,
+    down_slots: Mutex<Vec<bool>>,
+    next_call: StdAtomicU32,
+    stop: AtomicBool,
+}
+
+impl UserEndpoint {
+    /// An endpoint over a transport the kernel half set up.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        tracker: Arc<ObjectTracker>,
+        options: CallOptions,
+    ) -> Self {
+        let slot_count = transport.slot_count();
+        let upcall_slots =
+            (transport.header(Word::UpcallSlots).load(Ordering::SeqCst) as usize).min(slot_count);
+        let capacity = transport.capacity();
+        UserEndpoint {
+            transport,
+            tracker,
+            options,
+            slot_count,
+            upcall_slots,
+            capacity,
+            down_slots: Mutex::new(vec![false; slot_count - upcall_slots]),
+            next_call: StdAtomicU32::new(1),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// This half's tracker.
+    pub fn tracker(&self) -> &Arc<ObjectTracker> {
+        &self.tracker
+    }
+
+    /// True once the kernel half asked for shutdown or [`UserEndpoint::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+            || self.transport.header(Word::Shutdown).load(Ordering::SeqCst) != 0
+    }
+
+    /// Makes the workers return.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        crate::transport::wake_all(self.transport.header(Word::UserDoorbell));
+    }
+
+    /// Starts `workers` threads serving upcalls; they run until shutdown.
+    pub fn spawn_workers(self: &Arc<Self>, workers: usize) -> Vec<JoinHandle<()>> {
+        (0..workers.max(1))
+            .map(|i| {
+                let endpoint = Arc::clone(self);
+                std::thread::Builder::new()
+                    .name(format!("uhalf-worker-{i}"))
+                    .spawn(move || endpoint.serve_upcalls())
+                    .expect("spawning a user-half worker thread")
+            })
+            .collect()
+    }
+
+    /// Serves upcalls on this thread until shutdown.
+    pub fn serve_upcalls(self: &Arc<Self>) {
+        super::enter_user_context(Arc::clone(self));
+        let doorbell = Doorbell {
+            seq: self.transport.header(Word::UserDoorbell),
+            sleepers: self.transport.header(Word::UserSleepers),
+        };
+        let mut request = Vec::new();
+        let mut reply = Vec::new();
+        let spin = self.options.wait.spin;
+        let mut idle_since = Instant::now();
+        while !self.stopping() {
+            let seen = doorbell.seq();
+            let mut served_any = false;
+            for index in 0..self.upcall_slots {
+                let Some(slot) = Slot::new(&*self.transport, index) else {
+                    continue;
+                };
+                if !slot.transition(state::REQUEST, state::SERVING) {
+                    continue;
+                }
+                served_any = true;
+                self.serve_one(&slot, &mut request, &mut reply);
+            }
+            if served_any {
+                idle_since = Instant::now();
+            } else if idle_since.elapsed() < spin {
+                crate::sync::spin_hint();
+            } else {
+                doorbell.wait(seen, MAX_SLEEP);
+            }
+        }
+    }
+
+    fn serve_one(&self, slot: &Slot<'_>, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+        let (call_id, entry, len) = slot.header();
+        let len = len as usize;
+        if len > self.capacity || !self.transport.read_data(slot.index(), len, request) {
+            request.clear();
+        }
+        SERVING.with(|s| s.set(Some((slot.index(), call_id))));
+        let _ = serve::serve(Served::ByUser, &self.tracker, request, reply);
+        SERVING.with(|s| s.set(None));
+        if !self.transport.write_data(slot.index(), reply) {
+            reply.clear();
+        }
+        slot.set_header(call_id, entry, reply.len() as u32);
+        self.transport.before_crossing();
+        if !slot.transition(state::SERVING, state::REPLY) {
+            // The kernel half gave up on this call: hand the slot back.
+            slot.publish(state::FREE);
+            return;
+        }
+        slot.publish(state::REPLY);
+    }
+
+    /// Makes a downcall to the kernel half's entry `entry`. Inside an upcall it travels in
+    /// that upcall's slot and is served by the kernel thread waiting for the upcall.
+    pub fn call<S, R>(
+        &self,
+        entry: u32,
+        name: &str,
+        state: &mut S,
+        args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
+        values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
+    ) -> Result<R, UpcallError> {
+        let mut buf = Vec::new();
+        call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
+        if buf.len() > self.capacity {
+            return Err(UpcallError::TooLarge {
+                len: buf.len(),
+                capacity: self.capacity,
+            });
+        }
+        let deadline = Instant::now() + self.options.timeout;
+        match SERVING.with(Cell::get) {
+            Some((index, call_id)) => self.nested(index, call_id, entry, deadline, &mut buf)?,
+            None => self.free_standing(entry, deadline, &mut buf)?,
+        }
+        call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
+            values(state, dec)
+        })
+    }
+
+    fn nested(
+        &self,
+        index: usize,
+        call_id: u32,
+        entry: u32,
+        deadline: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), UpcallError> {
+        let slot =
+            Slot::new(&*self.transport, index).ok_or(UpcallError::NoSlot(self.slot_count))?;
+        self.transport.write_data(index, buf);
+        slot.set_header(call_id, entry, buf.len() as u32);
+        self.transport.before_crossing();
+        if !slot.transition(state::SERVING, state::DOWN_REQUEST) {
+            return Err(UpcallError::PeerDied { peer: PEER });
+        }
+        slot.publish(state::DOWN_REQUEST);
+        let stopping = || self.stopping();
+        let seen = slot.wait_while(
+            &[state::DOWN_REQUEST],
+            self.options.wait,
+            Some(deadline),
+            &stopping,
+        );
+        if seen != state::DOWN_REPLY {
+            return Err(if seen == state::DOWN_REQUEST {
+                UpcallError::TimedOut(self.options.timeout)
+            } else {
+                UpcallError::PeerDied { peer: PEER }
+            });
+        }
+        let (_, _, len) = slot.header();
+        let ok = self.transport.read_data(index, len as usize, buf);
+        slot.transition(state::DOWN_REPLY, state::SERVING);
+        if !ok {
+            return Err(UpcallError::Rejected {
+                peer: PEER,
+                reason: format!("downcall reply length {len}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn free_standing(
+        &self,
+        entry: u32,
+        deadline: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), UpcallError> {
+        let index = loop {
+            {
+                let mut slots = self.down_slots.lock();
+                if let Some(i) = slots.iter().position(|busy| !busy) {
+                    slots[i] = true;
+                    break self.upcall_slots + i;
+                }
+            }
+            if Instant::now() >= deadline || self.stopping() {
+                return Err(UpcallError::NoSlot(self.slot_count - self.upcall_slots));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        let result = self.free_standing_in(index, entry, deadline, buf);
+        self.down_slots.lock()[index - self.upcall_slots] = false;
+        result
+    }
+
+    fn free_standing_in(
+        &self,
+        index: usize,
+        entry: u32,
+        deadline: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), UpcallError> {
+        let slot =
+            Slot::new(&*self.transport, index).ok_or(UpcallError::NoSlot(self.slot_count))?;
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed).max(1);
+        self.transport.write_data(index, buf);
+        slot.set_header(call_id, entry, buf.len() as u32);
+        self.transport.before_crossing();
+        slot.publish(state::REQUEST);
+        Doorbell {
+            seq: self.transport.header(Word::KernelDoorbell),
+            sleepers: self.transport.header(Word::KernelSleepers),
+        }
+        .ring();
+        let stopping = || self.stopping();
+        let seen = slot.wait_while(
+            &[state::REQUEST, state::SERVING],
+            self.options.wait,
+            Some(deadline),
+            &stopping,
+        );
+        if seen != state::REPLY {
+            slot.publish(state::FREE);
+            return Err(UpcallError::TimedOut(self.options.timeout));
+        }
+        let (_, _, len) = slot.header();
+        let ok = self.transport.read_data(index, len as usize, buf);
+        slot.publish(state::FREE);
+        if !ok {
+            return Err(UpcallError::Rejected {
+                peer: PEER,
+                reason: format!("downcall reply length {len}"),
+            });
+        }
+        Ok(())
+    }
+}

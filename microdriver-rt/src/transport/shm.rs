@@ -1,0 +1,220 @@
+//! The `shm` transport: the slot area in a memfd mapped shared by both processes.
+//!
+//! This is one of the runtime's few unsafe modules: it maps memory and hands out
+//! references to the atomic control words inside it. Data bytes are only ever copied
+//! through raw pointers (never borrowed as `&[u8]`), because the other process may write
+//! them at any moment; what is copied out is validated before use.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+
+use rustix::fs::{fstat, ftruncate, memfd_create, MemfdFlags};
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+
+use super::area::{
+    init_header, Area, AreaError, Word, HEADER_WORDS, LAYOUT_VERSION, MAGIC, SLOT_WORDS,
+};
+use super::Transport;
+
+/// Largest slot count and capacity accepted (also from a region the peer set up).
+const MAX_SLOTS: usize = 1024;
+const MAX_CAPACITY: usize = 16 << 20;
+
+/// A slot area in shared memory.
+pub struct ShmTransport {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+    slots: usize,
+    capacity: usize,
+    data_offset: usize,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value until drop; the control
+// words are atomics and data is only copied through raw pointers, so using it from several
+// threads at once is as safe as using atomics and `ptr::copy` from several threads.
+unsafe impl Send for ShmTransport {}
+// SAFETY: as above: every access through `&self` is an atomic operation or a raw copy.
+unsafe impl Sync for ShmTransport {}
+
+fn geometry(slots: usize, capacity: usize) -> Result<(usize, usize), AreaError> {
+    if slots == 0 || slots > MAX_SLOTS || capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(AreaError::Geometry(format!(
+            "{slots} slots of {capacity} bytes (allowed: 1..={MAX_SLOTS} slots, 1..={MAX_CAPACITY} bytes)"
+        )));
+    }
+    let words = (HEADER_WORDS + slots * SLOT_WORDS) * 4;
+    let data_offset = words.next_multiple_of(64);
+    let capacity_rounded = capacity.next_multiple_of(64);
+    let len = (data_offset + slots * capacity_rounded).next_multiple_of(4096);
+    Ok((data_offset, len))
+}
+
+impl ShmTransport {
+    /// Creates a fresh region: `slots` slots of `capacity` bytes, the first `upcall_slots`
+    /// for upcalls. The memfd is close-on-exec; hand it to the user half explicitly.
+    pub fn create(slots: usize, upcall_slots: usize, capacity: usize) -> Result<Self, AreaError> {
+        let (_, len) = geometry(slots, capacity)?;
+        let fd =
+            memfd_create("microdriver-slots", MemfdFlags::CLOEXEC).map_err(std::io::Error::from)?;
+        ftruncate(&fd, len as u64).map_err(std::io::Error::from)?;
+        let transport = Self::map(fd, slots, capacity)?;
+        init_header(&transport, upcall_slots);
+        Ok(transport)
+    }
+
+    /// Maps a region the kernel half created (the user half's side), checking that it is
+    /// a slot area of this layout and that its geometry fits the file.
+    pub fn attach(fd: OwnedFd) -> Result<Self, AreaError> {
+        let size = fstat(&fd).map_err(std::io::Error::from)?.st_size;
+        let size = usize::try_from(size).map_err(|_| AreaError::Foreign(format!("size {size}")))?;
+        if size < 4096 {
+            return Err(AreaError::Foreign(format!("{size} bytes is too small")));
+        }
+        // Map the header page first to read the geometry.
+        let probe = Self {
+            base: map(&fd, 4096)?,
+            fd,
+            len: 4096,
+            slots: 0,
+            capacity: 0,
+            data_offset: 0,
+        };
+        use std::sync::atomic::Ordering::SeqCst;
+        let magic = probe.header(Word::Magic).load(SeqCst);
+        let version = probe.header(Word::Version).load(SeqCst);
+        let slots = probe.header(Word::SlotCount).load(SeqCst) as usize;
+        let capacity = probe.header(Word::Capacity).load(SeqCst) as usize;
+        if magic != MAGIC || version != LAYOUT_VERSION {
+            return Err(AreaError::Foreign(format!(
+                "magic {magic:#x} version {version}, expected {MAGIC:#x} version {LAYOUT_VERSION}"
+            )));
+        }
+        let (_, len) = geometry(slots, capacity)?;
+        if len > size {
+            return Err(AreaError::Foreign(format!(
+                "geometry needs {len} bytes, the region has {size}"
+            )));
+        }
+        let fd = probe.fd.try_clone()?;
+        drop(probe);
+        Self::map(fd, slots, capacity)
+    }
+
+    fn map(fd: OwnedFd, slots: usize, capacity: usize) -> Result<Self, AreaError> {
+        let (data_offset, len) = geometry(slots, capacity)?;
+        Ok(Self {
+            base: map(&fd, len)?,
+            fd,
+            len,
+            slots,
+            capacity,
+            data_offset,
+        })
+    }
+
+    /// The memfd, to hand to the user half.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn word_at(&self, index: usize) -> Option<&AtomicU32> {
+        let offset = index.checked_mul(4)?;
+        if offset + 4 > self.data_offset.max(HEADER_WORDS * 4) || offset + 4 > self.len {
+            return None;
+        }
+        // SAFETY: `offset + 4 <= len`, the mapping is page aligned so `base + offset` is
+        // 4-aligned, it lives as long as `self`, and `AtomicU32` has the layout of a `u32`
+        // and permits shared mutation (by this and the other process).
+        Some(unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() })
+    }
+
+    fn data_ptr(&self, slot: usize, len: usize) -> Option<*mut u8> {
+        if slot >= self.slots || len > self.capacity {
+            return None;
+        }
+        let offset = self.data_offset + slot * self.capacity.next_multiple_of(64);
+        if offset + len > self.len {
+            return None;
+        }
+        // SAFETY: `offset + len <= self.len`, inside the mapping.
+        Some(unsafe { self.base.as_ptr().add(offset) })
+    }
+}
+
+fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, AreaError> {
+    // SAFETY: a fresh shared mapping of our own fd at an address the kernel chooses; it
+    // aliases no Rust object, and `Drop` unmaps it exactly once.
+    let ptr = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            fd,
+            0,
+        )
+    }
+    .map_err(std::io::Error::from)?;
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| AreaError::Geometry("mmap returned null".into()))
+}
+
+impl Drop for ShmTransport {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are exactly the mapping made in `map`, and no reference
+        // into it outlives `self` (all accessors borrow `self`).
+        let _ = unsafe { munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+impl Area for ShmTransport {
+    fn slot_count(&self) -> usize {
+        self.slots
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn header(&self, word: Word) -> &AtomicU32 {
+        self.word_at(word as usize)
+            .expect("header words lie inside the first page of every mapping")
+    }
+
+    fn slot_word(&self, slot: usize, index: usize) -> Option<&AtomicU32> {
+        if slot >= self.slots || index >= SLOT_WORDS {
+            return None;
+        }
+        self.word_at(HEADER_WORDS + slot * SLOT_WORDS + index)
+    }
+
+    fn write_data(&self, slot: usize, bytes: &[u8]) -> bool {
+        let Some(dst) = self.data_ptr(slot, bytes.len()) else {
+            return false;
+        };
+        // SAFETY: `dst..dst+len` is inside the mapping (checked by `data_ptr`) and does not
+        // overlap `bytes` (private memory). The other process may touch the same bytes; we
+        // never form a reference to them, so that is a value race the protocol resolves,
+        // not aliasing UB in this process.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        true
+    }
+
+    fn read_data(&self, slot: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        let Some(src) = self.data_ptr(slot, len) else {
+            return false;
+        };
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `src..src+len` is inside the mapping; `out` has capacity for `len` bytes
+        // and is private. Bytes are copied, never borrowed, and validated by the caller.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        true
+    }
+}
+
+impl Transport for ShmTransport {}

@@ -1,0 +1,92 @@
+//! Smoke test of the process boundary with hand-written entries (what the macros
+//! generate): a real user-half process, upcalls with nested downcalls.
+
+use std::sync::Arc;
+
+use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
+use microdriver_rt::lrpc::__private::{downcall, inventory, Entry, Served};
+use microdriver_rt::lrpc::UpcallError;
+use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
+use microdriver_rt::tracker::ObjectTracker;
+
+fn square_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let mut values = Vec::<u64>::decode(&mut dec)?;
+    dec.finish()?;
+    // Nested downcall: ask the kernel half for an offset.
+    let offset: u64 = downcall(
+        "smoke::offset",
+        &mut (),
+        |_, enc| 7u32.encode(enc),
+        |_, dec| u64::decode(dec),
+    )
+    .map_err(|e| MarshalError::BadHeader {
+        reason: e.to_string(),
+    })?;
+    for v in &mut values {
+        *v = *v * *v + offset;
+    }
+    (values.len() as u32).encode(enc)?;
+    values.encode(enc)
+}
+
+fn offset_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let x = u32::decode(&mut dec)?;
+    dec.finish()?;
+    (u64::from(x) * 1000).encode(enc)
+}
+
+inventory::submit! {
+    Entry { name: "smoke::square", signature: "fn(&mut Vec<u64>) -> u32", served: Served::ByUser, handler: square_handler }
+}
+inventory::submit! {
+    Entry { name: "smoke::offset", signature: "fn(u32) -> u64", served: Served::ByKernel, handler: offset_handler }
+}
+
+fn main() {
+    run_user_half_if_requested();
+    let tracker = Arc::new(ObjectTracker::new());
+    let half = UserHalf::spawn(&ComponentConfig::default(), tracker).expect("spawn user half");
+    let endpoint = half.endpoint().clone();
+    let mut values = vec![1u64, 2, 3];
+    let n: u32 = endpoint
+        .call(
+            Entry::id_of("smoke::square"),
+            "smoke::square",
+            &mut values,
+            |values, enc| values.encode(enc),
+            |values, dec| {
+                let n = u32::decode(dec)?;
+                values.decode_into(dec)?;
+                Ok(n)
+            },
+        )
+        .expect("upcall");
+    assert_eq!(n, 3);
+    assert_eq!(values, vec![7001, 7004, 7009]);
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        endpoint
+            .call(
+                Entry::id_of("smoke::square"),
+                "smoke::square",
+                &mut (),
+                |_, enc| vec![2u64].encode(enc),
+                |_, dec| {
+                    let _ = u32::decode(dec)?;
+                    Vec::<u64>::decode(dec)
+                },
+            )
+            .expect("repeat");
+    }
+    println!(
+        "1000 upcalls with nested downcalls in {:?}",
+        start.elapsed()
+    );
+    let unknown = endpoint.call(12345, "nothing", &mut (), |_, _| Ok(()), |_, _| Ok(()));
+    assert!(
+        matches!(unknown, Err(UpcallError::UnknownEntry { .. })),
+        "{unknown:?}"
+    );
+    half.shutdown(std::time::Duration::from_secs(1));
+    println!("1 passed, 0 failed");
+}
