@@ -250,6 +250,14 @@ pub(crate) struct Device {
     radv_at: Option<Instant>,
     tidv_at: Option<Instant>,
     tadv_at: Option<Instant>,
+    /// Flow control (SDM 8.x "Flow Control"): transmitter paused by a received XOFF.
+    tx_paused_until: Option<Instant>,
+    /// We sent XOFF and have not sent XON yet.
+    xoff_sent: bool,
+    /// When to refresh the XOFF if the FIFO is still above the high threshold.
+    xoff_refresh_at: Option<Instant>,
+    /// MAC control frames (PAUSE) waiting to go out, ahead of normal traffic.
+    pub(crate) fc_out: Vec<WireFrame>,
 }
 
 impl Device {
@@ -290,6 +298,10 @@ impl Device {
             radv_at: None,
             tidv_at: None,
             tadv_at: None,
+            tx_paused_until: None,
+            xoff_sent: false,
+            xoff_refresh_at: None,
+            fc_out: Vec::new(),
         };
         d.reset(now);
         d.phy.hard_reset(now, wire_up);
@@ -345,6 +357,10 @@ impl Device {
         self.radv_at = None;
         self.tidv_at = None;
         self.tadv_at = None;
+        self.tx_paused_until = None;
+        self.xoff_sent = false;
+        self.xoff_refresh_at = None;
+        self.fc_out.clear();
         self.update_link(now);
         self.update_irq(now);
     }
@@ -389,6 +405,9 @@ impl Device {
         }
         if self.mac_link {
             s |= status::LU;
+        }
+        if self.tx_paused_until.is_some() {
+            s |= status::TXOFF;
         }
         s
     }
@@ -554,8 +573,14 @@ impl Device {
                 self.rx_stalled = false;
             }
             TCTL => {
-                self.set(TCTL, v);
+                // SWXOFF is self-clearing: it sends one XOFF frame (SDM 13.4 TCTL).
+                self.set(TCTL, v & !tctl::SWXOFF);
                 self.tx.stalled = false;
+                if v & tctl::SWXOFF != 0 && self.mac_link {
+                    let t = (self.r(FCTTV) & 0xFFFF) as u16;
+                    self.send_pause(t);
+                    self.stats.inc(XOFFTXC);
+                }
             }
             RDLEN | TDLEN => {
                 if v & 0x7F != 0 {
@@ -694,6 +719,108 @@ impl Device {
         if matches!(self.itr_at, Some(t) if now >= t) {
             self.update_irq(now);
         }
+        if matches!(self.tx_paused_until, Some(t) if now >= t) {
+            self.tx_paused_until = None;
+        }
+        if matches!(self.xoff_refresh_at, Some(t) if now >= t) {
+            self.flow_control(now);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Flow control (IEEE 802.3x PAUSE; SDM 13.4 FCAL/FCAH/FCT/FCTTV/FCRTL/FCRTH)
+    // -----------------------------------------------------------------------------------
+
+    /// Duration of one pause quantum (512 bit times) at the current link speed.
+    fn pause_quantum(&self) -> Duration {
+        let ns = match self.phy.link().map(|l| l.speed) {
+            Some(Speed::M10) => 51_200,
+            Some(Speed::M100) => 5_120,
+            _ => 512,
+        };
+        Duration::from_nanos(ns)
+    }
+
+    /// Queues a PAUSE frame with `time` quanta to the flow control address.
+    fn send_pause(&mut self, time: u16) {
+        let dst = ra_to_mac(self.r(FCAL), self.r(FCAH) & 0xFFFF);
+        let src = ra_to_mac(self.r(RAL), self.r(RAH));
+        let mut f = net::eth_header(dst, src, (self.r(FCT) & 0xFFFF) as u16);
+        f.extend_from_slice(&1u16.to_be_bytes());
+        f.extend_from_slice(&time.to_be_bytes());
+        f.resize(net::ETH_ZLEN, 0);
+        let wire_len = (f.len() + net::FCS_LEN) as u64;
+        self.stats.inc(TPT);
+        self.stats.add(TOTL, wire_len);
+        self.fc_out.push(WireFrame {
+            data: f,
+            fcs_ok: true,
+        });
+    }
+
+    /// Sends XOFF when the receive FIFO fills past FCRTH, XON (if FCRTL.XONE) when it
+    /// drains below FCRTL, and refreshes XOFF while it stays full (CTRL.TFCE).
+    fn flow_control(&mut self, now: Instant) {
+        if self.r(CTRL) & ctrl::TFCE == 0 || !self.mac_link {
+            self.xoff_sent = false;
+            self.xoff_refresh_at = None;
+            return;
+        }
+        let high = (self.r(FCRTH) & 0xFFF8) as usize;
+        let low = (self.r(FCRTL) & 0xFFF8) as usize;
+        let xone = self.r(FCRTL) & (1 << 31) != 0;
+        let ttv = (self.r(FCTTV) & 0xFFFF) as u16;
+        let occ = self.rx_fifo_bytes;
+        let refresh_due = self.xoff_refresh_at.is_none_or(|t| now >= t);
+        if high > 0 && occ >= high {
+            if !self.xoff_sent || refresh_due {
+                self.send_pause(ttv);
+                self.stats.inc(XOFFTXC);
+                self.xoff_sent = true;
+                // Refresh halfway through the pause time if still above the threshold.
+                let half = self.pause_quantum() * u32::from(ttv.max(2) / 2);
+                self.xoff_refresh_at = Some(now + half);
+            }
+        } else if self.xoff_sent && occ < low {
+            self.xoff_sent = false;
+            self.xoff_refresh_at = None;
+            if xone {
+                self.send_pause(0);
+                self.stats.inc(XONTXC);
+            }
+        } else if self.xoff_refresh_at.is_some() && refresh_due {
+            // Between the thresholds: no refresh, but XOFF again if the FIFO refills.
+            self.xoff_refresh_at = None;
+        }
+    }
+
+    /// A received MAC control frame: returns true if it was a PAUSE frame that the MAC
+    /// consumed (CTRL.RFCE set).
+    fn receive_pause(&mut self, f: &[u8], now: Instant) -> bool {
+        if self.r(CTRL) & ctrl::RFCE == 0 || f.len() < 18 {
+            return false;
+        }
+        let fct = (self.r(FCT) & 0xFFFF) as u16;
+        let fca = ra_to_mac(self.r(FCAL), self.r(FCAH) & 0xFFFF);
+        let dst = net::dst_mac(f);
+        let station = ra_to_mac(self.r(RAL), self.r(RAH));
+        if net::ethertype(f) != fct || (dst != fca && dst != station) {
+            return false;
+        }
+        let opcode = u16::from_be_bytes([f[14], f[15]]);
+        if opcode != 1 {
+            self.stats.inc(FCRUC);
+            return true;
+        }
+        let time = u16::from_be_bytes([f[16], f[17]]);
+        if time == 0 {
+            self.stats.inc(XONRXC);
+            self.tx_paused_until = None;
+        } else {
+            self.stats.inc(XOFFRXC);
+            self.tx_paused_until = Some(now + self.pause_quantum() * u32::from(time));
+        }
+        true
     }
 
     /// The earliest instant at which [`tick`](Device::tick) has something to do.
@@ -705,6 +832,8 @@ impl Device {
             self.tidv_at,
             self.tadv_at,
             self.itr_at,
+            self.tx_paused_until,
+            self.xoff_refresh_at,
         ]
         .into_iter()
         .flatten()
@@ -1177,6 +1306,9 @@ impl Device {
         let wire_len = (f.data.len() + net::FCS_LEN) as u64;
         self.stats.inc(TPR);
         self.stats.add(TORL, wire_len);
+        if f.fcs_ok && self.receive_pause(&f.data, now) {
+            return;
+        }
         let vet = (self.r(VET) & 0xFFFF) as u16;
         let tagged = net::ethertype(&f.data) == vet && f.data.len() >= 18;
         let dst = net::dst_mac(&f.data);
@@ -1293,6 +1425,7 @@ impl Device {
             special,
             csum,
         });
+        self.flow_control(now);
     }
 
     /// Receive checksum offload (SDM 3.2.9 and 13.4.34).
@@ -1441,6 +1574,7 @@ impl Device {
         }
         self.set(RDH, head);
         if frames > 0 {
+            self.flow_control(now);
             let rdtr = self.r(RDTR) & 0xFFFF;
             if rdtr == 0 {
                 self.icr |= icr::RXT0;
@@ -1468,6 +1602,7 @@ impl Device {
     pub(crate) fn tx_ready(&self) -> bool {
         self.r(TCTL) & tctl::EN != 0
             && !self.tx.stalled
+            && self.tx_paused_until.is_none()
             && self.r(TDH) != self.r(TDT)
             && (self.mac_link || self.loopback())
     }

@@ -66,6 +66,7 @@ impl Inner {
     /// One round of device work; returns whether more work is ready right away.
     fn step(&mut self, now: Instant) -> bool {
         self.dev.tick(now);
+        self.flush_control(now);
         let mut out = std::mem::take(&mut self.tx_out);
         self.dev.process_tx(now, BUDGET, &mut out);
         let loopback = self.dev.loopback();
@@ -73,10 +74,11 @@ impl Inner {
             if loopback {
                 self.dev.receive(f, now);
             } else if let Some(f) = self.wire.carry(Direction::ToPeer, f) {
-                self.peer.receive(f);
+                self.peer.receive(f, now);
             }
         }
         self.tx_out = out;
+        self.flush_control(now);
         if !loopback {
             let mut n = 0;
             while n < BUDGET {
@@ -90,15 +92,33 @@ impl Inner {
                     .carry(Direction::ToNic, WireFrame { data, fcs_ok: true })
                 {
                     self.dev.receive(f, now);
+                    // An XOFF reaches the peer before it sends its next frame.
+                    self.flush_control(now);
                 }
             }
         }
         self.dev.process_rx(now, BUDGET);
+        self.flush_control(now);
         self.dev.update_irq(now);
         self.dev.tx_ready()
             || self.dev.rx_ready()
             || self.dev.has_pending_ops()
             || (!loopback && self.peer_ready(now))
+    }
+
+    /// Puts the MAC's PAUSE frames on the wire (they bypass the transmit ring).
+    fn flush_control(&mut self, now: Instant) {
+        if self.dev.fc_out.is_empty() {
+            return;
+        }
+        let loopback = self.dev.loopback();
+        for f in std::mem::take(&mut self.dev.fc_out) {
+            if loopback {
+                self.dev.receive(f, now);
+            } else if let Some(f) = self.wire.carry(Direction::ToPeer, f) {
+                self.peer.receive(f, now);
+            }
+        }
     }
 
     fn peer_ready(&mut self, now: Instant) -> bool {
@@ -308,6 +328,13 @@ impl E1000Sim {
     /// Stream frames not yet sent.
     pub fn peer_stream_remaining(&self) -> u64 {
         self.lock().peer.stream_remaining()
+    }
+
+    /// Makes the peer send an IEEE 802.3x PAUSE frame for `quanta` (0 = XON) to the NIC,
+    /// ahead of anything queued and regardless of the peer's own pause state.
+    pub fn peer_send_pause(&self, quanta: u16) {
+        self.lock().peer.send_pause(quanta);
+        self.kick();
     }
 
     /// Makes the peer send an arbitrary frame (bytes without FCS) to the NIC.

@@ -12,6 +12,10 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// EtherType IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;
+/// EtherType of MAC control frames (IEEE 802.3 Annex 31A).
+pub const ETHERTYPE_MAC_CONTROL: u16 = 0x8808;
+/// The reserved multicast address of PAUSE frames.
+pub const PAUSE_ADDR: [u8; 6] = [0x01, 0x80, 0xC2, 0x00, 0x00, 0x01];
 /// EtherType used by the peer's generated stream (IEEE 802 local experimental).
 pub const ETHERTYPE_STREAM: u16 = 0x88B5;
 /// The broadcast address.

@@ -169,6 +169,12 @@ pub struct PeerStats {
     pub tx_frames: u64,
     /// Stream frames sent.
     pub stream_sent: u64,
+    /// PAUSE frames received with a non-zero time (XOFF).
+    pub xoff_received: u64,
+    /// PAUSE frames received with time zero (XON).
+    pub xon_received: u64,
+    /// PAUSE frames sent.
+    pub pause_sent: u64,
 }
 
 #[derive(Debug)]
@@ -185,7 +191,11 @@ pub(crate) struct Peer {
     pub(crate) stats: PeerStats,
     pub(crate) received: VecDeque<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
+    /// MAC control frames to send; they are not subject to the peer's own pause.
+    ctrl_out: VecDeque<Vec<u8>>,
     stream: Option<Stream>,
+    /// The NIC asked us (XOFF) not to send data until then.
+    paused_until: Option<Instant>,
 }
 
 impl Peer {
@@ -195,7 +205,9 @@ impl Peer {
             stats: PeerStats::default(),
             received: VecDeque::new(),
             out: VecDeque::new(),
+            ctrl_out: VecDeque::new(),
             stream: None,
+            paused_until: None,
         }
     }
 
@@ -221,10 +233,36 @@ impl Peer {
         self.out.push_back(frame);
     }
 
+    pub(crate) fn send_pause(&mut self, quanta: u16) {
+        let mut f = net::eth_header(net::PAUSE_ADDR, self.cfg.mac, net::ETHERTYPE_MAC_CONTROL);
+        f.extend_from_slice(&1u16.to_be_bytes());
+        f.extend_from_slice(&quanta.to_be_bytes());
+        f.resize(net::ETH_ZLEN, 0);
+        self.ctrl_out.push_back(f);
+    }
+
     /// A frame arrives from the NIC.
-    pub(crate) fn receive(&mut self, f: WireFrame) {
+    pub(crate) fn receive(&mut self, f: WireFrame, now: Instant) {
         if !f.fcs_ok {
             self.stats.rx_bad_fcs += 1;
+            return;
+        }
+        let d = &f.data;
+        if d.len() >= 18
+            && net::ethertype(d) == net::ETHERTYPE_MAC_CONTROL
+            && (net::dst_mac(d) == net::PAUSE_ADDR || net::dst_mac(d) == self.cfg.mac)
+        {
+            // IEEE 802.3 Annex 31B: PAUSE, time in quanta of 512 bit times at 1 Gb/s.
+            if u16::from_be_bytes([d[14], d[15]]) == 1 {
+                let quanta = u16::from_be_bytes([d[16], d[17]]);
+                if quanta == 0 {
+                    self.stats.xon_received += 1;
+                    self.paused_until = None;
+                } else {
+                    self.stats.xoff_received += 1;
+                    self.paused_until = Some(now + Duration::from_nanos(512 * u64::from(quanta)));
+                }
+            }
             return;
         }
         self.stats.rx_frames += 1;
@@ -309,8 +347,12 @@ impl Peer {
         }
     }
 
-    /// When the next rate-paced stream frame is due, if any.
+    /// When the peer next has something to do on its own: its pause ends, or the next
+    /// rate-paced stream frame is due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        if let Some(t) = self.paused_until {
+            return Some(t);
+        }
         let s = self.stream.as_ref()?;
         let rate = s.cfg.rate?;
         if s.next >= s.cfg.count || rate <= 0.0 {
@@ -327,6 +369,16 @@ impl Peer {
         now: Instant,
         accept: impl Fn(usize) -> bool,
     ) -> Option<Vec<u8>> {
+        if let Some(f) = self.ctrl_out.pop_front() {
+            self.stats.pause_sent += 1;
+            self.stats.tx_frames += 1;
+            return Some(f);
+        }
+        match self.paused_until {
+            Some(t) if now < t => return None,
+            Some(_) => self.paused_until = None,
+            None => {}
+        }
         if let Some(f) = self.out.front() {
             if accept(f.len()) {
                 self.stats.tx_frames += 1;
@@ -368,6 +420,6 @@ impl Peer {
 impl Peer {
     /// Whether replies or injected frames wait to be sent.
     pub(crate) fn has_queued(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || !self.ctrl_out.is_empty()
     }
 }

@@ -963,3 +963,94 @@ fn rx_packet_checksum_is_in_the_first_descriptor() {
     assert_eq!(d.rx_desc(i).status & rxd_stat::EOP, 0);
     assert_ne!(last.status & rxd_stat::EOP, 0);
 }
+
+fn program_flow_control(d: &Drv) {
+    // The IEEE 802.3x values software programs (SDM 13.4 FCAL/FCAH/FCT).
+    let (l, h) = mac_to_ra(net::PAUSE_ADDR);
+    d.w(FCAL, l);
+    d.w(FCAH, h);
+    d.w(FCT, u32::from(net::ETHERTYPE_MAC_CONTROL));
+}
+
+#[test]
+fn received_pause_frames_pause_the_transmitter() {
+    // 8254x SDM 13.4 CTRL.RFCE and STATUS.TXOFF; 13.7.16/13.7.18 XONRXC/XOFFRXC: a received
+    // XOFF stops transmission for its pause time (or until an XON).
+    let mut d = up(0);
+    program_flow_control(&d);
+    let f = stream_frame(peer_mac(&d), d.sim.mac(), 1, 100);
+    // Without RFCE a PAUSE frame is just a multicast frame (dropped by the MTA here).
+    d.sim.peer_send_pause(0xFFFF);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(d.r(STATUS) & status::TXOFF, 0);
+    d.w(CTRL, d.r(CTRL) | ctrl::RFCE);
+    d.sim.peer_send_pause(0xFFFF); // 65535 * 512 ns = 33.5 ms at 1 Gb/s
+    assert!(wait_for(Duration::from_secs(1), || d.r(STATUS)
+        & status::TXOFF
+        != 0));
+    d.send(&f);
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(d.r(TDH), 0, "paused");
+    d.sim.peer_send_pause(0);
+    d.wait_tx_done();
+    assert_eq!(wait_peer(&d, 1)[0], f);
+    assert_eq!(d.r(STATUS) & status::TXOFF, 0);
+    // A pause expires on its own.
+    d.sim.peer_send_pause(2000); // ~1 ms
+    assert!(wait_for(Duration::from_secs(1), || d.r(STATUS)
+        & status::TXOFF
+        != 0));
+    assert!(wait_for(Duration::from_secs(1), || d.r(STATUS)
+        & status::TXOFF
+        == 0));
+    let st = d.read_stats();
+    assert_eq!((st[&XOFFRXC], st[&XONRXC], st[&GPRC]), (2, 1, 0));
+}
+
+#[test]
+fn receive_fifo_thresholds_send_xoff_and_xon() {
+    // 8254x SDM 13.4 CTRL.TFCE, FCRTH, FCRTL (XONE), FCTTV; 13.7.17/13.7.19 XONTXC/XOFFTXC:
+    // a filling receive FIFO sends XOFF to the link partner, draining it sends XON, and a
+    // partner that honours them loses nothing even with no host buffers for a while.
+    let mut d = up(0);
+    program_flow_control(&d);
+    d.w(CTRL, d.r(CTRL) | ctrl::TFCE);
+    d.w(FCRTH, 16 * 1024);
+    d.w(FCRTL, (8 * 1024) | (1 << 31));
+    d.w(FCTTV, 0xFFFF);
+    d.w(RDT, d.r(RDH)); // no free descriptors
+    let (pm, mac) = (peer_mac(&d), d.sim.mac());
+    d.sim.peer_start_stream(StreamConfig {
+        dst: mac,
+        count: 200,
+        sizes: vec![1000],
+        rate: Some(1e6),
+    });
+    assert!(wait_for(Duration::from_secs(2), || d
+        .sim
+        .peer_stats()
+        .xoff_received
+        >= 1));
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(
+        d.sim.rx_fifo_frames() < 48,
+        "the partner stopped before the FIFO overflowed"
+    );
+    d.w(RDT, d.nrx - 1);
+    let mut n = 0;
+    while n < 200 {
+        let (g, _) = d.recv(Duration::from_secs(5)).expect("stream frame");
+        assert_eq!(net::check_stream_frame(&g, mac, pm), Some(n));
+        n += 1;
+    }
+    let st = d.read_stats();
+    assert_eq!(st[&MPC], 0);
+    assert!(
+        st[&XOFFTXC] >= 1 && st[&XONTXC] >= 1,
+        "{} {}",
+        st[&XOFFTXC],
+        st[&XONTXC]
+    );
+    assert_eq!(st[&GPRC], 200);
+    assert!(d.sim.peer_stats().xon_received >= 1);
+}
