@@ -21,6 +21,11 @@
 //! The container attribute `#[marshal(bound = "T: Marshal + Clone")]` replaces the
 //! `T: Marshal` bound the derive otherwise adds for every type parameter.
 //!
+//! A struct whose fields are all plain (no attribute) also gets a `LAYOUT` that lets
+//! sequences of it cross as raw memory when its fields tile it without padding (e.g. a
+//! `#[repr(C)]` descriptor of integers). `#[repr(packed)]` structs are supported: their
+//! fields are read by copy, never borrowed.
+//!
 //! Raw pointers without `len` or `opaque`, references, unions, and conflicting or unknown
 //! attributes are compile errors that name the field and the annotation that fixes it.
 
