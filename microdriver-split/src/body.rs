@@ -9,7 +9,7 @@ use syn::visit::{self, Visit};
 use syn::{Expr, ExprClosure, ExprPath, FnArg, Member, Pat, Token};
 
 use crate::model::{CallEdge, EdgeKind, FnId, FnInfo, FnKind, Mark, Unresolved};
-use crate::resolve::{Res, Ty};
+use crate::resolve::{deref_guard, holder_method, Res, Ty};
 use crate::tables::{Body, Ctx, ScopeId, Tables};
 
 /// An indirect call site: resolved once every address-taken function is known.
@@ -405,8 +405,16 @@ impl<'a> Walker<'a> {
                     _ => Ty::Unknown,
                 }
             }
+            Expr::Try(t) => match self.infer(&t.expr) {
+                Ty::Holder(name, inner) if name == "Option" || name == "Result" => *inner,
+                other => other,
+            },
+            Expr::Index(i) => match deref_guard(self.infer(&i.expr)) {
+                Ty::Holder(name, inner) if name == "slice" => *inner,
+                _ => Ty::Unknown,
+            },
             Expr::Field(f) => {
-                let Ty::Named(key) = self.infer(&f.base) else {
+                let Ty::Named(key) = deref_guard(self.infer(&f.base)) else {
                     return Ty::Unknown;
                 };
                 let Some(st) = self.t.structs.get(&key) else {
@@ -439,6 +447,9 @@ impl<'a> Walker<'a> {
             },
             Expr::MethodCall(m) => {
                 let recv = self.infer(&m.receiver);
+                if let Some(ty) = holder_method(&recv, &m.method.to_string()) {
+                    return ty;
+                }
                 let (fs, _) = self
                     .t
                     .method_targets(&recv, &m.method.to_string(), m.args.len() + 1);
@@ -476,6 +487,42 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             }
         }
         self.bind(&local.pat, ty);
+    }
+
+    fn visit_expr_for_loop(&mut self, f: &'ast syn::ExprForLoop) {
+        self.visit_expr(&f.expr);
+        let elem = match deref_guard(self.infer(&f.expr)) {
+            Ty::Holder(name, inner) if name == "slice" => *inner,
+            _ => Ty::Unknown,
+        };
+        self.bind(&f.pat, elem);
+        self.visit_block(&f.body);
+    }
+
+    fn visit_expr_let(&mut self, l: &'ast syn::ExprLet) {
+        self.visit_expr(&l.expr);
+        // `if let Some(x) = opt` / `Ok(x)`: `x` is the holder's element.
+        let ty = match (deref_guard(self.infer(&l.expr)), &*l.pat) {
+            (Ty::Holder(name, inner), Pat::TupleStruct(ts))
+                if (name == "Option" || name == "Result") && ts.elems.len() == 1 =>
+            {
+                let variant = ts
+                    .path
+                    .segments
+                    .last()
+                    .map(|s| s.ident.to_string())
+                    .unwrap_or_default();
+                match (variant.as_str(), ts.elems.first()) {
+                    ("Some" | "Ok", Some(p)) => Some((p.clone(), *inner)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match ty {
+            Some((pat, inner)) => self.bind(&pat, inner),
+            None => self.bind(&l.pat, Ty::Unknown),
+        }
     }
 
     fn visit_expr_closure(&mut self, c: &'ast ExprClosure) {

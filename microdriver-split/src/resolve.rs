@@ -46,6 +46,10 @@ pub enum Ty {
     Callable(Option<Vec<String>>),
     /// A closure of the crate.
     Closure(FnId),
+    /// A standard container or lock of one element type: `Option`, `Result`, `Vec`,
+    /// `VecDeque`, slices and arrays (`slice`), `Mutex`, `RwLock`, `RefCell`, `Cell`,
+    /// `ComboLock`, and `Guard` (a lock guard, which dereferences to its element).
+    Holder(String, Box<Ty>),
     /// Not known.
     Unknown,
 }
@@ -127,6 +131,68 @@ const PRELUDE: &[&str] = &[
     "assert",
     "debug_assert",
 ];
+
+/// The synthetic name of a lock guard holder.
+pub const GUARD: &str = "Guard";
+
+/// Holder names for standard containers, locks and guards.
+pub fn holder_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Option" => "Option",
+        "Result" | "LockResult" => "Result",
+        "Vec" | "VecDeque" | "SmallVec" | "ArrayVec" => "slice",
+        "Mutex" | "RwLock" | "RefCell" | "Cell" | "ComboLock" | "SpinLock" | "OnceCell"
+        | "OnceLock" => "lock",
+        "MutexGuard" | "RwLockReadGuard" | "RwLockWriteGuard" | "Ref" | "RefMut" | "ComboGuard" => {
+            GUARD
+        }
+        _ => return None,
+    })
+}
+
+/// The type of `recv.method()` for methods of standard holders that yield their element
+/// (or keep the holder); `None` when the method is not one of those.
+pub fn holder_method(recv: &Ty, method: &str) -> Option<Ty> {
+    let Ty::Holder(name, inner) = recv else {
+        return None;
+    };
+    let inner = (**inner).clone();
+    let same = || Some(recv.clone());
+    match (name.as_str(), method) {
+        (
+            "Option" | "Result",
+            "unwrap" | "expect" | "unwrap_or" | "unwrap_or_default" | "unwrap_or_else"
+            | "unwrap_unchecked",
+        ) => Some(inner),
+        (
+            "Option" | "Result",
+            "as_ref" | "as_mut" | "as_deref" | "as_deref_mut" | "take" | "cloned" | "copied"
+            | "clone",
+        ) => same(),
+        ("slice", "iter" | "iter_mut" | "into_iter" | "drain" | "clone") => same(),
+        (
+            "slice",
+            "first" | "last" | "get" | "get_mut" | "first_mut" | "last_mut" | "pop" | "pop_front"
+            | "pop_back" | "front" | "back" | "front_mut" | "back_mut",
+        ) => Some(Ty::Holder("Option".into(), Box::new(inner))),
+        (
+            "lock",
+            "lock" | "read" | "write" | "borrow" | "borrow_mut" | "try_lock" | "try_borrow"
+            | "try_borrow_mut",
+        ) => Some(Ty::Holder(GUARD.into(), Box::new(inner))),
+        ("lock", "get_mut" | "into_inner" | "get") => Some(inner),
+        (GUARD, "unwrap" | "expect") => same(),
+        _ => None,
+    }
+}
+
+/// Strips lock guards (which dereference to their element).
+pub fn deref_guard(ty: Ty) -> Ty {
+    match ty {
+        Ty::Holder(name, inner) if name == GUARD => deref_guard(*inner),
+        other => other,
+    }
+}
 
 /// Wrappers that method calls see through.
 const TRANSPARENT: &[&str] = &["Box", "Arc", "Rc", "Pin", "Cow", "ManuallyDrop"];
@@ -398,7 +464,8 @@ impl Tables {
     }
 
     /// The targets of `receiver.name(..)` given the receiver's type.
-    pub fn method_targets(&self, recv: &Ty, name: &str, arity: usize) -> (Vec<FnId>, EdgeKind) {
+    pub fn method_targets(&self, recv: &Ty, method: &str, arity: usize) -> (Vec<FnId>, EdgeKind) {
+        let name = method;
         match recv {
             Ty::Named(key) => {
                 let key = self.dealias(key);
@@ -413,6 +480,14 @@ impl Tables {
                 }
             }
             Ty::Callable(_) | Ty::Closure(_) => (Vec::new(), EdgeKind::MethodTyped),
+            Ty::Holder(name, inner) => {
+                let own = self.assoc(name, method);
+                if own.is_empty() && name == GUARD {
+                    self.method_targets(inner, method, arity)
+                } else {
+                    (own, EdgeKind::MethodTyped)
+                }
+            }
             Ty::Unknown => (self.by_name(name, Some(arity)), EdgeKind::MethodByName),
         }
     }
@@ -424,6 +499,12 @@ impl Tables {
             Type::Paren(p) => self.type_of(&p.elem, scope, ctx),
             Type::Group(g) => self.type_of(&g.elem, scope, ctx),
             Type::Ptr(p) => self.type_of(&p.elem, scope, ctx),
+            Type::Slice(sl) => {
+                Ty::Holder("slice".into(), Box::new(self.type_of(&sl.elem, scope, ctx)))
+            }
+            Type::Array(a) => {
+                Ty::Holder("slice".into(), Box::new(self.type_of(&a.elem, scope, ctx)))
+            }
             Type::BareFn(f) => Ty::Callable(Some(
                 f.inputs.iter().map(|a| sig_type(&a.ty, ctx)).collect(),
             )),
@@ -437,6 +518,20 @@ impl Tables {
                     return Ty::Unknown;
                 };
                 let name = last.ident.to_string();
+                if let Some(holder) = holder_name(&name) {
+                    let inner = match &last.arguments {
+                        PathArguments::AngleBracketed(args) => args
+                            .args
+                            .iter()
+                            .find_map(|a| match a {
+                                GenericArgument::Type(t) => Some(self.type_of(t, scope, ctx)),
+                                _ => None,
+                            })
+                            .unwrap_or(Ty::Unknown),
+                        _ => Ty::Unknown,
+                    };
+                    return Ty::Holder(holder.to_string(), Box::new(inner));
+                }
                 if TRANSPARENT.contains(&name.as_str()) {
                     if let PathArguments::AngleBracketed(args) = &last.arguments {
                         if let Some(GenericArgument::Type(inner)) = args.args.first() {

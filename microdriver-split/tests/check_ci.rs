@@ -13,7 +13,7 @@ use microdriver_split::CallGraph;
 
 #[test]
 fn fixtures_that_agree_pass_check() {
-    for name in ["calls", "net_template", "cut", "odd"] {
+    for name in ["calls", "net_template", "cut", "odd", "containers"] {
         let (graph, roots) = analyze(name, "net");
         let diags = check(&graph, &roots);
         assert!(

@@ -305,3 +305,28 @@ fn glob_import_cycles_resolve_quickly() {
     assert_eq!(graph.unresolved.len(), 12);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn receivers_are_typed_through_containers_and_locks() {
+    let (graph, roots) = analyze("containers", "none");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&["poll", "Ring::clean", "Adapter::first"])
+    );
+    let from_poll: Vec<EdgeKind> = graph
+        .edges()
+        .filter(|e| graph.fns[e.from].path == "poll")
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        from_poll.iter().all(|k| *k == EdgeKind::MethodTyped),
+        "{from_poll:?}"
+    );
+    let setup = graph.find("setup").expect("exists");
+    let callees: Vec<&str> = graph
+        .edges()
+        .filter(|e| e.from == setup)
+        .map(|e| graph.fns[e.to].path.as_str())
+        .collect();
+    assert_eq!(callees, ["Adapter::probe", "Phy::reset", "Phy::clean"]);
+}
