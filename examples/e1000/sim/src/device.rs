@@ -250,7 +250,7 @@ pub(crate) struct Device {
     radv_at: Option<Instant>,
     tidv_at: Option<Instant>,
     tadv_at: Option<Instant>,
-    /// Flow control (SDM 8.x "Flow Control"): transmitter paused by a received XOFF.
+    /// Flow control (SDM "Flow Control"): transmitter paused by a received XOFF.
     tx_paused_until: Option<Instant>,
     /// We sent XOFF and have not sent XON yet.
     xoff_sent: bool,
@@ -316,7 +316,7 @@ impl Device {
         self.regs[(off / 4) as usize] = v;
     }
 
-    /// Global reset (CTRL.RST, SDM 14.x "Software Reset"): registers to their initial
+    /// Global reset (CTRL.RST, SDM "Software Reset"): registers to their initial
     /// values, the receive address reloaded from the EEPROM, queues flushed. The PHY is not
     /// reset (that is CTRL.PHY_RST); statistics are cleared.
     fn reset(&mut self, now: Instant) {
@@ -413,7 +413,7 @@ impl Device {
     }
 
     // -----------------------------------------------------------------------------------
-    // Interrupts (SDM 13.4.17-21, 3.4 "Interrupt Moderation")
+    // Interrupts (SDM 13.4 ICR/ICS/IMS/IMC/ITR)
     // -----------------------------------------------------------------------------------
 
     fn cause(&mut self, bits: u32, now: Instant) {
@@ -476,7 +476,7 @@ impl Device {
             EERD if self.variant.has_eerd() => self.r(EERD),
             MDIC => self.r(MDIC),
             ICR => {
-                // Read-to-clear (SDM 13.4.17).
+                // Read-to-clear (SDM 13.4).
                 let v = self.icr;
                 self.icr = 0;
                 self.update_irq(now);
@@ -1100,7 +1100,7 @@ impl Device {
         pkt[offset..offset + 2].copy_from_slice(&c.to_be_bytes());
     }
 
-    /// TCP/UDP segmentation (SDM 3.5 "TCP Segmentation").
+    /// TCP/UDP segmentation (SDM ch. 3 "TCP Segmentation").
     fn tso(&mut self, pkt: Vec<u8>, cmd: u8, special: u16, now: Instant, out: &mut Vec<WireFrame>) {
         let c = self.tx.ctx;
         let ipv4 = c.tucmd & tucmd::IP != 0;
@@ -1272,7 +1272,7 @@ impl Device {
 
     fn address_match(&self, dst: &[u8; 6]) -> Option<bool> {
         let rctl_v = self.r(RCTL);
-        // Exact matches in the receive address array (SDM 13.4.36).
+        // Exact matches in the receive address array (SDM 13.4).
         for n in 0..RA_LEN {
             let rah_v = self.r(RAH + 8 * n);
             if rah_v & rah::AV != 0
@@ -1346,7 +1346,7 @@ impl Device {
         if tagged {
             let tci = u16::from_be_bytes([f.data[14], f.data[15]]);
             if rctl_v & rctl::VFE != 0 {
-                // VLAN filter (SDM 13.4.37): the VID indexes a bit of VFTA; with CFIEN the
+                // VLAN filter (SDM 13.4): the VID indexes a bit of VFTA; with CFIEN the
                 // CFI bit must equal RCTL.CFI.
                 let vid = u32::from(tci & 0x0FFF);
                 if self.r(VFTA + 4 * (vid >> 5)) & (1 << (vid & 31)) == 0 {
@@ -1381,7 +1381,7 @@ impl Device {
         if store_crc {
             data.extend_from_slice(&crc.to_le_bytes());
         }
-        // The packet checksum (SDM 3.2.9): the unadjusted one's complement sum from PCSS,
+        // The packet checksum (SDM ch. 3, receive checksum offloading): the unadjusted one's complement sum from PCSS,
         // after VLAN stripping, including the CRC unless it is stripped.
         let pcss = (self.r(RXCSUM) & rxcsum::PCSS_MASK) as usize;
         let csum = if pcss < data.len() {
@@ -1428,7 +1428,7 @@ impl Device {
         self.flow_control(now);
     }
 
-    /// Receive checksum offload (SDM 3.2.9 and 13.4.34).
+    /// Receive checksum offload (SDM ch. 3 receive checksum offloading and 13.4 RXCSUM).
     fn rx_checksum(&self, d: &[u8]) -> (u8, u8) {
         let cfg = self.r(RXCSUM);
         let (mut st, mut er) = (0u8, 0u8);

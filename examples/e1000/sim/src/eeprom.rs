@@ -1,14 +1,14 @@
 //! The serial EEPROM: a 64-word (93C46-style) Microwire part, reached through EERD or by
-//! bit-banging EECD (8254x SDM 5.3 "EEPROM Interface" and 13.4.3 / 13.4.4).
+//! bit-banging EECD (8254x SDM ch. 5 "EEPROM Interface", and 13.4 EECD/EERD).
 
 /// Number of 16-bit words in the EEPROM of the 82540EM/82545EM/82544GC models.
 pub const WORDS: usize = 64;
 /// Word index of the checksum word.
 pub const CHECKSUM_WORD: usize = 0x3F;
-/// Words `0..=0x3F` must sum (mod 2^16) to this value (SDM 5.6.1 "Checksum Word").
+/// Words `0..=0x3F` must sum (mod 2^16) to this value (SDM ch. 5, EEPROM checksum word).
 pub const CHECKSUM_TARGET: u16 = 0xBABA;
 
-/// Word offsets of well-known EEPROM fields (SDM 5.6, Table 5-2).
+/// Word offsets of well-known EEPROM fields (SDM ch. 5, EEPROM address map).
 pub mod word {
     /// Ethernet address bytes 0-1.
     pub const MAC0: usize = 0x00;
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn image_checksum() {
-        // 8254x SDM 5.6.1: words 0x00..=0x3F sum to 0xBABA.
+        // 8254x SDM ch. 5 (EEPROM checksum word): words 0x00..=0x3F sum to 0xBABA.
         let w = image([0x52, 0x54, 0, 0x12, 0x34, 0x56], 0x8086, 0x100E);
         assert!(checksum_ok(&w));
         assert_eq!(w[0], 0x5452);
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn microwire_read_write() {
-        // 8254x SDM 5.3.1 (Microwire READ/EWEN/WRITE/EWDS opcodes).
+        // 8254x SDM ch. 5 EEPROM Interface (Microwire READ/EWEN/WRITE/EWDS opcodes).
         let mut e = Eeprom::new(image([1, 2, 3, 4, 5, 6], 0x8086, 0x100E));
         e.set_pins(true, false, false);
         clock_out(&mut e, 3, 0b110); // start + READ

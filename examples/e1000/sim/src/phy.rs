@@ -1,4 +1,4 @@
-//! The internal copper PHY reached through MDIC (8254x SDM 13.5 "PHY Registers"), with an
+//! The internal copper PHY reached through MDIC (8254x SDM ch. 13 "PHY Registers"), with an
 //! auto-negotiation that takes time.
 
 use std::time::{Duration, Instant};
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn autoneg_takes_time_and_resolves_1000fd() {
-        // 8254x SDM 13.5.1/13.5.2 PHY Control and Status, auto-negotiation.
+        // 8254x SDM ch. 13 "PHY Registers": PHY Control and Status, auto-negotiation.
         let t0 = Instant::now();
         let mut p = Phy::new(0x0141_0C20, Duration::from_millis(10));
         p.hard_reset(t0, true);

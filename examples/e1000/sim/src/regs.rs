@@ -142,30 +142,30 @@ pub const TADV: u32 = 0x382C;
 /// TCP Segmentation Pad and Threshold (SDM 13.4).
 pub const TSPMT: u32 = 0x3830;
 
-// Wakeup and manageability (SDM 13.6)
-/// Wake Up Control (SDM 13.6).
+// Wakeup and manageability (SDM 13, wake-up registers)
+/// Wake Up Control (SDM 13, wake-up registers).
 pub const WUC: u32 = 0x5800;
-/// Wake Up Filter Control (SDM 13.6).
+/// Wake Up Filter Control (SDM 13, wake-up registers).
 pub const WUFC: u32 = 0x5808;
-/// Wake Up Status (SDM 13.6).
+/// Wake Up Status (SDM 13, wake-up registers).
 pub const WUS: u32 = 0x5810;
-/// Management Control (SDM 13.6.4 on parts with manageability).
+/// Management Control (SDM 13, on parts with manageability).
 pub const MANC: u32 = 0x5820;
-/// IP Address Valid (SDM 13.6).
+/// IP Address Valid (SDM 13, wake-up registers).
 pub const IPAV: u32 = 0x5838;
-/// IPv4 Address Table, 4 entries (SDM 13.6).
+/// IPv4 Address Table, 4 entries (SDM 13, wake-up registers).
 pub const IP4AT: u32 = 0x5840;
-/// IPv6 Address Table (SDM 13.6).
+/// IPv6 Address Table (SDM 13, wake-up registers).
 pub const IP6AT: u32 = 0x5880;
-/// Wakeup Packet Length (SDM 13.6).
+/// Wakeup Packet Length (SDM 13, wake-up registers).
 pub const WUPL: u32 = 0x5900;
-/// Wakeup Packet Memory, 128 bytes (SDM 13.6).
+/// Wakeup Packet Memory, 128 bytes (SDM 13, wake-up registers).
 pub const WUPM: u32 = 0x5A00;
-/// Flexible Filter Length Table (SDM 13.6).
+/// Flexible Filter Length Table (SDM 13, wake-up registers).
 pub const FFLT: u32 = 0x5F00;
-/// Flexible Filter Mask Table (SDM 13.6).
+/// Flexible Filter Mask Table (SDM 13, wake-up registers).
 pub const FFMT: u32 = 0x9000;
-/// Flexible Filter Value Table (SDM 13.6).
+/// Flexible Filter Value Table (SDM 13, wake-up registers).
 pub const FFVT: u32 = 0x9800;
 
 // ---------------------------------------------------------------------------------------
@@ -799,7 +799,7 @@ pub fn mta_hash(mac: [u8; 6], mo: u32) -> u16 {
     h & 0xFFF
 }
 
-/// PHY registers reached through MDIC (SDM 13.5 for the 82540EM/82545 internal PHY;
+/// PHY registers reached through MDIC (SDM ch. 13 "PHY Registers" for the 82540EM/82545 internal PHY;
 /// IEEE 802.3 clause 22 for registers 0-10 and 15).
 pub mod phy {
     /// PHY address of the internal PHY on the MDIO bus.

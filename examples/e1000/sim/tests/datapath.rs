@@ -224,7 +224,7 @@ fn tx_context_and_data_descriptors_insert_ip_and_tcp_checksums() {
 
 #[test]
 fn tx_tso_ipv4() {
-    // 8254x SDM 3.5 TCP Segmentation: each segment gets the header, up to MSS bytes, its
+    // 8254x SDM ch. 3 TCP Segmentation: each segment gets the header, up to MSS bytes, its
     // own IP total length, incremented IP ID, advanced sequence number, PSH/FIN only on
     // the last, and fresh IP and TCP checksums; TSCTC counts the context (13.7.53).
     let mut d = up(0);
@@ -279,7 +279,7 @@ fn tx_tso_ipv4() {
 
 #[test]
 fn tx_tso_ipv6() {
-    // 8254x SDM 3.5 TCP Segmentation with TUCMD.IP = 0 (IPv6): payload length per segment,
+    // 8254x SDM ch. 3 TCP Segmentation with TUCMD.IP = 0 (IPv6): payload length per segment,
     // TCP checksum with the IPv6 pseudo-header.
     let mut d = up(0);
     let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
@@ -791,7 +791,7 @@ fn rx_descriptor_minimum_threshold_and_no_buffers() {
 
 #[test]
 fn phy_loopback_returns_transmitted_frames() {
-    // 8254x SDM 13.5 PHY Control: loopback; frames sent come back to the receiver and do
+    // 8254x SDM ch. 13 "PHY Registers", PHY Control: loopback; frames sent come back to the receiver and do
     // not reach the wire.
     let mut d = up(0);
     d.phy_write(

@@ -72,7 +72,7 @@ fn init_arp_ping_and_100k_frames_each_way() {
     let mut d = Drv::new(cfg);
     let t0 = Instant::now();
 
-    // Init: MAC from the EEPROM (SDM 5.6), reset, link up.
+    // Init: MAC from the EEPROM (SDM ch. 5, words 0-2), reset, link up.
     let mac_words: Vec<u16> = (0..3).map(|i| d.eerd(i)).collect();
     let our_mac = [
         mac_words[0] as u8,

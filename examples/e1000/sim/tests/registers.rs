@@ -189,7 +189,7 @@ fn statistics_clear_on_read_and_64bit_pairs_clear_on_high_read() {
 
 #[test]
 fn unmapped_and_unaligned_accesses_are_recorded_not_fatal() {
-    // 8254x SDM 13.1: registers are 32-bit, aligned; reserved space is not to be accessed.
+    // 8254x SDM ch. 13 (register access): registers are 32-bit, aligned; reserved space is not to be accessed.
     let d = sim();
     assert_eq!(d.r(0x0004), 0);
     d.w(0x0FFC, 1);
@@ -227,7 +227,7 @@ fn eerd_reads_mac_and_checksum() {
     assert_eq!(words[0x0E], 0x8086, "vendor id word");
 }
 
-/// Microwire bit-banging through EECD (8254x SDM 5.3.1 and 13.4 EECD).
+/// Microwire bit-banging through EECD (8254x SDM ch. 5 EEPROM Interface and 13.4 EECD).
 struct Bitbang<'a>(&'a Drv);
 
 impl Bitbang<'_> {
@@ -281,7 +281,7 @@ impl Bitbang<'_> {
 
 #[test]
 fn eecd_bitbang_read_write_ewen_ewds() {
-    // 8254x SDM 5.3.1 Microwire interface: READ (110), EWEN (10011xxxx), WRITE (101),
+    // 8254x SDM ch. 5 EEPROM Interface, Microwire: READ (110), EWEN (10011xxxx), WRITE (101),
     // EWDS (10000xxxx); 13.4 EECD: EE_REQ/EE_GNT arbitration, EE_PRES.
     let d = sim();
     assert!(d.r(EECD) & eecd::PRES != 0);
@@ -379,7 +379,7 @@ fn the_82544gc_has_no_eerd_but_bitbangs_without_grant() {
 
 #[test]
 fn phy_ids_per_variant() {
-    // 8254x SDM 13.5 PHY Identifier registers: M88E1011 on 82540EM/82545EM, M88E1000 on
+    // 8254x SDM ch. 13 "PHY Registers", PHY Identifier registers: M88E1011 on 82540EM/82545EM, M88E1000 on
     // the 82544GC.
     for (v, id2, dev) in [
         (Variant::I82540EM, 0x0C20, 0x100E),
@@ -424,7 +424,7 @@ fn mdic_wrong_phy_address_sets_error() {
 
 #[test]
 fn autoneg_takes_configured_time_and_raises_lsc() {
-    // 8254x SDM 13.5 PHY Control (auto-negotiation enable/restart) and Status (link,
+    // 8254x SDM ch. 13 "PHY Registers", PHY Control (auto-negotiation enable/restart) and Status (link,
     // auto-negotiation complete); 13.4 ICR.LSC on link change.
     let d = Drv::new(SimConfig {
         autoneg_time: Duration::from_millis(150),
@@ -466,7 +466,7 @@ fn autoneg_takes_configured_time_and_raises_lsc() {
 
 #[test]
 fn forced_speed_and_duplex() {
-    // 8254x SDM 13.5 PHY Control: with auto-negotiation off, speed select (bits 6, 13) and
+    // 8254x SDM ch. 13 "PHY Registers", PHY Control: with auto-negotiation off, speed select (bits 6, 13) and
     // duplex (bit 8) force the link; STATUS reports it.
     let d = sim();
     d.w(CTRL, d.r(CTRL) | ctrl::SLU);
@@ -481,7 +481,7 @@ fn forced_speed_and_duplex() {
 
 #[test]
 fn phy_reset_drops_link_and_bmsr_link_latches_low() {
-    // 8254x SDM 13.5 PHY Control (reset, self-clearing) and Status (link status latches low
+    // 8254x SDM ch. 13 "PHY Registers", PHY Control (reset, self-clearing) and Status (link status latches low
     // until read).
     let d = sim();
     d.w(CTRL, d.r(CTRL) | ctrl::SLU);

@@ -79,7 +79,7 @@ impl Drv {
         self.sim.write32(off, v)
     }
 
-    /// Reads a PHY register through MDIC, polling MDIC.R (SDM 13.4.7).
+    /// Reads a PHY register through MDIC, polling MDIC.R (SDM 13.4 MDIC).
     pub fn phy_read(&self, reg: u32) -> Result<u16, u32> {
         self.w(
             MDIC,
@@ -109,7 +109,7 @@ impl Drv {
         }
     }
 
-    /// Reads an EEPROM word through EERD (SDM 13.4.4).
+    /// Reads an EEPROM word through EERD (SDM 13.4 EERD).
     pub fn eerd(&self, addr: u32) -> u16 {
         self.w(EERD, eerd::START | (addr << eerd::ADDR_SHIFT));
         let mut v = 0;
