@@ -12,6 +12,7 @@ use crate::eeprom::{self, Eeprom};
 use crate::fault::{DmaSource, Fault, FaultLog, Ring};
 use crate::irq::SimIrq;
 use crate::net;
+use crate::pci::PciConfigSpace;
 use crate::peer::WireFrame;
 use crate::phy::{Phy, Speed};
 use crate::regs::{self, *};
@@ -225,6 +226,7 @@ fn delay(units: u32) -> Duration {
 /// The device's state (everything but the wire and the peer).
 pub(crate) struct Device {
     variant: Variant,
+    pub(crate) pci: PciConfigSpace,
     regs: Box<[u32]>,
     stats: Stats,
     pub(crate) eeprom: Eeprom,
@@ -268,11 +270,19 @@ impl Device {
         dma: SimDma,
         irq: Arc<SimIrq>,
         wire_up: bool,
+        pci_enabled: bool,
         now: Instant,
     ) -> Self {
         let image = eeprom::image(mac, variant.vendor_id(), variant.device_id());
+        let pci = PciConfigSpace::new(
+            variant,
+            image[eeprom::word::SUBSYS_VENDOR],
+            image[eeprom::word::SUBSYS_ID],
+            pci_enabled,
+        );
         let mut d = Self {
             variant,
+            pci,
             regs: vec![0u32; REG_WORDS].into_boxed_slice(),
             stats: Stats([0; 64]),
             eeprom: Eeprom::new(image),
@@ -444,10 +454,25 @@ impl Device {
             self.asserted = true;
             self.last_assert = Some(now);
             self.itr_at = None;
-            self.irq.set_level(true);
+            self.irq.set_level(!self.pci.intx_disabled());
         } else {
             self.itr_at = Some(earliest);
         }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // PCI configuration space
+    // -----------------------------------------------------------------------------------
+
+    pub(crate) fn config_read(&self, off: u16) -> u32 {
+        self.pci.read32(off, self.asserted)
+    }
+
+    pub(crate) fn config_write(&mut self, off: u16, v: u32) {
+        self.pci.write32(off, v);
+        // INTX_DISABLE gates the pin, not the pending state.
+        self.irq
+            .set_level(self.asserted && !self.pci.intx_disabled());
     }
 
     // -----------------------------------------------------------------------------------
@@ -455,6 +480,11 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     pub(crate) fn read(&mut self, off: u32, now: Instant) -> u32 {
+        if !self.pci.memory_enabled() {
+            // BAR0 does not decode: the read master-aborts and returns all ones.
+            self.faults.push(Fault::MemorySpaceDisabled { off });
+            return !0;
+        }
         if off % 4 != 0 {
             self.faults.push(Fault::Unaligned { off });
             return 0;
@@ -511,6 +541,10 @@ impl Device {
     }
 
     pub(crate) fn write(&mut self, off: u32, v: u32, now: Instant) {
+        if !self.pci.memory_enabled() {
+            self.faults.push(Fault::MemorySpaceDisabled { off });
+            return;
+        }
         if off % 4 != 0 {
             self.faults.push(Fault::Unaligned { off });
             return;
@@ -1487,7 +1521,11 @@ impl Device {
     /// Moves frames from the receive FIFO into host buffers, up to `budget` descriptors.
     /// Returns the number of descriptors used.
     pub(crate) fn process_rx(&mut self, now: Instant, budget: usize) -> usize {
-        if self.rx_fifo.is_empty() || self.rx_stalled || self.r(RCTL) & rctl::EN == 0 {
+        if self.rx_fifo.is_empty()
+            || self.rx_stalled
+            || self.r(RCTL) & rctl::EN == 0
+            || !self.pci.bus_master()
+        {
             return 0;
         }
         if self.r(RDH) == self.r(RDT) && self.r(RDH) < self.r(RDLEN) / 16 {
@@ -1592,7 +1630,10 @@ impl Device {
 
     /// Whether the receive engine could make progress right now.
     pub(crate) fn rx_ready(&self) -> bool {
-        !self.rx_fifo.is_empty() && !self.rx_stalled && self.free_rx_descriptors() > 0
+        self.pci.bus_master()
+            && !self.rx_fifo.is_empty()
+            && !self.rx_stalled
+            && self.free_rx_descriptors() > 0
     }
 
     /// Whether the transmit engine could make progress right now.
@@ -1600,7 +1641,8 @@ impl Device {
     /// Without link the transmitter does not fetch descriptors (the MAC has nowhere to send
     /// them); queued work resumes when the link comes back.
     pub(crate) fn tx_ready(&self) -> bool {
-        self.r(TCTL) & tctl::EN != 0
+        self.pci.bus_master()
+            && self.r(TCTL) & tctl::EN != 0
             && !self.tx.stalled
             && self.tx_paused_until.is_none()
             && self.r(TDH) != self.r(TDT)

@@ -60,6 +60,12 @@ pub enum Fault {
         /// Value written.
         value: u32,
     },
+    /// MMIO while PCI COMMAND.MEMORY is clear: BAR0 does not decode (reads return all
+    /// ones, writes are lost).
+    MemorySpaceDisabled {
+        /// BAR0 offset.
+        off: u32,
+    },
     /// An access whose offset is not a multiple of 4.
     Unaligned {
         /// BAR0 offset.

@@ -22,6 +22,28 @@ pub trait Mmio: Send + Sync {
     fn write32(&self, off: u32, v: u32);
 }
 
+/// PCI configuration space access (sysfs `config` under UIO).
+///
+/// Offsets are byte offsets into the 256-byte conventional configuration space; accesses
+/// are dword-wide and aligned down to a multiple of 4.
+pub trait PciConfig: Send + Sync {
+    /// Reads the dword containing `off`.
+    fn config_read32(&self, off: u16) -> u32;
+    /// Writes the dword containing `off`.
+    fn config_write32(&self, off: u16, v: u32);
+
+    /// Reads the 16-bit field at `off` (which must not cross a dword).
+    fn config_read16(&self, off: u16) -> u16 {
+        (self.config_read32(off) >> (8 * u32::from(off & 2))) as u16
+    }
+    /// Read-modify-writes the 16-bit field at `off` (which must not cross a dword).
+    fn config_write16(&self, off: u16, v: u16) {
+        let shift = 8 * u32::from(off & 2);
+        let old = self.config_read32(off) & !(0xFFFF << shift);
+        self.config_write32(off, old | (u32::from(v) << shift));
+    }
+}
+
 /// Errors of DMA memory allocation and access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DmaError {

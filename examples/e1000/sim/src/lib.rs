@@ -6,7 +6,7 @@
 //! and on real cards, and vice versa. See `README.md` for what is modelled and what is not.
 //!
 //! * [`hw`]: the hardware seam shared with the UIO backend ([`Mmio`], [`DmaAllocator`],
-//!   [`DmaRegion`], [`InterruptLine`]).
+//!   [`DmaRegion`], [`InterruptLine`], [`PciConfig`]).
 //! * [`regs`]: register offsets, bitfields and descriptor layouts.
 //! * [`E1000Sim`]: a running model; [`SimDma`] its DMA memory; [`SimIrq`] its interrupt line.
 //! * [`peer`]: the wire and the peer; [`net`]: frame helpers.
@@ -37,6 +37,7 @@ pub mod hw;
 mod irq;
 mod model;
 pub mod net;
+pub mod pci;
 pub mod peer;
 pub mod phy;
 pub mod regs;
@@ -45,7 +46,7 @@ pub use device::Variant;
 pub use dma::{BusFault, SimDma, SimDmaRegion};
 pub use error::SimError;
 pub use fault::{DmaSource, Fault, Ring, FAULT_LOG_LIMIT};
-pub use hw::{DmaAllocator, DmaError, DmaRegion, InterruptLine, Mmio};
+pub use hw::{DmaAllocator, DmaError, DmaRegion, InterruptLine, Mmio, PciConfig};
 pub use irq::SimIrq;
 pub use model::{E1000Sim, SimConfig};
 pub use peer::{Direction, PeerConfig, PeerStats, StreamConfig, WireFrame, WireStats};

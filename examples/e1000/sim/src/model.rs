@@ -17,7 +17,7 @@ use crate::device::{Device, Variant};
 use crate::dma::SimDma;
 use crate::error::SimError;
 use crate::fault::Fault;
-use crate::hw::Mmio;
+use crate::hw::{Mmio, PciConfig};
 use crate::irq::SimIrq;
 use crate::peer::{
     Direction, Peer, PeerConfig, PeerStats, StreamConfig, Wire, WireFrame, WireStats,
@@ -37,6 +37,10 @@ pub struct SimConfig {
     pub link_up: bool,
     /// The link partner.
     pub peer: PeerConfig,
+    /// Whether PCI memory space and bus mastering start enabled (as after an OS enabled
+    /// the device; the default). `false` models a function freshly handed to a UIO driver,
+    /// which must set COMMAND.MEMORY and COMMAND.BUS_MASTER itself.
+    pub pci_enabled: bool,
 }
 
 impl Default for SimConfig {
@@ -47,6 +51,7 @@ impl Default for SimConfig {
             autoneg_time: Duration::from_millis(5),
             link_up: true,
             peer: PeerConfig::default(),
+            pci_enabled: true,
         }
     }
 }
@@ -181,6 +186,7 @@ impl E1000Sim {
             dma.clone(),
             Arc::clone(&irq),
             cfg.link_up,
+            cfg.pci_enabled,
             now,
         );
         let shared = Arc::new(Shared {
@@ -383,6 +389,17 @@ impl Mmio for E1000Sim {
 
     fn write32(&self, off: u32, v: u32) {
         self.lock().dev.write(off, v, Instant::now());
+        self.kick();
+    }
+}
+
+impl PciConfig for E1000Sim {
+    fn config_read32(&self, off: u16) -> u32 {
+        self.lock().dev.config_read(off)
+    }
+
+    fn config_write32(&self, off: u16, v: u32) {
+        self.lock().dev.config_write(off, v);
         self.kick();
     }
 }

@@ -989,3 +989,61 @@ mod tests {
         assert_eq!(ra_to_mac(l, h), [1, 2, 3, 4, 5, 6]);
     }
 }
+
+/// PCI configuration space offsets and bits (PCI Local Bus Specification 3.0, 6.2).
+pub mod pci {
+    /// Vendor ID (16 bits).
+    pub const VENDOR_ID: u16 = 0x00;
+    /// Device ID (16 bits).
+    pub const DEVICE_ID: u16 = 0x02;
+    /// Command (16 bits).
+    pub const COMMAND: u16 = 0x04;
+    /// Status (16 bits).
+    pub const STATUS: u16 = 0x06;
+    /// Revision ID (8 bits).
+    pub const REVISION_ID: u16 = 0x08;
+    /// Class code (24 bits, at 0x09..0x0C).
+    pub const CLASS_CODE: u16 = 0x09;
+    /// Cache line size (8 bits).
+    pub const CACHE_LINE_SIZE: u16 = 0x0C;
+    /// Latency timer (8 bits).
+    pub const LATENCY_TIMER: u16 = 0x0D;
+    /// Base address register 0: the memory-mapped registers.
+    pub const BAR0: u16 = 0x10;
+    /// Base address register 1: I/O window.
+    pub const BAR1: u16 = 0x14;
+    /// Subsystem vendor ID (16 bits).
+    pub const SUBSYSTEM_VENDOR_ID: u16 = 0x2C;
+    /// Subsystem ID (16 bits).
+    pub const SUBSYSTEM_ID: u16 = 0x2E;
+    /// Interrupt line (8 bits).
+    pub const INTERRUPT_LINE: u16 = 0x3C;
+    /// Interrupt pin (8 bits; 1 = INTA#).
+    pub const INTERRUPT_PIN: u16 = 0x3D;
+
+    /// COMMAND bits.
+    pub mod command {
+        /// I/O space enable.
+        pub const IO: u16 = 1 << 0;
+        /// Memory space enable.
+        pub const MEMORY: u16 = 1 << 1;
+        /// Bus master enable.
+        pub const BUS_MASTER: u16 = 1 << 2;
+        /// Parity error response.
+        pub const PARITY: u16 = 1 << 6;
+        /// SERR# enable.
+        pub const SERR: u16 = 1 << 8;
+        /// INTx emulation disable.
+        pub const INTX_DISABLE: u16 = 1 << 10;
+    }
+
+    /// STATUS bits.
+    pub mod status {
+        /// Interrupt status: the function has an interrupt pending.
+        pub const INTERRUPT: u16 = 1 << 3;
+        /// Fast back-to-back capable.
+        pub const FAST_B2B: u16 = 1 << 7;
+        /// DEVSEL timing: medium.
+        pub const DEVSEL_MEDIUM: u16 = 1 << 9;
+    }
+}

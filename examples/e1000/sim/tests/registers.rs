@@ -526,3 +526,101 @@ fn model_shuts_down_cleanly() {
     s.write32(CTRL, ctrl::SLU);
     s.shutdown();
 }
+
+// ---- PCI configuration space ----------------------------------------------------------
+
+#[test]
+fn pci_config_ids_class_and_bar_sizing() {
+    // PCI Local Bus Specification 3.0, 6.2 (Configuration Space Header) and 6.2.5.1 (BAR
+    // sizing); 8254x SDM ch. 4 PCI Local Bus Interface: IDs, Ethernet class, 128 KiB BAR0.
+    use e1000_sim::regs::pci;
+    use e1000_sim::PciConfig;
+    for (v, dev) in [
+        (Variant::I82540EM, 0x100E),
+        (Variant::I82545EM, 0x100F),
+        (Variant::I82544GC, 0x100C),
+    ] {
+        let s = E1000Sim::new(SimConfig {
+            variant: v,
+            ..fast_config()
+        })
+        .unwrap();
+        assert_eq!(s.config_read16(pci::VENDOR_ID), 0x8086);
+        assert_eq!(s.config_read16(pci::DEVICE_ID), dev);
+        assert_eq!(
+            s.config_read32(0x08) >> 8,
+            0x02_0000,
+            "network controller, Ethernet"
+        );
+        assert_eq!(s.config_read16(pci::SUBSYSTEM_VENDOR_ID), 0x8086);
+        assert_eq!(s.config_read32(pci::INTERRUPT_LINE) >> 8 & 0xFF, 1, "INTA#");
+        let bar = s.config_read32(pci::BAR0);
+        s.config_write32(pci::BAR0, !0);
+        assert_eq!(
+            s.config_read32(pci::BAR0),
+            0xFFFE_0000,
+            "128 KiB memory BAR"
+        );
+        s.config_write32(pci::BAR0, bar);
+        assert_eq!(s.config_read32(pci::BAR0), bar);
+        s.config_write32(pci::BAR1, !0);
+        assert_eq!(s.config_read32(pci::BAR1), 0xFFFF_FFC1, "64-byte I/O BAR");
+        s.config_write16(pci::VENDOR_ID, 0x1234);
+        assert_eq!(s.config_read16(pci::VENDOR_ID), 0x8086, "read-only");
+    }
+}
+
+#[test]
+fn pci_command_gates_mmio_dma_and_intx() {
+    // PCI Local Bus Specification 3.0, 6.2.2 Command and Status registers: Memory Space,
+    // Bus Master and Interrupt Disable; STATUS.Interrupt shows a pending interrupt even
+    // when INTx is disabled.
+    use e1000_sim::regs::pci::{self, command, status as pst};
+    use e1000_sim::PciConfig;
+    let mut d = Drv::new(SimConfig {
+        pci_enabled: false,
+        ..fast_config()
+    });
+    assert_eq!(
+        d.sim.config_read16(pci::COMMAND) & (command::MEMORY | command::BUS_MASTER),
+        0
+    );
+    assert_eq!(d.r(STATUS), 0xFFFF_FFFF, "BAR0 does not decode");
+    assert!(d
+        .sim
+        .faults()
+        .contains(&Fault::MemorySpaceDisabled { off: STATUS }));
+    d.sim.config_write16(pci::COMMAND, command::MEMORY);
+    d.init(0);
+    d.wait_link();
+    let (pm, mac) = (d.sim.peer_addr().0, d.sim.mac());
+    let f = e1000_sim::net::stream_frame(pm, mac, 0, 100);
+    d.send(&f);
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(d.r(TDH), 0, "no DMA without bus mastering");
+    d.sim
+        .config_write16(pci::COMMAND, command::MEMORY | command::BUS_MASTER);
+    d.wait_tx_done();
+    assert!(wait_for(Duration::from_secs(2), || d
+        .sim
+        .peer_stats()
+        .rx_frames
+        == 1));
+    // INTx disable.
+    let irq = d.sim.irq();
+    d.r(ICR);
+    d.sim.config_write16(
+        pci::COMMAND,
+        command::MEMORY | command::BUS_MASTER | command::INTX_DISABLE,
+    );
+    d.w(IMS, icr::TXDW);
+    d.w(ICS, icr::TXDW);
+    assert!(!irq.is_asserted());
+    assert_ne!(d.sim.config_read16(pci::STATUS) & pst::INTERRUPT, 0);
+    d.sim
+        .config_write16(pci::COMMAND, command::MEMORY | command::BUS_MASTER);
+    assert!(irq.is_asserted());
+    d.r(ICR);
+    assert!(!irq.is_asserted());
+    assert_eq!(d.sim.config_read16(pci::STATUS) & pst::INTERRUPT, 0);
+}

@@ -269,4 +269,19 @@ proptest! {
         std::thread::sleep(Duration::from_millis(2));
         let _ = d.read_stats();
     }
+
+    /// Random PCI configuration writes (BARs, COMMAND, anything) never panic the model.
+    #[test]
+    fn random_config_writes_never_panic(
+        ops in prop::collection::vec((0u16..0x120, any::<u32>()), 1..64),
+    ) {
+        use e1000_sim::PciConfig;
+        let d = Drv::new(fast_config());
+        for (off, v) in ops {
+            d.sim.config_write32(off, v);
+            let _ = d.sim.config_read32(off);
+            let _ = d.sim.read32(STATUS);
+            d.sim.write32(TDT, v);
+        }
+    }
 }
