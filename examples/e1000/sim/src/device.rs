@@ -11,6 +11,7 @@ use crate::dma::SimDma;
 use crate::eeprom::{self, Eeprom};
 use crate::fault::{DmaSource, Fault, FaultLog, Ring};
 use crate::irq::SimIrq;
+use crate::model::SimConfig;
 use crate::net;
 use crate::pci::PciConfigSpace;
 use crate::peer::WireFrame;
@@ -263,16 +264,9 @@ pub(crate) struct Device {
 }
 
 impl Device {
-    pub(crate) fn new(
-        variant: Variant,
-        mac: [u8; 6],
-        an_time: Duration,
-        dma: SimDma,
-        irq: Arc<SimIrq>,
-        wire_up: bool,
-        pci_enabled: bool,
-        now: Instant,
-    ) -> Self {
+    pub(crate) fn new(cfg: &SimConfig, dma: SimDma, irq: Arc<SimIrq>, now: Instant) -> Self {
+        let (variant, mac, an_time) = (cfg.variant, cfg.mac, cfg.autoneg_time);
+        let (wire_up, pci_enabled) = (cfg.link_up, cfg.pci_enabled);
         let image = eeprom::image(mac, variant.vendor_id(), variant.device_id());
         let pci = PciConfigSpace::new(
             variant,

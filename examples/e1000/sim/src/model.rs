@@ -179,16 +179,7 @@ impl E1000Sim {
         let dma = SimDma::new();
         let irq = Arc::new(SimIrq::new());
         let now = Instant::now();
-        let dev = Device::new(
-            cfg.variant,
-            cfg.mac,
-            cfg.autoneg_time,
-            dma.clone(),
-            Arc::clone(&irq),
-            cfg.link_up,
-            cfg.pci_enabled,
-            now,
-        );
+        let dev = Device::new(&cfg, dma.clone(), Arc::clone(&irq), now);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 dev,
