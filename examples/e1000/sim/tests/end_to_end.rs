@@ -14,7 +14,7 @@ use e1000_sim::{PeerConfig, SimConfig, StreamConfig};
 
 const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 const TX_FRAMES: u64 = 100_000;
-const RX_FRAMES: u64 = 50_000;
+const RX_FRAMES: u64 = 100_000;
 const TX_SIZES: [usize; 14] = [
     60, 61, 100, 123, 124, 251, 252, 507, 508, 1019, 1020, 1514, 77, 1200,
 ];
