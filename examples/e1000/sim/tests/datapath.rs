@@ -1054,3 +1054,58 @@ fn receive_fifo_thresholds_send_xoff_and_xon() {
     assert_eq!(st[&GPRC], 200);
     assert!(d.sim.peer_stats().xon_received >= 1);
 }
+
+fn udp4(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut udp = vec![0u8; 8];
+    udp[0..2].copy_from_slice(&5353u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(payload);
+    let mut f = net::eth_header(dst, src, net::ETHERTYPE_IPV4);
+    f.extend_from_slice(&net::ipv4_header(OUR_IP, PEER_IP, 17, udp.len(), 9));
+    f.extend_from_slice(&udp);
+    f
+}
+
+fn udp4_pseudo(f: &[u8]) -> u32 {
+    csum_add(0, &f[26..34]) + 17 + (f.len() - 34) as u32
+}
+
+#[test]
+fn udp_checksum_insertion_and_verification() {
+    // 8254x SDM 3.3.6 TCP/IP Context Descriptor with TUCMD.TCP = 0 (UDP) and POPTS.TXSM;
+    // 3.2.3.1 TCPCS also covers UDP on receive.
+    let mut d = up(0);
+    let (pm, mac) = (peer_mac(&d), d.sim.mac());
+    let mut f = udp4(pm, mac, &[0x42; 101]);
+    let seed = csum_fold(udp4_pseudo(&f));
+    f[40..42].copy_from_slice(&seed.to_be_bytes());
+    d.push_desc(context(14, 24, 33, 34, 40, tucmd::IP, 0, 0, 0));
+    let a = d.stage(&f);
+    d.push_desc(data_desc(
+        a,
+        f.len(),
+        txd_cmd::EOP | txd_cmd::IFCS | txd_cmd::RS,
+        popts::TXSM,
+        0,
+    ));
+    d.flush_tx();
+    let g = &wait_peer(&d, 1)[0];
+    assert_eq!(
+        csum_fold(csum_add(udp4_pseudo(g), &g[34..])),
+        0xFFFF,
+        "valid UDP checksum"
+    );
+    d.w(RXCSUM, rxcsum::IPOFLD | rxcsum::TUOFLD);
+    let mut r = g.clone();
+    r[..6].copy_from_slice(&mac);
+    r[6..12].copy_from_slice(&pm);
+    d.sim.peer_send(r.clone());
+    let (_, desc) = d.recv(Duration::from_secs(5)).unwrap();
+    assert_ne!(desc.status & rxd_stat::TCPCS, 0);
+    assert_eq!(desc.errors, 0);
+    r[50] ^= 1;
+    d.sim.peer_send(r);
+    let (_, desc) = d.recv(Duration::from_secs(5)).unwrap();
+    assert_eq!(desc.errors & rxd_err::TCPE, rxd_err::TCPE);
+}
