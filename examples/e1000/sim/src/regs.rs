@@ -772,7 +772,7 @@ pub mod popts {
 pub const DESC_LEN: usize = 16;
 
 /// The receive address registers hold a MAC address as RAL = bytes 0..4 (little-endian) and
-/// RAH[15:0] = bytes 4..6 (SDM 13.4). Returns `(ral, rah_without_av)`.
+/// RAH bits 15:0 = bytes 4..6 (SDM 13.4). Returns `(ral, rah_without_av)`.
 pub fn mac_to_ra(mac: [u8; 6]) -> (u32, u32) {
     let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
     let rah = u32::from(mac[4]) | (u32::from(mac[5]) << 8);
