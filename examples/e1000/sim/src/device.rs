@@ -1643,6 +1643,11 @@ impl Device {
             && (self.mac_link || self.loopback())
     }
 
+    /// Whether the receive FIFO holds more than half its capacity.
+    pub(crate) fn rx_fifo_half_full(&self) -> bool {
+        self.rx_fifo_bytes * 2 > self.rx_fifo_capacity()
+    }
+
     /// Frames waiting in the receive FIFO.
     pub(crate) fn rx_fifo_len(&self) -> usize {
         self.rx_fifo.len()
