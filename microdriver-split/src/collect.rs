@@ -51,6 +51,8 @@ pub fn collect(src: &Source, cfg: &CfgSet) -> (Tables, Vec<CfgNote>) {
         }
     }
     c.finish();
+    c.t.memo.borrow_mut().clear();
+    c.t.frozen.set(true);
     (c.t, c.notes)
 }
 

@@ -213,8 +213,8 @@ impl Tables {
     /// looked up in the value namespace first.
     pub fn resolve_path(&self, scope: ScopeId, ctx: &Ctx, segs: &[String]) -> Res {
         let outer = self.query_depth.get();
-        if outer == 0 {
-            self.glob_seen.borrow_mut().clear();
+        if outer == 0 && !self.frozen.get() {
+            self.memo.borrow_mut().clear();
         }
         self.query_depth.set(outer + 1);
         let res = self.resolve_path_depth(scope, ctx, segs, 0);
@@ -283,8 +283,28 @@ impl Tables {
         }
     }
 
-    /// Looks `name` up in one scope (items, then `use`, then globs).
+    /// Looks `name` up in one scope (items, then `use`, then globs), memoised: imports
+    /// can form cycles (`use super::*` / `pub use child::*`), and without the memo a
+    /// lookup through nested globs and `use` chains is exponential. A lookup already in
+    /// progress (a cycle) finds nothing.
     fn lookup_in(&self, scope: ScopeId, name: &str, last: bool, depth: usize) -> Option<Res> {
+        let key = (scope, name.to_string(), last);
+        if let Some(r) = self.memo.borrow().get(&key) {
+            return r.clone();
+        }
+        self.memo.borrow_mut().insert(key.clone(), None);
+        let r = self.lookup_in_uncached(scope, name, last, depth);
+        self.memo.borrow_mut().insert(key, r.clone());
+        r
+    }
+
+    fn lookup_in_uncached(
+        &self,
+        scope: ScopeId,
+        name: &str,
+        last: bool,
+        depth: usize,
+    ) -> Option<Res> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -322,13 +342,7 @@ impl Tables {
         for glob in &sc.globs {
             if let Res::Scope(g) = self.resolve_path_depth(scope, &Ctx::default(), glob, depth + 1)
             {
-                // Each (scope, name) is searched through globs once per query: glob
-                // imports can form cycles (`use super::*` / `pub use child::*`).
-                let fresh = self
-                    .glob_seen
-                    .borrow_mut()
-                    .insert((g, name.to_string(), last));
-                if g != scope && fresh {
+                if g != scope {
                     if let Some(r) = self.lookup_in(g, name, last, depth + 1) {
                         return Some(r);
                     }

@@ -125,8 +125,11 @@ pub struct Tables {
     pub bodies: Vec<Body>,
     /// Initialisers of consts and statics (scanned for functions whose address is taken).
     pub inits: Vec<(ScopeId, syn::Expr)>,
-    /// Glob lookups already made in the current resolution query.
-    pub glob_seen: RefCell<HashSet<(ScopeId, String, bool)>>,
-    /// Nesting of resolution queries (the glob memo is cleared at the outermost).
+    /// Memoised scope lookups: per query while the tables are being filled, for the
+    /// whole analysis once they are frozen.
+    pub memo: RefCell<HashMap<(ScopeId, String, bool), Option<crate::resolve::Res>>>,
+    /// Nesting of resolution queries (the memo is cleared at the outermost until frozen).
     pub query_depth: Cell<usize>,
+    /// Set once collection is complete: the tables no longer change.
+    pub frozen: Cell<bool>,
 }

@@ -272,8 +272,9 @@ fn missing_module_files_are_listed_not_fatal() {
 
 #[test]
 fn glob_import_cycles_resolve_quickly() {
-    // Twelve modules that `use super::*` under a root that `pub use`s them all: lookups of
-    // unknown names must not explore every path through the cycle.
+    // Twelve modules that `use super::*` and re-export each other under a root that
+    // `pub use`s them all: lookups of unknown names must not explore every path through
+    // the cycles.
     let dir = std::env::temp_dir().join(format!("md-split-globs-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("src")).expect("tmp dir");
     let mut root = String::new();
@@ -281,11 +282,17 @@ fn glob_import_cycles_resolve_quickly() {
         root.push_str(&format!("pub mod m{i};\npub use m{i}::*;\n"));
         std::fs::write(
             dir.join(format!("src/m{i}.rs")),
-            format!("use super::*;\npub fn f{i}() {{ let v: Vec<u32> = Vec::new(); undefined_{i}(); drop(v); }}\n"),
+            format!(
+                "use super::*;\npub use super::m{}::*;\npub use crate::m{}::f{} as alias{i};\n\
+                 pub fn f{i}() {{ let v: Vec<u32> = Vec::new(); undefined_{i}(); drop(v); }}\n",
+                (i + 1) % 12,
+                (i + 5) % 12,
+                (i + 5) % 12
+            ),
         )
         .expect("write module");
     }
-    root.push_str("#[critical(root)]\npub fn top() { f1(); m2::f3(); }\n");
+    root.push_str("#[critical(root)]\npub fn top() { f1(); m2::f3(); m4::alias4(); }\n");
     std::fs::write(dir.join("src/lib.rs"), root).expect("write lib.rs");
     let start = std::time::Instant::now();
     let graph = microdriver_split::CallGraph::analyze(&dir, &Default::default()).expect("analyses");
@@ -300,7 +307,7 @@ fn glob_import_cycles_resolve_quickly() {
         .expect("roots");
     assert_eq!(
         critical_set(&graph, &roots),
-        set(&["top", "m1::f1", "m3::f3"])
+        set(&["top", "m1::f1", "m3::f3", "m9::f9"])
     );
     assert_eq!(graph.unresolved.len(), 12);
     let _ = std::fs::remove_dir_all(&dir);
