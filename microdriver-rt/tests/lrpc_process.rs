@@ -1,5 +1,6 @@
-//! Smoke test of the process boundary with hand-written entries (what the macros
-//! generate): a real user-half process, upcalls with nested downcalls.
+//! The process boundary with hand-written entries (what the macros generate): a real
+//! user-half process, upcalls with nested downcalls, a handshake, and SIGKILL of the user
+//! half while an upcall is outstanding.
 
 use std::sync::Arc;
 
@@ -37,6 +38,16 @@ fn offset_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Mar
 
 inventory::submit! {
     Entry { name: "smoke::square", signature: "fn(&mut Vec<u64>) -> u32", served: Served::ByUser, handler: square_handler }
+}
+fn sleepy_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let millis = u64::decode(&mut dec)?;
+    dec.finish()?;
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    ().encode(enc)
+}
+
+inventory::submit! {
+    Entry { name: "smoke::sleepy", signature: "fn(u64)", served: Served::ByUser, handler: sleepy_handler }
 }
 inventory::submit! {
     Entry { name: "smoke::offset", signature: "fn(u32) -> u64", served: Served::ByKernel, handler: offset_handler }
@@ -88,5 +99,52 @@ fn main() {
         "{unknown:?}"
     );
     half.shutdown(std::time::Duration::from_secs(1));
-    println!("1 passed, 0 failed");
+
+    killed_user_half_fails_the_outstanding_upcall_promptly();
+    println!("2 passed, 0 failed");
+}
+
+/// SIGKILL of the user half while an upcall is outstanding: the caller gets PeerDied
+/// within 100 ms, and a new user half answers again.
+fn killed_user_half_fails_the_outstanding_upcall_promptly() {
+    use std::time::{Duration, Instant};
+    let mut worst = Duration::ZERO;
+    for round in 0..5 {
+        let tracker = Arc::new(ObjectTracker::new());
+        let half = UserHalf::spawn(&ComponentConfig::default(), tracker).expect("spawn user half");
+        let endpoint = half.endpoint().clone();
+        let caller = std::thread::spawn(move || {
+            let result = endpoint.call(
+                Entry::id_of("smoke::sleepy"),
+                "smoke::sleepy",
+                &mut (),
+                |_, enc| 10_000u64.encode(enc),
+                |_, dec| <()>::decode(dec),
+            );
+            (result, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        let killed_at = Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(half.pid() as i32, libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill");
+        let (result, returned_at) = caller.join().expect("caller thread");
+        let latency = returned_at.saturating_duration_since(killed_at);
+        assert!(
+            matches!(result, Err(UpcallError::PeerDied { .. })),
+            "round {round}: {result:?}"
+        );
+        assert!(
+            latency < Duration::from_millis(100),
+            "round {round}: took {latency:?}"
+        );
+        worst = worst.max(latency);
+        // Calls after death fail at once too.
+        let after = half
+            .endpoint()
+            .call(12, "x", &mut (), |_, _| Ok(()), |_, _| Ok(()));
+        assert!(matches!(after, Err(UpcallError::PeerDied { .. })));
+        drop(half);
+    }
+    println!("SIGKILL to PeerDied: worst {worst:?} over 5 rounds");
 }

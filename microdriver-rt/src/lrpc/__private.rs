@@ -85,3 +85,8 @@ pub fn upcall_or_log<S, R>(
         }
     }
 }
+
+/// The kernel half's "give up on this call" step, exposed for the loom models.
+pub fn abandon_for_model(slot: &super::slot::Slot<'_>) -> bool {
+    super::kernel::abandon(slot)
+}

@@ -252,17 +252,16 @@ impl KernelEndpoint {
             Ok(()) => {
                 slot.publish(state::FREE);
                 self.release_slot(index, false);
-                call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
+                let result = call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
                     values(state, dec)
-                })
+                });
+                if let Err(e @ (UpcallError::Rejected { .. } | UpcallError::Marshal(_))) = &result {
+                    self.stats.reject(e.to_string());
+                }
+                result
             }
             Err(e) => {
-                // Never claimed: take it back cleanly. Otherwise the user half may still
-                // write to it: quarantine until it frees it or is restarted.
-                let clean = slot.transition(state::REQUEST, state::FREE);
-                if !clean {
-                    slot.publish(state::ABANDONED);
-                }
+                let clean = abandon(&slot);
                 self.release_slot(index, !clean);
                 Err(match e {
                     AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
@@ -335,7 +334,12 @@ impl KernelEndpoint {
                     }
                     slot.set_header(call_id, entry, reply.len() as u32);
                     self.transport.before_crossing();
-                    slot.publish(state::DOWN_REPLY);
+                    if !slot.transition_and_wake(state::DOWN_REQUEST, state::DOWN_REPLY) {
+                        return Err(AwaitError::Rejected(format!(
+                            "slot {} changed state while its nested downcall was served",
+                            slot.index()
+                        )));
+                    }
                 }
                 state::REQUEST | state::SERVING | state::DOWN_REPLY => {
                     return Err(AwaitError::TimedOut);
@@ -412,7 +416,10 @@ impl KernelEndpoint {
                 }
                 slot.set_header(call_id, entry, reply.len() as u32);
                 self.transport.before_crossing();
-                slot.publish(state::REPLY);
+                if !slot.transition_and_wake(state::SERVING, state::REPLY) {
+                    // The user half gave up on it meanwhile: hand the slot back.
+                    slot.publish(state::FREE);
+                }
             }
             if !served_any {
                 doorbell.wait(seen, MAX_SLEEP);
@@ -433,6 +440,24 @@ impl KernelEndpoint {
             .store(1, Ordering::SeqCst);
         wake_all(self.transport.header(Word::UserDoorbell));
     }
+}
+
+/// Gives up on the call in `slot`. Returns true when the slot is clean again (the call
+/// was never claimed, or its reply already arrived and is dropped); false when the user
+/// half may still write to it, which is then quarantined until the user half hands it
+/// back (state FREE) or is restarted.
+pub(crate) fn abandon(slot: &Slot<'_>) -> bool {
+    if slot.transition(state::REQUEST, state::FREE) {
+        return true;
+    }
+    if slot.transition(state::SERVING, state::ABANDONED) {
+        return false;
+    }
+    if slot.transition(state::REPLY, state::FREE) {
+        return true;
+    }
+    slot.publish(state::ABANDONED);
+    false
 }
 
 enum AwaitError {

@@ -118,6 +118,18 @@ impl<'a> Slot<'a> {
             .is_ok()
     }
 
+    /// Moves a slot in state `from` to `to` and wakes any sleeper; false (and nothing
+    /// changed) if it was not in `from`.
+    pub fn transition_and_wake(&self, from: u32, to: u32) -> bool {
+        if !self.transition(from, to) {
+            return false;
+        }
+        if self.waiters.load(SeqCst) > 0 {
+            wake_all(self.state);
+        }
+        true
+    }
+
     /// Publishes `to` and wakes any sleeper.
     pub fn publish(&self, to: u32) {
         self.state.store(to, SeqCst);
@@ -157,15 +169,24 @@ impl<'a> Slot<'a> {
             if !pending.contains(&seen) || give_up() {
                 return seen;
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return seen;
+            // The clock is read only when a deadline or a spin needs it (loom models run
+            // without either, so their executions stay deterministic).
+            let now = (deadline.is_some() || spin_until.is_some()).then(Instant::now);
+            if let (Some(now), Some(deadline)) = (now, deadline) {
+                if now >= deadline {
+                    return seen;
+                }
             }
-            if spin_until.is_some_and(|s| now < s) {
-                crate::sync::spin_hint();
-                continue;
+            if let (Some(now), Some(until)) = (now, spin_until) {
+                if now < until {
+                    crate::sync::spin_hint();
+                    continue;
+                }
             }
-            let sleep = deadline.map_or(MAX_SLEEP, |d| (d - now).min(MAX_SLEEP));
+            let sleep = match (now, deadline) {
+                (Some(now), Some(deadline)) => (deadline - now).min(MAX_SLEEP),
+                _ => MAX_SLEEP,
+            };
             self.waiters.fetch_add(1, SeqCst);
             if self.state() == seen && !give_up() {
                 wait_on(self.state, seen, sleep);

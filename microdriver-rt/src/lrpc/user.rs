@@ -138,12 +138,10 @@ impl UserEndpoint {
         }
         slot.set_header(call_id, entry, reply.len() as u32);
         self.transport.before_crossing();
-        if !slot.transition(state::SERVING, state::REPLY) {
+        if !slot.transition_and_wake(state::SERVING, state::REPLY) {
             // The kernel half gave up on this call: hand the slot back.
             slot.publish(state::FREE);
-            return;
         }
-        slot.publish(state::REPLY);
     }
 
     /// Makes a downcall to the kernel half's entry `entry`. Inside an upcall it travels in
@@ -187,10 +185,10 @@ impl UserEndpoint {
         self.transport.write_data(index, buf);
         slot.set_header(call_id, entry, buf.len() as u32);
         self.transport.before_crossing();
-        if !slot.transition(state::SERVING, state::DOWN_REQUEST) {
+        if !slot.transition_and_wake(state::SERVING, state::DOWN_REQUEST) {
+            // The kernel half abandoned the upcall.
             return Err(UpcallError::PeerDied { peer: PEER });
         }
-        slot.publish(state::DOWN_REQUEST);
         let stopping = || self.stopping();
         let seen = slot.wait_while(
             &[state::DOWN_REQUEST],
@@ -237,8 +235,15 @@ impl UserEndpoint {
             std::thread::sleep(Duration::from_micros(50));
         };
         let result = self.free_standing_in(index, entry, deadline, buf);
-        self.down_slots.lock()[index - self.upcall_slots] = false;
-        result
+        // A slot whose call was abandoned while the kernel half still held it stays
+        // marked busy: reusing it could read the late reply as the answer to a new call.
+        if !matches!(result, Err(Abandoned::Unclean)) {
+            self.down_slots.lock()[index - self.upcall_slots] = false;
+        }
+        result.map_err(|e| match e {
+            Abandoned::Error(e) => e,
+            Abandoned::Unclean => UpcallError::TimedOut(self.options.timeout),
+        })
     }
 
     fn free_standing_in(
@@ -247,9 +252,9 @@ impl UserEndpoint {
         entry: u32,
         deadline: Instant,
         buf: &mut Vec<u8>,
-    ) -> Result<(), UpcallError> {
-        let slot =
-            Slot::new(&*self.transport, index).ok_or(UpcallError::NoSlot(self.slot_count))?;
+    ) -> Result<(), Abandoned> {
+        let slot = Slot::new(&*self.transport, index)
+            .ok_or(Abandoned::Error(UpcallError::NoSlot(self.slot_count)))?;
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed).max(1);
         self.transport.write_data(index, buf);
         slot.set_header(call_id, entry, buf.len() as u32);
@@ -268,18 +273,29 @@ impl UserEndpoint {
             &stopping,
         );
         if seen != state::REPLY {
-            slot.publish(state::FREE);
-            return Err(UpcallError::TimedOut(self.options.timeout));
+            return Err(if super::kernel::abandon(&slot) {
+                Abandoned::Error(UpcallError::TimedOut(self.options.timeout))
+            } else {
+                Abandoned::Unclean
+            });
         }
-        let (_, _, len) = slot.header();
-        let ok = self.transport.read_data(index, len as usize, buf);
+        let (reply_id, _, len) = slot.header();
+        let ok = reply_id == call_id && self.transport.read_data(index, len as usize, buf);
         slot.publish(state::FREE);
         if !ok {
-            return Err(UpcallError::Rejected {
+            return Err(Abandoned::Error(UpcallError::Rejected {
                 peer: PEER,
-                reason: format!("downcall reply length {len}"),
-            });
+                reason: format!("downcall reply (call {reply_id}, length {len}) to call {call_id}"),
+            }));
         }
         Ok(())
     }
+}
+
+/// How a free-standing downcall failed.
+enum Abandoned {
+    /// Failed; the slot can be reused.
+    Error(UpcallError),
+    /// Timed out while the kernel half held the slot: keep it out of use.
+    Unclean,
 }

@@ -1,5 +1,6 @@
 //! `Marshal` for the std types: integers, floats, `bool`, `char`, arrays, tuples, `Option`,
-//! `Vec`, `Box`, boxed slices, `String`, `PhantomData` and `Duration`.
+//! `Vec`, `VecDeque`, `BTreeMap`, `HashMap`, `Box`, boxed slices, `String`, `PhantomData` and
+//! `Duration`.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -388,3 +389,51 @@ marshal_tuple!(A B C D E);
 marshal_tuple!(A B C D E F);
 marshal_tuple!(A B C D E F G);
 marshal_tuple!(A B C D E F G H);
+
+macro_rules! marshal_map {
+    ($map:ident, $($bound:path),+) => {
+        impl<K: Marshal + $($bound +)+, V: Marshal> Marshal for std::collections::$map<K, V> {
+            const MIN_WIRE_SIZE: usize = 1;
+
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+                enc.put_len(self.len());
+                for (key, value) in self {
+                    key.encode(enc)?;
+                    value.encode(enc)?;
+                }
+                Ok(())
+            }
+
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+                dec.enter()?;
+                let len = dec.take_len(K::MIN_WIRE_SIZE.saturating_add(V::MIN_WIRE_SIZE))?;
+                let mut map = Self::default();
+                for _ in 0..len {
+                    let key = K::decode(dec)?;
+                    let value = V::decode(dec)?;
+                    map.insert(key, value);
+                }
+                dec.leave();
+                Ok(map)
+            }
+        }
+    };
+}
+
+marshal_map!(BTreeMap, Ord);
+marshal_map!(HashMap, Eq, std::hash::Hash);
+
+impl<T: Marshal> Marshal for std::collections::VecDeque<T> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        enc.put_len(self.len());
+        let (front, back) = self.as_slices();
+        encode_elements(front, enc)?;
+        encode_elements(back, enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        Vec::<T>::decode(dec).map(Into::into)
+    }
+}

@@ -55,6 +55,12 @@ fn std_types_roundtrip() {
     roundtrip(std::time::Duration::new(5, 999_999_999));
     roundtrip(vec![vec![String::new()], vec![]]);
     roundtrip([[1u8; 3]; 2]);
+    roundtrip(std::collections::BTreeMap::from([(
+        1u32,
+        vec![String::from("a")],
+    )]));
+    roundtrip(std::collections::HashMap::from([(String::from("k"), 2u64)]));
+    roundtrip(std::collections::VecDeque::from(vec![1u16, 2, 3]));
 }
 
 #[test]
