@@ -1,0 +1,1 @@
+//! The e1000 microdriver (placeholder: the driver lands with the e1000 issue).
