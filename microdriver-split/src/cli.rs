@@ -43,6 +43,9 @@ pub enum Command {
         /// Common options.
         #[command(flatten)]
         common: Common,
+        /// Print the diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Graphviz DOT of the call graph coloured by half.
     Graph {
@@ -143,9 +146,14 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
             }
             Ok(0)
         }
-        Command::Check { common } => {
+        Command::Check { common, json } => {
             let (graph, _, roots) = common.load()?;
             let diags = check(&graph, &roots);
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &diags)?;
+                writeln!(out)?;
+                return Ok(i32::from(!diags.is_empty()));
+            }
             for d in &diags {
                 writeln!(out, "{d}")?;
             }

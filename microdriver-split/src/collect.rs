@@ -22,6 +22,7 @@ pub fn collect(src: &Source, cfg: &CfgSet) -> (Tables, Vec<CfgNote>) {
         pending_scopes: Vec::new(),
         pending_impls: Vec::new(),
         generics: Vec::new(),
+        decl_scope: Vec::new(),
     };
     for (i, m) in src.modules.iter().enumerate() {
         c.t.scopes.push(Scope {
@@ -51,6 +52,13 @@ pub fn collect(src: &Source, cfg: &CfgSet) -> (Tables, Vec<CfgNote>) {
         }
     }
     c.finish();
+    // A function nested in another's body: its lines are its own, not the outer one's.
+    let spans: Vec<usize> = c.t.fns.iter().map(|f| f.lines).collect();
+    for (f, &d) in c.decl_scope.iter().enumerate() {
+        if let Some(owner) = c.t.scopes[d].owner {
+            c.t.fns[owner].lines = c.t.fns[owner].lines.saturating_sub(spans[f]).max(1);
+        }
+    }
     c.t.memo.borrow_mut().clear();
     c.t.frozen.set(true);
     (c.t, c.notes)
@@ -63,6 +71,7 @@ struct Collector<'a> {
     pending_scopes: Vec<(ScopeId, Vec<Item>)>,
     pending_impls: Vec<(ScopeId, syn::ItemImpl)>,
     generics: Vec<Vec<syn::Generics>>,
+    decl_scope: Vec<ScopeId>,
 }
 
 /// Reads `#[critical]`, `#[critical(root)]`, `#[upcall]`, `#[upcall(deferred)]` (any path
@@ -247,7 +256,16 @@ impl Collector<'_> {
                     ..Ctx::default()
                 };
                 for ti in tr.items {
-                    let TraitItem::Fn(m) = ti else { continue };
+                    let m = match ti {
+                        TraitItem::Fn(m) => m,
+                        TraitItem::Const(c) => {
+                            if let Some((_, e)) = c.default {
+                                self.t.inits.push((scope, e));
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
                     let mname = m.sig.ident.to_string();
                     if !self.keep(
                         &m.attrs,
@@ -336,6 +354,7 @@ impl Collector<'_> {
             path: p,
             parent: Some(scope),
             is_fn: true,
+            owner: self.t.fns.len().checked_sub(1),
             file,
             ..Scope::default()
         });
@@ -379,7 +398,14 @@ impl Collector<'_> {
                 .push(tk.clone());
         }
         for item in imp.items {
-            let ImplItem::Fn(m) = item else { continue };
+            let m = match item {
+                ImplItem::Fn(m) => m,
+                ImplItem::Const(c) => {
+                    self.t.inits.push((scope, c.expr));
+                    continue;
+                }
+                _ => continue,
+            };
             let mname = m.sig.ident.to_string();
             if !self.keep(
                 &m.attrs,
@@ -451,6 +477,7 @@ impl Collector<'_> {
         end_line: usize,
     ) -> FnId {
         let id = self.t.fns.len();
+        self.decl_scope.push(scope);
         let line = sig.fn_token.span.start().line;
         let has_self = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
         let params = sig

@@ -91,7 +91,11 @@ fn pct(part: usize, whole: usize) -> f64 {
 impl Report {
     /// Builds the report for a split.
     pub fn new(graph: &CallGraph, split: &Split, template: &str) -> Report {
-        let critical_ids = split.critical_ids();
+        let mut critical_ids = split.critical_ids();
+        let by_place = |i: &usize| (graph.fns[*i].file.clone(), graph.fns[*i].line, *i);
+        critical_ids.sort_by_key(by_place);
+        let mut roots = split.roots.clone();
+        roots.sort_by_key(|r| by_place(&r.fn_id));
         let lines = graph.total_lines();
         let critical_lines = split.critical_lines(graph);
         let f = |i: usize| &graph.fns[i];
@@ -105,8 +109,7 @@ impl Report {
             critical_lines,
             kernel_half_share_pct: pct(critical_lines, lines),
             graph: graph.stats(),
-            roots: split
-                .roots
+            roots: roots
                 .iter()
                 .map(|r| RootLine {
                     function: f(r.fn_id).path.clone(),

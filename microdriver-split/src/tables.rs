@@ -19,6 +19,8 @@ pub struct Scope {
     pub parent: Option<ScopeId>,
     /// True for a function body (lexically sees its parent's names).
     pub is_fn: bool,
+    /// For a function body: the function.
+    pub owner: Option<FnId>,
     /// Its file.
     pub file: String,
     /// Child modules.

@@ -130,6 +130,16 @@ fn check_exit_codes() {
         text.contains("check_bad/src/lib.rs:23: error[critical-unreached]"),
         "{text}"
     );
+    let json = run(&[
+        "check",
+        "--json",
+        &fixture("check_bad").display().to_string(),
+    ]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(v[0]["rule"], "upcall-on-critical-path");
+    assert_eq!(v[0]["line"], 6);
 }
 
 #[test]

@@ -40,6 +40,7 @@ fn every_call_kind_reaches_exactly_the_expected_set() {
         "call_ptr",
         "tx_a",
         "tx_b",
+        "tx_c",
         // dyn Fn: address-taken functions and closures of arity 2
         "run_cb",
         "taken_two",
