@@ -14,11 +14,15 @@
 mod child;
 #[cfg(not(loom))]
 mod spawn;
+#[cfg(not(loom))]
+mod supervisor;
 
 #[cfg(not(loom))]
 pub use child::run_user_half_if_requested;
 #[cfg(not(loom))]
-pub use spawn::{ComponentConfig, ComponentError, UserHalf};
+pub use spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
+#[cfg(not(loom))]
+pub use supervisor::{DeathHook, ReattachHook, Supervisor, SupervisorConfig, SupervisorStatus};
 
 /// Environment variable naming the slot area's fd in the user half.
 pub const FD_ENV: &str = "MICRODRIVER_UHALF_FD";

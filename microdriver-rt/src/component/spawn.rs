@@ -99,28 +99,29 @@ impl Default for ComponentConfig {
     }
 }
 
-/// A running user half.
-pub struct UserHalf {
-    child: Child,
-    pid: u32,
-    pidfd: Arc<OwnedFd>,
+/// The kernel half's side of the channel: the shared slot area and the endpoint that
+/// calls through it. It outlives user-half processes: a restarted user half attaches to
+/// the same area, so stubs and installed endpoints keep working across restarts.
+pub struct Channel {
+    memfd: OwnedFd,
+    transport: Arc<dyn Transport>,
     endpoint: Arc<KernelEndpoint>,
-    watcher: Option<JoinHandle<()>>,
-    started: Instant,
+    table_hash: u64,
 }
 
-impl UserHalf {
-    /// Starts a user half with `tracker` as the kernel half's tracker.
-    pub fn spawn(
+impl Channel {
+    /// Creates the slot area and the kernel endpoint, with `tracker` as the kernel half's
+    /// tracker.
+    pub fn new(
         config: &ComponentConfig,
         tracker: Arc<ObjectTracker>,
-    ) -> Result<UserHalf, ComponentError> {
+    ) -> Result<Arc<Channel>, ComponentError> {
         let shm = ShmTransport::create(config.slots, config.upcall_slots, config.capacity)?;
-        let table = EntryTable::get();
-        let ours = table.hash();
-        shm.header(Word::KernelTableLo).store(ours as u32, SeqCst);
+        let table_hash = EntryTable::get().hash();
+        shm.header(Word::KernelTableLo)
+            .store(table_hash as u32, SeqCst);
         shm.header(Word::KernelTableHi)
-            .store((ours >> 32) as u32, SeqCst);
+            .store((table_hash >> 32) as u32, SeqCst);
         let memfd = shm
             .fd()
             .try_clone_to_owned()
@@ -136,6 +137,55 @@ impl UserHalf {
                 config.crossing_delay,
             ))
         };
+        let endpoint = Arc::new(KernelEndpoint::new(
+            transport.clone(),
+            tracker,
+            config.options,
+        ));
+        Ok(Arc::new(Channel {
+            memfd,
+            transport,
+            endpoint,
+            table_hash,
+        }))
+    }
+
+    /// The endpoint upcalls go through.
+    pub fn endpoint(&self) -> &Arc<KernelEndpoint> {
+        &self.endpoint
+    }
+}
+
+/// A running user half.
+pub struct UserHalf {
+    channel: Arc<Channel>,
+    child: Child,
+    pid: u32,
+    pidfd: Arc<OwnedFd>,
+    watcher: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+impl UserHalf {
+    /// Starts a user half on a fresh channel with `tracker` as the kernel half's tracker.
+    pub fn spawn(
+        config: &ComponentConfig,
+        tracker: Arc<ObjectTracker>,
+    ) -> Result<UserHalf, ComponentError> {
+        let channel = Channel::new(config, tracker)?;
+        UserHalf::start(&channel, config, None)
+    }
+
+    /// Starts a user half on `channel` (after any previous one is dead and reaped): the
+    /// channel is reset (slots freed, the tracker's pairings with the old user half
+    /// dropped), the child started and its hello checked. When it dies, the endpoint fails
+    /// every call at once and its pid is sent to `on_death`.
+    pub fn start(
+        channel: &Arc<Channel>,
+        config: &ComponentConfig,
+        on_death: Option<crossbeam_channel::Sender<u32>>,
+    ) -> Result<UserHalf, ComponentError> {
+        channel.endpoint.reset();
         let exe = match &config.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|source| ComponentError::Os {
@@ -150,7 +200,7 @@ impl UserHalf {
             .env(WORKERS_ENV, config.workers.to_string())
             .env(SPIN_ENV, config.options.wait.spin.as_micros().to_string())
             .env(PARENT_ENV, std::process::id().to_string());
-        let raw = memfd.as_raw_fd();
+        let raw = channel.memfd.as_raw_fd();
         // SAFETY: the closure runs in the forked child before exec and only makes
         // async-signal-safe system calls (dup2, fcntl, prctl) on values computed before
         // the fork; it allocates nothing and takes no locks.
@@ -174,7 +224,6 @@ impl UserHalf {
             exe: exe.display().to_string(),
             source,
         })?;
-        drop(memfd);
         let pid = child.id();
         let pidfd = Pid::from_raw(pid as i32)
             .ok_or(ComponentError::Os {
@@ -187,24 +236,23 @@ impl UserHalf {
                     source: e.into(),
                 })
             })?;
-        let endpoint = Arc::new(KernelEndpoint::new(
-            transport.clone(),
-            tracker,
-            config.options,
-        ));
         let mut half = UserHalf {
+            channel: Arc::clone(channel),
             child,
             pid,
             pidfd: Arc::new(pidfd),
-            endpoint,
             watcher: None,
             started: Instant::now(),
         };
-        if let Err(e) = half.handshake(&*transport, config.handshake_timeout, ours) {
+        if let Err(e) = half.handshake(
+            &*channel.transport,
+            config.handshake_timeout,
+            channel.table_hash,
+        ) {
             half.kill();
             return Err(e);
         }
-        half.watcher = Some(half.watch());
+        half.watcher = Some(half.watch(on_death));
         Ok(half)
     }
 
@@ -239,21 +287,28 @@ impl UserHalf {
     }
 
     /// Starts the thread that fails every call the moment the child dies.
-    fn watch(&self) -> JoinHandle<()> {
+    fn watch(&self, on_death: Option<crossbeam_channel::Sender<u32>>) -> JoinHandle<()> {
         let pidfd = Arc::clone(&self.pidfd);
-        let endpoint = Arc::clone(&self.endpoint);
+        let endpoint = Arc::clone(&self.channel.endpoint);
+        let pid = self.pid;
+        let died = move || {
+            endpoint.mark_dead();
+            if let Some(tx) = &on_death {
+                let _ = tx.send(pid);
+            }
+        };
         std::thread::Builder::new()
             .name(format!("uhalf-watch-{}", self.pid))
             .spawn(move || loop {
                 let mut fds = [PollFd::new(&*pidfd, PollFlags::IN)];
                 match poll(&mut fds, None) {
                     Ok(_) if fds[0].revents().contains(PollFlags::IN) => {
-                        endpoint.mark_dead();
+                        died();
                         return;
                     }
                     Ok(_) | Err(rustix::io::Errno::INTR) => continue,
                     Err(_) => {
-                        endpoint.mark_dead();
+                        died();
                         return;
                     }
                 }
@@ -263,7 +318,12 @@ impl UserHalf {
 
     /// The kernel half's endpoint to this user half.
     pub fn endpoint(&self) -> &Arc<KernelEndpoint> {
-        &self.endpoint
+        &self.channel.endpoint
+    }
+
+    /// The channel it runs on.
+    pub fn channel(&self) -> &Arc<Channel> {
+        &self.channel
     }
 
     /// The child's pid.
@@ -290,7 +350,7 @@ impl UserHalf {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.endpoint.mark_dead();
+        self.channel.endpoint.mark_dead();
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
         }
@@ -298,7 +358,7 @@ impl UserHalf {
 
     /// Asks the child to exit, waits up to `grace`, then kills it.
     pub fn shutdown(mut self, grace: Duration) {
-        self.endpoint.request_shutdown();
+        self.channel.endpoint.request_shutdown();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -58,6 +58,8 @@ pub struct KernelEndpoint {
     slots: Mutex<Vec<SlotUse>>,
     next_call: StdAtomicU32,
     peer_dead: AtomicBool,
+    degraded: AtomicBool,
+    timed_out: AtomicBool,
     stop_servers: AtomicBool,
     stats: CallStats,
 }
@@ -83,6 +85,8 @@ impl KernelEndpoint {
             slots: Mutex::new(vec![SlotUse::Free; upcall_slots]),
             next_call: StdAtomicU32::new(1),
             peer_dead: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
             stop_servers: AtomicBool::new(false),
             stats: CallStats::default(),
         }
@@ -112,6 +116,24 @@ impl KernelEndpoint {
                 wake_all(word);
             }
         }
+    }
+
+    /// Marks the driver degraded: the user half is no longer restarted, and every call
+    /// fails at once with [`UpcallError::Degraded`] (the critical path is unaffected).
+    pub fn mark_degraded(&self) {
+        self.degraded.store(true, Ordering::SeqCst);
+        self.mark_dead();
+    }
+
+    /// True once degraded.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// True if a call timed out since the last time this was asked (the supervisor's cue
+    /// to check whether the user half hangs).
+    pub fn take_timed_out(&self) -> bool {
+        self.timed_out.swap(false, Ordering::SeqCst)
     }
 
     /// True after [`KernelEndpoint::mark_dead`].
@@ -222,6 +244,9 @@ impl KernelEndpoint {
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
     ) -> Result<R, UpcallError> {
         let deadline = Instant::now() + timeout;
+        if self.is_degraded() {
+            return Err(UpcallError::Degraded);
+        }
         if self.is_peer_dead() {
             return Err(UpcallError::PeerDied { peer: PEER });
         }
@@ -265,7 +290,10 @@ impl KernelEndpoint {
                 self.release_slot(index, !clean);
                 Err(match e {
                     AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
-                    AwaitError::TimedOut => UpcallError::TimedOut(timeout),
+                    AwaitError::TimedOut => {
+                        self.timed_out.store(true, Ordering::SeqCst);
+                        UpcallError::TimedOut(timeout)
+                    }
                     AwaitError::Rejected(reason) => {
                         self.stats.reject(reason.clone());
                         UpcallError::Rejected { peer: PEER, reason }

@@ -97,6 +97,33 @@ pub fn current_half() -> Half {
     }
 }
 
+/// The name of the built-in entry every user half serves: answers at once. The supervisor
+/// uses it as a heartbeat to tell a hung user half from a slow call.
+pub const PING: &str = "microdriver_rt::lrpc::ping";
+
+fn ping_handler(
+    dec: crate::marshal::Decoder<'_>,
+    _enc: &mut crate::marshal::Encoder<'_>,
+) -> Result<(), crate::marshal::MarshalError> {
+    dec.finish()
+}
+
+inventory::submit! {
+    Entry { name: PING, signature: "fn()", served: Served::ByUser, handler: ping_handler }
+}
+
+/// Pings the user half through `endpoint` with `timeout`.
+pub fn ping(endpoint: &KernelEndpoint, timeout: std::time::Duration) -> Result<(), UpcallError> {
+    endpoint.call_with_timeout(
+        Entry::id_of(PING),
+        PING,
+        timeout,
+        &mut (),
+        |_, _| Ok(()),
+        |_, _| Ok(()),
+    )
+}
+
 type Deferred = Box<dyn FnOnce() + Send + 'static>;
 
 /// Posts work for the user half and returns at once: critical code never waits on the

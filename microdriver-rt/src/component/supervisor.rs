@@ -1,0 +1,325 @@
+//! Supervision: notice a dead or hung user half, fail its calls, restart it with backoff,
+//! let the driver re-attach, and give up (degraded) past a restart-rate limit.
+//!
+//! The channel (slot area and kernel endpoint) outlives every user-half process, so an
+//! installed endpoint keeps working across restarts: a call made while the user half is
+//! down fails at once with `PeerDied`; one made after the restart reaches the new process.
+//! Death is noticed through the child's pidfd (a crash, a kill, a seccomp violation); a
+//! hang through a heartbeat ping (and at once after any call times out), after which the
+//! hung process is killed and handled as dead.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use super::spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
+use crate::lrpc::{ping, KernelEndpoint};
+use crate::tracker::ObjectTracker;
+
+/// How to supervise.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// How each user half is started.
+    pub component: ComponentConfig,
+    /// Wait before the second restart in a burst; doubles per restart, up to `backoff_max`.
+    /// The first restart after a quiet period is immediate.
+    pub backoff_initial: Duration,
+    /// Longest wait between restarts.
+    pub backoff_max: Duration,
+    /// A burst ends after this long without a crash (the backoff resets).
+    pub quiet_period: Duration,
+    /// At most this many restarts within `restart_window`; one more makes the driver
+    /// degraded.
+    pub max_restarts: usize,
+    /// The window for `max_restarts`.
+    pub restart_window: Duration,
+    /// How often the user half is pinged when idle.
+    pub heartbeat: Duration,
+    /// How long a ping may take before the user half is declared hung.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            component: ComponentConfig::default(),
+            backoff_initial: Duration::from_millis(1),
+            backoff_max: Duration::from_secs(1),
+            quiet_period: Duration::from_secs(5),
+            max_restarts: 20,
+            restart_window: Duration::from_secs(10),
+            heartbeat: Duration::from_millis(250),
+            heartbeat_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What the driver runs after each restart, on the supervisor's thread, with the channel
+/// up: it rebuilds the new user half's state from the kernel half's authoritative copies.
+pub type ReattachHook = Box<dyn Fn(&KernelEndpoint) + Send + Sync>;
+/// What runs after each death, before the restart (e.g. reclaiming combolocks).
+pub type DeathHook = Box<dyn Fn() + Send + Sync>;
+
+/// Counters for a status view.
+#[derive(Debug, Clone, Default)]
+pub struct SupervisorStatus {
+    /// The running user half's pid (None while down or degraded).
+    pub pid: Option<u32>,
+    /// How long it has been up.
+    pub uptime: Duration,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// Hangs detected (and killed).
+    pub hangs: u64,
+    /// True once the restart-rate limit was exceeded.
+    pub degraded: bool,
+    /// The last restart's time from death to the new user half answering.
+    pub last_recovery: Option<Duration>,
+}
+
+struct Shared {
+    config: SupervisorConfig,
+    channel: Arc<Channel>,
+    current: Mutex<Option<UserHalf>>,
+    restarts: AtomicU64,
+    hangs: AtomicU64,
+    last_recovery: Mutex<Option<Duration>>,
+    reattach: Mutex<Vec<ReattachHook>>,
+    on_death: Mutex<Vec<DeathHook>>,
+    stop: AtomicBool,
+}
+
+/// Keeps a user half running. Dropping it stops supervision and the user half.
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    deaths: Sender<u32>,
+}
+
+impl Supervisor {
+    /// Creates the channel, starts the first user half and the supervising thread.
+    pub fn start(
+        config: SupervisorConfig,
+        tracker: Arc<ObjectTracker>,
+    ) -> Result<Supervisor, ComponentError> {
+        let channel = Channel::new(&config.component, tracker)?;
+        let (deaths, death_rx) = crossbeam_channel::unbounded();
+        let first = UserHalf::start(&channel, &config.component, Some(deaths.clone()))?;
+        let shared = Arc::new(Shared {
+            config,
+            channel,
+            current: Mutex::new(Some(first)),
+            restarts: AtomicU64::new(0),
+            hangs: AtomicU64::new(0),
+            last_recovery: Mutex::new(None),
+            reattach: Mutex::new(Vec::new()),
+            on_death: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let deaths = deaths.clone();
+            std::thread::Builder::new()
+                .name("uhalf-supervisor".into())
+                .spawn(move || supervise(&shared, &death_rx, &deaths))
+                .map_err(|source| ComponentError::Os {
+                    what: "spawning the supervisor thread",
+                    source,
+                })?
+        };
+        Ok(Supervisor {
+            shared,
+            thread: Some(thread),
+            deaths,
+        })
+    }
+
+    /// The kernel endpoint (stable across restarts): install it with
+    /// [`crate::lrpc::install_kernel`].
+    pub fn endpoint(&self) -> &Arc<KernelEndpoint> {
+        self.shared.channel.endpoint()
+    }
+
+    /// Adds a hook run after every restart.
+    pub fn on_reattach(&self, hook: ReattachHook) {
+        self.shared.reattach.lock().push(hook);
+    }
+
+    /// Adds a hook run after every death, before the restart.
+    pub fn on_death(&self, hook: DeathHook) {
+        self.shared.on_death.lock().push(hook);
+    }
+
+    /// The running user half's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.shared.current.lock().as_ref().map(UserHalf::pid)
+    }
+
+    /// Kills the running user half (as a crash would); the supervisor restarts it.
+    pub fn kill_user_half(&self) {
+        if let Some(half) = self.shared.current.lock().as_mut() {
+            half.kill();
+        }
+    }
+
+    /// Waits until a user half other than `old_pid` answers a ping, or `timeout` passes.
+    pub fn wait_restarted(&self, old_pid: Option<u32>, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let pid = self.pid();
+            if pid.is_some()
+                && pid != old_pid
+                && ping(self.endpoint(), Duration::from_millis(100)).is_ok()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        false
+    }
+
+    /// Counters.
+    pub fn status(&self) -> SupervisorStatus {
+        let current = self.shared.current.lock();
+        SupervisorStatus {
+            pid: current.as_ref().map(UserHalf::pid),
+            uptime: current.as_ref().map_or(Duration::ZERO, UserHalf::uptime),
+            restarts: self.shared.restarts.load(Ordering::SeqCst),
+            hangs: self.shared.hangs.load(Ordering::SeqCst),
+            degraded: self.endpoint().is_degraded(),
+            last_recovery: *self.shared.last_recovery.lock(),
+        }
+    }
+
+    /// Stops supervising and shuts the user half down.
+    pub fn shutdown(mut self) {
+        self.stop_thread();
+        if let Some(half) = self.shared.current.lock().take() {
+            half.shutdown(Duration::from_millis(500));
+        }
+    }
+
+    fn stop_thread(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = self.deaths.send(0);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop_thread();
+        if let Some(mut half) = self.shared.current.lock().take() {
+            half.kill();
+        }
+    }
+}
+
+fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
+    let config = &shared.config;
+    let mut recent: VecDeque<Instant> = VecDeque::new();
+    let mut backoff = Duration::ZERO;
+    let mut last_death: Option<Instant> = None;
+    let mut last_ping = Instant::now();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let endpoint = shared.channel.endpoint();
+        let wait = config
+            .heartbeat
+            .saturating_sub(last_ping.elapsed())
+            .max(Duration::from_millis(1));
+        match deaths.recv_timeout(wait) {
+            Ok(pid) => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                // A stale notice (from an older process) is ignored; with no process at
+                // all (a failed restart) any notice means "try again".
+                let current_pid = shared.current.lock().as_ref().map(UserHalf::pid);
+                if current_pid.is_some_and(|current| current != pid) {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Heartbeat (and an immediate check after any timed-out call).
+                if endpoint.is_degraded() || endpoint.is_peer_dead() {
+                    continue;
+                }
+                let due = last_ping.elapsed() >= config.heartbeat || endpoint.take_timed_out();
+                if due {
+                    last_ping = Instant::now();
+                    if ping(endpoint, config.heartbeat_timeout).is_err() && !endpoint.is_peer_dead()
+                    {
+                        shared.hangs.fetch_add(1, Ordering::SeqCst);
+                        tracing::warn!("user half does not answer a ping: killing it");
+                        if let Some(half) = shared.current.lock().as_mut() {
+                            half.kill();
+                        }
+                        // kill() reaps it; its watcher reports the death.
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+
+        // The user half died.
+        let died_at = Instant::now();
+        if let Some(mut old) = shared.current.lock().take() {
+            old.kill();
+        }
+        for hook in shared.on_death.lock().iter() {
+            hook();
+        }
+        while recent
+            .front()
+            .is_some_and(|t| died_at.duration_since(*t) > config.restart_window)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= config.max_restarts {
+            tracing::error!(
+                "user half crashed {} times within {:?}: not restarting (driver degraded)",
+                recent.len() + 1,
+                config.restart_window
+            );
+            endpoint.mark_degraded();
+            return;
+        }
+        backoff = match last_death {
+            Some(t) if died_at.duration_since(t) < config.quiet_period => {
+                (backoff * 2).clamp(config.backoff_initial, config.backoff_max)
+            }
+            _ => Duration::ZERO,
+        };
+        last_death = Some(died_at);
+        if !backoff.is_zero() {
+            std::thread::sleep(backoff);
+        }
+        match UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())) {
+            Ok(half) => {
+                *shared.current.lock() = Some(half);
+                recent.push_back(died_at);
+                shared.restarts.fetch_add(1, Ordering::SeqCst);
+                for hook in shared.reattach.lock().iter() {
+                    hook(endpoint);
+                }
+                *shared.last_recovery.lock() = Some(died_at.elapsed());
+                last_ping = Instant::now();
+            }
+            Err(e) => {
+                tracing::error!("restarting the user half failed: {e}");
+                recent.push_back(died_at);
+                // Try again after the backoff: feed ourselves a death notice for "no process".
+                *shared.current.lock() = None;
+                let _ = death_tx.send(u32::MAX);
+            }
+        }
+    }
+}
