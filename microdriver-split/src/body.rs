@@ -129,6 +129,68 @@ struct Walker<'a> {
     file: String,
     base_path: String,
     closure_count: usize,
+    /// Type of the next closure's first parameter (all parameters when the flag is set):
+    /// the element type of `v.iter().map(|x| ..)` and friends.
+    closure_hint: Option<(Ty, bool)>,
+}
+
+/// Methods of iterators and `Option`/`Result` whose closure argument receives the element.
+const ELEMENT_CLOSURES: &[&str] = &[
+    "map",
+    "for_each",
+    "filter",
+    "filter_map",
+    "find",
+    "find_map",
+    "any",
+    "all",
+    "position",
+    "flat_map",
+    "inspect",
+    "take_while",
+    "skip_while",
+    "map_while",
+    "max_by_key",
+    "min_by_key",
+    "retain",
+    "retain_mut",
+    "sort_by_key",
+    "sort_unstable_by_key",
+    "and_then",
+    "is_some_and",
+    "is_ok_and",
+    "is_none_or",
+    "map_or",
+    "map_or_else",
+    "unwrap_or_else",
+    "partition",
+    "try_for_each",
+];
+
+/// Methods whose closure receives two elements.
+const PAIR_CLOSURES: &[&str] = &[
+    "sort_by",
+    "sort_unstable_by",
+    "max_by",
+    "min_by",
+    "dedup_by",
+];
+
+/// The element type a closure argument of `recv.method(..)` receives, if known.
+fn element_hint(recv: &Ty, method: &str) -> Option<(Ty, bool)> {
+    let Ty::Holder(name, inner) = deref_guard(recv.clone()) else {
+        return None;
+    };
+    if !matches!(name.as_str(), "slice" | "Option" | "Result") {
+        return None;
+    }
+    if ELEMENT_CLOSURES.contains(&method) {
+        Some((*inner, false))
+    } else if PAIR_CLOSURES.contains(&method) {
+        Some((*inner, true))
+    } else {
+        None
+    }
 }
 
 fn strip(mut e: &Expr) -> &Expr {
@@ -179,6 +241,7 @@ impl<'a> Walker<'a> {
             file,
             base_path,
             closure_count: 0,
+            closure_hint: None,
         }
     }
 
@@ -210,6 +273,16 @@ impl<'a> Walker<'a> {
             Pat::Type(pt) => {
                 let ty = self.t.type_of(&pt.ty, self.scope, &self.ctx);
                 self.bind(&pt.pat, ty);
+            }
+            Pat::Reference(r) => self.bind(&r.pat, ty),
+            Pat::Tuple(t) => {
+                let elems = match ty {
+                    Ty::Tuple(v) if v.len() == t.elems.len() => v,
+                    _ => vec![Ty::Unknown; t.elems.len()],
+                };
+                for (p, ty) in t.elems.iter().zip(elems) {
+                    self.bind(p, ty);
+                }
             }
             other => {
                 let mut names = PatNames::default();
@@ -280,8 +353,13 @@ impl<'a> Walker<'a> {
             Use::Deferred => self.edge(id, EdgeKind::Deferred, start),
         }
         let saved = self.current.replace(id);
-        for p in &c.inputs {
-            self.bind(p, Ty::Unknown);
+        let hint = self.closure_hint.take();
+        for (i, p) in c.inputs.iter().enumerate() {
+            let ty = match &hint {
+                Some((ty, all)) if i == 0 || *all => ty.clone(),
+                _ => Ty::Unknown,
+            };
+            self.bind(p, ty);
         }
         self.visit_expr(&c.body);
         self.current = saved;
@@ -361,6 +439,7 @@ impl<'a> Walker<'a> {
                 self.closure(c, how);
             }
             Expr::Path(p) => {
+                self.closure_hint = None;
                 let fns = self.path_fns(p);
                 if fns.is_empty() {
                     self.visit_expr(e);
@@ -413,8 +492,13 @@ impl<'a> Walker<'a> {
                 Ty::Holder(name, inner) if name == "slice" => *inner,
                 _ => Ty::Unknown,
             },
+            Expr::Tuple(t) => Ty::Tuple(t.elems.iter().map(|e| self.infer(e)).collect()),
             Expr::Field(f) => {
-                let Ty::Named(key) = deref_guard(self.infer(&f.base)) else {
+                let base = deref_guard(self.infer(&f.base));
+                if let (Ty::Tuple(elems), Member::Unnamed(i)) = (&base, &f.member) {
+                    return elems.get(i.index as usize).cloned().unwrap_or(Ty::Unknown);
+                }
+                let Ty::Named(key) = base else {
                     return Ty::Unknown;
                 };
                 let Some(st) = self.t.structs.get(&key) else {
@@ -631,9 +715,12 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         } else {
             Use::Taken
         };
+        let hint = element_hint(&recv, &name);
         for a in &mc.args {
+            self.closure_hint = hint.clone();
             self.arg(a, how);
         }
+        self.closure_hint = None;
     }
 
     fn visit_macro(&mut self, m: &'ast syn::Macro) {

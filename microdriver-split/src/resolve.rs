@@ -50,6 +50,8 @@ pub enum Ty {
     /// `VecDeque`, slices and arrays (`slice`), `Mutex`, `RwLock`, `RefCell`, `Cell`,
     /// `ComboLock`, and `Guard` (a lock guard, which dereferences to its element).
     Holder(String, Box<Ty>),
+    /// A tuple.
+    Tuple(Vec<Ty>),
     /// Not known.
     Unknown,
 }
@@ -169,7 +171,19 @@ pub fn holder_method(recv: &Ty, method: &str) -> Option<Ty> {
             "as_ref" | "as_mut" | "as_deref" | "as_deref_mut" | "take" | "cloned" | "copied"
             | "clone",
         ) => same(),
-        ("slice", "iter" | "iter_mut" | "into_iter" | "drain" | "clone") => same(),
+        (
+            "slice",
+            "iter" | "iter_mut" | "into_iter" | "drain" | "clone" | "filter" | "skip" | "take"
+            | "rev" | "cloned" | "copied" | "peekable" | "skip_while" | "take_while" | "step_by"
+            | "by_ref" | "values" | "values_mut",
+        ) => same(),
+        ("slice", "enumerate") => Some(Ty::Holder(
+            "slice".into(),
+            Box::new(Ty::Tuple(vec![Ty::Named("usize".into()), inner])),
+        )),
+        ("slice", "find" | "next" | "nth" | "max_by_key" | "min_by_key" | "max_by" | "min_by") => {
+            Some(Ty::Holder("Option".into(), Box::new(inner)))
+        }
         (
             "slice",
             "first" | "last" | "get" | "get_mut" | "first_mut" | "last_mut" | "pop" | "pop_front"
@@ -493,7 +507,7 @@ impl Tables {
                     (fns, EdgeKind::TraitDispatch)
                 }
             }
-            Ty::Callable(_) | Ty::Closure(_) => (Vec::new(), EdgeKind::MethodTyped),
+            Ty::Callable(_) | Ty::Closure(_) | Ty::Tuple(_) => (Vec::new(), EdgeKind::MethodTyped),
             Ty::Holder(name, inner) => {
                 let own = self.assoc(name, method);
                 if own.is_empty() && name == GUARD {
@@ -513,6 +527,12 @@ impl Tables {
             Type::Paren(p) => self.type_of(&p.elem, scope, ctx),
             Type::Group(g) => self.type_of(&g.elem, scope, ctx),
             Type::Ptr(p) => self.type_of(&p.elem, scope, ctx),
+            Type::Tuple(t) => Ty::Tuple(
+                t.elems
+                    .iter()
+                    .map(|e| self.type_of(e, scope, ctx))
+                    .collect(),
+            ),
             Type::Slice(sl) => {
                 Ty::Holder("slice".into(), Box::new(self.type_of(&sl.elem, scope, ctx)))
             }

@@ -319,13 +319,19 @@ fn receivers_are_typed_through_containers_and_locks() {
     let (graph, roots) = analyze("containers", "none");
     assert_eq!(
         critical_set(&graph, &roots),
-        set(&["poll", "Ring::clean", "Adapter::first"])
+        set(&["poll", "poll::{closure#0}", "Ring::clean", "Adapter::first"])
     );
     let from_poll: Vec<EdgeKind> = graph
         .edges()
-        .filter(|e| graph.fns[e.from].path == "poll")
+        .filter(|e| graph.fns[e.from].path.starts_with("poll"))
         .map(|e| e.kind)
+        .filter(|k| *k != EdgeKind::PassedToExternal)
         .collect();
+    assert_eq!(
+        from_poll.len(),
+        3,
+        "poll->Ring::clean, poll->Adapter::first, closure->Ring::clean"
+    );
     assert!(
         from_poll.iter().all(|k| *k == EdgeKind::MethodTyped),
         "{from_poll:?}"
