@@ -275,6 +275,56 @@ impl<'a> Walker<'a> {
                 self.bind(&pt.pat, ty);
             }
             Pat::Reference(r) => self.bind(&r.pat, ty),
+            Pat::Paren(p) => self.bind(&p.pat, ty),
+            Pat::Or(o) => {
+                for case in &o.cases {
+                    self.bind(case, ty.clone());
+                }
+            }
+            Pat::TupleStruct(ts) => {
+                let variant = ts
+                    .path
+                    .segments
+                    .last()
+                    .map(|s| s.ident.to_string())
+                    .unwrap_or_default();
+                let holder = match (&ty, variant.as_str()) {
+                    (Ty::Holder(h, inner), "Some" | "Ok") if h == "Option" || h == "Result" => {
+                        Some((**inner).clone())
+                    }
+                    _ => None,
+                };
+                let fields = self.pattern_fields(&ts.path, &ty);
+                let mut after_rest = false;
+                for (i, p) in ts.elems.iter().enumerate() {
+                    if matches!(p, Pat::Rest(_)) {
+                        after_rest = true;
+                        continue;
+                    }
+                    let ty = match (&holder, &fields) {
+                        (Some(inner), _) if i == 0 => inner.clone(),
+                        (_, Some(f)) if !after_rest => {
+                            f.get(&i.to_string()).cloned().unwrap_or(Ty::Unknown)
+                        }
+                        _ => Ty::Unknown,
+                    };
+                    self.bind(p, ty);
+                }
+            }
+            Pat::Struct(ps) => {
+                let fields = self.pattern_fields(&ps.path, &ty);
+                for fp in &ps.fields {
+                    let member = match &fp.member {
+                        Member::Named(i) => i.to_string(),
+                        Member::Unnamed(i) => i.index.to_string(),
+                    };
+                    let ty = fields
+                        .as_ref()
+                        .and_then(|f| f.get(&member).cloned())
+                        .unwrap_or(Ty::Unknown);
+                    self.bind(&fp.pat, ty);
+                }
+            }
             Pat::Tuple(t) => {
                 let elems = match ty {
                     Ty::Tuple(v) if v.len() == t.elems.len() => v,
@@ -292,6 +342,40 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+    }
+
+    /// Field types of the struct or enum variant a pattern path names (`Adapter { .. }`,
+    /// `Request::Set(..)`, `Self::Set { .. }`, or a bare variant of the scrutinee's enum).
+    fn pattern_fields(&self, path: &syn::Path, scrutinee: &Ty) -> Option<HashMap<String, Ty>> {
+        let segs = segs_of(path);
+        let info = match self.t.resolve_path(self.scope, &self.ctx, &segs) {
+            Res::Type(k) => self.t.structs.get(&k),
+            _ => {
+                let variant = segs.last()?.clone();
+                let enum_key = if segs.len() > 1 {
+                    match self
+                        .t
+                        .resolve_path(self.scope, &self.ctx, &segs[..segs.len() - 1])
+                    {
+                        Res::Type(k) => Some(self.t.dealias(&k)),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                let enum_key = enum_key.or_else(|| match scrutinee {
+                    Ty::Named(k) => Some(k.clone()),
+                    _ => None,
+                })?;
+                self.t.variant_fields.get(&(enum_key, variant))
+            }
+        }?;
+        Some(
+            info.fields
+                .iter()
+                .map(|(n, ty)| (n.clone(), self.t.type_of(ty, info.scope, &Ctx::default())))
+                .collect(),
+        )
     }
 
     fn edge(&mut self, to: FnId, kind: EdgeKind, line: usize) {
@@ -585,27 +669,19 @@ impl<'ast> Visit<'ast> for Walker<'_> {
 
     fn visit_expr_let(&mut self, l: &'ast syn::ExprLet) {
         self.visit_expr(&l.expr);
-        // `if let Some(x) = opt` / `Ok(x)`: `x` is the holder's element.
-        let ty = match (deref_guard(self.infer(&l.expr)), &*l.pat) {
-            (Ty::Holder(name, inner), Pat::TupleStruct(ts))
-                if (name == "Option" || name == "Result") && ts.elems.len() == 1 =>
-            {
-                let variant = ts
-                    .path
-                    .segments
-                    .last()
-                    .map(|s| s.ident.to_string())
-                    .unwrap_or_default();
-                match (variant.as_str(), ts.elems.first()) {
-                    ("Some" | "Ok", Some(p)) => Some((p.clone(), *inner)),
-                    _ => None,
-                }
+        let ty = deref_guard(self.infer(&l.expr));
+        self.bind(&l.pat, ty);
+    }
+
+    fn visit_expr_match(&mut self, m: &'ast syn::ExprMatch) {
+        self.visit_expr(&m.expr);
+        let ty = deref_guard(self.infer(&m.expr));
+        for arm in &m.arms {
+            self.bind(&arm.pat, ty.clone());
+            if let Some((_, guard)) = &arm.guard {
+                self.visit_expr(guard);
             }
-            _ => None,
-        };
-        match ty {
-            Some((pat, inner)) => self.bind(&pat, inner),
-            None => self.bind(&l.pat, Ty::Unknown),
+            self.visit_expr(&arm.body);
         }
     }
 

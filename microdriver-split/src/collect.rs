@@ -224,6 +224,24 @@ impl Collector<'_> {
                 let key = join(&path, &name);
                 let variants = e.variants.iter().map(|v| v.ident.to_string()).collect();
                 self.t.enums.insert(key.clone(), variants);
+                for v in &e.variants {
+                    let fields = v
+                        .fields
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let n = f
+                                .ident
+                                .as_ref()
+                                .map_or_else(|| i.to_string(), ToString::to_string);
+                            (n, f.ty.clone())
+                        })
+                        .collect();
+                    self.t.variant_fields.insert(
+                        (key.clone(), v.ident.to_string()),
+                        StructInfo { scope, fields },
+                    );
+                }
                 self.t.scopes[scope].types.insert(name, key);
             }
             Item::Union(u) => {

@@ -109,6 +109,8 @@ pub struct Tables {
     pub structs: HashMap<String, StructInfo>,
     /// Enum variants by enum key.
     pub enums: HashMap<String, HashSet<String>>,
+    /// Fields of enum variants, by (enum key, variant).
+    pub variant_fields: HashMap<(String, String), StructInfo>,
     /// Type aliases by key.
     pub aliases: HashMap<String, (syn::Type, ScopeId)>,
     /// Methods (inherent and trait impls) by `Self` type key.

@@ -343,4 +343,18 @@ fn receivers_are_typed_through_containers_and_locks() {
         .map(|e| graph.fns[e.to].path.as_str())
         .collect();
     assert_eq!(callees, ["Adapter::probe", "Phy::reset", "Phy::clean"]);
+    let handle = graph.find("handle").expect("exists");
+    let callees: Vec<(&str, EdgeKind)> = graph
+        .edges()
+        .filter(|e| e.from == handle)
+        .map(|e| (graph.fns[e.to].path.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        callees,
+        [
+            ("Ring::clean", EdgeKind::MethodTyped),
+            ("Phy::reset", EdgeKind::MethodTyped)
+        ],
+        "match arms bind enum variant fields with their types"
+    );
 }
