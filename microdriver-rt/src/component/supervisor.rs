@@ -26,13 +26,14 @@ use crate::tracker::ObjectTracker;
 pub struct SupervisorConfig {
     /// How each user half is started.
     pub component: ComponentConfig,
-    /// Wait before the second restart in a burst; doubles per restart, up to `backoff_max`.
-    /// The first restart after a quiet period is immediate.
+    /// Wait before restarting a user half that died young (a crash loop); doubles per
+    /// young death, up to `backoff_max`. A user half that ran for `stable_uptime` is
+    /// restarted at once and resets the backoff.
     pub backoff_initial: Duration,
     /// Longest wait between restarts.
     pub backoff_max: Duration,
-    /// A burst ends after this long without a crash (the backoff resets).
-    pub quiet_period: Duration,
+    /// How long a user half must have run for its death not to count as a crash loop.
+    pub stable_uptime: Duration,
     /// At most this many restarts within `restart_window`; one more makes the driver
     /// degraded.
     pub max_restarts: usize,
@@ -50,7 +51,7 @@ impl Default for SupervisorConfig {
             component: ComponentConfig::default(),
             backoff_initial: Duration::from_millis(1),
             backoff_max: Duration::from_secs(1),
-            quiet_period: Duration::from_secs(5),
+            stable_uptime: Duration::from_millis(200),
             max_restarts: 20,
             restart_window: Duration::from_secs(10),
             heartbeat: Duration::from_millis(250),
@@ -226,7 +227,6 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let config = &shared.config;
     let mut recent: VecDeque<Instant> = VecDeque::new();
     let mut backoff = Duration::ZERO;
-    let mut last_death: Option<Instant> = None;
     let mut last_ping = Instant::now();
     while !shared.stop.load(Ordering::SeqCst) {
         let endpoint = shared.channel.endpoint();
@@ -271,7 +271,9 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
 
         // The user half died.
         let died_at = Instant::now();
+        let mut lived = Duration::MAX;
         if let Some(mut old) = shared.current.lock().take() {
+            lived = old.uptime();
             old.kill();
         }
         for hook in shared.on_death.lock().iter() {
@@ -292,13 +294,11 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             endpoint.mark_degraded();
             return;
         }
-        backoff = match last_death {
-            Some(t) if died_at.duration_since(t) < config.quiet_period => {
-                (backoff * 2).clamp(config.backoff_initial, config.backoff_max)
-            }
-            _ => Duration::ZERO,
+        backoff = if lived < config.stable_uptime {
+            (backoff * 2).clamp(config.backoff_initial, config.backoff_max)
+        } else {
+            Duration::ZERO
         };
-        last_death = Some(died_at);
         if !backoff.is_zero() {
             std::thread::sleep(backoff);
         }
