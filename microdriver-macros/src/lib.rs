@@ -43,3 +43,33 @@ pub fn derive_marshal(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input).into()
 }
+
+mod call;
+
+/// Runs the function's body in the user half; kernel-half callers get a stub with the same
+/// signature that makes an upcall.
+///
+/// Arguments may be owned values, `&T`, `&mut T` (carried back after the call), `&[T]`,
+/// `&mut [T]` and `&str`, where every `T` implements `Marshal`. A function that returns a
+/// value must return `Result<T, E>` with `E: From<UpcallError>` (a dead user half becomes
+/// an `Err`); one that returns nothing logs failures. `#[upcall(deferred)]` functions take
+/// only owned `Send + 'static` arguments, return nothing, and return to kernel-half
+/// callers at once (the upcall is made on a background thread).
+///
+/// Which half the calling thread is in is decided at run time: with no kernel endpoint
+/// installed (monolithic mode) and in the user half, the stub calls the body directly.
+#[proc_macro_attribute]
+pub fn upcall(args: TokenStream, item: TokenStream) -> TokenStream {
+    call::expand(call::Side::Upcall, args.into(), item.into()).into()
+}
+
+/// Keeps the function's body in the kernel half; user-half callers get a stub with the
+/// same signature that makes a downcall (nested in the upcall being served, if any).
+///
+/// Arguments follow the rules of [`macro@upcall`]. A `Result<T, E>` return maps call
+/// failures into `E` (`E: From<UpcallError>`); any other return type makes the user half
+/// exit if the kernel half cannot be reached.
+#[proc_macro_attribute]
+pub fn critical(args: TokenStream, item: TokenStream) -> TokenStream {
+    call::expand(call::Side::Critical, args.into(), item.into()).into()
+}
