@@ -47,6 +47,17 @@ pub struct CrossingLine {
     pub location: String,
 }
 
+/// Stubs the split needs: distinct callees per crossing direction.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stubs {
+    /// User-half functions the kernel half calls synchronously.
+    pub upcall: usize,
+    /// User-half functions the kernel half defers to.
+    pub deferred_upcall: usize,
+    /// Kernel-half functions the user half calls.
+    pub downcall: usize,
+}
+
 /// The whole report (`--json` prints this).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -74,6 +85,8 @@ pub struct Report {
     pub critical: Vec<FnLine>,
     /// Crossing edges.
     pub crossings: Vec<CrossingLine>,
+    /// Stubs needed.
+    pub stubs: Stubs,
     /// cfg-gated items.
     pub cfg: Vec<CfgNote>,
     /// Unresolved constructs.
@@ -136,6 +149,22 @@ impl Report {
                     location: format!("{}:{}", c.edge.file, c.edge.line),
                 })
                 .collect(),
+            stubs: {
+                let crossings = split.crossings(graph);
+                let distinct = |d: Direction| {
+                    crossings
+                        .iter()
+                        .filter(|c| c.direction == d)
+                        .map(|c| c.edge.to)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                };
+                Stubs {
+                    upcall: distinct(Direction::Upcall),
+                    deferred_upcall: distinct(Direction::DeferredUpcall),
+                    downcall: distinct(Direction::Downcall),
+                }
+            },
             cfg: graph.cfg_notes.clone(),
             unresolved: graph.unresolved.clone(),
         }
@@ -205,6 +234,11 @@ impl Report {
             s,
             "call edges = {} (address-taken functions: {})",
             self.graph.edges, self.graph.address_taken
+        );
+        let _ = writeln!(
+            s,
+            "stubs = {} upcall, {} deferred upcall, {} downcall (distinct callees)",
+            self.stubs.upcall, self.stubs.deferred_upcall, self.stubs.downcall
         );
         let _ = writeln!(s, "{}", self.share_line());
         let _ = writeln!(s);

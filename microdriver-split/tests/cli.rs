@@ -106,6 +106,8 @@ fn report_lists_crossing_edges() {
             )
         })
         .collect();
+    assert_eq!(v["stubs"]["deferred_upcall"], 2);
+    assert_eq!(v["stubs"]["upcall"], 0);
     assert_eq!(
         crossings,
         [
