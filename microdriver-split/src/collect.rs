@@ -293,6 +293,10 @@ impl Collector<'_> {
                     ) {
                         continue;
                     }
+                    let mark = mark_of(&m.attrs);
+                    if mark != Mark::None {
+                        info.marks.insert(mname.clone(), mark);
+                    }
                     let Some(block) = m.default else { continue };
                     let id = self.add_fn(
                         scope,
@@ -453,6 +457,19 @@ impl Collector<'_> {
                 (Some(self_name.clone()), trait_name),
                 m.block.brace_token.span.close().end().line,
             );
+            if self.t.fns[id].mark == Mark::None {
+                // Inherit `#[critical]`/`#[upcall]` from the impl block, then from the
+                // trait's declaration of the method.
+                let inherited = match mark_of(&imp.attrs) {
+                    Mark::None => trait_key
+                        .as_ref()
+                        .and_then(|tk| self.t.traits.get(tk))
+                        .and_then(|ti| ti.marks.get(&mname).copied())
+                        .unwrap_or(Mark::None),
+                    m => m,
+                };
+                self.t.fns[id].mark = inherited;
+            }
             if blanket {
                 self.t.blanket.push(id);
             } else {

@@ -57,6 +57,8 @@ pub struct Ctx {
 pub struct TraitInfo {
     /// Default method bodies.
     pub defaults: HashMap<String, FnId>,
+    /// Annotations on method declarations, inherited by impls that have none.
+    pub marks: HashMap<String, crate::model::Mark>,
 }
 
 /// A struct's fields.

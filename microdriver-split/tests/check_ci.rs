@@ -13,7 +13,14 @@ use microdriver_split::CallGraph;
 
 #[test]
 fn fixtures_that_agree_pass_check() {
-    for name in ["calls", "net_template", "cut", "odd", "containers"] {
+    for name in [
+        "calls",
+        "net_template",
+        "cut",
+        "odd",
+        "containers",
+        "inherit",
+    ] {
         let (graph, roots) = analyze(name, "net");
         let diags = check(&graph, &roots);
         assert!(

@@ -358,3 +358,17 @@ fn receivers_are_typed_through_containers_and_locks() {
         "match arms bind enum variant fields with their types"
     );
 }
+
+#[test]
+fn annotations_are_inherited_from_impl_blocks_and_trait_declarations() {
+    use microdriver_split::model::Mark;
+    let (graph, roots) = analyze("inherit", "none");
+    let mark = |p: &str| graph.fns[graph.find(p).expect("exists")].mark;
+    assert_eq!(mark("<Nic as NetOps>::xmit"), Mark::CriticalRoot);
+    assert_eq!(mark("<Nic as NetOps>::set_mtu"), Mark::Upcall);
+    assert_eq!(mark("Nic::fill"), Mark::Critical);
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&["<Nic as NetOps>::xmit", "Nic::fill"])
+    );
+}
