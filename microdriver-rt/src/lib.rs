@@ -17,6 +17,7 @@
 extern crate self as microdriver_rt;
 
 pub mod component;
+pub mod fuzzing;
 pub mod lrpc;
 pub mod marshal;
 pub mod sync;
@@ -25,5 +26,5 @@ pub mod transport;
 
 pub use lrpc::UpcallError;
 pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
-pub use microdriver_macros::{critical, upcall, Marshal};
+pub use microdriver_macros::Marshal;
 pub use tracker::{ObjectTracker, TrackerError};

@@ -405,11 +405,19 @@ impl ObjectTracker {
     }
 
     /// Forgets every pairing with the peer (a restarted user half starts with an empty
-    /// table); local objects stay registered. Queued frees are dropped: the peer that
-    /// should have received them is gone. Returns how many pairings were dropped.
+    /// table); local objects stay registered. Copies the runtime made of the peer's own
+    /// objects (mirrors) are unregistered and freed. Queued frees are dropped: the peer
+    /// that should have received them is gone. Returns how many pairings were dropped.
     pub fn clear_peer(&self) -> usize {
-        let dropped = self.table.write().clear_remote();
+        let (dropped, mirrors) = self.table.write().clear_remote();
         self.frees.lock().clear();
+        for mirror in mirrors {
+            if let Some(release) = mirror.release {
+                // SAFETY: `release` was registered with this mirror by the decoder that
+                // allocated it, and the entry is now removed, so it runs exactly once.
+                unsafe { release(mirror.local) };
+            }
+        }
         dropped
     }
 

@@ -550,16 +550,28 @@ impl Table {
         entry
     }
 
-    /// Forgets every pairing with the peer; local objects stay registered.
-    pub(crate) fn clear_remote(&mut self) -> usize {
+    /// Forgets every pairing with the peer; local objects stay registered, except the
+    /// copies the runtime made of the peer's objects (mirrors), which are removed and
+    /// returned for the caller to free.
+    pub(crate) fn clear_remote(&mut self) -> (usize, Vec<Entry>) {
         let count = self.by_remote.len();
+        let mirrors: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.release.is_some())
+            .map(|(slot, _)| slot)
+            .collect();
+        let mirrors: Vec<Entry> = mirrors
+            .into_iter()
+            .map(|slot| self.remove_slot(slot))
+            .collect();
         for (_, slot) in std::mem::take(&mut self.by_remote) {
             self.entries[slot].remote = None;
         }
         self.pages_remote = PageIndex::default();
         self.tombs_remote.clear();
         self.tomb_order.retain(|&(local, _)| local);
-        count
+        (count, mirrors)
     }
 
     fn add_tomb(&mut self, space: Space, start: usize, size: usize) {
