@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::callgraph::CallGraph;
 use crate::cfg::CfgSet;
-use crate::check::check;
+use crate::check::{check_with, Options as CheckOptions};
 use crate::cut::{self, Weights};
 use crate::dot;
 use crate::error::Result;
@@ -46,6 +46,10 @@ pub enum Command {
         /// Print the diagnostics as JSON.
         #[arg(long)]
         json: bool,
+        /// Report every plain #[critical] function no entry root reaches, even when the
+        /// user half calls it (a downcall target).
+        #[arg(long)]
+        strict_critical: bool,
     },
     /// Graphviz DOT of the call graph coloured by half.
     Graph {
@@ -85,9 +89,10 @@ pub struct Common {
     /// The crate: a directory with src/lib.rs (or src/main.rs), a source directory, or a
     /// root file.
     pub path: PathBuf,
-    /// Root template: `net` (builtin), `none`, or a TOML file.
-    #[arg(long, default_value = "net")]
-    pub template: String,
+    /// Root template: `net` (builtin), `none`, or a TOML file. Default: the crate's own
+    /// `microdriver-split.toml` if it has one, else `net`.
+    #[arg(long)]
+    pub template: Option<String>,
     /// Extra critical root (function path as printed by `report`); repeatable.
     #[arg(long = "root")]
     pub roots: Vec<String>,
@@ -104,10 +109,34 @@ impl Common {
     pub fn load(&self) -> Result<(CallGraph, Template, Vec<Root>)> {
         let cfg = CfgSet::new(&self.cfg, &self.no_cfg);
         let graph = CallGraph::analyze(&self.path, &cfg)?;
-        let template = Template::load(&self.template)?;
+        let spec = match &self.template {
+            Some(t) => t.clone(),
+            None => crate_template(&self.path).unwrap_or_else(|| "net".to_string()),
+        };
+        let template = Template::load(&spec)?;
         let roots = template.roots(&graph, &self.roots)?;
         Ok((graph, template, roots))
     }
+}
+
+/// The crate's own template, `microdriver-split.toml` next to its `Cargo.toml` (looked up
+/// from a crate directory, or from its `src` directory).
+pub fn crate_template(path: &std::path::Path) -> Option<String> {
+    let mut dirs = vec![path.to_path_buf()];
+    if path.is_file() {
+        dirs = path
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .map(std::path::Path::to_path_buf)
+            .collect();
+    } else if path.file_name().is_some_and(|n| n == "src") {
+        dirs.extend(path.parent().map(std::path::Path::to_path_buf));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("microdriver-split.toml"))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
 }
 
 /// Drops the `microdriver` argument cargo inserts when running `cargo microdriver`.
@@ -146,9 +175,13 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
             }
             Ok(0)
         }
-        Command::Check { common, json } => {
+        Command::Check {
+            common,
+            json,
+            strict_critical,
+        } => {
             let (graph, _, roots) = common.load()?;
-            let diags = check(&graph, &roots);
+            let diags = check_with(&graph, &roots, CheckOptions { strict_critical });
             if json {
                 serde_json::to_writer_pretty(&mut *out, &diags)?;
                 writeln!(out)?;

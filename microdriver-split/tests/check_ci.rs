@@ -64,6 +64,28 @@ fn check_reports_each_disagreement_with_file_and_line() {
 }
 
 #[test]
+fn strict_mode_also_reports_downcall_targets() {
+    use microdriver_split::check::{check_with, Options};
+    let (graph, roots) = analyze("check_bad", "net");
+    let diags = check_with(
+        &graph,
+        &roots,
+        Options {
+            strict_critical: true,
+        },
+    );
+    let got: Vec<(&str, usize)> = diags.iter().map(|d| (d.rule, d.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("upcall-on-critical-path", 6),
+            ("critical-unreached", 23),
+            ("critical-unreached", 28)
+        ]
+    );
+}
+
+#[test]
 fn e1000_driver_passes_check_when_present() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/e1000");
     if !dir.join("src/lib.rs").is_file() {
@@ -74,8 +96,10 @@ fn e1000_driver_passes_check_when_present() {
         return;
     }
     let graph = CallGraph::analyze(&dir, &CfgSet::default()).expect("e1000 analyses");
-    let roots = Template::builtin("net")
-        .expect("builtin")
+    // The crate's own template when it has one, as `cargo microdriver check` does.
+    let spec = microdriver_split::cli::crate_template(&dir).unwrap_or_else(|| "net".into());
+    let roots = Template::load(&spec)
+        .expect("template")
         .roots(&graph, &[])
         .expect("roots");
     let diags = check(&graph, &roots);

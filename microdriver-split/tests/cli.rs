@@ -219,3 +219,52 @@ fn cut_prints_both_splits() {
     assert_eq!(v["cut"]["kernel_functions"], 4);
     assert_eq!(v["propagation"]["kernel_functions"], 5);
 }
+
+#[test]
+fn crate_local_template_is_the_default() {
+    let dir = std::env::temp_dir().join(format!("md-split-local-tpl-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).expect("tmp dir");
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "pub fn service_irq() { ack(); }\nfn ack() {}\npub fn setup() {}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("microdriver-split.toml"),
+        "family = \"mine\"\n[[roots]]\nrole = \"interrupt\"\nnames = [\"service_irq\"]\n",
+    )
+    .expect("write");
+    for path in [dir.clone(), dir.join("src")] {
+        let out = run(&["report", "--json", &path.display().to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        assert_eq!(v["template"], "mine");
+        assert_eq!(v["critical_functions"], 2);
+    }
+    let out = run(&[
+        "report",
+        "--json",
+        "--template",
+        "net",
+        &dir.display().to_string(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["critical_functions"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn strict_critical_flag() {
+    let path = fixture("check_bad").display().to_string();
+    let normal = stdout(&run(&["check", &path]));
+    let strict = stdout(&run(&["check", "--strict-critical", &path]));
+    assert!(!normal.contains("write_reg"), "{normal}");
+    assert!(
+        strict.contains("`write_reg` is not reached from any entry root"),
+        "{strict}"
+    );
+}
