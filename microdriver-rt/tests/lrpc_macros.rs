@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,14 @@ fn kernel_check(value: u32) -> Result<u32, DriverError> {
         return Err(DriverError::Invalid(format!("{value} > 100")));
     }
     Ok(value * 3)
+}
+
+static RECORDED: AtomicU64 = AtomicU64::new(0);
+
+/// A `#[critical]` function without a `Result` (a user half that cannot reach it exits).
+#[critical]
+fn kernel_record(value: u64) {
+    RECORDED.fetch_add(value, Ordering::SeqCst);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -163,6 +172,14 @@ fn owned_sum(
     Ok(values.iter().sum::<u64>() + bias)
 }
 
+/// Makes two nested downcalls to a unit-returning `#[critical]` function.
+#[upcall]
+fn record_twice(value: u64) -> Result<(), DriverError> {
+    kernel_record(value);
+    kernel_record(value * 10);
+    Ok(())
+}
+
 /// No return value: failures are logged.
 #[upcall]
 fn bump(counter: &mut u64, by: u64) {
@@ -242,6 +259,14 @@ fn check_basic(split: bool) {
 
     let nested = vec![(1, vec!["a".to_string(), "b".to_string()]), (2, vec![])];
     assert_eq!(owned_sum(vec![1, 2, 3], 10, nested), Ok(18));
+
+    let before = RECORDED.load(Ordering::SeqCst);
+    record_twice(4).unwrap();
+    assert_eq!(
+        RECORDED.load(Ordering::SeqCst) - before,
+        44,
+        "unit #[critical] calls ran in the kernel half"
+    );
 
     let mut counter = 5;
     bump(&mut counter, 3);

@@ -62,3 +62,6 @@ pub(crate) fn expand(side: Side, args: TokenStream, item: TokenStream) -> TokenS
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
