@@ -259,7 +259,12 @@ impl Collector<'_> {
             Item::Type(a) => {
                 let name = a.ident.to_string();
                 let key = join(&path, &name);
-                self.t.aliases.insert(key.clone(), (*a.ty, scope));
+                let params = a
+                    .generics
+                    .type_params()
+                    .map(|p| p.ident.to_string())
+                    .collect();
+                self.t.aliases.insert(key.clone(), (*a.ty, scope, params));
                 self.t.scopes[scope].types.insert(name, key);
             }
             Item::Trait(tr) => {

@@ -410,11 +410,45 @@ impl Tables {
         }
     }
 
+    /// The type an alias use stands for, its generic parameters replaced by the use's
+    /// arguments (`type Shared<T> = Mutex<T>;` makes `Shared<Ring>` a lock of `Ring`).
+    fn expand_alias(&self, key: &str, args: &PathArguments, scope: ScopeId, ctx: &Ctx) -> Ty {
+        let Some((ty, alias_scope, params)) = self.aliases.get(key) else {
+            return Ty::Named(key.to_string());
+        };
+        let depth = self.alias_depth.get();
+        if depth > MAX_DEPTH {
+            return Ty::Named(key.to_string());
+        }
+        let given: Vec<Ty> = match args {
+            PathArguments::AngleBracketed(a) => a
+                .args
+                .iter()
+                .filter_map(|g| match g {
+                    GenericArgument::Type(t) => Some(self.type_of(t, scope, ctx)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let inner = Ctx {
+            subst: params.iter().cloned().zip(given).collect(),
+            ..Ctx::default()
+        };
+        self.alias_depth.set(depth + 1);
+        let out = match self.type_of(ty, *alias_scope, &inner) {
+            Ty::Unknown => Ty::Named(key.to_string()),
+            other => other,
+        };
+        self.alias_depth.set(depth);
+        out
+    }
+
     /// Follows type aliases.
     pub fn dealias(&self, key: &str) -> String {
         let mut key = key.to_string();
         for _ in 0..MAX_DEPTH {
-            let Some((ty, scope)) = self.aliases.get(&key) else {
+            let Some((ty, scope, _)) = self.aliases.get(&key) else {
                 break;
             };
             match self.type_of(ty, *scope, &Ctx::default()) {
@@ -579,7 +613,15 @@ impl Tables {
                     .iter()
                     .map(|s| s.ident.to_string())
                     .collect();
+                if segs.len() == 1 {
+                    if let Some(t) = ctx.subst.get(&name) {
+                        return t.clone();
+                    }
+                }
                 match self.resolve_path(scope, ctx, &segs) {
+                    Res::Type(k) if self.aliases.contains_key(&k) => {
+                        self.expand_alias(&k, &last.arguments, scope, ctx)
+                    }
                     Res::Type(k) => Ty::Named(self.dealias(&k)),
                     Res::Trait(k) => Ty::Dyn(vec![k]),
                     Res::Generic(b) => Ty::Generic(b),

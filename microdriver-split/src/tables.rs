@@ -50,6 +50,8 @@ pub struct Ctx {
     pub self_trait: Option<String>,
     /// Generic parameter name to trait keys of its bounds.
     pub generics: HashMap<String, Vec<String>>,
+    /// Type parameters standing for known types (while expanding a generic alias).
+    pub subst: HashMap<String, crate::resolve::Ty>,
 }
 
 /// A trait of the crate.
@@ -114,7 +116,7 @@ pub struct Tables {
     /// Fields of enum variants, by (enum key, variant).
     pub variant_fields: HashMap<(String, String), StructInfo>,
     /// Type aliases by key.
-    pub aliases: HashMap<String, (syn::Type, ScopeId)>,
+    pub aliases: HashMap<String, (syn::Type, ScopeId, Vec<String>)>,
     /// Methods (inherent and trait impls) by `Self` type key.
     pub type_methods: HashMap<String, Vec<FnId>>,
     /// Traits implemented, by type key.
@@ -134,6 +136,8 @@ pub struct Tables {
     /// Memoised scope lookups: per query while the tables are being filled, for the
     /// whole analysis once they are frozen.
     pub memo: RefCell<HashMap<(ScopeId, String, bool), Option<crate::resolve::Res>>>,
+    /// Nesting of alias expansions (alias cycles stop at a bound).
+    pub alias_depth: Cell<usize>,
     /// Nesting of resolution queries (the memo is cleared at the outermost until frozen).
     pub query_depth: Cell<usize>,
     /// Set once collection is complete: the tables no longer change.
