@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::callgraph::{CallGraph, GraphStats};
-use crate::model::{CfgNote, EdgeKind, FnKind, Unresolved};
+use crate::model::{CfgNote, EdgeKind, Unresolved};
 use crate::propagate::{Direction, Split};
 use crate::template::RootReason;
 
@@ -214,10 +214,15 @@ impl Report {
             self.kernel_half_share_pct
         );
         let _ = writeln!(s);
+        let critical_closures = self
+            .critical
+            .iter()
+            .filter(|c| c.function.ends_with('}'))
+            .count();
         let _ = writeln!(
             s,
-            "functions = {} ({} closures)",
-            self.functions, self.graph.closures
+            "functions = {} ({} closures, {} of them critical)",
+            self.functions, self.graph.closures, critical_closures
         );
         let _ = writeln!(
             s,
@@ -297,15 +302,6 @@ impl Report {
                 let _ = writeln!(s, "  {}:{}: {}: {}", u.file, u.line, u.what, u.reason);
             }
         }
-        let closures_in = graph
-            .fns
-            .iter()
-            .filter(|f| {
-                f.kind == FnKind::Closure && self.critical.iter().any(|c| c.function == f.path)
-            })
-            .count();
-        let _ = writeln!(s);
-        let _ = writeln!(s, "(critical closures: {closures_in})");
         s
     }
 }
