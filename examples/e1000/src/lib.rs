@@ -1,1 +1,53 @@
-//! The e1000 microdriver (placeholder: the driver lands with the e1000 issue).
+//! The e1000 microdriver: a driver for the Intel 8254x family (82540EM, 82545EM, 82544GC),
+//! written to be split into a small kernel half and a large user half.
+//!
+//! # Layout
+//! * the hardware seam: [`hw`] (re-exported from the device model's crate) and [`backend`]
+//!   (which builds a device from the model; the UIO backend comes later);
+//! * the register map: [`regs`] (the model's map plus driver-side tables);
+//! * the **kernel half** (`#[critical]`): [`kernel`] (the k-half's device object, its registry
+//!   and the checked register/DMA services the user half calls) and [`hot`] (interrupt
+//!   handler, NAPI-style poll, transmit, TX clean, RX clean and refill);
+//! * the register policy every user-half register access passes: [`policy`];
+//! * the **user half** (`#[upcall]`), one concern per module: [`probe`], [`eeprom`], [`phy`],
+//!   [`link`] (the watchdog), [`stats`], [`config`] (open/close and configuration),
+//!   [`ethtool`], [`selftest`];
+//! * [`netdev`]: the monolithic host that runs both halves in one process (interrupt thread,
+//!   service thread, a packet queue standing in for the network stack).
+//!
+//! The user half never holds a device handle: its [`Adapter`](adapter::Adapter) carries only
+//! plain data and a [`DevId`](kernel::DevId), and every register access, DMA allocation and
+//! ring operation is a call into [`kernel`], which checks it. That is what makes the adapter
+//! `Marshal`-able without annotations and the split a matter of attributes.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod adapter;
+pub mod backend;
+pub mod config;
+pub mod eeprom;
+pub mod error;
+pub mod ethtool;
+pub mod frame;
+pub mod hot;
+pub mod hw;
+pub mod kernel;
+pub mod link;
+pub mod netdev;
+pub mod phy;
+pub mod policy;
+pub mod probe;
+pub mod regs;
+pub mod selftest;
+pub mod stats;
+
+/// The lock around state the critical path mutates. It becomes
+/// `microdriver_rt::sync::ComboLock<T>` when that lands; this alias is the one place to change.
+pub type Shared<T> = parking_lot::Mutex<T>;
+
+pub use adapter::Adapter;
+pub use error::DriverError;
+pub use frame::{RxFrame, TxPacket};
+pub use kernel::DevId;
+pub use netdev::Netdev;

@@ -1,0 +1,430 @@
+//! Open/close and configuration: rings, transmit and receive setup, receive filtering
+//! (promiscuous, all-multicast, the MTA hash, extra unicast addresses), MAC address, MTU,
+//! VLAN filter, and the reset task.
+
+use microdriver_rt::Marshal;
+
+use crate::adapter::Adapter;
+use crate::error::DriverError;
+use crate::kernel::{self, HotParams, RingRequest};
+use crate::link;
+use crate::regs::{self, ctrl, flow, rctl, rxcsum, tctl, *};
+
+/// Smallest MTU (IPv4's minimum datagram).
+pub const MIN_MTU: u32 = 68;
+/// Largest MTU (jumbo frames: 16128-byte frames with header and FCS).
+pub const MAX_MTU: u32 = 16110;
+/// Recommended TIPG for copper (IPGT 10, IPGR1 8, IPGR2 6; SDM 13.4 TIPG).
+pub const TIPG_COPPER: u32 = 10 | (8 << 10) | (6 << 20);
+
+/// Ring sizes (ethtool ring parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
+pub struct RingParam {
+    /// Receive descriptors.
+    pub rx: u32,
+    /// Transmit descriptors.
+    pub tx: u32,
+    /// Largest receive ring.
+    pub rx_max: u32,
+    /// Largest transmit ring.
+    pub tx_max: u32,
+}
+
+/// A MAC address the part may use: unicast and not all zeros.
+pub fn check_mac(mac: [u8; 6]) -> Result<(), DriverError> {
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(DriverError::InvalidMac(mac));
+    }
+    Ok(())
+}
+
+fn write_ra(a: &Adapter, n: u32, mac: Option<[u8; 6]>) -> Result<(), DriverError> {
+    let (lo, hi) = match mac {
+        Some(m) => {
+            let (l, h) = mac_to_ra(m);
+            (l, h | rah::AV)
+        }
+        None => (0, 0),
+    };
+    // Clear AV first so the filter never matches a half-written address.
+    a.wr(RAH + 8 * n, 0)?;
+    a.wr(RAL + 8 * n, lo)?;
+    a.wr(RAH + 8 * n, hi)
+}
+
+/// Programs the MAC after a reset: RA[0], empty filters, flow control, VLAN ethertype and
+/// the PHY (SDM ch. 14).
+pub fn init_hw(a: &mut Adapter) -> Result<(), DriverError> {
+    write_ra(a, 0, Some(a.mac))?;
+    for n in 1..RA_LEN {
+        write_ra(a, n, None)?;
+    }
+    for i in 0..MTA_LEN {
+        a.wr(MTA + 4 * i, 0)?;
+    }
+    for i in 0..VFTA_LEN {
+        a.wr(VFTA + 4 * i, 0)?;
+    }
+    a.wr(VET, 0x8100)?;
+    a.wr(FCAL, flow::FCAL_VALUE)?;
+    a.wr(FCAH, flow::FCAH_VALUE)?;
+    a.wr(FCT, flow::FCT_VALUE)?;
+    a.wr(FCTTV, flow::PAUSE_TIME)?;
+    set_fc_watermarks(a)?;
+    crate::phy::init(a)?;
+    link::apply_flow_control(a)?;
+    Ok(())
+}
+
+/// Flow-control thresholds from the receive packet buffer size (PBA, KB): send XOFF when
+/// less than two maximum frames of room remain, XON below that by one more frame.
+fn set_fc_watermarks(a: &Adapter) -> Result<(), DriverError> {
+    let rx_bytes = (a.rd(PBA)? & 0xFFFF) * 1024;
+    let frame = a.max_frame() + 4;
+    let high = rx_bytes.saturating_sub(2 * frame) & !7;
+    let low = high.saturating_sub(frame) & !7;
+    a.wr(FCRTH, high)?;
+    a.wr(FCRTL, low | flow::FCRTL_XONE)
+}
+
+/// The receive buffer length for the MTU: 2048 bytes for standard frames; 4096 with long
+/// packets enabled for jumbo frames, which then span descriptors.
+pub fn rx_buf_len(a: &Adapter) -> u32 {
+    if a.max_frame() <= 2048 {
+        2048
+    } else {
+        4096
+    }
+}
+
+/// Opens the interface: allocates the rings (kernel half), programs transmit and receive,
+/// receive filtering and VLANs, enables interrupts, and sets the carrier from the link.
+pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
+    if a.up {
+        return Err(DriverError::WrongState {
+            op: "open".into(),
+            state: "up".into(),
+            needed: "down".into(),
+        });
+    }
+    let bases = kernel::rings_alloc(
+        a.dev,
+        &RingRequest {
+            tx_count: a.conf.tx_ring,
+            rx_count: a.conf.rx_ring,
+            rx_buf_len: rx_buf_len(a),
+        },
+    )?;
+    kernel::set_hot_params(
+        a.dev,
+        &HotParams {
+            copybreak: a.conf.copybreak,
+            max_frame: a.max_frame(),
+            tx_ide: a.conf.coalesce.tx_usecs != 0,
+            rx_csum: a.conf.rx_csum,
+        },
+    )?;
+    configure_tx(a, bases.tx_bus, bases.tx_len)?;
+    configure_rx(a, bases.rx_bus, bases.rx_len)?;
+    apply_coalesce(a)?;
+    apply_vlans(a)?;
+    a.up = true;
+    kernel::irq_set_mask(a.dev, IMS_ENABLE_MASK)?;
+    link::check_link(a)?;
+    kernel::set_carrier(a.dev, a.link.up)?;
+    Ok(())
+}
+
+fn configure_tx(a: &Adapter, bus: u64, len: u32) -> Result<(), DriverError> {
+    a.wr(TDBAH, (bus >> 32) as u32)?;
+    a.wr(TDBAL, bus as u32)?;
+    a.wr(TDLEN, len)?;
+    kernel::tx_start(a.dev)?;
+    a.wr(TIPG, TIPG_COPPER)?;
+    let cold = if a.link.up && !a.link.full_duplex {
+        0x200
+    } else {
+        0x40
+    };
+    a.wr(
+        TCTL,
+        tctl::EN | tctl::PSP | (0x0F << tctl::CT_SHIFT) | (cold << tctl::COLD_SHIFT),
+    )
+}
+
+fn configure_rx(a: &Adapter, bus: u64, len: u32) -> Result<(), DriverError> {
+    a.wr(RCTL, 0)?;
+    a.wr(RDBAH, (bus >> 32) as u32)?;
+    a.wr(RDBAL, bus as u32)?;
+    a.wr(RDLEN, len)?;
+    kernel::rx_start(a.dev)?;
+    a.wr(
+        RXCSUM,
+        if a.conf.rx_csum {
+            rxcsum::IPOFLD | rxcsum::TUOFLD
+        } else {
+            0
+        },
+    )?;
+    a.wr(RCTL, rctl_value(a)?)?;
+    set_rx_mode(a)
+}
+
+/// The RCTL value for the current configuration (receiver enabled when up).
+fn rctl_value(a: &Adapter) -> Result<u32, DriverError> {
+    let buf = rx_buf_len(a) as usize;
+    let bits = regs::rctl_buffer_bits(buf)
+        .ok_or_else(|| DriverError::invalid("receive buffer", format!("{buf} bytes")))?;
+    let mut v = rctl::EN | rctl::BAM | rctl::SECRC | bits;
+    if a.max_frame() > 1522 {
+        v |= rctl::LPE;
+    }
+    if !a.conf.vlans.is_empty() {
+        v |= rctl::VFE;
+    }
+    Ok(v)
+}
+
+/// Microseconds to the 1.024 us units of RDTR/RADV/TIDV/TADV.
+fn delay_units(us: u32) -> u32 {
+    ((u64::from(us) * 1000 / DELAY_UNIT_NS) as u32).min(0xFFFF)
+}
+
+/// Programs the interrupt delay timers and the throttle (RADV, TADV and ITR only on the
+/// 82540 and later).
+pub fn apply_coalesce(a: &mut Adapter) -> Result<(), DriverError> {
+    let c = a.conf.coalesce;
+    a.wr(RDTR, delay_units(c.rx_usecs))?;
+    a.wr(TIDV, delay_units(c.tx_usecs))?;
+    if a.info.mac_type.has_itr() {
+        a.wr(RADV, delay_units(c.rx_abs_usecs))?;
+        a.wr(TADV, delay_units(c.tx_abs_usecs))?;
+        a.wr(ITR, link::itr_value(c.max_irq_rate))?;
+        a.wd.irq_rate = c.max_irq_rate;
+    }
+    Ok(())
+}
+
+/// Closes the interface: stops accepting packets and lets every accepted one go out,
+/// stops the receiver and delivers what it completed, masks interrupts, frees the rings.
+pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
+    if !a.up {
+        return Err(DriverError::WrongState {
+            op: "close".into(),
+            state: "down".into(),
+            needed: "up".into(),
+        });
+    }
+    if let Err(e) = kernel::tx_quiesce(a.dev, 2000) {
+        tracing::warn!(dev = a.dev.0, error = %e, "closing with packets still queued");
+    }
+    a.rmw(TCTL, tctl::EN, 0)?;
+    a.rmw(RCTL, rctl::EN, 0)?;
+    kernel::rx_drain(a.dev)?;
+    kernel::irq_set_mask(a.dev, 0)?;
+    kernel::set_carrier(a.dev, false)?;
+    kernel::rings_free(a.dev)?;
+    a.up = false;
+    Ok(())
+}
+
+/// The reset task (scheduled by the watchdog on a transmit hang, or asked for): close,
+/// reset the device, program it again, reopen.
+pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
+    let was_up = a.up;
+    if was_up {
+        if let Err(e) = kernel::tx_quiesce(a.dev, 100) {
+            tracing::warn!(dev = a.dev.0, error = %e, "resetting with packets queued");
+        }
+        kernel::irq_set_mask(a.dev, 0)?;
+        kernel::set_carrier(a.dev, false)?;
+        kernel::rings_free(a.dev)?;
+        a.up = false;
+    }
+    kernel::device_reset(a.dev)?;
+    a.link = crate::adapter::LinkState {
+        changes: a.link.changes,
+        ..Default::default()
+    };
+    init_hw(a)?;
+    a.wd.resets += 1;
+    if was_up {
+        open(a)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` with the interface closed, reopening it afterwards if it was up.
+fn with_down(
+    a: &mut Adapter,
+    f: impl FnOnce(&mut Adapter) -> Result<(), DriverError>,
+) -> Result<(), DriverError> {
+    let was_up = a.up;
+    if was_up {
+        close(a)?;
+    }
+    let r = f(a);
+    if was_up {
+        open(a)?;
+    }
+    r
+}
+
+/// Resizes the rings (ethtool -G). While up, the interface is closed (every accepted
+/// packet is sent first) and reopened.
+pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
+    kernel::check_ring_size("receive ring size", p.rx)?;
+    kernel::check_ring_size("transmit ring size", p.tx)?;
+    with_down(a, |a| {
+        a.conf.rx_ring = p.rx;
+        a.conf.tx_ring = p.tx;
+        Ok(())
+    })
+}
+
+/// Current ring sizes.
+pub fn get_ringparam(a: &Adapter) -> RingParam {
+    RingParam {
+        rx: a.conf.rx_ring,
+        tx: a.conf.tx_ring,
+        rx_max: kernel::MAX_RING,
+        tx_max: kernel::MAX_RING,
+    }
+}
+
+/// Changes the MTU (68..=16110; above 1500 the receiver takes long packets into 4 KiB
+/// buffers that frames span).
+pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
+    if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
+        return Err(DriverError::invalid(
+            "MTU",
+            format!("{mtu}: use {MIN_MTU}..={MAX_MTU}"),
+        ));
+    }
+    with_down(a, |a| {
+        a.conf.mtu = mtu;
+        set_fc_watermarks(a)
+    })
+}
+
+/// Sets the MAC address (RA[0]).
+pub fn set_mac(a: &mut Adapter, mac: [u8; 6]) -> Result<(), DriverError> {
+    check_mac(mac)?;
+    a.mac = mac;
+    write_ra(a, 0, Some(mac))
+}
+
+/// Sets the receive filtering and programs it.
+pub fn set_rx_mode_to(a: &mut Adapter, mode: &crate::adapter::RxMode) -> Result<(), DriverError> {
+    for m in &mode.multicast {
+        if m[0] & 1 == 0 {
+            return Err(DriverError::invalid(
+                "multicast address",
+                format!("{m:02x?} is not a multicast address"),
+            ));
+        }
+    }
+    for m in &mode.unicast {
+        check_mac(*m)?;
+    }
+    a.conf.rx_mode = mode.clone();
+    set_rx_mode(a)
+}
+
+/// Programs receive filtering (SDM 13.4 RCTL, RA, MTA): UPE for promiscuous or more
+/// unicast addresses than RA[1..16] holds, MPE for all-multicast, the multicast list hashed
+/// into the MTA with RCTL.MO = 0 (bits 47:36).
+pub fn set_rx_mode(a: &Adapter) -> Result<(), DriverError> {
+    let m = &a.conf.rx_mode;
+    let extra = RA_LEN as usize - 1;
+    let upe = m.promisc || m.unicast.len() > extra;
+    let mpe = m.promisc || m.allmulti;
+    let mut set = 0;
+    if upe {
+        set |= rctl::UPE;
+    }
+    if mpe {
+        set |= rctl::MPE;
+    }
+    a.rmw(RCTL, rctl::UPE | rctl::MPE | rctl::MO_MASK, set)?;
+    for n in 1..RA_LEN {
+        let mac = m.unicast.get(n as usize - 1).copied();
+        write_ra(a, n, if upe { None } else { mac })?;
+    }
+    let mut mta = [0u32; MTA_LEN as usize];
+    for mac in &m.multicast {
+        let h = u32::from(mta_hash(*mac, 0));
+        mta[(h >> 5) as usize] |= 1 << (h & 31);
+    }
+    for (i, v) in mta.iter().enumerate() {
+        a.wr(MTA + 4 * i as u32, *v)?;
+    }
+    Ok(())
+}
+
+fn write_vfta_word(a: &Adapter, idx: u32) -> Result<(), DriverError> {
+    let v = a
+        .conf
+        .vlans
+        .iter()
+        .filter(|&&vid| u32::from(vid) >> 5 == idx)
+        .fold(0u32, |acc, &vid| acc | 1 << (vid & 31));
+    a.wr(VFTA + 4 * idx, v)
+}
+
+/// Programs the VLAN filter (VFTA, RCTL.VFE) and tag offload (CTRL.VME).
+pub fn apply_vlans(a: &Adapter) -> Result<(), DriverError> {
+    for idx in 0..VFTA_LEN {
+        write_vfta_word(a, idx)?;
+    }
+    let vfe = if a.conf.vlans.is_empty() {
+        0
+    } else {
+        rctl::VFE
+    };
+    a.rmw(RCTL, rctl::VFE, vfe)?;
+    let vme = if a.conf.vlan_offload { ctrl::VME } else { 0 };
+    a.rmw(CTRL, ctrl::VME, vme)?;
+    Ok(())
+}
+
+fn check_vid(vid: u16) -> Result<(), DriverError> {
+    if vid == 0 || vid >= 4095 {
+        return Err(DriverError::invalid(
+            "VLAN id",
+            format!("{vid}: use 1..=4094"),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a VLAN id to the filter (VFTA bit `vid & 31` of entry `vid >> 5`; RCTL.VFE on).
+pub fn vlan_add(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
+    check_vid(vid)?;
+    if let Err(pos) = a.conf.vlans.binary_search(&vid) {
+        a.conf.vlans.insert(pos, vid);
+    }
+    write_vfta_word(a, u32::from(vid) >> 5)?;
+    a.rmw(RCTL, 0, rctl::VFE)?;
+    Ok(())
+}
+
+/// Removes a VLAN id from the filter (RCTL.VFE off when none remain).
+pub fn vlan_kill(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
+    check_vid(vid)?;
+    if let Ok(pos) = a.conf.vlans.binary_search(&vid) {
+        a.conf.vlans.remove(pos);
+    }
+    write_vfta_word(a, u32::from(vid) >> 5)?;
+    if a.conf.vlans.is_empty() {
+        a.rmw(RCTL, rctl::VFE, 0)?;
+    }
+    Ok(())
+}
+
+/// Turns VLAN tag stripping/insertion (CTRL.VME) on or off.
+pub fn set_vlan_offload(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
+    a.conf.vlan_offload = on;
+    a.rmw(CTRL, ctrl::VME, if on { ctrl::VME } else { 0 })?;
+    Ok(())
+}

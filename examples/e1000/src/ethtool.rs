@@ -1,0 +1,310 @@
+//! The ethtool operations. Each is a user-half entry point (`#[upcall]` once the split
+//! macros are applied) over `&Adapter` / `&mut Adapter` with `Marshal`-able arguments.
+
+use microdriver_rt::Marshal;
+
+use crate::adapter::{Adapter, Coalesce, LinkRequest, PauseParam};
+use crate::config::{self, RingParam};
+use crate::eeprom;
+use crate::error::DriverError;
+use crate::phy;
+use crate::regs::{self, status, LEDCTL, STATUS};
+use crate::selftest;
+use crate::stats;
+
+/// Wake on PHY link change (WUFC.LNKC).
+pub const WAKE_PHY: u32 = 1 << 0;
+/// Wake on magic packet (WUFC.MAG).
+pub const WAKE_MAGIC: u32 = 1 << 1;
+/// Wake on directed unicast (WUFC.EX).
+pub const WAKE_UCAST: u32 = 1 << 2;
+/// Wake on multicast (WUFC.MC).
+pub const WAKE_MCAST: u32 = 1 << 3;
+/// Wake on broadcast (WUFC.BC).
+pub const WAKE_BCAST: u32 = 1 << 4;
+/// The wake-up filters supported.
+pub const WAKE_SUPPORTED: u32 = WAKE_PHY | WAKE_MAGIC | WAKE_UCAST | WAKE_MCAST | WAKE_BCAST;
+
+/// Driver information.
+#[derive(Debug, Clone, PartialEq, Eq, Marshal)]
+pub struct DrvInfo {
+    /// Driver name.
+    pub driver: String,
+    /// Driver version.
+    pub version: String,
+    /// The part.
+    pub part: String,
+    /// Bus information (PCI ids).
+    pub bus_info: String,
+    /// Number of ethtool statistics.
+    pub n_stats: u32,
+    /// Number of self-tests.
+    pub testinfo_len: u32,
+    /// Register dump length in 32-bit words.
+    pub regdump_len: u32,
+    /// EEPROM length in bytes.
+    pub eedump_len: u32,
+}
+
+/// Driver information.
+pub fn get_drvinfo(a: &Adapter) -> DrvInfo {
+    DrvInfo {
+        driver: "e1000".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        part: a.info.mac_type.name().into(),
+        bus_info: format!("{:04x}:{:04x}", a.info.vendor, a.info.device),
+        n_stats: stats::strings().len() as u32,
+        testinfo_len: selftest::NAMES.len() as u32,
+        regdump_len: regs::DUMP_REGS.len() as u32,
+        eedump_len: eeprom::WORDS * 2,
+    }
+}
+
+/// The register dump ([`regs::DUMP_REGS`], in order).
+pub fn get_regs(a: &Adapter) -> Result<Vec<u32>, DriverError> {
+    regs::DUMP_REGS.iter().map(|&r| a.rd(r)).collect()
+}
+
+/// The message level.
+pub fn get_msglevel(a: &Adapter) -> u32 {
+    a.conf.msglevel
+}
+
+/// Sets the message level.
+pub fn set_msglevel(a: &mut Adapter, level: u32) {
+    a.conf.msglevel = level;
+}
+
+/// Restarts auto-negotiation.
+pub fn nway_reset(a: &Adapter) -> Result<(), DriverError> {
+    phy::restart_autoneg(a)
+}
+
+/// Whether the link is up (STATUS.LU, read now).
+pub fn get_link(a: &Adapter) -> Result<bool, DriverError> {
+    Ok(a.rd(STATUS)? & status::LU != 0)
+}
+
+/// Link settings: what is requested and what the link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
+pub struct LinkSettings {
+    /// The requested configuration.
+    pub request: LinkRequest,
+    /// Supported modes (`phy::ADV_*`).
+    pub supported: u32,
+    /// Link up.
+    pub link_up: bool,
+    /// Current speed in Mb/s (0 when down).
+    pub speed: u32,
+    /// Current duplex.
+    pub full_duplex: bool,
+}
+
+/// The link settings (speed and duplex from STATUS, read now).
+pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
+    let s = a.rd(STATUS)?;
+    let up = s & status::LU != 0;
+    let speed = match s & status::SPEED_MASK {
+        status::SPEED_10 => 10,
+        status::SPEED_100 => 100,
+        _ => 1000,
+    };
+    Ok(LinkSettings {
+        request: a.conf.link,
+        supported: phy::ADV_ALL,
+        link_up: up,
+        speed: if up { speed } else { 0 },
+        full_duplex: up && s & status::FD != 0,
+    })
+}
+
+/// Sets auto-negotiation (with advertised modes) or a forced speed and duplex.
+pub fn set_link_ksettings(a: &mut Adapter, req: &LinkRequest) -> Result<(), DriverError> {
+    let old = a.conf.link;
+    a.conf.link = *req;
+    if let Err(e) = phy::setup_link(a) {
+        a.conf.link = old;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Ring sizes.
+pub fn get_ringparam(a: &Adapter) -> RingParam {
+    config::get_ringparam(a)
+}
+
+/// Resizes the rings.
+pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
+    config::set_ringparam(a, p)
+}
+
+/// Pause parameters.
+pub fn get_pauseparam(a: &Adapter) -> PauseParam {
+    a.conf.pause
+}
+
+/// Sets pause parameters: CTRL.RFCE/TFCE now, and the advertisement (restarting
+/// auto-negotiation) when pause is negotiated.
+pub fn set_pauseparam(a: &mut Adapter, p: &PauseParam) -> Result<(), DriverError> {
+    a.conf.pause = *p;
+    crate::link::apply_flow_control(a)?;
+    if a.conf.link.autoneg {
+        phy::setup_link(a)?;
+    }
+    Ok(())
+}
+
+/// Interrupt moderation.
+pub fn get_coalesce(a: &Adapter) -> Coalesce {
+    a.conf.coalesce
+}
+
+/// Sets interrupt moderation (microseconds up to 65535 units of 1.024 us; rates 0 or
+/// 100..=100000 interrupts per second).
+pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
+    let max_us = 65_535 * 1024 / 1000;
+    for (what, v) in [
+        ("rx-usecs", c.rx_usecs),
+        ("rx-usecs-abs", c.rx_abs_usecs),
+        ("tx-usecs", c.tx_usecs),
+        ("tx-usecs-abs", c.tx_abs_usecs),
+    ] {
+        if v > max_us {
+            return Err(DriverError::invalid(what, format!("{v}: at most {max_us}")));
+        }
+    }
+    if c.max_irq_rate != 0 && !(100..=100_000).contains(&c.max_irq_rate) {
+        return Err(DriverError::invalid(
+            "interrupt rate",
+            format!(
+                "{}: use 0 (no limit) or 100..=100000 per second",
+                c.max_irq_rate
+            ),
+        ));
+    }
+    a.conf.coalesce = *c;
+    config::apply_coalesce(a)?;
+    if a.up {
+        let p = crate::kernel::HotParams {
+            copybreak: a.conf.copybreak,
+            max_frame: a.max_frame(),
+            tx_ide: c.tx_usecs != 0,
+            rx_csum: a.conf.rx_csum,
+        };
+        crate::kernel::set_hot_params(a.dev, &p)?;
+    }
+    Ok(())
+}
+
+/// Reads EEPROM bytes `offset..offset + len` (byte addressing over little-endian words).
+pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= eeprom::WORDS * 2)
+        .ok_or(DriverError::EepromRange {
+            offset: offset / 2,
+            len: len.div_ceil(2),
+            size: eeprom::WORDS,
+        })?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let first = offset / 2;
+    let last = (end - 1) / 2;
+    let words = eeprom::read(a, first, last - first + 1)?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let skip = (offset % 2) as usize;
+    Ok(bytes[skip..skip + len as usize].to_vec())
+}
+
+/// Writes EEPROM bytes at `offset` (read-modify-write of the words touched), then fixes the
+/// checksum word.
+pub fn set_eeprom(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverError> {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    if data.is_empty() {
+        return Ok(());
+    }
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= eeprom::WORDS * 2)
+        .ok_or(DriverError::EepromRange {
+            offset: offset / 2,
+            len: len.div_ceil(2),
+            size: eeprom::WORDS,
+        })?;
+    let first = offset / 2;
+    let last = (end - 1) / 2;
+    let mut bytes: Vec<u8> = eeprom::read(a, first, last - first + 1)?
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let skip = (offset % 2) as usize;
+    bytes[skip..skip + data.len()].copy_from_slice(data);
+    let words: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
+        .collect();
+    eeprom::write(a, first, &words)
+}
+
+/// Runs the self-tests (see [`selftest`]): results in [`selftest::NAMES`] order, 0 = pass.
+pub fn self_test(a: &mut Adapter, offline: bool) -> Result<Vec<u64>, DriverError> {
+    selftest::run(a, offline)
+}
+
+/// Statistics names.
+pub fn get_strings() -> Vec<String> {
+    stats::strings()
+}
+
+/// Statistics values.
+pub fn get_stats(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
+    stats::values(a)
+}
+
+/// Wake-on-LAN settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
+pub struct WolInfo {
+    /// Supported `WAKE_*` filters.
+    pub supported: u32,
+    /// Enabled filters.
+    pub wolopts: u32,
+}
+
+/// Wake-on-LAN settings.
+pub fn get_wol(a: &Adapter) -> WolInfo {
+    WolInfo {
+        supported: WAKE_SUPPORTED,
+        wolopts: a.conf.wol,
+    }
+}
+
+/// Chooses the wake-up filters (armed in WUFC/WUC at shutdown).
+pub fn set_wol(a: &mut Adapter, wolopts: u32) -> Result<(), DriverError> {
+    if wolopts & !WAKE_SUPPORTED != 0 {
+        return Err(DriverError::Unsupported(format!(
+            "wake-up filter mask {:#x}",
+            wolopts & !WAKE_SUPPORTED
+        )));
+    }
+    a.conf.wol = wolopts;
+    Ok(())
+}
+
+/// LEDCTL LED0 mode "on" with blink (SDM 13.4 LEDCTL: LED0_MODE bits 3:0, LED0_BLINK bit 7).
+pub const LED0_BLINK_ON: u32 = 0x8E;
+
+/// Identify: blink LED0 (`on`) or restore the LEDs.
+pub fn identify(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
+    if on {
+        let cur = a.rd(LEDCTL)?;
+        let saved = *a.saved_ledctl.get_or_insert(cur);
+        a.wr(LEDCTL, (saved & !0xFF) | LED0_BLINK_ON)
+    } else {
+        match a.saved_ledctl.take() {
+            Some(v) => a.wr(LEDCTL, v),
+            None => Ok(()),
+        }
+    }
+}

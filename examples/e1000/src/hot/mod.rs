@@ -1,0 +1,18 @@
+//! The kernel half's hot path: everything a packet touches.
+//!
+//! * [`irq`]: the interrupt handler (read ICR, defer link changes, mask, schedule poll);
+//! * [`poll`]: the NAPI-style poll loop with a budget (TX clean, RX clean, refill,
+//!   re-enable interrupts);
+//! * [`tx`]: transmit (scatter-gather, checksum offload and TSO through context
+//!   descriptors, VLAN insertion, queue stop/wake) and TX clean;
+//! * [`rx`]: RX clean (frames spanning descriptors, copybreak, VLAN strip, checksum status)
+//!   and buffer refill.
+//!
+//! The entry points taking a [`DevId`](crate::DevId) are the critical functions
+//! (`#[critical]` once the split macros are applied); the `&Kernel` functions beside them
+//! are what they call, for kernel-half callers that already hold the device.
+
+pub mod irq;
+pub mod poll;
+pub mod rx;
+pub mod tx;

@@ -1,0 +1,47 @@
+//! The NAPI-style poll loop.
+
+use std::sync::atomic::Ordering;
+
+use microdriver_rt::Marshal;
+
+use crate::error::DriverError;
+use crate::hot::{rx, tx};
+use crate::kernel::{self, DevId, Kernel};
+use crate::regs::IMS;
+
+/// What one poll round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Marshal)]
+pub struct PollOutcome {
+    /// Frames delivered.
+    pub rx: u32,
+    /// Packets reclaimed from the transmit ring.
+    pub tx_cleaned: u32,
+    /// Less than the budget was used: interrupts are enabled again and polling stops.
+    pub complete: bool,
+}
+
+/// Polls `dev` with a budget of `budget` received frames (critical).
+pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
+    Ok(run(&*kernel::lookup(dev)?, budget))
+}
+
+/// One poll round: reclaim transmitted packets (waking a stopped queue), receive up to
+/// `budget` frames and refill; when under budget, re-enable the interrupts the user half
+/// configured.
+pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
+    k.counters.polls.fetch_add(1, Ordering::Relaxed);
+    let tx_cleaned = tx::clean(k);
+    let rx = rx::clean(k, budget);
+    let complete = rx < budget;
+    if complete {
+        let mask = k.irq_mask.load(Ordering::SeqCst);
+        if mask != 0 {
+            k.wr(IMS, mask);
+        }
+    }
+    PollOutcome {
+        rx,
+        tx_cleaned,
+        complete,
+    }
+}

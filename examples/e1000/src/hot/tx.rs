@@ -1,0 +1,412 @@
+//! Transmit and TX clean.
+//!
+//! Each descriptor slot has a [`TX_BUF`]-byte buffer in one DMA region; a packet's
+//! fragments are split into slot-sized pieces, one descriptor each, so a packet of any
+//! length the part accepts spans as many descriptors as it needs (scatter-gather as the
+//! device sees it). Offloads use the extended format: a TCP/IP context descriptor
+//! (SDM 3.3.6) followed by data descriptors (SDM 3.3.7); plain packets use legacy
+//! descriptors (SDM 3.3.3). Every packet's last descriptor has EOP and RS, so its DD bit
+//! tells TX clean the whole packet is done.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::DriverError;
+use crate::frame::{CsumOffload, TsoOffload, TxPacket};
+use crate::hw::{Dma, DmaRegion};
+use crate::kernel::{self, DevId, Kernel, TxProgress};
+use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
+
+/// Bytes of buffer behind each transmit descriptor.
+pub const TX_BUF: usize = 2048;
+/// Largest TSO packet (headers + payload) the driver hands to the part.
+pub const MAX_TSO: usize = 64 * 1024;
+/// Descriptors kept free so that a stopped queue wakes with room for a large packet.
+const WAKE_THRESHOLD: u32 = 40;
+
+mod encode {
+    //! Descriptor encodings as byte arrays (the layouts of `regs::TxDesc`, `TxContextDesc`
+    //! and `TxDataDesc`, little-endian).
+
+    /// A legacy transmit descriptor (SDM 3.3.3).
+    pub fn legacy(addr: u64, len: u16, cmd: u8, special: u16) -> [u8; 16] {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&addr.to_le_bytes());
+        d[8..10].copy_from_slice(&len.to_le_bytes());
+        d[11] = cmd;
+        d[14..16].copy_from_slice(&special.to_le_bytes());
+        d
+    }
+
+    /// A TCP/IP data descriptor (SDM 3.3.7).
+    pub fn data(addr: u64, len: u32, dcmd: u8, popts: u32, special: u16) -> [u8; 16] {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&addr.to_le_bytes());
+        let lower = (len & 0x000F_FFFF)
+            | (super::dtyp::DATA << super::dtyp::SHIFT)
+            | (u32::from(dcmd) << 24);
+        d[8..12].copy_from_slice(&lower.to_le_bytes());
+        let upper = popts | (u32::from(special) << 16);
+        d[12..16].copy_from_slice(&upper.to_le_bytes());
+        d
+    }
+
+    /// A TCP/IP context descriptor (SDM 3.3.6).
+    #[allow(clippy::too_many_arguments)]
+    pub fn context(
+        ipcss: u8,
+        ipcso: u8,
+        ipcse: u16,
+        tucss: u8,
+        tucso: u8,
+        cmd_and_length: u32,
+        hdr_len: u8,
+        mss: u16,
+    ) -> [u8; 16] {
+        let mut d = [0u8; 16];
+        d[0] = ipcss;
+        d[1] = ipcso;
+        d[2..4].copy_from_slice(&ipcse.to_le_bytes());
+        d[4] = tucss;
+        d[5] = tucso;
+        // tucse = 0: to the end of the packet.
+        d[8..12].copy_from_slice(&cmd_and_length.to_le_bytes());
+        d[13] = hdr_len;
+        d[14..16].copy_from_slice(&mss.to_le_bytes());
+        d
+    }
+}
+
+/// Per-descriptor bookkeeping.
+#[derive(Debug, Clone, Copy, Default)]
+struct TxInfo {
+    /// On a packet's first descriptor: the index of its last (EOP) descriptor.
+    eop: Option<u32>,
+    /// On a packet's first descriptor: bytes the packet puts on the wire (without FCS).
+    bytes: u64,
+    /// On a packet's first descriptor: frames it becomes (TSO segments).
+    frames: u64,
+    /// On a packet's first descriptor: when it was queued.
+    queued: Option<Instant>,
+}
+
+/// The transmit ring.
+pub struct TxRing {
+    count: u32,
+    desc: Box<dyn DmaRegion>,
+    bufs: Box<dyn DmaRegion>,
+    next_to_use: u32,
+    next_to_clean: u32,
+    info: Vec<TxInfo>,
+    stopped: bool,
+    /// The offload context last loaded into the hardware (re-used while unchanged).
+    ctx: Option<CsumOffload>,
+}
+
+impl TxRing {
+    /// Allocates a ring of `count` descriptors and their buffers.
+    pub(crate) fn new(dma: &dyn Dma, count: u32) -> Result<Self, DriverError> {
+        let n = count as usize;
+        Ok(Self {
+            count,
+            desc: dma.alloc_region(n * DESC_LEN)?,
+            bufs: dma.alloc_region(n * TX_BUF)?,
+            next_to_use: 0,
+            next_to_clean: 0,
+            info: vec![TxInfo::default(); n],
+            stopped: false,
+            ctx: None,
+        })
+    }
+
+    /// Bus address of the descriptor ring.
+    pub fn desc_bus(&self) -> u64 {
+        self.desc.bus_addr()
+    }
+
+    /// Descriptor count.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Empties the ring (after the hardware's head and tail were reset).
+    pub(crate) fn reset(&mut self) -> Result<(), DriverError> {
+        self.desc
+            .write(0, &vec![0u8; self.count as usize * DESC_LEN])?;
+        self.next_to_use = 0;
+        self.next_to_clean = 0;
+        self.info.fill(TxInfo::default());
+        self.stopped = false;
+        self.ctx = None;
+        Ok(())
+    }
+
+    fn unused(&self) -> u32 {
+        self.count - 1 - self.pending()
+    }
+
+    /// Descriptors in flight.
+    pub fn pending(&self) -> u32 {
+        (self.next_to_use + self.count - self.next_to_clean) % self.count
+    }
+
+    pub(crate) fn progress(&self) -> TxProgress {
+        let oldest = self.info[self.next_to_clean as usize]
+            .queued
+            .filter(|_| self.pending() > 0)
+            .map_or(0, |t| t.elapsed().as_millis() as u64);
+        TxProgress {
+            pending: self.pending(),
+            next_to_clean: self.next_to_clean,
+            oldest_ms: oldest,
+            stopped: self.stopped,
+        }
+    }
+
+    fn push(&mut self, d: [u8; 16]) -> Result<u32, DriverError> {
+        let i = self.next_to_use;
+        self.desc.write(i as usize * DESC_LEN, &d)?;
+        self.next_to_use = (i + 1) % self.count;
+        Ok(i)
+    }
+}
+
+/// Checks a packet against what the part can send; returns (descriptors needed for data,
+/// wire bytes, frames).
+fn validate(pkt: &TxPacket, max_frame: usize) -> Result<(u32, u64, u64), DriverError> {
+    let len = pkt.len();
+    if len < 14 {
+        return Err(DriverError::BadPacket(format!(
+            "{len} bytes is shorter than an Ethernet header"
+        )));
+    }
+    let tag = if pkt.offload.vlan.is_some() { 4 } else { 0 };
+    let descs: usize = pkt.frags.iter().map(|f| f.len().div_ceil(TX_BUF)).sum();
+    let descs =
+        u32::try_from(descs).map_err(|_| DriverError::BadPacket("too many fragments".into()))?;
+    if let Some(c) = pkt.offload.csum {
+        let min_l4 = usize::from(c.l4_start) + if c.tcp { 20 } else { 8 };
+        let min_ip = usize::from(c.ip_start) + if c.ipv4 { 20 } else { 40 };
+        if c.ip_start < 14 || min_ip > usize::from(c.l4_start) || min_l4 > len {
+            return Err(DriverError::BadPacket(format!(
+                "checksum offsets ip {} / l4 {} do not fit a {len}-byte packet",
+                c.ip_start, c.l4_start
+            )));
+        }
+    }
+    match pkt.offload.tso {
+        None => {
+            if len + tag > max_frame {
+                return Err(DriverError::BadPacket(format!(
+                    "{len}-byte frame exceeds the {max_frame}-byte maximum (raise the MTU)"
+                )));
+            }
+            Ok((descs, len as u64, 1))
+        }
+        Some(t) => {
+            let c = match pkt.offload.csum {
+                Some(c) if c.tcp => c,
+                _ => {
+                    return Err(DriverError::BadPacket(
+                        "TSO needs TCP checksum offload".into(),
+                    ))
+                }
+            };
+            let hdr = usize::from(t.hdr_len);
+            if t.mss == 0 || hdr < usize::from(c.l4_start) + 20 || hdr >= len || len > MAX_TSO {
+                return Err(DriverError::BadPacket(format!(
+                    "TSO mss {} / header {hdr} invalid for a {len}-byte packet (max {MAX_TSO})",
+                    t.mss
+                )));
+            }
+            if hdr + usize::from(t.mss) + tag > max_frame {
+                return Err(DriverError::BadPacket(format!(
+                    "TSO segments of {} bytes exceed the {max_frame}-byte maximum frame",
+                    hdr + usize::from(t.mss)
+                )));
+            }
+            let payload = len - hdr;
+            let segs = payload.div_ceil(usize::from(t.mss)) as u64;
+            Ok((descs, (payload + hdr * segs as usize) as u64, segs))
+        }
+    }
+}
+
+/// Transmits a packet on `dev` (critical).
+pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
+    xmit(&*kernel::lookup(dev)?, pkt)
+}
+
+/// Queues a packet: returns `Ok` once the hardware owns it (it will be sent: nothing is
+/// dropped after this), [`DriverError::Busy`] if the ring is full or the link is down
+/// (the queue is stopped; wait for [`Kernel::wait_tx_wake`]), or
+/// [`DriverError::BadPacket`] if the part cannot send it as described.
+pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
+    if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
+        k.counters.tx_busy.fetch_add(1, Ordering::Relaxed);
+        return Err(DriverError::Busy);
+    }
+    let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
+    let (data_descs, bytes, frames) = validate(pkt, max_frame).inspect_err(|_| {
+        k.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
+    })?;
+    let ide = if k.cfg.tx_ide.load(Ordering::Relaxed) {
+        txd_cmd::IDE
+    } else {
+        0
+    };
+    let mut g = k.tx.lock();
+    let Some(t) = g.as_mut() else {
+        return Err(DriverError::Busy);
+    };
+    let off = pkt.offload;
+    let need_ctx = match (off.csum, off.tso) {
+        (Some(c), None) => t.ctx != Some(c),
+        (_, Some(_)) => true,
+        (None, None) => false,
+    };
+    let needed = data_descs + u32::from(need_ctx);
+    if needed + 2 > t.count {
+        return Err(DriverError::BadPacket(format!(
+            "packet needs {needed} descriptors; the ring has {}",
+            t.count
+        )));
+    }
+    if t.unused() < needed {
+        clean_locked(k, t);
+        if t.unused() < needed {
+            t.stopped = true;
+            k.counters.tx_busy.fetch_add(1, Ordering::Relaxed);
+            return Err(DriverError::Busy);
+        }
+    }
+    let first = t.next_to_use;
+    let special = off.vlan.unwrap_or(0);
+    let vle = if off.vlan.is_some() { txd_cmd::VLE } else { 0 };
+    let extended = off.csum.is_some();
+    if need_ctx {
+        if let Some(c) = off.csum {
+            let tucso = c.l4_start + if c.tcp { 16 } else { 6 };
+            let (ipcso, ipcse) = if c.ipv4 {
+                (c.ip_start + 10, u16::from(c.l4_start) - 1)
+            } else {
+                (0, 0)
+            };
+            let mut cmd = tucmd::DEXT;
+            if c.tcp {
+                cmd |= tucmd::TCP;
+            }
+            if c.ipv4 {
+                cmd |= tucmd::IP;
+            }
+            let (hdr_len, mss) = match off.tso {
+                Some(TsoOffload { mss, hdr_len }) => {
+                    cmd |= tucmd::TSE
+                        | ((pkt.len() - usize::from(hdr_len)) as u32 & tucmd::PAYLEN_MASK);
+                    (hdr_len, mss)
+                }
+                None => (0, 0),
+            };
+            t.push(encode::context(
+                c.ip_start, ipcso, ipcse, c.l4_start, tucso, cmd, hdr_len, mss,
+            ))?;
+            // A TSO context is specific to its packet; a checksum context can be re-used.
+            t.ctx = if off.tso.is_some() { None } else { Some(c) };
+        }
+    }
+    let popts_bits = match off.csum {
+        Some(c) => popts::TXSM | if c.ipv4 { popts::IXSM } else { 0 },
+        None => 0,
+    };
+    let tse = if off.tso.is_some() { txd_cmd::TSE } else { 0 };
+    let mut remaining = data_descs;
+    let mut last = first;
+    for frag in &pkt.frags {
+        for chunk in frag.chunks(TX_BUF) {
+            remaining -= 1;
+            let eop = if remaining == 0 {
+                txd_cmd::EOP | txd_cmd::RS
+            } else {
+                0
+            };
+            let slot = t.next_to_use as usize;
+            t.bufs.write(slot * TX_BUF, chunk)?;
+            let addr = t.bufs.bus_addr() + (slot * TX_BUF) as u64;
+            let d = if extended {
+                encode::data(
+                    addr,
+                    chunk.len() as u32,
+                    txd_cmd::DEXT | txd_cmd::IFCS | tse | vle | ide | eop,
+                    popts_bits,
+                    special,
+                )
+            } else {
+                encode::legacy(
+                    addr,
+                    chunk.len() as u16,
+                    txd_cmd::IFCS | vle | ide | eop,
+                    special,
+                )
+            };
+            last = t.push(d)?;
+        }
+    }
+    t.info[first as usize] = TxInfo {
+        eop: Some(last),
+        bytes,
+        frames,
+        queued: Some(Instant::now()),
+    };
+    k.wr(TDT, t.next_to_use);
+    Ok(())
+}
+
+/// Reclaims transmitted packets of `dev` (critical).
+pub fn clean_tx(dev: DevId) -> Result<u32, DriverError> {
+    Ok(clean(&*kernel::lookup(dev)?))
+}
+
+/// Reclaims every packet whose last descriptor the hardware marked done; wakes a stopped
+/// queue once enough descriptors are free. Returns the packets reclaimed.
+pub fn clean(k: &Kernel) -> u32 {
+    let mut g = k.tx.lock();
+    match g.as_mut() {
+        Some(t) => clean_locked(k, t),
+        None => 0,
+    }
+}
+
+pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing) -> u32 {
+    let mut packets = 0;
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    while t.next_to_clean != t.next_to_use {
+        let first = t.next_to_clean;
+        let info = t.info[first as usize];
+        let Some(eop) = info.eop else {
+            // Cannot happen (every packet's first slot records its EOP); recover by
+            // treating the slot as a lone done descriptor.
+            t.next_to_clean = (first + 1) % t.count;
+            continue;
+        };
+        let mut st = [0u8; 1];
+        if t.desc.read(eop as usize * DESC_LEN + 12, &mut st).is_err() || st[0] & txd_stat::DD == 0
+        {
+            break;
+        }
+        t.info[first as usize] = TxInfo::default();
+        t.next_to_clean = (eop + 1) % t.count;
+        packets += 1;
+        frames += info.frames;
+        bytes += info.bytes;
+    }
+    if packets > 0 {
+        k.counters.tx_packets.fetch_add(frames, Ordering::Relaxed);
+        k.counters.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if t.stopped && t.unused() >= WAKE_THRESHOLD.min(t.count / 2) {
+            t.stopped = false;
+            k.counters.tx_restart_queue.fetch_add(1, Ordering::Relaxed);
+        }
+        k.wake_tx();
+    }
+    packets
+}

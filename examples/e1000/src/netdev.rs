@@ -1,0 +1,265 @@
+//! The monolithic host: both halves in one process, as the baseline and for the tests.
+//!
+//! A [`Netdev`] attaches a device to the kernel half, probes it in the user half, and runs
+//! two threads: the **interrupt thread** (kernel half: wait for the line, run the interrupt
+//! handler, poll until under budget) and the **service thread** (user half: the 2-second
+//! watchdog and the work the interrupt handler defers: link checks and resets). Received
+//! frames go to a queue standing in for the network stack.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::adapter::Adapter;
+use crate::config;
+use crate::error::DriverError;
+use crate::frame::{RxFrame, TxPacket};
+use crate::hot;
+use crate::hw::Hw;
+use crate::kernel::{self, work, Kernel};
+use crate::link;
+use crate::probe;
+
+/// Host options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Watchdog period.
+    pub watchdog_period: Duration,
+    /// Poll budget.
+    pub budget: u32,
+    /// Most frames kept in the receive queue before the oldest are dropped.
+    pub rx_queue_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            watchdog_period: link::WATCHDOG_PERIOD,
+            budget: 64,
+            rx_queue_limit: 1 << 20,
+        }
+    }
+}
+
+type RxQueue = Arc<(Mutex<VecDeque<RxFrame>>, Condvar)>;
+
+/// A probed device with its interrupt and service threads running.
+pub struct Netdev {
+    kernel: Arc<Kernel>,
+    adapter: Arc<Mutex<Adapter>>,
+    rxq: RxQueue,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Netdev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Netdev")
+            .field("dev", &self.kernel.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Netdev {
+    /// Attaches and probes the device behind `hw` and starts the threads (the interface
+    /// stays closed until [`open`](Netdev::open)).
+    pub fn start(hw: Hw, opts: Options) -> Result<Self, DriverError> {
+        let dev = kernel::attach(hw);
+        let adapter = match probe::probe(dev) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = kernel::detach(dev);
+                return Err(e);
+            }
+        };
+        let k = kernel::lookup(dev)?;
+        let rxq: RxQueue = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
+        let q = Arc::clone(&rxq);
+        let limit = opts.rx_queue_limit;
+        k.set_sink(Some(Arc::new(move |f| {
+            let mut g = q.0.lock();
+            if g.len() >= limit {
+                g.pop_front();
+            }
+            g.push_back(f);
+            q.1.notify_all();
+        })));
+        let stop = Arc::new(AtomicBool::new(false));
+        let adapter = Arc::new(Mutex::new(adapter));
+        let irq_thread = {
+            let (k, stop) = (Arc::clone(&k), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("e1000-irq".into())
+                .spawn(move || interrupt_loop(&k, &stop, opts.budget))
+                .map_err(|e| {
+                    DriverError::Unsupported(format!("spawning the interrupt thread: {e}"))
+                })?
+        };
+        let svc_thread = {
+            let (k, stop, a) = (Arc::clone(&k), Arc::clone(&stop), Arc::clone(&adapter));
+            std::thread::Builder::new()
+                .name("e1000-service".into())
+                .spawn(move || service_loop(&k, &a, &stop, opts.watchdog_period))
+                .map_err(|e| {
+                    DriverError::Unsupported(format!("spawning the service thread: {e}"))
+                })?
+        };
+        Ok(Self {
+            kernel: k,
+            adapter,
+            rxq,
+            stop,
+            threads: vec![irq_thread, svc_thread],
+        })
+    }
+
+    /// The kernel half of the device.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// Runs `f` on the user half's adapter (holding its lock, like the rtnl lock).
+    pub fn with_adapter<R>(&self, f: impl FnOnce(&mut Adapter) -> R) -> R {
+        f(&mut self.adapter.lock())
+    }
+
+    /// Opens the interface.
+    pub fn open(&self) -> Result<(), DriverError> {
+        self.with_adapter(config::open)
+    }
+
+    /// Closes the interface.
+    pub fn close(&self) -> Result<(), DriverError> {
+        self.with_adapter(config::close)
+    }
+
+    /// Waits until the watchdog has seen the link up and the carrier is on.
+    pub fn wait_link(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if self.with_adapter(|a| {
+                let _ = link::check_link(a);
+                a.up && a.link.up
+            }) {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Transmits `pkt`, waiting while the queue is stopped (up to `timeout`). `Ok` means
+    /// the kernel half accepted it: it will reach the wire.
+    pub fn send(&self, pkt: &TxPacket, timeout: Duration) -> Result<(), DriverError> {
+        let end = Instant::now() + timeout;
+        loop {
+            match hot::tx::xmit(&self.kernel, pkt) {
+                Err(DriverError::Busy) if Instant::now() < end => {
+                    self.kernel.wait_tx_wake(Duration::from_millis(1));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Transmits `pkt` if the queue has room now.
+    pub fn try_send(&self, pkt: &TxPacket) -> Result<(), DriverError> {
+        hot::tx::xmit(&self.kernel, pkt)
+    }
+
+    /// The next received frame, waiting up to `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<RxFrame> {
+        let end = Instant::now() + timeout;
+        let (m, cv) = &*self.rxq;
+        let mut g = m.lock();
+        loop {
+            if let Some(f) = g.pop_front() {
+                return Some(f);
+            }
+            if cv.wait_until(&mut g, end).timed_out() {
+                return g.pop_front();
+            }
+        }
+    }
+
+    /// Every frame received so far, without waiting.
+    pub fn drain(&self) -> Vec<RxFrame> {
+        self.rxq.0.lock().drain(..).collect()
+    }
+
+    /// Stops the threads and removes the device.
+    pub fn shutdown(mut self) -> Result<(), DriverError> {
+        self.stop_threads();
+        let r = self.with_adapter(probe::remove);
+        self.kernel.set_sink(None);
+        r
+    }
+
+    fn stop_threads(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.kernel.work.kick();
+        for t in self.threads.drain(..) {
+            // The threads only return; a panic in one has already been reported.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Netdev {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop_threads();
+            let _ = self.with_adapter(probe::remove);
+            self.kernel.set_sink(None);
+        }
+    }
+}
+
+/// The kernel half's interrupt thread.
+fn interrupt_loop(k: &Kernel, stop: &AtomicBool, budget: u32) {
+    while !stop.load(Ordering::Relaxed) {
+        if !k.hw().irq.wait(Duration::from_millis(20)) {
+            continue;
+        }
+        let o = hot::irq::handle(k);
+        if o.schedule_poll {
+            while !hot::poll::run(k, budget).complete {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The user half's service thread: the watchdog and deferred work.
+fn service_loop(k: &Kernel, a: &Mutex<Adapter>, stop: &AtomicBool, period: Duration) {
+    let mut next = Instant::now() + period;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let bits = k.work.wait(next.saturating_duration_since(now));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut g = a.lock();
+        if bits & work::RESET != 0 {
+            if let Err(e) = config::reset_task(&mut g) {
+                tracing::error!(error = %e, "reset failed");
+            }
+        }
+        if bits & work::LINK != 0 || Instant::now() >= next {
+            if let Err(e) = link::watchdog(&mut g) {
+                tracing::warn!(error = %e, "watchdog failed");
+            }
+            if Instant::now() >= next {
+                next = Instant::now() + period;
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Probe, remove and shutdown.
+
+use crate::adapter::{Adapter, MacType};
+use crate::config;
+use crate::eeprom;
+use crate::error::DriverError;
+use crate::kernel::{self, DevId};
+use crate::regs::{pci, WUC, WUFC};
+
+/// WUC.PME_EN: assert PME when a wake-up filter matches (SDM 13, wake-up registers).
+pub const WUC_PME_EN: u32 = 1 << 1;
+
+/// Probes the device the kernel half attached as `dev`: identifies the part from its PCI
+/// ids, resets it, validates the EEPROM checksum, reads the permanent MAC address into
+/// RA[0], reads the PHY id and initialises the PHY (SDM ch. 14, "General Initialization").
+pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
+    let mut a = Adapter::new(dev);
+    let vendor = kernel::pci_read16(dev, pci::VENDOR_ID)?;
+    let device = kernel::pci_read16(dev, pci::DEVICE_ID)?;
+    a.info.mac_type = MacType::from_ids(vendor, device)?;
+    a.info.vendor = vendor;
+    a.info.device = device;
+    a.info.subsys_vendor = kernel::pci_read16(dev, pci::SUBSYSTEM_VENDOR_ID)?;
+    a.info.subsys_device = kernel::pci_read16(dev, pci::SUBSYSTEM_ID)?;
+    a.info.eeprom_words = eeprom::WORDS;
+    kernel::device_reset(dev)?;
+    eeprom::validate_checksum(&a)?;
+    let mac = eeprom::read_mac(&a)?;
+    config::check_mac(mac)?;
+    a.info.perm_addr = mac;
+    a.mac = mac;
+    config::init_hw(&mut a)?;
+    tracing::info!(
+        dev = dev.0,
+        part = a.info.mac_type.name(),
+        mac = ?a.mac,
+        phy = format_args!("{:#010x}", a.info.phy_id),
+        "probed"
+    );
+    Ok(a)
+}
+
+/// Shuts the device down for power-off: closes it and arms the wake-up filters chosen with
+/// ethtool WoL (WUFC, and WUC.PME_EN when any is set).
+pub fn shutdown(a: &mut Adapter) -> Result<(), DriverError> {
+    if a.up {
+        config::close(a)?;
+    }
+    a.wr(WUFC, a.conf.wol)?;
+    a.wr(WUC, if a.conf.wol != 0 { WUC_PME_EN } else { 0 })?;
+    Ok(())
+}
+
+/// Removes the device: closes it, resets it and detaches it from the kernel half.
+pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
+    if a.up {
+        config::close(a)?;
+    }
+    kernel::device_reset(a.dev)?;
+    kernel::detach(a.dev)
+}

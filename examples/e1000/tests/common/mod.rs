@@ -1,0 +1,42 @@
+//! Shared helpers: a model with fast auto-negotiation and a started driver on it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use e1000::netdev::{Netdev, Options};
+use e1000_sim::{E1000Sim, SimConfig, Variant};
+
+pub const OUR_IP: [u8; 4] = [10, 0, 2, 15];
+pub const PEER_MAC: [u8; 6] = [0x52, 0x55, 0x0A, 0x00, 0x02, 0x02];
+pub const PEER_IP: [u8; 4] = [10, 0, 2, 2];
+
+pub fn config(variant: Variant) -> SimConfig {
+    SimConfig {
+        variant,
+        autoneg_time: Duration::from_millis(2),
+        ..SimConfig::default()
+    }
+}
+
+pub fn start_with(cfg: SimConfig, opts: Options) -> (Arc<E1000Sim>, Netdev) {
+    let (sim, hw) = e1000::backend::sim::start(cfg).expect("model starts");
+    let nd = Netdev::start(hw, opts).expect("probe succeeds");
+    (sim, nd)
+}
+
+pub fn start(variant: Variant) -> (Arc<E1000Sim>, Netdev) {
+    start_with(config(variant), Options::default())
+}
+
+/// Started, opened and with the link up.
+pub fn up(variant: Variant) -> (Arc<E1000Sim>, Netdev) {
+    let (sim, nd) = start(variant);
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)), "link came up");
+    (sim, nd)
+}
+
+pub fn reg(sim: &E1000Sim, off: u32) -> u32 {
+    e1000_sim::Mmio::read32(sim, off)
+}
