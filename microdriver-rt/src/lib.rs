@@ -26,5 +26,5 @@ pub mod transport;
 
 pub use lrpc::UpcallError;
 pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
-pub use microdriver_macros::{critical, upcall, Marshal};
+pub use microdriver_macros::{critical, upcall};
 pub use tracker::{ObjectTracker, TrackerError};

@@ -35,6 +35,12 @@ fn run(fd: &str) -> Result<(), String> {
     if fd < 3 {
         return Err(format!("{FD_ENV}={fd} names a standard stream"));
     }
+    // Die with the kernel half. Set here, not between fork and exec: the kernel half
+    // spawns without a pre-exec hook so that it never forks its whole address space.
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG only sets this process's death signal.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+        return Err(format!("PR_SET_PDEATHSIG: {}", std::io::Error::last_os_error()));
+    }
     if let Ok(parent) = std::env::var(PARENT_ENV) {
         // The parent may have died between fork and PR_SET_PDEATHSIG.
         if rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string()) != Some(parent)

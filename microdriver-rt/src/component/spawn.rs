@@ -2,7 +2,6 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering::SeqCst;
@@ -97,6 +96,32 @@ impl Default for ComponentConfig {
             crossing_delay: Duration::ZERO,
         }
     }
+}
+
+/// Serialises the window in which a channel's memfd is inheritable, so a concurrent spawn
+/// of another user half does not inherit it.
+static SPAWN_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> Result<(), ComponentError> {
+    // SAFETY: fcntl(2) on a descriptor this process owns (the channel's memfd); it changes
+    // only that descriptor's flags.
+    let rc = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 {
+            flags
+        } else if on {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC)
+        } else {
+            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC)
+        }
+    };
+    if rc < 0 {
+        return Err(ComponentError::Os {
+            what: "setting close-on-exec on the slot memfd",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// The kernel half's side of the channel: the shared slot area and the endpoint that
@@ -196,34 +221,26 @@ impl UserHalf {
         let mut command = Command::new(&exe);
         command
             .args(&config.args)
-            .env(FD_ENV, "3")
             .env(WORKERS_ENV, config.workers.to_string())
             .env(SPIN_ENV, config.options.wait.spin.as_micros().to_string())
             .env(PARENT_ENV, std::process::id().to_string());
+        // No pre_exec closure: with one, std must fork() this whole process (copying its
+        // page tables and leaving every page copy-on-write), which stalls the kernel half's
+        // other threads, the critical path included, for milliseconds per restart. Without
+        // one it spawns with posix_spawn (vfork semantics). The memfd is made inheritable
+        // for the spawn only; the child finds it by number and sets its own death signal.
         let raw = channel.memfd.as_raw_fd();
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (dup2, fcntl, prctl) on values computed before
-        // the fork; it allocates nothing and takes no locks.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // dup2 onto itself keeps CLOEXEC; clear it so fd 3 survives exec.
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().map_err(|source| ComponentError::Spawn {
-            exe: exe.display().to_string(),
-            source,
-        })?;
+        command.env(FD_ENV, raw.to_string());
+        let child = {
+            let _guard = SPAWN_LOCK.lock();
+            set_cloexec(raw, false)?;
+            let spawned = command.spawn();
+            set_cloexec(raw, true)?;
+            spawned.map_err(|source| ComponentError::Spawn {
+                exe: exe.display().to_string(),
+                source,
+            })?
+        };
         let pid = child.id();
         let pidfd = Pid::from_raw(pid as i32)
             .ok_or(ComponentError::Os {

@@ -65,6 +65,12 @@ impl UserEndpoint {
         &self.tracker
     }
 
+    /// The transport (the user half maps the whole area anyway; fault-injection tests use
+    /// this to scribble on it).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
     /// True once the kernel half asked for shutdown or [`UserEndpoint::stop`] was called.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)

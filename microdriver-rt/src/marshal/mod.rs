@@ -32,6 +32,9 @@ pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use error::MarshalError;
 pub use layout::WireLayout;
+/// The derive, beside the trait of the same name, so `use microdriver_rt::marshal::Marshal`
+/// brings both.
+pub use microdriver_macros::Marshal;
 pub use opaque::Opaque;
 pub use raw_array::{alloc_array, free_array};
 pub use tracked::TrackedPtr;

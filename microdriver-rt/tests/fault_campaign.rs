@@ -1,0 +1,451 @@
+//! The fault-injection campaign: a kernel half doing critical-path work continuously while
+//! upcalls (with nested downcalls) flow, and faults injected at random points: SIGKILL of
+//! the user half, SIGSTOP (a hang), a panic inside an upcall, a user half that writes
+//! random bytes into the channel, replies carrying forged pointers (never registered,
+//! freed, out of range, wrong type). After each fault the kernel half's state is checked
+//! against an independent model, and the critical path's progress is measured throughout.
+//!
+//! `cargo test -p microdriver-rt --test fault_campaign` runs the CI-sized default (300+
+//! faults); `... -- --long` runs 10,000; `--faults N` any number; `--seed S` repeats a run.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
+use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
+use microdriver_rt::lrpc::{install_kernel, ping, user_endpoint, KernelEndpoint, UpcallError};
+use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError, TrackedPtr};
+use microdriver_rt::tracker::{ObjectInfo, ObjectTracker, TypeTag};
+
+use microdriver_rt::{critical, upcall};
+
+// ---------------------------------------------------------------------------------------
+// The driver under test: configuration the user half edits, counters the critical path
+// bumps.
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Marshal)]
+struct Config {
+    version: u64,
+    values: Vec<u32>,
+    names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Marshal)]
+enum CampaignError {
+    Rejected(String),
+    Cross(String),
+}
+
+impl From<UpcallError> for CampaignError {
+    fn from(e: UpcallError) -> Self {
+        CampaignError::Cross(e.to_string())
+    }
+}
+
+/// Kernel-half statistics the critical path updates and the user half reads by downcall.
+static CRITICAL_COUNT: AtomicU64 = AtomicU64::new(0);
+
+#[critical]
+fn read_counter() -> u64 {
+    CRITICAL_COUNT.load(Ordering::SeqCst)
+}
+
+/// A configuration change, made in the user half: bumps the version, appends `value`, and
+/// reads the kernel half's counter by nested downcall.
+#[upcall]
+fn apply(config: &mut Config, value: u32) -> Result<u64, CampaignError> {
+    if value == u32::MAX {
+        return Err(CampaignError::Rejected("reserved value".into()));
+    }
+    let counter = read_counter();
+    config.version += 1;
+    config.values.push(value);
+    if config.values.len() > 32 {
+        config.values.remove(0);
+    }
+    config.names = vec![format!("v{}", config.version)];
+    Ok(counter)
+}
+
+/// A panic inside an upcall.
+#[upcall]
+fn panic_now(tag: u32) -> Result<(), CampaignError> {
+    panic!("injected panic {tag}");
+}
+
+/// A user half that scribbles random bytes over the channel (slot words and data).
+#[upcall]
+fn scribble(seed: u64) -> Result<(), CampaignError> {
+    let endpoint = user_endpoint().ok_or(CampaignError::Rejected("not in the user half".into()))?;
+    let area = endpoint.transport();
+    let mut rng = Rng(seed | 1);
+    for _ in 0..64 {
+        let slot = (rng.next() as usize) % area.slot_count();
+        let word = (rng.next() as usize) % microdriver_rt::transport::SLOT_WORDS;
+        if let Some(w) = area.slot_word(slot, word) {
+            w.store(rng.next() as u32, Ordering::SeqCst);
+        }
+        let bytes: Vec<u8> = (0..(rng.next() % 64)).map(|_| rng.next() as u8).collect();
+        area.write_data(slot, &bytes);
+    }
+    Ok(())
+}
+
+/// A kernel-half object the forged replies aim at.
+#[derive(Debug, Default, Marshal)]
+struct Obj {
+    value: u64,
+}
+
+const FORGE: &str = "campaign::forge";
+
+/// Replies with a forged tracked pointer: `kind` picks never registered, near null,
+/// interior, wrong type or a (freed) address the kernel half passed in.
+fn forge_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let (kind, kernel_addr) = <(u8, u64)>::decode(&mut dec)?;
+    dec.finish()?;
+    let (sender, type_id, claimed) = match kind % 5 {
+        0 => (0x1234_5000, TypeTag::of::<Obj>().id(), 0x7fff_dead_0000),
+        1 => (0x1234_6000, TypeTag::of::<Obj>().id(), 64),
+        2 => (0x1234_7000, TypeTag::of::<Obj>().id(), kernel_addr + 4),
+        3 => (0x1234_8000, TypeTag::of::<u32>().id(), kernel_addr),
+        _ => (0x1234_9000, TypeTag::of::<Obj>().id(), kernel_addr),
+    };
+    enc.put_u8(2);
+    enc.put_u64(sender);
+    enc.put_u64(type_id);
+    enc.put_u64(claimed);
+    Obj { value: 666 }.encode(enc)
+}
+
+inventory::submit! {
+    Entry { name: FORGE, signature: "fn((u8, u64)) -> TrackedPtr<Obj>", served: Served::ByUser, handler: forge_handler }
+}
+
+fn forge(
+    endpoint: &KernelEndpoint,
+    kind: u8,
+    kernel_addr: u64,
+) -> Result<TrackedPtr<Obj>, UpcallError> {
+    endpoint.call(
+        Entry::id_of(FORGE),
+        FORGE,
+        &mut (),
+        |_, enc| (kind, kernel_addr).encode(enc),
+        |_, dec| TrackedPtr::<Obj>::decode(dec),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Kill,
+    Hang,
+    Panic,
+    Garbage,
+    Forged,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::Kill,
+    Fault::Hang,
+    Fault::Panic,
+    Fault::Garbage,
+    Fault::Forged,
+];
+
+struct Options {
+    faults: usize,
+    seed: u64,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let faults = if args.iter().any(|a| a == "--long") {
+        10_000
+    } else {
+        value("--faults").map_or(320, |n| n as usize)
+    };
+    let seed = value("--seed").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    Options { faults, seed }
+}
+
+/// Involuntary and voluntary context switches of the calling thread so far.
+fn context_switches() -> (i64, i64) {
+    // SAFETY: getrusage(2) fills the zeroed struct we pass; RUSAGE_THREAD is Linux's.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    (usage.ru_nivcsw, usage.ru_nvcsw)
+}
+
+/// What the critical path saw.
+#[derive(Default)]
+struct Progress {
+    steps: AtomicU64,
+    /// Steps that took over 10 ms because the thread waited (a stall).
+    stalls: AtomicU64,
+    /// Steps that took over 10 ms only because the OS preempted the thread (an overloaded
+    /// machine, not the user half): reported, not counted as stalls.
+    preempted: AtomicU64,
+}
+
+/// The critical path: bumps the counter under the kernel half's lock continuously and
+/// records how long each step took; never touches the user half.
+fn critical_path(
+    stop: Arc<AtomicBool>,
+    state: Arc<parking_lot::Mutex<u64>>,
+    progress: Arc<Progress>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let (involuntary, _) = context_switches();
+        let started = Instant::now();
+        {
+            let mut guard = state.lock();
+            *guard += 1;
+            CRITICAL_COUNT.fetch_add(1, Ordering::SeqCst);
+        }
+        let took = started.elapsed();
+        if took > Duration::from_millis(10) {
+            if context_switches().0 > involuntary {
+                progress.preempted.fetch_add(1, Ordering::SeqCst);
+            } else {
+                progress.stalls.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        progress.steps.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn wait_up(supervisor: &Supervisor) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ping(supervisor.endpoint(), Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+fn main() {
+    run_user_half_if_requested();
+    let options = options();
+    println!(
+        "fault campaign: {} faults, seed {}",
+        options.faults, options.seed
+    );
+    let mut rng = Rng(options.seed | 1);
+
+    let tracker = Arc::new(ObjectTracker::new());
+    let supervisor = Supervisor::start(
+        SupervisorConfig {
+            heartbeat: Duration::from_millis(20),
+            heartbeat_timeout: Duration::from_millis(100),
+            max_restarts: usize::MAX,
+            component: microdriver_rt::component::ComponentConfig {
+                options: microdriver_rt::lrpc::CallOptions {
+                    timeout: Duration::from_millis(500),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..SupervisorConfig::default()
+        },
+        tracker.clone(),
+    )
+    .expect("start the user half");
+    install_kernel(supervisor.endpoint().clone());
+    let endpoint = supervisor.endpoint().clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(parking_lot::Mutex::new(0u64));
+    let progress = Arc::new(Progress::default());
+    let critical = {
+        let (stop, state, progress) = (stop.clone(), state.clone(), progress.clone());
+        std::thread::spawn(move || critical_path(stop, state, progress))
+    };
+
+    // The kernel half's authoritative configuration and the model of what it must hold.
+    let mut config = Config::default();
+    let mut model = Config::default();
+    let target = TrackedPtr::new(Obj { value: 7 });
+    tracker
+        .register(target.as_ptr() as usize, ObjectInfo::of::<Obj>())
+        .expect("register the target");
+
+    let mut injected = 0usize;
+    let mut survived = 0usize;
+    let mut divergences = 0usize;
+    let mut counts = [0usize; 5];
+    let mut min_progress = u64::MAX;
+    for i in 0..options.faults {
+        let fault = FAULTS[(rng.next() % FAULTS.len() as u64) as usize];
+        counts[FAULTS.iter().position(|f| *f == fault).unwrap_or(0)] += 1;
+        let before_steps = progress.steps.load(Ordering::SeqCst);
+        let fault_started = Instant::now();
+        injected += 1;
+        match fault {
+            Fault::Kill => {
+                if let Some(pid) = supervisor.pid() {
+                    // SAFETY: kill(2) on our own child.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+            Fault::Hang => {
+                if let Some(pid) = supervisor.pid() {
+                    // SAFETY: kill(2) on our own child.
+                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                }
+            }
+            Fault::Panic => {
+                let result = panic_now(i as u32);
+                assert!(result.is_err(), "a panicking upcall reported success");
+            }
+            Fault::Garbage => {
+                let _ = scribble(rng.next());
+            }
+            Fault::Forged => {
+                let kind = (rng.next() % 5) as u8;
+                let addr = if kind == 4 {
+                    // A kernel object freed before the reply names it.
+                    let doomed = TrackedPtr::new(Obj::default());
+                    let addr = doomed.as_ptr() as u64;
+                    tracker
+                        .register(addr as usize, ObjectInfo::of::<Obj>())
+                        .expect("register");
+                    // SAFETY: freed once, never used again.
+                    unsafe { doomed.free(Some(&tracker)) };
+                    addr
+                } else {
+                    target.as_ptr() as u64
+                };
+                let result = forge(&endpoint, kind, addr);
+                assert!(
+                    result.is_err(),
+                    "forged pointer kind {kind} accepted: {result:?}"
+                );
+            }
+        }
+        // Keep upcalls flowing while the fault plays out; each call either fails cleanly
+        // (config unchanged) or succeeds (model updated the same way).
+        let mut recovered = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let value = (rng.next() % 1000) as u32;
+            let before = config.clone();
+            match apply(&mut config, value) {
+                Ok(_) => {
+                    model.version += 1;
+                    model.values.push(value);
+                    if model.values.len() > 32 {
+                        model.values.remove(0);
+                    }
+                    model.names = vec![format!("v{}", model.version)];
+                    recovered = true;
+                    break;
+                }
+                Err(_) => {
+                    if config != before {
+                        divergences += 1;
+                        config = before;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        if !recovered {
+            recovered = wait_up(&supervisor);
+        }
+        if config != model {
+            divergences += 1;
+            eprintln!("fault {i} ({fault:?}): state diverged: {config:?} vs model {model:?}");
+            config = model.clone();
+        }
+        // SAFETY: `target` is live (never freed until the end).
+        if unsafe { target.get() }.map(|o| o.value) != Some(7) {
+            divergences += 1;
+            eprintln!("fault {i} ({fault:?}): a forged reply changed a kernel object");
+        }
+        if recovered {
+            survived += 1;
+        } else {
+            eprintln!("fault {i} ({fault:?}): the user half did not come back");
+        }
+        // Progress during the fault: the critical path kept stepping while it played out.
+        let stepped = progress.steps.load(Ordering::SeqCst) - before_steps;
+        let lasted = fault_started.elapsed();
+        if stepped == 0 && lasted > Duration::from_millis(10) {
+            eprintln!("fault {i} ({fault:?}): no critical-path step in {lasted:?}");
+            min_progress = 0;
+        } else if lasted > Duration::from_millis(10) {
+            min_progress = min_progress.min(stepped);
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    critical.join().expect("critical path thread");
+    let critical_total = *state.lock();
+    assert_eq!(
+        critical_total,
+        CRITICAL_COUNT.load(Ordering::SeqCst),
+        "critical-path counter diverged"
+    );
+    let status = supervisor.status();
+    println!(
+        "kinds: kill {} hang {} panic {} garbage {} forged {}; restarts {}, hangs detected {}, rejected frames {}, critical steps {}",
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[4],
+        status.restarts,
+        status.hangs,
+        endpoint.stats().rejected(),
+        critical_total
+    );
+    let stall_count = progress.stalls.load(Ordering::SeqCst);
+    println!(
+        "critical path: fewest steps during a fault lasting over 10 ms: {}; steps delayed over 10 ms by OS preemption (not stalls): {}",
+        if min_progress == u64::MAX { 0 } else { min_progress },
+        progress.preempted.load(Ordering::SeqCst)
+    );
+    println!(
+        "faults injected: {injected}, survived: {survived}, critical-path stalls over 10ms: {stall_count}, state divergences: {divergences}"
+    );
+    // SAFETY: freed once at the end.
+    unsafe { target.free(Some(&tracker)) };
+    supervisor.shutdown();
+    let ok = survived == injected && stall_count == 0 && divergences == 0 && min_progress > 0;
+    if ok {
+        println!("1 passed, 0 failed");
+    } else {
+        println!("0 passed, 1 failed");
+        std::process::exit(1);
+    }
+}
