@@ -12,8 +12,8 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// Renders DOT: kernel half red (roots bold), user half blue, `#[upcall]` boxes,
-/// deferrals dashed, crossing edges red.
+/// Renders DOT: one cluster per source file, kernel half red (roots bold), user half blue,
+/// `#[upcall]` boxes, deferrals dashed, crossing edges red.
 pub fn to_dot(graph: &CallGraph, split: &Split) -> String {
     let mut s = String::from(
         "digraph callgraph {\n  rankdir=LR;\n  node [style=filled, fontname=\"monospace\"];\n",
@@ -21,6 +21,21 @@ pub fn to_dot(graph: &CallGraph, split: &Split) -> String {
     let mut is_root = vec![false; graph.fns.len()];
     for r in &split.roots {
         is_root[r.fn_id] = true;
+    }
+    // One cluster per source file.
+    let mut files: Vec<&str> = graph.fns.iter().map(|f| f.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    for (i, file) in files.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  subgraph cluster_{i} {{\n    label=\"{}\"; style=rounded; color=gray;",
+            esc(file)
+        );
+        for f in graph.fns.iter().filter(|f| f.file == *file) {
+            let _ = writeln!(s, "    n{};", f.id);
+        }
+        s.push_str("  }\n");
     }
     for f in &graph.fns {
         let (fill, half) = if split.critical[f.id] {
