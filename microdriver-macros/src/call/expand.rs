@@ -263,44 +263,45 @@ fn decode_values(call: &Call<'_>) -> TokenStream {
             quote!(#m::decode(__dec)?)
         }
     };
-    let mut uses_state = false;
-    let back: Vec<TokenStream> = call
-        .args
-        .iter()
-        .enumerate()
-        .filter_map(|(i, arg)| {
-            let index = syn::Index::from(i);
-            let field = quote!(__s.#index);
-            match arg.kind {
-                ArgKind::RefMut(ty) => {
-                    uses_state = true;
-                    let m = marshal_of(ty);
-                    Some(quote!(#m::decode_into(&mut *#field, __dec)?;))
-                }
-                ArgKind::SliceMut(elem) => {
-                    uses_state = true;
-                    let m = marshal_of(&quote_spanned!(span_of(elem)=> ::std::vec::Vec<#elem>));
-                    let name = arg_name(arg.ident, i);
-                    Some(quote! {{
-                        let __back = #m::decode(__dec)?;
-                        if __back.len() != #field.len() {
-                            return ::core::result::Result::Err(
-                                ::microdriver_rt::marshal::MarshalError::LengthMismatch {
-                                    ty: "slice argument",
-                                    field: #name,
-                                    expected: #field.len(),
-                                    found: __back.len(),
-                                });
-                        }
-                        for (__slot, __value) in #field.iter_mut().zip(__back) {
-                            *__slot = __value;
-                        }
-                    }})
-                }
-                _ => None,
+    // Slices are decoded and length-checked first and copied in only once the whole reply
+    // has decoded, so a bad reply leaves them untouched. (`&mut T` arguments are decoded
+    // in place with `decode_into`, which is all-or-nothing per value.)
+    let mut back = Vec::new();
+    let mut apply = Vec::new();
+    for (i, arg) in call.args.iter().enumerate() {
+        let index = syn::Index::from(i);
+        let field = quote!(__s.#index);
+        match arg.kind {
+            ArgKind::RefMut(ty) => {
+                let m = marshal_of(ty);
+                back.push(quote!(#m::decode_into(&mut *#field, __dec)?;));
             }
-        })
-        .collect();
+            ArgKind::SliceMut(elem) => {
+                let m = marshal_of(&quote_spanned!(span_of(elem)=> ::std::vec::Vec<#elem>));
+                let name = arg_name(arg.ident, i);
+                let staged = format_ident!("__back{}", i);
+                back.push(quote! {
+                    let #staged = #m::decode(__dec)?;
+                    if #staged.len() != #field.len() {
+                        return ::core::result::Result::Err(
+                            ::microdriver_rt::marshal::MarshalError::LengthMismatch {
+                                ty: "slice argument",
+                                field: #name,
+                                expected: #field.len(),
+                                found: #staged.len(),
+                            });
+                    }
+                });
+                apply.push(quote! {
+                    for (__slot, __value) in #field.iter_mut().zip(#staged) {
+                        *__slot = __value;
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    let uses_state = !back.is_empty();
     let uses_dec = !matches!(call.ret, Ret::Unit) || !back.is_empty();
     let s = if uses_state { quote!(__s) } else { quote!(_) };
     let d = if uses_dec { quote!(__dec) } else { quote!(_) };
@@ -308,6 +309,7 @@ fn decode_values(call: &Call<'_>) -> TokenStream {
         |#s, #d| {
             let __ret = #ret;
             #(#back)*
+            #(#apply)*
             ::core::result::Result::Ok(__ret)
         }
     }
