@@ -194,6 +194,9 @@ pub struct Config {
     pub rx_csum: bool,
     /// Copybreak length.
     pub copybreak: u32,
+    /// How long a packet may wait in a ring that does not move before the watchdog calls
+    /// it a transmit hang (milliseconds).
+    pub tx_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -212,6 +215,7 @@ impl Default for Config {
             msglevel: 0x7,
             rx_csum: true,
             copybreak: 256,
+            tx_timeout_ms: crate::link::TX_HANG_MS,
         }
     }
 }

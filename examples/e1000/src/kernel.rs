@@ -638,8 +638,15 @@ pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
 
 /// Resets the device (CTRL.RST) from the kernel half: masks interrupts, stops DMA and waits
 /// for the reset to complete (SDM 14.5: wait at least 1 us; the EEPROM reload follows).
+/// Memory space and bus mastering are enabled again in PCI COMMAND, in case what the reset
+/// recovers from was a function whose bus mastering had been turned off.
 pub fn device_reset(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
+    let cmd = k.hw.pci.config_read16(pci::COMMAND);
+    k.hw.pci.config_write16(
+        pci::COMMAND,
+        cmd | pci::command::MEMORY | pci::command::BUS_MASTER,
+    );
     k.hw.mmio.write32(regs::IMC, !0);
     k.stop_dma();
     let c = k.rd(regs::CTRL);

@@ -15,7 +15,8 @@ use crate::stats;
 
 /// How often the watchdog runs.
 pub const WATCHDOG_PERIOD: Duration = Duration::from_secs(2);
-/// A packet pending this long without the ring moving is a hang.
+/// A packet pending this long without the ring moving is a hang (the default of
+/// `Config::tx_timeout_ms`).
 pub const TX_HANG_MS: u64 = 4000;
 
 /// What one watchdog run saw.
@@ -98,14 +99,18 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
 }
 
 /// A hang: packets pending, the ring not moving since the last run, the oldest pending
-/// for longer than [`TX_HANG_MS`], the link up and the transmitter not paused by flow
+/// for longer than `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow
 /// control. Schedules a reset.
 fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
     let p = kernel::tx_progress(a.dev)?;
     let stuck = p.pending > 0 && a.wd.last_tx_pending && p.next_to_clean == a.wd.last_tx_clean;
     a.wd.last_tx_clean = p.next_to_clean;
     a.wd.last_tx_pending = p.pending > 0;
-    if stuck && p.oldest_ms > TX_HANG_MS && a.link.up && a.rd(STATUS)? & status::TXOFF == 0 {
+    if stuck
+        && p.oldest_ms > a.conf.tx_timeout_ms
+        && a.link.up
+        && a.rd(STATUS)? & status::TXOFF == 0
+    {
         a.wd.tx_timeouts += 1;
         tracing::warn!(
             dev = a.dev.0,
