@@ -1,0 +1,242 @@
+//! Each ethtool operation returns what the model holds; self-tests; the watchdog.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use e1000::config::RingParam;
+use e1000::netdev::Options;
+use e1000::{ethtool, regs, selftest, TxPacket};
+use e1000_sim::{net, PciConfig, Variant};
+
+#[test]
+fn drvinfo_regs_msglevel_link_ring() {
+    let (sim, nd) = up(Variant::I82545EM);
+    let info = nd.with_adapter(|a| ethtool::get_drvinfo(a));
+    assert_eq!(info.driver, "e1000");
+    assert_eq!(info.part, "82545EM");
+    assert_eq!(info.bus_info, "8086:100f");
+    assert_eq!(info.n_stats as usize, ethtool::get_strings().len());
+    assert_eq!(info.eedump_len, 128);
+    let dump = nd.with_adapter(|a| ethtool::get_regs(a)).expect("regs");
+    assert_eq!(dump.len(), regs::DUMP_REGS.len());
+    for (i, &r) in regs::DUMP_REGS.iter().enumerate() {
+        if r != regs::STATUS && r != regs::MDIC && r != regs::RDH && r != regs::TDH {
+            assert_eq!(dump[i], reg(&sim, r), "register {r:#x}");
+        }
+    }
+    nd.with_adapter(|a| ethtool::set_msglevel(a, 0x55));
+    assert_eq!(nd.with_adapter(|a| ethtool::get_msglevel(a)), 0x55);
+    assert!(nd.with_adapter(|a| ethtool::get_link(a)).expect("link"));
+    let ring = nd.with_adapter(|a| ethtool::get_ringparam(a));
+    assert_eq!((ring.rx, ring.tx, ring.rx_max), (256, 256, 4096));
+    assert_eq!(reg(&sim, regs::TDLEN), 256 * 16);
+    let new = RingParam {
+        rx: 512,
+        tx: 1024,
+        ..ring
+    };
+    nd.with_adapter(|a| ethtool::set_ringparam(a, &new))
+        .expect("resize");
+    assert_eq!(reg(&sim, regs::TDLEN), 1024 * 16);
+    assert_eq!(reg(&sim, regs::RDLEN), 512 * 16);
+    for bad in [(12, 256), (256, 4104), (72, 256)] {
+        let p = RingParam {
+            rx: bad.0,
+            tx: bad.1,
+            ..ring
+        };
+        assert!(nd.with_adapter(|a| ethtool::set_ringparam(a, &p)).is_err());
+    }
+    // nway reset restarts auto-negotiation: the link comes back.
+    nd.with_adapter(|a| ethtool::nway_reset(a)).expect("nway");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn eeprom_read_and_write_match_the_model() {
+    for v in [Variant::I82540EM, Variant::I82544GC] {
+        let (sim, nd) = start(v);
+        let bytes = nd
+            .with_adapter(|a| ethtool::get_eeprom(a, 0, 128))
+            .expect("read");
+        let words = sim.eeprom_words();
+        let want: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(bytes, want, "{v:?}");
+        let odd = nd
+            .with_adapter(|a| ethtool::get_eeprom(a, 3, 5))
+            .expect("read");
+        assert_eq!(odd, want[3..8]);
+        nd.with_adapter(|a| ethtool::set_eeprom(a, 0x21, &[0xAB, 0xCD, 0xEF]))
+            .expect("write");
+        let words = sim.eeprom_words();
+        assert_eq!(words[0x10] >> 8, 0xAB);
+        assert_eq!(words[0x11], 0xEFCD);
+        assert_eq!(
+            words.iter().fold(0u16, |s, &w| s.wrapping_add(w)),
+            0xBABA,
+            "checksum fixed up"
+        );
+        assert!(nd
+            .with_adapter(|a| ethtool::get_eeprom(a, 120, 10))
+            .is_err());
+        nd.shutdown().expect("remove");
+    }
+}
+
+#[test]
+fn self_tests_pass_and_the_interface_works_after() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let r = nd
+        .with_adapter(|a| ethtool::self_test(a, true))
+        .expect("self-test");
+    assert_eq!(r.len(), selftest::NAMES.len());
+    assert!(r.iter().all(|&x| x == 0), "{r:?}");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let mac = sim.mac();
+    nd.send(
+        &TxPacket::new(net::arp(1, mac, OUR_IP, [0; 6], PEER_IP)),
+        Duration::from_secs(2),
+    )
+    .expect("send");
+    let reply = nd
+        .recv(Duration::from_secs(2))
+        .expect("ARP reply after self-test");
+    assert_eq!(net::ethertype(&reply.data), net::ETHERTYPE_ARP);
+    // The link test fails with the cable out.
+    sim.set_link(false);
+    let r = nd
+        .with_adapter(|a| ethtool::self_test(a, false))
+        .expect("online self-test");
+    assert_eq!(r[4], 1);
+    nd.shutdown().expect("remove");
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+}
+
+#[test]
+fn statistics_accumulate_into_64_bit_counters() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let mac = sim.mac();
+    for i in 0..50 {
+        nd.send(
+            &TxPacket::new(net::stream_frame(PEER_MAC, mac, i, 1000)),
+            Duration::from_secs(2),
+        )
+        .expect("send");
+        if i == 25 {
+            // A watchdog-style read in the middle: the registers clear, the totals do not.
+            nd.with_adapter(e1000::stats::update).expect("update");
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(2);
+    while sim.peer_stats().rx_frames < 50 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let names = ethtool::get_strings();
+    let values = nd.with_adapter(ethtool::get_stats).expect("stats");
+    assert_eq!(names.len(), values.len());
+    let get = |n: &str| values[names.iter().position(|x| x == n).expect(n)];
+    assert_eq!(get("hw_good_tx_packets"), 50);
+    assert_eq!(get("hw_good_tx_octets"), 50 * 1004);
+    assert_eq!(get("hw_tx_512_1023"), 50, "1004 bytes on the wire");
+    assert_eq!(get("hw_tx_1024_max"), 0);
+    assert_eq!(get("tx_packets"), 50);
+    assert_eq!(reg(&sim, regs::GPTC), 0, "cleared by the driver's reads");
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn wol_is_armed_at_shutdown_and_identify_blinks() {
+    let (sim, nd) = up(Variant::I82540EM);
+    assert!(nd.with_adapter(|a| ethtool::set_wol(a, 1 << 7)).is_err());
+    nd.with_adapter(|a| ethtool::set_wol(a, ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST))
+        .expect("wol");
+    let w = nd.with_adapter(|a| ethtool::get_wol(a));
+    assert_eq!(w.wolopts, ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST);
+    let led = reg(&sim, regs::LEDCTL);
+    nd.with_adapter(|a| ethtool::identify(a, true))
+        .expect("identify");
+    assert_eq!(reg(&sim, regs::LEDCTL) & 0xFF, ethtool::LED0_BLINK_ON);
+    nd.with_adapter(|a| ethtool::identify(a, false))
+        .expect("identify off");
+    assert_eq!(reg(&sim, regs::LEDCTL), led);
+    nd.with_adapter(e1000::probe::shutdown).expect("shutdown");
+    assert_eq!(
+        reg(&sim, regs::WUFC),
+        ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST
+    );
+    assert_eq!(reg(&sim, regs::WUC), e1000::probe::WUC_PME_EN);
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn watchdog_follows_the_cable() {
+    let opts = Options {
+        watchdog_period: Duration::from_millis(20),
+        ..Options::default()
+    };
+    let (sim, nd) = start_with(config(Variant::I82540EM), opts);
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let wait = |up: bool| {
+        let end = Instant::now() + Duration::from_secs(5);
+        while nd.with_adapter(|a| a.link.up) != up {
+            assert!(Instant::now() < end, "watchdog saw link {up}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    sim.set_link(false);
+    wait(false);
+    let mac = sim.mac();
+    let arp = TxPacket::new(net::arp(1, mac, OUR_IP, [0; 6], PEER_IP));
+    assert!(
+        matches!(nd.try_send(&arp), Err(e1000::DriverError::Busy)),
+        "no carrier: queue stopped"
+    );
+    sim.set_link(true);
+    wait(true);
+    nd.send(&arp, Duration::from_secs(2))
+        .expect("send after link up");
+    assert!(nd.recv(Duration::from_secs(2)).is_some());
+    let changes = nd.with_adapter(|a| a.link.changes);
+    assert!(changes >= 3, "up, down, up: {changes}");
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn watchdog_detects_a_transmit_hang_and_resets() {
+    let opts = Options {
+        watchdog_period: Duration::from_millis(20),
+        ..Options::default()
+    };
+    let (sim, nd) = start_with(config(Variant::I82540EM), opts);
+    nd.with_adapter(|a| a.conf.tx_timeout_ms = 30);
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    // Turn bus mastering off behind the driver's back: the transmitter stops fetching.
+    let cmd = sim.config_read16(regs::pci::COMMAND);
+    sim.config_write16(regs::pci::COMMAND, cmd & !regs::pci::command::BUS_MASTER);
+    let mac = sim.mac();
+    nd.send(
+        &TxPacket::new(net::stream_frame(PEER_MAC, mac, 1, 100)),
+        Duration::from_secs(1),
+    )
+    .expect("accepted");
+    let end = Instant::now() + Duration::from_secs(5);
+    while nd.with_adapter(|a| a.wd.resets) == 0 {
+        assert!(Instant::now() < end, "no reset");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(nd.with_adapter(|a| a.wd.tx_timeouts) >= 1);
+    // After the reset the device transmits again.
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    nd.send(
+        &TxPacket::new(net::arp(1, mac, OUR_IP, [0; 6], PEER_IP)),
+        Duration::from_secs(2),
+    )
+    .expect("send after reset");
+    assert!(nd.recv(Duration::from_secs(2)).is_some());
+    nd.shutdown().expect("remove");
+}
