@@ -1,0 +1,127 @@
+//! The register policy on a live device: the user half's register calls cannot reach
+//! outside the register map, touch the hot path's registers, or point DMA anywhere the
+//! kernel half did not allocate.
+
+mod common;
+
+use common::*;
+use e1000::kernel::{self, reg_read, reg_write};
+use e1000::regs::{self, rctl, tctl, *};
+use e1000::DriverError;
+use e1000_sim::{DmaAllocator, DmaRegion, Fault, Variant};
+use proptest::prelude::*;
+
+fn refused(r: Result<impl std::fmt::Debug, DriverError>) -> String {
+    match r {
+        Err(DriverError::Policy(m)) => m,
+        other => panic!("expected a policy refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_offsets_and_kernel_owned_registers_are_refused() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let dev = nd.kernel().id();
+    assert!(refused(reg_read(dev, 0x0002)).contains("aligned"));
+    assert!(refused(reg_read(dev, 0x0004)).contains("not a register"));
+    assert!(refused(reg_read(dev, BAR0_LEN + 4)).contains("not a register"));
+    assert!(refused(reg_write(dev, 0xFFFF_FFFC, 1)).contains("not a register"));
+    let tdt = reg(&sim, TDT);
+    for off in [ICR, IMS, IMC, RDT, TDT, RDH, TDH] {
+        assert!(
+            refused(reg_write(dev, off, 0)).contains("kernel half"),
+            "{off:#x}"
+        );
+    }
+    assert!(refused(reg_read(dev, ICR)).contains("kernel half"));
+    assert_eq!(reg(&sim, TDT), tdt, "refused writes never reach the device");
+    assert!(
+        reg_read(dev, TDH).is_ok(),
+        "heads are readable (hang check)"
+    );
+    // No such device.
+    assert!(matches!(
+        reg_read(e1000::DevId(999), CTRL),
+        Err(DriverError::NoDevice(999))
+    ));
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn forged_dma_bases_are_refused() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let dev = nd.kernel().id();
+    let (rdbal, rdbah) = (reg(&sim, RDBAL), reg(&sim, RDBAH));
+    // Memory the device can reach but the kernel half did not allocate for rings: a region
+    // from the same bus allocator, and addresses inside the real ring.
+    let foreign = sim.dma().alloc(4096).expect("alloc");
+    let fb = foreign.bus_addr();
+    if (fb >> 32) as u32 == rdbah {
+        // Right high half; the low half is still refused.
+        assert!(refused(reg_write(dev, RDBAL, fb as u32)).contains("not (part of)"));
+    } else {
+        assert!(refused(reg_write(dev, RDBAH, (fb >> 32) as u32)).contains("not (part of)"));
+    }
+    assert!(refused(reg_write(dev, RDBAL, rdbal + 16)).contains("not (part of)"));
+    assert!(refused(reg_write(dev, TDBAH, 0xDEAD)).contains("not (part of)"));
+    assert!(refused(reg_write(dev, RDLEN, 1 << 20)).contains("exceeds"));
+    assert_eq!((reg(&sim, RDBAL), reg(&sim, RDBAH)), (rdbal, rdbah));
+    // The real bases are accepted (the user half programs them on open).
+    assert!(reg_write(dev, RDBAH, rdbah).is_ok());
+    assert!(reg_write(dev, RDBAL, rdbal).is_ok());
+    // After close the rings are freed: their bases are refused and so is enabling DMA.
+    nd.close().expect("close");
+    assert!(refused(reg_write(dev, RDBAL, rdbal)).contains("not (part of)"));
+    assert!(refused(reg_write(dev, RCTL, rctl::EN)).contains("refused"));
+    assert!(refused(reg_write(dev, TCTL, tctl::EN)).contains("refused"));
+    assert_eq!(reg(&sim, RCTL) & rctl::EN, 0);
+    assert_eq!(sim.bus_errors(), 0);
+    drop(foreign);
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn pci_config_is_read_only_and_bounded_for_the_user_half() {
+    let (_sim, nd) = start(Variant::I82540EM);
+    let dev = nd.kernel().id();
+    assert_eq!(
+        kernel::pci_read16(dev, regs::pci::VENDOR_ID).expect("read"),
+        0x8086
+    );
+    assert!(kernel::pci_read16(dev, 0x40).is_err());
+    assert!(kernel::pci_read16(dev, 3).is_err());
+    nd.shutdown().expect("remove");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever the user half writes, the device never masters memory outside what the
+    /// kernel half allocated (no bus error is ever recorded) and the kernel half keeps
+    /// running.
+    #[test]
+    fn hostile_register_writes_never_cause_stray_dma(
+        writes in proptest::collection::vec(
+            (prop_oneof![
+                Just(RDBAL), Just(RDBAH), Just(RDLEN), Just(RCTL), Just(TDBAL), Just(TDBAH),
+                Just(TDLEN), Just(TCTL), Just(CTRL), Just(RXDCTL), Just(TXDCTL),
+                (0u32..0x2_0000).prop_map(|o| o & !3),
+            ], any::<u32>()),
+            1..40,
+        )
+    ) {
+        let (sim, nd) = up(Variant::I82540EM);
+        let dev = nd.kernel().id();
+        for (off, v) in writes {
+            let v = if off == CTRL { v & !(regs::ctrl::PHY_RST) } else { v };
+            let _ = reg_write(dev, off, v);
+        }
+        // The hot path still answers (whatever state the device is in).
+        let _ = e1000::hot::poll::poll(dev, 16);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        prop_assert_eq!(sim.bus_errors(), 0);
+        let stray = sim.faults().into_iter().any(|f| matches!(f, Fault::BusError { .. }));
+        prop_assert!(!stray, "a bus error was recorded");
+        drop(nd);
+    }
+}
