@@ -57,8 +57,7 @@ pub fn decode_user_frame(data: &[u8]) -> bool {
     let ok = match frame::open(data, &tracker) {
         Ok((_entry, mut dec)) => {
             let value = Vec::<Reply>::decode(&mut dec);
-            let finished = value.is_ok() && dec.finish().is_ok();
-            finished
+            value.is_ok() && dec.finish().is_ok()
         }
         Err(_) => false,
     };

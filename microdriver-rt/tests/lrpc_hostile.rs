@@ -158,7 +158,8 @@ fn reply_with_another_call_id() {
 fn reply_length_past_the_slot() {
     let rig = rig(Duration::from_secs(2));
     let err = expect_rejected(&rig, |t, slot, call_id, entry, _| {
-        answer(t, slot, call_id, entry, &reply_frame(entry, 2u64));
+        let frame = reply_frame(entry, 2u64);
+        assert!(t.write_data(slot.index(), &frame));
         slot.set_header(call_id, entry, 1 << 30);
         slot.publish(state::REPLY);
     });
