@@ -1,5 +1,5 @@
 //! `Marshal` for the std types: integers, floats, `bool`, `char`, arrays, tuples, `Option`,
-//! `Vec`, `VecDeque`, `BTreeMap`, `HashMap`, `Box`, boxed slices, `String`, `PhantomData` and
+//! `Result`, `Vec`, `VecDeque`, `BTreeMap`, `HashMap`, `Box`, boxed slices, `String`, `PhantomData` and
 //! `Duration`.
 
 use std::marker::PhantomData;
@@ -435,5 +435,35 @@ impl<T: Marshal> Marshal for std::collections::VecDeque<T> {
 
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
         Vec::<T>::decode(dec).map(Into::into)
+    }
+}
+
+impl<T: Marshal, E: Marshal> Marshal for Result<T, E> {
+    const MIN_WIRE_SIZE: usize = 1;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        match self {
+            Ok(value) => {
+                enc.put_u8(0);
+                value.encode(enc)
+            }
+            Err(error) => {
+                enc.put_u8(1);
+                error.encode(enc)
+            }
+        }
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let offset = dec.position();
+        match dec.take_u8()? {
+            0 => Ok(Ok(T::decode(dec)?)),
+            1 => Ok(Err(E::decode(dec)?)),
+            tag => Err(MarshalError::BadTag {
+                what: "Result",
+                tag: u64::from(tag),
+                offset,
+            }),
+        }
     }
 }

@@ -61,6 +61,8 @@ fn std_types_roundtrip() {
     )]));
     roundtrip(std::collections::HashMap::from([(String::from("k"), 2u64)]));
     roundtrip(std::collections::VecDeque::from(vec![1u16, 2, 3]));
+    roundtrip(Result::<u32, String>::Ok(3));
+    roundtrip(Result::<u32, String>::Err("no".into()));
 }
 
 #[test]
