@@ -2,6 +2,7 @@
 //! (promiscuous, all-multicast, the MTA hash, extra unicast addresses), MAC address, MTU,
 //! VLAN filter, and the reset task.
 
+use microdriver_rt::upcall;
 use microdriver_rt::Marshal;
 
 use crate::adapter::Adapter;
@@ -99,6 +100,7 @@ pub fn rx_buf_len(a: &Adapter) -> u32 {
 
 /// Opens the interface: allocates the rings (kernel half), programs transmit and receive,
 /// receive filtering and VLANs, enables interrupts, and sets the carrier from the link.
+#[upcall]
 pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         return Err(DriverError::WrongState {
@@ -207,6 +209,7 @@ pub fn apply_coalesce(a: &mut Adapter) -> Result<(), DriverError> {
 
 /// Closes the interface: stops accepting packets and lets every accepted one go out,
 /// stops the receiver and delivers what it completed, masks interrupts, frees the rings.
+#[upcall]
 pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
     if !a.up {
         return Err(DriverError::WrongState {
@@ -230,6 +233,7 @@ pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
 
 /// The reset task (scheduled by the watchdog on a transmit hang, or asked for): close,
 /// reset the device, program it again, reopen.
+#[upcall]
 pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     let was_up = a.up;
     if was_up {
@@ -272,6 +276,7 @@ fn with_down(
 
 /// Resizes the rings (ethtool -G). While up, the interface is closed (every accepted
 /// packet is sent first) and reopened.
+#[upcall]
 pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
     kernel::check_ring_size("receive ring size", p.rx)?;
     kernel::check_ring_size("transmit ring size", p.tx)?;
@@ -294,6 +299,7 @@ pub fn get_ringparam(a: &Adapter) -> RingParam {
 
 /// Changes the MTU (68..=16110; above 1500 the receiver takes long packets into 4 KiB
 /// buffers that frames span).
+#[upcall]
 pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
     if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
         return Err(DriverError::invalid(
@@ -308,6 +314,7 @@ pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
 }
 
 /// Sets the MAC address (RA[0]).
+#[upcall]
 pub fn set_mac(a: &mut Adapter, mac: [u8; 6]) -> Result<(), DriverError> {
     check_mac(mac)?;
     a.mac = mac;
@@ -315,6 +322,7 @@ pub fn set_mac(a: &mut Adapter, mac: [u8; 6]) -> Result<(), DriverError> {
 }
 
 /// Sets the receive filtering and programs it.
+#[upcall]
 pub fn set_rx_mode_to(a: &mut Adapter, mode: &crate::adapter::RxMode) -> Result<(), DriverError> {
     for m in &mode.multicast {
         if m[0] & 1 == 0 {
@@ -399,6 +407,7 @@ fn check_vid(vid: u16) -> Result<(), DriverError> {
 }
 
 /// Adds a VLAN id to the filter (VFTA bit `vid & 31` of entry `vid >> 5`; RCTL.VFE on).
+#[upcall]
 pub fn vlan_add(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
     check_vid(vid)?;
     if let Err(pos) = a.conf.vlans.binary_search(&vid) {
@@ -410,6 +419,7 @@ pub fn vlan_add(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
 }
 
 /// Removes a VLAN id from the filter (RCTL.VFE off when none remain).
+#[upcall]
 pub fn vlan_kill(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
     check_vid(vid)?;
     if let Ok(pos) = a.conf.vlans.binary_search(&vid) {
@@ -423,6 +433,7 @@ pub fn vlan_kill(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
 }
 
 /// Turns VLAN tag stripping/insertion (CTRL.VME) on or off.
+#[upcall]
 pub fn set_vlan_offload(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
     a.conf.vlan_offload = on;
     a.rmw(CTRL, ctrl::VME, if on { ctrl::VME } else { 0 })?;

@@ -1,6 +1,8 @@
-//! The ethtool operations. Each is a user-half entry point (`#[upcall]` once the split
-//! macros are applied) over `&Adapter` / `&mut Adapter` with `Marshal`-able arguments.
+//! The ethtool operations. Each is an `#[upcall]` (its body runs in the user half) over
+//! `&Adapter` / `&mut Adapter` with `Marshal`-able arguments; getters return `Result` so
+//! that a dead user half is reported to the kernel-half caller.
 
+use microdriver_rt::upcall;
 use microdriver_rt::Marshal;
 
 use crate::adapter::{Adapter, Coalesce, LinkRequest, PauseParam};
@@ -47,8 +49,9 @@ pub struct DrvInfo {
 }
 
 /// Driver information.
-pub fn get_drvinfo(a: &Adapter) -> DrvInfo {
-    DrvInfo {
+#[upcall]
+pub fn get_drvinfo(a: &Adapter) -> Result<DrvInfo, DriverError> {
+    Ok(DrvInfo {
         driver: "e1000".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         part: a.info.mac_type.name().into(),
@@ -57,30 +60,35 @@ pub fn get_drvinfo(a: &Adapter) -> DrvInfo {
         testinfo_len: selftest::NAMES.len() as u32,
         regdump_len: regs::DUMP_REGS.len() as u32,
         eedump_len: eeprom::WORDS * 2,
-    }
+    })
 }
 
 /// The register dump ([`regs::DUMP_REGS`], in order).
+#[upcall]
 pub fn get_regs(a: &Adapter) -> Result<Vec<u32>, DriverError> {
     regs::DUMP_REGS.iter().map(|&r| a.rd(r)).collect()
 }
 
 /// The message level.
-pub fn get_msglevel(a: &Adapter) -> u32 {
-    a.conf.msglevel
+#[upcall]
+pub fn get_msglevel(a: &Adapter) -> Result<u32, DriverError> {
+    Ok(a.conf.msglevel)
 }
 
 /// Sets the message level.
+#[upcall]
 pub fn set_msglevel(a: &mut Adapter, level: u32) {
     a.conf.msglevel = level;
 }
 
 /// Restarts auto-negotiation.
+#[upcall]
 pub fn nway_reset(a: &Adapter) -> Result<(), DriverError> {
     phy::restart_autoneg(a)
 }
 
 /// Whether the link is up (STATUS.LU, read now).
+#[upcall]
 pub fn get_link(a: &Adapter) -> Result<bool, DriverError> {
     Ok(a.rd(STATUS)? & status::LU != 0)
 }
@@ -101,6 +109,7 @@ pub struct LinkSettings {
 }
 
 /// The link settings (speed and duplex from STATUS, read now).
+#[upcall]
 pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
     let s = a.rd(STATUS)?;
     let up = s & status::LU != 0;
@@ -119,6 +128,7 @@ pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
 }
 
 /// Sets auto-negotiation (with advertised modes) or a forced speed and duplex.
+#[upcall]
 pub fn set_link_ksettings(a: &mut Adapter, req: &LinkRequest) -> Result<(), DriverError> {
     let old = a.conf.link;
     a.conf.link = *req;
@@ -130,22 +140,26 @@ pub fn set_link_ksettings(a: &mut Adapter, req: &LinkRequest) -> Result<(), Driv
 }
 
 /// Ring sizes.
-pub fn get_ringparam(a: &Adapter) -> RingParam {
-    config::get_ringparam(a)
+#[upcall]
+pub fn get_ringparam(a: &Adapter) -> Result<RingParam, DriverError> {
+    Ok(config::get_ringparam(a))
 }
 
 /// Resizes the rings.
+#[upcall]
 pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
     config::set_ringparam(a, p)
 }
 
 /// Pause parameters.
-pub fn get_pauseparam(a: &Adapter) -> PauseParam {
-    a.conf.pause
+#[upcall]
+pub fn get_pauseparam(a: &Adapter) -> Result<PauseParam, DriverError> {
+    Ok(a.conf.pause)
 }
 
 /// Sets pause parameters: CTRL.RFCE/TFCE now, and the advertisement (restarting
 /// auto-negotiation) when pause is negotiated.
+#[upcall]
 pub fn set_pauseparam(a: &mut Adapter, p: &PauseParam) -> Result<(), DriverError> {
     a.conf.pause = *p;
     crate::link::apply_flow_control(a)?;
@@ -156,12 +170,14 @@ pub fn set_pauseparam(a: &mut Adapter, p: &PauseParam) -> Result<(), DriverError
 }
 
 /// Interrupt moderation.
-pub fn get_coalesce(a: &Adapter) -> Coalesce {
-    a.conf.coalesce
+#[upcall]
+pub fn get_coalesce(a: &Adapter) -> Result<Coalesce, DriverError> {
+    Ok(a.conf.coalesce)
 }
 
 /// Sets interrupt moderation (microseconds up to 65535 units of 1.024 us; rates 0 or
 /// 100..=100000 interrupts per second).
+#[upcall]
 pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
     let max_us = 65_535 * 1024 / 1000;
     for (what, v) in [
@@ -198,6 +214,7 @@ pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
 }
 
 /// Reads EEPROM bytes `offset..offset + len` (byte addressing over little-endian words).
+#[upcall]
 pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
     let end = offset
         .checked_add(len)
@@ -220,6 +237,7 @@ pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverE
 
 /// Writes EEPROM bytes at `offset` (read-modify-write of the words touched), then fixes the
 /// checksum word.
+#[upcall]
 pub fn set_eeprom(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverError> {
     let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
     if data.is_empty() {
@@ -249,16 +267,19 @@ pub fn set_eeprom(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverErr
 }
 
 /// Runs the self-tests (see [`selftest`]): results in [`selftest::NAMES`] order, 0 = pass.
+#[upcall]
 pub fn self_test(a: &mut Adapter, offline: bool) -> Result<Vec<u64>, DriverError> {
     selftest::run(a, offline)
 }
 
 /// Statistics names.
-pub fn get_strings() -> Vec<String> {
-    stats::strings()
+#[upcall]
+pub fn get_strings() -> Result<Vec<String>, DriverError> {
+    Ok(stats::strings())
 }
 
 /// Statistics values.
+#[upcall]
 pub fn get_stats(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
     stats::values(a)
 }
@@ -273,14 +294,16 @@ pub struct WolInfo {
 }
 
 /// Wake-on-LAN settings.
-pub fn get_wol(a: &Adapter) -> WolInfo {
-    WolInfo {
+#[upcall]
+pub fn get_wol(a: &Adapter) -> Result<WolInfo, DriverError> {
+    Ok(WolInfo {
         supported: WAKE_SUPPORTED,
         wolopts: a.conf.wol,
-    }
+    })
 }
 
 /// Chooses the wake-up filters (armed in WUFC/WUC at shutdown).
+#[upcall]
 pub fn set_wol(a: &mut Adapter, wolopts: u32) -> Result<(), DriverError> {
     if wolopts & !WAKE_SUPPORTED != 0 {
         return Err(DriverError::Unsupported(format!(
@@ -296,6 +319,7 @@ pub fn set_wol(a: &mut Adapter, wolopts: u32) -> Result<(), DriverError> {
 pub const LED0_BLINK_ON: u32 = 0x8E;
 
 /// Identify: blink LED0 (`on`) or restore the LEDs.
+#[upcall]
 pub fn identify(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
     if on {
         let cur = a.rd(LEDCTL)?;

@@ -3,10 +3,12 @@
 //! A [`Kernel`] owns one device's handles ([`Hw`]), the register policy, the rings and the
 //! hot-path counters. It is registered under a [`DevId`]; the user half holds only that id,
 //! so every entry point here takes a `DevId` and looks the device up. Each `pub fn` taking a
-//! `DevId` is a kernel-half entry point (`#[critical]` when the split macros are applied):
-//! the user half reaches registers, DMA and rings only through them, and each checks what
-//! it is asked ([`crate::policy`] for registers).
+//! `DevId` is `#[critical]`: user-half callers get a downcall stub, so the user half reaches
+//! registers, DMA and rings only through these functions, and each checks what it is asked
+//! ([`crate::policy`] for registers). [`attach`] takes the device's handles and is called
+//! by the kernel half's host only.
 
+use microdriver_rt::critical;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -212,6 +214,7 @@ pub fn attach(hw: Hw) -> DevId {
 }
 
 /// Detaches a device: stops its DMA, masks its interrupts, frees its rings and forgets it.
+#[critical]
 pub fn detach(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.stop_dma();
@@ -344,6 +347,7 @@ impl Kernel {
 // ------------------------------------------------------------------------------------------
 
 /// Reads a register on behalf of the user half (checked by the register policy).
+#[critical]
 pub fn reg_read(dev: DevId, off: u32) -> Result<u32, DriverError> {
     let k = lookup(dev)?;
     k.policy.lock().check_read(off)?;
@@ -351,6 +355,7 @@ pub fn reg_read(dev: DevId, off: u32) -> Result<u32, DriverError> {
 }
 
 /// Writes a register on behalf of the user half (checked by the register policy).
+#[critical]
 pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let mut p = k.policy.lock();
@@ -361,6 +366,7 @@ pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {
 
 /// Reads a 16-bit field of PCI configuration space (the standard header only, read-only
 /// for the user half: the kernel half alone sets COMMAND).
+#[critical]
 pub fn pci_read16(dev: DevId, off: u16) -> Result<u16, DriverError> {
     if off >= 0x40 || off % 2 != 0 {
         return Err(DriverError::invalid(
@@ -373,6 +379,7 @@ pub fn pci_read16(dev: DevId, off: u16) -> Result<u16, DriverError> {
 
 /// Sets the interrupt causes the device may raise (0 masks everything). The poll loop
 /// re-enables exactly this mask when it completes.
+#[critical]
 pub fn irq_set_mask(dev: DevId, mask: u32) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.irq_mask.store(mask, Ordering::SeqCst);
@@ -384,11 +391,13 @@ pub fn irq_set_mask(dev: DevId, mask: u32) -> Result<(), DriverError> {
 }
 
 /// How many times the interrupt line has been asserted (the self-test's interrupt check).
+#[critical]
 pub fn irq_assertions(dev: DevId) -> Result<u64, DriverError> {
     Ok(lookup(dev)?.hw.irq.assertions())
 }
 
 /// Sets whether the link is up (the hot path transmits only with carrier).
+#[critical]
 pub fn set_carrier(dev: DevId, up: bool) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let was = k.carrier.swap(up, Ordering::SeqCst);
@@ -399,6 +408,7 @@ pub fn set_carrier(dev: DevId, up: bool) -> Result<(), DriverError> {
 }
 
 /// The hot-path counters.
+#[critical]
 pub fn hot_stats(dev: DevId) -> Result<HotStats, DriverError> {
     Ok(lookup(dev)?.hot_stats())
 }
@@ -417,6 +427,7 @@ pub struct HotParams {
 }
 
 /// Sets the hot path's parameters.
+#[critical]
 pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.cfg.copybreak.store(p.copybreak, Ordering::Relaxed);
@@ -470,6 +481,7 @@ pub fn check_ring_size(what: &str, n: u32) -> Result<(), DriverError> {
 
 /// Allocates new rings (replacing and freeing any old ones, after stopping DMA) and allows
 /// their bases in the register policy.
+#[critical]
 pub fn rings_alloc(dev: DevId, req: &RingRequest) -> Result<RingBases, DriverError> {
     check_ring_size("transmit ring size", req.tx_count)?;
     check_ring_size("receive ring size", req.rx_count)?;
@@ -502,6 +514,7 @@ pub fn rings_alloc(dev: DevId, req: &RingRequest) -> Result<RingBases, DriverErr
 }
 
 /// Stops DMA and frees the rings.
+#[critical]
 pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.stop_dma();
@@ -510,6 +523,7 @@ pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
 }
 
 /// Resets the transmit ring's indices (TDH = TDT = 0); call after programming TDBA/TDLEN.
+#[critical]
 pub fn tx_start(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let mut g = k.tx.lock();
@@ -526,6 +540,7 @@ pub fn tx_start(dev: DevId) -> Result<(), DriverError> {
 }
 
 /// Resets the receive ring (RDH = 0), gives every buffer to the hardware and sets RDT.
+#[critical]
 pub fn rx_start(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let mut g = k.rx.lock();
@@ -544,6 +559,7 @@ pub fn rx_start(dev: DevId) -> Result<(), DriverError> {
 /// Stops accepting packets for transmission and waits until every accepted packet has
 /// left the ring (TX clean reclaimed it). Call before taking the interface down or
 /// resizing: nothing the kernel half accepted is lost.
+#[critical]
 pub fn tx_quiesce(dev: DevId, timeout_ms: u64) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.tx_frozen.store(true, Ordering::SeqCst);
@@ -573,6 +589,7 @@ pub fn tx_quiesce(dev: DevId, timeout_ms: u64) -> Result<(), DriverError> {
 }
 
 /// Lets transmission resume after [`tx_quiesce`] without restarting the ring.
+#[critical]
 pub fn tx_thaw(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.tx_frozen.store(false, Ordering::SeqCst);
@@ -582,6 +599,7 @@ pub fn tx_thaw(dev: DevId) -> Result<(), DriverError> {
 
 /// Delivers every frame the receiver has completed (after the user half disabled the
 /// receiver and before it frees the ring): nothing the hardware completed is dropped.
+#[critical]
 pub fn rx_drain(dev: DevId) -> Result<u32, DriverError> {
     let k = lookup(dev)?;
     let mut n = 0;
@@ -608,6 +626,7 @@ pub struct TxProgress {
 }
 
 /// The transmit ring's progress.
+#[critical]
 pub fn tx_progress(dev: DevId) -> Result<TxProgress, DriverError> {
     let k = lookup(dev)?;
     let g = k.tx.lock();
@@ -616,6 +635,7 @@ pub fn tx_progress(dev: DevId) -> Result<TxProgress, DriverError> {
 
 /// Starts or stops capturing received frames for the user half (the loopback self-test);
 /// returns what was captured when stopping.
+#[critical]
 pub fn rx_capture(dev: DevId, on: bool) -> Result<Vec<RxFrame>, DriverError> {
     let k = lookup(dev)?;
     let mut c = k.capture.lock();
@@ -628,6 +648,7 @@ pub fn rx_capture(dev: DevId, on: bool) -> Result<Vec<RxFrame>, DriverError> {
 }
 
 /// Takes the frames captured so far, leaving the capture on.
+#[critical]
 pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
     let k = lookup(dev)?;
     let mut c = k.capture.lock();
@@ -640,6 +661,7 @@ pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
 /// for the reset to complete (SDM 14.5: wait at least 1 us; the EEPROM reload follows).
 /// Memory space and bus mastering are enabled again in PCI COMMAND, in case what the reset
 /// recovers from was a function whose bus mastering had been turned off.
+#[critical]
 pub fn device_reset(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let cmd = k.hw.pci.config_read16(pci::COMMAND);

@@ -15,6 +15,11 @@
 //! * [`netdev`]: the monolithic host that runs both halves in one process (interrupt thread,
 //!   service thread, a packet queue standing in for the network stack).
 //!
+//! The split is written with the runtime's attributes: the kernel-half entry points are
+//! `#[critical]` and the user-half entry points (probe, open/close, configuration, the
+//! watchdog, ethtool) are `#[upcall]`. With no channel installed (monolithic mode, the
+//! tests) every stub is a direct call.
+//!
 //! The user half never holds a device handle: its [`Adapter`](adapter::Adapter) carries only
 //! plain data and a [`DevId`](kernel::DevId), and every register access, DMA allocation and
 //! ring operation is a call into [`kernel`], which checks it. That is what makes the adapter

@@ -3,6 +3,7 @@
 //! accumulation, transmit hang detection (which schedules a reset) and dynamic interrupt
 //! throttling.
 
+use microdriver_rt::upcall;
 use std::time::Duration;
 
 use microdriver_rt::Marshal;
@@ -80,6 +81,7 @@ pub fn apply_flow_control(a: &Adapter) -> Result<(), DriverError> {
 }
 
 /// The periodic watchdog (and the deferred link check the interrupt handler posts).
+#[upcall]
 pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     a.wd.runs += 1;
     let link_changed = check_link(a)?;

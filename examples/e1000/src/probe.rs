@@ -6,6 +6,7 @@ use crate::eeprom;
 use crate::error::DriverError;
 use crate::kernel::{self, DevId};
 use crate::regs::{pci, WUC, WUFC};
+use microdriver_rt::upcall;
 
 /// WUC.PME_EN: assert PME when a wake-up filter matches (SDM 13, wake-up registers).
 pub const WUC_PME_EN: u32 = 1 << 1;
@@ -13,6 +14,7 @@ pub const WUC_PME_EN: u32 = 1 << 1;
 /// Probes the device the kernel half attached as `dev`: identifies the part from its PCI
 /// ids, resets it, validates the EEPROM checksum, reads the permanent MAC address into
 /// RA[0], reads the PHY id and initialises the PHY (SDM ch. 14, "General Initialization").
+#[upcall]
 pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     let mut a = Adapter::new(dev);
     let vendor = kernel::pci_read16(dev, pci::VENDOR_ID)?;
@@ -42,6 +44,7 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
 
 /// Shuts the device down for power-off: closes it and arms the wake-up filters chosen with
 /// ethtool WoL (WUFC, and WUC.PME_EN when any is set).
+#[upcall]
 pub fn shutdown(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         config::close(a)?;
@@ -52,6 +55,7 @@ pub fn shutdown(a: &mut Adapter) -> Result<(), DriverError> {
 }
 
 /// Removes the device: closes it, resets it and detaches it from the kernel half.
+#[upcall]
 pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         config::close(a)?;

@@ -187,7 +187,11 @@ fn coalesce_programs_the_delay_timers_and_itr() {
     assert_eq!(reg(&sim, TIDV), 48);
     assert_eq!(reg(&sim, TADV), 390);
     assert_eq!(reg(&sim, ITR), 488);
-    assert_eq!(nd.with_adapter(|a| ethtool::get_coalesce(a)), c);
+    assert_eq!(
+        nd.with_adapter(|a| ethtool::get_coalesce(a))
+            .expect("coalesce"),
+        c
+    );
     let bad = Coalesce {
         max_irq_rate: 5,
         ..c
@@ -231,7 +235,11 @@ fn pause_parameters_set_ctrl_and_advertisement() {
     nd.with_adapter(|a| ethtool::set_pauseparam(a, &off))
         .expect("pause off");
     assert_eq!(reg(&sim, CTRL) & (ctrl::RFCE | ctrl::TFCE), 0);
-    assert_eq!(nd.with_adapter(|a| ethtool::get_pauseparam(a)), off);
+    assert_eq!(
+        nd.with_adapter(|a| ethtool::get_pauseparam(a))
+            .expect("pause"),
+        off
+    );
     nd.shutdown().expect("remove");
 }
 

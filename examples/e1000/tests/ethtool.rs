@@ -13,11 +13,16 @@ use e1000_sim::{net, PciConfig, Variant};
 #[test]
 fn drvinfo_regs_msglevel_link_ring() {
     let (sim, nd) = up(Variant::I82545EM);
-    let info = nd.with_adapter(|a| ethtool::get_drvinfo(a));
+    let info = nd
+        .with_adapter(|a| ethtool::get_drvinfo(a))
+        .expect("drvinfo");
     assert_eq!(info.driver, "e1000");
     assert_eq!(info.part, "82545EM");
     assert_eq!(info.bus_info, "8086:100f");
-    assert_eq!(info.n_stats as usize, ethtool::get_strings().len());
+    assert_eq!(
+        info.n_stats as usize,
+        ethtool::get_strings().expect("strings").len()
+    );
     assert_eq!(info.eedump_len, 128);
     let dump = nd.with_adapter(|a| ethtool::get_regs(a)).expect("regs");
     assert_eq!(dump.len(), regs::DUMP_REGS.len());
@@ -27,9 +32,15 @@ fn drvinfo_regs_msglevel_link_ring() {
         }
     }
     nd.with_adapter(|a| ethtool::set_msglevel(a, 0x55));
-    assert_eq!(nd.with_adapter(|a| ethtool::get_msglevel(a)), 0x55);
+    assert_eq!(
+        nd.with_adapter(|a| ethtool::get_msglevel(a))
+            .expect("msglevel"),
+        0x55
+    );
     assert!(nd.with_adapter(|a| ethtool::get_link(a)).expect("link"));
-    let ring = nd.with_adapter(|a| ethtool::get_ringparam(a));
+    let ring = nd
+        .with_adapter(|a| ethtool::get_ringparam(a))
+        .expect("ring");
     assert_eq!((ring.rx, ring.tx, ring.rx_max), (256, 256, 4096));
     assert_eq!(reg(&sim, regs::TDLEN), 256 * 16);
     let new = RingParam {
@@ -134,7 +145,7 @@ fn statistics_accumulate_into_64_bit_counters() {
     while sim.peer_stats().rx_frames < 50 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let names = ethtool::get_strings();
+    let names = ethtool::get_strings().expect("strings");
     let values = nd.with_adapter(ethtool::get_stats).expect("stats");
     assert_eq!(names.len(), values.len());
     let get = |n: &str| values[names.iter().position(|x| x == n).expect(n)];
@@ -153,7 +164,7 @@ fn wol_is_armed_at_shutdown_and_identify_blinks() {
     assert!(nd.with_adapter(|a| ethtool::set_wol(a, 1 << 7)).is_err());
     nd.with_adapter(|a| ethtool::set_wol(a, ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST))
         .expect("wol");
-    let w = nd.with_adapter(|a| ethtool::get_wol(a));
+    let w = nd.with_adapter(|a| ethtool::get_wol(a)).expect("wol");
     assert_eq!(w.wolopts, ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST);
     let led = reg(&sim, regs::LEDCTL);
     nd.with_adapter(|a| ethtool::identify(a, true))

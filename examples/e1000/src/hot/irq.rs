@@ -1,5 +1,6 @@
 //! The interrupt handler.
 
+use microdriver_rt::critical;
 use std::sync::atomic::Ordering;
 
 use microdriver_rt::Marshal;
@@ -20,6 +21,7 @@ pub struct IrqOutcome {
 }
 
 /// Handles an interrupt of `dev` (critical).
+#[critical]
 pub fn intr(dev: DevId) -> Result<IrqOutcome, DriverError> {
     Ok(handle(&*kernel::lookup(dev)?))
 }

@@ -8,9 +8,10 @@
 //! * [`rx`]: RX clean (frames spanning descriptors, copybreak, VLAN strip, checksum status)
 //!   and buffer refill.
 //!
-//! The entry points taking a [`DevId`](crate::DevId) are the critical functions
-//! (`#[critical]` once the split macros are applied); the `&Kernel` functions beside them
-//! are what they call, for kernel-half callers that already hold the device.
+//! The entry points taking a [`DevId`](crate::DevId) are `#[critical]`: their bodies stay in
+//! the kernel half and a user-half caller (the loopback self-test) gets a downcall stub. The
+//! `&Kernel` functions beside them are what they call, for kernel-half callers that already
+//! hold the device (the interrupt thread, the stack's transmit path).
 
 pub mod irq;
 pub mod poll;

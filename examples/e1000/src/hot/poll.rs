@@ -1,5 +1,6 @@
 //! The NAPI-style poll loop.
 
+use microdriver_rt::critical;
 use std::sync::atomic::Ordering;
 
 use microdriver_rt::Marshal;
@@ -21,6 +22,7 @@ pub struct PollOutcome {
 }
 
 /// Polls `dev` with a budget of `budget` received frames (critical).
+#[critical]
 pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
     Ok(run(&*kernel::lookup(dev)?, budget))
 }

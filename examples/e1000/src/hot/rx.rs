@@ -6,6 +6,7 @@
 //! copybreak length are copied into an exactly-sized allocation and the gathering buffer
 //! is kept for the next frame; longer ones take the gathering buffer with them.
 
+use microdriver_rt::critical;
 use std::sync::atomic::Ordering;
 
 use crate::error::DriverError;
@@ -92,6 +93,7 @@ impl RxRing {
 }
 
 /// Receives up to `budget` frames on `dev` (critical).
+#[critical]
 pub fn clean_rx(dev: DevId, budget: u32) -> Result<u32, DriverError> {
     Ok(clean(&*kernel::lookup(dev)?, budget))
 }

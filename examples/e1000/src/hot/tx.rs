@@ -8,6 +8,7 @@
 //! descriptors (SDM 3.3.3). Every packet's last descriptor has EOP and RS, so its DD bit
 //! tells TX clean the whole packet is done.
 
+use microdriver_rt::critical;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -233,6 +234,7 @@ fn validate(pkt: &TxPacket, max_frame: usize) -> Result<(u32, u64, u64), DriverE
 }
 
 /// Transmits a packet on `dev` (critical).
+#[critical]
 pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
     xmit(&*kernel::lookup(dev)?, pkt)
 }
@@ -362,6 +364,7 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
 }
 
 /// Reclaims transmitted packets of `dev` (critical).
+#[critical]
 pub fn clean_tx(dev: DevId) -> Result<u32, DriverError> {
     Ok(clean(&*kernel::lookup(dev)?))
 }
