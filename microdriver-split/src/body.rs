@@ -41,6 +41,27 @@ pub struct Sink {
     pub taken: Vec<FnId>,
     /// What could not be resolved.
     pub unresolved: Vec<Unresolved>,
+    /// Per function: whether each parameter (`self` first) escapes, i.e. is used other
+    /// than by being called in the function's own body.
+    pub param_escapes: HashMap<FnId, Vec<bool>>,
+    /// Closures and functions passed straight to a crate function's parameter.
+    pub via_param: Vec<ViaParam>,
+}
+
+/// A closure or function passed as an argument to crate functions: if none of them lets
+/// that parameter escape, they call it (edges from them); otherwise it is address-taken.
+#[derive(Debug, Clone)]
+pub struct ViaParam {
+    /// The closure or function passed.
+    pub value: FnId,
+    /// The functions it is passed to (all candidates of the call).
+    pub targets: Vec<FnId>,
+    /// The parameter index (`self` counted).
+    pub index: usize,
+    /// File of the call.
+    pub file: String,
+    /// Line of the call.
+    pub line: usize,
 }
 
 /// Whether a callee name is recognisably a deferral: `defer`, or starting with `defer_`.
@@ -117,6 +138,8 @@ enum Use {
     External,
     /// Handed to a deferral: runs later in the user half.
     Deferred,
+    /// Passed straight to a parameter of crate functions (see [`ViaParam`]).
+    Param,
 }
 
 struct Walker<'a> {
@@ -132,6 +155,14 @@ struct Walker<'a> {
     /// Type of the next closure's first parameter (all parameters when the flag is set):
     /// the element type of `v.iter().map(|x| ..)` and friends.
     closure_hint: Option<(Ty, bool)>,
+    /// The function whose body this is.
+    owner: Option<FnId>,
+    /// Its parameters by name (index with `self` counted).
+    params: HashMap<String, usize>,
+    /// Which of them escape.
+    escaped: Vec<bool>,
+    /// For a `Use::Param` argument: the callees and the parameter index.
+    param_site: Option<(Vec<FnId>, usize)>,
 }
 
 /// Methods of iterators and `Option`/`Result` whose closure argument receives the element.
@@ -242,10 +273,27 @@ impl<'a> Walker<'a> {
             base_path,
             closure_count: 0,
             closure_hint: None,
+            owner: current,
+            params: HashMap::new(),
+            escaped: Vec::new(),
+            param_site: None,
         }
     }
 
     fn run(&mut self, body: &Body) {
+        self.escaped = vec![false; body.inputs.len()];
+        for (i, input) in body.inputs.iter().enumerate() {
+            match input {
+                FnArg::Receiver(_) => {
+                    self.params.insert("self".into(), i);
+                }
+                FnArg::Typed(pt) => {
+                    if let Pat::Ident(id) = &*pt.pat {
+                        self.params.insert(id.ident.to_string(), i);
+                    }
+                }
+            }
+        }
         for input in &body.inputs {
             match input {
                 FnArg::Receiver(_) => {
@@ -263,6 +311,32 @@ impl<'a> Walker<'a> {
             }
         }
         self.visit_block(&body.block);
+        self.sink
+            .param_escapes
+            .insert(body.fn_id, std::mem::take(&mut self.escaped));
+    }
+
+    /// Marks a parameter as escaping.
+    fn escape(&mut self, name: &str) {
+        if let Some(&i) = self.params.get(name) {
+            if let Some(e) = self.escaped.get_mut(i) {
+                *e = true;
+            }
+        }
+    }
+
+    /// Records a value passed straight to a crate function's parameter.
+    fn via_param(&mut self, value: FnId, line: usize) {
+        match self.param_site.clone() {
+            Some((targets, index)) => self.sink.via_param.push(ViaParam {
+                value,
+                targets,
+                index,
+                file: self.file.clone(),
+                line,
+            }),
+            None => self.sink.taken.push(value),
+        }
     }
 
     fn bind(&mut self, pat: &Pat, ty: Ty) {
@@ -428,11 +502,13 @@ impl<'a> Walker<'a> {
             generics: Vec::new(),
             ret: None,
             mark: Mark::None,
+            public: false,
             address_taken: false,
             parent: self.current,
         });
         match how {
             Use::Taken => self.sink.taken.push(id),
+            Use::Param => self.via_param(id, start),
             Use::External => self.edge(id, EdgeKind::PassedToExternal, start),
             Use::Deferred => self.edge(id, EdgeKind::Deferred, start),
         }
@@ -455,6 +531,7 @@ impl<'a> Walker<'a> {
         for &f in fns {
             match how {
                 Use::Taken => self.sink.taken.push(f),
+                Use::Param => self.via_param(f, line),
                 Use::External => self.edge(f, EdgeKind::PassedToExternal, line),
                 Use::Deferred => self.edge(f, EdgeKind::Deferred, line),
             }
@@ -514,6 +591,17 @@ impl<'a> Walker<'a> {
             }
         }
         Res::Fns(all, EdgeKind::TraitDispatch)
+    }
+
+    /// An argument of a call to `callees` (crate functions) at parameter `index`.
+    fn param_arg(&mut self, e: &Expr, how: Use, callees: &[FnId], index: usize) {
+        if how == Use::Taken && !callees.is_empty() {
+            self.param_site = Some((callees.to_vec(), index));
+            self.arg(e, Use::Param);
+            self.param_site = None;
+        } else {
+            self.arg(e, how);
+        }
     }
 
     /// Handles one argument of a call.
@@ -615,8 +703,13 @@ impl<'a> Walker<'a> {
             },
             Expr::MethodCall(m) => {
                 let recv = self.infer(&m.receiver);
-                if let Some(ty) = holder_method(&recv, &m.method.to_string()) {
+                let method = m.method.to_string();
+                if let Some(ty) = holder_method(&recv, &method) {
                     return ty;
+                }
+                if matches!(method.as_str(), "clone" | "to_owned") && m.args.is_empty() {
+                    // A guard derefs to its element, which is what gets cloned.
+                    return deref_guard(recv);
                 }
                 let (fs, _) = self
                     .t
@@ -690,6 +783,9 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_expr_path(&mut self, p: &'ast ExprPath) {
+        if p.qself.is_none() && p.path.segments.len() == 1 {
+            self.escape(&p.path.segments[0].ident.to_string());
+        }
         let fns = self.path_fns(p);
         if !fns.is_empty() {
             self.sink.taken.extend(fns);
@@ -700,12 +796,17 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         let line = call.func.span().start().line;
         let arity = call.args.len();
         let mut how = Use::Taken;
+        let mut callees: Vec<FnId> = Vec::new();
         match strip(&call.func) {
             Expr::Path(p) => {
                 let segs = segs_of(&p.path);
                 let last = segs.last().cloned().unwrap_or_default();
                 let local = p.qself.is_none() && segs.len() == 1 && self.env.contains_key(&last);
                 if local {
+                    if self.current != self.owner {
+                        // Called from a closure, which may itself be stored.
+                        self.escape(&last);
+                    }
                     match self.env.get(&last) {
                         Some(Ty::Closure(id)) => {
                             let id = *id;
@@ -721,8 +822,14 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                     how = Use::Deferred;
                 } else {
                     match self.resolve_expr_path(p) {
-                        Res::Fn(f) => self.call_edges(&[f], EdgeKind::Direct, line),
-                        Res::Fns(fs, kind) if !fs.is_empty() => self.call_edges(&fs, kind, line),
+                        Res::Fn(f) => {
+                            self.call_edges(&[f], EdgeKind::Direct, line);
+                            callees = vec![f];
+                        }
+                        Res::Fns(fs, kind) if !fs.is_empty() => {
+                            self.call_edges(&fs, kind, line);
+                            callees = fs;
+                        }
                         Res::Fns(..) => {
                             self.unresolved(
                                 line,
@@ -768,8 +875,8 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                 self.indirect(arity, sig, line);
             }
         }
-        for a in &call.args {
-            self.arg(a, how);
+        for (i, a) in call.args.iter().enumerate() {
+            self.param_arg(a, how, &callees, i);
         }
     }
 
@@ -792,9 +899,9 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             Use::Taken
         };
         let hint = element_hint(&recv, &name);
-        for a in &mc.args {
+        for (i, a) in mc.args.iter().enumerate() {
             self.closure_hint = hint.clone();
-            self.arg(a, how);
+            self.param_arg(a, how, &targets, i + 1);
         }
         self.closure_hint = None;
     }

@@ -97,7 +97,30 @@ impl CallGraph {
     ) -> CallGraph {
         let mut fns = tables.fns;
         fns.extend(sink.closures);
-        for f in sink.taken {
+        let mut taken = sink.taken;
+        let mut edges = sink.edges;
+        for v in &sink.via_param {
+            let contained = !v.targets.is_empty()
+                && v.targets.iter().all(|t| {
+                    sink.param_escapes
+                        .get(t)
+                        .is_some_and(|esc| esc.get(v.index) == Some(&false))
+                });
+            if contained {
+                for &t in &v.targets {
+                    edges.push(CallEdge {
+                        from: t,
+                        to: v.value,
+                        kind: EdgeKind::ViaParameter,
+                        file: v.file.clone(),
+                        line: v.line,
+                    });
+                }
+            } else {
+                taken.push(v.value);
+            }
+        }
+        for f in taken {
             if let Some(info) = fns.get_mut(f) {
                 info.address_taken = true;
             }
@@ -109,7 +132,6 @@ impl CallGraph {
                 fns[p].lines = fns[p].lines.saturating_sub(l).max(1);
             }
         }
-        let mut edges = sink.edges;
         for site in &sink.indirect {
             let targets: Vec<FnId> = fns
                 .iter()

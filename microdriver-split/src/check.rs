@@ -8,7 +8,9 @@
 //!    `--root` functions; plain `#[critical]` functions do not count as entries (else every
 //!    one would trivially reach itself). A `#[critical]` function called from the user half
 //!    is a downcall target (a kernel service, e.g. checked register access): it and what it
-//!    reaches are accounted for. `--strict-critical` drops that exemption.
+//!    reaches are accounted for; so is a `pub` one, which code outside the analysed
+//!    library (binaries, tests, other crates) may call. `--strict-critical` drops both
+//!    exemptions.
 //! 3. An `#[upcall]` function that is itself an entry root (template match or `--root`).
 
 use serde::Serialize;
@@ -109,6 +111,15 @@ pub fn check_with(graph: &CallGraph, roots: &[Root], options: Options) -> Vec<Di
                 starts.push(e.to);
             }
         }
+        // `pub` #[critical] functions are downcall entries for code outside the analysed
+        // library target (its binaries and tests, other crates).
+        starts.extend(
+            graph
+                .fns
+                .iter()
+                .filter(|f| f.mark == Mark::Critical && f.public)
+                .map(|f| f.id),
+        );
     }
     let (reached, _) = reach(graph, &starts);
     let entry_names = if entries.is_empty() {
@@ -131,7 +142,7 @@ pub fn check_with(graph: &CallGraph, roots: &[Root], options: Options) -> Vec<Di
                     if options.strict_critical {
                         ""
                     } else {
-                        " nor called from the user half"
+                        " nor called from the user half, and it is not `pub`"
                     }
                 ),
             });

@@ -63,6 +63,14 @@ pub enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// Why a function is critical: the call chain from a root, with each call site.
+    Why {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// The function (path as `report` prints it, or a unique suffix).
+        function: String,
+    },
     /// Minimum cut of the call graph weighted by a call-frequency profile.
     Cut {
         /// Common options.
@@ -219,6 +227,47 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
                     writeln!(err, "wrote {}", svg.display())?;
                 } else {
                     writeln!(err, "graphviz `dot` not found; skipped {}", svg.display())?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Why { common, function } => {
+            let (graph, _, roots) = common.load()?;
+            let split = Split::propagate(&graph, &roots);
+            let target = graph.find(&function)?;
+            let f = &graph.fns[target];
+            if !split.critical[target] {
+                writeln!(
+                    out,
+                    "{} ({}) is not critical: no root reaches it",
+                    f.path,
+                    f.location()
+                )?;
+                return Ok(0);
+            }
+            let chain = split.chain(target);
+            writeln!(out, "{} ({}) is critical:", f.path, f.location())?;
+            if let Some(root) = roots.iter().find(|r| Some(&r.fn_id) == chain.first()) {
+                let r = &graph.fns[root.fn_id];
+                writeln!(
+                    out,
+                    "  root {} ({:?})  {}",
+                    r.path,
+                    root.reason,
+                    r.location()
+                )?;
+            }
+            for pair in chain.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                let edge = graph
+                    .edges()
+                    .find(|e| e.from == a && e.to == b && e.kind.propagates());
+                if let Some(e) = edge {
+                    writeln!(
+                        out,
+                        "  -> {}  ({:?} call at {}:{})",
+                        graph.fns[b].path, e.kind, e.file, e.line
+                    )?;
                 }
             }
             Ok(0)

@@ -193,6 +193,7 @@ impl Collector<'_> {
                     (None, None),
                     f.block.brace_token.span.close().end().line,
                 );
+                self.t.fns[id].public = matches!(f.vis, syn::Visibility::Public(_));
                 self.t.scopes[scope].fns.insert(name.clone(), id);
                 self.t
                     .free_by_name
@@ -312,6 +313,7 @@ impl Collector<'_> {
                         (None, Some(name.clone())),
                         block.brace_token.span.close().end().line,
                     );
+                    self.t.fns[id].public = matches!(tr.vis, syn::Visibility::Public(_));
                     info.defaults.insert(mname.clone(), id);
                     if self.t.fns[id].has_self {
                         self.t
@@ -462,6 +464,9 @@ impl Collector<'_> {
                 (Some(self_name.clone()), trait_name),
                 m.block.brace_token.span.close().end().line,
             );
+            // Trait impl methods are as visible as the trait; take them as public.
+            self.t.fns[id].public =
+                trait_key.is_some() || matches!(m.vis, syn::Visibility::Public(_));
             if self.t.fns[id].mark == Mark::None {
                 // Inherit `#[critical]`/`#[upcall]` from the impl block, then from the
                 // trait's declaration of the method.
@@ -553,6 +558,7 @@ impl Collector<'_> {
                 .collect(),
             ret,
             mark: mark_of(attrs),
+            public: false,
             address_taken: false,
             parent: None,
         });

@@ -85,6 +85,9 @@ pub struct FnInfo {
     pub ret: Option<String>,
     /// Its annotation.
     pub mark: Mark,
+    /// Declared `pub` (or a trait impl method): callable from outside the analysed
+    /// library target (its binaries, tests, other crates). Module privacy is ignored.
+    pub public: bool,
     /// Whether its address is taken (or it is coerced to a function pointer / `dyn Fn`),
     /// so that indirect calls of the same arity may reach it.
     pub address_taken: bool,
@@ -119,6 +122,9 @@ pub enum EdgeKind {
     PassedToExternal,
     /// A call of a closure bound to a local variable.
     LocalClosure,
+    /// A closure or function passed straight to a parameter of a crate function that only
+    /// calls that parameter (never stores it or passes it on): called by that function.
+    ViaParameter,
     /// A call by a path that could not be resolved, to every free function of that name.
     NameFallback,
     /// A deferral: the caller posts a deferred upcall; not a call edge into the critical

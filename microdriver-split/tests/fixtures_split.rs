@@ -41,6 +41,7 @@ fn every_call_kind_reaches_exactly_the_expected_set() {
         "tx_a",
         "tx_b",
         "tx_c",
+        "tx_d",
         // dyn Fn: address-taken functions and closures of arity 2
         "run_cb",
         "taken_two",
@@ -92,6 +93,19 @@ fn edges_are_classified_by_how_they_were_found() {
     assert_eq!(kind("intr", "update_stats"), [EdgeKind::Deferred]);
     assert_eq!(kind("intr", "watchdog"), [EdgeKind::Deferred]);
     assert!(kind("call_ptr", "not_taken").is_empty());
+    assert_eq!(
+        kind("with_ring", "config_path::{closure#0}"),
+        [EdgeKind::ViaParameter]
+    );
+    assert!(
+        kind("call_ptr", "config_path::{closure#0}").is_empty(),
+        "passed to a parameter that does not escape"
+    );
+    assert_eq!(
+        kind("call_ptr", "tx_d"),
+        [EdgeKind::Indirect],
+        "passed to a parameter that escapes"
+    );
     assert!(
         kind("call_ptr", "tx_wrong").is_empty(),
         "parameter types differ"
