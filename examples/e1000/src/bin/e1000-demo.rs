@@ -43,7 +43,9 @@ fn args() -> Result<Args, String> {
             "--monolithic" => out.monolithic = true,
             "--frames" => {
                 let n = it.next().ok_or("--frames needs a number")?;
-                out.frames = n.parse().map_err(|_| format!("--frames {n}: not a number"))?;
+                out.frames = n
+                    .parse()
+                    .map_err(|_| format!("--frames {n}: not a number"))?;
                 if out.frames < 1000 {
                     return Err("--frames must be at least 1000".into());
                 }
@@ -59,7 +61,10 @@ fn args() -> Result<Args, String> {
 }
 
 fn mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn main() -> ExitCode {
@@ -88,8 +93,9 @@ fn run() -> Result<(), String> {
         println!("mode: monolithic (both halves in this process)");
         None
     } else {
-        let supervisor = Supervisor::start(SupervisorConfig::default(), Arc::new(ObjectTracker::new()))
-            .map_err(|e| format!("starting the user half: {e}"))?;
+        let supervisor =
+            Supervisor::start(SupervisorConfig::default(), Arc::new(ObjectTracker::new()))
+                .map_err(|e| format!("starting the user half: {e}"))?;
         install_kernel(supervisor.endpoint().clone());
         println!(
             "mode: split: kernel half pid {}, user half pid {}",
@@ -101,7 +107,10 @@ fn run() -> Result<(), String> {
 
     let nd = Netdev::start(hw, Options::default()).map_err(|e| format!("probe: {e}"))?;
     let (ours, variant) = nd.with_adapter(|a| (a.mac, a.info.mac_type));
-    println!("probed {variant:?}, MAC {} (from the EEPROM, in the user half)", mac(ours));
+    println!(
+        "probed {variant:?}, MAC {} (from the EEPROM, in the user half)",
+        mac(ours)
+    );
     nd.open().map_err(|e| format!("open: {e}"))?;
     if !nd.wait_link(Duration::from_secs(10)) {
         return Err("the link did not come up".into());
@@ -116,21 +125,45 @@ fn run() -> Result<(), String> {
     // ARP, then ping, through the hot path.
     let (peer_mac, _) = sim.peer_addr();
     let arp = net::arp(1, ours, OUR_IP, [0; 6], PEER_IP);
-    nd.send(&TxPacket::new(arp), Duration::from_secs(2)).map_err(|e| format!("send ARP: {e}"))?;
-    let reply = wait_for(&nd, |f| net::ethertype(f) == 0x0806 && f.get(21) == Some(&2))
-        .ok_or("no ARP reply from 10.0.2.2")?;
-    println!("ARP: 10.0.2.2 is at {}", mac(reply[22..28].try_into().unwrap_or([0; 6])));
+    nd.send(&TxPacket::new(arp), Duration::from_secs(2))
+        .map_err(|e| format!("send ARP: {e}"))?;
+    let reply = wait_for(&nd, |f| {
+        net::ethertype(f) == 0x0806 && f.get(21) == Some(&2)
+    })
+    .ok_or("no ARP reply from 10.0.2.2")?;
+    println!(
+        "ARP: 10.0.2.2 is at {}",
+        mac(reply[22..28].try_into().unwrap_or([0; 6]))
+    );
     for seq in 1..=3u16 {
         let sent = Instant::now();
-        let ping = net::icmp_echo(8, ours, peer_mac, OUR_IP, PEER_IP, 0x4d44, seq, b"microdriver");
-        nd.send(&TxPacket::new(ping), Duration::from_secs(2)).map_err(|e| format!("send ping: {e}"))?;
-        wait_for(&nd, |f| net::ethertype(f) == 0x0800 && f.get(23) == Some(&1) && f.get(34) == Some(&0))
-            .ok_or("no ping reply")?;
-        println!("ping 10.0.2.2: seq {seq} answered in {:.3} ms", sent.elapsed().as_secs_f64() * 1e3);
+        let ping = net::icmp_echo(
+            8,
+            ours,
+            peer_mac,
+            OUR_IP,
+            PEER_IP,
+            0x4d44,
+            seq,
+            b"microdriver",
+        );
+        nd.send(&TxPacket::new(ping), Duration::from_secs(2))
+            .map_err(|e| format!("send ping: {e}"))?;
+        wait_for(&nd, |f| {
+            net::ethertype(f) == 0x0800 && f.get(23) == Some(&1) && f.get(34) == Some(&0)
+        })
+        .ok_or("no ping reply")?;
+        println!(
+            "ping 10.0.2.2: seq {seq} answered in {:.3} ms",
+            sent.elapsed().as_secs_f64() * 1e3
+        );
     }
 
     // Traffic both ways with a progress line; the user half is killed mid-stream.
-    println!("traffic: {} frames each way, sizes {:?}", args.frames, SIZES);
+    println!(
+        "traffic: {} frames each way, sizes {:?}",
+        args.frames, SIZES
+    );
     sim.peer_start_stream(StreamConfig {
         dst: ours,
         count: args.frames,
@@ -141,25 +174,37 @@ fn run() -> Result<(), String> {
     let bad = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let rx_thread = {
-        let (received, bad, done) = (received.clone(), bad.clone(), done.clone());
+        let (rx_count, rx_bad, rx_done) = (received.clone(), bad.clone(), done.clone());
         let nd_rx = &nd;
+        let frames = args.frames;
         std::thread::scope(|scope| {
             let handle = scope.spawn(move || {
                 let mut expected = 0u64;
-                while expected < args.frames && !done.load(Ordering::SeqCst) {
-                    let Some(frame) = nd_rx.recv(Duration::from_millis(100)) else { continue };
+                while expected < frames && !rx_done.load(Ordering::SeqCst) {
+                    let Some(frame) = nd_rx.recv(Duration::from_millis(100)) else {
+                        continue;
+                    };
                     match check_stream_frame(&frame.data, ours, peer_mac) {
                         Some(seq) if seq == expected => expected += 1,
                         Some(_) | None => {
                             if net::ethertype(&frame.data) != 0x0806 {
-                                bad.fetch_add(1, Ordering::SeqCst);
+                                rx_bad.fetch_add(1, Ordering::SeqCst);
                             }
                         }
                     }
-                    received.store(expected, Ordering::SeqCst);
+                    rx_count.store(expected, Ordering::SeqCst);
                 }
             });
-            let outcome = transmit(&nd, &sim, supervisor.as_ref(), &args, ours, peer_mac, &received, &bad);
+            let outcome = transmit(
+                &nd,
+                &sim,
+                supervisor.as_ref(),
+                &args,
+                ours,
+                peer_mac,
+                &received,
+                &bad,
+            );
             done.store(true, Ordering::SeqCst);
             let _ = handle.join();
             outcome
@@ -267,14 +312,22 @@ fn transmit(
                 killed = supervisor.pid();
                 supervisor.kill_user_half();
                 killed_at = Some(Instant::now());
-                println!("\n>>> killed the user half (pid {}) with SIGKILL mid-stream", killed.unwrap_or(0));
+                println!(
+                    "\n>>> killed the user half (pid {}) with SIGKILL mid-stream",
+                    killed.unwrap_or(0)
+                );
             }
         }
         if let (Some(supervisor), Some(at), None) = (supervisor, killed_at, restarted_after) {
-            if supervisor.pid().is_some_and(|p| Some(p) != killed) && supervisor.status().restarts > 0 {
+            if supervisor.pid().is_some_and(|p| Some(p) != killed)
+                && supervisor.status().restarts > 0
+            {
                 let after = at.elapsed().as_secs_f64() * 1e3;
                 restarted_after = Some(after);
-                println!(">>> user half restarted as pid {} after {after:.1} ms", supervisor.pid().unwrap_or(0));
+                println!(
+                    ">>> user half restarted as pid {} after {after:.1} ms",
+                    supervisor.pid().unwrap_or(0)
+                );
             }
         }
         if last_print.elapsed() >= Duration::from_millis(500) {
