@@ -498,7 +498,14 @@ impl<'a> Walker<'a> {
             lines: end - start + 1,
             arity: c.inputs.len(),
             has_self: false,
-            params: Vec::new(),
+            params: c
+                .inputs
+                .iter()
+                .map(|p| match p {
+                    Pat::Type(pt) => crate::resolve::sig_type(&pt.ty, &self.ctx),
+                    _ => "_".to_string(),
+                })
+                .collect(),
             generics: Vec::new(),
             ret: None,
             mark: Mark::None,

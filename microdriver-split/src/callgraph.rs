@@ -44,15 +44,12 @@ pub struct GraphStats {
 }
 
 /// Whether a function can be the target of an indirect call whose declared parameter types
-/// are `sig`: unknown types, closures (types not written), a receiver (`self`), generic
+/// are `sig`: unknown types, untyped closure parameters, a receiver (`self`), generic
 /// parameters and `_` match anything; other types must be equal after normalisation.
 pub fn signature_fits(sig: Option<&[String]>, f: &FnInfo) -> bool {
     let Some(sig) = sig else {
         return true;
     };
-    if f.kind == FnKind::Closure {
-        return true;
-    }
     let site = if f.has_self {
         sig.get(1..).unwrap_or_default()
     } else {

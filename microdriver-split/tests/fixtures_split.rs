@@ -93,6 +93,11 @@ fn edges_are_classified_by_how_they_were_found() {
     assert_eq!(kind("intr", "update_stats"), [EdgeKind::Deferred]);
     assert_eq!(kind("intr", "watchdog"), [EdgeKind::Deferred]);
     assert!(kind("call_ptr", "not_taken").is_empty());
+    assert!(
+        kind("run_cb", "typed_closure::{closure#0}").is_empty(),
+        "typed closure parameters differ"
+    );
+    assert!(graph.fns[graph.find("typed_closure::{closure#0}").expect("exists")].address_taken);
     assert_eq!(
         kind("with_ring", "config_path::{closure#0}"),
         [EdgeKind::ViaParameter]
