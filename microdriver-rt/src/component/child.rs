@@ -1,6 +1,6 @@
 //! The user half's side of starting up.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,11 +39,16 @@ fn run(fd: &str) -> Result<(), String> {
     // spawns without a pre-exec hook so that it never forks its whole address space.
     // SAFETY: prctl(2) with PR_SET_PDEATHSIG only sets this process's death signal.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
-        return Err(format!("PR_SET_PDEATHSIG: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "PR_SET_PDEATHSIG: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    if let Ok(parent) = std::env::var(PARENT_ENV) {
+    let parent = std::env::var(PARENT_ENV).ok();
+    if let Some(parent) = &parent {
         // The parent may have died between fork and PR_SET_PDEATHSIG.
-        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string()) != Some(parent)
+        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string())
+            != Some(parent.clone())
         {
             return Err("the kernel half exited before the user half started".into());
         }
@@ -61,6 +66,11 @@ fn run(fd: &str) -> Result<(), String> {
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(Duration::ZERO, Duration::from_micros);
+    // The area is mapped: from here on the process only needs what the sandbox allows.
+    if std::env::var(super::sandbox::SANDBOX_ENV).as_deref() == Ok("1") {
+        super::sandbox::enter(transport.fd().as_raw_fd(), parent.as_deref())
+            .map_err(|e| format!("entering the sandbox: {e}"))?;
+    }
     let options = CallOptions {
         wait: WaitPolicy::spinning(spin),
         ..CallOptions::default()

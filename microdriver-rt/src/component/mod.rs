@@ -13,6 +13,8 @@
 #[cfg(not(loom))]
 mod child;
 #[cfg(not(loom))]
+pub mod sandbox;
+#[cfg(not(loom))]
 mod spawn;
 #[cfg(not(loom))]
 mod supervisor;

@@ -80,6 +80,9 @@ pub struct ComponentConfig {
     pub args: Vec<OsString>,
     /// Extra latency per crossing (the delay transport), zero for none.
     pub crossing_delay: Duration,
+    /// Run the user half in its sandbox (empty environment, no fds but its channel and
+    /// stderr, unprivileged, seccomp allow-list; see [`super::sandbox`]). Default true.
+    pub sandbox: bool,
 }
 
 impl Default for ComponentConfig {
@@ -94,6 +97,7 @@ impl Default for ComponentConfig {
             exe: None,
             args: Vec::new(),
             crossing_delay: Duration::ZERO,
+            sandbox: true,
         }
     }
 }
@@ -219,8 +223,16 @@ impl UserHalf {
             })?,
         };
         let mut command = Command::new(&exe);
+        if config.sandbox {
+            // The user half gets no environment but the variables set below.
+            command.env_clear();
+        }
         command
             .args(&config.args)
+            .env(
+                super::sandbox::SANDBOX_ENV,
+                if config.sandbox { "1" } else { "0" },
+            )
             .env(WORKERS_ENV, config.workers.to_string())
             .env(SPIN_ENV, config.options.wait.spin.as_micros().to_string())
             .env(PARENT_ENV, std::process::id().to_string());

@@ -139,3 +139,6 @@ mod imp {
 }
 
 pub use imp::*;
+
+pub mod combolock;
+pub use combolock::{ComboGuard, ComboLock, ComboLockError, HoldToken};

@@ -1,0 +1,299 @@
+//! The user half's sandbox: what a user half may still do once it is running.
+//!
+//! The user half is treated as compromisable. [`enter`] runs in the user-half process
+//! right after it has mapped the shared slot area and before it serves a single upcall
+//! (and before its worker threads start), and applies, in this order:
+//!
+//! 1. **`PR_SET_NO_NEW_PRIVS`**: no exec can ever gain privileges (and seccomp may be
+//!    installed without `CAP_SYS_ADMIN`).
+//! 2. **File descriptors**: every descriptor is closed except the slot area's memfd (the
+//!    channel) and **stderr (fd 2), kept for logs** (panic messages, `tracing` output).
+//!    stdin is closed; stdout (fd 1) is made a copy of stderr, so a stray `println!` in
+//!    user-half code lands in the log instead of failing.
+//! 3. **Environment**: the kernel half starts the user half with an empty environment
+//!    except the `MICRODRIVER_*` variables it sets itself (`env_clear()` in `spawn.rs`).
+//! 4. **Identity**: started as root, the user half drops to uid/gid 65534 (`nobody`), with
+//!    no supplementary groups; the uid change also clears every capability. The
+//!    parent-death signal, which the kernel resets on a credential change, is set again.
+//! 5. **seccomp** (built with `seccompiler`, installed on all threads with TSYNC): an
+//!    allow-list of what the runtime needs, and nothing else. A system call outside the
+//!    list **kills the whole user half** (`SECCOMP_RET_KILL_PROCESS`): an attempt to leave
+//!    the sandbox is taken as a sign of compromise, the kernel half sees the death at once
+//!    (its pidfd), fails the outstanding upcalls with `PeerDied`, and its supervisor starts
+//!    a fresh user half.
+//!
+//! # The allow-list
+//! - memory: `mmap` only **anonymous** (its fd argument must be -1, so no file or device
+//!   can be mapped) and never executable, `mprotect` never executable, `munmap`,
+//!   `mremap`, `madvise`, `brk`;
+//! - threads: `clone` only with `CLONE_THREAD` (a thread of this process, never a new
+//!   process), `set_robust_list`, `rseq`, `exit`; `clone3` fails with `ENOSYS` (a second
+//!   filter), so the C library falls back to `clone`, whose flags seccomp can inspect.
+//!   User-half code may start threads after the sandbox is in place (the runtime's own
+//!   workers start that way);
+//! - waiting and time: `futex`, `sched_yield`, `nanosleep`, `clock_nanosleep`,
+//!   `clock_gettime`, `clock_getres`, `gettimeofday`, `sched_getaffinity`;
+//! - I/O: `write`/`writev` on stdout/stderr, `read` on the channel, `close`;
+//! - signals and process: `rt_sigreturn`, `rt_sigprocmask`, `rt_sigaction` (the C
+//!   library's first `pthread_create` installs its internal handlers), `sigaltstack`,
+//!   `restart_syscall`, `exit_group`, `getpid`, `gettid`, `getppid`, `getuid`, `geteuid`,
+//!   `getgid`, `getegid`, `getrandom`, and `prctl` only for `PR_SET_NAME`/`PR_GET_NAME`
+//!   (thread names).
+//!
+//! Absent on purpose: `open`/`openat` (no files), `socket` and the rest of networking,
+//! `ptrace`, `execve`/`execveat`, `fork`/`vfork`, `kill`/`tgkill` (an `abort()` therefore
+//! ends in the same kill as any other forbidden call), `ioctl`, `mount`, `bpf`, `dup*`,
+//! `pipe*`, `memfd_create`.
+//!
+//! The sandbox is on by default ([`ComponentConfig::sandbox`](super::ComponentConfig));
+//! tests of unsandboxed behaviour turn it off. If any step fails the user half refuses to
+//! run (it fails closed) and the kernel half's spawn reports a failed handshake.
+
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+
+use seccompiler::{
+    apply_filter_all_threads, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp,
+    SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+};
+
+/// Environment variable telling the user half whether to sandbox itself ("1") or not.
+pub const SANDBOX_ENV: &str = "MICRODRIVER_UHALF_SANDBOX";
+
+/// The unprivileged uid and gid a user half started as root runs as (`nobody`).
+pub const UNPRIVILEGED_ID: u32 = 65534;
+
+/// Enters the sandbox (see the module docs). `channel` is the slot area's descriptor, the
+/// only one besides stderr that stays open. Call it with no other threads running.
+pub(crate) fn enter(channel: RawFd, parent: Option<&str>) -> Result<(), String> {
+    no_new_privs()?;
+    close_other_fds(channel)?;
+    drop_privileges(parent)?;
+    install_seccomp(channel)
+}
+
+fn os_error(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn no_new_privs() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(os_error("PR_SET_NO_NEW_PRIVS"));
+    }
+    Ok(())
+}
+
+/// Closes every descriptor but stderr and `channel`; points stdout at stderr.
+fn close_other_fds(channel: RawFd) -> Result<(), String> {
+    if channel < 0 || channel == 2 {
+        return Err(format!("channel descriptor {channel}"));
+    }
+    let mut keep = [2, channel];
+    keep.sort_unstable();
+    let mut from: u32 = 0;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > from {
+            close_range(from, fd - 1)?;
+        }
+        from = fd + 1;
+    }
+    close_range(from, u32::MAX)?;
+    if channel != 1 {
+        // SAFETY: dup2 on descriptor numbers; fd 1 was just closed, nothing owns it.
+        unsafe { libc::dup2(2, 1) };
+    }
+    Ok(())
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), String> {
+    // SAFETY: closes descriptors no Rust object of this process owns (the runtime owns only
+    // the channel, which is never in the range; std's stdio handles tolerate closed fds).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+        return Err(os_error("close_range"));
+    }
+    // Kernels before 5.9: close one by one up to the descriptor limit.
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let max = if max <= 0 { 65536 } else { max as u32 };
+    for fd in first..=last.min(max) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd as i32) };
+    }
+    Ok(())
+}
+
+/// As root: no supplementary groups, gid and uid 65534 (real, effective and saved).
+fn drop_privileges(parent: Option<&str>) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let id = UNPRIVILEGED_ID;
+    // SAFETY: setgroups with an empty list; the libc wrappers for set*id apply the change
+    // to every thread of the process.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(os_error("setgroups"));
+        }
+        if libc::setresgid(id, id, id) != 0 {
+            return Err(os_error("setresgid"));
+        }
+        if libc::setresuid(id, id, id) != 0 {
+            return Err(os_error("setresuid"));
+        }
+        if libc::getuid() != id || libc::geteuid() != id || libc::getegid() != id {
+            return Err("the uid/gid change did not take".into());
+        }
+        // A credential change clears the parent-death signal: set it again, then make
+        // sure the parent did not die in between.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(os_error("PR_SET_PDEATHSIG"));
+        }
+    }
+    if let Some(parent) = parent {
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() }.to_string() != parent {
+            return Err("the kernel half exited while the user half started".into());
+        }
+    }
+    Ok(())
+}
+
+fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> SeccompCondition {
+    SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> SeccompRule {
+    SeccompRule::new(conditions).expect("a rule with conditions")
+}
+
+/// `arg` (a 32-bit int) is one of `values`.
+fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
+    values
+        .iter()
+        .map(|&v| {
+            rule(vec![cond(
+                arg,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                v,
+            )])
+        })
+        .collect()
+}
+
+/// The allow-list (see the module docs), for the running architecture.
+fn allow_list(channel: RawFd) -> BTreeMap<i64, Vec<SeccompRule>> {
+    use libc::*;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let no_exec = |arg: u8| {
+        cond(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(PROT_EXEC as u64),
+            0,
+        )
+    };
+    // Anonymous, never executable: fd (arg 4) == -1 and prot (arg 2) without PROT_EXEC.
+    rules.insert(
+        SYS_mmap,
+        vec![rule(vec![
+            cond(
+                4,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                u64::from(u32::MAX),
+            ),
+            no_exec(2),
+        ])],
+    );
+    rules.insert(SYS_mprotect, vec![rule(vec![no_exec(2)])]);
+    // A thread of this process, never a new process.
+    rules.insert(
+        SYS_clone,
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(CLONE_THREAD as u64),
+            CLONE_THREAD as u64,
+        )])],
+    );
+    rules.insert(SYS_write, one_of(0, &[1, 2]));
+    rules.insert(SYS_writev, one_of(0, &[1, 2]));
+    rules.insert(SYS_read, one_of(0, &[channel as u64]));
+    rules.insert(
+        SYS_prctl,
+        one_of(0, &[PR_SET_NAME as u64, PR_GET_NAME as u64]),
+    );
+    for call in [
+        SYS_clone3, // answered ENOSYS by the second filter
+        SYS_munmap,
+        SYS_mremap,
+        SYS_madvise,
+        SYS_brk,
+        SYS_set_robust_list,
+        SYS_rseq,
+        SYS_futex,
+        SYS_sched_yield,
+        SYS_sched_getaffinity,
+        SYS_nanosleep,
+        SYS_clock_nanosleep,
+        SYS_clock_gettime,
+        SYS_clock_getres,
+        SYS_gettimeofday,
+        SYS_close,
+        SYS_rt_sigreturn,
+        SYS_rt_sigprocmask,
+        SYS_rt_sigaction, // the C library's first pthread_create installs its handlers
+        SYS_sigaltstack,
+        SYS_restart_syscall,
+        SYS_exit,
+        SYS_exit_group,
+        SYS_getpid,
+        SYS_gettid,
+        SYS_getppid,
+        SYS_getuid,
+        SYS_geteuid,
+        SYS_getgid,
+        SYS_getegid,
+        SYS_getrandom,
+    ] {
+        rules.insert(call, vec![]);
+    }
+    rules
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+    let filter = SeccompFilter::new(rules, mismatch, matched, arch).map_err(|e| e.to_string())?;
+    BpfProgram::try_from(filter).map_err(|e| e.to_string())
+}
+
+fn install_seccomp(channel: RawFd) -> Result<(), String> {
+    // Filters stack and the strictest answer wins: the allow-list kills on anything
+    // outside it; the second one turns the (allowed) clone3 into ENOSYS.
+    let allow = compile(
+        allow_list(channel),
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+    )?;
+    let clone3 = compile(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )?;
+    // The clone3 filter first: once the allow-list is in, seccomp(2) itself is refused.
+    apply_filter_all_threads(&clone3).map_err(|e| format!("installing seccomp: {e}"))?;
+    apply_filter_all_threads(&allow).map_err(|e| format!("installing seccomp: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,1032 @@
+//! [`ComboLock<T>`]: shared state that the critical path mutates and the user half may
+//! lock too.
+//!
+//! # In the kernel half
+//! A plain fast lock: one atomic word, uncontended lock and unlock are one compare-exchange
+//! each (the same as `parking_lot::Mutex`); contended lockers spin briefly, then sleep on a
+//! futex. The value lives in the lock (`UnsafeCell`), the guard dereferences to it.
+//!
+//! # From the user half
+//! A `ComboLock` crosses the split as an identity only: [`Marshal`] sends its registry id,
+//! and the user half decodes a *handle* (no value). An upcall therefore never writes back
+//! into a combolock-protected object. The handle's [`ComboLock::lock`] is a downcall
+//! (`HOLD_ENTRY`) whose kernel-half handler takes the lock **on the user half's behalf**:
+//! the lock word stays held, marked held-by-user, a fresh hold token is recorded with the
+//! time it was taken, and the contents are encoded into the reply. The user-side guard
+//! dereferences to that copy; dropping it makes a second downcall (`RELEASE_ENTRY`) that
+//! carries the contents back: the kernel decodes them completely first, and only then, with
+//! a matching token, writes them into the kernel copy and releases the lock. The kernel copy
+//! is written **only** on such a successful unlock, so a user half that dies while holding
+//! a lock loses its changes and the kernel copy is exactly as it was before the lock was
+//! taken: [`ComboLock::reclaim_user_holds`] (the supervisor calls it once the user half is
+//! dead) releases every user hold without writing anything.
+//!
+//! # Hung holders
+//! [`ComboLock::set_user_hold_limit`] bounds how long the user half may hold a lock. A
+//! kernel-half locker that finds the lock user-held past the limit takes the hold away,
+//! releases the lock, calls the hook set with [`ComboLock::set_stuck_holder_hook`] (the
+//! supervisor kills the user half there), and carries on; so does
+//! [`ComboLock::expire_stuck_holds`], a sweep the supervisor may run periodically. Sleeping
+//! lockers wake by themselves when a hold expires.
+//!
+//! # The user half is hostile
+//! Its requests name locks by id and holds by token; an id that is not registered (or was
+//! dropped: ids are never reused), a release of a lock it does not hold, a token of another
+//! (or an expired) hold, and contents that do not decode are all rejected with a
+//! [`ComboLockError`], never a panic, and leave the lock and its value untouched. A hold
+//! request waits at most [`USER_LOCK_WAIT`] for the lock (it is served on a kernel thread,
+//! which may even be the thread holding the lock while it waits for an upcall).
+//!
+//! # Registry
+//! Every lock registers itself by id in a process-wide table of weak references, which the
+//! downcall handlers and the reclaim functions go through; a lock unregisters when dropped.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::{Arc as StdArc, Mutex as StdMutex, RwLock as StdRwLock, Weak};
+use std::time::{Duration, Instant};
+
+use super::atomic::{AtomicU32, Ordering};
+use super::Mutex;
+use crate::lrpc::__private::{downcall, Entry, Served};
+use crate::lrpc::{current_half, Half, UpcallError};
+use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
+use crate::transport::{wait_on, wake_all};
+
+/// The downcall that takes a lock on the user half's behalf: `id: u64` → code, token, `T`.
+pub const HOLD_ENTRY: &str = "microdriver_rt::sync::combolock::hold";
+/// The downcall that carries the contents back and releases: `id: u64, token: u64,
+/// has_value: bool, [T]` → code.
+pub const RELEASE_ENTRY: &str = "microdriver_rt::sync::combolock::release";
+
+/// How long a user half's hold request waits for the lock before it is refused
+/// ([`ComboLockError::Busy`]).
+pub const USER_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// The lock word: held.
+const LOCKED: u32 = 1;
+/// The lock word: held on the user half's behalf.
+const USER: u32 = 2;
+/// The lock word: someone sleeps on it (the unlocker must wake).
+const PARKED: u32 = 4;
+/// Longest single sleep of a waiter (it re-checks hold expiry and deadlines after).
+const MAX_PARK: Duration = Duration::from_millis(50);
+/// Busy-wait rounds before sleeping (none under loom: every round is a schedule point).
+#[cfg(not(loom))]
+const SPINS: u32 = 100;
+#[cfg(loom)]
+const SPINS: u32 = 0;
+
+/// Why a combolock operation requested by (or on behalf of) the user half failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComboLockError {
+    /// No live lock has this id.
+    #[error("no combolock with id {id}")]
+    UnknownLock {
+        /// The id.
+        id: u64,
+    },
+    /// The lock is not held by the user half.
+    #[error("combolock {id} is not held by the user half")]
+    NotHeld {
+        /// The id.
+        id: u64,
+    },
+    /// The lock is held by the user half, but under another hold token.
+    #[error("combolock {id} is held under another token")]
+    WrongToken {
+        /// The id.
+        id: u64,
+    },
+    /// The lock stayed busy for [`USER_LOCK_WAIT`].
+    #[error("combolock {id} stayed busy for {USER_LOCK_WAIT:?}")]
+    Busy {
+        /// The id.
+        id: u64,
+    },
+    /// The contents sent back did not decode (the hold is kept).
+    #[error("combolock {id}: the contents sent back did not decode")]
+    Malformed {
+        /// The id.
+        id: u64,
+    },
+    /// The kernel half could not encode the contents (the lock was released again).
+    #[error("combolock {id}: the contents did not encode: {reason}")]
+    Encode {
+        /// The id.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The downcall itself failed.
+    #[error("combolock {id}: {error}")]
+    Call {
+        /// The id.
+        id: u64,
+        /// Why.
+        error: UpcallError,
+    },
+}
+
+impl ComboLockError {
+    fn code(&self) -> u8 {
+        match self {
+            ComboLockError::UnknownLock { .. } => 1,
+            ComboLockError::NotHeld { .. } => 2,
+            ComboLockError::WrongToken { .. } => 3,
+            ComboLockError::Busy { .. } => 4,
+            ComboLockError::Malformed { .. } => 5,
+            ComboLockError::Call { .. } => 6,
+            ComboLockError::Encode { .. } => 7,
+        }
+    }
+
+    fn from_code(code: u8, id: u64, offset: usize) -> Result<Self, MarshalError> {
+        Ok(match code {
+            1 => ComboLockError::UnknownLock { id },
+            2 => ComboLockError::NotHeld { id },
+            3 => ComboLockError::WrongToken { id },
+            4 => ComboLockError::Busy { id },
+            5 => ComboLockError::Malformed { id },
+            tag => {
+                return Err(MarshalError::BadTag {
+                    what: "combolock reply code",
+                    tag: u64::from(tag),
+                    offset,
+                })
+            }
+        })
+    }
+}
+
+/// Identifies one user-half hold of one lock (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HoldToken(pub u64);
+
+// ---------------------------------------------------------------------------------------
+// Process-wide configuration and registry. Plain std types even under loom: no critical
+// section below makes a loom operation, so they never block a modelled thread.
+
+type Hook = StdArc<dyn Fn() + Send + Sync>;
+
+static HOLD_LIMIT_NANOS: StdAtomicU64 = StdAtomicU64::new(0);
+static HOOK: StdRwLock<Option<Hook>> = StdRwLock::new(None);
+static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+static NEXT_TOKEN: StdAtomicU64 = StdAtomicU64::new(1);
+static REGISTRY: StdMutex<BTreeMap<u64, Weak<dyn ErasedLock>>> = StdMutex::new(BTreeMap::new());
+
+fn registry() -> std::sync::MutexGuard<'static, BTreeMap<u64, Weak<dyn ErasedLock>>> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn hold_limit() -> Option<Duration> {
+    match HOLD_LIMIT_NANOS.load(StdOrdering::Relaxed) {
+        0 => None,
+        nanos => Some(Duration::from_nanos(nanos)),
+    }
+}
+
+fn call_stuck_hook() {
+    let hook = HOOK
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
+fn lookup(id: u64) -> Option<StdArc<dyn ErasedLock>> {
+    registry().get(&id).and_then(Weak::upgrade)
+}
+
+fn live_locks() -> Vec<StdArc<dyn ErasedLock>> {
+    let mut registry = registry();
+    registry.retain(|_, weak| weak.strong_count() > 0);
+    registry.values().filter_map(Weak::upgrade).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The value cell: std's UnsafeCell, or loom's (which checks every access for races).
+
+#[cfg(not(loom))]
+mod cell {
+    pub(super) struct ValueCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> ValueCell<T> {
+        pub(super) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// A pointer for the lock holder's accesses.
+        #[inline]
+        pub(super) fn access(&self) -> Access<T> {
+            Access(self.0.get())
+        }
+    }
+
+    /// The holder's access to the value (ends when dropped).
+    pub(super) struct Access<T>(*mut T);
+
+    impl<T> Access<T> {
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        #[inline]
+        pub(super) unsafe fn get(&self) -> &T {
+            // SAFETY: the caller holds the lock, so nothing writes the value meanwhile.
+            unsafe { &*self.0 }
+        }
+
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        #[inline]
+        pub(super) unsafe fn get_mut(&mut self) -> &mut T {
+            // SAFETY: the caller holds the lock, so this is the only access.
+            unsafe { &mut *self.0 }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod cell {
+    pub(super) struct ValueCell<T>(loom::cell::UnsafeCell<T>);
+
+    impl<T> ValueCell<T> {
+        pub(super) fn new(value: T) -> Self {
+            Self(loom::cell::UnsafeCell::new(value))
+        }
+
+        pub(super) fn access(&self) -> Access<T> {
+            Access(self.0.get_mut())
+        }
+    }
+
+    pub(super) struct Access<T>(loom::cell::MutPtr<T>);
+
+    impl<T> Access<T> {
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        pub(super) unsafe fn get(&self) -> &T {
+            // SAFETY: as the caller promises; loom checks it.
+            unsafe { &*self.0.deref() }
+        }
+
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        pub(super) unsafe fn get_mut(&mut self) -> &mut T {
+            // SAFETY: as the caller promises; loom checks it.
+            unsafe { self.0.deref() }
+        }
+    }
+}
+
+use cell::{Access, ValueCell};
+
+// ---------------------------------------------------------------------------------------
+// The lock itself.
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    token: u64,
+    since: Instant,
+}
+
+struct Shared<T> {
+    /// LOCKED | USER | PARKED.
+    state: AtomicU32,
+    id: u64,
+    /// The user half's hold, while state has USER. Changed only with this mutex held and
+    /// the lock word held; whoever takes a hold out of it is the one who releases the lock.
+    hold: Mutex<Option<Hold>>,
+    value: ValueCell<T>,
+}
+
+// SAFETY: the value is only reached through the lock (one holder at a time), so sharing
+// the lock between threads is sharing a `T` by moving access: `T: Send` suffices, as for
+// `std::sync::Mutex`.
+unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: as above; the cell owns a `T`.
+unsafe impl<T: Send> Send for Shared<T> {}
+
+impl<T> Shared<T> {
+    #[inline]
+    fn try_acquire(&self) -> bool {
+        self.state
+            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    fn release(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.release_slow();
+        }
+    }
+
+    #[cold]
+    fn release_slow(&self) {
+        let previous = self.state.swap(0, Ordering::Release);
+        if previous & PARKED != 0 {
+            wake_all(&self.state);
+        }
+    }
+
+    /// Takes the lock word, waiting until `deadline` (forever without one). A user hold
+    /// past the hold limit is taken away on the way.
+    #[cold]
+    fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
+        let mut spins = 0;
+        loop {
+            let seen = self.state.load(Ordering::Relaxed);
+            if seen & LOCKED == 0 {
+                if self
+                    .state
+                    .compare_exchange_weak(
+                        seen,
+                        seen | LOCKED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if seen & USER != 0 {
+                if self.expire_if_stuck() {
+                    continue;
+                }
+            } else if spins < SPINS {
+                spins += 1;
+                super::spin_hint();
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            if seen & PARKED == 0
+                && self
+                    .state
+                    .compare_exchange_weak(
+                        seen,
+                        seen | PARKED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            let mut timeout = MAX_PARK;
+            if let Some(d) = deadline {
+                timeout = timeout.min(d - now);
+            }
+            if seen & USER != 0 {
+                if let Some(left) = self.hold_time_left(now) {
+                    timeout = timeout.min(left);
+                }
+            }
+            wait_on(&self.state, seen | PARKED, timeout);
+        }
+    }
+
+    /// How long the current user hold may still last (None: no hold or no limit).
+    fn hold_time_left(&self, now: Instant) -> Option<Duration> {
+        let limit = hold_limit()?;
+        let hold = (*self.hold.lock())?;
+        Some(limit.saturating_sub(now.saturating_duration_since(hold.since)))
+    }
+
+    /// Takes away a user hold older than the hold limit: releases the lock (the kernel
+    /// copy untouched) and calls the stuck-holder hook. True if it did.
+    fn expire_if_stuck(&self) -> bool {
+        let Some(limit) = hold_limit() else {
+            return false;
+        };
+        let token = {
+            let hold = self.hold.lock();
+            match *hold {
+                Some(h) if h.since.elapsed() >= limit => h.token,
+                _ => return false,
+            }
+        };
+        if self.end_user_hold(token, None).is_ok() {
+            tracing::warn!(
+                "combolock {}: the user half held it longer than {limit:?}; reclaimed",
+                self.id
+            );
+            call_stuck_hook();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends the user hold `token`: writes `value` (if any) into the kernel copy and
+    /// releases the lock. Only the caller that takes the hold out releases.
+    fn end_user_hold(&self, token: u64, value: Option<T>) -> Result<(), ComboLockError> {
+        let mut hold = self.hold.lock();
+        match *hold {
+            None => return Err(ComboLockError::NotHeld { id: self.id }),
+            Some(h) if h.token != token => return Err(ComboLockError::WrongToken { id: self.id }),
+            Some(_) => {}
+        }
+        *hold = None;
+        if let Some(value) = value {
+            let mut access = self.value.access();
+            // SAFETY: the lock word is held (LOCKED | USER) and we just took the hold, so
+            // we are its only holder until `release` below.
+            unsafe { *access.get_mut() = value };
+        }
+        drop(hold);
+        self.release();
+        Ok(())
+    }
+
+    /// Ends whatever user hold there is, writing nothing. True if there was one.
+    fn reclaim(&self) -> bool {
+        let token = match *self.hold.lock() {
+            Some(h) => h.token,
+            None => return false,
+        };
+        self.end_user_hold(token, None).is_ok()
+    }
+
+    fn user_held(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & USER != 0
+    }
+}
+
+impl<T: Marshal> Shared<T> {
+    /// Takes the lock for the user half (waiting until `deadline`), and encodes code 0,
+    /// the token and the contents into `enc`.
+    fn hold_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<HoldToken, ComboLockError> {
+        if !self.try_acquire() && !self.acquire_slow(Some(deadline)) {
+            return Err(ComboLockError::Busy { id: self.id });
+        }
+        let token = NEXT_TOKEN.fetch_add(1, StdOrdering::Relaxed);
+        let encoded = {
+            let access = self.value.access();
+            enc.put_u8(0);
+            enc.put_u64(token);
+            // SAFETY: we hold the lock word.
+            unsafe { access.get() }.encode(enc)
+        };
+        if let Err(e) = encoded {
+            self.release();
+            return Err(ComboLockError::Encode {
+                id: self.id,
+                reason: e.to_string(),
+            });
+        }
+        let mut hold = self.hold.lock();
+        self.state.fetch_or(USER, Ordering::AcqRel);
+        *hold = Some(Hold {
+            token,
+            since: Instant::now(),
+        });
+        Ok(HoldToken(token))
+    }
+
+    /// Decodes the contents the user half sent back (if any), then ends hold `token`.
+    fn release_from_user(
+        &self,
+        token: u64,
+        value: Option<Decoder<'_>>,
+    ) -> Result<(), ComboLockError> {
+        // Cheap checks first: do not decode for a hold that does not exist.
+        match *self.hold.lock() {
+            None => return Err(ComboLockError::NotHeld { id: self.id }),
+            Some(h) if h.token != token => return Err(ComboLockError::WrongToken { id: self.id }),
+            Some(_) => {}
+        }
+        let value = match value {
+            None => None,
+            Some(mut dec) => {
+                let decoded = T::decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
+                Some(decoded.map_err(|_| ComboLockError::Malformed { id: self.id })?)
+            }
+        };
+        self.end_user_hold(token, value)
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        registry().remove(&self.id);
+    }
+}
+
+/// What the registry knows of a lock, without its type.
+trait ErasedLock: Send + Sync + 'static {
+    fn hold_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<HoldToken, ComboLockError>;
+    fn release_from_user(
+        &self,
+        token: u64,
+        value: Option<Decoder<'_>>,
+    ) -> Result<(), ComboLockError>;
+    fn reclaim(&self) -> bool;
+    fn expire(&self) -> bool;
+    fn user_held(&self) -> bool;
+    fn into_any(self: StdArc<Self>) -> StdArc<dyn Any + Send + Sync>;
+}
+
+impl<T: Marshal + Send + 'static> ErasedLock for Shared<T> {
+    fn hold_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<HoldToken, ComboLockError> {
+        Shared::hold_for_user(self, deadline, enc)
+    }
+    fn release_from_user(
+        &self,
+        token: u64,
+        value: Option<Decoder<'_>>,
+    ) -> Result<(), ComboLockError> {
+        Shared::release_from_user(self, token, value)
+    }
+    fn reclaim(&self) -> bool {
+        Shared::reclaim(self)
+    }
+    fn expire(&self) -> bool {
+        self.user_held() && self.expire_if_stuck()
+    }
+    fn user_held(&self) -> bool {
+        Shared::user_held(self)
+    }
+    fn into_any(self: StdArc<Self>) -> StdArc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The public lock.
+
+/// Shared state the critical path mutates; the user half reaches it only by locking it
+/// (see the [module docs](self)).
+pub struct ComboLock<T> {
+    repr: Repr<T>,
+}
+
+enum Repr<T> {
+    /// The lock itself (kernel half, or a lock a process made for itself).
+    Local(StdArc<Shared<T>>),
+    /// A user-half handle to a kernel-half lock.
+    Remote { id: u64 },
+}
+
+impl<T: Marshal + Send + 'static> ComboLock<T> {
+    /// A new, unlocked lock around `value`, registered under a fresh id.
+    pub fn new(value: T) -> Self {
+        let id = NEXT_ID.fetch_add(1, StdOrdering::Relaxed);
+        let shared = StdArc::new(Shared {
+            state: AtomicU32::new(0),
+            id,
+            hold: Mutex::new(None),
+            value: ValueCell::new(value),
+        });
+        let weak: Weak<dyn ErasedLock> = StdArc::downgrade(&shared) as Weak<dyn ErasedLock>;
+        registry().insert(id, weak);
+        ComboLock {
+            repr: Repr::Local(shared),
+        }
+    }
+
+    /// Locks. In the kernel half (or on a lock of this process) this waits for the lock
+    /// and cannot fail; on a user-half handle it is a downcall that takes the kernel-half
+    /// lock and carries the contents over, and fails if the call does.
+    #[inline]
+    pub fn lock(&self) -> Result<ComboGuard<'_, T>, ComboLockError> {
+        if let Repr::Local(shared) = &self.repr {
+            if !shared.try_acquire() {
+                shared.acquire_slow(None);
+            }
+            return Ok(ComboGuard {
+                inner: GuardInner::Local {
+                    shared,
+                    access: ManuallyDrop::new(shared.value.access()),
+                },
+            });
+        }
+        Self::lock_remote(self.id())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_remote(id: u64) -> Result<ComboGuard<'static, T>, ComboLockError> {
+        let reply = downcall(
+            HOLD_ENTRY,
+            &mut (),
+            |_, enc| id.encode(enc),
+            |_, dec| {
+                let offset = dec.position();
+                match dec.take_u8()? {
+                    0 => {
+                        let token = u64::decode(dec)?;
+                        Ok(Ok((token, T::decode(dec)?)))
+                    }
+                    code => Ok(Err(ComboLockError::from_code(code, id, offset)?)),
+                }
+            },
+        )
+        .map_err(|error| ComboLockError::Call { id, error })?;
+        let (token, value) = reply?;
+        Ok(ComboGuard {
+            inner: GuardInner::Remote {
+                id,
+                token,
+                value: ManuallyDrop::new(value),
+            },
+        })
+    }
+}
+
+impl<T> ComboLock<T> {
+    /// The registry id (what crosses the split).
+    pub fn id(&self) -> u64 {
+        match &self.repr {
+            Repr::Local(shared) => shared.id,
+            Repr::Remote { id } => *id,
+        }
+    }
+
+    /// True for the lock itself, false for a user-half handle to a kernel-half lock.
+    pub fn is_local(&self) -> bool {
+        matches!(self.repr, Repr::Local(_))
+    }
+
+    /// True while the user half holds this (local) lock.
+    pub fn is_user_held(&self) -> bool {
+        match &self.repr {
+            Repr::Local(shared) => shared.user_held(),
+            Repr::Remote { .. } => false,
+        }
+    }
+}
+
+/// The registry-wide operations (the supervisor's). Defined on `ComboLock<()>` so they
+/// can be called as `ComboLock::reclaim_user_holds()`.
+impl ComboLock<()> {
+    /// Releases every user hold of every lock without writing anything back: each kernel
+    /// copy stays exactly as it was before the user half took it. Call it once the user
+    /// half is dead. Returns the number of holds released.
+    pub fn reclaim_user_holds() -> usize {
+        reclaim_user_holds()
+    }
+
+    /// Sets how long the user half may hold a lock (`Duration::ZERO`: no limit, the
+    /// default).
+    pub fn set_user_hold_limit(limit: Duration) {
+        set_user_hold_limit(limit);
+    }
+
+    /// Sets what runs when a hold is taken away for exceeding the limit (the supervisor
+    /// kills the user half). Called on the thread that found the stuck hold, after the
+    /// lock was released.
+    pub fn set_stuck_holder_hook(hook: StdArc<dyn Fn() + Send + Sync>) {
+        set_stuck_holder_hook(hook);
+    }
+
+    /// Takes away every user hold older than the limit (calling the hook once per hold).
+    /// Returns the number taken.
+    pub fn expire_stuck_holds() -> usize {
+        expire_stuck_holds()
+    }
+
+    /// The number of locks the user half holds now.
+    pub fn user_holds() -> usize {
+        live_locks().iter().filter(|l| l.user_held()).count()
+    }
+}
+
+/// See [`ComboLock::reclaim_user_holds`].
+pub fn reclaim_user_holds() -> usize {
+    live_locks().iter().filter(|l| l.reclaim()).count()
+}
+
+/// See [`ComboLock::set_user_hold_limit`].
+pub fn set_user_hold_limit(limit: Duration) {
+    let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+    HOLD_LIMIT_NANOS.store(nanos, StdOrdering::Relaxed);
+}
+
+/// The hold limit (None: unlimited).
+pub fn user_hold_limit() -> Option<Duration> {
+    hold_limit()
+}
+
+/// See [`ComboLock::set_stuck_holder_hook`].
+pub fn set_stuck_holder_hook(hook: StdArc<dyn Fn() + Send + Sync>) {
+    *HOOK
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(hook);
+}
+
+/// Removes the stuck-holder hook.
+pub fn clear_stuck_holder_hook() {
+    *HOOK
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+}
+
+/// See [`ComboLock::expire_stuck_holds`].
+pub fn expire_stuck_holds() -> usize {
+    live_locks().iter().filter(|l| l.expire()).count()
+}
+
+/// The kernel half's handling of a user-half hold request for lock `id` (what the
+/// [`HOLD_ENTRY`] downcall runs): waits up to `wait` for the lock, then marks it held by
+/// the user half and writes code 0, the token and the contents into `enc`.
+pub fn hold_for_user(
+    id: u64,
+    wait: Duration,
+    enc: &mut Encoder<'_>,
+) -> Result<HoldToken, ComboLockError> {
+    let lock = lookup(id).ok_or(ComboLockError::UnknownLock { id })?;
+    lock.hold_for_user(Instant::now() + wait, enc)
+}
+
+/// The kernel half's handling of a user-half release (what the [`RELEASE_ENTRY`] downcall
+/// runs): with `Some(decoder)` over the contents, decodes them completely and writes them
+/// into the kernel copy; with `None`, writes nothing; then releases. Rejects unknown ids,
+/// locks not held by the user half and foreign tokens, leaving everything untouched.
+pub fn release_from_user(
+    id: u64,
+    token: HoldToken,
+    value: Option<Decoder<'_>>,
+) -> Result<(), ComboLockError> {
+    let lock = lookup(id).ok_or(ComboLockError::UnknownLock { id })?;
+    lock.release_from_user(token.0, value)
+}
+
+fn hold_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let id = u64::decode(&mut dec)?;
+    dec.finish()?;
+    match hold_for_user(id, USER_LOCK_WAIT, enc) {
+        Ok(_) => Ok(()),
+        // Part of the contents is in the reply: fail the call (the reply is rebuilt).
+        Err(ComboLockError::Encode { reason, .. }) => Err(MarshalError::BadHeader { reason }),
+        Err(e) => {
+            enc.put_u8(e.code());
+            Ok(())
+        }
+    }
+}
+
+fn release_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let id = u64::decode(&mut dec)?;
+    let token = u64::decode(&mut dec)?;
+    let with_value = bool::decode(&mut dec)?;
+    let result = if with_value {
+        release_from_user(id, HoldToken(token), Some(dec))
+    } else {
+        dec.finish()?;
+        release_from_user(id, HoldToken(token), None)
+    };
+    enc.put_u8(result.map_or_else(|e| e.code(), |()| 0));
+    Ok(())
+}
+
+inventory::submit! {
+    Entry {
+        name: HOLD_ENTRY,
+        signature: "fn(id: u64) -> (u8, u64, T)",
+        served: Served::ByKernel,
+        handler: hold_handler,
+    }
+}
+
+inventory::submit! {
+    Entry {
+        name: RELEASE_ENTRY,
+        signature: "fn(id: u64, token: u64, Option<T>) -> u8",
+        served: Served::ByKernel,
+        handler: release_handler,
+    }
+}
+
+/// Makes the release downcall from the user half.
+fn release_remote<T: Marshal>(
+    id: u64,
+    token: u64,
+    value: Option<&T>,
+) -> Result<(), ComboLockError> {
+    let code = downcall(
+        RELEASE_ENTRY,
+        &mut (),
+        |_, enc| {
+            id.encode(enc)?;
+            token.encode(enc)?;
+            value.is_some().encode(enc)?;
+            value.map_or(Ok(()), |v| v.encode(enc))
+        },
+        |_, dec| {
+            let offset = dec.position();
+            Ok((dec.take_u8()?, offset))
+        },
+    )
+    .map_err(|error| ComboLockError::Call { id, error })?;
+    match code {
+        (0, _) => Ok(()),
+        (code, offset) => {
+            Err(ComboLockError::from_code(code, id, offset)
+                .unwrap_or(ComboLockError::Malformed { id }))
+        }
+    }
+}
+
+impl<T> fmt::Debug for ComboLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComboLock")
+            .field("id", &self.id())
+            .field("local", &self.is_local())
+            .field("user_held", &self.is_user_held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Marshal + Send + Default + 'static> Default for ComboLock<T> {
+    fn default() -> Self {
+        ComboLock::new(T::default())
+    }
+}
+
+/// A combolock crosses as its registry id. The user half decodes a handle whose `lock()`
+/// downcalls; elsewhere the id must name a live lock of the same type (a handle to the
+/// same lock). Decoding into an existing lock accepts only its own id: nothing is written.
+impl<T: Marshal + Send + 'static> Marshal for ComboLock<T> {
+    const MIN_WIRE_SIZE: usize = 8;
+
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+        self.id().encode(enc)
+    }
+
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
+        let id = u64::decode(dec)?;
+        if current_half() == Half::User {
+            return Ok(ComboLock {
+                repr: Repr::Remote { id },
+            });
+        }
+        let bad = || MarshalError::BadOpaque {
+            id,
+            ty: std::any::type_name::<Self>(),
+        };
+        let shared = lookup(id)
+            .ok_or_else(bad)?
+            .into_any()
+            .downcast::<Shared<T>>()
+            .map_err(|_| bad())?;
+        Ok(ComboLock {
+            repr: Repr::Local(shared),
+        })
+    }
+
+    fn decode_into(&mut self, dec: &mut Decoder<'_>) -> Result<(), MarshalError> {
+        let id = u64::decode(dec)?;
+        match self.repr {
+            Repr::Remote { .. } => {
+                self.repr = Repr::Remote { id };
+                Ok(())
+            }
+            Repr::Local(ref shared) if shared.id == id => Ok(()),
+            Repr::Local(_) => Err(MarshalError::BadOpaque {
+                id,
+                ty: std::any::type_name::<Self>(),
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The guard.
+
+/// Access to a locked [`ComboLock`]'s contents; dropping it unlocks (from the user half:
+/// carries the contents back).
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ComboGuard<'a, T: Marshal> {
+    inner: GuardInner<'a, T>,
+}
+
+enum GuardInner<'a, T> {
+    Local {
+        shared: &'a Shared<T>,
+        access: ManuallyDrop<Access<T>>,
+    },
+    Remote {
+        id: u64,
+        token: u64,
+        value: ManuallyDrop<T>,
+    },
+}
+
+impl<T: Marshal> ComboGuard<'_, T> {
+    /// Unlocks, reporting whether the contents reached the kernel half (always for a local
+    /// lock).
+    pub fn unlock(self) -> Result<(), ComboLockError> {
+        let mut this = ManuallyDrop::new(self);
+        this.finish()
+    }
+
+    /// The user hold's token (None for a local lock).
+    pub fn token(&self) -> Option<HoldToken> {
+        match &self.inner {
+            GuardInner::Local { .. } => None,
+            GuardInner::Remote { token, .. } => Some(HoldToken(*token)),
+        }
+    }
+
+    /// Releases. Must be called exactly once (by `drop` or `unlock`).
+    #[inline]
+    fn finish(&mut self) -> Result<(), ComboLockError> {
+        if let GuardInner::Local { shared, access } = &mut self.inner {
+            // SAFETY: called once; the access ends before the lock word is released.
+            unsafe { ManuallyDrop::drop(access) };
+            shared.release();
+            return Ok(());
+        }
+        self.finish_remote()
+    }
+
+    /// [`ComboGuard::finish`] for a user-half hold: the release downcall.
+    #[cold]
+    #[inline(never)]
+    fn finish_remote(&mut self) -> Result<(), ComboLockError> {
+        match &mut self.inner {
+            GuardInner::Local { .. } => Ok(()),
+            GuardInner::Remote { id, token, value } => {
+                // SAFETY: called once; the value is not used again.
+                let value = unsafe { ManuallyDrop::take(value) };
+                let result = release_remote(*id, *token, Some(&value));
+                if let Err(ComboLockError::Call { .. } | ComboLockError::Malformed { .. }) = result
+                {
+                    // The contents could not be carried (too large, channel trouble): at
+                    // least release the lock, leaving the kernel copy as it was.
+                    let _ = release_remote::<T>(*id, *token, None);
+                }
+                if let Err(e) = &result {
+                    tracing::warn!("unlocking {e}");
+                }
+                result
+            }
+        }
+    }
+}
+
+impl<T: Marshal> Drop for ComboGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+impl<T: Marshal> Deref for ComboGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        match &self.inner {
+            // SAFETY: the guard holds the lock.
+            GuardInner::Local { access, .. } => unsafe { access.get() },
+            GuardInner::Remote { value, .. } => value,
+        }
+    }
+}
+
+impl<T: Marshal> DerefMut for ComboGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        match &mut self.inner {
+            // SAFETY: the guard holds the lock.
+            GuardInner::Local { access, .. } => unsafe { access.get_mut() },
+            GuardInner::Remote { value, .. } => value,
+        }
+    }
+}
+
+impl<T: Marshal + fmt::Debug> fmt::Debug for ComboGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
