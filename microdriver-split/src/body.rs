@@ -122,8 +122,10 @@ pub fn walk_all(t: &Tables) -> Sink {
         let mut w = Walker::new(t, &mut sink, body.scope, body.ctx.clone(), Some(body.fn_id));
         w.run(body);
     }
-    for (scope, expr) in &t.inits {
+    for (scope, name, expr) in &t.inits {
         let mut w = Walker::new(t, &mut sink, *scope, Ctx::default(), None);
+        // Closures in initialisers are named after the const or static.
+        w.base_path = name.clone();
         w.visit_expr(expr);
     }
     sink

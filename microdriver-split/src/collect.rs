@@ -284,7 +284,7 @@ impl Collector<'_> {
                         TraitItem::Fn(m) => m,
                         TraitItem::Const(c) => {
                             if let Some((_, e)) = c.default {
-                                self.t.inits.push((scope, e));
+                                self.t.inits.push((scope, format!("{key}::{}", c.ident), e));
                             }
                             continue;
                         }
@@ -335,11 +335,15 @@ impl Collector<'_> {
             }
             Item::Const(c) => {
                 self.t.scopes[scope].values.insert(c.ident.to_string());
-                self.t.inits.push((scope, *c.expr));
+                self.t
+                    .inits
+                    .push((scope, join(&path, &c.ident.to_string()), *c.expr));
             }
             Item::Static(s) => {
                 self.t.scopes[scope].values.insert(s.ident.to_string());
-                self.t.inits.push((scope, *s.expr));
+                self.t
+                    .inits
+                    .push((scope, join(&path, &s.ident.to_string()), *s.expr));
             }
             Item::ExternCrate(e) => {
                 if let Some((_, alias)) = e.rename {
@@ -430,7 +434,8 @@ impl Collector<'_> {
             let m = match item {
                 ImplItem::Fn(m) => m,
                 ImplItem::Const(c) => {
-                    self.t.inits.push((scope, c.expr));
+                    let name = join(&path, &format!("{self_name}::{}", c.ident));
+                    self.t.inits.push((scope, name, c.expr));
                     continue;
                 }
                 _ => continue,

@@ -132,7 +132,8 @@ pub struct Tables {
     /// Bodies to walk.
     pub bodies: Vec<Body>,
     /// Initialisers of consts and statics (scanned for functions whose address is taken).
-    pub inits: Vec<(ScopeId, syn::Expr)>,
+    /// (scope, path of the const/static, initialiser).
+    pub inits: Vec<(ScopeId, String, syn::Expr)>,
     /// Memoised scope lookups: per query while the tables are being filled, for the
     /// whole analysis once they are frozen.
     pub memo: RefCell<HashMap<(ScopeId, String, bool), Option<crate::resolve::Res>>>,

@@ -42,6 +42,7 @@ fn every_call_kind_reaches_exactly_the_expected_set() {
         "tx_b",
         "tx_c",
         "tx_d",
+        "HOOK::{closure#0}",
         // dyn Fn: address-taken functions and closures of arity 2
         "run_cb",
         "taken_two",
