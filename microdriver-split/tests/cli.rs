@@ -116,7 +116,7 @@ fn report_lists_crossing_edges() {
     assert_eq!(deferred, ["update_stats", "watchdog"]);
     // User-half code calling into the critical set: `config_path`'s closure pushes onto a
     // ring, and `with_ring`'s call through its generic parameter may reach every
-    // address-taken `fn(u32) -> u32`.
+    // address-taken function or closure of arity 1.
     let downcalls: std::collections::BTreeSet<&str> = crossings
         .iter()
         .filter(|c| c.1 == "downcall")
@@ -124,7 +124,14 @@ fn report_lists_crossing_edges() {
         .collect();
     assert_eq!(
         downcalls.into_iter().collect::<Vec<_>>(),
-        ["Ring::push", "tx_a", "tx_b", "tx_c", "tx_d"]
+        [
+            "HOOK::{closure#0}",
+            "Ring::push",
+            "tx_a",
+            "tx_b",
+            "tx_c",
+            "tx_d"
+        ]
     );
 }
 
