@@ -59,7 +59,8 @@ pub enum Command {
         /// Write DOT here instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Also render SVG here (needs Graphviz `dot`; skipped with a note otherwise).
+        /// Also render SVG here (default with `-o FILE.dot`: `FILE.svg`). Needs Graphviz
+        /// `dot`; skipped with a note when it is not installed.
         #[arg(long)]
         svg: Option<PathBuf>,
     },
@@ -222,6 +223,8 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
                 Some(p) => std::fs::write(p, &text)?,
                 None => write!(out, "{text}")?,
             }
+            // With `-o g.dot`, an SVG is rendered next to it unless `--svg` says where.
+            let svg = svg.or_else(|| output.as_ref().map(|p| p.with_extension("svg")));
             if let Some(svg) = svg {
                 if dot::write_svg(&text, &svg)? {
                     writeln!(err, "wrote {}", svg.display())?;

@@ -201,6 +201,21 @@ fn graph_emits_dot_and_skips_svg_gracefully() {
     assert!(text.contains("style=dashed"), "deferrals are dashed");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(svg.is_file() || err.contains("not found"), "{err}");
+    // `-o g.dot` writes the DOT file and renders `g.svg` next to it when `dot` exists.
+    let dot = dir.join("h.dot");
+    let out = run(&[
+        "graph",
+        &fixture("calls").display().to_string(),
+        "-o",
+        &dot.display().to_string(),
+    ]);
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&dot).is_ok_and(|t| t.starts_with("digraph")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        dir.join("h.svg").is_file() || err.contains("not found"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
