@@ -392,3 +392,61 @@ fn annotations_are_inherited_from_impl_blocks_and_trait_declarations() {
         set(&["<Nic as NetOps>::xmit", "Nic::fill"])
     );
 }
+
+#[test]
+fn imports_renames_groups_and_reexports_resolve() {
+    let dir = std::env::temp_dir().join(format!("md-split-imports-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src/net")).expect("tmp dir");
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        r#"
+mod net;
+use net::{self, phy::reset as phy_reset, Mode::*};
+pub use net::ring::Ring as TxRing;
+
+#[critical(root)]
+pub fn intr(r: &mut TxRing) {
+    phy_reset();
+    net::helper();
+    r.clean();
+    let m = Fast;
+    net::ring::set_mode(m);
+    crate::net::ring::deep::leaf();
+}
+"#,
+    )
+    .expect("write lib.rs");
+    std::fs::write(
+        dir.join("src/net/mod.rs"),
+        "pub mod phy;\npub mod ring;\npub enum Mode { Fast, Slow }\npub fn helper() {}\npub fn unused() {}\n",
+    )
+    .expect("write net/mod.rs");
+    std::fs::write(
+        dir.join("src/net/phy.rs"),
+        "pub fn reset() {}\npub fn other() {}\n",
+    )
+    .expect("write phy.rs");
+    std::fs::write(
+        dir.join("src/net/ring.rs"),
+        "pub struct Ring;\nimpl Ring { pub fn clean(&mut self) {} }\npub fn set_mode(_m: super::Mode) {}\npub mod deep { pub fn leaf() { super::super::helper(); } }\n",
+    )
+    .expect("write ring.rs");
+    let graph = microdriver_split::CallGraph::analyze(&dir, &Default::default()).expect("analyses");
+    let roots = microdriver_split::template::Template::builtin("none")
+        .expect("builtin")
+        .roots(&graph, &[])
+        .expect("roots");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&[
+            "intr",
+            "net::phy::reset",
+            "net::helper",
+            "net::ring::Ring::clean",
+            "net::ring::set_mode",
+            "net::ring::deep::leaf",
+        ])
+    );
+    assert!(graph.unresolved.is_empty(), "{:?}", graph.unresolved);
+    let _ = std::fs::remove_dir_all(&dir);
+}
