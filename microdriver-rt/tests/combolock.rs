@@ -499,9 +499,11 @@ fn hostile_unlocks_rejected() {
     half.shutdown(Duration::from_secs(1));
 }
 
+mod support;
+
 fn main() {
     run_user_half_if_requested();
-    let tests: [(&str, fn()); 7] = [
+    support::run_tests(vec![
         ("kernel_fast_path", kernel_fast_path),
         ("marshal_is_identity_only", marshal_is_identity_only),
         ("kernel_side_hold_and_release", kernel_side_hold_and_release),
@@ -515,10 +517,5 @@ fn main() {
         ),
         ("hold_limit_expiry", hold_limit_expiry),
         ("hostile_unlocks_rejected", hostile_unlocks_rejected),
-    ];
-    for (name, test) in tests {
-        test();
-        println!("test {name} ... ok");
-    }
-    println!("{} passed, 0 failed", tests.len());
+    ]);
 }

@@ -439,9 +439,15 @@ fn quiet_expected_panics() {
     }));
 }
 
+mod support;
+
 fn main() {
     quiet_expected_panics();
     run_user_half_if_requested();
+    support::run_single("lrpc_macros", &[], run_all);
+}
+
+fn run_all() {
     let mut tally = Tally {
         passed: 0,
         failed: 0,
@@ -483,8 +489,6 @@ fn main() {
     microdriver_rt::lrpc::uninstall_kernel();
     tally.run("monolithic_again::basic", || check_basic(false));
 
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed > 0 {
-        std::process::exit(1);
-    }
+    println!("{} checks passed, {} failed", tally.passed, tally.failed);
+    assert_eq!(tally.failed, 0, "{} checks failed", tally.failed);
 }

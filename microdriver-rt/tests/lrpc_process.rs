@@ -53,8 +53,14 @@ inventory::submit! {
     Entry { name: "smoke::offset", signature: "fn(u32) -> u64", served: Served::ByKernel, handler: offset_handler }
 }
 
+mod support;
+
 fn main() {
     run_user_half_if_requested();
+    support::run_single("lrpc_process", &[], run_all);
+}
+
+fn run_all() {
     let tracker = Arc::new(ObjectTracker::new());
     let half = UserHalf::spawn(&ComponentConfig::default(), tracker).expect("spawn user half");
     let endpoint = half.endpoint().clone();
@@ -101,7 +107,6 @@ fn main() {
     half.shutdown(std::time::Duration::from_secs(1));
 
     killed_user_half_fails_the_outstanding_upcall_promptly();
-    println!("2 passed, 0 failed");
 }
 
 /// SIGKILL of the user half while an upcall is outstanding: the caller gets PeerDied

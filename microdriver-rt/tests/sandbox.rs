@@ -315,9 +315,11 @@ fn identity_environment_and_descriptors() {
     );
 }
 
+mod support;
+
 fn main() {
     run_user_half_if_requested();
-    let tests: [(&str, fn()); 4] = [
+    support::run_tests(vec![
         (
             "forbidden_calls_kill_the_user_half",
             forbidden_calls_kill_the_user_half,
@@ -328,10 +330,5 @@ fn main() {
             "identity_environment_and_descriptors",
             identity_environment_and_descriptors,
         ),
-    ];
-    for (name, test) in tests {
-        test();
-        println!("test {name} ... ok");
-    }
-    println!("{} passed, 0 failed", tests.len());
+    ]);
 }

@@ -133,10 +133,13 @@ fn crash_loop_ends_degraded() {
     supervisor.shutdown();
 }
 
+mod support;
+
 fn main() {
     run_user_half_if_requested();
-    restart_after_crash_reattaches();
-    hang_is_detected_and_restarted();
-    crash_loop_ends_degraded();
-    println!("3 passed, 0 failed");
+    support::run_single("supervisor", &[], || {
+        restart_after_crash_reattaches();
+        hang_is_detected_and_restarted();
+        crash_loop_ends_degraded();
+    });
 }

@@ -1,0 +1,60 @@
+//! Test binaries that spawn user halves re-execute themselves, so they have their own
+//! `main` (`harness = false`): it must first let a child become a user half. This runs
+//! the rest as one test through `libtest-mimic`, which speaks the libtest command line that
+//! `cargo test` and `cargo nextest` use (`--list`, filters, `--exact`, `--nocapture`).
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Runs `body` as the test `name` and exits with the harness's status. Arguments that
+/// the binary itself understands (`own_flags`, each followed by a value when it ends in
+/// `=`) are removed before the harness parses the command line.
+#[allow(dead_code)]
+pub fn run_single(name: &str, own_flags: &[&str], body: impl FnOnce() + Send + 'static) -> ! {
+    let mut filtered = Vec::new();
+    let mut args = std::env::args();
+    filtered.extend(args.next());
+    while let Some(arg) = args.next() {
+        if let Some(flag) = own_flags.iter().find(|f| f.trim_end_matches('=') == arg) {
+            if flag.ends_with('=') {
+                args.next();
+            }
+            continue;
+        }
+        filtered.push(arg);
+    }
+    let arguments = Arguments::from_iter(filtered);
+    let trial = Trial::test(name, move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "the test panicked".to_string());
+            Failed::from(message)
+        })
+    });
+    libtest_mimic::run(&arguments, vec![trial]).exit()
+}
+
+/// Runs each `(name, test)` as its own test through the harness and exits.
+#[allow(dead_code)]
+pub fn run_tests(tests: Vec<(&'static str, fn())>) -> ! {
+    let arguments = Arguments::from_args();
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            Trial::test(name, move || {
+                std::panic::catch_unwind(test).map_err(|panic| {
+                    Failed::from(
+                        panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                            .unwrap_or_else(|| "the test panicked".to_string()),
+                    )
+                })
+            })
+        })
+        .collect();
+    libtest_mimic::run(&arguments, trials).exit()
+}
