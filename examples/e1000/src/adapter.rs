@@ -86,7 +86,7 @@ pub struct RxMode {
     pub allmulti: bool,
     /// Multicast addresses (hashed into the MTA).
     pub multicast: Vec<[u8; 6]>,
-    /// Extra unicast addresses (RA[1..16]; beyond 15, unicast promiscuous).
+    /// Extra unicast addresses (`RA[1..16]`; beyond 15, unicast promiscuous).
     pub unicast: Vec<[u8; 6]>,
 }
 
@@ -261,7 +261,7 @@ pub struct Adapter {
     pub dev: DevId,
     /// What probe found.
     pub info: DeviceInfo,
-    /// The current MAC address (RA[0]).
+    /// The current MAC address (`RA[0]`).
     pub mac: [u8; 6],
     /// Whether the interface is open.
     pub up: bool,

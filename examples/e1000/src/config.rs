@@ -53,7 +53,7 @@ fn write_ra(a: &Adapter, n: u32, mac: Option<[u8; 6]>) -> Result<(), DriverError
     a.wr(RAH + 8 * n, hi)
 }
 
-/// Programs the MAC after a reset: RA[0], empty filters, flow control, VLAN ethertype and
+/// Programs the MAC after a reset: `RA[0]`, empty filters, flow control, VLAN ethertype and
 /// the PHY (SDM ch. 14).
 pub fn init_hw(a: &mut Adapter) -> Result<(), DriverError> {
     write_ra(a, 0, Some(a.mac))?;
@@ -218,9 +218,10 @@ pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
             needed: "up".into(),
         });
     }
-    if let Err(e) = kernel::tx_quiesce(a.dev, 2000) {
+    if let Err(e) = tx_drain(a, 2000) {
         tracing::warn!(dev = a.dev.0, error = %e, "closing with packets still queued");
     }
+    quiesce_rx(a)?;
     a.rmw(TCTL, tctl::EN, 0)?;
     a.rmw(RCTL, rctl::EN, 0)?;
     kernel::rx_drain(a.dev)?;
@@ -231,13 +232,49 @@ pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// Before the receiver is disabled (which drops what its FIFO holds, SDM 13.4.22): with
+/// transmit flow control on, send one XOFF (TCTL.SWXOFF) so the partner pauses, then wait
+/// until the receive head stops moving, i.e. the FIFO has drained into the ring.
+fn quiesce_rx(a: &Adapter) -> Result<(), DriverError> {
+    if !a.conf.pause.tx_pause || !a.link.up {
+        return Ok(());
+    }
+    a.rmw(TCTL, 0, tctl::SWXOFF)?;
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(20);
+    let mut head = a.rd(RDH)?;
+    let mut still = 0;
+    while still < 3 && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_micros(300));
+        let h = a.rd(RDH)?;
+        still = if h == head { still + 1 } else { 0 };
+        head = h;
+    }
+    Ok(())
+}
+
+/// Stops the transmit queue and waits until the hardware has sent every packet the kernel
+/// half accepted (or `timeout_ms` passes).
+pub fn tx_drain(a: &Adapter, timeout_ms: u64) -> Result<(), DriverError> {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    while kernel::tx_freeze(a.dev)? > 0 {
+        if std::time::Instant::now() > end {
+            return Err(DriverError::timeout(
+                "the transmit ring to drain",
+                timeout_ms,
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    Ok(())
+}
+
 /// The reset task (scheduled by the watchdog on a transmit hang, or asked for): close,
 /// reset the device, program it again, reopen.
 #[upcall]
 pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     let was_up = a.up;
     if was_up {
-        if let Err(e) = kernel::tx_quiesce(a.dev, 100) {
+        if let Err(e) = tx_drain(a, 100) {
             tracing::warn!(dev = a.dev.0, error = %e, "resetting with packets queued");
         }
         kernel::irq_set_mask(a.dev, 0)?;
@@ -245,7 +282,7 @@ pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
         kernel::rings_free(a.dev)?;
         a.up = false;
     }
-    kernel::device_reset(a.dev)?;
+    crate::probe::reset_hw(a)?;
     a.link = crate::adapter::LinkState {
         changes: a.link.changes,
         ..Default::default()
@@ -313,7 +350,7 @@ pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
     })
 }
 
-/// Sets the MAC address (RA[0]).
+/// Sets the MAC address (`RA[0]`).
 #[upcall]
 pub fn set_mac(a: &mut Adapter, mac: [u8; 6]) -> Result<(), DriverError> {
     check_mac(mac)?;
@@ -340,7 +377,7 @@ pub fn set_rx_mode_to(a: &mut Adapter, mode: &crate::adapter::RxMode) -> Result<
 }
 
 /// Programs receive filtering (SDM 13.4 RCTL, RA, MTA): UPE for promiscuous or more
-/// unicast addresses than RA[1..16] holds, MPE for all-multicast, the multicast list hashed
+/// unicast addresses than `RA[1..16]` holds, MPE for all-multicast, the multicast list hashed
 /// into the MTA with RCTL.MO = 0 (bits 47:36).
 pub fn set_rx_mode(a: &Adapter) -> Result<(), DriverError> {
     let m = &a.conf.rx_mode;

@@ -12,7 +12,7 @@ use microdriver_rt::critical;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use microdriver_rt::Marshal;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -556,39 +556,25 @@ pub fn rx_start(dev: DevId) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Stops accepting packets for transmission and waits until every accepted packet has
-/// left the ring (TX clean reclaimed it). Call before taking the interface down or
-/// resizing: nothing the kernel half accepted is lost.
+/// Stops accepting packets for transmission (xmit answers `Busy`), reclaims what the
+/// hardware has finished and returns the descriptors still in flight. The user half calls
+/// it until it returns 0 before taking the interface down or resizing, so nothing the
+/// kernel half accepted is lost; the waiting happens in the user half, never here.
 #[critical]
-pub fn tx_quiesce(dev: DevId, timeout_ms: u64) -> Result<(), DriverError> {
+pub fn tx_freeze(dev: DevId) -> Result<u32, DriverError> {
     let k = lookup(dev)?;
     k.tx_frozen.store(true, Ordering::SeqCst);
-    let end = Instant::now() + Duration::from_millis(timeout_ms);
-    loop {
-        let pending = {
-            let mut g = k.tx.lock();
-            match g.as_mut() {
-                None => 0,
-                Some(t) => {
-                    crate::hot::tx::clean_locked(&k, t);
-                    t.pending()
-                }
-            }
-        };
-        if pending == 0 {
-            return Ok(());
+    let mut g = k.tx.lock();
+    Ok(match g.as_mut() {
+        None => 0,
+        Some(t) => {
+            crate::hot::tx::clean_locked(&k, t);
+            t.pending()
         }
-        if Instant::now() > end {
-            return Err(DriverError::timeout(
-                "the transmit ring to drain",
-                timeout_ms,
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    })
 }
 
-/// Lets transmission resume after [`tx_quiesce`] without restarting the ring.
+/// Lets transmission resume after [`tx_freeze`] without restarting the ring.
 #[critical]
 pub fn tx_thaw(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
@@ -657,32 +643,22 @@ pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
         .unwrap_or_default())
 }
 
-/// Resets the device (CTRL.RST) from the kernel half: masks interrupts, stops DMA and waits
-/// for the reset to complete (SDM 14.5: wait at least 1 us; the EEPROM reload follows).
-/// Memory space and bus mastering are enabled again in PCI COMMAND, in case what the reset
-/// recovers from was a function whose bus mastering had been turned off.
+/// Starts a device reset (CTRL.RST): masks interrupts, stops DMA, enables memory space and
+/// bus mastering again in PCI COMMAND (in case what the reset recovers from was a function
+/// whose bus mastering had been turned off) and sets CTRL.RST. The user half waits for the
+/// bit to clear ([`crate::probe::reset_hw`]).
 #[critical]
-pub fn device_reset(dev: DevId) -> Result<(), DriverError> {
+pub fn reset_start(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let cmd = k.hw.pci.config_read16(pci::COMMAND);
     k.hw.pci.config_write16(
         pci::COMMAND,
         cmd | pci::command::MEMORY | pci::command::BUS_MASTER,
     );
+    k.irq_mask.store(0, Ordering::SeqCst);
     k.hw.mmio.write32(regs::IMC, !0);
     k.stop_dma();
     let c = k.rd(regs::CTRL);
     k.wr(regs::CTRL, c | ctrl::RST);
-    let end = Instant::now() + Duration::from_millis(100);
-    while k.rd(regs::CTRL) & ctrl::RST != 0 {
-        if Instant::now() > end {
-            return Err(DriverError::timeout("CTRL.RST to clear", 100));
-        }
-        std::thread::sleep(Duration::from_micros(10));
-    }
-    std::thread::sleep(Duration::from_millis(1));
-    k.hw.mmio.write32(regs::IMC, !0);
-    let _ = k.rd(regs::ICR);
-    k.irq_mask.store(0, Ordering::SeqCst);
     Ok(())
 }

@@ -20,8 +20,8 @@
 //! watchdog, ethtool) are `#[upcall]`. With no channel installed (monolithic mode, the
 //! tests) every stub is a direct call.
 //!
-//! The user half never holds a device handle: its [`Adapter`](adapter::Adapter) carries only
-//! plain data and a [`DevId`](kernel::DevId), and every register access, DMA allocation and
+//! The user half never holds a device handle: its [`Adapter`] carries only
+//! plain data and a [`DevId`], and every register access, DMA allocation and
 //! ring operation is a call into [`kernel`], which checks it. That is what makes the adapter
 //! `Marshal`-able without annotations and the split a matter of attributes.
 

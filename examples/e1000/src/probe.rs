@@ -5,7 +5,7 @@ use crate::config;
 use crate::eeprom;
 use crate::error::DriverError;
 use crate::kernel::{self, DevId};
-use crate::regs::{pci, WUC, WUFC};
+use crate::regs::{ctrl, pci, CTRL, WUC, WUFC};
 use microdriver_rt::upcall;
 
 /// WUC.PME_EN: assert PME when a wake-up filter matches (SDM 13, wake-up registers).
@@ -13,7 +13,7 @@ pub const WUC_PME_EN: u32 = 1 << 1;
 
 /// Probes the device the kernel half attached as `dev`: identifies the part from its PCI
 /// ids, resets it, validates the EEPROM checksum, reads the permanent MAC address into
-/// RA[0], reads the PHY id and initialises the PHY (SDM ch. 14, "General Initialization").
+/// `RA[0]`, reads the PHY id and initialises the PHY (SDM ch. 14, "General Initialization").
 #[upcall]
 pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     let mut a = Adapter::new(dev);
@@ -25,7 +25,7 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     a.info.subsys_vendor = kernel::pci_read16(dev, pci::SUBSYSTEM_VENDOR_ID)?;
     a.info.subsys_device = kernel::pci_read16(dev, pci::SUBSYSTEM_ID)?;
     a.info.eeprom_words = eeprom::WORDS;
-    kernel::device_reset(dev)?;
+    reset_hw(&a)?;
     eeprom::validate_checksum(&a)?;
     let mac = eeprom::read_mac(&a)?;
     config::check_mac(mac)?;
@@ -60,6 +60,15 @@ pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         config::close(a)?;
     }
-    kernel::device_reset(a.dev)?;
+    reset_hw(a)?;
     kernel::detach(a.dev)
+}
+
+/// Resets the device and waits for the reset to complete (SDM 14.5: at least 1 us; the
+/// EEPROM reload follows), leaving interrupts masked.
+pub fn reset_hw(a: &Adapter) -> Result<(), DriverError> {
+    kernel::reset_start(a.dev)?;
+    a.poll_reg(CTRL, "CTRL.RST to clear", 100, |v| v & ctrl::RST == 0)?;
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    kernel::irq_set_mask(a.dev, 0)
 }

@@ -48,7 +48,7 @@ pub fn run(a: &mut Adapter, offline: bool) -> Result<Vec<u64>, DriverError> {
     results[1] = report(eeprom::validate_checksum(a), NAMES[1]);
     results[2] = report(interrupt_test(a), NAMES[2]);
     results[3] = report(loopback_test(a), NAMES[3]);
-    kernel::device_reset(a.dev)?;
+    crate::probe::reset_hw(a)?;
     a.link = crate::adapter::LinkState {
         changes: a.link.changes,
         ..Default::default()
