@@ -251,3 +251,38 @@ fn watchdog_detects_a_transmit_hang_and_resets() {
     assert!(nd.recv(Duration::from_secs(2)).is_some());
     nd.shutdown().expect("remove");
 }
+
+#[test]
+fn watchdog_throttles_interrupts_dynamically() {
+    // No periodic run in between: the test runs the watchdog itself.
+    let opts = Options {
+        watchdog_period: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let (sim, nd) = start_with(config(Variant::I82540EM), opts);
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let mac = sim.mac();
+    for i in 0..2000 {
+        nd.send(
+            &TxPacket::new(net::stream_frame(PEER_MAC, mac, i, 1514)),
+            Duration::from_secs(2),
+        )
+        .expect("send");
+    }
+    let end = Instant::now() + Duration::from_secs(2);
+    while nd.kernel().hot_stats().tx_packets < 2000 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Bulk traffic since the last run: the lowest rate; then an idle interval: low latency.
+    let bulk = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
+    assert_eq!(bulk.irq_rate, 4_000);
+    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
+    let idle = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
+    assert_eq!(
+        idle.irq_rate, 20_000,
+        "capped by the configured maximum rate"
+    );
+    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(20_000));
+    nd.shutdown().expect("remove");
+}

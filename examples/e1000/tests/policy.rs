@@ -125,3 +125,40 @@ proptest! {
         drop(nd);
     }
 }
+
+#[test]
+fn ring_and_hot_parameter_calls_check_their_arguments() {
+    let (_sim, nd) = start(Variant::I82540EM);
+    let dev = nd.kernel().id();
+    for (tx, rx, buf) in [
+        (0, 256, 2048),
+        (256, 4104, 2048),
+        (100, 256, 2048),
+        (256, 256, 3000),
+    ] {
+        let r = kernel::rings_alloc(
+            dev,
+            &kernel::RingRequest {
+                tx_count: tx,
+                rx_count: rx,
+                rx_buf_len: buf,
+            },
+        );
+        assert!(
+            matches!(r, Err(DriverError::InvalidArgument { .. })),
+            "{tx}/{rx}/{buf}: {r:?}"
+        );
+    }
+    assert!(kernel::tx_start(dev).is_err(), "no ring allocated");
+    assert!(kernel::rx_start(dev).is_err(), "no ring allocated");
+    // After remove the id names nothing: every kernel call is refused.
+    nd.shutdown().expect("remove");
+    assert!(matches!(
+        kernel::reg_read(dev, CTRL),
+        Err(DriverError::NoDevice(_))
+    ));
+    assert!(matches!(
+        e1000::hot::poll::poll(dev, 8),
+        Err(DriverError::NoDevice(_))
+    ));
+}
