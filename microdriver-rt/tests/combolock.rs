@@ -17,12 +17,48 @@ use microdriver_rt::sync::combolock::{
 };
 use microdriver_rt::sync::{ComboLock, ComboLockError};
 use microdriver_rt::tracker::ObjectTracker;
+use microdriver_rt::upcall;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, microdriver_rt::Marshal)]
 struct Stats {
     packets: u64,
     label: String,
     history: Vec<u32>,
+}
+
+/// An adapter whose statistics the critical path updates.
+#[derive(Debug, microdriver_rt::Marshal)]
+struct Adapter {
+    mtu: u32,
+    stats: ComboLock<Stats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, microdriver_rt::Marshal)]
+enum DriverError {
+    Lock(String),
+    Cross(String),
+}
+
+impl From<UpcallError> for DriverError {
+    fn from(e: UpcallError) -> Self {
+        DriverError::Cross(e.to_string())
+    }
+}
+
+/// Through the macros: the adapter crosses, its combolock as an identity; the body locks
+/// it (a downcall in the user half, a plain lock when monolithic) and changes the MTU (an
+/// ordinary field, copied back).
+#[upcall]
+fn report_and_reset(adapter: &mut Adapter, mtu: u32) -> Result<u64, DriverError> {
+    adapter.mtu = mtu;
+    let mut stats = adapter
+        .stats
+        .lock()
+        .map_err(|e| DriverError::Lock(e.to_string()))?;
+    let packets = stats.packets;
+    stats.packets = 0;
+    stats.label = "reset".into();
+    Ok(packets)
 }
 
 fn handler_error(e: impl std::fmt::Display) -> MarshalError {
@@ -499,23 +535,63 @@ fn hostile_unlocks_rejected() {
     half.shutdown(Duration::from_secs(1));
 }
 
+/// `#[upcall]` with a `&mut` argument holding a combolock, monolithic and split.
+fn upcall_macro_with_combolock_field() {
+    let mut adapter = Adapter {
+        mtu: 1500,
+        stats: ComboLock::new(stats(9)),
+    };
+    assert_eq!(report_and_reset(&mut adapter, 9000), Ok(9));
+    assert_eq!(adapter.mtu, 9000);
+    let half = spawn();
+    adapter.stats.lock().unwrap().packets = 33;
+    let id = adapter.stats.id();
+    assert_eq!(report_and_reset(&mut adapter, 1400), Ok(33));
+    assert_eq!(adapter.mtu, 1400, "ordinary fields come back");
+    assert_eq!(adapter.stats.id(), id, "the lock keeps its identity");
+    assert!(adapter.stats.is_local());
+    let value = adapter.stats.lock().unwrap().clone();
+    assert_eq!((value.packets, value.label.as_str()), (0, "reset"));
+    uninstall_kernel();
+    half.shutdown(Duration::from_secs(1));
+}
+
 mod support;
+
+/// The tests share process-wide state (the installed kernel endpoint, the combolock
+/// registry, the hold limit and hook, the environment): the harness may run them on
+/// parallel threads, so each runs under this lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial(test: fn()) {
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    test();
+}
 
 fn main() {
     run_user_half_if_requested();
     support::run_tests(vec![
-        ("kernel_fast_path", kernel_fast_path),
-        ("marshal_is_identity_only", marshal_is_identity_only),
-        ("kernel_side_hold_and_release", kernel_side_hold_and_release),
-        (
-            "user_round_trip_with_critical_path",
-            user_round_trip_with_critical_path,
-        ),
-        (
-            "killed_holder_loses_its_changes",
-            killed_holder_loses_its_changes,
-        ),
-        ("hold_limit_expiry", hold_limit_expiry),
-        ("hostile_unlocks_rejected", hostile_unlocks_rejected),
+        ("kernel_fast_path", || serial(kernel_fast_path)),
+        ("marshal_is_identity_only", || {
+            serial(marshal_is_identity_only)
+        }),
+        ("kernel_side_hold_and_release", || {
+            serial(kernel_side_hold_and_release)
+        }),
+        ("user_round_trip_with_critical_path", || {
+            serial(user_round_trip_with_critical_path)
+        }),
+        ("killed_holder_loses_its_changes", || {
+            serial(killed_holder_loses_its_changes)
+        }),
+        ("hold_limit_expiry", || serial(hold_limit_expiry)),
+        ("hostile_unlocks_rejected", || {
+            serial(hostile_unlocks_rejected)
+        }),
+        ("upcall_macro_with_combolock_field", || {
+            serial(upcall_macro_with_combolock_field)
+        }),
     ]);
 }

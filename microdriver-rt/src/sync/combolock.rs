@@ -40,6 +40,14 @@
 //! # Registry
 //! Every lock registers itself by id in a process-wide table of weak references, which the
 //! downcall handlers and the reclaim functions go through; a lock unregisters when dropped.
+//!
+//! # Coming back from an upcall
+//! Decoding into an existing lock ([`Marshal::decode_into`]) accepts only the lock's own
+//! id and writes nothing. Decoding a fresh value in the kernel half (what a derived
+//! `decode_into` without `#[marshal(skip)]` fields does for the whole struct) looks the id
+//! up and yields a handle to that live lock of the same type; an unknown id or another
+//! type is refused. A hostile user half could therefore name *another* live lock of the
+//! same type there; field-wise `decode_into` in the derive closes that.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -55,7 +63,6 @@ use super::Mutex;
 use crate::lrpc::__private::{downcall, Entry, Served};
 use crate::lrpc::{current_half, Half, UpcallError};
 use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
-use crate::transport::{wait_on, wake_all};
 
 /// The downcall that takes a lock on the user half's behalf: `id: u64` → code, token, `T`.
 pub const HOLD_ENTRY: &str = "microdriver_rt::sync::combolock::hold";
@@ -75,11 +82,44 @@ const USER: u32 = 2;
 const PARKED: u32 = 4;
 /// Longest single sleep of a waiter (it re-checks hold expiry and deadlines after).
 const MAX_PARK: Duration = Duration::from_millis(50);
-/// Busy-wait rounds before sleeping (none under loom: every round is a schedule point).
+/// Rounds of waiting before sleeping on a kernel-held lock: the first few busy-wait
+/// (2, 4, 8, 16 CPU hints), the rest yield the CPU (none under loom: every round is a
+/// schedule point there).
 #[cfg(not(loom))]
-const SPINS: u32 = 100;
+const SPINS: u32 = 10;
 #[cfg(loom)]
 const SPINS: u32 = 0;
+/// Of [`SPINS`], the rounds that busy-wait.
+const BUSY_SPINS: u32 = 4;
+
+/// Sleeps while `word == expected` (a private futex: the lock lives in this process).
+#[cfg(not(loom))]
+fn park(word: &AtomicU32, expected: u32, timeout: Duration) {
+    use rustix::thread::futex;
+    let timeout = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // EAGAIN, EINTR and ETIMEDOUT all mean "re-check".
+    let _ = futex::wait(word, futex::Flags::PRIVATE, expected, Some(&timeout));
+}
+
+/// Wakes every sleeper on `word`.
+#[cfg(not(loom))]
+fn unpark_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
+}
+
+/// Under loom a sleep is a yield, after which the caller re-checks.
+#[cfg(loom)]
+fn park(_word: &AtomicU32, _expected: u32, _timeout: Duration) {
+    loom::thread::yield_now();
+}
+
+/// Under loom waiters poll.
+#[cfg(loom)]
+fn unpark_all(_word: &AtomicU32) {}
 
 /// Why a combolock operation requested by (or on behalf of) the user half failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -337,7 +377,7 @@ impl<T> Shared<T> {
     fn release_slow(&self) {
         let previous = self.state.swap(0, Ordering::Release);
         if previous & PARKED != 0 {
-            wake_all(&self.state);
+            unpark_all(&self.state);
         }
     }
 
@@ -368,8 +408,14 @@ impl<T> Shared<T> {
                     continue;
                 }
             } else if spins < SPINS {
+                if spins < BUSY_SPINS {
+                    for _ in 0..(2u32 << spins) {
+                        super::spin_hint();
+                    }
+                } else {
+                    super::thread::yield_now();
+                }
                 spins += 1;
-                super::spin_hint();
                 continue;
             }
             let now = Instant::now();
@@ -398,7 +444,7 @@ impl<T> Shared<T> {
                     timeout = timeout.min(left);
                 }
             }
-            wait_on(&self.state, seen | PARKED, timeout);
+            park(&self.state, seen | PARKED, timeout);
         }
     }
 
