@@ -47,8 +47,14 @@ pub mod regs;
 pub mod selftest;
 pub mod stats;
 
-/// The lock around state the critical path mutates. It becomes
-/// `microdriver_rt::sync::ComboLock<T>` when that lands; this alias is the one place to change.
+/// The lock around state the critical path mutates (the rings, the register policy).
+///
+/// This is the one place to switch it to `microdriver_rt::sync::ComboLock<T>`. It is a plain
+/// mutex today on purpose: in this driver the user half never locks hot state. It reaches
+/// the rings only through `#[critical]` calls that check their arguments ([`kernel`]), so
+/// no ring contents ever cross the split and a user half that dies mid-call holds nothing;
+/// a combolock would add a registry entry and a fallible `lock()` on the hot path for a
+/// capability (user-half holds) the driver does not use.
 pub type Shared<T> = parking_lot::Mutex<T>;
 
 pub use adapter::Adapter;
