@@ -87,6 +87,8 @@ struct Shared {
     config: SupervisorConfig,
     channel: Arc<Channel>,
     current: Mutex<Option<UserHalf>>,
+    /// The running user half's pid (0: none), readable without the lock above.
+    current_pid: std::sync::atomic::AtomicU32,
     restarts: AtomicU64,
     hangs: AtomicU64,
     last_recovery: Mutex<Option<Duration>>,
@@ -111,10 +113,12 @@ impl Supervisor {
         let channel = Channel::new(&config.component, tracker)?;
         let (deaths, death_rx) = crossbeam_channel::unbounded();
         let first = UserHalf::start(&channel, &config.component, Some(deaths.clone()))?;
+        let first_pid = first.pid();
         let shared = Arc::new(Shared {
             config,
             channel,
             current: Mutex::new(Some(first)),
+            current_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             last_recovery: Mutex::new(None),
@@ -122,6 +126,20 @@ impl Supervisor {
             on_death: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
+        // A user half that holds a combolock past its limit is killed (the lock is
+        // reclaimed by the locker that found it stuck, and again after the death). The hook
+        // runs on a kernel-half locker, maybe the critical path: it only sends a signal.
+        let weak = Arc::downgrade(&shared);
+        crate::sync::combolock::set_stuck_holder_hook(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                let pid = shared.current_pid.load(Ordering::SeqCst);
+                if pid != 0 {
+                    tracing::warn!("user half {pid} held a combolock past its limit: killing it");
+                    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }));
         let thread = {
             let shared = Arc::clone(&shared);
             let deaths = deaths.clone();
@@ -269,13 +287,16 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
 
-        // The user half died.
+        // The user half died: its combolock holds are void (the kernel copies stay as they
+        // were before it locked them).
         let died_at = Instant::now();
+        shared.current_pid.store(0, Ordering::SeqCst);
         let mut lived = Duration::MAX;
         if let Some(mut old) = shared.current.lock().take() {
             lived = old.uptime();
             old.kill();
         }
+        crate::sync::combolock::reclaim_user_holds();
         for hook in shared.on_death.lock().iter() {
             hook();
         }
@@ -304,6 +325,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         }
         match UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())) {
             Ok(half) => {
+                shared.current_pid.store(half.pid(), Ordering::SeqCst);
                 *shared.current.lock() = Some(half);
                 recent.push_back(died_at);
                 shared.restarts.fetch_add(1, Ordering::SeqCst);
