@@ -46,7 +46,10 @@ inventory::submit! { Entry { name: "bench::bytes", signature: "fn(Vec<u8>) -> u3
 inventory::submit! { Entry { name: "bench::slow", signature: "fn()", served: Served::ByUser, handler: slow_handler } }
 
 const PINGPONG_ENV: &str = "MICRODRIVER_BENCH_PINGPONG_FD";
-const SPIN_FOR: Duration = Duration::from_millis(20);
+/// How long spinners keep spinning after their last message: long enough to stay hot within
+/// a measurement, short enough that an idle side stops competing for the 2 cores while the
+/// other measurement runs.
+const SPIN_FOR: Duration = Duration::from_micros(200);
 
 /// The ping-pong child: answers every ping on header word `Shutdown`-free scratch words.
 /// Word UserPid is the ball: the parent sets it odd, the child makes it even.
