@@ -209,7 +209,39 @@ enum Target<T> {
         pair_with: Option<usize>,
     },
     /// A fresh allocation (paired at commit when there is a tracker).
-    New(Box<MaybeUninit<T>>),
+    New(Uninit<T>),
+}
+
+/// A fresh heap slot for a decoded object, owned through a raw pointer from the start (so
+/// the address handed to back-references stays valid: a `Box` that moved would retag it);
+/// freed, uninitialised, if dropped.
+struct Uninit<T>(*mut MaybeUninit<T>);
+
+impl<T> Uninit<T> {
+    fn new() -> Self {
+        Uninit(Box::into_raw(Box::new(MaybeUninit::uninit())))
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.0.cast()
+    }
+
+    /// Stores the value; the allocation now holds a live `T` owned by the caller.
+    fn init(self, value: T) -> *mut T {
+        let ptr = self.0;
+        std::mem::forget(self);
+        // SAFETY: `ptr` is the live, uninitialised allocation made in `new`, owned by us.
+        unsafe { ptr.write(MaybeUninit::new(value)) };
+        ptr.cast()
+    }
+}
+
+impl<T> Drop for Uninit<T> {
+    fn drop(&mut self) {
+        // SAFETY: the allocation came from `Box::into_raw` in `new` and was never handed
+        // out initialised (`init` forgets `self`); `MaybeUninit` drops no `T`.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
 }
 
 fn decode_object<T: Marshal + 'static>(
@@ -239,7 +271,7 @@ fn decode_object<T: Marshal + 'static>(
     let target = resolve::<T>(dec, sender, claimed)?;
     let local = match &target {
         Target::Existing { local, .. } => *local,
-        Target::New(boxed) => boxed.as_ptr().cast_mut().cast::<T>(),
+        Target::New(slot) => slot.ptr(),
     };
     dec.objects.push(FrameObject {
         addr: local as usize,
@@ -255,14 +287,9 @@ fn decode_object<T: Marshal + 'static>(
             value,
             pair_with,
         })),
-        Target::New(mut boxed) => {
-            boxed.write(value);
-            // SAFETY: just initialised by `write`.
-            let boxed = unsafe { boxed.assume_init() };
-            dec.defer(Box::new(NewObject {
-                object: Some(boxed),
-                remote,
-            }));
+        Target::New(slot) => {
+            let object = slot.init(value);
+            dec.defer(Box::new(NewObject { object, remote }));
         }
     }
     Ok(TrackedPtr { ptr: local })
@@ -274,7 +301,7 @@ fn resolve<T: 'static>(
     claimed: u64,
 ) -> Result<Target<T>, MarshalError> {
     let Some(tracker) = dec.tracker() else {
-        return Ok(Target::New(Box::new(MaybeUninit::uninit())));
+        return Ok(Target::New(Uninit::new()));
     };
     let tag = TypeTag::of::<T>();
     let sender =
@@ -328,7 +355,7 @@ fn resolve<T: 'static>(
             pair_with: Some(sender),
         });
     }
-    Ok(Target::New(Box::new(MaybeUninit::uninit())))
+    Ok(Target::New(Uninit::new()))
 }
 
 /// Overwrites an existing local copy when the frame commits.
@@ -361,21 +388,18 @@ impl<T> PendingAction for Update<T> {
 
 /// A new local copy: paired when the frame commits, freed if it fails.
 struct NewObject<T> {
-    object: Option<Box<T>>,
+    /// A live `T` from `Uninit::init`, owned here until commit or rollback.
+    object: *mut T,
     remote: Option<usize>,
 }
 
 impl<T> PendingAction for NewObject<T> {
-    fn commit(mut self: Box<Self>, tracker: Option<&ObjectTracker>) {
-        let Some(object) = self.object.take() else {
-            return;
-        };
-        let local = Box::into_raw(object);
+    fn commit(self: Box<Self>, tracker: Option<&ObjectTracker>) {
         if let (Some(tracker), Some(remote)) = (tracker, self.remote) {
             // A pairing the tracker refuses (say the sender reused an address it still has
             // paired) leaves the copy unpaired: the next frame that names it makes a new one.
             let _ = tracker.register_mirror(
-                local as usize,
+                self.object as usize,
                 remote,
                 ObjectInfo::of::<T>(),
                 release_box::<T>,
@@ -383,7 +407,11 @@ impl<T> PendingAction for NewObject<T> {
         }
     }
 
-    fn rollback(self: Box<Self>) {}
+    fn rollback(self: Box<Self>) {
+        // SAFETY: `object` is the live `Box<T>` allocation made by `Uninit` and initialised
+        // by `init`; the frame failed, so nothing else will ever own it.
+        drop(unsafe { Box::from_raw(self.object) });
+    }
 }
 
 /// Frees a mirrored copy (registered by `NewObject::commit`).
