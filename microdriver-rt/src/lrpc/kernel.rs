@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::Served;
-use super::slot::{state, Doorbell, Slot, WaitPolicy, MAX_SLEEP};
+use super::slot::{state, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP};
 use super::stats::CallStats;
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
@@ -51,10 +51,8 @@ pub struct KernelEndpoint {
     transport: Arc<dyn Transport>,
     tracker: Arc<ObjectTracker>,
     options: CallOptions,
-    /// Geometry fixed at creation: never re-read from the shared header.
-    slot_count: usize,
-    upcall_slots: usize,
-    capacity: usize,
+    /// Fixed at creation: never re-read from the shared header.
+    geometry: Geometry,
     slots: Mutex<Vec<SlotUse>>,
     next_call: StdAtomicU32,
     peer_dead: AtomicBool,
@@ -71,18 +69,13 @@ impl KernelEndpoint {
         tracker: Arc<ObjectTracker>,
         options: CallOptions,
     ) -> Self {
-        let slot_count = transport.slot_count();
-        let upcall_slots =
-            (transport.header(Word::UpcallSlots).load(Ordering::SeqCst) as usize).min(slot_count);
-        let capacity = transport.capacity();
+        let geometry = Geometry::of(&*transport);
         KernelEndpoint {
             transport,
             tracker,
             options,
-            slot_count,
-            upcall_slots,
-            capacity,
-            slots: Mutex::new(vec![SlotUse::Free; upcall_slots]),
+            geometry,
+            slots: Mutex::new(vec![SlotUse::Free; geometry.upcall_slots]),
             next_call: StdAtomicU32::new(1),
             peer_dead: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
@@ -111,7 +104,7 @@ impl KernelEndpoint {
     /// [`UpcallError::PeerDied`] until [`KernelEndpoint::reset`].
     pub fn mark_dead(&self) {
         self.peer_dead.store(true, Ordering::SeqCst);
-        for index in 0..self.slot_count {
+        for index in 0..self.geometry.slot_count {
             if let Some(word) = self.transport.slot_word(index, super::slot::word::STATE) {
                 wake_all(word);
             }
@@ -145,7 +138,7 @@ impl KernelEndpoint {
     /// pairings with the old user half dropped.
     pub fn reset(&self) {
         let mut slots = self.slots.lock();
-        for index in 0..self.slot_count {
+        for index in 0..self.geometry.slot_count {
             if let Some(slot) = Slot::new(&*self.transport, index) {
                 slot.set_header(0, 0, 0);
                 slot.publish(state::FREE);
@@ -187,7 +180,7 @@ impl KernelEndpoint {
                 return Err(UpcallError::PeerDied { peer: PEER });
             }
             if Instant::now() >= deadline {
-                return Err(UpcallError::NoSlot(self.upcall_slots));
+                return Err(UpcallError::NoSlot(self.geometry.upcall_slots));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -252,16 +245,16 @@ impl KernelEndpoint {
         }
         let mut buf = Vec::new();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
-        if buf.len() > self.capacity {
+        if buf.len() > self.geometry.capacity {
             return Err(UpcallError::TooLarge {
                 len: buf.len(),
-                capacity: self.capacity,
+                capacity: self.geometry.capacity,
             });
         }
         let index = self.acquire_slot(deadline)?;
         let Some(slot) = Slot::new(&*self.transport, index) else {
             self.release_slot(index, false);
-            return Err(UpcallError::NoSlot(self.upcall_slots));
+            return Err(UpcallError::NoSlot(self.geometry.upcall_slots));
         };
         let call_id = self.next_call_id();
         // A slot we own is FREE, or was left in a state by a misbehaving user half that we
@@ -396,10 +389,10 @@ impl KernelEndpoint {
             )));
         }
         let len = len as usize;
-        if len > self.capacity || !self.transport.read_data(slot.index(), len, out) {
+        if len > self.geometry.capacity || !self.transport.read_data(slot.index(), len, out) {
             return Err(AwaitError::Rejected(format!(
                 "reply length {len} exceeds the {}-byte slot",
-                self.capacity
+                self.geometry.capacity
             )));
         }
         Ok(())
@@ -417,7 +410,7 @@ impl KernelEndpoint {
         while !self.stop_servers.load(Ordering::SeqCst) {
             let seen = doorbell.seq();
             let mut served_any = false;
-            for index in self.upcall_slots..self.slot_count {
+            for index in self.geometry.upcall_slots..self.geometry.slot_count {
                 let Some(slot) = Slot::new(&*self.transport, index) else {
                     continue;
                 };
@@ -428,7 +421,9 @@ impl KernelEndpoint {
                 let (call_id, entry, len) = slot.header();
                 let len = len as usize;
                 reply.clear();
-                if len > self.capacity || !self.transport.read_data(index, len, &mut request) {
+                if len > self.geometry.capacity
+                    || !self.transport.read_data(index, len, &mut request)
+                {
                     self.stats
                         .reject(format!("downcall length {len} exceeds the slot"));
                     request.clear();

@@ -55,6 +55,34 @@ pub mod word {
     pub const LEN: usize = 4;
 }
 
+/// The slot geometry an endpoint fixes when it is created: never re-read from the shared
+/// area afterwards, where the other half could change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Slots in all.
+    pub slot_count: usize,
+    /// Slots `0..upcall_slots` carry upcalls; the rest free-standing downcalls.
+    pub upcall_slots: usize,
+    /// Data bytes per slot.
+    pub capacity: usize,
+}
+
+impl Geometry {
+    /// Reads the geometry of `area`.
+    pub fn of(area: &dyn Area) -> Geometry {
+        let slot_count = area.slot_count();
+        let upcall_slots = (area
+            .header(crate::transport::Word::UpcallSlots)
+            .load(SeqCst) as usize)
+            .min(slot_count);
+        Geometry {
+            slot_count,
+            upcall_slots,
+            capacity: area.capacity(),
+        }
+    }
+}
+
 /// How a waiter waits: spin (checking) for up to `spin` before sleeping on the futex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitPolicy {

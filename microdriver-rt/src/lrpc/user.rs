@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::entry::Served;
 use super::kernel::CallOptions;
-use super::slot::{state, Doorbell, Slot, MAX_SLEEP};
+use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP};
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 use crate::sync::Mutex;
@@ -28,9 +28,8 @@ pub struct UserEndpoint {
     transport: Arc<dyn Transport>,
     tracker: Arc<ObjectTracker>,
     options: CallOptions,
-    slot_count: usize,
-    upcall_slots: usize,
-    capacity: usize,
+    /// Fixed at creation: never re-read from the shared header.
+    geometry: Geometry,
     down_slots: Mutex<Vec<bool>>,
     next_call: StdAtomicU32,
     stop: AtomicBool,
@@ -43,18 +42,13 @@ impl UserEndpoint {
         tracker: Arc<ObjectTracker>,
         options: CallOptions,
     ) -> Self {
-        let slot_count = transport.slot_count();
-        let upcall_slots =
-            (transport.header(Word::UpcallSlots).load(Ordering::SeqCst) as usize).min(slot_count);
-        let capacity = transport.capacity();
+        let geometry = Geometry::of(&*transport);
         UserEndpoint {
             transport,
             tracker,
             options,
-            slot_count,
-            upcall_slots,
-            capacity,
-            down_slots: Mutex::new(vec![false; slot_count - upcall_slots]),
+            geometry,
+            down_slots: Mutex::new(vec![false; geometry.slot_count - geometry.upcall_slots]),
             next_call: StdAtomicU32::new(1),
             stop: AtomicBool::new(false),
         }
@@ -110,7 +104,7 @@ impl UserEndpoint {
         while !self.stopping() {
             let seen = doorbell.seq();
             let mut served_any = false;
-            for index in 0..self.upcall_slots {
+            for index in 0..self.geometry.upcall_slots {
                 let Some(slot) = Slot::new(&*self.transport, index) else {
                     continue;
                 };
@@ -133,7 +127,7 @@ impl UserEndpoint {
     fn serve_one(&self, slot: &Slot<'_>, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
         let (call_id, entry, len) = slot.header();
         let len = len as usize;
-        if len > self.capacity || !self.transport.read_data(slot.index(), len, request) {
+        if len > self.geometry.capacity || !self.transport.read_data(slot.index(), len, request) {
             request.clear();
         }
         SERVING.with(|s| s.set(Some((slot.index(), call_id))));
@@ -162,10 +156,10 @@ impl UserEndpoint {
     ) -> Result<R, UpcallError> {
         let mut buf = Vec::new();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
-        if buf.len() > self.capacity {
+        if buf.len() > self.geometry.capacity {
             return Err(UpcallError::TooLarge {
                 len: buf.len(),
-                capacity: self.capacity,
+                capacity: self.geometry.capacity,
             });
         }
         let deadline = Instant::now() + self.options.timeout;
@@ -186,8 +180,8 @@ impl UserEndpoint {
         deadline: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<(), UpcallError> {
-        let slot =
-            Slot::new(&*self.transport, index).ok_or(UpcallError::NoSlot(self.slot_count))?;
+        let slot = Slot::new(&*self.transport, index)
+            .ok_or(UpcallError::NoSlot(self.geometry.slot_count))?;
         self.transport.write_data(index, buf);
         slot.set_header(call_id, entry, buf.len() as u32);
         self.transport.before_crossing();
@@ -232,11 +226,13 @@ impl UserEndpoint {
                 let mut slots = self.down_slots.lock();
                 if let Some(i) = slots.iter().position(|busy| !busy) {
                     slots[i] = true;
-                    break self.upcall_slots + i;
+                    break self.geometry.upcall_slots + i;
                 }
             }
             if Instant::now() >= deadline || self.stopping() {
-                return Err(UpcallError::NoSlot(self.slot_count - self.upcall_slots));
+                return Err(UpcallError::NoSlot(
+                    self.geometry.slot_count - self.geometry.upcall_slots,
+                ));
             }
             std::thread::sleep(Duration::from_micros(50));
         };
@@ -244,7 +240,7 @@ impl UserEndpoint {
         // A slot whose call was abandoned while the kernel half still held it stays
         // marked busy: reusing it could read the late reply as the answer to a new call.
         if !matches!(result, Err(Abandoned::Unclean)) {
-            self.down_slots.lock()[index - self.upcall_slots] = false;
+            self.down_slots.lock()[index - self.geometry.upcall_slots] = false;
         }
         result.map_err(|e| match e {
             Abandoned::Error(e) => e,
@@ -259,8 +255,9 @@ impl UserEndpoint {
         deadline: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<(), Abandoned> {
-        let slot = Slot::new(&*self.transport, index)
-            .ok_or(Abandoned::Error(UpcallError::NoSlot(self.slot_count)))?;
+        let slot = Slot::new(&*self.transport, index).ok_or(Abandoned::Error(
+            UpcallError::NoSlot(self.geometry.slot_count),
+        ))?;
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed).max(1);
         self.transport.write_data(index, buf);
         slot.set_header(call_id, entry, buf.len() as u32);
