@@ -8,6 +8,11 @@ use microdriver_rt::Marshal;
 use crate::error::DriverError;
 use crate::kernel::{self, DevId};
 
+/// How long the user half waits for the hardware to finish an EEPROM, MDIO or reset cycle
+/// (each takes microseconds to milliseconds on hardware; the bound is generous so that a
+/// loaded host running the device model does not turn a slow cycle into a failure).
+pub const HW_WAIT_MS: u64 = 1000;
+
 /// The supported parts and their differences (SDM 1.x, 5, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Marshal)]
 pub enum MacType {

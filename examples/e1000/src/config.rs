@@ -234,20 +234,27 @@ pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
 
 /// Before the receiver is disabled (which drops what its FIFO holds, SDM 13.4.22): with
 /// transmit flow control on, send one XOFF (TCTL.SWXOFF) so the partner pauses, then wait
-/// until the receive head stops moving, i.e. the FIFO has drained into the ring.
+/// (at most 30 ms, within the pause) until the receive head has stayed still for 2 ms with
+/// descriptors available, i.e. the FIFO has drained into the ring. Best effort: frames
+/// still in the FIFO when the receiver stops were never handed to the driver.
 fn quiesce_rx(a: &Adapter) -> Result<(), DriverError> {
+    use std::time::{Duration, Instant};
     if !a.conf.pause.tx_pause || !a.link.up {
         return Ok(());
     }
     a.rmw(TCTL, 0, tctl::SWXOFF)?;
-    let end = std::time::Instant::now() + std::time::Duration::from_millis(20);
+    let end = Instant::now() + Duration::from_millis(30);
     let mut head = a.rd(RDH)?;
-    let mut still = 0;
-    while still < 3 && std::time::Instant::now() < end {
-        std::thread::sleep(std::time::Duration::from_micros(300));
-        let h = a.rd(RDH)?;
-        still = if h == head { still + 1 } else { 0 };
-        head = h;
+    let mut still_since = Instant::now();
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_micros(250));
+        let (h, t) = (a.rd(RDH)?, a.rd(RDT)?);
+        if h != head || h == t {
+            head = h;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= Duration::from_millis(2) {
+            break;
+        }
     }
     Ok(())
 }

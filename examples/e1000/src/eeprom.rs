@@ -2,7 +2,7 @@
 //! Microwire bit-banging through EECD otherwise (82544) and for writes; checksum check and
 //! update (the 64 words sum to 0xBABA).
 
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, HW_WAIT_MS};
 use crate::error::DriverError;
 use crate::regs::{eecd, eerd, EECD, EERD};
 
@@ -45,7 +45,7 @@ pub fn read(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u16>, DriverError>
 
 fn read_eerd(a: &Adapter, word: u32) -> Result<u16, DriverError> {
     a.wr(EERD, eerd::START | (word << eerd::ADDR_SHIFT))?;
-    let v = a.poll_reg(EERD, "EERD.DONE", 50, |v| v & eerd::DONE != 0)?;
+    let v = a.poll_reg(EERD, "EERD.DONE", HW_WAIT_MS, |v| v & eerd::DONE != 0)?;
     Ok((v >> eerd::DATA_SHIFT) as u16)
 }
 
@@ -118,7 +118,7 @@ impl<'a> Microwire<'a> {
         if a.info.mac_type.eeprom_needs_grant() {
             base |= eecd::REQ;
             a.wr(EECD, base)?;
-            if let Err(e) = a.poll_reg(EECD, "EECD.EE_GNT", 50, |v| v & eecd::GNT != 0) {
+            if let Err(e) = a.poll_reg(EECD, "EECD.EE_GNT", HW_WAIT_MS, |v| v & eecd::GNT != 0) {
                 a.wr(EECD, base & !eecd::REQ)?;
                 return Err(e);
             }
@@ -186,7 +186,9 @@ impl<'a> Microwire<'a> {
         self.pins(true, false, false)?;
         let r = self
             .a
-            .poll_reg(EECD, "EEPROM programming", 50, |v| v & eecd::DO != 0);
+            .poll_reg(EECD, "EEPROM programming", HW_WAIT_MS, |v| {
+                v & eecd::DO != 0
+            });
         self.deselect()?;
         r.map(|_| ())
     }

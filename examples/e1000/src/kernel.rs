@@ -161,6 +161,9 @@ pub struct Kernel {
     pub(crate) cfg: HotConfig,
     pub(crate) sink: RwLock<Option<RxSink>>,
     pub(crate) capture: Mutex<Option<VecDeque<RxFrame>>>,
+    /// Taken before the receive ring's lock is released and held while delivering, so two
+    /// cleaners (the poll loop and a drain) hand frames up in ring order.
+    pub(crate) rx_order: Mutex<()>,
     /// Deferred work for the user half.
     pub work: WorkQueue,
     /// Notified when TX clean frees descriptors (a stopped queue may be woken).
@@ -202,6 +205,7 @@ pub fn attach(hw: Hw) -> DevId {
         cfg: HotConfig::default(),
         sink: RwLock::new(None),
         capture: Mutex::new(None),
+        rx_order: Mutex::new(()),
         work: WorkQueue::default(),
         tx_wake: (Mutex::new(0), Condvar::new()),
     });
@@ -641,6 +645,13 @@ pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
     Ok(c.as_mut()
         .map(|q| q.drain(..).collect())
         .unwrap_or_default())
+}
+
+/// Asks the kernel half's host to run the reset task (the watchdog found a transmit hang).
+#[critical]
+pub fn schedule_reset(dev: DevId) -> Result<(), DriverError> {
+    lookup(dev)?.work.post(work::RESET);
+    Ok(())
 }
 
 /// Starts a device reset (CTRL.RST): masks interrupts, stops DMA, enables memory space and

@@ -10,7 +10,7 @@ use microdriver_rt::Marshal;
 
 use crate::adapter::Adapter;
 use crate::error::DriverError;
-use crate::kernel::{self, work};
+use crate::kernel;
 use crate::regs::{ctrl, status, tctl, CTRL, ITR, STATUS, TCTL};
 use crate::stats;
 
@@ -33,6 +33,7 @@ pub struct WatchdogReport {
 
 /// Reads STATUS and brings the link state, carrier, collision distance and flow control
 /// in line with it. Returns whether the link changed.
+#[upcall]
 pub fn check_link(a: &mut Adapter) -> Result<bool, DriverError> {
     let s = a.rd(STATUS)?;
     let up = s & status::LU != 0;
@@ -119,7 +120,7 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
             pending = p.pending,
             "transmit hang: scheduling a reset"
         );
-        kernel::lookup(a.dev)?.work.post(work::RESET);
+        kernel::schedule_reset(a.dev)?;
         return Ok(true);
     }
     Ok(false)

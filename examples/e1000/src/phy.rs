@@ -1,7 +1,7 @@
 //! The PHY (Marvell 88E1011 on the 82540EM/82545EM, 88E1000 on the 82544GC) through MDIC
 //! (SDM 13.4 MDIC; IEEE 802.3 clause 22 registers).
 
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, HW_WAIT_MS};
 use crate::error::DriverError;
 use crate::regs::phy::*;
 use crate::regs::{ctrl, mdic, CTRL, MDIC};
@@ -30,7 +30,7 @@ pub fn read(a: &Adapter, reg: u32) -> Result<u16, DriverError> {
         MDIC,
         mdic::OP_READ | (ADDR << mdic::PHY_SHIFT) | (reg << mdic::REG_SHIFT),
     )?;
-    let v = a.poll_reg(MDIC, "MDIC.R", 100, |v| v & mdic::READY != 0)?;
+    let v = a.poll_reg(MDIC, "MDIC.R", HW_WAIT_MS, |v| v & mdic::READY != 0)?;
     if v & mdic::ERROR != 0 {
         return Err(DriverError::Phy { reg });
     }
@@ -43,7 +43,7 @@ pub fn write(a: &Adapter, reg: u32, value: u16) -> Result<(), DriverError> {
         MDIC,
         mdic::OP_WRITE | (ADDR << mdic::PHY_SHIFT) | (reg << mdic::REG_SHIFT) | u32::from(value),
     )?;
-    let v = a.poll_reg(MDIC, "MDIC.R", 100, |v| v & mdic::READY != 0)?;
+    let v = a.poll_reg(MDIC, "MDIC.R", HW_WAIT_MS, |v| v & mdic::READY != 0)?;
     if v & mdic::ERROR != 0 {
         return Err(DriverError::Phy { reg });
     }
@@ -58,10 +58,10 @@ pub fn id(a: &Adapter) -> Result<u32, DriverError> {
 /// Resets the PHY through BMCR.RESET and waits for it to clear.
 pub fn reset(a: &Adapter) -> Result<(), DriverError> {
     write(a, BMCR, bmcr::RESET)?;
-    let end = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(HW_WAIT_MS);
     while read(a, BMCR)? & bmcr::RESET != 0 {
         if std::time::Instant::now() > end {
-            return Err(DriverError::timeout("BMCR.RESET to clear", 100));
+            return Err(DriverError::timeout("BMCR.RESET to clear", HW_WAIT_MS));
         }
         std::thread::sleep(std::time::Duration::from_micros(50));
     }

@@ -1,6 +1,6 @@
 //! Probe, remove and shutdown.
 
-use crate::adapter::{Adapter, MacType};
+use crate::adapter::{Adapter, MacType, HW_WAIT_MS};
 use crate::config;
 use crate::eeprom;
 use crate::error::DriverError;
@@ -68,7 +68,9 @@ pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
 /// EEPROM reload follows), leaving interrupts masked.
 pub fn reset_hw(a: &Adapter) -> Result<(), DriverError> {
     kernel::reset_start(a.dev)?;
-    a.poll_reg(CTRL, "CTRL.RST to clear", 100, |v| v & ctrl::RST == 0)?;
+    a.poll_reg(CTRL, "CTRL.RST to clear", HW_WAIT_MS, |v| {
+        v & ctrl::RST == 0
+    })?;
     std::thread::sleep(std::time::Duration::from_millis(1));
     kernel::irq_set_mask(a.dev, 0)
 }

@@ -1,6 +1,7 @@
 //! Statistics: the hardware's clear-on-read counters accumulated into 64-bit totals, and
 //! the ethtool statistics (names and values).
 
+use microdriver_rt::upcall;
 use microdriver_rt::Marshal;
 
 use crate::adapter::Adapter;
@@ -35,6 +36,7 @@ impl HwStats {
 
 /// Reads every statistics register (which clears it) and adds it to the totals. 64-bit
 /// counters are read low half first: reading the high half clears the pair (SDM 13.7).
+#[upcall]
 pub fn update(a: &mut Adapter) -> Result<(), DriverError> {
     if a.stats.counters.len() != N_STAT_REGS {
         a.stats = HwStats::default();
@@ -81,6 +83,7 @@ pub fn strings() -> Vec<String> {
 
 /// The ethtool statistics values, in [`strings`] order (the hardware counters are brought
 /// up to date first).
+#[upcall]
 pub fn values(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
     update(a)?;
     let h: HotStats = kernel::hot_stats(a.dev)?;

@@ -142,7 +142,9 @@ fn statistics_accumulate_into_64_bit_counters() {
         }
     }
     let end = Instant::now() + Duration::from_secs(2);
-    while sim.peer_stats().rx_frames < 50 && Instant::now() < end {
+    while (sim.peer_stats().rx_frames < 50 || nd.kernel().hot_stats().tx_packets < 50)
+        && Instant::now() < end
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     let names = ethtool::get_strings().expect("strings");

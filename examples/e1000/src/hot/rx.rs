@@ -113,7 +113,8 @@ fn csum_status(status: u8, errors: u8) -> RxCsum {
 }
 
 /// Takes up to `budget` completed frames off the ring, refills it, moves RDT, and delivers
-/// the frames (after dropping the ring lock). Returns the frames delivered or dropped.
+/// the frames after releasing the ring lock (in ring order: the delivery lock is taken
+/// before the ring lock is released). Returns the frames delivered or dropped.
 pub fn clean(k: &Kernel, budget: u32) -> u32 {
     let copybreak = k.cfg.copybreak.load(Ordering::Relaxed) as usize;
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
@@ -121,8 +122,8 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
     let c = &k.counters;
     let mut out = Vec::new();
     let mut done = 0;
-    {
-        let mut g = k.rx.lock();
+    let mut g = k.rx.lock();
+    let order = {
         let Some(r) = g.as_mut() else {
             return 0;
         };
@@ -188,9 +189,13 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
         if let Ok(Some(tail)) = r.refill() {
             k.wr(RDT, tail);
         }
-    }
+        // Hand-over-hand: whoever took frames off the ring first delivers them first.
+        k.rx_order.lock()
+    };
+    drop(g);
     for f in out {
         k.deliver(f);
     }
+    drop(order);
     done
 }
