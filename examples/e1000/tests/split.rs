@@ -133,6 +133,17 @@ fn user_half_killed_during_traffic() {
     nd.with_adapter(|a| e1000::config::vlan_add(a, 7))
         .expect("VLAN after restart");
     assert_eq!(sim.read32(regs::VFTA), 1 << 7);
+    // The self-tests run in the user half; the loopback test drives the hot path through
+    // downcalls (xmit_frame, poll) nested in the upcall.
+    let results = nd
+        .with_adapter(|a| e1000::ethtool::self_test(a, true))
+        .expect("self-test in the user half");
+    assert!(results.iter().all(|&r| r == 0), "{results:?}");
+    let names = e1000::ethtool::get_strings().expect("strings");
+    let values = nd
+        .with_adapter(e1000::ethtool::get_stats)
+        .expect("statistics from the user half");
+    assert_eq!(names.len(), values.len());
     assert!(nd.wait_link(Duration::from_secs(5)));
     nd.send(
         &TxPacket::new(stream_frame(PEER_MAC, ours, FRAMES, 100)),
