@@ -251,3 +251,32 @@ fn malformed_packets_are_refused_not_sent() {
     nd.shutdown().expect("remove");
     assert!(sim.faults().is_empty());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Whatever packet and offload description the stack (or a user half) hands to the
+    /// transmit path, it returns an answer without panicking and the device never masters
+    /// memory outside the kernel half's regions.
+    #[test]
+    fn hostile_transmit_requests_never_panic(
+        frags in proptest::collection::vec(0usize..5000, 0..5),
+        csum in proptest::option::of((0u8..=255, 0u8..=255, proptest::bool::ANY, proptest::bool::ANY)),
+        tso in proptest::option::of((0u16..=u16::MAX, 0u8..=255)),
+        vlan in proptest::option::of(0u16..=u16::MAX),
+    ) {
+        let (sim, nd) = up(Variant::I82540EM);
+        let pkt = TxPacket {
+            frags: frags.iter().map(|&n| vec![0xA5; n]).collect(),
+            offload: TxOffload {
+                csum: csum.map(|(ip_start, l4_start, ipv4, tcp)| CsumOffload { ip_start, l4_start, ipv4, tcp }),
+                tso: tso.map(|(mss, hdr_len)| TsoOffload { mss, hdr_len }),
+                vlan,
+            },
+        };
+        let _ = e1000::hot::tx::xmit_frame(nd.kernel().id(), &pkt);
+        std::thread::sleep(Duration::from_millis(2));
+        proptest::prop_assert_eq!(sim.bus_errors(), 0);
+        drop(nd);
+    }
+}

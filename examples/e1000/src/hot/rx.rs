@@ -143,6 +143,12 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
                 break;
             }
             let len = len.min(r.buf_len);
+            if r.partial.len() + len > max_frame + r.buf_len {
+                // A frame longer than anything the receiver was set up for (a device that
+                // never sets EOP): stop gathering, drop it at its end.
+                r.partial.clear();
+                r.partial_errors |= rxd_err::RXE;
+            }
             let start = r.partial.len();
             r.partial.resize(start + len, 0);
             if r.bufs.read(i * r.buf_len, &mut r.partial[start..]).is_err() {

@@ -188,7 +188,13 @@ fn validate(pkt: &TxPacket, max_frame: usize) -> Result<(u32, u64, u64), DriverE
     if let Some(c) = pkt.offload.csum {
         let min_l4 = usize::from(c.l4_start) + if c.tcp { 20 } else { 8 };
         let min_ip = usize::from(c.ip_start) + if c.ipv4 { 20 } else { 40 };
-        if c.ip_start < 14 || min_ip > usize::from(c.l4_start) || min_l4 > len {
+        // The checksum fields' offsets must fit the context descriptor's 8-bit fields.
+        let max_l4 = if c.tcp { 255 - 16 } else { 255 - 6 };
+        if c.ip_start < 14
+            || min_ip > usize::from(c.l4_start)
+            || min_l4 > len
+            || c.l4_start > max_l4
+        {
             return Err(DriverError::BadPacket(format!(
                 "checksum offsets ip {} / l4 {} do not fit a {len}-byte packet",
                 c.ip_start, c.l4_start
