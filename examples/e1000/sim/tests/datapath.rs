@@ -995,8 +995,9 @@ fn received_pause_frames_pause_the_transmitter() {
     d.wait_tx_done();
     assert_eq!(wait_peer(&d, 1)[0], f);
     assert_eq!(d.r(STATUS) & status::TXOFF, 0);
-    // A pause expires on its own.
-    d.sim.peer_send_pause(2000); // ~1 ms
+    // A pause expires on its own. The longest pause (33.5 ms) keeps TXOFF up long enough
+    // for this thread to see it even on a loaded machine; a ~1 ms one was missed there.
+    d.sim.peer_send_pause(0xFFFF);
     assert!(wait_for(Duration::from_secs(1), || d.r(STATUS)
         & status::TXOFF
         != 0));
