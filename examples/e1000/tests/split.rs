@@ -23,12 +23,20 @@ const SIZES: [usize; 5] = [60, 128, 512, 1024, 1514];
 
 fn main() {
     run_user_half_if_requested();
-    let t0 = Instant::now();
-    user_half_killed_during_traffic();
-    println!(
-        "test split::user_half_killed_during_traffic ... ok ({:?})",
-        t0.elapsed()
-    );
+    // A user half re-executes this binary, so it has its own main; the test itself runs
+    // through libtest-mimic, which speaks the command line cargo test and nextest use.
+    let arguments = libtest_mimic::Arguments::from_args();
+    let trial = libtest_mimic::Trial::test("split::user_half_killed_during_traffic", || {
+        std::panic::catch_unwind(user_half_killed_during_traffic).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "the test panicked".to_string())
+                .into()
+        })
+    });
+    libtest_mimic::run(&arguments, vec![trial]).exit()
 }
 
 fn user_half_killed_during_traffic() {

@@ -331,7 +331,10 @@ impl UserHalf {
             .spawn(move || loop {
                 let mut fds = [PollFd::new(&*pidfd, PollFlags::IN)];
                 match poll(&mut fds, None) {
-                    Ok(_) if fds[0].revents().contains(PollFlags::IN) => {
+                    // A pidfd polls readable when the process exits and may report only
+                    // HUP (or ERR) once it has been reaped: any event means it is gone.
+                    // Looping on one of those without returning would spin a core.
+                    Ok(_) if !fds[0].revents().is_empty() => {
                         died();
                         return;
                     }

@@ -404,6 +404,8 @@ impl PciConfig for E1000Sim {
 
 /// Longest sleep of the device thread when nothing is scheduled.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How soon the device thread looks again at a deadline that passed without progress.
+const PASSED_DEADLINE_RETRY: Duration = Duration::from_micros(20);
 
 fn device_thread(s: &Shared) {
     let mut g = s.inner.lock();
@@ -419,6 +421,12 @@ fn device_thread(s: &Shared) {
         let until = g.deadline().unwrap_or(now + IDLE_WAIT).min(now + IDLE_WAIT);
         if until > now {
             s.cv.wait_until(&mut g, until);
+        } else {
+            // A deadline has passed that `step` could not act on yet (the receive FIFO is
+            // full until the driver returns buffers, say). Looping at once would spin while
+            // holding the lock and starve the very driver threads that would unblock it (a
+            // livelock seen under load); let them in and look again shortly.
+            s.cv.wait_for(&mut g, PASSED_DEADLINE_RETRY);
         }
     }
 }
