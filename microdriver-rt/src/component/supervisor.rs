@@ -89,6 +89,8 @@ struct Shared {
     current: Mutex<Option<UserHalf>>,
     /// The running user half's pid (0: none), readable without the lock above.
     current_pid: std::sync::atomic::AtomicU32,
+    /// The pid of the user half whose re-attach hooks have completed (0: none yet).
+    ready_pid: std::sync::atomic::AtomicU32,
     restarts: AtomicU64,
     hangs: AtomicU64,
     last_recovery: Mutex<Option<Duration>>,
@@ -119,6 +121,7 @@ impl Supervisor {
             channel,
             current: Mutex::new(Some(first)),
             current_pid: std::sync::atomic::AtomicU32::new(first_pid),
+            ready_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             last_recovery: Mutex::new(None),
@@ -186,13 +189,16 @@ impl Supervisor {
         }
     }
 
-    /// Waits until a user half other than `old_pid` answers a ping, or `timeout` passes.
+    /// Waits until a user half other than `old_pid` has been re-attached (its hooks ran)
+    /// and answers a ping, or `timeout` passes.
     pub fn wait_restarted(&self, old_pid: Option<u32>, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let pid = self.pid();
+            let ready = self.shared.ready_pid.load(Ordering::SeqCst);
             if pid.is_some()
                 && pid != old_pid
+                && pid == Some(ready)
                 && ping(self.endpoint(), Duration::from_millis(100)).is_ok()
             {
                 return true;
@@ -328,10 +334,14 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 shared.current_pid.store(half.pid(), Ordering::SeqCst);
                 *shared.current.lock() = Some(half);
                 recent.push_back(died_at);
-                shared.restarts.fetch_add(1, Ordering::SeqCst);
                 for hook in shared.reattach.lock().iter() {
                     hook(endpoint);
                 }
+                // Counted, and visible to `wait_restarted`, only once re-attached.
+                shared.restarts.fetch_add(1, Ordering::SeqCst);
+                shared
+                    .ready_pid
+                    .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);
                 *shared.last_recovery.lock() = Some(died_at.elapsed());
                 last_ping = Instant::now();
             }
