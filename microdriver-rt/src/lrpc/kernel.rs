@@ -414,7 +414,11 @@ impl KernelEndpoint {
                 let Some(slot) = Slot::new(&*self.transport, index) else {
                     continue;
                 };
-                if !slot.transition(state::REQUEST, state::SERVING) {
+                // A plain load first: a compare-and-swap on every idle slot would pull each
+                // slot's line exclusive to this core on every scan.
+                if slot.state() != state::REQUEST
+                    || !slot.transition(state::REQUEST, state::SERVING)
+                {
                     continue;
                 }
                 served_any = true;

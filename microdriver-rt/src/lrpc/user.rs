@@ -108,7 +108,11 @@ impl UserEndpoint {
                 let Some(slot) = Slot::new(&*self.transport, index) else {
                     continue;
                 };
-                if !slot.transition(state::REQUEST, state::SERVING) {
+                // A plain load first: a compare-and-swap on every idle slot would pull each
+                // slot's line exclusive to this core on every scan.
+                if slot.state() != state::REQUEST
+                    || !slot.transition(state::REQUEST, state::SERVING)
+                {
                     continue;
                 }
                 served_any = true;
@@ -116,10 +120,17 @@ impl UserEndpoint {
             }
             if served_any {
                 idle_since = Instant::now();
-            } else if idle_since.elapsed() < spin {
-                crate::sync::spin_hint();
-            } else {
-                doorbell.wait(seen, MAX_SLEEP);
+                continue;
+            }
+            // Nothing was waiting when the doorbell read `seen`: every later request rings
+            // it, so watch that one word (spinning, then sleeping) instead of rescanning
+            // every slot, which would add a whole scan to each request's latency.
+            while doorbell.seq() == seen && !self.stopping() {
+                if idle_since.elapsed() < spin {
+                    crate::sync::spin_hint();
+                } else {
+                    doorbell.wait(seen, MAX_SLEEP);
+                }
             }
         }
     }
