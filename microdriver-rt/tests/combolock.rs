@@ -558,40 +558,25 @@ fn upcall_macro_with_combolock_field() {
 
 mod support;
 
-/// The tests share process-wide state (the installed kernel endpoint, the combolock
-/// registry, the hold limit and hook, the environment): the harness may run them on
-/// parallel threads, so each runs under this lock.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial(test: fn()) {
-    let _one_at_a_time = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    test();
-}
-
 fn main() {
     run_user_half_if_requested();
     support::run_tests(vec![
-        ("kernel_fast_path", || serial(kernel_fast_path)),
-        ("marshal_is_identity_only", || {
-            serial(marshal_is_identity_only)
-        }),
-        ("kernel_side_hold_and_release", || {
-            serial(kernel_side_hold_and_release)
-        }),
-        ("user_round_trip_with_critical_path", || {
-            serial(user_round_trip_with_critical_path)
-        }),
-        ("killed_holder_loses_its_changes", || {
-            serial(killed_holder_loses_its_changes)
-        }),
-        ("hold_limit_expiry", || serial(hold_limit_expiry)),
-        ("hostile_unlocks_rejected", || {
-            serial(hostile_unlocks_rejected)
-        }),
-        ("upcall_macro_with_combolock_field", || {
-            serial(upcall_macro_with_combolock_field)
-        }),
+        ("kernel_fast_path", kernel_fast_path),
+        ("marshal_is_identity_only", marshal_is_identity_only),
+        ("kernel_side_hold_and_release", kernel_side_hold_and_release),
+        (
+            "user_round_trip_with_critical_path",
+            user_round_trip_with_critical_path,
+        ),
+        (
+            "killed_holder_loses_its_changes",
+            killed_holder_loses_its_changes,
+        ),
+        ("hold_limit_expiry", hold_limit_expiry),
+        ("hostile_unlocks_rejected", hostile_unlocks_rejected),
+        (
+            "upcall_macro_with_combolock_field",
+            upcall_macro_with_combolock_field,
+        ),
     ]);
 }

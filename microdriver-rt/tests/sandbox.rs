@@ -317,32 +317,18 @@ fn identity_environment_and_descriptors() {
 
 mod support;
 
-/// The tests share process-wide state (the installed kernel endpoint, the combolock
-/// registry, the hold limit and hook, the environment): the harness may run them on
-/// parallel threads, so each runs under this lock.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial(test: fn()) {
-    let _one_at_a_time = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    test();
-}
-
 fn main() {
     run_user_half_if_requested();
     support::run_tests(vec![
-        ("forbidden_calls_kill_the_user_half", || {
-            serial(forbidden_calls_kill_the_user_half)
-        }),
-        ("unsandboxed_calls_go_through", || {
-            serial(unsandboxed_calls_go_through)
-        }),
-        ("ordinary_work_runs_sandboxed", || {
-            serial(ordinary_work_runs_sandboxed)
-        }),
-        ("identity_environment_and_descriptors", || {
-            serial(identity_environment_and_descriptors)
-        }),
+        (
+            "forbidden_calls_kill_the_user_half",
+            forbidden_calls_kill_the_user_half,
+        ),
+        ("unsandboxed_calls_go_through", unsandboxed_calls_go_through),
+        ("ordinary_work_runs_sandboxed", ordinary_work_runs_sandboxed),
+        (
+            "identity_environment_and_descriptors",
+            identity_environment_and_descriptors,
+        ),
     ]);
 }

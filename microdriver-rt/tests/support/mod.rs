@@ -24,35 +24,33 @@ pub fn run_single(name: &str, own_flags: &[&str], body: impl FnOnce() + Send + '
     }
     let arguments = Arguments::from_iter(filtered);
     let trial = Trial::test(name, move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_err(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "the test panicked".to_string());
-            Failed::from(message)
-        })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_err(failure)
     });
     libtest_mimic::run(&arguments, vec![trial]).exit()
 }
 
-/// Runs each `(name, test)` as its own test through the harness and exits.
+/// A panic payload as a harness failure.
+fn failure(panic: Box<dyn std::any::Any + Send>) -> Failed {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "the test panicked".to_string())
+        .into()
+}
+
+/// Runs each `(name, test)` as its own test through the harness, one at a time, and
+/// exits. One at a time because these binaries' tests share process-wide state (the
+/// installed kernel endpoint, the combolock registry, its hold limit and hook).
 #[allow(dead_code)]
 pub fn run_tests(tests: Vec<(&'static str, fn())>) -> ! {
-    let arguments = Arguments::from_args();
+    let mut arguments = Arguments::from_args();
+    arguments.test_threads = Some(1);
     let trials = tests
         .into_iter()
         .map(|(name, test)| {
             Trial::test(name, move || {
-                std::panic::catch_unwind(test).map_err(|panic| {
-                    Failed::from(
-                        panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                            .unwrap_or_else(|| "the test panicked".to_string()),
-                    )
-                })
+                std::panic::catch_unwind(test).map_err(failure)
             })
         })
         .collect();
