@@ -411,16 +411,9 @@ impl KernelEndpoint {
             let seen = doorbell.seq();
             let mut served_any = false;
             for index in self.geometry.upcall_slots..self.geometry.slot_count {
-                let Some(slot) = Slot::new(&*self.transport, index) else {
+                let Some(slot) = Slot::claim_request(&*self.transport, index) else {
                     continue;
                 };
-                // A plain load first: a compare-and-swap on every idle slot would pull each
-                // slot's line exclusive to this core on every scan.
-                if slot.state() != state::REQUEST
-                    || !slot.transition(state::REQUEST, state::SERVING)
-                {
-                    continue;
-                }
                 served_any = true;
                 let (call_id, entry, len) = slot.header();
                 let len = len as usize;

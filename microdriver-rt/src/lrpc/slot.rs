@@ -129,6 +129,16 @@ impl<'a> Slot<'a> {
         })
     }
 
+    /// Slot `index` if it holds a request, claimed for serving (REQUEST → SERVING); `None`
+    /// if it holds none or another server claimed it first. A plain load comes first: a
+    /// compare-and-swap on every idle slot would pull each slot's line exclusive to the
+    /// scanning core on every scan.
+    pub fn claim_request(area: &'a dyn Area, index: usize) -> Option<Slot<'a>> {
+        let slot = Slot::new(area, index)?;
+        (slot.state() == state::REQUEST && slot.transition(state::REQUEST, state::SERVING))
+            .then_some(slot)
+    }
+
     /// The slot's index.
     pub fn index(&self) -> usize {
         self.index

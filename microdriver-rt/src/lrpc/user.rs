@@ -105,16 +105,9 @@ impl UserEndpoint {
             let seen = doorbell.seq();
             let mut served_any = false;
             for index in 0..self.geometry.upcall_slots {
-                let Some(slot) = Slot::new(&*self.transport, index) else {
+                let Some(slot) = Slot::claim_request(&*self.transport, index) else {
                     continue;
                 };
-                // A plain load first: a compare-and-swap on every idle slot would pull each
-                // slot's line exclusive to this core on every scan.
-                if slot.state() != state::REQUEST
-                    || !slot.transition(state::REQUEST, state::SERVING)
-                {
-                    continue;
-                }
                 served_any = true;
                 self.serve_one(&slot, &mut request, &mut reply);
             }
