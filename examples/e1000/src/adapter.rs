@@ -243,10 +243,12 @@ pub struct LinkState {
 pub struct WatchdogState {
     /// Runs so far.
     pub runs: u64,
-    /// `next_to_clean` of the transmit ring at the previous run.
+    /// The transmit head (TDH) at the previous run.
     pub last_tx_clean: u32,
-    /// Whether descriptors were pending at the previous run.
+    /// Whether descriptors were pending (TDH != TDT) at the previous run.
     pub last_tx_pending: bool,
+    /// When the transmit ring last moved or was empty (milliseconds since the Unix epoch).
+    pub last_tx_move_ms: u64,
     /// Transmit hangs detected (each scheduled a reset).
     pub tx_timeouts: u64,
     /// Resets performed.

@@ -109,14 +109,7 @@ pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
             needed: "down".into(),
         });
     }
-    let bases = kernel::rings_alloc(
-        a.dev,
-        &RingRequest {
-            tx_count: a.conf.tx_ring,
-            rx_count: a.conf.rx_ring,
-            rx_buf_len: rx_buf_len(a),
-        },
-    )?;
+    kernel::rings_alloc(a.dev, &ring_request(a))?;
     kernel::set_hot_params(
         a.dev,
         &HotParams {
@@ -126,8 +119,8 @@ pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
             rx_csum: a.conf.rx_csum,
         },
     )?;
-    configure_tx(a, bases.tx_bus, bases.tx_len)?;
-    configure_rx(a, bases.rx_bus, bases.rx_len)?;
+    configure_tx(a)?;
+    configure_rx(a)?;
     apply_coalesce(a)?;
     apply_vlans(a)?;
     a.up = true;
@@ -137,11 +130,17 @@ pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
     Ok(())
 }
 
-fn configure_tx(a: &Adapter, bus: u64, len: u32) -> Result<(), DriverError> {
-    a.wr(TDBAH, (bus >> 32) as u32)?;
-    a.wr(TDBAL, bus as u32)?;
-    a.wr(TDLEN, len)?;
-    kernel::tx_start(a.dev)?;
+/// The rings the configuration asks for.
+fn ring_request(a: &Adapter) -> RingRequest {
+    RingRequest {
+        tx_count: a.conf.tx_ring,
+        rx_count: a.conf.rx_ring,
+        rx_buf_len: rx_buf_len(a),
+    }
+}
+
+/// Programs the transmitter (the kernel half programmed its ring).
+fn configure_tx(a: &Adapter) -> Result<(), DriverError> {
     a.wr(TIPG, TIPG_COPPER)?;
     let cold = if a.link.up && !a.link.full_duplex {
         0x200
@@ -154,12 +153,8 @@ fn configure_tx(a: &Adapter, bus: u64, len: u32) -> Result<(), DriverError> {
     )
 }
 
-fn configure_rx(a: &Adapter, bus: u64, len: u32) -> Result<(), DriverError> {
-    a.wr(RCTL, 0)?;
-    a.wr(RDBAH, (bus >> 32) as u32)?;
-    a.wr(RDBAL, bus as u32)?;
-    a.wr(RDLEN, len)?;
-    kernel::rx_start(a.dev)?;
+/// Programs the receiver (the kernel half programmed its ring and gave it buffers).
+fn configure_rx(a: &Adapter) -> Result<(), DriverError> {
     a.wr(
         RXCSUM,
         if a.conf.rx_csum {
@@ -224,7 +219,7 @@ pub fn close(a: &mut Adapter) -> Result<(), DriverError> {
     quiesce_rx(a)?;
     a.rmw(TCTL, tctl::EN, 0)?;
     a.rmw(RCTL, rctl::EN, 0)?;
-    kernel::rx_drain(a.dev)?;
+    kernel::ring_quiesce(a.dev, true, true)?;
     kernel::irq_set_mask(a.dev, 0)?;
     kernel::set_carrier(a.dev, false)?;
     kernel::rings_free(a.dev)?;
@@ -263,7 +258,7 @@ fn quiesce_rx(a: &Adapter) -> Result<(), DriverError> {
 /// half accepted (or `timeout_ms` passes).
 pub fn tx_drain(a: &Adapter, timeout_ms: u64) -> Result<(), DriverError> {
     let end = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
-    while kernel::tx_freeze(a.dev)? > 0 {
+    while kernel::ring_quiesce(a.dev, true, false)?.0 > 0 {
         if std::time::Instant::now() > end {
             return Err(DriverError::timeout(
                 "the transmit ring to drain",
@@ -318,17 +313,73 @@ fn with_down(
     r
 }
 
-/// Resizes the rings (ethtool -G). While up, the interface is closed (every accepted
-/// packet is sent first) and reopened.
+/// Resizes the rings (ethtool -G). While up, nothing the driver accepted is lost, and the
+/// receiver keeps running so nothing the NIC accepted is dropped either:
+///
+/// 1. transmit is frozen (xmit answers `Busy`, the stack retries) and drains;
+/// 2. the receive ring is parked: refilled only up to its end, so the NIC fills it to
+///    index 0 and then holds further frames in its packet buffer (SDM 13.7.33, RNBC; when
+///    the buffer fills past FCRTH it sends XOFF, so a partner honouring flow control
+///    waits); the kernel half delivers everything the NIC completed;
+/// 3. with the NIC owning no descriptor (head = tail = 0), the kernel half points RDBA and
+///    RDLEN at the new ring and gives it buffers: the NIC continues from the new ring's
+///    index 0, with what its packet buffer held. RDH is never written while the receiver
+///    runs (SDM 13.4.28).
+///
+/// Step 3 needs traffic to bring the NIC to the ring's end. On a link that stays idle (no
+/// progress for [`RESIZE_IDLE_MS`], or not there after [`RESIZE_WAIT_MS`]) the receiver,
+/// which then still owns descriptors and so holds nothing in its packet buffer, is
+/// disabled for the swap instead (as close does: XOFF first, then wait for the FIFO to
+/// drain into the ring).
 #[upcall]
 pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
     kernel::check_ring_size("receive ring size", p.rx)?;
     kernel::check_ring_size("transmit ring size", p.tx)?;
-    with_down(a, |a| {
-        a.conf.rx_ring = p.rx;
-        a.conf.tx_ring = p.tx;
-        Ok(())
-    })
+    let old = (a.conf.rx_ring, a.conf.tx_ring);
+    (a.conf.rx_ring, a.conf.tx_ring) = (p.rx, p.tx);
+    if !a.up {
+        return Ok(());
+    }
+    let r = resize_live(a);
+    if r.is_err() {
+        (a.conf.rx_ring, a.conf.tx_ring) = old;
+        kernel::ring_quiesce(a.dev, false, false)?;
+    }
+    r
+}
+
+/// How long a parked receive ring may make no progress before the link counts as idle.
+pub const RESIZE_IDLE_MS: u64 = 100;
+/// How long a resize waits for the receive ring to reach its end.
+pub const RESIZE_WAIT_MS: u64 = 2000;
+
+fn resize_live(a: &Adapter) -> Result<(), DriverError> {
+    use std::time::{Duration, Instant};
+    tx_drain(a, 2000)?;
+    let start = Instant::now();
+    let (mut owned, mut moved) = (u32::MAX, Instant::now());
+    loop {
+        let (tx, rx) = kernel::ring_quiesce(a.dev, true, true)?;
+        if tx == 0 && rx == 0 {
+            return kernel::rings_alloc(a.dev, &ring_request(a)).map(|_| ());
+        }
+        if rx != owned {
+            (owned, moved) = (rx, Instant::now());
+        }
+        let idle = moved.elapsed() > Duration::from_millis(RESIZE_IDLE_MS);
+        if idle || start.elapsed() > Duration::from_millis(RESIZE_WAIT_MS) {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    // Idle link: swap with the receiver off.
+    quiesce_rx(a)?;
+    let rctl = a.rd(RCTL)?;
+    a.wr(RCTL, rctl & !rctl::EN)?;
+    let r = kernel::ring_quiesce(a.dev, true, true)
+        .and_then(|_| kernel::rings_alloc(a.dev, &ring_request(a)));
+    a.wr(RCTL, rctl)?;
+    r.map(|_| ())
 }
 
 /// Current ring sizes.

@@ -9,7 +9,6 @@
 //! by the kernel half's host only.
 
 use microdriver_rt::critical;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,23 +66,37 @@ impl WorkQueue {
     }
 }
 
-/// Hot-path counters (atomics: the hot path bumps them without taking a lock).
-#[derive(Debug, Default)]
-pub(crate) struct HotCounters {
-    pub tx_packets: AtomicU64,
-    pub tx_bytes: AtomicU64,
-    pub tx_busy: AtomicU64,
-    pub tx_restart_queue: AtomicU64,
-    pub tx_dropped: AtomicU64,
-    pub rx_packets: AtomicU64,
-    pub rx_bytes: AtomicU64,
-    pub rx_errors: AtomicU64,
-    pub rx_dropped: AtomicU64,
-    pub rx_csum_good: AtomicU64,
-    pub rx_csum_bad: AtomicU64,
-    pub rx_copybreak: AtomicU64,
-    pub interrupts: AtomicU64,
-    pub polls: AtomicU64,
+/// Indices of the hot-path counters (the hot path bumps atomics without taking a lock; the
+/// names are [`HotStats`]'s fields, in this order).
+pub mod ctr {
+    /// Packets handed to the hardware and reclaimed (TSO segments counted).
+    pub const TX_PACKETS: usize = 0;
+    /// Their bytes.
+    pub const TX_BYTES: usize = 1;
+    /// Transmit attempts refused because the ring was full (or frozen, or no carrier).
+    pub const TX_BUSY: usize = 2;
+    /// Times the stopped queue was woken by TX clean.
+    pub const TX_RESTART_QUEUE: usize = 3;
+    /// Packets refused as malformed.
+    pub const TX_DROPPED: usize = 4;
+    /// Frames delivered.
+    pub const RX_PACKETS: usize = 5;
+    /// Their bytes.
+    pub const RX_BYTES: usize = 6;
+    /// Frames dropped for receive errors.
+    pub const RX_ERRORS: usize = 7;
+    /// Frames dropped because nobody was listening.
+    pub const RX_DROPPED: usize = 8;
+    /// Frames whose checksums the hardware verified good.
+    pub const RX_CSUM_GOOD: usize = 9;
+    /// Frames with a bad checksum.
+    pub const RX_CSUM_BAD: usize = 10;
+    /// Interrupts taken.
+    pub const INTERRUPTS: usize = 11;
+    /// Poll rounds run.
+    pub const POLLS: usize = 12;
+    /// How many counters there are.
+    pub const N: usize = 13;
 }
 
 /// A snapshot of the hot-path counters (what the user half's statistics report).
@@ -111,7 +124,8 @@ pub struct HotStats {
     pub rx_csum_good: u64,
     /// Frames with a bad checksum.
     pub rx_csum_bad: u64,
-    /// Frames copied into a right-sized buffer (at most the copybreak length).
+    /// Always 0: the driver has no copybreak (every frame is copied out of its ring's one
+    /// DMA region, so there is no buffer to hand up instead of a copy). Kept for the API.
     pub rx_copybreak: u64,
     /// Interrupts taken.
     pub interrupts: u64,
@@ -119,11 +133,33 @@ pub struct HotStats {
     pub polls: u64,
 }
 
+impl From<[u64; ctr::N]> for HotStats {
+    /// Names a snapshot of the counters (in [`ctr`] order).
+    fn from(c: [u64; ctr::N]) -> Self {
+        let [tx_packets, tx_bytes, tx_busy, tx_restart_queue, tx_dropped, rx_packets, rx_bytes, rx_errors, rx_dropped, rx_csum_good, rx_csum_bad, interrupts, polls] =
+            c;
+        Self {
+            tx_packets,
+            tx_bytes,
+            tx_busy,
+            tx_restart_queue,
+            tx_dropped,
+            rx_packets,
+            rx_bytes,
+            rx_errors,
+            rx_dropped,
+            rx_csum_good,
+            rx_csum_bad,
+            rx_copybreak: 0,
+            interrupts,
+            polls,
+        }
+    }
+}
+
 /// Parameters of the hot path the user half sets.
 #[derive(Debug)]
 pub(crate) struct HotConfig {
-    /// Frames up to this length are copied into exactly-sized buffers.
-    pub copybreak: AtomicU32,
     /// Longest frame accepted (without FCS, with a VLAN tag).
     pub max_frame: AtomicU32,
     /// Set IDE on transmit descriptors (use TIDV/TADV).
@@ -135,7 +171,6 @@ pub(crate) struct HotConfig {
 impl Default for HotConfig {
     fn default() -> Self {
         Self {
-            copybreak: AtomicU32::new(256),
             max_frame: AtomicU32::new(1518),
             tx_ide: AtomicBool::new(false),
             rx_csum: AtomicBool::new(true),
@@ -157,10 +192,10 @@ pub struct Kernel {
     pub(crate) carrier: AtomicBool,
     /// Set while the user half drains the transmit ring (resize, down): xmit refuses.
     pub(crate) tx_frozen: AtomicBool,
-    pub(crate) counters: HotCounters,
+    pub(crate) counters: [AtomicU64; ctr::N],
     pub(crate) cfg: HotConfig,
     pub(crate) sink: RwLock<Option<RxSink>>,
-    pub(crate) capture: Mutex<Option<VecDeque<RxFrame>>>,
+    pub(crate) capture: Mutex<Option<Vec<RxFrame>>>,
     /// Taken before the receive ring's lock is released and held while delivering, so two
     /// cleaners (the poll loop and a drain) hand frames up in ring order.
     pub(crate) rx_order: Mutex<()>,
@@ -201,7 +236,7 @@ pub fn attach(hw: Hw) -> DevId {
         irq_mask: AtomicU32::new(0),
         carrier: AtomicBool::new(false),
         tx_frozen: AtomicBool::new(false),
-        counters: HotCounters::default(),
+        counters: Default::default(),
         cfg: HotConfig::default(),
         sink: RwLock::new(None),
         capture: Mutex::new(None),
@@ -220,11 +255,9 @@ pub fn attach(hw: Hw) -> DevId {
 /// Detaches a device: stops its DMA, masks its interrupts, frees its rings and forgets it.
 #[critical]
 pub fn detach(dev: DevId) -> Result<(), DriverError> {
-    let k = lookup(dev)?;
-    k.stop_dma();
-    k.hw.mmio.write32(regs::IMC, !0);
-    k.free_rings();
-    let mut reg = REGISTRY.write();
+    irq_set_mask(dev, 0)?;
+    rings_free(dev)?;
+    let reg: &mut Vec<Option<Arc<Kernel>>> = &mut REGISTRY.write();
     if let Some(slot) = usize::try_from(dev.0).ok().and_then(|i| reg.get_mut(i)) {
         *slot = None;
     }
@@ -233,11 +266,9 @@ pub fn detach(dev: DevId) -> Result<(), DriverError> {
 
 /// The kernel half of `dev`.
 pub fn lookup(dev: DevId) -> Result<Arc<Kernel>, DriverError> {
-    let reg = REGISTRY.read();
-    usize::try_from(dev.0)
-        .ok()
-        .and_then(|i| reg.get(i))
-        .and_then(Option::clone)
+    let reg: &Vec<Option<Arc<Kernel>>> = &REGISTRY.read();
+    let k = usize::try_from(dev.0).ok().and_then(|i| reg.get(i));
+    k.and_then(Option::clone)
         .ok_or(DriverError::NoDevice(dev.0))
 }
 
@@ -257,50 +288,24 @@ impl Kernel {
         self.hw.mmio.read32(off)
     }
 
-    /// Direct register write (kernel half only: no policy; ring registers are noted).
+    /// Direct register write (kernel half only: no policy).
     pub(crate) fn wr(&self, off: u32, v: u32) {
-        if matches!(
-            off,
-            regs::RDBAL
-                | regs::RDBAH
-                | regs::RDLEN
-                | regs::TDBAL
-                | regs::TDBAH
-                | regs::TDLEN
-                | regs::CTRL
-        ) {
-            self.policy.lock().note_kernel_write(off, v);
-        }
         self.hw.mmio.write32(off, v)
     }
 
-    fn stop_dma(&self) {
-        self.wr(regs::RCTL, self.rd(regs::RCTL) & !rctl::EN);
-        self.wr(regs::TCTL, self.rd(regs::TCTL) & !tctl::EN);
-    }
-
-    fn free_rings(&self) {
-        let mut p = self.policy.lock();
-        if let Some(t) = self.tx.lock().take() {
-            p.revoke_ring(t.desc_bus());
-        }
-        if let Some(r) = self.rx.lock().take() {
-            p.revoke_ring(r.desc_bus());
-        }
+    /// Adds `n` to hot-path counter `i` (an index of [`ctr`]).
+    pub(crate) fn count(&self, i: usize, n: u64) {
+        self.counters[i].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sends a received frame up (or into the self-test capture).
     pub(crate) fn deliver(&self, f: RxFrame) {
         if let Some(c) = self.capture.lock().as_mut() {
-            c.push_back(f);
-            return;
+            return c.push(f);
         }
-        let sink = self.sink.read().clone();
-        match sink {
+        match self.sink.read().clone() {
             Some(s) => s(f),
-            None => {
-                self.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
-            }
+            None => self.count(ctr::RX_DROPPED, 1),
         }
     }
 
@@ -311,9 +316,8 @@ impl Kernel {
 
     /// Wakes transmitters waiting for a stopped queue.
     pub(crate) fn wake_tx(&self) {
-        let (m, cv) = &self.tx_wake;
-        *m.lock() += 1;
-        cv.notify_all();
+        *self.tx_wake.0.lock() += 1;
+        self.tx_wake.1.notify_all();
     }
 
     /// Waits up to `timeout` for the next TX wake-up.
@@ -323,38 +327,26 @@ impl Kernel {
         cv.wait_for(&mut g, timeout);
     }
 
-    /// A snapshot of the hot-path counters.
+    /// A snapshot of the hot-path counters, in [`ctr`] order.
+    pub fn counters(&self) -> [u64; ctr::N] {
+        std::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed))
+    }
+
+    /// The hot-path counters, named.
     pub fn hot_stats(&self) -> HotStats {
-        let c = &self.counters;
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        HotStats {
-            tx_packets: l(&c.tx_packets),
-            tx_bytes: l(&c.tx_bytes),
-            tx_busy: l(&c.tx_busy),
-            tx_restart_queue: l(&c.tx_restart_queue),
-            tx_dropped: l(&c.tx_dropped),
-            rx_packets: l(&c.rx_packets),
-            rx_bytes: l(&c.rx_bytes),
-            rx_errors: l(&c.rx_errors),
-            rx_dropped: l(&c.rx_dropped),
-            rx_csum_good: l(&c.rx_csum_good),
-            rx_csum_bad: l(&c.rx_csum_bad),
-            rx_copybreak: l(&c.rx_copybreak),
-            interrupts: l(&c.interrupts),
-            polls: l(&c.polls),
-        }
+        HotStats::from(self.counters())
     }
 }
 
 // ------------------------------------------------------------------------------------------
-// Downcalls: the user half's only way to the device.
+// Downcalls: the user half's only way to the device. Every argument is checked.
 // ------------------------------------------------------------------------------------------
 
 /// Reads a register on behalf of the user half (checked by the register policy).
 #[critical]
 pub fn reg_read(dev: DevId, off: u32) -> Result<u32, DriverError> {
     let k = lookup(dev)?;
-    k.policy.lock().check_read(off)?;
+    k.policy.lock().check(off, None)?;
     Ok(k.rd(off))
 }
 
@@ -363,8 +355,8 @@ pub fn reg_read(dev: DevId, off: u32) -> Result<u32, DriverError> {
 pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     let mut p = k.policy.lock();
-    p.check_write(off, value)?;
-    k.hw.mmio.write32(off, value);
+    p.check(off, Some(value))?;
+    k.wr(off, value);
     Ok(())
 }
 
@@ -373,10 +365,8 @@ pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {
 #[critical]
 pub fn pci_read16(dev: DevId, off: u16) -> Result<u16, DriverError> {
     if off >= 0x40 || off % 2 != 0 {
-        return Err(DriverError::invalid(
-            "PCI config offset",
-            format!("{off:#x}: the user half may read the aligned standard header (0..0x40) only"),
-        ));
+        let why = format!("{off:#x}: the user half may read the aligned header (0..0x40) only");
+        return Err(DriverError::invalid("PCI config offset", why));
     }
     Ok(lookup(dev)?.hw.pci.config_read16(off))
 }
@@ -387,10 +377,8 @@ pub fn pci_read16(dev: DevId, off: u16) -> Result<u16, DriverError> {
 pub fn irq_set_mask(dev: DevId, mask: u32) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.irq_mask.store(mask, Ordering::SeqCst);
-    k.hw.mmio.write32(regs::IMC, !mask);
-    if mask != 0 {
-        k.hw.mmio.write32(regs::IMS, mask);
-    }
+    k.wr(regs::IMC, !mask);
+    k.wr(regs::IMS, mask);
     Ok(())
 }
 
@@ -404,23 +392,22 @@ pub fn irq_assertions(dev: DevId) -> Result<u64, DriverError> {
 #[critical]
 pub fn set_carrier(dev: DevId, up: bool) -> Result<(), DriverError> {
     let k = lookup(dev)?;
-    let was = k.carrier.swap(up, Ordering::SeqCst);
-    if up && !was {
-        k.wake_tx();
-    }
+    k.carrier.store(up, Ordering::SeqCst);
+    k.wake_tx();
     Ok(())
 }
 
-/// The hot-path counters.
+/// The hot-path counters, in [`ctr`] order (the user half names them: [`HotStats::from`]).
 #[critical]
-pub fn hot_stats(dev: DevId) -> Result<HotStats, DriverError> {
-    Ok(lookup(dev)?.hot_stats())
+pub fn hot_counters(dev: DevId) -> Result<[u64; ctr::N], DriverError> {
+    Ok(lookup(dev)?.counters())
 }
 
 /// The hot path's parameters, as the user half configures them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
 pub struct HotParams {
-    /// Frames up to this length are copied into exactly-sized buffers.
+    /// Has no effect (there is no copybreak: see [`HotStats::rx_copybreak`]); kept for the
+    /// API.
     pub copybreak: u32,
     /// Longest frame accepted, without FCS, including a VLAN tag.
     pub max_frame: u32,
@@ -430,11 +417,11 @@ pub struct HotParams {
     pub rx_csum: bool,
 }
 
-/// Sets the hot path's parameters.
+/// Sets the hot path's parameters (any values are safe: the hot path bounds what it
+/// gathers and checks what it sends against `max_frame`).
 #[critical]
 pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     let k = lookup(dev)?;
-    k.cfg.copybreak.store(p.copybreak, Ordering::Relaxed);
     k.cfg.max_frame.store(p.max_frame, Ordering::Relaxed);
     k.cfg.tx_ide.store(p.tx_ide, Ordering::Relaxed);
     k.cfg.rx_csum.store(p.rx_csum, Ordering::Relaxed);
@@ -452,8 +439,8 @@ pub struct RingRequest {
     pub rx_buf_len: u32,
 }
 
-/// Where the kernel half put the rings: what the user half programs into the base
-/// registers (and all the DMA it ever learns about).
+/// Where the kernel half put the rings (it programs the base registers itself; this is
+/// what the user half learns about them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Marshal)]
 pub struct RingBases {
     /// Transmit descriptor ring bus address.
@@ -475,176 +462,124 @@ pub const MAX_RING: u32 = 4096;
 /// Validates a ring size.
 pub fn check_ring_size(what: &str, n: u32) -> Result<(), DriverError> {
     if n % 8 != 0 || !(MIN_RING..=MAX_RING).contains(&n) {
-        return Err(DriverError::invalid(
-            what,
-            format!("{n} descriptors: use a multiple of 8 in {MIN_RING}..={MAX_RING}"),
-        ));
+        let why = format!("{n} descriptors: use a multiple of 8 in {MIN_RING}..={MAX_RING}");
+        return Err(DriverError::invalid(what, why));
     }
     Ok(())
 }
 
-/// Allocates new rings (replacing and freeing any old ones, after stopping DMA) and allows
-/// their bases in the register policy.
+/// Allocates rings and programs them into the device, replacing (and freeing) the old
+/// ones, which must be quiescent (see [`ring_quiesce`]; else [`DriverError::Busy`]):
+///
+/// * transmit: nothing pending. The transmitter is held off while TDBA/TDLEN/TDH/TDT are
+///   written (SDM 13.4.38-41: TDH is written only with the transmitter disabled) and
+///   TCTL is put back as it was.
+/// * receive, receiver disabled: RDBA/RDLEN, RDH = 0, buffers, RDT.
+/// * receive, receiver **running**: the old ring must be parked at its end with everything
+///   delivered (the hardware's head and tail both 0, so it owns no descriptor and holds
+///   arriving frames in its packet buffer). RDBA/RDLEN are pointed at the new ring without
+///   writing RDH (SDM 13.4.28 forbids that while the receiver runs; it is 0 and stays
+///   valid), the new ring's buffers are given from index 0, and a frame the hardware was
+///   in the middle of continues into them (the gathered part is carried over). Nothing in
+///   the packet buffer is dropped.
 #[critical]
 pub fn rings_alloc(dev: DevId, req: &RingRequest) -> Result<RingBases, DriverError> {
     check_ring_size("transmit ring size", req.tx_count)?;
     check_ring_size("receive ring size", req.rx_count)?;
-    let buf_len = usize::try_from(req.rx_buf_len).unwrap_or(0);
-    if regs::rctl_buffer_bits(buf_len).is_none() {
-        return Err(DriverError::invalid(
-            "receive buffer length",
-            format!("{buf_len}: use 256, 512, 1024, 2048, 4096, 8192 or 16384"),
-        ));
-    }
+    let buf_len = req.rx_buf_len as usize;
+    let buf_bits = regs::rctl_buffer_bits(buf_len).ok_or_else(|| {
+        DriverError::invalid("receive buffer length", "use 256, 512, 1024 ... 16384")
+    })?;
     let k = lookup(dev)?;
-    k.stop_dma();
-    k.free_rings();
+    let (mut tg, mut rg) = (k.tx.lock(), k.rx.lock());
+    let rx_on = k.rd(regs::RCTL) & rctl::EN != 0;
+    let partial = match rg.as_mut() {
+        _ if tg.as_ref().is_some_and(|t| t.pending() > 0) => return Err(DriverError::Busy),
+        Some(r) if rx_on => r.take_parked()?,
+        _ => Default::default(),
+    };
     let tx = TxRing::new(&*k.hw.dma, req.tx_count)?;
-    let rx = RxRing::new(&*k.hw.dma, req.rx_count, buf_len)?;
+    let mut rx = RxRing::new(&*k.hw.dma, req.rx_count, buf_len, partial)?;
+    let tctl = k.rd(regs::TCTL);
+    k.wr(regs::TCTL, tctl & !tctl::EN);
+    k.program(regs::TDBAL, tx.desc_bus(), req.tx_count);
+    k.wr(regs::TDH, 0);
+    k.wr(regs::TDT, 0);
+    k.wr(regs::TCTL, tctl);
+    k.program(regs::RDBAL, rx.desc_bus(), req.rx_count);
+    if !rx_on {
+        k.wr(regs::RDH, 0);
+    }
+    k.wr(regs::RDT, rx.refill());
+    k.policy.lock().live = Some(buf_bits);
     let bases = RingBases {
         tx_bus: tx.desc_bus(),
         tx_len: req.tx_count * 16,
         rx_bus: rx.desc_bus(),
         rx_len: req.rx_count * 16,
     };
-    {
-        let mut p = k.policy.lock();
-        p.allow_ring(bases.tx_bus, u64::from(bases.tx_len));
-        p.allow_ring(bases.rx_bus, u64::from(bases.rx_len));
-    }
-    *k.tx.lock() = Some(tx);
-    *k.rx.lock() = Some(rx);
+    (*tg, *rg) = (Some(tx), Some(rx));
+    k.tx_frozen.store(false, Ordering::SeqCst);
+    k.wake_tx();
     Ok(bases)
 }
 
-/// Stops DMA and frees the rings.
+impl Kernel {
+    /// Writes a ring's base (high half first) and length registers; `bal` is RDBAL or TDBAL
+    /// (BAH and LEN follow it in the map, SDM 13.4).
+    fn program(&self, bal: u32, bus: u64, count: u32) {
+        self.wr(bal + 4, (bus >> 32) as u32);
+        self.wr(bal, bus as u32);
+        self.wr(bal + 8, count * 16);
+    }
+}
+
+/// Stops DMA, clears the ring registers and frees the rings.
 #[critical]
 pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
-    k.stop_dma();
-    k.free_rings();
-    Ok(())
-}
-
-/// Resets the transmit ring's indices (TDH = TDT = 0); call after programming TDBA/TDLEN.
-#[critical]
-pub fn tx_start(dev: DevId) -> Result<(), DriverError> {
-    let k = lookup(dev)?;
-    let mut g = k.tx.lock();
-    let t = g
-        .as_mut()
-        .ok_or_else(|| DriverError::invalid("transmit ring", "not allocated"))?;
-    t.reset()?;
-    k.wr(regs::TDH, 0);
-    k.wr(regs::TDT, 0);
-    k.tx_frozen.store(false, Ordering::SeqCst);
-    drop(g);
-    k.wake_tx();
-    Ok(())
-}
-
-/// Resets the receive ring (RDH = 0), gives every buffer to the hardware and sets RDT.
-#[critical]
-pub fn rx_start(dev: DevId) -> Result<(), DriverError> {
-    let k = lookup(dev)?;
-    let mut g = k.rx.lock();
-    let r = g
-        .as_mut()
-        .ok_or_else(|| DriverError::invalid("receive ring", "not allocated"))?;
-    r.reset()?;
-    k.wr(regs::RDH, 0);
-    let tail = r.refill()?;
-    if let Some(t) = tail {
-        k.wr(regs::RDT, t);
+    k.policy.lock().live = None;
+    for reg in [regs::RCTL, regs::TCTL] {
+        k.wr(reg, k.rd(reg) & !(rctl::EN | tctl::EN));
     }
-    Ok(())
-}
-
-/// Stops accepting packets for transmission (xmit answers `Busy`), reclaims what the
-/// hardware has finished and returns the descriptors still in flight. The user half calls
-/// it until it returns 0 before taking the interface down or resizing, so nothing the
-/// kernel half accepted is lost; the waiting happens in the user half, never here.
-#[critical]
-pub fn tx_freeze(dev: DevId) -> Result<u32, DriverError> {
-    let k = lookup(dev)?;
-    k.tx_frozen.store(true, Ordering::SeqCst);
-    let mut g = k.tx.lock();
-    Ok(match g.as_mut() {
-        None => 0,
-        Some(t) => {
-            crate::hot::tx::clean_locked(&k, t);
-            t.pending()
-        }
-    })
-}
-
-/// Lets transmission resume after [`tx_freeze`] without restarting the ring.
-#[critical]
-pub fn tx_thaw(dev: DevId) -> Result<(), DriverError> {
-    let k = lookup(dev)?;
-    k.tx_frozen.store(false, Ordering::SeqCst);
-    k.wake_tx();
-    Ok(())
-}
-
-/// Delivers every frame the receiver has completed (after the user half disabled the
-/// receiver and before it frees the ring): nothing the hardware completed is dropped.
-#[critical]
-pub fn rx_drain(dev: DevId) -> Result<u32, DriverError> {
-    let k = lookup(dev)?;
-    let mut n = 0;
-    loop {
-        let got = crate::hot::rx::clean(&k, 256);
-        n += got;
-        if got == 0 {
-            return Ok(n);
-        }
+    for base in [regs::RDBAL, regs::TDBAL] {
+        k.program(base, 0, 0);
     }
+    (*k.tx.lock(), *k.rx.lock()) = (None, None);
+    Ok(())
 }
 
-/// Transmit progress, for the watchdog's hang check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Marshal)]
-pub struct TxProgress {
-    /// Descriptors handed to the hardware and not yet reclaimed.
-    pub pending: u32,
-    /// The next descriptor TX clean will look at.
-    pub next_to_clean: u32,
-    /// How long the oldest pending packet has waited, in milliseconds.
-    pub oldest_ms: u64,
-    /// Whether the queue is stopped (ring full).
-    pub stopped: bool,
-}
-
-/// The transmit ring's progress.
+/// Quiesces the rings before a resize or close (or, with both `false`, lets them run
+/// again). `tx`: xmit answers `Busy` and the finished packets are reclaimed. `rx`: the
+/// receive ring is no longer refilled past its end, so the hardware stops at index 0 and
+/// holds further frames in its packet buffer; everything completed is delivered. Returns
+/// the transmit descriptors still pending and the receive descriptors still to be filled
+/// before the ring's end (both 0: quiescent). The waiting happens in the user half, never
+/// here.
 #[critical]
-pub fn tx_progress(dev: DevId) -> Result<TxProgress, DriverError> {
+pub fn ring_quiesce(dev: DevId, tx: bool, rx: bool) -> Result<(u32, u32), DriverError> {
     let k = lookup(dev)?;
-    let g = k.tx.lock();
-    Ok(g.as_ref().map(TxRing::progress).unwrap_or_default())
+    k.tx_frozen.store(tx, Ordering::SeqCst);
+    if let Some(r) = k.rx.lock().as_mut() {
+        r.parked = rx;
+    }
+    while crate::hot::rx::clean(&k, 256) > 0 && rx {}
+    crate::hot::tx::clean(&k);
+    k.wake_tx();
+    let tx_pending = k.tx.lock().as_ref().map_or(0, TxRing::pending);
+    let rx_to_end = k.rx.lock().as_ref().map_or(0, RxRing::to_end);
+    Ok((tx_pending, rx_to_end))
 }
 
 /// Starts or stops capturing received frames for the user half (the loopback self-test);
-/// returns what was captured when stopping.
+/// returns (and clears) what was captured so far.
 #[critical]
 pub fn rx_capture(dev: DevId, on: bool) -> Result<Vec<RxFrame>, DriverError> {
     let k = lookup(dev)?;
     let mut c = k.capture.lock();
-    if on {
-        *c = Some(VecDeque::new());
-        Ok(Vec::new())
-    } else {
-        Ok(c.take().map(Vec::from).unwrap_or_default())
-    }
-}
-
-/// Takes the frames captured so far, leaving the capture on.
-#[critical]
-pub fn rx_capture_take(dev: DevId) -> Result<Vec<RxFrame>, DriverError> {
-    let k = lookup(dev)?;
-    let mut c = k.capture.lock();
-    Ok(c.as_mut()
-        .map(|q| q.drain(..).collect())
-        .unwrap_or_default())
+    let got = c.take().unwrap_or_default();
+    *c = on.then(Vec::new);
+    Ok(got)
 }
 
 /// Asks the kernel half's host to run the reset task (the watchdog found a transmit hang).
@@ -654,22 +589,18 @@ pub fn schedule_reset(dev: DevId) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Starts a device reset (CTRL.RST): masks interrupts, stops DMA, enables memory space and
-/// bus mastering again in PCI COMMAND (in case what the reset recovers from was a function
-/// whose bus mastering had been turned off) and sets CTRL.RST. The user half waits for the
-/// bit to clear ([`crate::probe::reset_hw`]).
+/// Starts a device reset (CTRL.RST): masks interrupts, frees the rings (stopping DMA),
+/// enables memory space and bus mastering again in PCI COMMAND (in case what the reset
+/// recovers from was a function whose bus mastering had been turned off) and sets CTRL.RST.
+/// The user half waits for the bit to clear ([`crate::probe::reset_hw`]).
 #[critical]
 pub fn reset_start(dev: DevId) -> Result<(), DriverError> {
+    irq_set_mask(dev, 0)?;
+    rings_free(dev)?;
     let k = lookup(dev)?;
     let cmd = k.hw.pci.config_read16(pci::COMMAND);
-    k.hw.pci.config_write16(
-        pci::COMMAND,
-        cmd | pci::command::MEMORY | pci::command::BUS_MASTER,
-    );
-    k.irq_mask.store(0, Ordering::SeqCst);
-    k.hw.mmio.write32(regs::IMC, !0);
-    k.stop_dma();
-    let c = k.rd(regs::CTRL);
-    k.wr(regs::CTRL, c | ctrl::RST);
+    let on = pci::command::MEMORY | pci::command::BUS_MASTER;
+    k.hw.pci.config_write16(pci::COMMAND, cmd | on);
+    k.wr(regs::CTRL, k.rd(regs::CTRL) | ctrl::RST);
     Ok(())
 }

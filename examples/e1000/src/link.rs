@@ -11,7 +11,7 @@ use microdriver_rt::Marshal;
 use crate::adapter::Adapter;
 use crate::error::DriverError;
 use crate::kernel;
-use crate::regs::{ctrl, status, tctl, CTRL, ITR, STATUS, TCTL};
+use crate::regs::{ctrl, status, tctl, CTRL, ITR, STATUS, TCTL, TDH, TDT};
 use crate::stats;
 
 /// How often the watchdog runs.
@@ -101,25 +101,25 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     Ok(report)
 }
 
-/// A hang: packets pending, the ring not moving since the last run, the oldest pending
-/// for longer than `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow
-/// control. Schedules a reset.
+/// A hang: packets pending (TDH != TDT), the head not moving for longer than
+/// `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow control.
+/// Schedules a reset.
 fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
-    let p = kernel::tx_progress(a.dev)?;
-    let stuck = p.pending > 0 && a.wd.last_tx_pending && p.next_to_clean == a.wd.last_tx_clean;
-    a.wd.last_tx_clean = p.next_to_clean;
-    a.wd.last_tx_pending = p.pending > 0;
-    if stuck
-        && p.oldest_ms > a.conf.tx_timeout_ms
-        && a.link.up
-        && a.rd(STATUS)? & status::TXOFF == 0
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let head = a.rd(TDH)?;
+    let pending = head != a.rd(TDT)?;
+    if !pending || !a.wd.last_tx_pending || head != a.wd.last_tx_clean {
+        a.wd.last_tx_move_ms = now;
+    }
+    a.wd.last_tx_clean = head;
+    a.wd.last_tx_pending = pending;
+    let stuck_ms = now.saturating_sub(a.wd.last_tx_move_ms);
+    if pending && stuck_ms > a.conf.tx_timeout_ms && a.link.up && a.rd(STATUS)? & status::TXOFF == 0
     {
         a.wd.tx_timeouts += 1;
-        tracing::warn!(
-            dev = a.dev.0,
-            pending = p.pending,
-            "transmit hang: scheduling a reset"
-        );
+        tracing::warn!(dev = a.dev.0, head, "transmit hang: scheduling a reset");
         kernel::schedule_reset(a.dev)?;
         return Ok(true);
     }
@@ -129,7 +129,7 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
 /// Dynamic interrupt throttling: few, small packets get a high interrupt rate (low
 /// latency), bulk traffic a lower one. Returns the rate programmed.
 fn update_itr(a: &mut Adapter) -> Result<u32, DriverError> {
-    let h = kernel::hot_stats(a.dev)?;
+    let h = kernel::HotStats::from(kernel::hot_counters(a.dev)?);
     let packets = (h.rx_packets + h.tx_packets).saturating_sub(a.wd.last_packets);
     let bytes = (h.rx_bytes + h.tx_bytes).saturating_sub(a.wd.last_bytes);
     a.wd.last_packets = h.rx_packets + h.tx_packets;

@@ -14,19 +14,23 @@ pub use e1000_sim::regs::*;
 pub const IMS_ENABLE_MASK: u32 =
     icr::TXDW | icr::LSC | icr::RXSEQ | icr::RXDMT0 | icr::RXO | icr::RXT0;
 
-/// The RCTL bits (BSIZE, BSEX) that select a receive buffer of `len` bytes, or `None` if the
-/// part has no such size (SDM 13.4.22).
+/// The receive buffer sizes the part has and the RCTL bits (BSIZE, BSEX) that select them
+/// (SDM 13.4.22).
+pub const RX_BUFFER_SIZES: [(usize, u32); 7] = [
+    (2048, 0),
+    (1024, 1 << rctl::BSIZE_SHIFT),
+    (512, 2 << rctl::BSIZE_SHIFT),
+    (256, 3 << rctl::BSIZE_SHIFT),
+    (16384, rctl::BSEX | (1 << rctl::BSIZE_SHIFT)),
+    (8192, rctl::BSEX | (2 << rctl::BSIZE_SHIFT)),
+    (4096, rctl::BSEX | (3 << rctl::BSIZE_SHIFT)),
+];
+
+/// The RCTL bits that select a receive buffer of `len` bytes, or `None` if the part has no
+/// such size.
 pub fn rctl_buffer_bits(len: usize) -> Option<u32> {
-    Some(match len {
-        2048 => 0,
-        1024 => 1 << rctl::BSIZE_SHIFT,
-        512 => 2 << rctl::BSIZE_SHIFT,
-        256 => 3 << rctl::BSIZE_SHIFT,
-        16384 => rctl::BSEX | (1 << rctl::BSIZE_SHIFT),
-        8192 => rctl::BSEX | (2 << rctl::BSIZE_SHIFT),
-        4096 => rctl::BSEX | (3 << rctl::BSIZE_SHIFT),
-        _ => return None,
-    })
+    let (_, bits) = RX_BUFFER_SIZES.iter().find(|(l, _)| *l == len)?;
+    Some(*bits)
 }
 
 /// One statistics register the driver accumulates (SDM 13.7).

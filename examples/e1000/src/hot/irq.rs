@@ -33,7 +33,7 @@ pub fn handle(k: &Kernel) -> IrqOutcome {
     if causes == 0 {
         return IrqOutcome::default();
     }
-    k.counters.interrupts.fetch_add(1, Ordering::Relaxed);
+    k.count(kernel::ctr::INTERRUPTS, 1);
     if causes & (icr::LSC | icr::RXSEQ) != 0 {
         k.work.post(work::LINK);
     }

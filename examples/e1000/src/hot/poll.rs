@@ -31,7 +31,7 @@ pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
 /// `budget` frames and refill; when under budget, re-enable the interrupts the user half
 /// configured.
 pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
-    k.counters.polls.fetch_add(1, Ordering::Relaxed);
+    k.count(kernel::ctr::POLLS, 1);
     let tx_cleaned = tx::clean(k);
     let rx = rx::clean(k, budget);
     let complete = rx < budget;

@@ -10,12 +10,11 @@
 
 use microdriver_rt::critical;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use crate::error::DriverError;
 use crate::frame::{CsumOffload, TsoOffload, TxPacket};
 use crate::hw::{Dma, DmaRegion};
-use crate::kernel::{self, DevId, Kernel, TxProgress};
+use crate::kernel::{self, ctr, DevId, Kernel};
 use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
 
 /// Bytes of buffer behind each transmit descriptor.
@@ -87,8 +86,6 @@ struct TxInfo {
     bytes: u64,
     /// On a packet's first descriptor: frames it becomes (TSO segments).
     frames: u64,
-    /// On a packet's first descriptor: when it was queued.
-    queued: Option<Instant>,
 }
 
 /// The transmit ring.
@@ -125,23 +122,6 @@ impl TxRing {
         self.desc.bus_addr()
     }
 
-    /// Descriptor count.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
-    /// Empties the ring (after the hardware's head and tail were reset).
-    pub(crate) fn reset(&mut self) -> Result<(), DriverError> {
-        self.desc
-            .write(0, &vec![0u8; self.count as usize * DESC_LEN])?;
-        self.next_to_use = 0;
-        self.next_to_clean = 0;
-        self.info.fill(TxInfo::default());
-        self.stopped = false;
-        self.ctx = None;
-        Ok(())
-    }
-
     fn unused(&self) -> u32 {
         self.count - 1 - self.pending()
     }
@@ -149,19 +129,6 @@ impl TxRing {
     /// Descriptors in flight.
     pub fn pending(&self) -> u32 {
         (self.next_to_use + self.count - self.next_to_clean) % self.count
-    }
-
-    pub(crate) fn progress(&self) -> TxProgress {
-        let oldest = self.info[self.next_to_clean as usize]
-            .queued
-            .filter(|_| self.pending() > 0)
-            .map_or(0, |t| t.elapsed().as_millis() as u64);
-        TxProgress {
-            pending: self.pending(),
-            next_to_clean: self.next_to_clean,
-            oldest_ms: oldest,
-            stopped: self.stopped,
-        }
     }
 
     fn push(&mut self, d: [u8; 16]) -> Result<u32, DriverError> {
@@ -251,13 +218,12 @@ pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
 /// [`DriverError::BadPacket`] if the part cannot send it as described.
 pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
     if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
-        k.counters.tx_busy.fetch_add(1, Ordering::Relaxed);
+        k.count(ctr::TX_BUSY, 1);
         return Err(DriverError::Busy);
     }
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
-    let (data_descs, bytes, frames) = validate(pkt, max_frame).inspect_err(|_| {
-        k.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
-    })?;
+    let (data_descs, bytes, frames) =
+        validate(pkt, max_frame).inspect_err(|_| k.count(ctr::TX_DROPPED, 1))?;
     let ide = if k.cfg.tx_ide.load(Ordering::Relaxed) {
         txd_cmd::IDE
     } else {
@@ -284,7 +250,7 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
         clean_locked(k, t);
         if t.unused() < needed {
             t.stopped = true;
-            k.counters.tx_busy.fetch_add(1, Ordering::Relaxed);
+            k.count(ctr::TX_BUSY, 1);
             return Err(DriverError::Busy);
         }
     }
@@ -363,16 +329,9 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
         eop: Some(last),
         bytes,
         frames,
-        queued: Some(Instant::now()),
     };
     k.wr(TDT, t.next_to_use);
     Ok(())
-}
-
-/// Reclaims transmitted packets of `dev` (critical).
-#[critical]
-pub fn clean_tx(dev: DevId) -> Result<u32, DriverError> {
-    Ok(clean(&*kernel::lookup(dev)?))
 }
 
 /// Reclaims every packet whose last descriptor the hardware marked done; wakes a stopped
@@ -409,11 +368,11 @@ pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing) -> u32 {
         bytes += info.bytes;
     }
     if packets > 0 {
-        k.counters.tx_packets.fetch_add(frames, Ordering::Relaxed);
-        k.counters.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        k.count(ctr::TX_PACKETS, frames);
+        k.count(ctr::TX_BYTES, bytes);
         if t.stopped && t.unused() >= WAKE_THRESHOLD.min(t.count / 2) {
             t.stopped = false;
-            k.counters.tx_restart_queue.fetch_add(1, Ordering::Relaxed);
+            k.count(ctr::TX_RESTART_QUEUE, 1);
         }
         k.wake_tx();
     }
