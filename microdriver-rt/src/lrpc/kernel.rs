@@ -342,10 +342,18 @@ impl KernelEndpoint {
                     let mut request = Vec::new();
                     self.read_checked(slot, call_id, &mut request)?;
                     let mut reply = Vec::new();
-                    if let Err(reason) =
-                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply)
-                    {
-                        self.stats.reject(reason);
+                    let started = Instant::now();
+                    let result =
+                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                    if let Err(reason) = &result {
+                        self.stats.reject(reason.clone());
+                    }
+                    // Counted under the downcall's own entry (the slot header names the
+                    // upcall it is nested in); a frame too broken to name one is only a
+                    // rejection.
+                    if let Ok((header, _)) = crate::marshal::frame::FrameHeader::parse(&request) {
+                        self.stats
+                            .record(header.entry, started.elapsed(), result.is_ok());
                     }
                     if !self.transport.write_data(slot.index(), &reply) {
                         return Err(AwaitError::Rejected(format!(
