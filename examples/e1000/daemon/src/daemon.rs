@@ -177,6 +177,16 @@ impl Daemon {
     /// Starts the device, the user half (unless monolithic), the driver and the network
     /// side, brings the interface up and binds the control socket.
     pub fn start(cfg: DaemonConfig) -> Result<Daemon, DaemonError> {
+        Self::start_with_stop(cfg, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Like [`start`](Daemon::start), with the stop flag made beforehand (so signal
+    /// handlers can be installed before start-up begins: a signal during start-up makes
+    /// [`serve`](Daemon::serve) return at once).
+    pub fn start_with_stop(
+        cfg: DaemonConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Daemon, DaemonError> {
         let listener = bind_socket(&cfg.socket, cfg.socket_mode)?;
         let (hw, sim, bus_info) = open_backend(&cfg.backend)?;
         let supervisor = if cfg.monolithic {
@@ -232,7 +242,6 @@ impl Daemon {
             }
             None => None,
         };
-        let stop = Arc::new(AtomicBool::new(false));
         let stack = Arc::new(Stack::new(mac));
         let inner = Arc::new(Inner {
             cfg,
@@ -279,7 +288,11 @@ impl Daemon {
     /// everything down.
     pub fn serve(mut self) {
         let mut conns: Vec<JoinHandle<()>> = Vec::new();
-        for stream in self.listener.incoming() {
+        let incoming = self
+            .listener
+            .incoming()
+            .take_while(|_| !self.inner.stop.load(Ordering::SeqCst));
+        for stream in incoming {
             if self.inner.stop.load(Ordering::SeqCst) {
                 break;
             }

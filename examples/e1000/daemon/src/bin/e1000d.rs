@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -69,24 +71,19 @@ fn main() -> ExitCode {
         socket: cli.socket,
         ..DaemonConfig::default()
     };
-    let daemon = match Daemon::start(cfg) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("e1000d: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let stop = daemon.stop_flag();
-    let socket = daemon.socket().to_path_buf();
+    // Signals first: a SIGTERM during start-up still shuts down cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    let socket = cfg.socket.clone();
     match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ]) {
         Ok(mut signals) => {
+            let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     tracing::info!(signal = sig, "signal received");
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    stop.store(true, Ordering::SeqCst);
                     e1000d::daemon::wake(&socket);
                 }
             });
@@ -95,6 +92,13 @@ fn main() -> ExitCode {
             tracing::warn!(error = %e, "no signal handling: stop e1000d with `e1000ctl shutdown`")
         }
     }
+    let daemon = match Daemon::start_with_stop(cfg, stop) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("e1000d: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     daemon.serve();
     ExitCode::SUCCESS
 }
