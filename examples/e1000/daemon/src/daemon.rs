@@ -187,7 +187,11 @@ impl Daemon {
         cfg: DaemonConfig,
         stop: Arc<AtomicBool>,
     ) -> Result<Daemon, DaemonError> {
-        let listener = bind_socket(&cfg.socket, cfg.socket_mode)?;
+        // Refuse at once if another daemon serves the socket; bind it only when ready, so
+        // a client that can connect finds the driver up.
+        if UnixStream::connect(&cfg.socket).is_ok() {
+            return Err(DaemonError::SocketInUse(cfg.socket.clone()));
+        }
         let (hw, sim, bus_info) = open_backend(&cfg.backend)?;
         let supervisor = if cfg.monolithic {
             tracing::info!("monolithic: both halves run in this process");
@@ -265,6 +269,7 @@ impl Daemon {
                 move || tap_loop(&inner)
             })?);
         }
+        let listener = bind_socket(&inner.cfg.socket, inner.cfg.socket_mode)?;
         tracing::info!(socket = %inner.cfg.socket.display(), "serving");
         Ok(Daemon {
             inner,
