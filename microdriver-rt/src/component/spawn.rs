@@ -215,14 +215,29 @@ impl UserHalf {
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
         channel.endpoint.reset();
-        let exe = match &config.exe {
-            Some(exe) => exe.clone(),
-            None => std::env::current_exe().map_err(|source| ComponentError::Os {
-                what: "finding this executable",
-                source,
-            })?,
+        // By default the child runs this very executable. Through /proc/self/exe, not the
+        // path it was started from: the file may have been replaced or deleted since (a
+        // rebuild or an upgrade while the driver runs), and a user half must always be the
+        // same build as its kernel half.
+        let (exe, arg0) = match &config.exe {
+            Some(exe) => (exe.clone(), None),
+            None => {
+                let me = PathBuf::from("/proc/self/exe");
+                if me.exists() {
+                    (me, std::env::current_exe().ok())
+                } else {
+                    let exe = std::env::current_exe().map_err(|source| ComponentError::Os {
+                        what: "finding this executable",
+                        source,
+                    })?;
+                    (exe, None)
+                }
+            }
         };
         let mut command = Command::new(&exe);
+        if let Some(name) = arg0 {
+            std::os::unix::process::CommandExt::arg0(&mut command, name);
+        }
         if config.sandbox {
             // The user half gets no environment but the variables set below.
             command.env_clear();

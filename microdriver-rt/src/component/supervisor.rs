@@ -297,7 +297,8 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         // were before it locked them).
         let died_at = Instant::now();
         shared.current_pid.store(0, Ordering::SeqCst);
-        let mut lived = Duration::MAX;
+        // No process (its start failed) counts as dying at once: back off before retrying.
+        let mut lived = Duration::ZERO;
         if let Some(mut old) = shared.current.lock().take() {
             lived = old.uptime();
             old.kill();

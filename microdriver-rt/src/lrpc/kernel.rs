@@ -4,7 +4,9 @@
 //! expect, call ids that do not match, lengths beyond a slot, frames that do not parse,
 //! entries it does not serve. Each is rejected, counted, and leaves the endpoint working.
 
-use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,9 @@ pub struct KernelEndpoint {
     geometry: Geometry,
     slots: Mutex<Vec<SlotUse>>,
     next_call: StdAtomicU32,
+    /// Bumped by every [`KernelEndpoint::reset`]: a call from an older epoch lost its
+    /// slot to the reset and must neither read nor release it.
+    epoch: StdAtomicU64,
     peer_dead: AtomicBool,
     degraded: AtomicBool,
     timed_out: AtomicBool,
@@ -77,6 +82,7 @@ impl KernelEndpoint {
             geometry,
             slots: Mutex::new(vec![SlotUse::Free; geometry.upcall_slots]),
             next_call: StdAtomicU32::new(1),
+            epoch: StdAtomicU64::new(0),
             peer_dead: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
@@ -138,6 +144,9 @@ impl KernelEndpoint {
     /// pairings with the old user half dropped.
     pub fn reset(&self) {
         let mut slots = self.slots.lock();
+        // Calls still waiting on the old user half see the new epoch and fail as
+        // `PeerDied` without touching the slots handed out afresh below.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         for index in 0..self.geometry.slot_count {
             if let Some(slot) = Slot::new(&*self.transport, index) {
                 slot.set_header(0, 0, 0);
@@ -188,6 +197,10 @@ impl KernelEndpoint {
 
     fn release_slot(&self, index: usize, quarantine: bool) {
         let mut slots = self.slots.lock();
+        self.release_locked(&mut slots, index, quarantine);
+    }
+
+    fn release_locked(&self, slots: &mut [SlotUse], index: usize, quarantine: bool) {
         if let Some(use_) = slots.get_mut(index) {
             *use_ = if quarantine {
                 SlotUse::Quarantined
@@ -243,6 +256,7 @@ impl KernelEndpoint {
         if self.is_peer_dead() {
             return Err(UpcallError::PeerDied { peer: PEER });
         }
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let mut buf = Vec::new();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
@@ -265,11 +279,19 @@ impl KernelEndpoint {
         slot.publish(state::REQUEST);
         self.doorbell().ring();
 
-        let outcome = self.await_reply(&slot, call_id, entry, deadline, &mut buf);
+        let outcome = self.await_reply(&slot, call_id, entry, epoch, deadline, &mut buf);
+        // Hand the slot back, unless a reset (a new user half) took every slot meanwhile:
+        // then it may already carry someone else's call. Checked under the slots lock,
+        // which reset holds while it bumps the epoch.
+        let mut slots = self.slots.lock();
+        let reset_meanwhile = self.epoch.load(Ordering::SeqCst) != epoch;
         match outcome {
+            Ok(()) if reset_meanwhile => Err(UpcallError::PeerDied { peer: PEER }),
+            Err(_) if reset_meanwhile => Err(UpcallError::PeerDied { peer: PEER }),
             Ok(()) => {
                 slot.publish(state::FREE);
-                self.release_slot(index, false);
+                self.release_locked(&mut slots, index, false);
+                drop(slots);
                 let result = call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
                     values(state, dec)
                 });
@@ -280,7 +302,8 @@ impl KernelEndpoint {
             }
             Err(e) => {
                 let clean = abandon(&slot);
-                self.release_slot(index, !clean);
+                self.release_locked(&mut slots, index, !clean);
+                drop(slots);
                 Err(match e {
                     AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
                     AwaitError::TimedOut => {
@@ -319,10 +342,11 @@ impl KernelEndpoint {
         slot: &Slot<'_>,
         call_id: u32,
         entry: u32,
+        epoch: u64,
         deadline: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<(), AwaitError> {
-        let dead = || self.is_peer_dead();
+        let dead = || self.is_peer_dead() || self.epoch.load(Ordering::SeqCst) != epoch;
         loop {
             let seen = slot.wait_while(
                 &[state::REQUEST, state::SERVING, state::DOWN_REPLY],
@@ -330,7 +354,7 @@ impl KernelEndpoint {
                 Some(deadline),
                 &dead,
             );
-            if self.is_peer_dead() {
+            if dead() {
                 return Err(AwaitError::Dead);
             }
             match seen {
@@ -342,10 +366,18 @@ impl KernelEndpoint {
                     let mut request = Vec::new();
                     self.read_checked(slot, call_id, &mut request)?;
                     let mut reply = Vec::new();
-                    if let Err(reason) =
-                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply)
-                    {
-                        self.stats.reject(reason);
+                    let started = Instant::now();
+                    let result =
+                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                    if let Err(reason) = &result {
+                        self.stats.reject(reason.clone());
+                    }
+                    // Counted under the downcall's own entry (the slot header names the
+                    // upcall it is nested in); a frame too broken to name one is only a
+                    // rejection.
+                    if let Ok((header, _)) = crate::marshal::frame::FrameHeader::parse(&request) {
+                        self.stats
+                            .record(header.entry, started.elapsed(), result.is_ok());
                     }
                     if !self.transport.write_data(slot.index(), &reply) {
                         return Err(AwaitError::Rejected(format!(

@@ -1,1 +1,27 @@
-//! e1000d, the e1000 microdriver daemon, and the control protocol e1000ctl speaks.
+//! e1000d, the e1000 microdriver daemon, and the control protocol `e1000ctl` speaks.
+//!
+//! * [`daemon`]: start-up (device, supervisor, driver, network side), the control socket
+//!   and shutdown; [`handlers`] answers each request with the driver's ethtool operations;
+//! * [`stack`]: what receives frames when no TAP interface is attached (ARP, ping, the
+//!   traffic generator); [`tap`]: the TAP bridge to the host's stack;
+//! * [`protocol`] and [`client`]: one JSON request and one JSON reply per connection;
+//! * [`format`]: ethtool's output layout;
+//! * [`faults`]: the user-half faults `e1000ctl inject` causes;
+//! * [`uio`]: the seam to the UIO backend (`--uio PCI_ADDR`).
+//!
+//! The binaries: `e1000d`, `e1000ctl` and `e1000-demo` (README's main command).
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod daemon;
+pub mod faults;
+pub mod format;
+mod handlers;
+pub mod protocol;
+pub mod stack;
+pub mod tap;
+pub mod uio;
+
+pub use client::{request, ClientError, DEFAULT_SOCKET};
+pub use daemon::{Backend, Daemon, DaemonConfig, DaemonError};

@@ -1,0 +1,490 @@
+//! `e1000ctl`: ethtool's options for the e1000 microdriver, plus the microdriver's own
+//! `status`, fault injection, and the simulated wire's ping and traffic generator.
+//!
+//! ```text
+//! e1000ctl -i | -S | -g | -a | -c | -e | -d | -r
+//! e1000ctl -G rx N tx N | -A autoneg on rx on tx off | -C rx-usecs N tx-usecs N
+//! e1000ctl -s speed 100 duplex full autoneg off | -t [offline|online] | -p SECONDS
+//! e1000ctl status | inject crash|hang|garbage | ping [COUNT]
+//! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
+//! e1000ctl shutdown
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use e1000d::format;
+use e1000d::protocol::{Fault, Reply, Request, TrafficReport};
+use e1000d::{request, ClientError};
+
+/// The name shown in ethtool's headers.
+const DEV: &str = "e1000";
+
+/// Control the e1000 microdriver daemon (ethtool's options).
+#[derive(Debug, Parser)]
+#[command(name = "e1000ctl", version, about)]
+struct Cli {
+    /// e1000d's control socket.
+    #[arg(long, global = true, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(flatten)]
+    op: Ops,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+struct Ops {
+    /// Show driver information.
+    #[arg(short = 'i', long = "driver")]
+    driver: bool,
+    /// Show statistics.
+    #[arg(short = 'S', long = "statistics")]
+    statistics: bool,
+    /// Show ring sizes.
+    #[arg(short = 'g', long = "show-ring")]
+    show_ring: bool,
+    /// Set ring sizes: rx N tx N.
+    #[arg(short = 'G', long = "set-ring", num_args = 2.., value_names = ["PARAM", "VALUE"])]
+    set_ring: Option<Vec<String>>,
+    /// Show pause parameters.
+    #[arg(short = 'a', long = "show-pause")]
+    show_pause: bool,
+    /// Set pause parameters: autoneg on|off rx on|off tx on|off.
+    #[arg(short = 'A', long = "pause", num_args = 2.., value_names = ["PARAM", "VALUE"])]
+    pause: Option<Vec<String>>,
+    /// Show interrupt coalescing.
+    #[arg(short = 'c', long = "show-coalesce")]
+    show_coalesce: bool,
+    /// Set interrupt coalescing: rx-usecs N tx-usecs N rx-usecs-abs N tx-usecs-abs N adaptive-rx on|off.
+    #[arg(short = 'C', long = "coalesce", num_args = 2.., value_names = ["PARAM", "VALUE"])]
+    coalesce: Option<Vec<String>>,
+    /// Dump the EEPROM: [offset N] [length N].
+    #[arg(short = 'e', long = "eeprom-dump", num_args = 0.., value_names = ["PARAM", "VALUE"])]
+    eeprom_dump: Option<Vec<String>>,
+    /// Dump the registers.
+    #[arg(short = 'd', long = "register-dump")]
+    register_dump: bool,
+    /// Run the self-tests: offline (default; the link drops for a moment) or online.
+    #[arg(short = 't', long = "test", num_args = 0..=1, value_name = "offline|online", default_missing_value = "offline")]
+    test: Option<String>,
+    /// Restart auto-negotiation.
+    #[arg(short = 'r', long = "negotiate")]
+    negotiate: bool,
+    /// Change link settings: speed 10|100|1000 duplex half|full autoneg on|off.
+    #[arg(short = 's', long = "change", num_args = 2.., value_names = ["PARAM", "VALUE"])]
+    change: Option<Vec<String>>,
+    /// Blink the LED for SECONDS (default 3).
+    #[arg(short = 'p', long = "identify", num_args = 0..=1, value_name = "SECONDS", default_missing_value = "3")]
+    identify: Option<String>,
+}
+
+impl Ops {
+    fn any(&self) -> bool {
+        self.driver
+            || self.statistics
+            || self.show_ring
+            || self.set_ring.is_some()
+            || self.show_pause
+            || self.pause.is_some()
+            || self.show_coalesce
+            || self.coalesce.is_some()
+            || self.eeprom_dump.is_some()
+            || self.register_dump
+            || self.test.is_some()
+            || self.negotiate
+            || self.change.is_some()
+            || self.identify.is_some()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The microdriver's view: user half, restarts, calls per entry, tracker, rejections.
+    Status,
+    /// Cause a fault in the user half and wait until it answers again.
+    Inject {
+        /// crash, hang or garbage.
+        fault: String,
+    },
+    /// Ping 10.0.2.2 from the daemon's own stack (simulated wire, no TAP).
+    Ping {
+        /// Echo requests to send.
+        #[arg(default_value_t = 4)]
+        count: u32,
+    },
+    /// The traffic generator on the simulated wire.
+    Traffic {
+        #[command(subcommand)]
+        action: TrafficCmd,
+    },
+    /// Stop the daemon.
+    Shutdown,
+}
+
+#[derive(Debug, Subcommand)]
+enum TrafficCmd {
+    /// Start FRAMES frames each way and return.
+    Start {
+        /// Frames each way.
+        frames: u64,
+        /// Frame sizes to cycle through (60 to 1514).
+        #[arg(long, value_delimiter = ',', default_value = "60,128,512,1024,1514")]
+        sizes: Vec<u32>,
+    },
+    /// Show the current (or last) stream.
+    Status,
+    /// Wait for the stream to finish, with a progress line; fails if a frame was lost.
+    Wait,
+}
+
+/// A command-line error in ethtool's words.
+fn bad_args(msg: &str) -> ExitCode {
+    eprintln!("e1000ctl: bad command line argument(s): {msg}");
+    eprintln!("For more information run e1000ctl -h");
+    ExitCode::from(1)
+}
+
+fn parse_on_off(param: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{param} takes on or off, not {v:?}")),
+    }
+}
+
+fn parse_num(param: &str, v: &str) -> Result<u32, String> {
+    v.parse()
+        .map_err(|_| format!("{param} takes a number, not {v:?}"))
+}
+
+/// Splits `PARAM VALUE ...` pairs, checking names against `known`.
+fn pairs<'a>(args: &'a [String], known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, String> {
+    if args.len() % 2 != 0 {
+        return Err(format!(
+            "{} has no value",
+            args.last().map_or("", String::as_str)
+        ));
+    }
+    let mut seen = Vec::new();
+    for chunk in args.chunks(2) {
+        let (k, v) = (chunk[0].as_str(), chunk[1].as_str());
+        if !known.contains(&k) {
+            return Err(format!(
+                "unknown parameter {k:?} (expected one of: {})",
+                known.join(", ")
+            ));
+        }
+        if seen.iter().any(|(s, _)| *s == k) {
+            return Err(format!("{k} given twice"));
+        }
+        seen.push((k, v));
+    }
+    Ok(seen)
+}
+
+fn build_request(cli: &Cli) -> Result<Request, String> {
+    let o = &cli.op;
+    if let Some(cmd) = &cli.cmd {
+        if o.any() {
+            return Err("give either one ethtool option or one command, not both".into());
+        }
+        return Ok(match cmd {
+            Cmd::Status => Request::Status,
+            Cmd::Inject { fault } => Request::Inject {
+                fault: match fault.as_str() {
+                    "crash" => Fault::Crash,
+                    "hang" => Fault::Hang,
+                    "garbage" => Fault::Garbage,
+                    other => {
+                        return Err(format!(
+                            "inject takes crash, hang or garbage, not {other:?}"
+                        ))
+                    }
+                },
+            },
+            Cmd::Ping { count } => Request::Ping { count: *count },
+            Cmd::Traffic { action } => match action {
+                TrafficCmd::Start { frames, sizes } => Request::TrafficStart {
+                    frames: *frames,
+                    sizes: sizes.clone(),
+                },
+                TrafficCmd::Status | TrafficCmd::Wait => Request::TrafficStatus,
+            },
+            Cmd::Shutdown => Request::Shutdown,
+        });
+    }
+    if o.driver {
+        return Ok(Request::DrvInfo);
+    }
+    if o.statistics {
+        return Ok(Request::Stats);
+    }
+    if o.show_ring {
+        return Ok(Request::Rings);
+    }
+    if let Some(args) = &o.set_ring {
+        let (mut rx, mut tx) = (None, None);
+        for (k, v) in pairs(args, &["rx", "tx"])? {
+            let n = Some(parse_num(k, v)?);
+            if k == "rx" {
+                rx = n;
+            } else {
+                tx = n;
+            }
+        }
+        return Ok(Request::SetRings { rx, tx });
+    }
+    if o.show_pause {
+        return Ok(Request::Pause);
+    }
+    if let Some(args) = &o.pause {
+        let (mut autoneg, mut rx, mut tx) = (None, None, None);
+        for (k, v) in pairs(args, &["autoneg", "rx", "tx"])? {
+            let b = Some(parse_on_off(k, v)?);
+            match k {
+                "autoneg" => autoneg = b,
+                "rx" => rx = b,
+                _ => tx = b,
+            }
+        }
+        return Ok(Request::SetPause { autoneg, rx, tx });
+    }
+    if o.show_coalesce {
+        return Ok(Request::Coalesce);
+    }
+    if let Some(args) = &o.coalesce {
+        let mut req = (None, None, None, None, None);
+        for (k, v) in pairs(
+            args,
+            &[
+                "rx-usecs",
+                "tx-usecs",
+                "rx-usecs-abs",
+                "tx-usecs-abs",
+                "adaptive-rx",
+            ],
+        )? {
+            match k {
+                "rx-usecs" => req.0 = Some(parse_num(k, v)?),
+                "tx-usecs" => req.1 = Some(parse_num(k, v)?),
+                "rx-usecs-abs" => req.2 = Some(parse_num(k, v)?),
+                "tx-usecs-abs" => req.3 = Some(parse_num(k, v)?),
+                _ => req.4 = Some(parse_on_off(k, v)?),
+            }
+        }
+        return Ok(Request::SetCoalesce {
+            rx_usecs: req.0,
+            tx_usecs: req.1,
+            rx_usecs_abs: req.2,
+            tx_usecs_abs: req.3,
+            adaptive_rx: req.4,
+        });
+    }
+    if let Some(args) = &o.eeprom_dump {
+        let (mut offset, mut length) = (0, None);
+        for (k, v) in pairs(args, &["offset", "length"])? {
+            let n = parse_num(k, v)?;
+            if k == "offset" {
+                offset = n;
+            } else {
+                length = Some(n);
+            }
+        }
+        return Ok(Request::Eeprom { offset, length });
+    }
+    if o.register_dump {
+        return Ok(Request::Regs);
+    }
+    if let Some(mode) = &o.test {
+        return match mode.as_str() {
+            "offline" => Ok(Request::SelfTest { offline: true }),
+            "online" => Ok(Request::SelfTest { offline: false }),
+            other => Err(format!("-t takes offline or online, not {other:?}")),
+        };
+    }
+    if o.negotiate {
+        return Ok(Request::NwayReset);
+    }
+    if let Some(args) = &o.change {
+        let (mut speed, mut full_duplex, mut autoneg) = (None, None, None);
+        for (k, v) in pairs(args, &["speed", "duplex", "autoneg"])? {
+            match k {
+                "speed" => speed = Some(parse_num(k, v)?),
+                "duplex" => {
+                    full_duplex = Some(match v {
+                        "full" => true,
+                        "half" => false,
+                        _ => return Err(format!("duplex takes half or full, not {v:?}")),
+                    })
+                }
+                _ => autoneg = Some(parse_on_off(k, v)?),
+            }
+        }
+        return Ok(Request::SetLink {
+            speed,
+            full_duplex,
+            autoneg,
+        });
+    }
+    if let Some(secs) = &o.identify {
+        return Ok(Request::Identify {
+            seconds: parse_num("-p", secs)?,
+        });
+    }
+    Ok(Request::LinkSettings)
+}
+
+fn timeout_for(req: &Request) -> Duration {
+    match req {
+        Request::Identify { seconds } => Duration::from_secs(u64::from(*seconds) + 30),
+        Request::Ping { count } => Duration::from_secs(u64::from(*count) * 2 + 30),
+        Request::SelfTest { .. } | Request::Inject { .. } | Request::SetRings { .. } => {
+            Duration::from_secs(120)
+        }
+        _ => Duration::from_secs(30),
+    }
+}
+
+fn print_reply(reply: &Reply) -> Result<(), String> {
+    let out = match reply {
+        Reply::Done => String::new(),
+        Reply::DrvInfo(d) => format::drvinfo(d),
+        Reply::Link(l) => format::link(DEV, l),
+        Reply::Stats { stats } => format::stats(stats),
+        Reply::Rings(r) => format::rings(DEV, r),
+        Reply::Pause(p) => format::pause(DEV, p),
+        Reply::Coalesce(c) => format::coalesce(DEV, c),
+        Reply::Eeprom { offset, data } => format::eeprom(*offset, data),
+        Reply::Regs { regs } => format::regs(regs),
+        Reply::SelfTest { results } => {
+            let text = format::selftest(results);
+            print!("{text}");
+            if results.iter().any(|r| r.result != 0) {
+                return Err("a self-test failed".into());
+            }
+            return Ok(());
+        }
+        Reply::Status(s) => format::status(s),
+        Reply::Ping(p) => {
+            print!("{}", format::ping(p));
+            if p.replies.iter().any(Option::is_none) {
+                return Err("some echo requests were not answered".into());
+            }
+            return Ok(());
+        }
+        Reply::Traffic(t) => format!("{}\n", format::traffic(t)),
+        Reply::Error { message } => return Err(message.clone()),
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn wait_traffic(socket: &Path) -> Result<TrafficReport, ClientError> {
+    loop {
+        let t = match request(socket, &Request::TrafficStatus, Duration::from_secs(30))? {
+            Reply::Traffic(t) => t,
+            other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+        };
+        if !t.running {
+            println!("\r{}", format::traffic(&t));
+            return Ok(t);
+        }
+        print!("\r{}   ", format::traffic(&t));
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            return bad_args(first);
+        }
+    };
+    let req = match build_request(&cli) {
+        Ok(r) => r,
+        Err(msg) => return bad_args(&msg),
+    };
+    if let Some(Cmd::Traffic {
+        action: TrafficCmd::Wait,
+    }) = &cli.cmd
+    {
+        return match wait_traffic(&cli.socket) {
+            Ok(t) if t.lost() == 0 && t.rx_bad == 0 && t.tx_refused == 0 => ExitCode::SUCCESS,
+            Ok(t) => {
+                eprintln!(
+                    "e1000ctl: the stream lost {} frames ({} bad, {} refused)",
+                    t.lost(),
+                    t.rx_bad,
+                    t.tx_refused
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("e1000ctl: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let fault = match &req {
+        Request::Inject { fault } => Some(*fault),
+        _ => None,
+    };
+    let before = if fault.is_some() {
+        match request(&cli.socket, &Request::Status, Duration::from_secs(10)) {
+            Ok(Reply::Status(s)) => s.split.and_then(|s| s.pid),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    match request(&cli.socket, &req, timeout_for(&req)) {
+        Ok(Reply::Status(s)) if fault.is_some() => {
+            let sp = s.split.as_ref();
+            println!(
+                "injected {:?}: user half pid {} -> pid {}; restarts {}, hangs {}, rejected frames {}{}",
+                fault.unwrap_or(Fault::Crash),
+                before.map_or("?".into(), |p| p.to_string()),
+                sp.and_then(|s| s.pid).map_or("none".into(), |p| p.to_string()),
+                sp.map_or(0, |s| s.restarts),
+                sp.map_or(0, |s| s.hangs),
+                sp.map_or(0, |s| s.rejected_frames),
+                sp.and_then(|s| s.last_recovery)
+                    .map(|d| format!(", last recovery {:.1} ms", d.as_secs_f64() * 1e3))
+                    .unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => match print_reply(&reply) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                eprintln!("e1000ctl: {msg}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e @ ClientError::Daemon(_)) => {
+            eprintln!("e1000ctl: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("e1000ctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `e1000d`: the e1000 microdriver daemon. It runs the driver's kernel half, supervises
+//! its user half (a sandboxed child process), and serves `e1000ctl` on a Unix socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use e1000d::{Backend, Daemon, DaemonConfig};
+use microdriver_rt::component::run_user_half_if_requested;
+
+/// The e1000 microdriver daemon.
+#[derive(Debug, Parser)]
+#[command(name = "e1000d", version, about)]
+struct Cli {
+    /// Drive the simulated 82540EM on a simulated wire whose far end is 10.0.2.2 (the
+    /// default).
+    #[arg(long, conflicts_with = "uio")]
+    sim: bool,
+    /// Drive the PCI function PCI_ADDR (e.g. 0000:00:03.0) through uio_pci_generic.
+    #[arg(long, value_name = "PCI_ADDR")]
+    uio: Option<String>,
+    /// Bridge the NIC to the TAP interface NAME so the host's network stack uses it.
+    #[arg(long, value_name = "NAME")]
+    tap: Option<String>,
+    /// Receive descriptors (a multiple of 8, 80 to 4096).
+    #[arg(long, value_name = "N")]
+    rx_ring: Option<u32>,
+    /// Transmit descriptors (a multiple of 8, 80 to 4096).
+    #[arg(long, value_name = "N")]
+    tx_ring: Option<u32>,
+    /// User-half worker threads.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// Run the whole driver in this process (no split), as the baseline.
+    #[arg(long)]
+    monolithic: bool,
+    /// Add this latency to every user/kernel crossing (e.g. 10us, 1ms, 20ms).
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration, default_value = "0")]
+    crossing_delay: Duration,
+    /// The control socket.
+    #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn main() -> ExitCode {
+    run_user_half_if_requested();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("E1000D_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if cli.monolithic && !cli.crossing_delay.is_zero() {
+        eprintln!("e1000d: --crossing-delay needs the split mode (drop --monolithic)");
+        return ExitCode::from(2);
+    }
+    let cfg = DaemonConfig {
+        backend: cli.uio.map_or(Backend::Sim, Backend::Uio),
+        tap: cli.tap,
+        rx_ring: cli.rx_ring,
+        tx_ring: cli.tx_ring,
+        workers: usize::from(cli.workers),
+        monolithic: cli.monolithic,
+        crossing_delay: cli.crossing_delay,
+        socket: cli.socket,
+        ..DaemonConfig::default()
+    };
+    // Signals first: a SIGTERM during start-up still shuts down cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    let socket = cfg.socket.clone();
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(signal = sig, "signal received");
+                    stop.store(true, Ordering::SeqCst);
+                    e1000d::daemon::wake(&socket);
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no signal handling: stop e1000d with `e1000ctl shutdown`")
+        }
+    }
+    let daemon = match Daemon::start_with_stop(cfg, stop) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("e1000d: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    daemon.serve();
+    ExitCode::SUCCESS
+}

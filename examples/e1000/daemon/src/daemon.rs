@@ -1,0 +1,446 @@
+//! The daemon: start-up (device, supervisor, driver, network side), the control socket,
+//! and shutdown.
+
+use std::io::BufReader;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use e1000::hw::Hw;
+use e1000::netdev::{Netdev, Options};
+use e1000_sim::{E1000Sim, PeerConfig, SimConfig};
+use microdriver_rt::component::{Supervisor, SupervisorConfig};
+use microdriver_rt::lrpc::install_kernel;
+use microdriver_rt::tracker::ObjectTracker;
+use parking_lot::Mutex;
+
+use crate::handlers;
+use crate::protocol::{read_message, write_message, ProtocolError, Reply, Request};
+use crate::stack::Stack;
+use crate::tap::{Tap, TapError};
+
+/// Where the device comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The 82540EM model on a simulated wire whose far end answers for 10.0.2.2.
+    Sim,
+    /// A PCI function bound to `uio_pci_generic` (e.g. `0000:00:03.0`).
+    Uio(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The device.
+    pub backend: Backend,
+    /// Bridge the NIC to this TAP interface.
+    pub tap: Option<String>,
+    /// Receive ring size (None: the driver's default).
+    pub rx_ring: Option<u32>,
+    /// Transmit ring size.
+    pub tx_ring: Option<u32>,
+    /// User-half worker threads.
+    pub workers: usize,
+    /// Run both halves in this process (the baseline).
+    pub monolithic: bool,
+    /// Extra latency per user/kernel crossing.
+    pub crossing_delay: Duration,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The control socket's permissions.
+    pub socket_mode: u32,
+    /// How long to wait for the link at start-up before serving anyway.
+    pub link_timeout: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            backend: Backend::Sim,
+            tap: None,
+            rx_ring: None,
+            tx_ring: None,
+            workers: 2,
+            monolithic: false,
+            crossing_delay: Duration::ZERO,
+            socket: PathBuf::from(crate::client::DEFAULT_SOCKET),
+            socket_mode: 0o600,
+            link_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The device model failed.
+    #[error("starting the device model: {0}")]
+    Model(String),
+    /// The UIO backend failed.
+    #[error("{0}")]
+    Uio(String),
+    /// The user half could not start.
+    #[error("starting the user half: {0}")]
+    Supervisor(String),
+    /// The driver failed to probe or open the device.
+    #[error("driver: {0}")]
+    Driver(#[from] e1000::DriverError),
+    /// The TAP interface failed.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// Another daemon serves the socket.
+    #[error("another e1000d is already listening on {0} (stop it, or pass --socket PATH)")]
+    SocketInUse(PathBuf),
+    /// The socket could not be created.
+    #[error("control socket {path}: {source}")]
+    Socket {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A thread could not be spawned.
+    #[error("spawning a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub(crate) inner: Arc<Inner>,
+    listener: UnixListener,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What the connection handlers share.
+pub(crate) struct Inner {
+    pub(crate) cfg: DaemonConfig,
+    pub(crate) nd: Arc<Netdev>,
+    pub(crate) sim: Option<Arc<E1000Sim>>,
+    pub(crate) supervisor: Option<Supervisor>,
+    pub(crate) stack: Arc<Stack>,
+    pub(crate) tap: Option<Arc<Tap>>,
+    pub(crate) started: Instant,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) traffic_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) bus_info: String,
+}
+
+fn open_backend(backend: &Backend) -> Result<(Hw, Option<Arc<E1000Sim>>, String), DaemonError> {
+    match backend {
+        Backend::Sim => {
+            let cfg = SimConfig {
+                autoneg_time: Duration::from_millis(100),
+                peer: PeerConfig::default(),
+                ..SimConfig::default()
+            };
+            let (sim, hw) =
+                e1000::backend::sim::start(cfg).map_err(|e| DaemonError::Model(e.to_string()))?;
+            Ok((hw, Some(sim), "sim:0000:00:03.0".into()))
+        }
+        Backend::Uio(addr) => {
+            let hw = crate::uio::open(addr).map_err(DaemonError::Uio)?;
+            Ok((hw, None, addr.clone()))
+        }
+    }
+}
+
+/// Binds the control socket with `mode`, refusing if another daemon answers on it and
+/// removing a stale one.
+fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener, DaemonError> {
+    let err = |source| DaemonError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::SocketInUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    // Nobody else may connect between bind and chmod.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(old);
+    let listener = bound.map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    Ok(listener)
+}
+
+impl Daemon {
+    /// Starts the device, the user half (unless monolithic), the driver and the network
+    /// side, brings the interface up and binds the control socket.
+    pub fn start(cfg: DaemonConfig) -> Result<Daemon, DaemonError> {
+        Self::start_with_stop(cfg, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Like [`start`](Daemon::start), with the stop flag made beforehand (so signal
+    /// handlers can be installed before start-up begins: a signal during start-up makes
+    /// [`serve`](Daemon::serve) return at once).
+    pub fn start_with_stop(
+        cfg: DaemonConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Daemon, DaemonError> {
+        // Refuse at once if another daemon serves the socket; bind it only when ready, so
+        // a client that can connect finds the driver up.
+        if UnixStream::connect(&cfg.socket).is_ok() {
+            return Err(DaemonError::SocketInUse(cfg.socket.clone()));
+        }
+        let (hw, sim, bus_info) = open_backend(&cfg.backend)?;
+        let supervisor = if cfg.monolithic {
+            tracing::info!("monolithic: both halves run in this process");
+            None
+        } else {
+            let mut sc = SupervisorConfig::default();
+            sc.component.workers = cfg.workers.max(1);
+            sc.component.crossing_delay = cfg.crossing_delay;
+            // A slow crossing must not look like a hang: allow each heartbeat ping its two
+            // crossings plus the usual margin.
+            sc.heartbeat_timeout += cfg.crossing_delay * 4;
+            sc.heartbeat += cfg.crossing_delay * 4;
+            sc.component.options.timeout += cfg.crossing_delay * 8;
+            let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
+                .map_err(|e| DaemonError::Supervisor(e.to_string()))?;
+            install_kernel(supervisor.endpoint().clone());
+            tracing::info!(
+                user_half_pid = supervisor.pid().unwrap_or(0),
+                workers = cfg.workers,
+                crossing_delay = ?cfg.crossing_delay,
+                "split: kernel half here, user half in a sandboxed child"
+            );
+            Some(supervisor)
+        };
+        let nd = Arc::new(Netdev::start(hw, Options::default())?);
+        let (mac, variant) = nd.with_adapter(|a| (a.mac, a.info.mac_type));
+        tracing::info!(?variant, mac = %crate::format::mac(mac), "probed");
+        if cfg.rx_ring.is_some() || cfg.tx_ring.is_some() {
+            nd.with_adapter(|a| {
+                let mut p = e1000::ethtool::get_ringparam(a)?;
+                p.rx = cfg.rx_ring.unwrap_or(p.rx);
+                p.tx = cfg.tx_ring.unwrap_or(p.tx);
+                e1000::ethtool::set_ringparam(a, &p)
+            })?;
+        }
+        nd.open()?;
+        if nd.wait_link(cfg.link_timeout) {
+            let link = nd.with_adapter(|a| a.link);
+            tracing::info!(
+                speed = link.speed,
+                full_duplex = link.full_duplex,
+                "link up"
+            );
+        } else {
+            tracing::warn!("the link is not up yet; serving anyway");
+        }
+        let tap = match &cfg.tap {
+            Some(name) => {
+                let tap = Tap::open(name, mac)?;
+                tracing::info!(tap = name, "bridged to TAP interface");
+                Some(Arc::new(tap))
+            }
+            None => None,
+        };
+        let stack = Arc::new(Stack::new(mac));
+        let inner = Arc::new(Inner {
+            cfg,
+            nd,
+            sim,
+            supervisor,
+            stack,
+            tap,
+            started: Instant::now(),
+            stop,
+            traffic_thread: Mutex::new(None),
+            bus_info,
+        });
+        let mut threads = vec![spawn("e1000d-rx", {
+            let inner = Arc::clone(&inner);
+            move || rx_loop(&inner)
+        })?];
+        if inner.tap.is_some() {
+            threads.push(spawn("e1000d-tap", {
+                let inner = Arc::clone(&inner);
+                move || tap_loop(&inner)
+            })?);
+        }
+        let listener = bind_socket(&inner.cfg.socket, inner.cfg.socket_mode)?;
+        tracing::info!(socket = %inner.cfg.socket.display(), "serving");
+        Ok(Daemon {
+            inner,
+            listener,
+            threads,
+        })
+    }
+
+    /// The flag that stops [`serve`](Daemon::serve) (signal handlers set it, then
+    /// [`wake`] the accept loop).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.inner.stop)
+    }
+
+    /// The control socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.inner.cfg.socket
+    }
+
+    /// Serves control requests until a `shutdown` request or the stop flag, then shuts
+    /// everything down.
+    pub fn serve(mut self) {
+        let mut conns: Vec<JoinHandle<()>> = Vec::new();
+        let incoming = self
+            .listener
+            .incoming()
+            .take_while(|_| !self.inner.stop.load(Ordering::SeqCst));
+        for stream in incoming {
+            if self.inner.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            conns.retain(|c| !c.is_finished());
+            match stream {
+                Ok(stream) => {
+                    let inner = Arc::clone(&self.inner);
+                    match spawn("e1000d-conn", move || serve_one(&inner, stream)) {
+                        Ok(t) => conns.push(t),
+                        Err(e) => tracing::error!(error = %e, "dropping a connection"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            if self.inner.stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        tracing::info!("shutting down");
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for c in conns {
+            while !c.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if c.is_finished() {
+                let _ = c.join();
+            }
+        }
+        if let Some(t) = self.inner.traffic_thread.lock().take() {
+            let _ = t.join();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.inner.cfg.socket);
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let Inner { nd, supervisor, .. } = inner;
+                match Arc::try_unwrap(nd) {
+                    Ok(nd) => {
+                        if let Err(e) = nd.shutdown() {
+                            tracing::warn!(error = %e, "removing the device");
+                        }
+                    }
+                    Err(_) => tracing::warn!("a request still holds the device; dropping it"),
+                }
+                if let Some(s) = supervisor {
+                    s.shutdown();
+                }
+            }
+            Err(_) => tracing::warn!("a request is still running; leaving its state to exit"),
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Wakes a daemon blocked in accept on `socket` (after setting its stop flag).
+pub fn wake(socket: &Path) {
+    let _ = UnixStream::connect(socket);
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(DaemonError::Thread)
+}
+
+fn serve_one(inner: &Arc<Inner>, stream: UnixStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "control connection");
+            return;
+        }
+    };
+    let reply = match read_message::<Request>(&mut BufReader::new(stream)) {
+        Ok(req) => {
+            tracing::debug!(?req, "request");
+            let shutdown = req == Request::Shutdown;
+            let reply = handlers::handle(inner, req);
+            if shutdown {
+                inner.stop.store(true, Ordering::SeqCst);
+                let _ = write_message(&mut writer, &reply);
+                wake(&inner.cfg.socket);
+                return;
+            }
+            reply
+        }
+        Err(ProtocolError::Closed) => return,
+        Err(e) => Reply::Error {
+            message: format!("bad request: {e}"),
+        },
+    };
+    if let Err(e) = write_message(&mut writer, &reply) {
+        tracing::debug!(error = %e, "writing a reply");
+    }
+}
+
+/// Takes every received frame: to the TAP interface, or to the small stack.
+fn rx_loop(inner: &Inner) {
+    let peer_mac = inner.sim.as_ref().map_or([0; 6], |s| s.peer_addr().0);
+    while !inner.stop.load(Ordering::Relaxed) {
+        let Some(frame) = inner.nd.recv(Duration::from_millis(100)) else {
+            continue;
+        };
+        match &inner.tap {
+            Some(tap) => {
+                inner.stack.rx_frames.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = tap.send(&frame.data) {
+                    tracing::warn!(error = %e, "dropping a received frame");
+                }
+            }
+            None => inner.stack.deliver(frame.data, peer_mac),
+        }
+    }
+}
+
+/// Transmits what the host sends through the TAP interface.
+fn tap_loop(inner: &Inner) {
+    let Some(tap) = &inner.tap else { return };
+    let mut buf = vec![0u8; 65536];
+    while !inner.stop.load(Ordering::Relaxed) {
+        match tap.recv(&mut buf, Duration::from_millis(100)) {
+            Ok(Some(n)) if n >= 14 => {
+                let pkt = e1000::TxPacket::new(buf[..n].to_vec());
+                match inner.nd.send(&pkt, Duration::from_millis(500)) {
+                    Ok(()) => {
+                        inner.stack.tx_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "host frame not sent"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "TAP read failed");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

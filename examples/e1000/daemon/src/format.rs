@@ -1,0 +1,410 @@
+//! Output in ethtool's layout (what `e1000ctl` prints and the demo shows).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use e1000::regs::*;
+
+use crate::protocol::{
+    Coalesce, DrvInfo, LinkInfo, Pause, PingReport, Register, Rings, Status, TestResult,
+    TrafficReport,
+};
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The name of a register in the dump.
+pub fn register_name(off: u32) -> &'static str {
+    const NAMES: &[(u32, &str)] = &[
+        (CTRL, "CTRL"),
+        (STATUS, "STATUS"),
+        (EECD, "EECD"),
+        (CTRL_EXT, "CTRL_EXT"),
+        (MDIC, "MDIC"),
+        (FCAL, "FCAL"),
+        (FCAH, "FCAH"),
+        (FCT, "FCT"),
+        (VET, "VET"),
+        (FCTTV, "FCTTV"),
+        (LEDCTL, "LEDCTL"),
+        (PBA, "PBA"),
+        (ITR, "ITR"),
+        (IMS, "IMS"),
+        (RCTL, "RCTL"),
+        (FCRTL, "FCRTL"),
+        (FCRTH, "FCRTH"),
+        (RDBAL, "RDBAL"),
+        (RDBAH, "RDBAH"),
+        (RDLEN, "RDLEN"),
+        (RDH, "RDH"),
+        (RDT, "RDT"),
+        (RDTR, "RDTR"),
+        (RXDCTL, "RXDCTL"),
+        (RADV, "RADV"),
+        (RXCSUM, "RXCSUM"),
+        (TCTL, "TCTL"),
+        (TIPG, "TIPG"),
+        (TDBAL, "TDBAL"),
+        (TDBAH, "TDBAH"),
+        (TDLEN, "TDLEN"),
+        (TDH, "TDH"),
+        (TDT, "TDT"),
+        (TIDV, "TIDV"),
+        (TXDCTL, "TXDCTL"),
+        (TADV, "TADV"),
+        (WUC, "WUC"),
+        (WUFC, "WUFC"),
+        (MANC, "MANC"),
+    ];
+    NAMES
+        .iter()
+        .find(|(o, _)| *o == off)
+        .map_or("?", |(_, n)| n)
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `ethtool -i`.
+pub fn drvinfo(d: &DrvInfo) -> String {
+    format!(
+        "driver: {}\nversion: {}\nfirmware-version: N/A\nexpansion-rom-version: \nbus-info: {}\n\
+         supports-statistics: yes\nsupports-test: yes\nsupports-eeprom-access: yes\n\
+         supports-register-dump: yes\nsupports-priv-flags: no\npart: {}\n",
+        d.driver, d.version, d.bus_info, d.part
+    )
+}
+
+/// `ethtool DEVNAME`.
+pub fn link(dev: &str, l: &LinkInfo) -> String {
+    let mut s = format!("Settings for {dev}:\n");
+    let list = |modes: &[String]| {
+        if modes.is_empty() {
+            "Not reported".to_string()
+        } else {
+            modes.join(" ")
+        }
+    };
+    let _ = writeln!(s, "\tSupported ports: [ TP ]");
+    let _ = writeln!(s, "\tSupported link modes:   {}", list(&l.supported));
+    let _ = writeln!(s, "\tSupports auto-negotiation: Yes");
+    let _ = writeln!(s, "\tAdvertised link modes:  {}", list(&l.advertised));
+    let _ = writeln!(
+        s,
+        "\tAdvertised auto-negotiation: {}",
+        if l.autoneg { "Yes" } else { "No" }
+    );
+    if l.link_up {
+        let _ = writeln!(s, "\tSpeed: {}Mb/s", l.speed);
+        let _ = writeln!(
+            s,
+            "\tDuplex: {}",
+            if l.full_duplex { "Full" } else { "Half" }
+        );
+    } else {
+        let _ = writeln!(s, "\tSpeed: Unknown!");
+        let _ = writeln!(s, "\tDuplex: Unknown! (255)");
+    }
+    let _ = writeln!(s, "\tPort: Twisted Pair");
+    let _ = writeln!(s, "\tTransceiver: internal");
+    let _ = writeln!(s, "\tAuto-negotiation: {}", on_off(l.autoneg));
+    let _ = writeln!(s, "\tMAC address: {}", mac(l.mac));
+    let _ = writeln!(
+        s,
+        "\tLink detected: {}",
+        if l.link_up { "yes" } else { "no" }
+    );
+    s
+}
+
+/// `ethtool -S`.
+pub fn stats(stats: &[(String, u64)]) -> String {
+    let mut s = String::from("NIC statistics:\n");
+    for (name, value) in stats {
+        let _ = writeln!(s, "     {name}: {value}");
+    }
+    s
+}
+
+/// `ethtool -g`.
+pub fn rings(dev: &str, r: &Rings) -> String {
+    format!(
+        "Ring parameters for {dev}:\nPre-set maximums:\nRX:\t\t{}\nRX Mini:\tn/a\nRX Jumbo:\tn/a\nTX:\t\t{}\n\
+         Current hardware settings:\nRX:\t\t{}\nRX Mini:\tn/a\nRX Jumbo:\tn/a\nTX:\t\t{}\n",
+        r.rx_max, r.tx_max, r.rx, r.tx
+    )
+}
+
+/// `ethtool -a`.
+pub fn pause(dev: &str, p: &Pause) -> String {
+    format!(
+        "Pause parameters for {dev}:\nAutonegotiate:\t{}\nRX:\t\t{}\nTX:\t\t{}\n",
+        on_off(p.autoneg),
+        on_off(p.rx),
+        on_off(p.tx)
+    )
+}
+
+/// `ethtool -c`.
+pub fn coalesce(dev: &str, c: &Coalesce) -> String {
+    format!(
+        "Coalesce parameters for {dev}:\nAdaptive RX: {}  TX: n/a\n\
+         rate-limit: {}\n\nrx-usecs: {}\nrx-frames: n/a\nrx-usecs-irq: n/a\nrx-frames-irq: n/a\n\n\
+         tx-usecs: {}\ntx-frames: n/a\ntx-usecs-irq: n/a\ntx-frames-irq: n/a\n\n\
+         rx-usecs-abs: {}\ntx-usecs-abs: {}\n",
+        on_off(c.adaptive),
+        c.max_irq_rate,
+        c.rx_usecs,
+        c.tx_usecs,
+        c.rx_usecs_abs,
+        c.tx_usecs_abs
+    )
+}
+
+/// `ethtool -e`: sixteen bytes per line.
+pub fn eeprom(offset: u32, data: &[u8]) -> String {
+    let mut s = String::from("Offset\t\tValues\n------\t\t------");
+    for (i, b) in data.iter().enumerate() {
+        let at = offset as usize + i;
+        if i == 0 || at % 16 == 0 {
+            let _ = write!(s, "\n0x{at:04x}:\t\t");
+        }
+        let _ = write!(s, "{b:02x} ");
+    }
+    s.push('\n');
+    s
+}
+
+/// `ethtool -d`: one register per line.
+pub fn regs(regs: &[Register]) -> String {
+    let mut s = String::from("Offset\t\tName\t\tValue\n------\t\t----\t\t-----\n");
+    for r in regs {
+        let _ = writeln!(s, "0x{:05x}:\t{:<8}\t0x{:08x}", r.offset, r.name, r.value);
+    }
+    s
+}
+
+/// `ethtool -t`.
+pub fn selftest(results: &[TestResult]) -> String {
+    let pass = results.iter().all(|r| r.result == 0);
+    let mut s = format!(
+        "The test result is {}\nThe test extra info:\n",
+        if pass { "PASS" } else { "FAIL" }
+    );
+    for r in results {
+        let _ = writeln!(s, "{}\t {}", r.name, r.result);
+    }
+    s
+}
+
+fn dur(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if d >= Duration::from_millis(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{} us", d.as_micros())
+    }
+}
+
+/// `e1000ctl status`.
+pub fn status(st: &Status) -> String {
+    let mut s = String::from("microdriver status:\n");
+    let _ = writeln!(
+        s,
+        "     mode: {}, backend: {}{}",
+        st.mode,
+        st.backend,
+        st.tap
+            .as_ref()
+            .map(|t| format!(", bridged to TAP {t}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "     e1000d (kernel half) pid {}, up {}; link {}; frames rx {} tx {}",
+        st.daemon_pid,
+        dur(st.uptime),
+        if st.link_up { "up" } else { "down" },
+        st.rx_frames,
+        st.tx_frames
+    );
+    let Some(sp) = &st.split else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "     user half: pid {}, up {}, restarts {}, hangs {}, degraded {}{}",
+        sp.pid.map_or("none".to_string(), |p| p.to_string()),
+        dur(sp.uptime),
+        sp.restarts,
+        sp.hangs,
+        if sp.degraded { "yes" } else { "no" },
+        sp.last_recovery
+            .map(|d| format!(", last recovery {}", dur(d)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "     channel: {} workers, crossing delay {}",
+        sp.workers,
+        dur(sp.crossing_delay)
+    );
+    let _ = writeln!(
+        s,
+        "     tracker: {} objects, {} bytes, {} translations, {} rejections",
+        sp.tracker_objects, sp.tracker_bytes, sp.tracker_translations, sp.tracker_rejections
+    );
+    let _ = writeln!(s, "     rejected frames: {}", sp.rejected_frames);
+    for r in sp.recent_rejections.iter().rev().take(3) {
+        let _ = writeln!(s, "         last: {r}");
+    }
+    let _ = writeln!(
+        s,
+        "     {:<9} {:<40} {:>9} {:>7} {:>10} {:>10}",
+        "direction", "entry", "calls", "errors", "p50", "p99"
+    );
+    for e in &sp.entries {
+        let _ = writeln!(
+            s,
+            "     {:<9} {:<40} {:>9} {:>7} {:>10} {:>10}",
+            e.direction,
+            e.name,
+            e.calls,
+            e.errors,
+            dur(e.p50),
+            dur(e.p99)
+        );
+    }
+    s
+}
+
+/// `e1000ctl ping`.
+pub fn ping(p: &PingReport) -> String {
+    let mut s = String::from("PING 10.0.2.2 from 10.0.2.15 (the daemon's stack)\n");
+    for (i, r) in p.replies.iter().enumerate() {
+        match r {
+            Some(rtt) => {
+                let _ = writeln!(
+                    s,
+                    "reply from 10.0.2.2: icmp_seq={} time={:.3} ms",
+                    i + 1,
+                    rtt.as_secs_f64() * 1e3
+                );
+            }
+            None => {
+                let _ = writeln!(s, "no reply: icmp_seq={}", i + 1);
+            }
+        }
+    }
+    let got = p.replies.iter().filter(|r| r.is_some()).count();
+    let loss = 100.0 * (p.sent as f64 - got as f64) / f64::from(p.sent.max(1));
+    let _ = writeln!(
+        s,
+        "{} packets transmitted, {got} received, {loss:.0}% packet loss",
+        p.sent
+    );
+    s
+}
+
+/// A progress or final line for a traffic stream.
+pub fn traffic(t: &TrafficReport) -> String {
+    let secs = t.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "traffic: {} of {} frames each way in {:.1} s: tx accepted {} (refused {}), peer received {}; \
+         peer sent {}, received in order {} (bad {}); {:.0} pkt/s each way{}",
+        t.tx_accepted.min(t.rx_in_order),
+        t.frames,
+        secs,
+        t.tx_accepted,
+        t.tx_refused,
+        t.peer_received,
+        t.peer_sent,
+        t.rx_in_order,
+        t.rx_bad,
+        (t.tx_accepted + t.rx_in_order) as f64 / 2.0 / secs,
+        if t.running {
+            String::new()
+        } else {
+            format!("; lost {}", t.lost())
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eeprom_dump_has_ethtool_layout() {
+        let out = eeprom(0, &[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            out,
+            "Offset\t\tValues\n------\t\t------\n0x0000:\t\t52 54 00 12 34 56 \n"
+        );
+        let out = eeprom(14, &[1, 2, 3]);
+        assert!(out.contains("0x000e:\t\t01 02 \n0x0010:\t\t03 "), "{out}");
+    }
+
+    #[test]
+    fn every_dumped_register_has_a_name() {
+        for &r in DUMP_REGS {
+            assert_ne!(register_name(r), "?", "register {r:#x}");
+        }
+    }
+}
+
+/// Parses a duration written as a number and a unit (`0`, `500ns`, `1us`, `10µs`, `1ms`,
+/// `20ms`, `2s`); a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, like 10us, 1ms or 20ms"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use ns, us, ms or s)"
+            ))
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("{s:?}: give 0 to 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1us"), Ok(Duration::from_micros(1)));
+        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("99999").is_err());
+    }
+}

@@ -1,0 +1,540 @@
+//! One function per control request: each runs the driver's ethtool operation (an upcall
+//! into the user half in split mode) and turns the answer into a [`Reply`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use e1000::adapter::{Coalesce, LinkRequest, PauseParam};
+use e1000::{ethtool, phy, regs, selftest, DriverError};
+use microdriver_rt::lrpc::{EntryTable, Served};
+
+use crate::daemon::Inner;
+use crate::protocol::{
+    self, DrvInfo, EntryStatus, Fault, LinkInfo, Register, Reply, Request, Rings, SplitStatus,
+    Status, TestResult,
+};
+
+/// Longest `-p` blink.
+pub const MAX_IDENTIFY_SECONDS: u32 = 600;
+/// Most pings per request.
+pub const MAX_PINGS: u32 = 1000;
+/// Most frames per traffic stream.
+pub const MAX_TRAFFIC_FRAMES: u64 = 100_000_000;
+
+/// Answers one request.
+pub(crate) fn handle(inner: &Arc<Inner>, req: Request) -> Reply {
+    match dispatch(inner, req) {
+        Ok(r) => r,
+        Err(message) => Reply::Error { message },
+    }
+}
+
+fn drv(e: DriverError) -> String {
+    e.to_string()
+}
+
+fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
+    let nd = &inner.nd;
+    match req {
+        Request::DrvInfo => {
+            let d = nd.with_adapter(|a| ethtool::get_drvinfo(a)).map_err(drv)?;
+            Ok(Reply::DrvInfo(DrvInfo {
+                driver: d.driver,
+                version: d.version,
+                part: d.part,
+                bus_info: inner.bus_info.clone(),
+                n_stats: d.n_stats,
+                testinfo_len: d.testinfo_len,
+                regdump_len: d.regdump_len,
+                eedump_len: d.eedump_len,
+            }))
+        }
+        Request::LinkSettings => {
+            let (s, mac) = nd
+                .with_adapter(|a| ethtool::get_link_ksettings(a).map(|s| (s, a.mac)))
+                .map_err(drv)?;
+            Ok(Reply::Link(LinkInfo {
+                supported: mode_names(s.supported),
+                advertised: mode_names(s.request.advertise),
+                autoneg: s.request.autoneg,
+                link_up: s.link_up,
+                speed: s.speed,
+                full_duplex: s.full_duplex,
+                mac,
+            }))
+        }
+        Request::SetLink {
+            speed,
+            full_duplex,
+            autoneg,
+        } => {
+            nd.with_adapter(|a| {
+                let cur = ethtool::get_link_ksettings(a)?.request;
+                let req = link_request(cur, speed, full_duplex, autoneg)?;
+                ethtool::set_link_ksettings(a, &req)
+            })
+            .map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Stats => {
+            let names = ethtool::get_strings().map_err(drv)?;
+            let values = nd.with_adapter(ethtool::get_stats).map_err(drv)?;
+            Ok(Reply::Stats {
+                stats: names.into_iter().zip(values).collect(),
+            })
+        }
+        Request::Rings => {
+            let r = nd
+                .with_adapter(|a| ethtool::get_ringparam(a))
+                .map_err(drv)?;
+            Ok(Reply::Rings(Rings {
+                rx: r.rx,
+                tx: r.tx,
+                rx_max: r.rx_max,
+                tx_max: r.tx_max,
+            }))
+        }
+        Request::SetRings { rx, tx } => {
+            nd.with_adapter(|a| {
+                let mut p = ethtool::get_ringparam(a)?;
+                p.rx = rx.unwrap_or(p.rx);
+                p.tx = tx.unwrap_or(p.tx);
+                ethtool::set_ringparam(a, &p)
+            })
+            .map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Pause => {
+            let p = nd
+                .with_adapter(|a| ethtool::get_pauseparam(a))
+                .map_err(drv)?;
+            Ok(Reply::Pause(protocol::Pause {
+                autoneg: p.autoneg,
+                rx: p.rx_pause,
+                tx: p.tx_pause,
+            }))
+        }
+        Request::SetPause { autoneg, rx, tx } => {
+            nd.with_adapter(|a| {
+                let cur = ethtool::get_pauseparam(a)?;
+                let p = PauseParam {
+                    autoneg: autoneg.unwrap_or(cur.autoneg),
+                    rx_pause: rx.unwrap_or(cur.rx_pause),
+                    tx_pause: tx.unwrap_or(cur.tx_pause),
+                };
+                ethtool::set_pauseparam(a, &p)
+            })
+            .map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Coalesce => {
+            let c = nd.with_adapter(|a| ethtool::get_coalesce(a)).map_err(drv)?;
+            Ok(Reply::Coalesce(protocol::Coalesce {
+                rx_usecs: c.rx_usecs,
+                rx_usecs_abs: c.rx_abs_usecs,
+                tx_usecs: c.tx_usecs,
+                tx_usecs_abs: c.tx_abs_usecs,
+                max_irq_rate: c.max_irq_rate,
+                adaptive: c.adaptive,
+            }))
+        }
+        Request::SetCoalesce {
+            rx_usecs,
+            tx_usecs,
+            rx_usecs_abs,
+            tx_usecs_abs,
+            adaptive_rx,
+        } => {
+            nd.with_adapter(|a| {
+                let cur = ethtool::get_coalesce(a)?;
+                let c = Coalesce {
+                    rx_usecs: rx_usecs.unwrap_or(cur.rx_usecs),
+                    rx_abs_usecs: rx_usecs_abs.unwrap_or(cur.rx_abs_usecs),
+                    tx_usecs: tx_usecs.unwrap_or(cur.tx_usecs),
+                    tx_abs_usecs: tx_usecs_abs.unwrap_or(cur.tx_abs_usecs),
+                    max_irq_rate: cur.max_irq_rate,
+                    adaptive: adaptive_rx.unwrap_or(cur.adaptive),
+                };
+                ethtool::set_coalesce(a, &c)
+            })
+            .map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Eeprom { offset, length } => {
+            let data = nd
+                .with_adapter(|a| {
+                    let size = ethtool::get_drvinfo(a)?.eedump_len;
+                    let len = length.unwrap_or(size.saturating_sub(offset));
+                    ethtool::get_eeprom(a, offset, len)
+                })
+                .map_err(drv)?;
+            Ok(Reply::Eeprom { offset, data })
+        }
+        Request::Regs => {
+            let values = nd.with_adapter(|a| ethtool::get_regs(a)).map_err(drv)?;
+            let regs = regs::DUMP_REGS
+                .iter()
+                .zip(values)
+                .map(|(&offset, value)| Register {
+                    offset,
+                    name: crate::format::register_name(offset).to_string(),
+                    value,
+                })
+                .collect();
+            Ok(Reply::Regs { regs })
+        }
+        Request::SelfTest { offline } => {
+            let results = nd
+                .with_adapter(|a| ethtool::self_test(a, offline))
+                .map_err(drv)?;
+            Ok(Reply::SelfTest {
+                results: selftest::NAMES
+                    .iter()
+                    .zip(results)
+                    .map(|(n, r)| TestResult {
+                        name: (*n).to_string(),
+                        result: r,
+                    })
+                    .collect(),
+            })
+        }
+        Request::NwayReset => {
+            nd.with_adapter(|a| ethtool::nway_reset(a)).map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Identify { seconds } => {
+            if seconds == 0 || seconds > MAX_IDENTIFY_SECONDS {
+                return Err(format!(
+                    "identify for {seconds} s: give 1 to {MAX_IDENTIFY_SECONDS} seconds"
+                ));
+            }
+            nd.with_adapter(|a| ethtool::identify(a, true))
+                .map_err(drv)?;
+            let end = std::time::Instant::now() + Duration::from_secs(u64::from(seconds));
+            while std::time::Instant::now() < end
+                && !inner.stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            nd.with_adapter(|a| ethtool::identify(a, false))
+                .map_err(drv)?;
+            Ok(Reply::Done)
+        }
+        Request::Status => Ok(Reply::Status(Box::new(status(inner)))),
+        Request::Inject { fault } => inject(inner, fault),
+        Request::Ping { count } => {
+            if inner.tap.is_some() {
+                return Err("the NIC is bridged to a TAP interface: ping through the host's stack (ping -I TAP 10.0.2.2)".into());
+            }
+            if count == 0 || count > MAX_PINGS {
+                return Err(format!("ping count {count}: give 1 to {MAX_PINGS}"));
+            }
+            Ok(Reply::Ping(inner.stack.ping(nd, count)?))
+        }
+        Request::TrafficStart { frames, sizes } => {
+            if inner.tap.is_some() {
+                return Err(
+                    "the NIC is bridged to a TAP interface: the traffic generator needs it free"
+                        .into(),
+                );
+            }
+            let Some(sim) = &inner.sim else {
+                return Err("the traffic generator needs the simulated peer (--sim)".into());
+            };
+            if frames == 0 || frames > MAX_TRAFFIC_FRAMES {
+                return Err(format!(
+                    "traffic of {frames} frames: give 1 to {MAX_TRAFFIC_FRAMES}"
+                ));
+            }
+            let sizes = if sizes.is_empty() { vec![60] } else { sizes };
+            if let Some(bad) = sizes.iter().find(|s| !(60..=1514).contains(*s)) {
+                return Err(format!(
+                    "frame size {bad}: give 60 to 1514 bytes (without FCS)"
+                ));
+            }
+            let sizes = sizes.into_iter().map(|s| s as usize).collect();
+            let mut slot = inner.traffic_thread.lock();
+            if let Some(old) = slot.take() {
+                if old.is_finished() {
+                    let _ = old.join();
+                } else {
+                    *slot = Some(old);
+                    return Err(
+                        "a traffic stream is already running (see `e1000ctl traffic`)".into(),
+                    );
+                }
+            }
+            let t = inner.stack.start_traffic(
+                Arc::clone(nd),
+                Arc::clone(sim),
+                frames,
+                sizes,
+                Arc::clone(&inner.stop),
+            )?;
+            *slot = Some(t);
+            Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
+        }
+        Request::TrafficStatus => {
+            let Some(sim) = &inner.sim else {
+                return Err("the traffic generator needs the simulated peer (--sim)".into());
+            };
+            Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
+        }
+        Request::Shutdown => Ok(Reply::Done),
+    }
+}
+
+/// Builds a link request the way `ethtool -s` reads its arguments: a speed or duplex with
+/// `autoneg on` narrows the advertisement to that mode; without autoneg it forces it.
+fn link_request(
+    cur: LinkRequest,
+    speed: Option<u32>,
+    full_duplex: Option<bool>,
+    autoneg: Option<bool>,
+) -> Result<LinkRequest, DriverError> {
+    if let Some(s) = speed {
+        if ![10, 100, 1000].contains(&s) {
+            return Err(DriverError::invalid(
+                "speed",
+                format!("{s}: the 8254x copper PHY runs at 10, 100 or 1000 Mb/s"),
+            ));
+        }
+    }
+    let autoneg = autoneg.unwrap_or(if speed.is_some() || full_duplex.is_some() {
+        false
+    } else {
+        cur.autoneg
+    });
+    let speed_v = speed.unwrap_or(cur.speed);
+    let fd = full_duplex.unwrap_or(cur.full_duplex);
+    if autoneg {
+        let advertise = match (speed, full_duplex) {
+            (None, None) => phy::ADV_ALL,
+            _ => mode_bits(speed, full_duplex),
+        };
+        if advertise == 0 {
+            return Err(DriverError::invalid(
+                "advertised modes",
+                "1000 Mb/s half duplex is not supported: use duplex full".to_string(),
+            ));
+        }
+        Ok(LinkRequest {
+            autoneg: true,
+            advertise,
+            speed: speed_v,
+            full_duplex: fd,
+        })
+    } else {
+        if speed_v == 1000 {
+            return Err(DriverError::invalid(
+                "speed",
+                "1000 Mb/s cannot be forced on copper (IEEE 802.3 needs auto-negotiation for 1000BASE-T): use autoneg on"
+                    .to_string(),
+            ));
+        }
+        Ok(LinkRequest {
+            autoneg: false,
+            advertise: cur.advertise,
+            speed: speed_v,
+            full_duplex: fd,
+        })
+    }
+}
+
+const MODES: [(u32, u32, bool, &str); 5] = [
+    (phy::ADV_10_HALF, 10, false, "10baseT/Half"),
+    (phy::ADV_10_FULL, 10, true, "10baseT/Full"),
+    (phy::ADV_100_HALF, 100, false, "100baseT/Half"),
+    (phy::ADV_100_FULL, 100, true, "100baseT/Full"),
+    (phy::ADV_1000_FULL, 1000, true, "1000baseT/Full"),
+];
+
+fn mode_bits(speed: Option<u32>, full_duplex: Option<bool>) -> u32 {
+    MODES
+        .iter()
+        .filter(|(_, s, fd, _)| {
+            speed.is_none_or(|v| v == *s) && full_duplex.is_none_or(|v| v == *fd)
+        })
+        .fold(0, |acc, (bit, ..)| acc | bit)
+}
+
+fn mode_names(bits: u32) -> Vec<String> {
+    MODES
+        .iter()
+        .filter(|(bit, ..)| bits & bit != 0)
+        .map(|(.., name)| (*name).to_string())
+        .collect()
+}
+
+pub(crate) fn status(inner: &Inner) -> Status {
+    let link_up = inner.nd.with_adapter(|a| a.link.up);
+    let split = inner.supervisor.as_ref().map(|sup| {
+        let s = sup.status();
+        let endpoint = sup.endpoint();
+        let tracker = endpoint.tracker().stats();
+        let table = EntryTable::get();
+        let mut entries: Vec<EntryStatus> = endpoint
+            .stats()
+            .entries()
+            .into_iter()
+            .map(|(id, c)| {
+                let (direction, name) = match table.lookup(Served::ByUser, id) {
+                    Some(e) => ("upcall", e.name.to_string()),
+                    None => match table.lookup(Served::ByKernel, id) {
+                        Some(e) => ("downcall", e.name.to_string()),
+                        None => ("unknown", format!("{id:#010x}")),
+                    },
+                };
+                EntryStatus {
+                    direction: direction.into(),
+                    name,
+                    calls: c.calls,
+                    errors: c.errors,
+                    p50: c.percentile(0.5),
+                    p99: c.percentile(0.99),
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.name.cmp(&b.name)));
+        SplitStatus {
+            pid: s.pid,
+            uptime: s.uptime,
+            restarts: s.restarts,
+            hangs: s.hangs,
+            degraded: s.degraded,
+            last_recovery: s.last_recovery,
+            tracker_objects: tracker.objects,
+            tracker_bytes: tracker.bytes,
+            tracker_translations: tracker.translations,
+            tracker_rejections: tracker.rejections,
+            rejected_frames: endpoint.stats().rejected(),
+            recent_rejections: endpoint.stats().recent_rejections(),
+            entries,
+            crossing_delay: inner.cfg.crossing_delay,
+            workers: inner.cfg.workers,
+        }
+    });
+    Status {
+        mode: if inner.supervisor.is_some() {
+            "split"
+        } else {
+            "monolithic"
+        }
+        .into(),
+        backend: match &inner.cfg.backend {
+            crate::daemon::Backend::Sim => "sim".into(),
+            crate::daemon::Backend::Uio(a) => format!("uio {a}"),
+        },
+        tap: inner.tap.as_ref().map(|t| t.name().to_string()),
+        daemon_pid: std::process::id(),
+        uptime: inner.started.elapsed(),
+        link_up,
+        rx_frames: inner
+            .stack
+            .rx_frames
+            .load(std::sync::atomic::Ordering::Relaxed),
+        tx_frames: inner
+            .stack
+            .tx_frames
+            .load(std::sync::atomic::Ordering::Relaxed),
+        split,
+    }
+}
+
+fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
+    let Some(sup) = &inner.supervisor else {
+        return Err("fault injection needs the split mode (this e1000d runs --monolithic)".into());
+    };
+    let before = sup.status();
+    let Some(old_pid) = before.pid else {
+        return Err("the user half is not running right now (restarting or degraded)".into());
+    };
+    let rejected_before = sup.endpoint().stats().rejected();
+    tracing::warn!(
+        ?fault,
+        pid = old_pid,
+        "injecting a fault into the user half"
+    );
+    match fault {
+        Fault::Crash => {
+            // The call fails (the peer died under it); the supervisor restarts it.
+            let _ = crate::faults::crash_user_half();
+        }
+        Fault::Hang => {
+            let pid = rustix::process::Pid::from_raw(old_pid as i32)
+                .ok_or_else(|| format!("bad user-half pid {old_pid}"))?;
+            rustix::process::kill_process(pid, rustix::process::Signal::STOP)
+                .map_err(|e| format!("stopping the user half (pid {old_pid}): {e}"))?;
+        }
+        Fault::Garbage => {
+            let seed = u64::from(old_pid) ^ inner.started.elapsed().as_nanos() as u64;
+            let garbage = crate::faults::garbage_reply(sup.endpoint());
+            tracing::info!(result = ?garbage, "the garbage reply");
+            let _ = crate::faults::scribble_channel(seed);
+            // Make the kernel half read the channel: a ping crosses it.
+            let _ = microdriver_rt::lrpc::ping(sup.endpoint(), Duration::from_secs(2));
+        }
+    }
+    let limit = inner.cfg.crossing_delay * 8 + Duration::from_secs(20);
+    let restarted = match fault {
+        Fault::Garbage => {
+            // Garbage may be caught as rejected frames without a restart; either way
+            // the channel must work again.
+            let end = std::time::Instant::now() + limit;
+            loop {
+                if microdriver_rt::lrpc::ping(sup.endpoint(), Duration::from_secs(2)).is_ok() {
+                    break true;
+                }
+                if std::time::Instant::now() > end {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        _ => sup.wait_restarted(Some(old_pid), limit),
+    };
+    if !restarted {
+        return Err(format!(
+            "the user half did not come back within {limit:?} after the {fault:?} fault"
+        ));
+    }
+    let after = status(inner);
+    tracing::info!(
+        ?fault,
+        restarts = after.split.as_ref().map_or(0, |s| s.restarts),
+        rejected = sup.endpoint().stats().rejected() - rejected_before,
+        "user half answers again"
+    );
+    Ok(Reply::Status(Box::new(after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_requests_follow_ethtool() {
+        let cur = LinkRequest::default();
+        let r = link_request(cur, Some(100), Some(false), None).expect("forced 100 half");
+        assert!(!r.autoneg);
+        assert_eq!((r.speed, r.full_duplex), (100, false));
+        let r = link_request(cur, Some(100), None, Some(true)).expect("autoneg 100");
+        assert!(r.autoneg);
+        assert_eq!(r.advertise, phy::ADV_100_HALF | phy::ADV_100_FULL);
+        let r = link_request(cur, None, None, Some(true)).expect("autoneg all");
+        assert_eq!(r.advertise, phy::ADV_ALL);
+        assert!(link_request(cur, Some(1000), None, Some(false)).is_err());
+        assert!(link_request(cur, Some(1000), Some(false), Some(true)).is_err());
+        assert!(link_request(cur, Some(42), None, None).is_err());
+        assert_eq!(
+            mode_names(phy::ADV_ALL),
+            [
+                "10baseT/Half",
+                "10baseT/Full",
+                "100baseT/Half",
+                "100baseT/Full",
+                "1000baseT/Full"
+            ]
+        );
+    }
+}

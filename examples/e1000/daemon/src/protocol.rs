@@ -1,0 +1,495 @@
+//! The control protocol between `e1000ctl` and `e1000d`.
+//!
+//! One request per connection: the client writes one JSON object and a newline, the daemon
+//! answers with one JSON object and a newline and closes. Lines are bounded
+//! ([`MAX_LINE`]); anything that does not parse gets an error reply, never a crash.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest request or reply line accepted (an EEPROM or register dump fits easily).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// A fault `e1000ctl inject` can cause in the user half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// The user half aborts inside an upcall (a driver bug that crashes it).
+    Crash,
+    /// The user half stops answering (it is stopped with SIGSTOP); the supervisor's
+    /// heartbeat notices and restarts it.
+    Hang,
+    /// The user half scribbles random bytes over its channel; the kernel half rejects the
+    /// frames and restarts it.
+    Garbage,
+}
+
+/// What `e1000ctl` asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// `-i`: driver information.
+    DrvInfo,
+    /// No option: link settings (like `ethtool DEVNAME`).
+    LinkSettings,
+    /// `-s`: set link settings.
+    SetLink {
+        /// Forced speed in Mb/s.
+        speed: Option<u32>,
+        /// Forced duplex: true for full.
+        full_duplex: Option<bool>,
+        /// Auto-negotiation on or off.
+        autoneg: Option<bool>,
+    },
+    /// `-S`: statistics.
+    Stats,
+    /// `-g`: ring sizes.
+    Rings,
+    /// `-G`: resize rings.
+    SetRings {
+        /// Receive descriptors.
+        rx: Option<u32>,
+        /// Transmit descriptors.
+        tx: Option<u32>,
+    },
+    /// `-a`: pause parameters.
+    Pause,
+    /// `-A`: set pause parameters.
+    SetPause {
+        /// Negotiate pause.
+        autoneg: Option<bool>,
+        /// Honour received pause frames.
+        rx: Option<bool>,
+        /// Send pause frames.
+        tx: Option<bool>,
+    },
+    /// `-c`: interrupt coalescing.
+    Coalesce,
+    /// `-C`: set interrupt coalescing.
+    SetCoalesce {
+        /// RDTR in microseconds.
+        rx_usecs: Option<u32>,
+        /// TIDV in microseconds.
+        tx_usecs: Option<u32>,
+        /// RADV in microseconds.
+        rx_usecs_abs: Option<u32>,
+        /// TADV in microseconds.
+        tx_usecs_abs: Option<u32>,
+        /// Adaptive interrupt throttling.
+        adaptive_rx: Option<bool>,
+    },
+    /// `-e`: EEPROM bytes.
+    Eeprom {
+        /// First byte.
+        offset: u32,
+        /// Bytes (None: to the end).
+        length: Option<u32>,
+    },
+    /// `-d`: register dump.
+    Regs,
+    /// `-t`: self-test.
+    SelfTest {
+        /// Run the offline tests too (the link goes down for a moment).
+        offline: bool,
+    },
+    /// `-r`: restart auto-negotiation.
+    NwayReset,
+    /// `-p`: blink the LED for `seconds`.
+    Identify {
+        /// How long.
+        seconds: u32,
+    },
+    /// `status`: the microdriver's own view.
+    Status,
+    /// `inject`: cause a fault in the user half.
+    Inject {
+        /// Which.
+        fault: Fault,
+    },
+    /// `ping`: echo requests to the simulated peer from the daemon's own small stack.
+    Ping {
+        /// How many.
+        count: u32,
+    },
+    /// `traffic start`: stream frames both ways between the driver and the simulated peer.
+    TrafficStart {
+        /// Frames each way.
+        frames: u64,
+        /// Frame sizes, cycled (without FCS).
+        sizes: Vec<u32>,
+    },
+    /// `traffic`: the current (or last) stream's counters.
+    TrafficStatus,
+    /// `shutdown`: stop the daemon cleanly.
+    Shutdown,
+}
+
+/// Driver information (`-i`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrvInfo {
+    /// Driver name.
+    pub driver: String,
+    /// Version.
+    pub version: String,
+    /// The part.
+    pub part: String,
+    /// Bus information.
+    pub bus_info: String,
+    /// Statistics count.
+    pub n_stats: u32,
+    /// Self-test count.
+    pub testinfo_len: u32,
+    /// Register dump words.
+    pub regdump_len: u32,
+    /// EEPROM bytes.
+    pub eedump_len: u32,
+}
+
+/// Link settings (no option).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// Supported modes, ethtool names.
+    pub supported: Vec<String>,
+    /// Advertised modes, ethtool names.
+    pub advertised: Vec<String>,
+    /// Auto-negotiation requested.
+    pub autoneg: bool,
+    /// Link detected.
+    pub link_up: bool,
+    /// Speed in Mb/s (0: unknown).
+    pub speed: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+    /// MAC address.
+    pub mac: [u8; 6],
+}
+
+/// Ring sizes (`-g`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rings {
+    /// Receive descriptors.
+    pub rx: u32,
+    /// Transmit descriptors.
+    pub tx: u32,
+    /// Receive maximum.
+    pub rx_max: u32,
+    /// Transmit maximum.
+    pub tx_max: u32,
+}
+
+/// Pause parameters (`-a`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Negotiated.
+    pub autoneg: bool,
+    /// Honour received pause frames.
+    pub rx: bool,
+    /// Send pause frames.
+    pub tx: bool,
+}
+
+/// Coalescing (`-c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coalesce {
+    /// RDTR.
+    pub rx_usecs: u32,
+    /// RADV.
+    pub rx_usecs_abs: u32,
+    /// TIDV.
+    pub tx_usecs: u32,
+    /// TADV.
+    pub tx_usecs_abs: u32,
+    /// ITR limit, interrupts per second (0: none).
+    pub max_irq_rate: u32,
+    /// Adaptive throttling.
+    pub adaptive: bool,
+}
+
+/// One register in a dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    /// Offset in BAR0.
+    pub offset: u32,
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: u32,
+}
+
+/// One self-test result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// Test name (ethtool's strings).
+    pub name: String,
+    /// 0 = pass.
+    pub result: u64,
+}
+
+/// Per-entry call counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryStatus {
+    /// `upcall` (served by the user half) or `downcall` (served by the kernel half).
+    pub direction: String,
+    /// Entry name.
+    pub name: String,
+    /// Calls.
+    pub calls: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Median latency (bucket upper bound).
+    pub p50: Duration,
+    /// 99th percentile latency (bucket upper bound).
+    pub p99: Duration,
+}
+
+/// The user half and the channel, in split mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitStatus {
+    /// The user half's pid (None while it is down).
+    pub pid: Option<u32>,
+    /// Its uptime.
+    pub uptime: Duration,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// Hangs detected.
+    pub hangs: u64,
+    /// Too many restarts: running degraded (no user half).
+    pub degraded: bool,
+    /// The last restart's time from death to answering.
+    pub last_recovery: Option<Duration>,
+    /// Tracker objects.
+    pub tracker_objects: usize,
+    /// Tracker bytes.
+    pub tracker_bytes: usize,
+    /// Tracker translations.
+    pub tracker_translations: u64,
+    /// Tracker rejections.
+    pub tracker_rejections: u64,
+    /// Frames from the user half the kernel half rejected.
+    pub rejected_frames: u64,
+    /// The most recent rejection reasons.
+    pub recent_rejections: Vec<String>,
+    /// Calls per entry.
+    pub entries: Vec<EntryStatus>,
+    /// Injected delay per crossing.
+    pub crossing_delay: Duration,
+    /// User-half worker threads.
+    pub workers: usize,
+}
+
+/// `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `split` or `monolithic`.
+    pub mode: String,
+    /// `sim`, or `uio ADDR`.
+    pub backend: String,
+    /// The TAP interface bridged to, if any.
+    pub tap: Option<String>,
+    /// The daemon's pid (the kernel half).
+    pub daemon_pid: u32,
+    /// Daemon uptime.
+    pub uptime: Duration,
+    /// Link up.
+    pub link_up: bool,
+    /// Frames handed to the network side.
+    pub rx_frames: u64,
+    /// Frames accepted for transmission.
+    pub tx_frames: u64,
+    /// Split details (None in monolithic mode).
+    pub split: Option<SplitStatus>,
+}
+
+/// A ping run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingReport {
+    /// Requests sent.
+    pub sent: u32,
+    /// Replies per sequence number: round-trip time, or None if none came.
+    pub replies: Vec<Option<Duration>>,
+}
+
+/// A traffic stream's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficReport {
+    /// Still running.
+    pub running: bool,
+    /// Frames asked for, each way.
+    pub frames: u64,
+    /// Frames the kernel half accepted for transmission.
+    pub tx_accepted: u64,
+    /// Frames the kernel half refused (queue full past the timeout): not lost, never taken.
+    pub tx_refused: u64,
+    /// Frames the peer received since the stream started.
+    pub peer_received: u64,
+    /// Frames the peer sent us.
+    pub peer_sent: u64,
+    /// Stream frames received in order.
+    pub rx_in_order: u64,
+    /// Stream frames received out of order, duplicated or corrupted.
+    pub rx_bad: u64,
+    /// Time since the stream started.
+    pub elapsed: Duration,
+}
+
+impl TrafficReport {
+    /// Frames the driver accepted that did not arrive, either way (meaningful once the
+    /// stream finished).
+    pub fn lost(&self) -> u64 {
+        self.tx_accepted.saturating_sub(self.peer_received)
+            + self.peer_sent.saturating_sub(self.rx_in_order)
+    }
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Done, nothing to show.
+    Done,
+    /// Driver information.
+    DrvInfo(DrvInfo),
+    /// Link settings.
+    Link(LinkInfo),
+    /// Statistics, names and values in order.
+    Stats {
+        /// `(name, value)` pairs.
+        stats: Vec<(String, u64)>,
+    },
+    /// Ring sizes.
+    Rings(Rings),
+    /// Pause parameters.
+    Pause(Pause),
+    /// Coalescing.
+    Coalesce(Coalesce),
+    /// EEPROM bytes from `offset`.
+    Eeprom {
+        /// First byte.
+        offset: u32,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// Registers.
+    Regs {
+        /// The dump.
+        regs: Vec<Register>,
+    },
+    /// Self-test results.
+    SelfTest {
+        /// Per test.
+        results: Vec<TestResult>,
+    },
+    /// Status.
+    Status(Box<Status>),
+    /// Ping results.
+    Ping(PingReport),
+    /// Traffic counters.
+    Traffic(TrafficReport),
+    /// The request failed.
+    Error {
+        /// Why, for a person.
+        message: String,
+    },
+}
+
+/// Protocol errors (framing and JSON).
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The socket failed.
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed without a full line.
+    #[error("the other side closed the connection without answering")]
+    Closed,
+    /// A line longer than [`MAX_LINE`].
+    #[error("message longer than {MAX_LINE} bytes")]
+    TooLong,
+    /// Not the JSON we expect.
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Writes `value` as one line.
+pub fn write_message<T: Serialize>(w: &mut impl Write, value: &T) -> Result<(), ProtocolError> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    w.write_all(&line)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one line (at most [`MAX_LINE`] bytes) and parses it.
+pub fn read_message<T: for<'de> Deserialize<'de>>(
+    r: &mut impl BufRead,
+) -> Result<T, ProtocolError> {
+    let mut line = Vec::new();
+    let mut limited = std::io::Read::take(r, MAX_LINE as u64 + 1);
+    let n = limited.read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Err(ProtocolError::Closed);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() > MAX_LINE {
+            ProtocolError::TooLong
+        } else {
+            ProtocolError::Closed
+        });
+    }
+    Ok(serde_json::from_slice(&line)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let requests = [
+            Request::DrvInfo,
+            Request::SetRings {
+                rx: Some(512),
+                tx: None,
+            },
+            Request::Inject {
+                fault: Fault::Garbage,
+            },
+            Request::TrafficStart {
+                frames: 10,
+                sizes: vec![60, 1514],
+            },
+        ];
+        for r in requests {
+            let mut buf = Vec::new();
+            write_message(&mut buf, &r).expect("write");
+            let back: Request = read_message(&mut buf.as_slice()).expect("read");
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_errors() {
+        let r: Result<Request, _> = read_message(&mut &b"{\"op\":\"reboot\"}\n"[..]);
+        assert!(matches!(r, Err(ProtocolError::Json(_))), "{r:?}");
+        let r: Result<Request, _> = read_message(&mut &b"{\"op\":\"drv_info\"}"[..]);
+        assert!(matches!(r, Err(ProtocolError::Closed)), "{r:?}");
+        let r: Result<Request, _> = read_message(&mut &b""[..]);
+        assert!(matches!(r, Err(ProtocolError::Closed)), "{r:?}");
+        let long = vec![b'x'; MAX_LINE + 10];
+        let r: Result<Request, _> = read_message(&mut long.as_slice());
+        assert!(matches!(r, Err(ProtocolError::TooLong)), "{r:?}");
+    }
+
+    #[test]
+    fn lost_counts_both_directions() {
+        let t = TrafficReport {
+            tx_accepted: 10,
+            peer_received: 9,
+            peer_sent: 10,
+            rx_in_order: 8,
+            ..TrafficReport::default()
+        };
+        assert_eq!(t.lost(), 3);
+    }
+}

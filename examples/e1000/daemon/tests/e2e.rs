@@ -1,0 +1,330 @@
+//! End to end: e1000d --sim in the background, every e1000ctl command against it with
+//! checked output, a crash injected during traffic with no accepted frame lost, and a
+//! clean shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ctl_at, temp_path, DaemonProcess};
+
+/// The value of `key:` in ethtool-style output.
+fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(|v| v.trim_start_matches(':').trim())
+}
+
+/// The "Current hardware settings" RX/TX of `-g`.
+fn current_rings(out: &str) -> (u32, u32) {
+    let cur = out
+        .split("Current hardware settings:")
+        .nth(1)
+        .expect("-g shows current settings");
+    let rx = field(cur, "RX:").and_then(|v| v.parse().ok()).expect("RX");
+    let tx = field(cur, "TX:").and_then(|v| v.parse().ok()).expect("TX");
+    (rx, tx)
+}
+
+fn register(out: &str, name: &str) -> u32 {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in the register dump:\n{out}"));
+    let hex = line.split_whitespace().last().expect("value");
+    u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex value")
+}
+
+fn wait_for(d: &DaemonProcess, args: &[&str], want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = d.ok(args);
+        if want(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never got it from {args:?}:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn user_half_pid(d: &DaemonProcess) -> u32 {
+    let st = d.ok(&["status"]);
+    let line = st
+        .lines()
+        .find(|l| l.trim_start().starts_with("user half: pid"))
+        .expect("status shows the user half");
+    line.trim_start()
+        .trim_start_matches("user half: pid ")
+        .split(',')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a pid in {line:?}"))
+}
+
+#[test]
+fn every_command_against_a_running_daemon() {
+    let mut d = DaemonProcess::start(&["--sim", "--rx-ring", "256", "--tx-ring", "256"]);
+
+    // -i
+    let info = d.ok(&["-i"]);
+    assert_eq!(field(&info, "driver"), Some("e1000"), "{info}");
+    assert_eq!(field(&info, "supports-statistics"), Some("yes"));
+    assert!(info.contains("part: 82540EM"), "{info}");
+
+    // no option: link settings
+    let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+    assert_eq!(field(&link, "Speed"), Some("1000Mb/s"), "{link}");
+    assert_eq!(field(&link, "Duplex"), Some("Full"));
+    assert_eq!(field(&link, "MAC address"), Some("52:54:00:12:34:56"));
+
+    // ping through the hot path
+    let ping = d.ok(&["ping", "3"]);
+    assert!(
+        ping.contains("3 packets transmitted, 3 received, 0% packet loss"),
+        "{ping}"
+    );
+
+    // -g / -G, seen in the registers too
+    assert_eq!(current_rings(&d.ok(&["-g"])), (256, 256));
+    d.ok(&["-G", "rx", "512", "tx", "1024"]);
+    assert_eq!(current_rings(&d.ok(&["-g"])), (512, 1024));
+    let regs = d.ok(&["-d"]);
+    assert_eq!(register(&regs, "RDLEN"), 512 * 16, "{regs}");
+    assert_eq!(register(&regs, "TDLEN"), 1024 * 16, "{regs}");
+    let bad = d.ctl(&["-G", "rx", "13"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("multiple of 8"), "{err}");
+    assert_eq!(
+        current_rings(&d.ok(&["-g"])),
+        (512, 1024),
+        "a refused resize changed nothing"
+    );
+
+    // -a / -A
+    d.ok(&["-A", "rx", "off", "tx", "on"]);
+    let pause = d.ok(&["-a"]);
+    assert_eq!(field(&pause, "RX"), Some("off"), "{pause}");
+    assert_eq!(field(&pause, "TX"), Some("on"), "{pause}");
+    assert_eq!(field(&pause, "Autonegotiate"), Some("on"), "{pause}");
+
+    // -c / -C, and the registers they program (RDTR and TIDV count 1.024 us units)
+    d.ok(&["-C", "rx-usecs", "50", "tx-usecs", "16"]);
+    let c = d.ok(&["-c"]);
+    assert_eq!(field(&c, "rx-usecs"), Some("50"), "{c}");
+    assert_eq!(field(&c, "tx-usecs"), Some("16"), "{c}");
+    let regs = d.ok(&["-d"]);
+    assert!(register(&regs, "RDTR") & 0xFFFF > 0, "{regs}");
+    let bad = d.ctl(&["-C", "rx-usecs", "99999999"]);
+    assert!(!bad.status.success());
+
+    // -e: the MAC address is the EEPROM's first three words
+    let ee = d.ok(&["-e", "offset", "0", "length", "16"]);
+    assert!(ee.contains("0x0000:\t\t52 54 00 12 34 56"), "{ee}");
+    let all = d.ok(&["-e"]);
+    assert_eq!(all.lines().count(), 2 + 128 / 16, "{all}");
+    assert!(!d
+        .ctl(&["-e", "offset", "200", "length", "100"])
+        .status
+        .success());
+
+    // -d
+    // (-A restarted auto-negotiation: STATUS.LU comes back when it completes.)
+    let regs = wait_for(&d, &["-d"], |o| register(o, "STATUS") & 0x2 != 0);
+    for name in ["CTRL", "STATUS", "RCTL", "TCTL", "RDBAL", "TDT", "MANC"] {
+        register(&regs, name);
+    }
+    assert_ne!(
+        register(&regs, "RCTL") & 0x2,
+        0,
+        "receiver enabled (RCTL.EN): {regs}"
+    );
+
+    // -S: counters move with traffic
+    let before = d.ok(&["-S"]);
+    assert!(before.starts_with("NIC statistics:"), "{before}");
+    let tx0: u64 = field(&before, "tx_packets")
+        .and_then(|v| v.parse().ok())
+        .expect("tx_packets");
+    d.ok(&["ping", "2"]);
+    let after = d.ok(&["-S"]);
+    let tx1: u64 = field(&after, "tx_packets")
+        .and_then(|v| v.parse().ok())
+        .expect("tx_packets");
+    assert!(tx1 >= tx0 + 2, "tx_packets {tx0} -> {tx1}");
+
+    // -t offline and online
+    let t = d.ok(&["-t", "offline"]);
+    assert!(t.starts_with("The test result is PASS"), "{t}");
+    assert_eq!(t.lines().filter(|l| l.ends_with(" 0")).count(), 5, "{t}");
+    let t = d.ok(&["-t", "online"]);
+    assert!(t.starts_with("The test result is PASS"), "{t}");
+
+    // -s: forced 100 Mb/s full duplex, then back to auto-negotiation
+    d.ok(&["-s", "speed", "100", "duplex", "full", "autoneg", "off"]);
+    let link = wait_for(&d, &[], |o| field(o, "Speed") == Some("100Mb/s"));
+    assert_eq!(field(&link, "Auto-negotiation"), Some("off"), "{link}");
+    assert!(!d
+        .ctl(&["-s", "speed", "1000", "autoneg", "off"])
+        .status
+        .success());
+    d.ok(&["-s", "autoneg", "on"]);
+    wait_for(&d, &[], |o| {
+        field(o, "Speed") == Some("1000Mb/s") && field(o, "Link detected") == Some("yes")
+    });
+
+    // -r
+    d.ok(&["-r"]);
+    wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+
+    // -p: LED0 blinks (LEDCTL LED0_MODE "on" with LED0_BLINK) for the time given, then
+    // LEDCTL is restored.
+    let ledctl = register(&d.ok(&["-d"]), "LEDCTL");
+    let started = Instant::now();
+    let socket = d.socket.clone();
+    let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
+    std::thread::sleep(Duration::from_millis(800));
+    let during = register(&d.ok(&["-d"]), "LEDCTL");
+    assert_eq!(during & 0xFF, 0x8E, "LEDCTL {during:#x} while identifying");
+    let out = blink.join().expect("e1000ctl -p");
+    assert!(out.status.success(), "{out:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(
+        register(&d.ok(&["-d"]), "LEDCTL"),
+        ledctl,
+        "LEDCTL restored"
+    );
+
+    // status
+    let st = d.ok(&["status"]);
+    assert!(st.contains("mode: split, backend: sim"), "{st}");
+    assert!(st.contains("restarts 0"), "{st}");
+    assert!(st.contains("e1000::ethtool::get_drvinfo"), "{st}");
+    assert!(
+        st.contains("downcall"),
+        "the user half's register access is counted: {st}"
+    );
+
+    // A crash during traffic: every accepted frame arrives, the user half comes back.
+    let pid = user_half_pid(&d);
+    d.ok(&["traffic", "start", "150000"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let inj = d.ok(&["inject", "crash"]);
+    assert!(inj.contains("restarts 1"), "{inj}");
+    let report = d.ok(&["traffic", "wait"]);
+    assert!(report.contains("lost 0"), "{report}");
+    assert!(
+        report.contains("tx accepted 150000 (refused 0), peer received 150000"),
+        "{report}"
+    );
+    assert!(
+        report.contains("received in order 150000 (bad 0)"),
+        "{report}"
+    );
+    let new_pid = user_half_pid(&d);
+    assert_ne!(pid, new_pid, "a new user half");
+
+    // Configuration works again through the new user half.
+    d.ok(&["-G", "rx", "256", "tx", "256"]);
+    assert_eq!(current_rings(&d.ok(&["-g"])), (256, 256));
+    assert!(d.ok(&["-i"]).contains("driver: e1000"));
+
+    // hang and garbage
+    let inj = d.ok(&["inject", "hang"]);
+    assert!(inj.contains("hangs 1"), "{inj}");
+    let inj = d.ok(&["inject", "garbage"]);
+    assert!(inj.contains("rejected frames 1"), "{inj}");
+    let st = d.ok(&["status"]);
+    assert!(
+        st.contains("invalid Result tag"),
+        "the rejection is reported: {st}"
+    );
+    assert!(d.ok(&["ping", "2"]).contains("0% packet loss"));
+
+    // The watchdog kept running through all of it.
+    let st = d.ok(&["status"]);
+    assert!(st.contains("e1000::link::watchdog"), "{st}");
+
+    // Clean shutdown.
+    let last_pid = user_half_pid(&d);
+    let out = d.ok(&["shutdown"]);
+    assert!(out.is_empty(), "{out}");
+    let status = d.wait_exit(Duration::from_secs(20)).expect("e1000d exits");
+    assert!(status.success(), "{status}\n{}", d.log_text());
+    assert!(!d.socket.exists(), "the socket is removed");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{last_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{last_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the user half is gone"
+    );
+    let log = d.log_text();
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn bad_arguments_get_ethtool_style_errors() {
+    let sock = temp_path("nobody");
+    for args in [
+        &["-G", "rx"][..],
+        &["-G", "rx", "many"],
+        &["-G", "fast", "1"],
+        &["-A", "rx", "maybe"],
+        &["-s", "duplex", "quarter"],
+        &["-t", "sideways"],
+        &["inject", "lightning"],
+        &["-i", "-S"],
+        &["-i", "status"],
+    ] {
+        let out = ctl_at(&sock, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("e1000ctl: bad command line argument(s)"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = ctl_at(&sock, &["-i"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach e1000d at"), "{err}");
+    assert!(err.contains("is e1000d running?"), "{err}");
+}
+
+#[test]
+fn the_socket_is_private_and_single() {
+    let d = DaemonProcess::start(&["--monolithic"]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&d.socket).expect("socket").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // A second daemon on the same socket refuses to start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_e1000d"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .expect("run e1000d");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another e1000d is already listening"), "{err}");
+    // Monolithic mode has no user half to inject into, and says so.
+    let out = d.ctl(&["inject", "crash"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the split mode"));
+    assert!(d.ok(&["status"]).contains("mode: monolithic"));
+    assert!(d.ok(&["ping", "1"]).contains("0% packet loss"));
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut d = DaemonProcess::start(&[]);
+    let pid = rustix::process::Pid::from_raw(d.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let status = d.wait_exit(Duration::from_secs(20)).expect("e1000d exits");
+    assert!(status.success(), "{status}\n{}", d.log_text());
+    assert!(!d.socket.exists());
+    assert!(d.log_text().contains("signal received"));
+}

@@ -1,0 +1,190 @@
+//! e1000d bridged to a TAP interface, inside a network namespace this test creates: the
+//! kernel's own network stack pings the simulated peer (10.0.2.2) through the driver, and
+//! keeps being answered while the user half is killed.
+//!
+//! All traffic stays in the namespace and on the simulated wire: the namespace has only
+//! `lo` and the TAP interface, whose only route is 10.0.2.0/24, which is the simulated
+//! wire. Needs root, `ip` and /dev/net/tun; without them the test says why and passes.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::DaemonProcess;
+use rustix::net::{AddressFamily, SocketType};
+
+const TAP: &str = "e1000tap";
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+fn missing_prerequisite() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Some("no /dev/net/tun".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("no `ip` command (iproute2)".into()),
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("e1000d-test-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Pings `PEER` from inside namespace `ns` through the kernel's stack (a raw ICMP socket
+/// made by a thread that entered the namespace), `count` requests `interval` apart; calls
+/// `midway` after half of them. Returns how many were answered.
+fn ping_in(ns: &str, count: u16, interval: Duration, midway: impl FnOnce() + Send) -> u16 {
+    let ns_path = format!("/run/netns/{ns}");
+    std::thread::scope(|s| {
+        let pinger = s.spawn(move || {
+            let ns_file = std::fs::File::open(&ns_path).expect("namespace file");
+            rustix::thread::move_into_link_name_space(
+                ns_file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("setns into the test namespace");
+            let sock = rustix::net::socket(
+                AddressFamily::INET,
+                SocketType::RAW,
+                Some(rustix::net::ipproto::ICMP),
+            )
+            .expect("raw ICMP socket");
+            rustix::net::sockopt::set_socket_timeout(
+                &sock,
+                rustix::net::sockopt::Timeout::Recv,
+                Some(Duration::from_millis(100)),
+            )
+            .expect("SO_RCVTIMEO");
+            let ident = (std::process::id() & 0xFFFF) as u16;
+            let mut answered = std::collections::BTreeSet::new();
+            for seq in 1..=count {
+                let mut msg = vec![8, 0, 0, 0];
+                msg.extend_from_slice(&ident.to_be_bytes());
+                msg.extend_from_slice(&seq.to_be_bytes());
+                msg.extend_from_slice(b"e1000d tap test payload");
+                let c = checksum(&msg);
+                msg[2..4].copy_from_slice(&c.to_be_bytes());
+                rustix::net::sendto(
+                    &sock,
+                    &msg,
+                    rustix::net::SendFlags::empty(),
+                    &SocketAddrV4::new(PEER, 0),
+                )
+                .expect("sendto");
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let got = loop {
+                    let mut buf = [0u8; 1500];
+                    if let Ok((n, _)) =
+                        rustix::net::recv(&sock, &mut buf, rustix::net::RecvFlags::empty())
+                    {
+                        let ihl = usize::from(buf[0] & 0xF) * 4;
+                        let icmp = &buf[ihl.min(n)..n];
+                        if icmp.len() >= 8
+                            && icmp[0] == 0
+                            && icmp[4..6] == ident.to_be_bytes()
+                            && icmp[6..8] == seq.to_be_bytes()
+                        {
+                            break true;
+                        }
+                    }
+                    if Instant::now() > deadline {
+                        break false;
+                    }
+                };
+                if got {
+                    answered.insert(seq);
+                }
+                std::thread::sleep(interval);
+            }
+            answered.len() as u16
+        });
+        std::thread::sleep(interval * u32::from(count / 2));
+        midway();
+        pinger.join().expect("pinger thread")
+    })
+}
+
+#[test]
+fn kernel_stack_pings_the_peer_through_a_tap_interface() {
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let ns = Netns::create();
+    let d = DaemonProcess::start_with(&["ip", "netns", "exec", &ns.0], &["--sim", "--tap", TAP]);
+    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    ip(&["-n", &ns.0, "addr", "add", "10.0.2.15/24", "dev", TAP]);
+    ip(&["-n", &ns.0, "link", "set", TAP, "up"]);
+    let link = Command::new("ip")
+        .args(["-n", &ns.0, "link", "show", TAP])
+        .output()
+        .expect("ip link show");
+    let link = String::from_utf8_lossy(&link.stdout).to_string();
+    assert!(
+        link.contains("52:54:00:12:34:56"),
+        "the TAP interface has the NIC's MAC: {link}"
+    );
+
+    // Ten pings, all answered.
+    let answered = ping_in(&ns.0, 10, Duration::from_millis(50), || {});
+    assert_eq!(answered, 10, "daemon log:\n{}", d.log_text());
+    let st = d.ok(&["status"]);
+    assert!(st.contains(&format!("bridged to TAP {TAP}")), "{st}");
+
+    // Kill the user half during a ping run: every ping is still answered.
+    let answered = ping_in(&ns.0, 40, Duration::from_millis(25), || {
+        let out = d.ok(&["inject", "crash"]);
+        assert!(out.contains("restarts 1"), "{out}");
+    });
+    assert_eq!(answered, 40, "daemon log:\n{}", d.log_text());
+
+    // The daemon's own stack stays out of the way of the host's.
+    let out = d.ctl(&["ping", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TAP"));
+
+    let mut d = d;
+    d.ok(&["shutdown"]);
+    let status = d.wait_exit(Duration::from_secs(20)).expect("e1000d exits");
+    assert!(status.success(), "{status}");
+}
