@@ -60,17 +60,25 @@ impl SysfsConfig {
         }
     }
 
-    /// Sets or clears COMMAND.INTX_DISABLE with a one-byte write of config byte 5, so no
-    /// other COMMAND bit is read-modify-written behind the kernel's back. Returns whether
-    /// the bit was set before.
+    /// Sets or clears COMMAND.INTX_DISABLE; returns whether it was set before.
+    ///
+    /// The write is the whole 16-bit COMMAND register, never config byte 5 alone: QEMU
+    /// (7.2) re-evaluates the INTx line only for writes that cover byte 4, so clearing the
+    /// bit with a one-byte write while the device asserts INTx leaves its interrupt router
+    /// with an inverted level, and the host then sees an endless storm of interrupts nobody
+    /// claims ("irq 11: nobody cared", and the kernel disables the line). Only we change
+    /// COMMAND's other bits, and the kernel's handler only ever sets this bit while it is
+    /// clear, so the read-modify-write loses nothing.
     pub fn set_intx_disabled(&self, disabled: bool) -> bool {
-        let mut b = [0u8; 1];
-        self.read(COMMAND + 1, &mut b);
-        let bit = (COMMAND_INTX_DISABLE >> 8) as u8;
-        let was = b[0] & bit != 0;
+        let cmd = self.config_read16(COMMAND);
+        let was = cmd & COMMAND_INTX_DISABLE != 0;
         if was != disabled {
-            let v = if disabled { b[0] | bit } else { b[0] & !bit };
-            self.write(COMMAND + 1, &[v]);
+            let v = if disabled {
+                cmd | COMMAND_INTX_DISABLE
+            } else {
+                cmd & !COMMAND_INTX_DISABLE
+            };
+            self.config_write16(COMMAND, v);
         }
         was
     }
