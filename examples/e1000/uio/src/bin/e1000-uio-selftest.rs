@@ -18,6 +18,8 @@ const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 const PEER_IP: [u8; 4] = [10, 0, 2, 2];
 /// QEMU's default NIC MAC, which its EEPROM image carries.
 const QEMU_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+/// The PCI subsystem ids QEMU gives its e1000 models (Red Hat, QEMU).
+const QEMU_SUBSYS: (u16, u16) = (0x1af4, 0x1100);
 /// slirp's MAC for its virtual hosts.
 const SLIRP_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
 
@@ -33,6 +35,33 @@ struct Args {
     /// Require hugepages for DMA memory.
     #[arg(long)]
     hugepages: bool,
+    /// Skip the driver's offline ethtool self-test.
+    #[arg(long)]
+    no_ethtool_test: bool,
+}
+
+/// Interrupts the kernel took on the UIO line (all CPUs), from /proc/interrupts.
+fn line_interrupts() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let line = s.lines().find(|l| l.contains("uio"))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .map_while(|w| w.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+/// The kernel's line for the UIO interrupt in /proc/interrupts (counts per CPU, name).
+fn proc_interrupts() -> String {
+    std::fs::read_to_string("/proc/interrupts")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.contains("uio") || l.contains("e1000"))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "no uio line in /proc/interrupts".into())
 }
 
 /// The checks' outcomes, printed as they happen.
@@ -188,8 +217,28 @@ fn run(args: &Args, report: &mut Report) {
             Err("no interrupt was counted on /dev/uioN during traffic".into())
         },
     );
+    println!("irq: {}", proc_interrupts());
     stats(&nd, report);
-    ethtool_selftest(&nd, report);
+    let qemu = nd.with_adapter(|a| (a.info.subsys_vendor, a.info.subsys_device)) == QEMU_SUBSYS;
+    if !args.no_ethtool_test {
+        ethtool_selftest(&nd, report, qemu);
+        println!("irq: {}", proc_interrupts());
+    }
+    // Every interrupt on the line must be the device's: a storm of unclaimed ones is
+    // what a mishandled INTx unmask looks like (and the kernel then disables the line).
+    let taken = line_interrupts().unwrap_or(0);
+    let ours = irq.assertions();
+    report.check(
+        "no-interrupt-storm",
+        if taken <= ours + 10 + ours / 2 {
+            println!("interrupt line: {taken} taken by the kernel, {ours} counted by uio");
+            Ok(())
+        } else {
+            Err(format!(
+                "{taken} interrupts on the line but only {ours} were the device's"
+            ))
+        },
+    );
     report.check("shutdown", nd.shutdown().map_err(|e| e.to_string()));
     drop(irq);
     drop(dev);
@@ -302,21 +351,42 @@ fn stats(nd: &Netdev, report: &mut Report) {
     report.check("stats", r);
 }
 
-/// ethtool -t offline: register, EEPROM, interrupt, loopback and link tests on QEMU's model.
-fn ethtool_selftest(nd: &Netdev, report: &mut Report) {
+/// ethtool -t offline: register, EEPROM, interrupt, loopback and link tests.
+///
+/// On QEMU's model two of them cannot pass and are reported as `XFAIL` (not failures):
+/// the register test writes FCAL/FCAH/FCT/FCTTV, which QEMU does not implement (they read
+/// 0), and QEMU drops frames looped back through the PHY during the second after each RCTL
+/// write (it holds receive then; looped-back frames are not queued), which costs the
+/// loopback test its first batch.
+fn ethtool_selftest(nd: &Netdev, report: &mut Report, qemu: bool) {
+    const QEMU_GAPS: [(&str, &str); 2] = [
+        ("register", "QEMU does not implement FCAL/FCAH/FCT/FCTTV"),
+        (
+            "loopback",
+            "QEMU drops looped-back frames for 1 s after an RCTL write",
+        ),
+    ];
     let results = nd.with_adapter(|a| e1000::selftest::run(a, true));
     match results {
         Ok(results) => {
             for (name, r) in e1000::selftest::NAMES.iter().zip(results) {
                 let short = name.split(' ').next().unwrap_or(name);
-                report.check(
-                    &format!("ethtool-test-{short}"),
-                    if r == 0 {
-                        Ok(())
-                    } else {
-                        Err(format!("{name} failed (see the log)"))
-                    },
-                );
+                let gap = QEMU_GAPS.iter().find(|(n, _)| *n == short).filter(|_| qemu);
+                match (r, gap) {
+                    (0, Some((_, why))) => {
+                        println!("XPASS ethtool-test-{short}: {why}, yet it passed")
+                    }
+                    (_, Some((_, why))) => println!("XFAIL ethtool-test-{short}: {why}"),
+                    (0, None) => {
+                        report.check(&format!("ethtool-test-{short}"), Ok(()));
+                    }
+                    (_, None) => {
+                        report.check::<()>(
+                            &format!("ethtool-test-{short}"),
+                            Err(format!("{name} failed (see the log)")),
+                        );
+                    }
+                }
             }
         }
         Err(e) => {
