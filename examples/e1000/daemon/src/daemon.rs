@@ -55,6 +55,8 @@ pub struct DaemonConfig {
     pub socket_mode: u32,
     /// How long to wait for the link at start-up before serving anyway.
     pub link_timeout: Duration,
+    /// With [`Backend::Uio`]: take the device from another driver that holds it.
+    pub uio_force: bool,
 }
 
 impl Default for DaemonConfig {
@@ -70,6 +72,7 @@ impl Default for DaemonConfig {
             socket: PathBuf::from(crate::client::DEFAULT_SOCKET),
             socket_mode: 0o600,
             link_timeout: Duration::from_secs(10),
+            uio_force: false,
         }
     }
 }
@@ -129,7 +132,10 @@ pub(crate) struct Inner {
     pub(crate) bus_info: String,
 }
 
-fn open_backend(backend: &Backend) -> Result<(Hw, Option<Arc<E1000Sim>>, String), DaemonError> {
+fn open_backend(
+    backend: &Backend,
+    force: bool,
+) -> Result<(Hw, Option<Arc<E1000Sim>>, String), DaemonError> {
     match backend {
         Backend::Sim => {
             let cfg = SimConfig {
@@ -142,8 +148,8 @@ fn open_backend(backend: &Backend) -> Result<(Hw, Option<Arc<E1000Sim>>, String)
             Ok((hw, Some(sim), "sim:0000:00:03.0".into()))
         }
         Backend::Uio(addr) => {
-            let hw = crate::uio::open(addr).map_err(DaemonError::Uio)?;
-            Ok((hw, None, addr.clone()))
+            let (hw, canonical) = crate::uio::open(addr, force).map_err(DaemonError::Uio)?;
+            Ok((hw, None, canonical))
         }
     }
 }
@@ -192,7 +198,7 @@ impl Daemon {
         if UnixStream::connect(&cfg.socket).is_ok() {
             return Err(DaemonError::SocketInUse(cfg.socket.clone()));
         }
-        let (hw, sim, bus_info) = open_backend(&cfg.backend)?;
+        let (hw, sim, bus_info) = open_backend(&cfg.backend, cfg.uio_force)?;
         let supervisor = if cfg.monolithic {
             tracing::info!("monolithic: both halves run in this process");
             None

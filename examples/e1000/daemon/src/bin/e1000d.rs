@@ -22,6 +22,10 @@ struct Cli {
     /// Drive the PCI function PCI_ADDR (e.g. 0000:00:03.0) through uio_pci_generic.
     #[arg(long, value_name = "PCI_ADDR")]
     uio: Option<String>,
+    /// With --uio: take the device even if another driver (e.g. the kernel's e1000) holds
+    /// it.
+    #[arg(long, requires = "uio")]
+    uio_force: bool,
     /// Bridge the NIC to the TAP interface NAME so the host's network stack uses it.
     #[arg(long, value_name = "NAME")]
     tap: Option<String>,
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         monolithic: cli.monolithic,
         crossing_delay: cli.crossing_delay,
         socket: cli.socket,
+        uio_force: cli.uio_force,
         ..DaemonConfig::default()
     };
     // Signals first: a SIGTERM during start-up still shuts down cleanly.
