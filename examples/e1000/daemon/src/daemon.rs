@@ -32,6 +32,9 @@ pub enum Backend {
     Uio(String),
 }
 
+/// The default of [`DaemonConfig::call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -57,6 +60,11 @@ pub struct DaemonConfig {
     pub link_timeout: Duration,
     /// With [`Backend::Uio`]: take the device from another driver that holds it.
     pub uio_force: bool,
+    /// How long the kernel half waits for one upcall before giving up on it. It must cover
+    /// the slowest legitimate call: the offline self-test (a reset, link waits, the
+    /// reopen) takes over 8 s on QEMU under TCG. A user half that stops answering at all
+    /// is caught sooner, by the supervisor's heartbeat.
+    pub call_timeout: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -73,6 +81,7 @@ impl Default for DaemonConfig {
             socket_mode: 0o600,
             link_timeout: Duration::from_secs(10),
             uio_force: false,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 }
@@ -210,7 +219,7 @@ impl Daemon {
             // crossings plus the usual margin.
             sc.heartbeat_timeout += cfg.crossing_delay * 4;
             sc.heartbeat += cfg.crossing_delay * 4;
-            sc.component.options.timeout += cfg.crossing_delay * 8;
+            sc.component.options.timeout = cfg.call_timeout + cfg.crossing_delay * 8;
             let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
                 .map_err(|e| DaemonError::Supervisor(e.to_string()))?;
             install_kernel(supervisor.endpoint().clone());

@@ -44,6 +44,10 @@ struct Cli {
     /// Add this latency to every user/kernel crossing (e.g. 10us, 1ms, 20ms).
     #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration, default_value = "0")]
     crossing_delay: Duration,
+    /// How long to wait for one call into the user half before giving up on it (a user
+    /// half that stops answering altogether is caught sooner, by the heartbeat).
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration, default_value = "30s")]
+    call_timeout: Duration,
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -64,6 +68,10 @@ fn main() -> ExitCode {
         eprintln!("e1000d: --crossing-delay needs the split mode (drop --monolithic)");
         return ExitCode::from(2);
     }
+    if cli.call_timeout.is_zero() {
+        eprintln!("e1000d: --call-timeout must be more than 0");
+        return ExitCode::from(2);
+    }
     let cfg = DaemonConfig {
         backend: cli.uio.map_or(Backend::Sim, Backend::Uio),
         tap: cli.tap,
@@ -74,6 +82,7 @@ fn main() -> ExitCode {
         crossing_delay: cli.crossing_delay,
         socket: cli.socket,
         uio_force: cli.uio_force,
+        call_timeout: cli.call_timeout,
         ..DaemonConfig::default()
     };
     // Signals first: a SIGTERM during start-up still shuts down cleanly.
