@@ -216,10 +216,11 @@ impl Daemon {
             sc.component.workers = cfg.workers.max(1);
             sc.component.crossing_delay = cfg.crossing_delay;
             // A slow crossing must not look like a hang: allow each heartbeat ping its two
-            // crossings plus the usual margin.
+            // crossings plus the usual margin, and each upcall the crossings of the
+            // register accesses nested in it (probe and open make several hundred).
             sc.heartbeat_timeout += cfg.crossing_delay * 4;
             sc.heartbeat += cfg.crossing_delay * 4;
-            sc.component.options.timeout = cfg.call_timeout + cfg.crossing_delay * 8;
+            sc.component.options.timeout = cfg.call_timeout + cfg.crossing_delay * 4000;
             let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
                 .map_err(|e| DaemonError::Supervisor(e.to_string()))?;
             install_kernel(supervisor.endpoint().clone());
