@@ -22,6 +22,7 @@
 
 mod cpu;
 mod figure;
+mod log;
 mod trial;
 
 use std::collections::HashMap;
@@ -189,6 +190,7 @@ fn trial_main(words: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    log::init(words.join(" "));
     match trial::serve(spec) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -402,10 +404,11 @@ fn main() -> ExitCode {
         }
         results.push(this);
     }
-    let mut finals: Vec<Trial> = Vec::new();
+    let mut finals: Vec<(&str, Trial)> = Vec::new();
     for w in workers {
+        let name = w.config.name;
         match w.finish() {
-            Ok(t) => finals.push(t),
+            Ok(t) => finals.push((name, t)),
             Err(e) => eprintln!("  {e}"),
         }
     }
@@ -501,7 +504,7 @@ fn main() -> ExitCode {
     let total = |key: &str| {
         finals
             .iter()
-            .map(|t| get(t, key))
+            .map(|(_, t)| get(t, key))
             .filter(|x| x.is_finite())
             .sum::<f64>()
     };
@@ -528,11 +531,21 @@ fn main() -> ExitCode {
         total("restarts"),
         total("hangs"),
         total("stats_errors"),
-        finals.iter().filter(|t| get(t, "uhalf_alive") == 1.0).count(),
-        finals.iter().filter(|t| get(t, "split") == 1.0).count(),
+        finals.iter().filter(|(_, t)| get(t, "uhalf_alive") == 1.0).count(),
+        finals.iter().filter(|(_, t)| get(t, "split") == 1.0).count(),
         results.iter().map(HashMap::len).sum::<usize>(),
         results.iter().map(HashMap::len).sum::<usize>() as f64 - unsettled,
     );
+    for (name, t) in &finals {
+        if get(t, "driver_resets") != 0.0 || get(t, "driver_up") != 1.0 {
+            println!(
+                "  WARNING: {name}: the driver reset {:.0} times ({:.0} transmit hangs detected) and is {} at the end",
+                get(t, "driver_resets"),
+                get(t, "driver_tx_timeouts"),
+                if get(t, "driver_up") == 1.0 { "up" } else { "DOWN" }
+            );
+        }
+    }
     let no_watchdog: Vec<&str> = DELAYS
         .iter()
         .map(|(n, _)| *n)

@@ -385,7 +385,14 @@ impl Rig<'_> {
         let (restarts, hangs) = self
             .supervisor
             .map_or((0, 0), |s| (s.status().restarts, s.status().hangs));
+        let (resets, tx_timeouts, up, link_up, watchdog_runs) = self
+            .nd
+            .with_adapter(|a| (a.wd.resets, a.wd.tx_timeouts, a.up, a.link.up, a.wd.runs));
         line(&[
+            ("driver_resets", resets.to_string()),
+            ("driver_tx_timeouts", tx_timeouts.to_string()),
+            ("driver_up", u8::from(up && link_up).to_string()),
+            ("driver_watchdog_runs", watchdog_runs.to_string()),
             ("tx_accepted", c.tx_accepted.load(SeqCst).to_string()),
             ("tx_peer_good", peer.rx_frames.to_string()),
             ("tx_checked", c.tx_checked.load(SeqCst).to_string()),
