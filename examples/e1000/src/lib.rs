@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! * the hardware seam: [`hw`] (re-exported from the device model's crate) and [`backend`]
-//!   (which builds a device from the model; the UIO backend comes later);
+//!   (which builds a device from the model; the UIO backend is the `e1000-uio` crate);
 //! * the register map: [`regs`] (the model's map plus driver-side tables);
 //! * the **kernel half** (`#[critical]`): [`kernel`] (the k-half's device object, its registry
 //!   and the checked register/DMA services the user half calls) and [`hot`] (interrupt
