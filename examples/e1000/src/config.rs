@@ -270,11 +270,22 @@ pub fn tx_drain(a: &Adapter, timeout_ms: u64) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// The reset task (scheduled by the watchdog on a transmit hang, or asked for): close,
-/// reset the device, program it again, reopen.
+/// The reset task (scheduled by the watchdog on a transmit hang, or by the kernel half's
+/// host after a configuration call failed crossing the split): close, reset the device,
+/// program it again from the adapter, reopen if the adapter says up.
+///
+/// The device may be in any state a call that died midway left it in (closed with
+/// `a.up` still true, rings freed or parked, transmit frozen, interrupts masked, the
+/// loopback test's capture on and PHY in loopback). So nothing here trusts the adapter's
+/// flags about the hardware: the kernel half's calls below are harmless with no rings, the
+/// reset frees whatever rings the kernel half has and masks interrupts, the capture is
+/// stopped, and `open` allocates the rings the adapter asks for (which unfreezes
+/// transmit).
 #[upcall]
 pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     let was_up = a.up;
+    // Frames go to the stack again, not to a self-test that is no longer there.
+    kernel::rx_capture(a.dev, false)?;
     if was_up {
         if let Err(e) = tx_drain(a, 100) {
             tracing::warn!(dev = a.dev.0, error = %e, "resetting with packets queued");

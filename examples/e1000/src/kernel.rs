@@ -60,6 +60,11 @@ impl WorkQueue {
         std::mem::take(&mut *g)
     }
 
+    /// The bits posted and not taken yet.
+    pub fn pending(&self) -> u32 {
+        *self.bits.lock()
+    }
+
     /// Wakes waiters without posting work (used at shutdown).
     pub fn kick(&self) {
         self.cv.notify_all();

@@ -52,6 +52,9 @@ pub struct Netdev {
     kernel: Arc<Kernel>,
     adapter: Arc<Mutex<Adapter>>,
     rxq: RxQueue,
+    /// A reset was asked for and has not completed yet (the service thread retries it
+    /// while no user half answers).
+    reset_pending: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -99,11 +102,13 @@ impl Netdev {
                     DriverError::Unsupported(format!("spawning the interrupt thread: {e}"))
                 })?
         };
+        let reset_pending = Arc::new(AtomicBool::new(false));
         let svc_thread = {
             let (k, stop, a) = (Arc::clone(&k), Arc::clone(&stop), Arc::clone(&adapter));
+            let pending = Arc::clone(&reset_pending);
             std::thread::Builder::new()
                 .name("e1000-service".into())
-                .spawn(move || service_loop(&k, &a, &stop, opts.watchdog_period))
+                .spawn(move || service_loop(&k, &a, &pending, &stop, opts.watchdog_period))
                 .map_err(|e| {
                     DriverError::Unsupported(format!("spawning the service thread: {e}"))
                 })?
@@ -112,6 +117,7 @@ impl Netdev {
             kernel: k,
             adapter,
             rxq,
+            reset_pending,
             stop,
             threads: vec![irq_thread, svc_thread],
         })
@@ -127,14 +133,50 @@ impl Netdev {
         f(&mut self.adapter.lock())
     }
 
+    /// Runs a state-changing operation on the adapter (holding its lock, like
+    /// [`with_adapter`](Netdev::with_adapter)). If it fails with a crossing error
+    /// ([`DriverError::Upcall`]: the user half died, hung or answered garbage under it),
+    /// the device may be left half reconfigured (closed, reset, rings freed or parked,
+    /// transmit frozen, frames captured) while the adapter, whose copy is written back only
+    /// when an upcall completes, still holds the configuration from before the call. The
+    /// reset task is then scheduled: the service thread brings the device back to the
+    /// adapter's configuration once a user half answers again (see
+    /// [`reset_pending`](Netdev::reset_pending)).
+    ///
+    /// Read-only operations use [`with_adapter`](Netdev::with_adapter): their failure
+    /// changes nothing, so nothing is reset.
+    pub fn configure<R>(
+        &self,
+        f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
+    ) -> Result<R, DriverError> {
+        let mut g = self.adapter.lock();
+        let r = f(&mut g);
+        if let Err(e @ DriverError::Upcall(_)) = &r {
+            tracing::warn!(
+                dev = g.dev.0,
+                error = %e,
+                "a configuration call failed crossing the split: scheduling a reset to \
+                 restore the adapter's configuration"
+            );
+            self.reset_pending.store(true, Ordering::SeqCst);
+            self.kernel.work.post(work::RESET);
+        }
+        r
+    }
+
+    /// True while a reset is scheduled or waiting for a user half to run it.
+    pub fn reset_pending(&self) -> bool {
+        self.reset_pending.load(Ordering::SeqCst) || self.kernel.work.pending() & work::RESET != 0
+    }
+
     /// Opens the interface.
     pub fn open(&self) -> Result<(), DriverError> {
-        self.with_adapter(config::open)
+        self.configure(config::open)
     }
 
     /// Closes the interface.
     pub fn close(&self) -> Result<(), DriverError> {
-        self.with_adapter(config::close)
+        self.configure(config::close)
     }
 
     /// Waits until the watchdog has seen the link up and the carrier is on.
@@ -238,19 +280,58 @@ fn interrupt_loop(k: &Kernel, stop: &AtomicBool, budget: u32) {
     }
 }
 
-/// The user half's service thread: the watchdog and deferred work.
-fn service_loop(k: &Kernel, a: &Mutex<Adapter>, stop: &AtomicBool, period: Duration) {
+/// First wait before retrying a reset that could not reach a user half.
+const RESET_RETRY_MIN: Duration = Duration::from_millis(5);
+/// Longest wait between such retries (a degraded driver has no user half to wait for).
+const RESET_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// The user half's service thread: the watchdog and deferred work. A reset (asked for by
+/// the watchdog, or by [`Netdev::configure`] after a failed crossing) stays pending until
+/// the reset task has run: while no user half answers it is retried, with backoff, and
+/// the watchdog waits (the device is not in the adapter's configuration until then).
+fn service_loop(
+    k: &Kernel,
+    a: &Mutex<Adapter>,
+    pending: &AtomicBool,
+    stop: &AtomicBool,
+    period: Duration,
+) {
     let mut next = Instant::now() + period;
+    let mut retry = RESET_RETRY_MIN;
     while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let bits = k.work.wait(next.saturating_duration_since(now));
+        let mut wait = next.saturating_duration_since(Instant::now());
+        if pending.load(Ordering::SeqCst) {
+            wait = wait.min(retry);
+        }
+        let bits = k.work.wait(wait);
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let mut g = a.lock();
         if bits & work::RESET != 0 {
-            if let Err(e) = config::reset_task(&mut g) {
-                tracing::error!(error = %e, "reset failed");
+            pending.store(true, Ordering::SeqCst);
+        }
+        let mut g = a.lock();
+        if pending.load(Ordering::SeqCst) {
+            match config::reset_task(&mut g) {
+                Ok(()) => {
+                    tracing::info!(dev = g.dev.0, "device reset to the adapter's configuration");
+                    pending.store(false, Ordering::SeqCst);
+                    retry = RESET_RETRY_MIN;
+                }
+                Err(e @ DriverError::Upcall(_)) => {
+                    // No user half to run it (dead, restarting, hung): try again later.
+                    if retry == RESET_RETRY_MIN {
+                        tracing::warn!(error = %e, "reset waits for a user half");
+                    }
+                    retry = (retry * 2).min(RESET_RETRY_MAX);
+                    continue;
+                }
+                Err(e) => {
+                    // The device itself failed: retrying would fail the same way.
+                    tracing::error!(error = %e, "reset failed");
+                    pending.store(false, Ordering::SeqCst);
+                    retry = RESET_RETRY_MIN;
+                }
             }
         }
         if bits & work::LINK != 0 || Instant::now() >= next {

@@ -12,7 +12,7 @@ use e1000::config::RingParam;
 use e1000::netdev::{Netdev, Options};
 use e1000::{regs, DriverError, TxPacket};
 use e1000_sim::net::{check_stream_frame, stream_frame};
-use e1000_sim::{Mmio, PeerConfig, SimConfig, StreamConfig};
+use e1000_sim::{E1000Sim, Mmio, PeerConfig, SimConfig, StreamConfig};
 use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
 use microdriver_rt::lrpc::install_kernel;
 use microdriver_rt::tracker::ObjectTracker;
@@ -25,21 +25,47 @@ fn main() {
     run_user_half_if_requested();
     // A user half re-executes this binary, so it has its own main; the test itself runs
     // through libtest-mimic, which speaks the command line cargo test and nextest use.
-    let arguments = libtest_mimic::Arguments::from_args();
-    let trial = libtest_mimic::Trial::test("split::user_half_killed_during_traffic", || {
-        std::panic::catch_unwind(user_half_killed_during_traffic).map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "the test panicked".to_string())
-                .into()
+    let mut arguments = libtest_mimic::Arguments::from_args();
+    // The kernel endpoint is process-wide (`install_kernel`): one trial at a time.
+    arguments.test_threads = Some(1);
+    let trials = [
+        (
+            "split::user_half_killed_during_traffic",
+            user_half_killed_during_traffic as fn(),
+        ),
+        (
+            "split::user_half_killed_in_offline_self_test_closed",
+            || killed_in_offline_self_test(KillPoint::Closed),
+        ),
+        (
+            "split::user_half_killed_in_offline_self_test_loopback",
+            || killed_in_offline_self_test(KillPoint::Loopback),
+        ),
+        (
+            "split::user_half_killed_in_ring_resize",
+            killed_in_ring_resize,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, f)| {
+        libtest_mimic::Trial::test(name, move || {
+            std::panic::catch_unwind(f).map_err(|panic| {
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                    .unwrap_or_else(|| "the test panicked".to_string())
+                    .into()
+            })
         })
-    });
-    libtest_mimic::run(&arguments, vec![trial]).exit()
+    })
+    .collect();
+    libtest_mimic::run(&arguments, trials).exit()
 }
 
-fn user_half_killed_during_traffic() {
+/// A split driver on a fresh model: the user half supervised, the interface open, the link
+/// up.
+fn start_split() -> (Arc<E1000Sim>, Supervisor, Netdev) {
     let cfg = SimConfig {
         autoneg_time: Duration::from_millis(2),
         peer: PeerConfig {
@@ -61,24 +87,38 @@ fn user_half_killed_during_traffic() {
     assert_eq!(ours, sim.mac());
     nd.open().expect("open in the user half");
     assert!(nd.wait_link(Duration::from_secs(5)), "link up");
+    (sim, supervisor, nd)
+}
 
+/// Streams `frames` sequence-numbered frames each way at once (the peer's stream to us,
+/// ours to the peer) and checks that every one arrives intact and in order: none the kernel
+/// half accepted is lost. `midway` runs once, when two fifths of ours are sent.
+fn stream_both_ways(
+    nd: &Netdev,
+    sim: &E1000Sim,
+    frames: u64,
+    timeout: Duration,
+    midway: impl FnOnce(),
+) {
+    let ours = sim.mac();
+    nd.drain();
     sim.peer_take_received();
     sim.peer_start_stream(StreamConfig {
         dst: ours,
-        count: FRAMES,
+        count: frames,
         sizes: SIZES.to_vec(),
         rate: None,
     });
     let (mut next_tx, mut next_rx, mut peer_seen) = (0u64, 0u64, 0u64);
-    let mut killed = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while next_rx < FRAMES || peer_seen < FRAMES {
+    let mut midway = Some(midway);
+    let deadline = Instant::now() + timeout;
+    while next_rx < frames || peer_seen < frames {
         assert!(
             Instant::now() < deadline,
-            "stalled at tx {next_tx} rx {next_rx} peer {peer_seen}"
+            "stalled at tx {next_tx} rx {next_rx} peer {peer_seen} of {frames}"
         );
         let mut burst = 0;
-        while next_tx < FRAMES && burst < 64 {
+        while next_tx < frames && burst < 64 {
             let len = SIZES[(next_tx % SIZES.len() as u64) as usize];
             match nd.try_send(&TxPacket::new(stream_frame(PEER_MAC, ours, next_tx, len))) {
                 Ok(()) => {
@@ -89,9 +129,10 @@ fn user_half_killed_during_traffic() {
                 Err(e) => panic!("send {next_tx}: {e}"),
             }
         }
-        if killed.is_none() && next_tx >= FRAMES * 2 / 5 {
-            killed = supervisor.pid();
-            supervisor.kill_user_half();
+        if next_tx >= frames * 2 / 5 {
+            if let Some(f) = midway.take() {
+                f();
+            }
         }
         for f in nd.drain() {
             let seq = check_stream_frame(&f.data, ours, PEER_MAC).expect("received bytes intact");
@@ -110,6 +151,17 @@ fn user_half_killed_during_traffic() {
             nd.kernel().wait_tx_wake(Duration::from_millis(1));
         }
     }
+}
+
+fn user_half_killed_during_traffic() {
+    let (sim, supervisor, nd) = start_split();
+    let ours = sim.mac();
+
+    let mut killed = None;
+    stream_both_ways(&nd, &sim, FRAMES, Duration::from_secs(60), || {
+        killed = supervisor.pid();
+        supervisor.kill_user_half();
+    });
     assert!(killed.is_some(), "the user half was killed");
     assert!(
         supervisor.wait_restarted(killed, Duration::from_secs(10)),
@@ -123,6 +175,13 @@ fn user_half_killed_during_traffic() {
         assert!(Instant::now() < end, "watchdog did not resume");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A crash while only the watchdog and traffic ran left nothing half-configured: no
+    // reset (which would drop what the rings hold).
+    assert_eq!(
+        nd.with_adapter(|a| a.wd.resets),
+        0,
+        "no reset after the crash"
+    );
     // Configuration works again (through the new user half) and reaches the hardware.
     nd.with_adapter(|a| {
         e1000::ethtool::set_ringparam(
@@ -158,6 +217,160 @@ fn user_half_killed_during_traffic() {
         Duration::from_secs(2),
     )
     .expect("traffic after resize");
+    nd.shutdown().expect("remove");
+    supervisor.shutdown();
+    assert_eq!(sim.bus_errors(), 0);
+}
+
+/// Where in the offline self-test the user half is killed.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// The interface closed for the tests (rings freed, interrupts masked).
+    Closed,
+    /// The loopback test running (small rings, PHY loopback, frames captured).
+    Loopback,
+}
+
+/// The ring sizes the adapter holds in the tests below (not the defaults, so a device
+/// left with the self-test's or a resize's rings shows).
+const RINGS: RingParam = RingParam {
+    rx: 256,
+    tx: 128,
+    rx_max: 4096,
+    tx_max: 4096,
+};
+
+/// Waits (up to 20 s) until the reset task has run since `resets` was read: the k-half
+/// scheduled it after the failed call and it ran once a user half answered again.
+fn wait_recovered(nd: &Netdev, resets: u64) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while nd.with_adapter(|a| a.wd.resets) <= resets {
+        assert!(
+            Instant::now() < end,
+            "the device was not reset after the failed call"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// After a recovery: the adapter's rings are in the hardware and reported, and traffic
+/// flows both ways, none lost.
+fn check_recovered(nd: &Netdev, sim: &E1000Sim, rings: RingParam) {
+    let got = nd
+        .with_adapter(|a| e1000::ethtool::get_ringparam(a))
+        .expect("ring sizes from the new user half");
+    assert_eq!(
+        (got.rx, got.tx),
+        (rings.rx, rings.tx),
+        "-g reports the adapter's rings"
+    );
+    assert_eq!(
+        sim.read32(regs::RDLEN),
+        rings.rx * 16,
+        "receive ring in the hardware"
+    );
+    assert_eq!(
+        sim.read32(regs::TDLEN),
+        rings.tx * 16,
+        "transmit ring in the hardware"
+    );
+    assert!(nd.wait_link(Duration::from_secs(5)), "link up again");
+    stream_both_ways(nd, sim, 3000, Duration::from_secs(30), || {});
+}
+
+/// The user half dies in the middle of an offline self-test (which closed the interface,
+/// or is running the loopback test): the k-half's adapter still says "up, 256/128 rings";
+/// the device must be brought back to that.
+fn killed_in_offline_self_test(point: KillPoint) {
+    let (sim, supervisor, nd) = start_split();
+    nd.configure(|a| e1000::ethtool::set_ringparam(a, &RINGS))
+        .expect("resize");
+    let resets = nd.with_adapter(|a| a.wd.resets);
+    let old = supervisor.pid();
+    let r = std::thread::scope(|s| {
+        let t = s.spawn(|| nd.configure(|a| e1000::ethtool::self_test(a, true)));
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rdlen = sim.read32(regs::RDLEN);
+            let at = match point {
+                KillPoint::Closed => rdlen == 0,
+                KillPoint::Loopback => rdlen == e1000::kernel::MIN_RING * 16,
+            };
+            if at {
+                supervisor.kill_user_half();
+                break;
+            }
+            assert!(!t.is_finished(), "the self-test ended before {point:?}");
+            assert!(
+                Instant::now() < end,
+                "the self-test never reached {point:?}"
+            );
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        t.join().expect("self-test thread")
+    });
+    let e = r.expect_err("the self-test fails: its user half was killed");
+    assert!(matches!(e, DriverError::Upcall(_)), "{e}");
+    assert!(
+        supervisor.wait_restarted(old, Duration::from_secs(10)),
+        "the user half restarted"
+    );
+    wait_recovered(&nd, resets);
+    check_recovered(&nd, &sim, RINGS);
+    // And the self-test passes in the new user half.
+    let results = nd
+        .configure(|a| e1000::ethtool::self_test(a, true))
+        .expect("self-test");
+    assert!(results.iter().all(|&r| r == 0), "{results:?}");
+    check_recovered(&nd, &sim, RINGS);
+    nd.shutdown().expect("remove");
+    supervisor.shutdown();
+    assert_eq!(sim.bus_errors(), 0);
+}
+
+/// The user half dies in the middle of a ring resize (transmit frozen, the receive ring
+/// parked at its end): the adapter keeps the old sizes, and the device must run on them.
+fn killed_in_ring_resize() {
+    let (sim, supervisor, nd) = start_split();
+    let ours = sim.mac();
+    nd.configure(|a| e1000::ethtool::set_ringparam(a, &RINGS))
+        .expect("resize");
+    let resets = nd.with_adapter(|a| a.wd.resets);
+    let old = supervisor.pid();
+    let bigger = RingParam {
+        rx: 512,
+        tx: 256,
+        ..RINGS
+    };
+    let r = std::thread::scope(|s| {
+        let t = s.spawn(|| nd.configure(|a| e1000::ethtool::set_ringparam(a, &bigger)));
+        // On an idle link the resize waits 100 ms for the parked ring to make progress;
+        // transmit is frozen (xmit answers Busy) from its start.
+        let end = Instant::now() + Duration::from_secs(20);
+        let probe = TxPacket::new(stream_frame(PEER_MAC, ours, u64::MAX, 60));
+        loop {
+            if let Err(DriverError::Busy) = nd.try_send(&probe) {
+                supervisor.kill_user_half();
+                break;
+            }
+            assert!(!t.is_finished(), "the resize ended before transmit froze");
+            assert!(Instant::now() < end, "transmit never froze");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        t.join().expect("resize thread")
+    });
+    let e = r.expect_err("the resize fails: its user half was killed");
+    assert!(matches!(e, DriverError::Upcall(_)), "{e}");
+    assert!(
+        supervisor.wait_restarted(old, Duration::from_secs(10)),
+        "the user half restarted"
+    );
+    wait_recovered(&nd, resets);
+    check_recovered(&nd, &sim, RINGS);
+    // The resize works in the new user half.
+    nd.configure(|a| e1000::ethtool::set_ringparam(a, &bigger))
+        .expect("resize after recovery");
+    check_recovered(&nd, &sim, bigger);
     nd.shutdown().expect("remove");
     supervisor.shutdown();
     assert_eq!(sim.bus_errors(), 0);
