@@ -1,5 +1,8 @@
 //! One function per control request: each runs the driver's ethtool operation (an upcall
-//! into the user half in split mode) and turns the answer into a [`Reply`].
+//! into the user half in split mode) and turns the answer into a [`Reply`]. Operations
+//! that change the device go through `Netdev::configure`, so a user half that dies or
+//! hangs under one gets the device reset to the adapter's configuration afterwards;
+//! read-only ones use `with_adapter`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +71,11 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             full_duplex,
             autoneg,
         } => {
-            nd.with_adapter(|a| {
-                let cur = ethtool::get_link_ksettings(a)?.request;
-                let req = link_request(cur, speed, full_duplex, autoneg)?;
+            // The current settings are the adapter's (the kernel half's authoritative
+            // copy): reading them crosses nothing, so only the change itself can fail
+            // crossing the split and make `configure` reset the device.
+            nd.configure(|a| {
+                let req = link_request(a.conf.link, speed, full_duplex, autoneg)?;
                 ethtool::set_link_ksettings(a, &req)
             })
             .map_err(drv)?;
@@ -95,8 +100,8 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetRings { rx, tx } => {
-            nd.with_adapter(|a| {
-                let mut p = ethtool::get_ringparam(a)?;
+            nd.configure(|a| {
+                let mut p = e1000::config::get_ringparam(a);
                 p.rx = rx.unwrap_or(p.rx);
                 p.tx = tx.unwrap_or(p.tx);
                 ethtool::set_ringparam(a, &p)
@@ -115,8 +120,8 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetPause { autoneg, rx, tx } => {
-            nd.with_adapter(|a| {
-                let cur = ethtool::get_pauseparam(a)?;
+            nd.configure(|a| {
+                let cur = a.conf.pause;
                 let p = PauseParam {
                     autoneg: autoneg.unwrap_or(cur.autoneg),
                     rx_pause: rx.unwrap_or(cur.rx_pause),
@@ -145,8 +150,8 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             tx_usecs_abs,
             adaptive_rx,
         } => {
-            nd.with_adapter(|a| {
-                let cur = ethtool::get_coalesce(a)?;
+            nd.configure(|a| {
+                let cur = a.conf.coalesce;
                 let c = Coalesce {
                     rx_usecs: rx_usecs.unwrap_or(cur.rx_usecs),
                     rx_abs_usecs: rx_usecs_abs.unwrap_or(cur.rx_abs_usecs),
@@ -184,9 +189,14 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             Ok(Reply::Regs { regs })
         }
         Request::SelfTest { offline } => {
-            let results = nd
-                .with_adapter(|a| ethtool::self_test(a, offline))
-                .map_err(drv)?;
+            // The offline tests close, reset and reopen the device: a crossing failure
+            // there must be repaired (configure). The online test only reads.
+            let results = if offline {
+                nd.configure(|a| ethtool::self_test(a, true))
+            } else {
+                nd.with_adapter(|a| ethtool::self_test(a, false))
+            }
+            .map_err(drv)?;
             Ok(Reply::SelfTest {
                 results: selftest::NAMES
                     .iter()
@@ -199,7 +209,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             })
         }
         Request::NwayReset => {
-            nd.with_adapter(|a| ethtool::nway_reset(a)).map_err(drv)?;
+            nd.configure(|a| ethtool::nway_reset(a)).map_err(drv)?;
             Ok(Reply::Done)
         }
         Request::Identify { seconds } => {
@@ -208,16 +218,14 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                     "identify for {seconds} s: give 1 to {MAX_IDENTIFY_SECONDS} seconds"
                 ));
             }
-            nd.with_adapter(|a| ethtool::identify(a, true))
-                .map_err(drv)?;
+            nd.configure(|a| ethtool::identify(a, true)).map_err(drv)?;
             let end = std::time::Instant::now() + Duration::from_secs(u64::from(seconds));
             while std::time::Instant::now() < end
                 && !inner.stop.load(std::sync::atomic::Ordering::Relaxed)
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            nd.with_adapter(|a| ethtool::identify(a, false))
-                .map_err(drv)?;
+            nd.configure(|a| ethtool::identify(a, false)).map_err(drv)?;
             Ok(Reply::Done)
         }
         Request::Status => Ok(Reply::Status(Box::new(status(inner)))),
