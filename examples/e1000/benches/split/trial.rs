@@ -457,6 +457,14 @@ pub fn serve(spec: Spec) -> Result<(), String> {
     let started = Instant::now();
     let nd = Netdev::start(hw, Options::default()).map_err(|e| format!("probe: {e}"))?;
     nd.open().map_err(|e| format!("open: {e}"))?;
+    if std::env::var_os("E1000_BENCH_FIXED_ITR").is_some() {
+        nd.with_adapter(|a| {
+            let mut c = e1000::ethtool::get_coalesce(a)?;
+            c.adaptive = false;
+            e1000::ethtool::set_coalesce(a, &c)
+        })
+        .map_err(|e| format!("coalesce: {e}"))?;
+    }
     if !nd.wait_link(Duration::from_secs(60)) {
         return Err("the link did not come up".into());
     }
