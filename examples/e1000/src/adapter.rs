@@ -129,7 +129,8 @@ pub struct Coalesce {
     pub tx_abs_usecs: u32,
     /// Interrupt rate limit (ITR), interrupts per second; 0 = unlimited.
     pub max_irq_rate: u32,
-    /// Let the watchdog choose the rate from the traffic (dynamic throttling).
+    /// Let the kernel half's poll path choose the rate from the traffic (adaptive
+    /// throttling, within `max_irq_rate`); off, ITR is `max_irq_rate`.
     pub adaptive: bool,
 }
 
@@ -253,11 +254,8 @@ pub struct WatchdogState {
     pub tx_timeouts: u64,
     /// Resets performed.
     pub resets: u64,
-    /// Hot-path packets and bytes at the previous run (for dynamic throttling).
-    pub last_packets: u64,
-    /// See `last_packets`.
-    pub last_bytes: u64,
-    /// The interrupt rate last programmed, per second.
+    /// The fixed interrupt rate the user half last programmed, per second (adaptive
+    /// throttling's rates are the kernel half's: `kernel::adaptive_irq_rate`).
     pub irq_rate: u32,
 }
 

@@ -110,15 +110,7 @@ pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
         });
     }
     kernel::rings_alloc(a.dev, &ring_request(a))?;
-    kernel::set_hot_params(
-        a.dev,
-        &HotParams {
-            copybreak: a.conf.copybreak,
-            max_frame: a.max_frame(),
-            tx_ide: a.conf.coalesce.tx_usecs != 0,
-            rx_csum: a.conf.rx_csum,
-        },
-    )?;
+    kernel::set_hot_params(a.dev, &hot_params(a))?;
     configure_tx(a)?;
     configure_rx(a)?;
     apply_coalesce(a)?;
@@ -187,8 +179,22 @@ fn delay_units(us: u32) -> u32 {
     ((u64::from(us) * 1000 / DELAY_UNIT_NS) as u32).min(0xFFFF)
 }
 
+/// The hot path's parameters from the adapter's configuration.
+pub fn hot_params(a: &Adapter) -> HotParams {
+    let c = a.conf.coalesce;
+    HotParams {
+        copybreak: a.conf.copybreak,
+        max_frame: a.max_frame(),
+        tx_ide: c.tx_usecs != 0,
+        rx_csum: a.conf.rx_csum,
+        adaptive_itr: c.adaptive && a.info.mac_type.has_itr(),
+        max_irq_rate: c.max_irq_rate,
+    }
+}
+
 /// Programs the interrupt delay timers and the throttle (RADV, TADV and ITR only on the
-/// 82540 and later).
+/// 82540 and later). ITR only in fixed mode: in adaptive mode the kernel half's poll path
+/// owns it (`set_hot_params`, called first, hands it over or takes it back).
 pub fn apply_coalesce(a: &mut Adapter) -> Result<(), DriverError> {
     let c = a.conf.coalesce;
     a.wr(RDTR, delay_units(c.rx_usecs))?;
@@ -196,8 +202,10 @@ pub fn apply_coalesce(a: &mut Adapter) -> Result<(), DriverError> {
     if a.info.mac_type.has_itr() {
         a.wr(RADV, delay_units(c.rx_abs_usecs))?;
         a.wr(TADV, delay_units(c.tx_abs_usecs))?;
-        a.wr(ITR, link::itr_value(c.max_irq_rate))?;
-        a.wd.irq_rate = c.max_irq_rate;
+        if !c.adaptive {
+            a.wr(ITR, link::itr_value(c.max_irq_rate))?;
+            a.wd.irq_rate = c.max_irq_rate;
+        }
     }
     Ok(())
 }

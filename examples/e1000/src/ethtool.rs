@@ -200,16 +200,10 @@ pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
         ));
     }
     a.conf.coalesce = *c;
+    // The kernel half first: turning adaptive mode off, it stops writing ITR before the
+    // fixed rate is programmed below (so the two never fight); turning it on, it takes ITR.
+    crate::kernel::set_hot_params(a.dev, &config::hot_params(a))?;
     config::apply_coalesce(a)?;
-    if a.up {
-        let p = crate::kernel::HotParams {
-            copybreak: a.conf.copybreak,
-            max_frame: a.max_frame(),
-            tx_ide: c.tx_usecs != 0,
-            rx_csum: a.conf.rx_csum,
-        };
-        crate::kernel::set_hot_params(a.dev, &p)?;
-    }
     Ok(())
 }
 

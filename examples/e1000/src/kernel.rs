@@ -208,6 +208,8 @@ pub struct Kernel {
     pub work: WorkQueue,
     /// Notified when TX clean frees descriptors (a stopped queue may be woken).
     pub(crate) tx_wake: (Mutex<u64>, Condvar),
+    /// Adaptive interrupt throttling (the poll path's; see [`crate::hot::itr`]).
+    pub(crate) itr: Mutex<crate::hot::itr::ItrState>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -248,6 +250,7 @@ pub fn attach(hw: Hw) -> DevId {
         rx_order: Mutex::new(()),
         work: WorkQueue::default(),
         tx_wake: (Mutex::new(0), Condvar::new()),
+        itr: Mutex::new(crate::hot::itr::ItrState::default()),
     });
     if slot == reg.len() {
         reg.push(Some(k));
@@ -301,6 +304,11 @@ impl Kernel {
     /// Adds `n` to hot-path counter `i` (an index of [`ctr`]).
     pub(crate) fn count(&self, i: usize, n: u64) {
         self.counters[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Hot-path counter `i` (an index of [`ctr`]).
+    pub(crate) fn counter(&self, i: usize) -> u64 {
+        self.counters[i].load(Ordering::Relaxed)
     }
 
     /// Sends a received frame up (or into the self-test capture).
@@ -420,17 +428,43 @@ pub struct HotParams {
     pub tx_ide: bool,
     /// Report receive checksum status.
     pub rx_csum: bool,
+    /// Adaptive interrupt throttling: the poll path owns ITR and moves it with the traffic
+    /// (within `max_irq_rate`). Off: the kernel half never writes ITR (the user half
+    /// programs a fixed rate).
+    pub adaptive_itr: bool,
+    /// The interrupt rate limit, per second (0 = none); adaptive mode stays within it.
+    pub max_irq_rate: u32,
 }
 
 /// Sets the hot path's parameters (any values are safe: the hot path bounds what it
-/// gathers and checks what it sends against `max_frame`).
+/// gathers and checks what it sends against `max_frame`, and adaptive throttling keeps ITR
+/// within its own bounds). Turning adaptive throttling on programs ITR with the starting
+/// rate; once a call turning it off returns, the kernel half no longer writes ITR.
 #[critical]
 pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     let k = lookup(dev)?;
     k.cfg.max_frame.store(p.max_frame, Ordering::Relaxed);
     k.cfg.tx_ide.store(p.tx_ide, Ordering::Relaxed);
     k.cfg.rx_csum.store(p.rx_csum, Ordering::Relaxed);
+    let mut itr = k.itr.lock();
+    *itr = crate::hot::itr::ItrState {
+        adaptive: p.adaptive_itr,
+        max_rate: p.max_irq_rate,
+        ..Default::default()
+    };
+    if p.adaptive_itr {
+        itr.rate = itr.bounded(itr.class.rate());
+        k.wr(regs::ITR, crate::hot::itr::itr_value(itr.rate));
+    }
     Ok(())
+}
+
+/// The interrupt rate adaptive throttling last programmed, per second (0 when adaptive
+/// mode is off: ITR then holds the user half's fixed rate).
+#[critical]
+pub fn adaptive_irq_rate(dev: DevId) -> Result<u32, DriverError> {
+    let s = *lookup(dev)?.itr.lock();
+    Ok(if s.adaptive { s.rate } else { 0 })
 }
 
 /// The rings the user half asks for.

@@ -1,7 +1,8 @@
 //! Link management and the 2-second watchdog: link up/down with speed and duplex (and the
 //! carrier the hot path transmits under), flow control resolution, statistics
-//! accumulation, transmit hang detection (which schedules a reset) and dynamic interrupt
-//! throttling.
+//! accumulation and transmit hang detection (which schedules a reset). Adaptive interrupt
+//! throttling is the kernel half's poll path's ([`crate::hot::itr`]): at the watchdog's pace
+//! (and an upcall's latency) ITR would follow the traffic seconds late.
 
 use microdriver_rt::upcall;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use microdriver_rt::Marshal;
 use crate::adapter::Adapter;
 use crate::error::DriverError;
 use crate::kernel;
-use crate::regs::{ctrl, status, tctl, CTRL, ITR, STATUS, TCTL, TDH, TDT};
+use crate::regs::{ctrl, status, tctl, CTRL, STATUS, TCTL, TDH, TDT};
 use crate::stats;
 
 /// How often the watchdog runs.
@@ -27,7 +28,8 @@ pub struct WatchdogReport {
     pub link_changed: bool,
     /// A transmit hang was detected and a reset scheduled.
     pub tx_hang: bool,
-    /// The interrupt rate programmed (0 if unchanged).
+    /// The interrupt rate adaptive throttling (the kernel half's poll path) has programmed,
+    /// per second (0 with adaptive mode off: ITR holds the configured fixed rate).
     pub irq_rate: u32,
 }
 
@@ -95,8 +97,10 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
         return Ok(report);
     }
     report.tx_hang = tx_hang_check(a)?;
+    // Report only: in adaptive mode the kernel half owns ITR, and the watchdog never writes
+    // it (the two would fight, and the watchdog would lose the race to the traffic).
     if a.conf.coalesce.adaptive && a.info.mac_type.has_itr() {
-        report.irq_rate = update_itr(a)?;
+        report.irq_rate = kernel::adaptive_irq_rate(a.dev)?;
     }
     Ok(report)
 }
@@ -126,49 +130,6 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
     Ok(false)
 }
 
-/// Dynamic interrupt throttling: few, small packets get a high interrupt rate (low
-/// latency), bulk traffic a lower one. Returns the rate programmed.
-fn update_itr(a: &mut Adapter) -> Result<u32, DriverError> {
-    let h = kernel::HotStats::from(kernel::hot_counters(a.dev)?);
-    let packets = (h.rx_packets + h.tx_packets).saturating_sub(a.wd.last_packets);
-    let bytes = (h.rx_bytes + h.tx_bytes).saturating_sub(a.wd.last_bytes);
-    a.wd.last_packets = h.rx_packets + h.tx_packets;
-    a.wd.last_bytes = h.rx_bytes + h.tx_bytes;
-    let avg = bytes.checked_div(packets).unwrap_or(0);
-    let target = if packets < 1000 {
-        70_000 // lowest latency
-    } else if avg > 1200 {
-        4_000 // bulk
-    } else {
-        20_000
-    };
-    let rate = match a.conf.coalesce.max_irq_rate {
-        0 => target,
-        cap => target.min(cap.max(4_000)),
-    };
-    if rate != a.wd.irq_rate {
-        a.wr(ITR, itr_value(rate))?;
-        a.wd.irq_rate = rate;
-    }
-    Ok(rate)
-}
-
-/// The ITR register value for `rate` interrupts per second (ITR counts 256 ns units
-/// between interrupts; 0 = no limit).
-pub fn itr_value(rate: u32) -> u32 {
-    if rate == 0 {
-        0
-    } else {
-        (1_000_000_000 / (256 * u64::from(rate))).min(0xFFFF) as u32
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn itr_units() {
-        assert_eq!(super::itr_value(0), 0);
-        assert_eq!(super::itr_value(20_000), 195);
-        assert_eq!(super::itr_value(1), 0xFFFF);
-    }
-}
+/// The ITR register value for a rate (interrupts per second); see
+/// [`crate::hot::itr::itr_value`].
+pub use crate::hot::itr::itr_value;

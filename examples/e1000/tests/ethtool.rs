@@ -254,9 +254,26 @@ fn watchdog_detects_a_transmit_hang_and_resets() {
     nd.shutdown().expect("remove");
 }
 
+/// Sends `n` full-sized frames and waits until the hot path has reclaimed them.
+fn bulk_stream(nd: &e1000::netdev::Netdev, mac: [u8; 6], n: u64, mut each: impl FnMut()) {
+    let start = nd.kernel().hot_stats().tx_packets;
+    for i in 0..n {
+        nd.send(
+            &TxPacket::new(net::stream_frame(PEER_MAC, mac, i, 1514)),
+            Duration::from_secs(2),
+        )
+        .expect("send");
+        each();
+    }
+    let end = Instant::now() + Duration::from_secs(2);
+    while nd.kernel().hot_stats().tx_packets < start + n && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
-fn watchdog_throttles_interrupts_dynamically() {
-    // No periodic run in between: the test runs the watchdog itself.
+fn poll_path_throttles_interrupts_adaptively() {
+    // No periodic watchdog run: adaptive throttling must not need one.
     let opts = Options {
         watchdog_period: Duration::from_secs(3600),
         ..Options::default()
@@ -265,26 +282,71 @@ fn watchdog_throttles_interrupts_dynamically() {
     nd.open().expect("open");
     assert!(nd.wait_link(Duration::from_secs(5)));
     let mac = sim.mac();
-    for i in 0..2000 {
+    let runs = nd.with_adapter(|a| a.wd.runs);
+    // Adaptive mode starts at the mixed-traffic rate (here also the configured maximum).
+    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(20_000));
+    // A bulk stream: the poll path moves ITR to the bulk rate within a few rounds.
+    let polls0 = nd.kernel().hot_stats().polls;
+    let mut bulk_after = None;
+    bulk_stream(&nd, mac, 2000, || {
+        if bulk_after.is_none() && reg(&sim, regs::ITR) == e1000::link::itr_value(4_000) {
+            bulk_after = Some(nd.kernel().hot_stats().polls - polls0);
+        }
+    });
+    let polls = bulk_after.expect("ITR never reached the bulk rate");
+    assert!(polls <= 16, "bulk rate only after {polls} poll rounds");
+    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
+    assert_eq!(nd.with_adapter(|a| a.wd.runs), runs, "no watchdog run");
+    // The watchdog reports the kernel half's rate and leaves ITR alone.
+    let report = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
+    assert_eq!(report.irq_rate, 4_000);
+    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
+    // Single small packets: the rate climbs back, capped by the configured maximum.
+    let end = Instant::now() + Duration::from_secs(5);
+    while reg(&sim, regs::ITR) != e1000::link::itr_value(20_000) {
+        assert!(
+            Instant::now() < end,
+            "ITR stayed at {:#x}",
+            reg(&sim, regs::ITR)
+        );
         nd.send(
-            &TxPacket::new(net::stream_frame(PEER_MAC, mac, i, 1514)),
+            &TxPacket::new(net::arp(1, mac, OUR_IP, [0; 6], PEER_IP)),
             Duration::from_secs(2),
         )
         .expect("send");
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let end = Instant::now() + Duration::from_secs(2);
-    while nd.kernel().hot_stats().tx_packets < 2000 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // Bulk traffic since the last run: the lowest rate; then an idle interval: low latency.
-    let bulk = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
-    assert_eq!(bulk.irq_rate, 4_000);
+    nd.shutdown().expect("remove");
+}
+
+#[test]
+fn fixed_interrupt_rate_never_changes() {
+    let opts = Options {
+        watchdog_period: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let (sim, nd) = start_with(config(Variant::I82540EM), opts);
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let mac = sim.mac();
+    let mut c = nd
+        .with_adapter(|a| ethtool::get_coalesce(a))
+        .expect("coalesce");
+    c.adaptive = false;
+    c.max_irq_rate = 8_000;
+    nd.with_adapter(|a| ethtool::set_coalesce(a, &c))
+        .expect("coalesce");
+    let fixed = e1000::link::itr_value(8_000);
+    assert_eq!(reg(&sim, regs::ITR), fixed);
+    bulk_stream(&nd, mac, 500, || assert_eq!(reg(&sim, regs::ITR), fixed));
+    let report = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
+    assert_eq!(report.irq_rate, 0);
+    assert_eq!(reg(&sim, regs::ITR), fixed);
+    // Back to adaptive: the poll path takes ITR again.
+    c.adaptive = true;
+    nd.with_adapter(|a| ethtool::set_coalesce(a, &c))
+        .expect("coalesce");
+    bulk_stream(&nd, mac, 500, || {});
     assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
-    let idle = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
-    assert_eq!(
-        idle.irq_rate, 20_000,
-        "capped by the configured maximum rate"
-    );
-    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(20_000));
     nd.shutdown().expect("remove");
 }

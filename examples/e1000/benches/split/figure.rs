@@ -163,8 +163,8 @@ watchdog periods; the *watchdog runs* column counts runs completed inside each s
 from the kernel endpoint's call statistics), then stops the traffic and waits until
 every frame is accounted for. The other processes idle meanwhile: their watchdogs and
 statistics queries keep running, and each keeps transmitting a trickle of ~1,000
-frames/s so that its adaptive interrupt moderation (which the watchdog sets from the
-last period's traffic) stays at its loaded setting and a slice does not start from the
+frames/s so that its adaptive interrupt moderation (which the kernel half's poll path sets
+from each round's traffic) stays at its loaded setting and a slice does not start from the
 idle one (a few hundredths of a core each).
 
 **What is measured.** *pkt/s*: frames that reached the peer plus frames received and

@@ -21,8 +21,9 @@
 //! `ratio delay_20ms/delay_0 pps_1514B = X`.
 //!
 //! `E1000_BENCH_FIXED_ITR=1` turns the driver's adaptive interrupt throttling off in every
-//! configuration (a fixed ITR): the one way a slow user half still reaches the data path
-//! is through the rate the watchdog picks, and this separates that effect from the rest.
+//! configuration (a fixed ITR). Adaptive throttling is decided in the kernel half's poll
+//! path, so a slow user half should not reach the data path through it; the switch checks
+//! that (it used to be the watchdog's, and explained the delay_20ms gap).
 
 mod cpu;
 mod figure;

@@ -2,7 +2,8 @@
 //!
 //! * [`irq`]: the interrupt handler (read ICR, defer link changes, mask, schedule poll);
 //! * [`poll`]: the NAPI-style poll loop with a budget (TX clean, RX clean, refill,
-//!   re-enable interrupts);
+//!   adaptive interrupt throttling, re-enable interrupts);
+//! * [`itr`]: adaptive interrupt throttling, from each poll round's packets and bytes;
 //! * [`tx`]: transmit (scatter-gather, checksum offload and TSO through context
 //!   descriptors, VLAN insertion, queue stop/wake) and TX clean;
 //! * [`rx`]: RX clean (frames spanning descriptors, copybreak, VLAN strip, checksum status)
@@ -14,6 +15,7 @@
 //! hold the device (the interrupt thread, the stack's transmit path).
 
 pub mod irq;
+pub mod itr;
 pub mod poll;
 pub mod rx;
 pub mod tx;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use microdriver_rt::Marshal;
 
 use crate::error::DriverError;
-use crate::hot::{rx, tx};
+use crate::hot::{itr, rx, tx};
 use crate::kernel::{self, DevId, Kernel};
 use crate::regs::IMS;
 
@@ -28,12 +28,26 @@ pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
 }
 
 /// One poll round: reclaim transmitted packets (waking a stopped queue), receive up to
-/// `budget` frames and refill; when under budget, re-enable the interrupts the user half
-/// configured.
+/// `budget` frames and refill; steer adaptive interrupt throttling by what the round moved;
+/// when under budget, re-enable the interrupts the user half configured.
 pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
+    use kernel::ctr::{RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS};
     k.count(kernel::ctr::POLLS, 1);
+    let moved = || {
+        (
+            k.counter(RX_PACKETS) + k.counter(TX_PACKETS),
+            k.counter(RX_BYTES) + k.counter(TX_BYTES),
+        )
+    };
+    let before = moved();
     let tx_cleaned = tx::clean(k);
     let rx = rx::clean(k, budget);
+    let after = moved();
+    itr::update(
+        k,
+        after.0.wrapping_sub(before.0),
+        after.1.wrapping_sub(before.1),
+    );
     let complete = rx < budget;
     if complete {
         let mask = k.irq_mask.load(Ordering::SeqCst);
