@@ -66,7 +66,7 @@ pub fn get_drvinfo(a: &Adapter) -> Result<DrvInfo, DriverError> {
 /// The register dump ([`regs::DUMP_REGS`], in order).
 #[upcall]
 pub fn get_regs(a: &Adapter) -> Result<Vec<u32>, DriverError> {
-    regs::DUMP_REGS.iter().map(|&r| a.rd(r)).collect()
+    regs::DUMP_REGS.iter().map(|&(r, _)| a.rd(r)).collect()
 }
 
 /// The message level.
@@ -111,19 +111,13 @@ pub struct LinkSettings {
 /// The link settings (speed and duplex from STATUS, read now).
 #[upcall]
 pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
-    let s = a.rd(STATUS)?;
-    let up = s & status::LU != 0;
-    let speed = match s & status::SPEED_MASK {
-        status::SPEED_10 => 10,
-        status::SPEED_100 => 100,
-        _ => 1000,
-    };
+    let (up, speed, fd) = crate::link::decode_status(a.rd(STATUS)?);
     Ok(LinkSettings {
         request: a.conf.link,
         supported: phy::ADV_ALL,
         link_up: up,
         speed: if up { speed } else { 0 },
-        full_duplex: up && s & status::FD != 0,
+        full_duplex: up && fd,
     })
 }
 
@@ -207,9 +201,9 @@ pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Reads EEPROM bytes `offset..offset + len` (byte addressing over little-endian words).
-#[upcall]
-pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
+/// The EEPROM words holding bytes `offset..offset + len` (first and last word; for an
+/// empty range inside the EEPROM, meaningless), or the range error if it does not fit.
+fn eeprom_words(offset: u32, len: u32) -> Result<(u32, u32), DriverError> {
     let end = offset
         .checked_add(len)
         .filter(|&e| e <= eeprom::WORDS * 2)
@@ -218,11 +212,16 @@ pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverE
             len: len.div_ceil(2),
             size: eeprom::WORDS,
         })?;
+    Ok((offset / 2, end.saturating_sub(1) / 2))
+}
+
+/// Reads EEPROM bytes `offset..offset + len` (byte addressing over little-endian words).
+#[upcall]
+pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
+    let (first, last) = eeprom_words(offset, len)?;
     if len == 0 {
         return Ok(Vec::new());
     }
-    let first = offset / 2;
-    let last = (end - 1) / 2;
     let words = eeprom::read(a, first, last - first + 1)?;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let skip = (offset % 2) as usize;
@@ -237,16 +236,7 @@ pub fn set_eeprom(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverErr
     if data.is_empty() {
         return Ok(());
     }
-    let end = offset
-        .checked_add(len)
-        .filter(|&e| e <= eeprom::WORDS * 2)
-        .ok_or(DriverError::EepromRange {
-            offset: offset / 2,
-            len: len.div_ceil(2),
-            size: eeprom::WORDS,
-        })?;
-    let first = offset / 2;
-    let last = (end - 1) / 2;
+    let (first, last) = eeprom_words(offset, len)?;
     let mut bytes: Vec<u8> = eeprom::read(a, first, last - first + 1)?
         .iter()
         .flat_map(|w| w.to_le_bytes())

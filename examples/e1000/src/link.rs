@@ -33,18 +33,22 @@ pub struct WatchdogReport {
     pub irq_rate: u32,
 }
 
-/// Reads STATUS and brings the link state, carrier, collision distance and flow control
-/// in line with it. Returns whether the link changed.
-#[upcall]
-pub fn check_link(a: &mut Adapter) -> Result<bool, DriverError> {
-    let s = a.rd(STATUS)?;
-    let up = s & status::LU != 0;
+/// What a STATUS value says of the link: up, speed in Mb/s and full duplex (SDM 13.4
+/// STATUS.LU, SPEED, FD), speed and duplex as the MAC reports them even while down.
+pub fn decode_status(s: u32) -> (bool, u32, bool) {
     let speed = match s & status::SPEED_MASK {
         status::SPEED_10 => 10,
         status::SPEED_100 => 100,
         _ => 1000,
     };
-    let fd = s & status::FD != 0;
+    (s & status::LU != 0, speed, s & status::FD != 0)
+}
+
+/// Reads STATUS and brings the link state, carrier, collision distance and flow control
+/// in line with it. Returns whether the link changed.
+#[upcall]
+pub fn check_link(a: &mut Adapter) -> Result<bool, DriverError> {
+    let (up, speed, fd) = decode_status(a.rd(STATUS)?);
     let was = a.link;
     if up == was.up && (!up || (speed == was.speed && fd == was.full_duplex)) {
         return Ok(false);
