@@ -121,13 +121,49 @@ pub const STAT_REGS: &[StatReg] = &[
 /// Number of accumulated hardware statistics.
 pub const N_STAT_REGS: usize = 54;
 
-/// The registers of the ethtool register dump, in dump order: general, interrupt mask,
-/// receive, transmit and flow control (not ICR, whose read would clear pending causes, and
-/// not the statistics, which clear on read).
-pub const DUMP_REGS: &[u32] = &[
-    CTRL, STATUS, EECD, CTRL_EXT, MDIC, FCAL, FCAH, FCT, VET, FCTTV, LEDCTL, PBA, ITR, IMS, RCTL,
-    FCRTL, FCRTH, RDBAL, RDBAH, RDLEN, RDH, RDT, RDTR, RXDCTL, RADV, RXCSUM, TCTL, TIPG, TDBAL,
-    TDBAH, TDLEN, TDH, TDT, TIDV, TXDCTL, TADV, WUC, WUFC, MANC,
+/// The registers of the ethtool register dump, in dump order, with their names: general,
+/// interrupt mask, receive, transmit and flow control (not ICR, whose read would clear
+/// pending causes, and not the statistics, which clear on read).
+pub const DUMP_REGS: &[(u32, &str)] = &[
+    (CTRL, "CTRL"),
+    (STATUS, "STATUS"),
+    (EECD, "EECD"),
+    (CTRL_EXT, "CTRL_EXT"),
+    (MDIC, "MDIC"),
+    (FCAL, "FCAL"),
+    (FCAH, "FCAH"),
+    (FCT, "FCT"),
+    (VET, "VET"),
+    (FCTTV, "FCTTV"),
+    (LEDCTL, "LEDCTL"),
+    (PBA, "PBA"),
+    (ITR, "ITR"),
+    (IMS, "IMS"),
+    (RCTL, "RCTL"),
+    (FCRTL, "FCRTL"),
+    (FCRTH, "FCRTH"),
+    (RDBAL, "RDBAL"),
+    (RDBAH, "RDBAH"),
+    (RDLEN, "RDLEN"),
+    (RDH, "RDH"),
+    (RDT, "RDT"),
+    (RDTR, "RDTR"),
+    (RXDCTL, "RXDCTL"),
+    (RADV, "RADV"),
+    (RXCSUM, "RXCSUM"),
+    (TCTL, "TCTL"),
+    (TIPG, "TIPG"),
+    (TDBAL, "TDBAL"),
+    (TDBAH, "TDBAH"),
+    (TDLEN, "TDLEN"),
+    (TDH, "TDH"),
+    (TDT, "TDT"),
+    (TIDV, "TIDV"),
+    (TXDCTL, "TXDCTL"),
+    (TADV, "TADV"),
+    (WUC, "WUC"),
+    (WUFC, "WUFC"),
+    (MANC, "MANC"),
 ];
 
 /// The 802.3x flow-control constants (SDM 13.4 FCAL/FCAH/FCT): the reserved multicast

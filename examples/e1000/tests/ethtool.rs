@@ -26,7 +26,7 @@ fn drvinfo_regs_msglevel_link_ring() {
     assert_eq!(info.eedump_len, 128);
     let dump = nd.with_adapter(|a| ethtool::get_regs(a)).expect("regs");
     assert_eq!(dump.len(), regs::DUMP_REGS.len());
-    for (i, &r) in regs::DUMP_REGS.iter().enumerate() {
+    for (i, &(r, _)) in regs::DUMP_REGS.iter().enumerate() {
         if r != regs::STATUS && r != regs::MDIC && r != regs::RDH && r != regs::TDH {
             assert_eq!(dump[i], reg(&sim, r), "register {r:#x}");
         }

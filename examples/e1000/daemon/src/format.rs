@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use e1000::regs::*;
-
 use crate::protocol::{
     Coalesce, DrvInfo, LinkInfo, Pause, PingReport, Register, Rings, Status, TestResult,
     TrafficReport,
@@ -16,55 +14,6 @@ pub fn mac(m: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// The name of a register in the dump.
-pub fn register_name(off: u32) -> &'static str {
-    const NAMES: &[(u32, &str)] = &[
-        (CTRL, "CTRL"),
-        (STATUS, "STATUS"),
-        (EECD, "EECD"),
-        (CTRL_EXT, "CTRL_EXT"),
-        (MDIC, "MDIC"),
-        (FCAL, "FCAL"),
-        (FCAH, "FCAH"),
-        (FCT, "FCT"),
-        (VET, "VET"),
-        (FCTTV, "FCTTV"),
-        (LEDCTL, "LEDCTL"),
-        (PBA, "PBA"),
-        (ITR, "ITR"),
-        (IMS, "IMS"),
-        (RCTL, "RCTL"),
-        (FCRTL, "FCRTL"),
-        (FCRTH, "FCRTH"),
-        (RDBAL, "RDBAL"),
-        (RDBAH, "RDBAH"),
-        (RDLEN, "RDLEN"),
-        (RDH, "RDH"),
-        (RDT, "RDT"),
-        (RDTR, "RDTR"),
-        (RXDCTL, "RXDCTL"),
-        (RADV, "RADV"),
-        (RXCSUM, "RXCSUM"),
-        (TCTL, "TCTL"),
-        (TIPG, "TIPG"),
-        (TDBAL, "TDBAL"),
-        (TDBAH, "TDBAH"),
-        (TDLEN, "TDLEN"),
-        (TDH, "TDH"),
-        (TDT, "TDT"),
-        (TIDV, "TIDV"),
-        (TXDCTL, "TXDCTL"),
-        (TADV, "TADV"),
-        (WUC, "WUC"),
-        (WUFC, "WUFC"),
-        (MANC, "MANC"),
-    ];
-    NAMES
-        .iter()
-        .find(|(o, _)| *o == off)
-        .map_or("?", |(_, n)| n)
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -354,13 +303,6 @@ mod tests {
         );
         let out = eeprom(14, &[1, 2, 3]);
         assert!(out.contains("0x000e:\t\t01 02 \n0x0010:\t\t03 "), "{out}");
-    }
-
-    #[test]
-    fn every_dumped_register_has_a_name() {
-        for &r in DUMP_REGS {
-            assert_ne!(register_name(r), "?", "register {r:#x}");
-        }
     }
 }
 

@@ -180,9 +180,9 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             let regs = regs::DUMP_REGS
                 .iter()
                 .zip(values)
-                .map(|(&offset, value)| Register {
+                .map(|(&(offset, name), value)| Register {
                     offset,
-                    name: crate::format::register_name(offset).to_string(),
+                    name: name.to_string(),
                     value,
                 })
                 .collect();
