@@ -21,17 +21,17 @@ const PEER_MAC: [u8; 6] = [0x52, 0x55, 0x0A, 0x00, 0x02, 0x02];
 const FRAMES: u64 = 20_000;
 const SIZES: [usize; 5] = [60, 128, 512, 1024, 1514];
 
+// The runtime's harness for binaries that host a user half: libtest's command line, one
+// trial at a time (the kernel endpoint is process-wide: `install_kernel`).
+#[path = "../../../microdriver-rt/tests/support/mod.rs"]
+mod support;
+
 fn main() {
     run_user_half_if_requested();
-    // A user half re-executes this binary, so it has its own main; the test itself runs
-    // through libtest-mimic, which speaks the command line cargo test and nextest use.
-    let mut arguments = libtest_mimic::Arguments::from_args();
-    // The kernel endpoint is process-wide (`install_kernel`): one trial at a time.
-    arguments.test_threads = Some(1);
-    let trials = [
+    support::run_tests(vec![
         (
             "split::user_half_killed_during_traffic",
-            user_half_killed_during_traffic as fn(),
+            user_half_killed_during_traffic,
         ),
         (
             "split::user_half_killed_in_offline_self_test_closed",
@@ -45,22 +45,7 @@ fn main() {
             "split::user_half_killed_in_ring_resize",
             killed_in_ring_resize,
         ),
-    ]
-    .into_iter()
-    .map(|(name, f)| {
-        libtest_mimic::Trial::test(name, move || {
-            std::panic::catch_unwind(f).map_err(|panic| {
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                    .unwrap_or_else(|| "the test panicked".to_string())
-                    .into()
-            })
-        })
-    })
-    .collect();
-    libtest_mimic::run(&arguments, trials).exit()
+    ])
 }
 
 /// A split driver on a fresh model: the user half supervised, the interface open, the link
@@ -240,6 +225,25 @@ const RINGS: RingParam = RingParam {
     tx_max: 4096,
 };
 
+/// A configuration call whose user half was killed under it: it failed crossing the split,
+/// a new user half answers, and the device was reset from the adapter.
+fn expect_killed_then_recovered(
+    r: Result<(), DriverError>,
+    what: &str,
+    supervisor: &Supervisor,
+    old: Option<u32>,
+    nd: &Netdev,
+    resets: u64,
+) {
+    let e = r.expect_err(&format!("the {what} fails: its user half was killed"));
+    assert!(matches!(e, DriverError::Upcall(_)), "{e}");
+    assert!(
+        supervisor.wait_restarted(old, Duration::from_secs(10)),
+        "the user half restarted"
+    );
+    wait_recovered(nd, resets);
+}
+
 /// Waits (up to 20 s) until the reset task has run since `resets` was read: the k-half
 /// scheduled it after the failed call and it ran once a user half answered again.
 fn wait_recovered(nd: &Netdev, resets: u64) {
@@ -309,13 +313,7 @@ fn killed_in_offline_self_test(point: KillPoint) {
         }
         t.join().expect("self-test thread")
     });
-    let e = r.expect_err("the self-test fails: its user half was killed");
-    assert!(matches!(e, DriverError::Upcall(_)), "{e}");
-    assert!(
-        supervisor.wait_restarted(old, Duration::from_secs(10)),
-        "the user half restarted"
-    );
-    wait_recovered(&nd, resets);
+    expect_killed_then_recovered(r.map(drop), "self-test", &supervisor, old, &nd, resets);
     check_recovered(&nd, &sim, RINGS);
     // And the self-test passes in the new user half.
     let results = nd
@@ -359,13 +357,7 @@ fn killed_in_ring_resize() {
         }
         t.join().expect("resize thread")
     });
-    let e = r.expect_err("the resize fails: its user half was killed");
-    assert!(matches!(e, DriverError::Upcall(_)), "{e}");
-    assert!(
-        supervisor.wait_restarted(old, Duration::from_secs(10)),
-        "the user half restarted"
-    );
-    wait_recovered(&nd, resets);
+    expect_killed_then_recovered(r, "resize", &supervisor, old, &nd, resets);
     check_recovered(&nd, &sim, RINGS);
     // The resize works in the new user half.
     nd.configure(|a| e1000::ethtool::set_ringparam(a, &bigger))
