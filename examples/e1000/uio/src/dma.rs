@@ -223,15 +223,20 @@ impl UioDma {
         UioRegion { map, bus, len }
     }
 
+    /// Locks `map` in memory and reads the physical frame of each of its pages (for a
+    /// region of `len` bytes, named in errors).
+    fn lock_and_translate(&self, map: &Mapping, len: usize) -> Result<Vec<u64>, DmaError> {
+        map.lock()
+            .map_err(|e| self.fail(len, &format!("mlock: {e} (raise RLIMIT_MEMLOCK?)")))?;
+        self.pagemap
+            .locked_frames(map)
+            .map_err(|e| self.fail(len, &e))
+    }
+
     fn alloc_small(&self, len: usize) -> Result<UioRegion, DmaError> {
         let map = Mapping::anonymous(page_size(), false)
             .map_err(|e| self.fail(len, &format!("mmap: {e}")))?;
-        map.lock()
-            .map_err(|e| self.fail(len, &format!("mlock: {e} (raise RLIMIT_MEMLOCK?)")))?;
-        let frames = self
-            .pagemap
-            .locked_frames(&map)
-            .map_err(|e| self.fail(len, &e))?;
+        let frames = self.lock_and_translate(&map, len)?;
         Ok(self.region(map, &frames, len))
     }
 
@@ -298,12 +303,7 @@ impl UioDma {
         let map = Mapping::anonymous(pool, false)
             .map_err(|e| self.fail(len, &format!("mmap of a {pool}-byte pool: {e}")))?;
         map.advise_hugepage();
-        map.lock()
-            .map_err(|e| self.fail(len, &format!("mlock: {e} (raise RLIMIT_MEMLOCK?)")))?;
-        let frames = self
-            .pagemap
-            .locked_frames(&map)
-            .map_err(|e| self.fail(len, &e))?;
+        let frames = self.lock_and_translate(&map, len)?;
         let start = find_contiguous_run(&frames, pages).ok_or_else(|| {
             self.fail(
                 len,
