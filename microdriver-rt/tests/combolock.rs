@@ -2,7 +2,8 @@
 //! through a real user-half process: a lock/modify/unlock round trip while the critical
 //! path keeps incrementing, a user half killed while holding (the kernel copy exactly as
 //! before, the lock usable at once), a hung holder past the hold limit (the hook runs and
-//! the lock is reclaimed), and hostile unlocks (rejected, nothing changed).
+//! the lock is reclaimed), hostile unlocks (rejected, nothing changed), and snapshots
+//! (a copy without a hold; snapshot-only locks refuse holds).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use microdriver_rt::lrpc::__private::{downcall, inventory, upcall, Entry, Served
 use microdriver_rt::lrpc::{install_kernel, uninstall_kernel, UpcallError};
 use microdriver_rt::marshal::{from_bytes, to_bytes, Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::sync::combolock::{
-    self, clear_stuck_holder_hook, HoldToken, HOLD_ENTRY, RELEASE_ENTRY,
+    self, clear_stuck_holder_hook, HoldToken, HOLD_ENTRY, RELEASE_ENTRY, SNAPSHOT_ENTRY,
 };
 use microdriver_rt::sync::{ComboLock, ComboLockError};
 use microdriver_rt::tracker::ObjectTracker;
@@ -31,6 +32,15 @@ struct Stats {
 struct Adapter {
     mtu: u32,
     stats: ComboLock<Stats>,
+}
+
+/// Ring-like state: indexes the user half may read, buffers it must never see.
+#[derive(Debug, Default, microdriver_rt::Marshal)]
+struct Ring {
+    head: u64,
+    tail: u64,
+    #[marshal(skip)]
+    buffers: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, microdriver_rt::Marshal)]
@@ -161,6 +171,50 @@ fn hostile(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalErr
     codes.encode(enc)
 }
 
+/// Takes `n` snapshots of a lock the critical path keeps changing, then tries to hold it
+/// and to forge a release; returns (the packet counts seen, the hold's answer code, the
+/// forged release's code, an unknown id's snapshot code).
+fn snapshots(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let lock = ComboLock::<Ring>::decode(&mut dec)?;
+    let n = u32::decode(&mut dec)?;
+    dec.finish()?;
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        let ring = lock.snapshot().map_err(handler_error)?;
+        // Consistent: the critical path moves both indexes together under the lock.
+        if ring.head != ring.tail || !ring.buffers.is_empty() {
+            return Err(handler_error(format!(
+                "torn or unskipped snapshot: {ring:?}"
+            )));
+        }
+        seen.push(ring.head);
+    }
+    let hold = raw_hold(lock.id());
+    let forged = raw_release(
+        lock.id(),
+        1,
+        Some(&to_bytes(&Ring::default()).map_err(handler_error)?),
+    );
+    let unknown = raw_snapshot(u64::MAX - 2);
+    (seen, hold, forged, unknown).encode(enc)
+}
+
+fn raw_snapshot(id: u64) -> u8 {
+    downcall(
+        SNAPSHOT_ENTRY,
+        &mut (),
+        |_, enc| id.encode(enc),
+        |_, dec| {
+            let code = dec.take_u8()?;
+            let rest = dec.remaining();
+            dec.take_bytes(rest)?;
+            Ok(code)
+        },
+    )
+    .expect("raw snapshot downcall")
+}
+
+inventory::submit! { Entry { name: "combolock_test::snapshots", signature: "fn(ComboLock<Ring>, u32) -> (Vec<u64>, u8, u8, u8)", served: Served::ByUser, handler: snapshots } }
 inventory::submit! { Entry { name: "combolock_test::bump", signature: "fn(ComboLock<Stats>, u64, u64) -> u64", served: Served::ByUser, handler: bump } }
 inventory::submit! { Entry { name: "combolock_test::hold_forever", signature: "fn(ComboLock<Stats>)", served: Served::ByUser, handler: hold_forever } }
 inventory::submit! { Entry { name: "combolock_test::hostile", signature: "fn(ComboLock<Stats>) -> Vec<u8>", served: Served::ByUser, handler: hostile } }
@@ -556,6 +610,70 @@ fn upcall_macro_with_combolock_field() {
     half.shutdown(Duration::from_secs(1));
 }
 
+/// Snapshots: in the kernel half a copy with skipped fields defaulted and no hold; from a
+/// real user half, consistent copies while the critical path keeps changing the lock, a
+/// hold of a snapshot-only lock refused (code 8), a forged release refused (not held), an
+/// unknown id refused; the kernel copy untouched throughout.
+fn snapshots_without_holds() {
+    let ring = Arc::new(ComboLock::snapshot_only(Ring {
+        head: 0,
+        tail: 0,
+        buffers: vec![7; 4096],
+    }));
+    let copy = ring.snapshot().expect("local snapshot");
+    assert_eq!(
+        (copy.head, copy.buffers.len()),
+        (0, 0),
+        "skipped fields default"
+    );
+    assert!(!ring.is_user_held());
+    let half = spawn();
+    let stop = Arc::new(AtomicBool::new(false));
+    let critical = {
+        let (ring, stop) = (ring.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut g = ring.lock().expect("local lock");
+                g.head += 1;
+                g.tail += 1;
+                n += 1;
+            }
+            n
+        })
+    };
+    let (seen, hold, forged, unknown): (Vec<u64>, u8, u8, u8) = upcall(
+        "combolock_test::snapshots",
+        &mut (),
+        |_, enc| {
+            ring.encode(enc)?;
+            200u32.encode(enc)
+        },
+        |_, dec| <(Vec<u64>, u8, u8, u8)>::decode(dec),
+    )
+    .expect("snapshot upcall");
+    stop.store(true, Ordering::Relaxed);
+    let moved = critical.join().expect("critical thread");
+    assert_eq!(seen.len(), 200);
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "snapshots go forward"
+    );
+    assert!(
+        seen.last() > seen.first(),
+        "the critical path kept moving: {seen:?}"
+    );
+    assert_eq!((hold, forged, unknown), (8, 2, 1));
+    let g = ring.lock().expect("local lock");
+    assert_eq!((g.head, g.tail, g.buffers.len()), (moved, moved, 4096));
+    drop(g);
+    assert_eq!(ComboLock::user_holds(), 0);
+    let err = ComboLockError::SnapshotOnly { id: 5 }.to_string();
+    assert!(err.contains("snapshot()"), "{err}");
+    uninstall_kernel();
+    half.shutdown(Duration::from_secs(1));
+}
+
 mod support;
 
 fn main() {
@@ -578,5 +696,6 @@ fn main() {
             "upcall_macro_with_combolock_field",
             upcall_macro_with_combolock_field,
         ),
+        ("snapshots_without_holds", snapshots_without_holds),
     ]);
 }

@@ -21,6 +21,15 @@
 //! taken: [`ComboLock::reclaim_user_holds`] (the supervisor calls it once the user half is
 //! dead) releases every user hold without writing anything.
 //!
+//! # Snapshots, and locks the user half may not hold
+//! [`ComboLock::snapshot`] gives the user half a consistent copy without a hold: one
+//! downcall ([`SNAPSHOT_ENTRY`]) whose handler takes the lock, encodes the contents and
+//! releases, so the critical path waits at most one encode. A lock made with
+//! [`ComboLock::snapshot_only`] ([`UserAccess::Snapshot`]) refuses user holds altogether
+//! ([`ComboLockError::SnapshotOnly`]): the user half can read state whose invariants the
+//! kernel half relies on, such as ring indexes, but never write it or stall the critical
+//! path on it.
+//!
 //! # Hung holders
 //! [`ComboLock::set_user_hold_limit`] bounds how long the user half may hold a lock. A
 //! kernel-half locker that finds the lock user-held past the limit takes the hold away,
@@ -66,6 +75,8 @@ use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
 
 /// The downcall that takes a lock on the user half's behalf: `id: u64` → code, token, `T`.
 pub const HOLD_ENTRY: &str = "microdriver_rt::sync::combolock::hold";
+/// The downcall that copies the contents out without holding: `id: u64` → code, `T`.
+pub const SNAPSHOT_ENTRY: &str = "microdriver_rt::sync::combolock::snapshot";
 /// The downcall that carries the contents back and releases: `id: u64, token: u64,
 /// has_value: bool, [T]` → code.
 pub const RELEASE_ENTRY: &str = "microdriver_rt::sync::combolock::release";
@@ -162,6 +173,13 @@ pub enum ComboLockError {
         /// Why.
         reason: String,
     },
+    /// The lock admits user-half snapshots only ([`UserAccess::Snapshot`]): the kernel half
+    /// relies on its contents, so the user half may read them but never hold the lock.
+    #[error("combolock {id} admits snapshots only: read it with `snapshot()`, not `lock()`")]
+    SnapshotOnly {
+        /// The id.
+        id: u64,
+    },
     /// The downcall itself failed.
     #[error("combolock {id}: {error}")]
     Call {
@@ -182,6 +200,7 @@ impl ComboLockError {
             ComboLockError::Malformed { .. } => 5,
             ComboLockError::Call { .. } => 6,
             ComboLockError::Encode { .. } => 7,
+            ComboLockError::SnapshotOnly { .. } => 8,
         }
     }
 
@@ -192,6 +211,7 @@ impl ComboLockError {
             3 => ComboLockError::WrongToken { id },
             4 => ComboLockError::Busy { id },
             5 => ComboLockError::Malformed { id },
+            8 => ComboLockError::SnapshotOnly { id },
             tag => {
                 return Err(MarshalError::BadTag {
                     what: "combolock reply code",
@@ -344,7 +364,22 @@ struct Shared<T> {
     /// The user half's hold, while state has USER. Changed only with this mutex held and
     /// the lock word held; whoever takes a hold out of it is the one who releases the lock.
     hold: Mutex<Option<Hold>>,
+    /// What the user half may do with it.
+    access: UserAccess,
     value: ValueCell<T>,
+}
+
+/// What the user half may do with a kernel-half lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAccess {
+    /// Hold it (a [`ComboLock::lock`] from the user half; the contents come back on unlock)
+    /// or take [`ComboLock::snapshot`]s. For state the user half owns a part of.
+    Hold,
+    /// Take [`ComboLock::snapshot`]s only: a consistent copy, read with the lock held just
+    /// long enough to encode it; a hold is refused with [`ComboLockError::SnapshotOnly`].
+    /// For state whose invariants the kernel half relies on (ring indexes, buffers): the
+    /// user half can neither write it nor stall the critical path by holding it.
+    Snapshot,
 }
 
 // SAFETY: the value is only reached through the lock (one holder at a time), so sharing
@@ -523,6 +558,9 @@ impl<T: Marshal> Shared<T> {
         deadline: Instant,
         enc: &mut Encoder<'_>,
     ) -> Result<HoldToken, ComboLockError> {
+        if self.access == UserAccess::Snapshot {
+            return Err(ComboLockError::SnapshotOnly { id: self.id });
+        }
         if !self.try_acquire() && !self.acquire_slow(Some(deadline)) {
             return Err(ComboLockError::Busy { id: self.id });
         }
@@ -548,6 +586,30 @@ impl<T: Marshal> Shared<T> {
             since: Instant::now(),
         });
         Ok(HoldToken(token))
+    }
+
+    /// Copies the contents out for the user half: takes the lock (waiting until
+    /// `deadline`), encodes code 0 and the contents into `enc`, releases. A lock the user
+    /// half holds is waited for like any other holder.
+    fn snapshot_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<(), ComboLockError> {
+        if !self.try_acquire() && !self.acquire_slow(Some(deadline)) {
+            return Err(ComboLockError::Busy { id: self.id });
+        }
+        let encoded = {
+            let access = self.value.access();
+            enc.put_u8(0);
+            // SAFETY: we hold the lock word.
+            unsafe { access.get() }.encode(enc)
+        };
+        self.release();
+        encoded.map_err(|e| ComboLockError::Encode {
+            id: self.id,
+            reason: e.to_string(),
+        })
     }
 
     /// Decodes the contents the user half sent back (if any), then ends hold `token`.
@@ -591,6 +653,11 @@ trait ErasedLock: Send + Sync + 'static {
         token: u64,
         value: Option<Decoder<'_>>,
     ) -> Result<(), ComboLockError>;
+    fn snapshot_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<(), ComboLockError>;
     fn reclaim(&self) -> bool;
     fn expire(&self) -> bool;
     fn user_held(&self) -> bool;
@@ -611,6 +678,13 @@ impl<T: Marshal + Send + 'static> ErasedLock for Shared<T> {
         value: Option<Decoder<'_>>,
     ) -> Result<(), ComboLockError> {
         Shared::release_from_user(self, token, value)
+    }
+    fn snapshot_for_user(
+        &self,
+        deadline: Instant,
+        enc: &mut Encoder<'_>,
+    ) -> Result<(), ComboLockError> {
+        Shared::snapshot_for_user(self, deadline, enc)
     }
     fn reclaim(&self) -> bool {
         Shared::reclaim(self)
@@ -643,13 +717,25 @@ enum Repr<T> {
 }
 
 impl<T: Marshal + Send + 'static> ComboLock<T> {
-    /// A new, unlocked lock around `value`, registered under a fresh id.
+    /// A new, unlocked lock around `value`, registered under a fresh id; the user half
+    /// may hold it ([`UserAccess::Hold`]).
     pub fn new(value: T) -> Self {
+        Self::with_user_access(value, UserAccess::Hold)
+    }
+
+    /// A new lock the user half may only take snapshots of ([`UserAccess::Snapshot`]).
+    pub fn snapshot_only(value: T) -> Self {
+        Self::with_user_access(value, UserAccess::Snapshot)
+    }
+
+    /// A new, unlocked lock around `value` with the given user-half access.
+    pub fn with_user_access(value: T, access: UserAccess) -> Self {
         let id = NEXT_ID.fetch_add(1, StdOrdering::Relaxed);
         let shared = StdArc::new(Shared {
             state: AtomicU32::new(0),
             id,
             hold: Mutex::new(None),
+            access,
             value: ValueCell::new(value),
         });
         let weak: Weak<dyn ErasedLock> = StdArc::downgrade(&shared) as Weak<dyn ErasedLock>;
@@ -676,6 +762,56 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
             });
         }
         Self::lock_remote(self.id())
+    }
+
+    /// A consistent copy of the contents, as the user half sees them: fields marked
+    /// `#[marshal(skip)]` come back as their defaults. In the kernel half (or on a lock of
+    /// this process) it locks, encodes, unlocks and decodes, so monolithic and split builds
+    /// see the same copy; on a user-half handle it is one downcall ([`SNAPSHOT_ENTRY`]) that
+    /// holds the kernel-half lock only while encoding. Works on every lock, whatever its
+    /// [`UserAccess`].
+    pub fn snapshot(&self) -> Result<T, ComboLockError> {
+        let id = self.id();
+        let Repr::Local(shared) = &self.repr else {
+            return Self::snapshot_remote(id);
+        };
+        let mut bytes = Vec::new();
+        if !shared.try_acquire() {
+            shared.acquire_slow(None);
+        }
+        let encoded = {
+            let access = shared.value.access();
+            // SAFETY: we hold the lock word.
+            unsafe { access.get() }.encode(&mut Encoder::new(&mut bytes))
+        };
+        shared.release();
+        let encode_error = |e: MarshalError| ComboLockError::Encode {
+            id,
+            reason: e.to_string(),
+        };
+        encoded.map_err(encode_error)?;
+        let mut dec = Decoder::new(&bytes);
+        T::decode(&mut dec)
+            .and_then(|v| dec.finish().map(|()| v))
+            .map_err(encode_error)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn snapshot_remote(id: u64) -> Result<T, ComboLockError> {
+        downcall(
+            SNAPSHOT_ENTRY,
+            &mut (),
+            |_, enc| id.encode(enc),
+            |_, dec| {
+                let offset = dec.position();
+                match dec.take_u8()? {
+                    0 => Ok(Ok(T::decode(dec)?)),
+                    code => Ok(Err(ComboLockError::from_code(code, id, offset)?)),
+                }
+            },
+        )
+        .map_err(|error| ComboLockError::Call { id, error })?
     }
 
     #[cold]
@@ -840,6 +976,22 @@ fn hold_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Marsh
     }
 }
 
+fn snapshot_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let id = u64::decode(&mut dec)?;
+    dec.finish()?;
+    let result = lookup(id)
+        .ok_or(ComboLockError::UnknownLock { id })
+        .and_then(|lock| lock.snapshot_for_user(Instant::now() + USER_LOCK_WAIT, enc));
+    match result {
+        Ok(()) => Ok(()),
+        Err(ComboLockError::Encode { reason, .. }) => Err(MarshalError::BadHeader { reason }),
+        Err(e) => {
+            enc.put_u8(e.code());
+            Ok(())
+        }
+    }
+}
+
 fn release_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
     let id = u64::decode(&mut dec)?;
     let token = u64::decode(&mut dec)?;
@@ -860,6 +1012,15 @@ inventory::submit! {
         signature: "fn(id: u64) -> (u8, u64, T)",
         served: Served::ByKernel,
         handler: hold_handler,
+    }
+}
+
+inventory::submit! {
+    Entry {
+        name: SNAPSHOT_ENTRY,
+        signature: "fn(id: u64) -> (u8, T)",
+        served: Served::ByKernel,
+        handler: snapshot_handler,
     }
 }
 
@@ -899,6 +1060,17 @@ fn release_remote<T: Marshal>(
             Err(ComboLockError::from_code(code, id, offset)
                 .unwrap_or(ComboLockError::Malformed { id }))
         }
+    }
+}
+
+/// Another handle to the same lock (the registry entry lives while any handle does).
+impl<T> Clone for ComboLock<T> {
+    fn clone(&self) -> Self {
+        let repr = match &self.repr {
+            Repr::Local(shared) => Repr::Local(StdArc::clone(shared)),
+            Repr::Remote { id } => Repr::Remote { id: *id },
+        };
+        ComboLock { repr }
     }
 }
 

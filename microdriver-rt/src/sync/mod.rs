@@ -141,4 +141,4 @@ mod imp {
 pub use imp::*;
 
 pub mod combolock;
-pub use combolock::{ComboGuard, ComboLock, ComboLockError, HoldToken};
+pub use combolock::{ComboGuard, ComboLock, ComboLockError, HoldToken, UserAccess};
