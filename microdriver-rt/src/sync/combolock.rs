@@ -1074,6 +1074,16 @@ impl<T> Clone for ComboLock<T> {
     }
 }
 
+/// Two handles are equal when they name the same lock (the contents are not compared:
+/// that would need the lock).
+impl<T> PartialEq for ComboLock<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl<T> Eq for ComboLock<T> {}
+
 impl<T> fmt::Debug for ComboLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ComboLock")
