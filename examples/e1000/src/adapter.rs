@@ -280,6 +280,8 @@ pub struct Adapter {
     pub wd: WatchdogState,
     /// The LEDCTL value saved while identifying.
     pub saved_ledctl: Option<u32>,
+    /// Handles to the kernel half's rings and counters (set by probe; read by snapshot).
+    pub shared: Option<crate::shared::SharedState>,
 }
 
 impl Adapter {
@@ -288,6 +290,15 @@ impl Adapter {
         Self {
             dev,
             ..Self::default()
+        }
+    }
+
+    /// Handles to the kernel half's rings and counters (asked for if probe did not set
+    /// them).
+    pub fn shared(&self) -> Result<crate::shared::SharedState, DriverError> {
+        match &self.shared {
+            Some(s) => Ok(s.clone()),
+            None => kernel::shared_state(self.dev),
         }
     }
 

@@ -100,6 +100,9 @@ pub enum DriverError {
         /// What was wrong.
         detail: String,
     },
+    /// The shared hot state could not be read (a snapshot of a combolock failed).
+    #[error("shared hot state: {0}")]
+    SharedState(String),
     /// A call to the other half failed (it died, timed out or sent garbage).
     #[error("call to the other half failed: {0}")]
     Upcall(String),
@@ -108,6 +111,15 @@ pub enum DriverError {
 impl From<UpcallError> for DriverError {
     fn from(e: UpcallError) -> Self {
         DriverError::Upcall(e.to_string())
+    }
+}
+
+impl From<microdriver_rt::sync::ComboLockError> for DriverError {
+    fn from(e: microdriver_rt::sync::ComboLockError) -> Self {
+        match e {
+            microdriver_rt::sync::ComboLockError::Call { error, .. } => error.into(),
+            other => DriverError::SharedState(other.to_string()),
+        }
     }
 }
 

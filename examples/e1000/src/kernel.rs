@@ -9,7 +9,7 @@
 //! by the kernel half's host only.
 
 use microdriver_rt::critical;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::hot::tx::TxRing;
 use crate::hw::Hw;
 use crate::policy::RegisterPolicy;
 use crate::regs::{self, ctrl, pci, rctl, tctl};
+use crate::shared::{HotStats, PollState, RxQueue, SharedState, TxQueue};
 use crate::Shared;
 
 /// The identity of an attached device: what the user half holds instead of a handle.
@@ -71,97 +72,6 @@ impl WorkQueue {
     }
 }
 
-/// Indices of the hot-path counters (the hot path bumps atomics without taking a lock; the
-/// names are [`HotStats`]'s fields, in this order).
-pub mod ctr {
-    /// Packets handed to the hardware and reclaimed (TSO segments counted).
-    pub const TX_PACKETS: usize = 0;
-    /// Their bytes.
-    pub const TX_BYTES: usize = 1;
-    /// Transmit attempts refused because the ring was full (or frozen, or no carrier).
-    pub const TX_BUSY: usize = 2;
-    /// Times the stopped queue was woken by TX clean.
-    pub const TX_RESTART_QUEUE: usize = 3;
-    /// Packets refused as malformed.
-    pub const TX_DROPPED: usize = 4;
-    /// Frames delivered.
-    pub const RX_PACKETS: usize = 5;
-    /// Their bytes.
-    pub const RX_BYTES: usize = 6;
-    /// Frames dropped for receive errors.
-    pub const RX_ERRORS: usize = 7;
-    /// Frames dropped because nobody was listening.
-    pub const RX_DROPPED: usize = 8;
-    /// Frames whose checksums the hardware verified good.
-    pub const RX_CSUM_GOOD: usize = 9;
-    /// Frames with a bad checksum.
-    pub const RX_CSUM_BAD: usize = 10;
-    /// Interrupts taken.
-    pub const INTERRUPTS: usize = 11;
-    /// Poll rounds run.
-    pub const POLLS: usize = 12;
-    /// How many counters there are.
-    pub const N: usize = 13;
-}
-
-/// A snapshot of the hot-path counters (what the user half's statistics report).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Marshal)]
-pub struct HotStats {
-    /// Packets handed to the hardware and reclaimed.
-    pub tx_packets: u64,
-    /// Their bytes.
-    pub tx_bytes: u64,
-    /// Transmit attempts refused because the ring was full.
-    pub tx_busy: u64,
-    /// Times the stopped queue was woken by TX clean.
-    pub tx_restart_queue: u64,
-    /// Packets refused as malformed.
-    pub tx_dropped: u64,
-    /// Frames delivered.
-    pub rx_packets: u64,
-    /// Their bytes.
-    pub rx_bytes: u64,
-    /// Frames dropped for receive errors (CRC, symbol, sequence, length).
-    pub rx_errors: u64,
-    /// Frames dropped because nobody was listening.
-    pub rx_dropped: u64,
-    /// Frames whose checksums the hardware verified good.
-    pub rx_csum_good: u64,
-    /// Frames with a bad checksum.
-    pub rx_csum_bad: u64,
-    /// Always 0: the driver has no copybreak (every frame is copied out of its ring's one
-    /// DMA region, so there is no buffer to hand up instead of a copy). Kept for the API.
-    pub rx_copybreak: u64,
-    /// Interrupts taken.
-    pub interrupts: u64,
-    /// Poll rounds run.
-    pub polls: u64,
-}
-
-impl From<[u64; ctr::N]> for HotStats {
-    /// Names a snapshot of the counters (in [`ctr`] order).
-    fn from(c: [u64; ctr::N]) -> Self {
-        let [tx_packets, tx_bytes, tx_busy, tx_restart_queue, tx_dropped, rx_packets, rx_bytes, rx_errors, rx_dropped, rx_csum_good, rx_csum_bad, interrupts, polls] =
-            c;
-        Self {
-            tx_packets,
-            tx_bytes,
-            tx_busy,
-            tx_restart_queue,
-            tx_dropped,
-            rx_packets,
-            rx_bytes,
-            rx_errors,
-            rx_dropped,
-            rx_csum_good,
-            rx_csum_bad,
-            rx_copybreak: 0,
-            interrupts,
-            polls,
-        }
-    }
-}
-
 /// Parameters of the hot path the user half sets.
 #[derive(Debug)]
 pub(crate) struct HotConfig {
@@ -190,14 +100,18 @@ pub type RxSink = Arc<dyn Fn(RxFrame) + Send + Sync>;
 pub struct Kernel {
     pub(crate) id: DevId,
     pub(crate) hw: Hw,
-    pub(crate) policy: Shared<RegisterPolicy>,
-    pub(crate) tx: Shared<Option<TxRing>>,
-    pub(crate) rx: Shared<Option<RxRing>>,
+    pub(crate) policy: Mutex<RegisterPolicy>,
+    /// The transmit ring and counters (shared with the user half by snapshot).
+    pub(crate) tx: Shared<TxQueue>,
+    /// The receive ring and counters (shared with the user half by snapshot).
+    pub(crate) rx: Shared<RxQueue>,
+    /// Interrupt and poll counters, adaptive throttling (shared with the user half by
+    /// snapshot).
+    pub(crate) poll: Shared<PollState>,
     pub(crate) irq_mask: AtomicU32,
     pub(crate) carrier: AtomicBool,
     /// Set while the user half drains the transmit ring (resize, down): xmit refuses.
     pub(crate) tx_frozen: AtomicBool,
-    pub(crate) counters: [AtomicU64; ctr::N],
     pub(crate) cfg: HotConfig,
     pub(crate) sink: RwLock<Option<RxSink>>,
     pub(crate) capture: Mutex<Option<Vec<RxFrame>>>,
@@ -208,8 +122,6 @@ pub struct Kernel {
     pub work: WorkQueue,
     /// Notified when TX clean frees descriptors (a stopped queue may be woken).
     pub(crate) tx_wake: (Mutex<u64>, Condvar),
-    /// Adaptive interrupt throttling (the poll path's; see [`crate::hot::itr`]).
-    pub(crate) itr: Mutex<crate::hot::itr::ItrState>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -234,23 +146,23 @@ pub fn attach(hw: Hw) -> DevId {
     let mut reg = REGISTRY.write();
     let slot = reg.iter().position(Option::is_none).unwrap_or(reg.len());
     let id = DevId(slot as u64);
+    let shared = SharedState::new();
     let k = Arc::new(Kernel {
         id,
         hw,
-        policy: Shared::new(RegisterPolicy::new()),
-        tx: Shared::new(None),
-        rx: Shared::new(None),
+        policy: Mutex::new(RegisterPolicy::new()),
+        tx: shared.tx,
+        rx: shared.rx,
+        poll: shared.poll,
         irq_mask: AtomicU32::new(0),
         carrier: AtomicBool::new(false),
         tx_frozen: AtomicBool::new(false),
-        counters: Default::default(),
         cfg: HotConfig::default(),
         sink: RwLock::new(None),
         capture: Mutex::new(None),
         rx_order: Mutex::new(()),
         work: WorkQueue::default(),
         tx_wake: (Mutex::new(0), Condvar::new()),
-        itr: Mutex::new(crate::hot::itr::ItrState::default()),
     });
     if slot == reg.len() {
         reg.push(Some(k));
@@ -301,25 +213,14 @@ impl Kernel {
         self.hw.mmio.write32(off, v)
     }
 
-    /// Adds `n` to hot-path counter `i` (an index of [`ctr`]).
-    pub(crate) fn count(&self, i: usize, n: u64) {
-        self.counters[i].fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Hot-path counter `i` (an index of [`ctr`]).
-    pub(crate) fn counter(&self, i: usize) -> u64 {
-        self.counters[i].load(Ordering::Relaxed)
-    }
-
-    /// Sends a received frame up (or into the self-test capture).
-    pub(crate) fn deliver(&self, f: RxFrame) {
+    /// Sends a received frame up (or into the self-test capture); false if nobody was
+    /// listening (the frame is dropped).
+    pub(crate) fn deliver(&self, f: RxFrame) -> bool {
         if let Some(c) = self.capture.lock().as_mut() {
-            return c.push(f);
+            c.push(f);
+            return true;
         }
-        match self.sink.read().clone() {
-            Some(s) => s(f),
-            None => self.count(ctr::RX_DROPPED, 1),
-        }
+        self.sink.read().clone().map(|s| s(f)).is_some()
     }
 
     /// Installs where received frames go (the network stack's entry point).
@@ -340,14 +241,19 @@ impl Kernel {
         cv.wait_for(&mut g, timeout);
     }
 
-    /// A snapshot of the hot-path counters, in [`ctr`] order.
-    pub fn counters(&self) -> [u64; ctr::N] {
-        std::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed))
+    /// The hot-path counters, named (zero if a lock is unreachable, which for the kernel
+    /// half's own locks cannot happen).
+    pub fn hot_stats(&self) -> HotStats {
+        self.shared().hot_stats().unwrap_or_default()
     }
 
-    /// The hot-path counters, named.
-    pub fn hot_stats(&self) -> HotStats {
-        HotStats::from(self.counters())
+    /// Handles to the shared hot state.
+    pub(crate) fn shared(&self) -> SharedState {
+        SharedState {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            poll: self.poll.clone(),
+        }
     }
 }
 
@@ -410,17 +316,18 @@ pub fn set_carrier(dev: DevId, up: bool) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// The hot-path counters, in [`ctr`] order (the user half names them: [`HotStats::from`]).
+/// Handles to the device's shared hot state (the rings and counters behind their
+/// combolocks), for the user half's adapter: it reads them by snapshot.
 #[critical]
-pub fn hot_counters(dev: DevId) -> Result<[u64; ctr::N], DriverError> {
-    Ok(lookup(dev)?.counters())
+pub fn shared_state(dev: DevId) -> Result<SharedState, DriverError> {
+    Ok(lookup(dev)?.shared())
 }
 
 /// The hot path's parameters, as the user half configures them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
 pub struct HotParams {
-    /// Has no effect (there is no copybreak: see [`HotStats::rx_copybreak`]); kept for the
-    /// API.
+    /// Has no effect (the driver has no copybreak: every frame is copied out of its
+    /// ring's one DMA region, so there is no buffer to hand up instead); kept for the API.
     pub copybreak: u32,
     /// Longest frame accepted, without FCS, including a VLAN tag.
     pub max_frame: u32,
@@ -446,7 +353,10 @@ pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     k.cfg.max_frame.store(p.max_frame, Ordering::Relaxed);
     k.cfg.tx_ide.store(p.tx_ide, Ordering::Relaxed);
     k.cfg.rx_csum.store(p.rx_csum, Ordering::Relaxed);
-    let mut itr = k.itr.lock();
+    let Ok(mut poll) = k.poll.lock() else {
+        return Err(DriverError::Busy);
+    };
+    let itr = &mut poll.itr;
     *itr = crate::hot::itr::ItrState {
         adaptive: p.adaptive_itr,
         max_rate: p.max_irq_rate,
@@ -463,7 +373,7 @@ pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
 /// mode is off: ITR then holds the user half's fixed rate).
 #[critical]
 pub fn adaptive_irq_rate(dev: DevId) -> Result<u32, DriverError> {
-    let s = *lookup(dev)?.itr.lock();
+    let s = lookup(dev)?.poll.snapshot()?.itr;
     Ok(if s.adaptive { s.rate } else { 0 })
 }
 
@@ -530,10 +440,12 @@ pub fn rings_alloc(dev: DevId, req: &RingRequest) -> Result<RingBases, DriverErr
         DriverError::invalid("receive buffer length", "use 256, 512, 1024 ... 16384")
     })?;
     let k = lookup(dev)?;
-    let (mut tg, mut rg) = (k.tx.lock(), k.rx.lock());
+    let (Ok(mut tg), Ok(mut rg)) = (k.tx.lock(), k.rx.lock()) else {
+        return Err(DriverError::Busy);
+    };
     let rx_on = k.rd(regs::RCTL) & rctl::EN != 0;
-    let partial = match rg.as_mut() {
-        _ if tg.as_ref().is_some_and(|t| t.pending() > 0) => return Err(DriverError::Busy),
+    let partial = match rg.ring.as_mut() {
+        _ if tg.ring.as_ref().is_some_and(|t| t.pending() > 0) => return Err(DriverError::Busy),
         Some(r) if rx_on => r.take_parked()?,
         _ => Default::default(),
     };
@@ -557,7 +469,7 @@ pub fn rings_alloc(dev: DevId, req: &RingRequest) -> Result<RingBases, DriverErr
         rx_bus: rx.desc_bus(),
         rx_len: req.rx_count * 16,
     };
-    (*tg, *rg) = (Some(tx), Some(rx));
+    (tg.ring, rg.ring) = (Some(tx), Some(rx));
     k.tx_frozen.store(false, Ordering::SeqCst);
     k.wake_tx();
     Ok(bases)
@@ -584,7 +496,10 @@ pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
     for base in [regs::RDBAL, regs::TDBAL] {
         k.program(base, 0, 0);
     }
-    (*k.tx.lock(), *k.rx.lock()) = (None, None);
+    let (Ok(mut tg), Ok(mut rg)) = (k.tx.lock(), k.rx.lock()) else {
+        return Err(DriverError::Busy);
+    };
+    (tg.ring, rg.ring) = (None, None);
     Ok(())
 }
 
@@ -599,14 +514,14 @@ pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
 pub fn ring_quiesce(dev: DevId, tx: bool, rx: bool) -> Result<(u32, u32), DriverError> {
     let k = lookup(dev)?;
     k.tx_frozen.store(tx, Ordering::SeqCst);
-    if let Some(r) = k.rx.lock().as_mut() {
+    if let Some(r) = k.rx.lock()?.ring.as_mut() {
         r.parked = rx;
     }
     while crate::hot::rx::clean(&k, 256) > 0 && rx {}
     crate::hot::tx::clean(&k);
     k.wake_tx();
-    let tx_pending = k.tx.lock().as_ref().map_or(0, TxRing::pending);
-    let rx_to_end = k.rx.lock().as_ref().map_or(0, RxRing::to_end);
+    let tx_pending = k.tx.lock()?.ring.as_ref().map_or(0, TxRing::pending);
+    let rx_to_end = k.rx.lock()?.ring.as_ref().map_or(0, RxRing::to_end);
     Ok((tx_pending, rx_to_end))
 }
 

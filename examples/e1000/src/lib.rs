@@ -45,17 +45,14 @@ pub mod policy;
 pub mod probe;
 pub mod regs;
 pub mod selftest;
+pub mod shared;
 pub mod stats;
 
-/// The lock around state the critical path mutates (the rings, the register policy).
-///
-/// This is the one place to switch it to `microdriver_rt::sync::ComboLock<T>`. It is a plain
-/// mutex today on purpose: in this driver the user half never locks hot state. It reaches
-/// the rings only through `#[critical]` calls that check their arguments ([`kernel`]), so
-/// no ring contents ever cross the split and a user half that dies mid-call holds nothing;
-/// a combolock would add a registry entry and a fallible `lock()` on the hot path for a
-/// capability (user-half holds) the driver does not use.
-pub type Shared<T> = parking_lot::Mutex<T>;
+/// The lock around the hot state the critical path mutates and the user half reads: each
+/// queue's ring and counters, and the poll state ([`shared`]). A combolock: in the kernel
+/// half a fast lock; the user half gets handles whose `snapshot()` is a downcall (the locks
+/// are snapshot-only, so it never holds them; see [`shared`] for why).
+pub type Shared<T> = microdriver_rt::sync::ComboLock<T>;
 
 pub use adapter::Adapter;
 pub use error::DriverError;

@@ -12,7 +12,7 @@ use microdriver_rt::Marshal;
 use crate::adapter::Adapter;
 use crate::error::DriverError;
 use crate::kernel;
-use crate::regs::{ctrl, status, tctl, CTRL, STATUS, TCTL, TDH, TDT};
+use crate::regs::{ctrl, status, tctl, CTRL, STATUS, TCTL};
 use crate::stats;
 
 /// How often the watchdog runs.
@@ -109,15 +109,20 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     Ok(report)
 }
 
-/// A hang: packets pending (TDH != TDT), the head not moving for longer than
-/// `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow control.
-/// Schedules a reset.
+/// A hang: packets pending on the transmit ring, TX clean making no progress for longer
+/// than `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow
+/// control. Schedules a reset. The ring's state is a snapshot of the kernel half's (its
+/// combolock: [`crate::shared`]), so progress is the driver's own reclaiming, as the
+/// hardware's head alone would not show a ring whose completions are never cleaned.
 fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let head = a.rd(TDH)?;
-    let pending = head != a.rd(TDT)?;
+    let tx = a.shared()?.tx.snapshot()?;
+    let (pending, head) = tx
+        .ring
+        .as_ref()
+        .map_or((false, 0), |r| (r.pending() > 0, r.next_to_clean()));
     if !pending || !a.wd.last_tx_pending || head != a.wd.last_tx_clean {
         a.wd.last_tx_move_ms = now;
     }

@@ -25,6 +25,7 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     a.info.subsys_vendor = kernel::pci_read16(dev, pci::SUBSYSTEM_VENDOR_ID)?;
     a.info.subsys_device = kernel::pci_read16(dev, pci::SUBSYSTEM_ID)?;
     a.info.eeprom_words = eeprom::WORDS;
+    a.shared = Some(kernel::shared_state(dev)?);
     reset_hw(&a)?;
     eeprom::validate_checksum(&a)?;
     let mac = eeprom::read_mac(&a)?;

@@ -6,7 +6,7 @@ use microdriver_rt::Marshal;
 
 use crate::adapter::Adapter;
 use crate::error::DriverError;
-use crate::kernel::{self, HotStats};
+
 use crate::regs::{N_STAT_REGS, STAT_REGS};
 
 /// The hardware counters, accumulated (index `i` is [`STAT_REGS`]`[i]`).
@@ -85,7 +85,7 @@ pub fn strings() -> Vec<String> {
 #[upcall]
 pub fn values(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
     update(a)?;
-    let h = HotStats::from(kernel::hot_counters(a.dev)?);
+    let h = a.shared()?.hot_stats()?;
     let mut v = vec![
         h.tx_packets,
         h.tx_bytes,

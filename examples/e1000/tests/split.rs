@@ -1,7 +1,9 @@
 //! The driver split across processes: the user half runs in a supervised child process.
 //! Probe, open and the watchdog run there; traffic flows through the kernel half. The user
 //! half is SIGKILLed mid-stream: no frame the kernel half accepted is lost, the user half
-//! is restarted, the watchdog runs again, and configuration operations work again.
+//! is restarted, the watchdog runs again, and configuration operations work again. The
+//! rings and counters behind their combolocks reach the user half as snapshots only: a
+//! hostile user half can neither hold nor write them.
 //!
 //! A plain `main` (harness = false): the same binary is re-executed as the user half.
 
@@ -10,11 +12,16 @@ use std::time::{Duration, Instant};
 
 use e1000::config::RingParam;
 use e1000::netdev::{Netdev, Options};
+use e1000::shared::{SharedState, TxQueue};
 use e1000::{regs, DriverError, TxPacket};
 use e1000_sim::net::{check_stream_frame, stream_frame};
 use e1000_sim::{E1000Sim, Mmio, PeerConfig, SimConfig, StreamConfig};
 use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
+use microdriver_rt::lrpc::__private::{downcall, inventory, upcall, Entry, Served};
 use microdriver_rt::lrpc::install_kernel;
+use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
+use microdriver_rt::sync::combolock::RELEASE_ENTRY;
+use microdriver_rt::sync::ComboLockError;
 use microdriver_rt::tracker::ObjectTracker;
 
 const PEER_MAC: [u8; 6] = [0x52, 0x55, 0x0A, 0x00, 0x02, 0x02];
@@ -44,6 +51,10 @@ fn main() {
         (
             "split::user_half_killed_in_ring_resize",
             killed_in_ring_resize,
+        ),
+        (
+            "split::hot_state_reaches_the_user_half_by_snapshot_only",
+            hot_state_by_snapshot_only,
         ),
     ])
 }
@@ -366,4 +377,96 @@ fn killed_in_ring_resize() {
     nd.shutdown().expect("remove");
     supervisor.shutdown();
     assert_eq!(sim.bus_errors(), 0);
+}
+
+/// What a hostile user half got when it went for the transmit ring's combolock: whether
+/// `lock()` was refused as snapshot-only, the forged release's answer code, and its
+/// snapshot of the TX counters and ring.
+type HostileOutcome = (bool, u8, u64, u32, bool);
+
+/// A user-half entry: given the adapter's shared-state handles, tries to hold the transmit
+/// ring's lock, forges a release carrying an empty ring, and takes a snapshot.
+fn hostile_ring_access(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let shared = SharedState::decode(&mut dec)?;
+    dec.finish()?;
+    let refused = matches!(shared.tx.lock(), Err(ComboLockError::SnapshotOnly { .. }));
+    let mut forged = Vec::new();
+    TxQueue::default().encode(&mut Encoder::new(&mut forged))?;
+    let code = downcall(
+        RELEASE_ENTRY,
+        &mut (),
+        |_, enc| {
+            shared.tx.id().encode(enc)?;
+            1u64.encode(enc)?;
+            true.encode(enc)?;
+            enc.put_bytes(&forged);
+            Ok(())
+        },
+        |_, dec| dec.take_u8(),
+    )
+    .map_err(|e| MarshalError::BadHeader {
+        reason: e.to_string(),
+    })?;
+    let snap = shared.tx.snapshot().map_err(|e| MarshalError::BadHeader {
+        reason: e.to_string(),
+    })?;
+    let ring = snap.ring.as_ref();
+    let outcome: HostileOutcome = (
+        refused,
+        code,
+        snap.stats.packets,
+        ring.map_or(0, |r| r.next_to_clean()),
+        ring.is_some(),
+    );
+    outcome.encode(enc)
+}
+
+inventory::submit! { Entry { name: "e1000_split_test::hostile_ring_access", signature: "fn(SharedState) -> (bool, u8, u64, u32, bool)", served: Served::ByUser, handler: hostile_ring_access } }
+
+/// The rings and counters live behind snapshot-only combolocks. The user half's statistics
+/// (ethtool -S, run there) are the kernel half's counters; a user half that tries to hold
+/// the transmit ring's lock is refused, a forged release is refused, and its snapshot
+/// carries indexes and counters but no ring memory. The kernel half's ring is untouched and
+/// traffic flows on.
+fn hot_state_by_snapshot_only() {
+    let (sim, supervisor, nd) = start_split();
+    stream_both_ways(&nd, &sim, 2000, Duration::from_secs(30), || {});
+    let hot = nd.kernel().hot_stats();
+    assert!(hot.tx_packets >= 2000 && hot.rx_packets >= 2000, "{hot:?}");
+    let names = e1000::ethtool::get_strings().expect("names");
+    let values = nd
+        .with_adapter(e1000::ethtool::get_stats)
+        .expect("ethtool -S in the user half");
+    let stat = |n: &str| values[names.iter().position(|x| x == n).expect(n)];
+    assert_eq!(
+        stat("tx_packets"),
+        hot.tx_packets,
+        "the user half's snapshot"
+    );
+    assert_eq!(stat("rx_packets"), hot.rx_packets);
+    assert!(stat("polls") >= hot.polls && stat("interrupts") >= hot.interrupts);
+
+    let shared = nd
+        .with_adapter(|a| a.shared.clone())
+        .expect("probe set the handles");
+    let (refused, code, tx_packets, ntc, has_ring): HostileOutcome = upcall(
+        "e1000_split_test::hostile_ring_access",
+        &mut (),
+        |_, enc| shared.encode(enc),
+        |_, dec| HostileOutcome::decode(dec),
+    )
+    .expect("hostile upcall answered");
+    assert!(refused, "a user-half hold of a ring lock is refused");
+    assert_eq!(code, 2, "a forged release is refused: not held");
+    assert_eq!(tx_packets, hot.tx_packets, "the snapshot's counters");
+    assert!(has_ring, "the snapshot shows the ring (without its memory)");
+    let q = shared.tx.lock().expect("the kernel half's own lock");
+    let ring = q.ring.as_ref().expect("the ring is still there");
+    assert_eq!(ring.next_to_clean(), ntc, "untouched by the forged release");
+    assert_ne!(ring.desc_bus(), 0, "and still has its DMA memory");
+    drop(q);
+    assert_eq!(microdriver_rt::sync::ComboLock::user_holds(), 0);
+    stream_both_ways(&nd, &sim, 2000, Duration::from_secs(30), || {});
+    nd.shutdown().expect("remove");
+    drop(supervisor);
 }

@@ -33,7 +33,9 @@ pub fn handle(k: &Kernel) -> IrqOutcome {
     if causes == 0 {
         return IrqOutcome::default();
     }
-    k.count(kernel::ctr::INTERRUPTS, 1);
+    if let Ok(mut p) = k.poll.lock() {
+        p.interrupts += 1;
+    }
     if causes & (icr::LSC | icr::RXSEQ) != 0 {
         k.work.post(work::LINK);
     }

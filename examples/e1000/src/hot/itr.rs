@@ -12,6 +12,8 @@
 //! ([`HotParams::adaptive_itr`](crate::kernel::HotParams)); with it off, ITR is whatever the
 //! user half programmed, and this module never touches it.
 
+use microdriver_rt::Marshal;
+
 use crate::kernel::Kernel;
 use crate::regs::ITR;
 
@@ -23,7 +25,7 @@ pub const LOW_LATENCY_RATE: u32 = 20_000;
 pub const BULK_RATE: u32 = 4_000;
 
 /// A traffic class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Marshal)]
 pub enum Class {
     /// Few, small packets.
     Lowest,
@@ -67,7 +69,7 @@ pub fn classify(prev: Class, packets: u64, bytes: u64) -> Class {
 
 /// The adaptive state of one device (guarded by the kernel half's lock, which also orders
 /// it against the user half turning adaptive mode off).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Marshal)]
 pub(crate) struct ItrState {
     /// The kernel half owns ITR (adaptive mode).
     pub adaptive: bool,
@@ -113,12 +115,8 @@ pub fn itr_value(rate: u32) -> u32 {
 
 /// After a poll round that moved `packets` packets of `bytes` bytes: in adaptive mode,
 /// moves ITR toward the rate the traffic asks for.
-pub fn update(k: &Kernel, packets: u64, bytes: u64) {
-    if packets == 0 {
-        return;
-    }
-    let mut s = k.itr.lock();
-    if !s.adaptive {
+pub(crate) fn update(k: &Kernel, s: &mut ItrState, packets: u64, bytes: u64) {
+    if packets == 0 || !s.adaptive {
         return;
     }
     let rate = s.next_rate(packets, bytes);

@@ -31,23 +31,15 @@ pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
 /// `budget` frames and refill; steer adaptive interrupt throttling by what the round moved;
 /// when under budget, re-enable the interrupts the user half configured.
 pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
-    use kernel::ctr::{RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS};
-    k.count(kernel::ctr::POLLS, 1);
-    let moved = || {
-        (
-            k.counter(RX_PACKETS) + k.counter(TX_PACKETS),
-            k.counter(RX_BYTES) + k.counter(TX_BYTES),
-        )
-    };
-    let before = moved();
+    let before = moved(k);
     let tx_cleaned = tx::clean(k);
     let rx = rx::clean(k, budget);
-    let after = moved();
-    itr::update(
-        k,
-        after.0.wrapping_sub(before.0),
-        after.1.wrapping_sub(before.1),
-    );
+    let after = moved(k);
+    if let Ok(mut p) = k.poll.lock() {
+        p.polls += 1;
+        let (packets, bytes) = (after.0 - before.0, after.1 - before.1);
+        itr::update(k, &mut p.itr, packets, bytes);
+    }
     let complete = rx < budget;
     if complete {
         let mask = k.irq_mask.load(Ordering::SeqCst);
@@ -60,4 +52,11 @@ pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
         tx_cleaned,
         complete,
     }
+}
+
+/// Packets and bytes moved so far, both directions (the counters only grow).
+fn moved(k: &Kernel) -> (u64, u64) {
+    let tx = k.tx.lock().map(|q| q.stats).unwrap_or_default();
+    let rx = k.rx.lock().map(|q| q.stats).unwrap_or_default();
+    (tx.packets + rx.packets, tx.bytes + rx.bytes)
 }

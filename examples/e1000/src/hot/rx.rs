@@ -12,11 +12,14 @@
 
 use std::sync::atomic::Ordering;
 
+use microdriver_rt::Marshal;
+
 use crate::error::DriverError;
 use crate::frame::{RxCsum, RxFrame};
-use crate::hw::{Dma, DmaRegion};
-use crate::kernel::{ctr, Kernel};
+use crate::hw::{Dma, DmaMem};
+use crate::kernel::Kernel;
 use crate::regs::{rxd_err, rxd_stat, DESC_LEN, RDT};
+use crate::shared::RxQueue;
 
 /// The receive errors that make the driver drop a frame (SDM 3.2.3.2): CRC/alignment,
 /// symbol, sequence, carrier extension and RX data errors. Checksum errors are reported,
@@ -26,15 +29,22 @@ const FRAME_ERRORS: u8 = rxd_err::CE | rxd_err::SE | rxd_err::SEQ | rxd_err::CXE
 /// A frame gathered so far (descriptors without EOP) and its accumulated errors.
 pub type Partial = (Vec<u8>, u8);
 
-/// The receive ring.
+/// The receive ring. It crosses to the user half only as a snapshot of its indexes (see
+/// [`crate::shared`]): its memory and the frame in progress stay here.
+#[derive(Debug, Marshal)]
 pub struct RxRing {
     count: u32,
-    desc: Box<dyn DmaRegion>,
-    bufs: Box<dyn DmaRegion>,
-    buf_len: usize,
+    /// Descriptors (DMA memory: never leaves the kernel half).
+    #[marshal(skip)]
+    desc: DmaMem,
+    /// Receive buffers (DMA memory).
+    #[marshal(skip)]
+    bufs: DmaMem,
+    buf_len: u32,
     next_to_clean: u32,
     next_to_use: u32,
-    /// The frame being gathered.
+    /// The frame being gathered (packet data: not the user half's).
+    #[marshal(skip)]
     partial: Partial,
     /// Refilled only up to the ring's end (see the module docs).
     pub(crate) parked: bool,
@@ -52,9 +62,9 @@ impl RxRing {
         let n = count as usize;
         Ok(Self {
             count,
-            desc: dma.alloc_region(n * DESC_LEN)?,
-            bufs: dma.alloc_region(n * buf_len)?,
-            buf_len,
+            desc: dma.alloc_region(n * DESC_LEN)?.into(),
+            bufs: dma.alloc_region(n * buf_len)?.into(),
+            buf_len: buf_len as u32,
             next_to_clean: 0,
             next_to_use: 0,
             partial,
@@ -94,7 +104,7 @@ impl RxRing {
             && !(self.parked && self.next_to_use == 0)
         {
             let i = self.next_to_use as usize;
-            let addr = self.bufs.bus_addr() + (i * self.buf_len) as u64;
+            let addr = self.bufs.bus_addr() + (i * self.buf_len as usize) as u64;
             let mut d = [0u8; 16];
             d[..8].copy_from_slice(&addr.to_le_bytes());
             if self.desc.write(i * DESC_LEN, &d).is_err() {
@@ -127,10 +137,17 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
     let rx_csum = k.cfg.rx_csum.load(Ordering::Relaxed);
     let (mut out, mut done) = (Vec::new(), 0);
-    let mut g = k.rx.lock();
-    let Some(r) = g.as_mut() else {
+    let Ok(mut g) = k.rx.lock() else {
         return 0;
     };
+    let RxQueue {
+        ring: Some(r),
+        stats,
+    } = &mut *g
+    else {
+        return 0;
+    };
+    let buf_len = r.buf_len as usize;
     // Only descriptors given to the hardware: the one empty slot still holds the DD of its
     // previous lap.
     while done < budget && r.next_to_clean != r.next_to_use {
@@ -140,9 +157,9 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
             break;
         }
         let (status, errors) = (d[12], d[13]);
-        let len = usize::from(u16::from_le_bytes([d[8], d[9]])).min(r.buf_len);
+        let len = usize::from(u16::from_le_bytes([d[8], d[9]])).min(buf_len);
         let (data, errs) = &mut r.partial;
-        if data.len() + len > max_frame + r.buf_len {
+        if data.len() + len > max_frame + buf_len {
             // A frame longer than anything the receiver was set up for (a device that
             // never sets EOP): stop gathering, drop it at its end.
             data.clear();
@@ -150,7 +167,7 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
         }
         let start = data.len();
         data.resize(start + len, 0);
-        if r.bufs.read(i * r.buf_len, &mut data[start..]).is_err() {
+        if r.bufs.read(i * buf_len, &mut data[start..]).is_err() {
             *errs |= rxd_err::RXE;
         }
         *errs |= errors & FRAME_ERRORS;
@@ -161,7 +178,7 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
         done += 1;
         let (data, errs) = std::mem::take(&mut r.partial);
         if errs != 0 || data.len() > max_frame || data.len() < 14 {
-            k.count(ctr::RX_ERRORS, 1);
+            stats.errors += 1;
             continue;
         }
         let csum = if rx_csum {
@@ -170,12 +187,12 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
             RxCsum::None
         };
         match csum {
-            RxCsum::Good | RxCsum::IpGood => k.count(ctr::RX_CSUM_GOOD, 1),
-            RxCsum::Bad => k.count(ctr::RX_CSUM_BAD, 1),
+            RxCsum::Good | RxCsum::IpGood => stats.csum_good += 1,
+            RxCsum::Bad => stats.csum_bad += 1,
             RxCsum::None => {}
         }
-        k.count(ctr::RX_PACKETS, 1);
-        k.count(ctr::RX_BYTES, data.len() as u64);
+        stats.packets += 1;
+        stats.bytes += data.len() as u64;
         let vlan = (status & rxd_stat::VP != 0).then_some(u16::from_le_bytes([d[14], d[15]]));
         out.push(RxFrame { data, vlan, csum });
     }
@@ -186,9 +203,15 @@ pub fn clean(k: &Kernel, budget: u32) -> u32 {
     // Hand-over-hand: whoever took frames off the ring first delivers them first.
     let order = k.rx_order.lock();
     drop(g);
+    let mut dropped = 0;
     for f in out {
-        k.deliver(f);
+        dropped += u64::from(!k.deliver(f));
     }
     drop(order);
+    if dropped > 0 {
+        if let Ok(mut q) = k.rx.lock() {
+            q.stats.dropped += dropped;
+        }
+    }
     done
 }

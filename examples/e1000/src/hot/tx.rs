@@ -8,14 +8,15 @@
 //! descriptors (SDM 3.3.3). Every packet's last descriptor has EOP and RS, so its DD bit
 //! tells TX clean the whole packet is done.
 
-use microdriver_rt::critical;
+use microdriver_rt::{critical, Marshal};
 use std::sync::atomic::Ordering;
 
 use crate::error::DriverError;
 use crate::frame::{CsumOffload, TsoOffload, TxPacket};
-use crate::hw::{Dma, DmaRegion};
-use crate::kernel::{self, ctr, DevId, Kernel};
+use crate::hw::{Dma, DmaMem};
+use crate::kernel::{self, DevId, Kernel};
 use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
+use crate::shared::{TxQueue, TxStats};
 
 /// Bytes of buffer behind each transmit descriptor.
 pub const TX_BUF: usize = 2048;
@@ -88,13 +89,21 @@ struct TxInfo {
     frames: u64,
 }
 
-/// The transmit ring.
+/// The transmit ring. It crosses to the user half only as a snapshot of its indexes (see
+/// [`crate::shared`]): its memory and bookkeeping stay here.
+#[derive(Debug, Marshal)]
 pub struct TxRing {
     count: u32,
-    desc: Box<dyn DmaRegion>,
-    bufs: Box<dyn DmaRegion>,
+    /// Descriptors (DMA memory: never leaves the kernel half).
+    #[marshal(skip)]
+    desc: DmaMem,
+    /// Packet buffers (DMA memory).
+    #[marshal(skip)]
+    bufs: DmaMem,
     next_to_use: u32,
     next_to_clean: u32,
+    /// Per-descriptor bookkeeping (a descriptor's worth per slot: not worth copying).
+    #[marshal(skip)]
     info: Vec<TxInfo>,
     stopped: bool,
     /// The offload context last loaded into the hardware (re-used while unchanged).
@@ -107,8 +116,8 @@ impl TxRing {
         let n = count as usize;
         Ok(Self {
             count,
-            desc: dma.alloc_region(n * DESC_LEN)?,
-            bufs: dma.alloc_region(n * TX_BUF)?,
+            desc: dma.alloc_region(n * DESC_LEN)?.into(),
+            bufs: dma.alloc_region(n * TX_BUF)?.into(),
             next_to_use: 0,
             next_to_clean: 0,
             info: vec![TxInfo::default(); n],
@@ -128,7 +137,20 @@ impl TxRing {
 
     /// Descriptors in flight.
     pub fn pending(&self) -> u32 {
-        (self.next_to_use + self.count - self.next_to_clean) % self.count
+        match self.count {
+            0 => 0,
+            n => (self.next_to_use + n - self.next_to_clean) % n,
+        }
+    }
+
+    /// The oldest slot not yet reclaimed (TX clean's progress).
+    pub fn next_to_clean(&self) -> u32 {
+        self.next_to_clean
+    }
+
+    /// Whether the queue is stopped (the ring was full).
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     fn push(&mut self, d: [u8; 16]) -> Result<u32, DriverError> {
@@ -217,20 +239,33 @@ pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
 /// (the queue is stopped; wait for [`Kernel::wait_tx_wake`]), or
 /// [`DriverError::BadPacket`] if the part cannot send it as described.
 pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
+    let refuse = |counter: fn(&mut TxStats) -> &mut u64, e| {
+        if let Ok(mut q) = k.tx.lock() {
+            *counter(&mut q.stats) += 1;
+        }
+        Err(e)
+    };
     if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
-        k.count(ctr::TX_BUSY, 1);
-        return Err(DriverError::Busy);
+        return refuse(|s| &mut s.busy, DriverError::Busy);
     }
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
-    let (data_descs, bytes, frames) =
-        validate(pkt, max_frame).inspect_err(|_| k.count(ctr::TX_DROPPED, 1))?;
+    let (data_descs, bytes, frames) = match validate(pkt, max_frame) {
+        Ok(v) => v,
+        Err(e) => return refuse(|s| &mut s.dropped, e),
+    };
     let ide = if k.cfg.tx_ide.load(Ordering::Relaxed) {
         txd_cmd::IDE
     } else {
         0
     };
-    let mut g = k.tx.lock();
-    let Some(t) = g.as_mut() else {
+    let Ok(mut g) = k.tx.lock() else {
+        return Err(DriverError::Busy);
+    };
+    let TxQueue {
+        ring: Some(t),
+        stats,
+    } = &mut *g
+    else {
         return Err(DriverError::Busy);
     };
     let off = pkt.offload;
@@ -247,10 +282,10 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
         )));
     }
     if t.unused() < needed {
-        clean_locked(k, t);
+        clean_locked(k, t, stats);
         if t.unused() < needed {
             t.stopped = true;
-            k.count(ctr::TX_BUSY, 1);
+            stats.busy += 1;
             return Err(DriverError::Busy);
         }
     }
@@ -337,14 +372,19 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
 /// Reclaims every packet whose last descriptor the hardware marked done; wakes a stopped
 /// queue once enough descriptors are free. Returns the packets reclaimed.
 pub fn clean(k: &Kernel) -> u32 {
-    let mut g = k.tx.lock();
-    match g.as_mut() {
-        Some(t) => clean_locked(k, t),
-        None => 0,
+    let Ok(mut g) = k.tx.lock() else {
+        return 0;
+    };
+    match &mut *g {
+        TxQueue {
+            ring: Some(t),
+            stats,
+        } => clean_locked(k, t, stats),
+        TxQueue { ring: None, .. } => 0,
     }
 }
 
-pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing) -> u32 {
+pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing, stats: &mut TxStats) -> u32 {
     let mut packets = 0;
     let (mut frames, mut bytes) = (0u64, 0u64);
     while t.next_to_clean != t.next_to_use {
@@ -368,11 +408,11 @@ pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing) -> u32 {
         bytes += info.bytes;
     }
     if packets > 0 {
-        k.count(ctr::TX_PACKETS, frames);
-        k.count(ctr::TX_BYTES, bytes);
+        stats.packets += frames;
+        stats.bytes += bytes;
         if t.stopped && t.unused() >= WAKE_THRESHOLD.min(t.count / 2) {
             t.stopped = false;
-            k.count(ctr::TX_RESTART_QUEUE, 1);
+            stats.restart_queue += 1;
         }
         k.wake_tx();
     }
