@@ -7,6 +7,10 @@
 //!   the two ends the hold, and the final value is the increments plus the holder's change
 //!   only if its release won.
 //!
+//! - takes snapshots of a snapshot-only lock while the critical path changes two fields
+//!   together: every snapshot sees them equal (never torn), a hold is refused and leaves
+//!   the lock free, and no increment is lost.
+//!
 //! The registry is process-wide, so the models run one after another in a single test.
 #![cfg(loom)]
 
@@ -96,10 +100,54 @@ fn release_races_reclaim() {
     });
 }
 
+fn snapshots_are_never_torn() {
+    loom::model(|| {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lock = Arc::new(ComboLock::snapshot_only((0u64, 0u64)));
+        let id = lock.id();
+        let critical = {
+            let lock = lock.clone();
+            thread::spawn(move || {
+                for _ in 0..INCREMENTS {
+                    let mut g = lock.lock().expect("kernel-half lock");
+                    g.0 += 1;
+                    g.1 += 1;
+                }
+            })
+        };
+        let user = thread::spawn(move || {
+            let mut reply = Vec::new();
+            let refused = combolock::hold_for_user(
+                id,
+                Duration::from_secs(3600),
+                &mut Encoder::new(&mut reply),
+            );
+            assert_eq!(refused, Err(ComboLockError::SnapshotOnly { id }));
+            combolock::snapshot_for_user(
+                id,
+                Duration::from_secs(3600),
+                &mut Encoder::new(&mut reply),
+            )
+            .expect("snapshot");
+            let mut dec = Decoder::new(&reply);
+            assert_eq!(dec.take_u8().expect("code"), 0);
+            let (a, b) = <(u64, u64)>::decode(&mut dec).expect("contents");
+            assert_eq!(a, b, "a snapshot is taken under the lock");
+        });
+        critical.join().expect("critical path");
+        user.join().expect("user");
+        assert_eq!(*lock.lock().expect("lock"), (INCREMENTS, INCREMENTS));
+        assert_eq!(ComboLock::user_holds(), 0);
+    });
+}
+
 #[test]
 fn combolock_models() {
     holder_dies_mid_hold();
     let dies = RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
     release_races_reclaim();
-    println!("holder dies: {dies} executions explored");
+    RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
+    snapshots_are_never_torn();
+    let snapshots = RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
+    println!("holder dies: {dies} executions explored; snapshots: {snapshots}");
 }

@@ -949,6 +949,18 @@ pub fn hold_for_user(
     lock.hold_for_user(Instant::now() + wait, enc)
 }
 
+/// The kernel half's handling of a user-half snapshot request for lock `id` (what the
+/// [`SNAPSHOT_ENTRY`] downcall runs): waits up to `wait` for the lock, writes code 0 and
+/// the contents into `enc`, and releases.
+pub fn snapshot_for_user(
+    id: u64,
+    wait: Duration,
+    enc: &mut Encoder<'_>,
+) -> Result<(), ComboLockError> {
+    let lock = lookup(id).ok_or(ComboLockError::UnknownLock { id })?;
+    lock.snapshot_for_user(Instant::now() + wait, enc)
+}
+
 /// The kernel half's handling of a user-half release (what the [`RELEASE_ENTRY`] downcall
 /// runs): with `Some(decoder)` over the contents, decodes them completely and writes them
 /// into the kernel copy; with `None`, writes nothing; then releases. Rejects unknown ids,
@@ -979,10 +991,7 @@ fn hold_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Marsh
 fn snapshot_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
     let id = u64::decode(&mut dec)?;
     dec.finish()?;
-    let result = lookup(id)
-        .ok_or(ComboLockError::UnknownLock { id })
-        .and_then(|lock| lock.snapshot_for_user(Instant::now() + USER_LOCK_WAIT, enc));
-    match result {
+    match snapshot_for_user(id, USER_LOCK_WAIT, enc) {
         Ok(()) => Ok(()),
         Err(ComboLockError::Encode { reason, .. }) => Err(MarshalError::BadHeader { reason }),
         Err(e) => {
