@@ -181,10 +181,15 @@ pub fn status(st: &Status) -> String {
     );
     let _ = writeln!(
         s,
-        "     e1000d (kernel half) pid {}, up {}; link {}; frames rx {} tx {}",
+        "     e1000d (kernel half) pid {}, up {}; link {}{}; frames rx {} tx {}",
         st.daemon_pid,
         dur(st.uptime),
         if st.link_up { "up" } else { "down" },
+        if st.reset_pending {
+            "; reset pending (runs once the user half answers)"
+        } else {
+            ""
+        },
         st.rx_frames,
         st.tx_frames
     );
@@ -293,6 +298,21 @@ pub fn traffic(t: &TrafficReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_shows_a_pending_reset() {
+        let mut st: Status = serde_json::from_str(
+            r#"{"mode":"monolithic","backend":"sim","tap":null,"daemon_pid":7,
+                "uptime":{"secs":3,"nanos":0},"link_up":true,"rx_frames":1,"tx_frames":2,
+                "split":null}"#,
+        )
+        .expect("a status without the field (an older daemon) still parses");
+        assert!(!st.reset_pending);
+        assert!(!status(&st).contains("reset pending"));
+        st.reset_pending = true;
+        let out = status(&st);
+        assert!(out.contains("link up; reset pending (runs once"), "{out}");
+    }
 
     #[test]
     fn eeprom_dump_has_ethtool_layout() {

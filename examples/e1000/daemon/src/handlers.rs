@@ -437,6 +437,7 @@ pub(crate) fn status(inner: &Inner) -> Status {
         daemon_pid: std::process::id(),
         uptime: inner.started.elapsed(),
         link_up,
+        reset_pending: inner.nd.reset_pending(),
         rx_frames: inner
             .stack
             .rx_frames

@@ -294,6 +294,10 @@ pub struct Status {
     pub uptime: Duration,
     /// Link up.
     pub link_up: bool,
+    /// A device reset is pending: a configuration call failed midway, and the reset runs
+    /// from the kernel half's adapter once a user half answers again.
+    #[serde(default)]
+    pub reset_pending: bool,
     /// Frames handed to the network side.
     pub rx_frames: u64,
     /// Frames accepted for transmission.
