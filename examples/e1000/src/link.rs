@@ -210,3 +210,38 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
 /// The ITR register value for a rate (interrupts per second); see
 /// [`crate::hot::itr::itr_value`].
 pub use crate::hot::itr::itr_value;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_resolution_table_28b_3() {
+        // IEEE 802.3 Table 28B-3, every combination: (local PAUSE, ASM_DIR), (partner
+        // PAUSE, ASM_DIR) -> (receive, transmit) from the local side.
+        let none = (false, false);
+        let rows = [
+            ((0, 0), (0, 0), none),
+            ((0, 0), (0, 1), none),
+            ((0, 0), (1, 0), none),
+            ((0, 0), (1, 1), none),
+            ((0, 1), (0, 0), none),
+            ((0, 1), (0, 1), none),
+            ((0, 1), (1, 0), none),
+            ((0, 1), (1, 1), (false, true)),
+            ((1, 0), (0, 0), none),
+            ((1, 0), (0, 1), none),
+            ((1, 0), (1, 0), (true, true)),
+            ((1, 0), (1, 1), (true, true)),
+            ((1, 1), (0, 0), none),
+            ((1, 1), (0, 1), (true, false)),
+            ((1, 1), (1, 0), (true, true)),
+            ((1, 1), (1, 1), (true, true)),
+        ];
+        let reg = |(p, a): (u16, u16)| (p * anar::PAUSE) | (a * anar::ASM_DIR);
+        for (ours, theirs, (rx, tx)) in rows {
+            let got = resolve_pause(reg(ours) | anar::FD100, reg(theirs) | anar::HD10);
+            assert_eq!(got, FlowControl { rx, tx }, "{ours:?} vs {theirs:?}");
+        }
+    }
+}
