@@ -158,6 +158,9 @@ pub struct LinkRequest {
     pub speed: u32,
     /// Forced duplex when not auto-negotiating.
     pub full_duplex: bool,
+    /// MDI crossover (ethtool `eth_tp_mdix_ctrl`: `phy::ETH_TP_MDI`, `ETH_TP_MDI_X` or
+    /// `ETH_TP_MDI_AUTO`; fixed modes need auto-negotiation).
+    pub mdix: u8,
 }
 
 impl Default for LinkRequest {
@@ -167,6 +170,7 @@ impl Default for LinkRequest {
             advertise: crate::phy::ADV_ALL,
             speed: 1000,
             full_duplex: true,
+            mdix: crate::phy::ETH_TP_MDI_AUTO,
         }
     }
 }
@@ -237,6 +241,8 @@ pub struct LinkState {
     pub full_duplex: bool,
     /// Link changes seen.
     pub changes: u64,
+    /// The flow control in force (resolved from auto-negotiation, or as configured).
+    pub flow: crate::link::FlowControl,
 }
 
 /// The watchdog's memory between runs.
@@ -278,6 +284,8 @@ pub struct Adapter {
     pub stats: crate::stats::HwStats,
     /// Watchdog memory.
     pub wd: WatchdogState,
+    /// PHY counters and SmartSpeed state.
+    pub phy: crate::phy::PhyState,
     /// The LEDCTL value saved while identifying.
     pub saved_ledctl: Option<u32>,
     /// Handles to the kernel half's rings and counters (set by probe; read by snapshot).

@@ -106,6 +106,9 @@ pub struct LinkSettings {
     pub speed: u32,
     /// Current duplex.
     pub full_duplex: bool,
+    /// Current crossover (ethtool `eth_tp_mdix`: `phy::ETH_TP_MDI`, `ETH_TP_MDI_X`, or
+    /// `ETH_TP_MDI_INVALID` with no link); the requested one is `request.mdix`.
+    pub mdix: u8,
 }
 
 /// The link settings (speed and duplex from STATUS, read now).
@@ -118,10 +121,16 @@ pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
         link_up: up,
         speed: if up { speed } else { 0 },
         full_duplex: up && fd,
+        mdix: if up {
+            phy::info::mdix_state(a)?
+        } else {
+            phy::ETH_TP_MDI_INVALID
+        },
     })
 }
 
-/// Sets auto-negotiation (with advertised modes) or a forced speed and duplex.
+/// Sets auto-negotiation (with advertised modes) or a forced speed and duplex, and the
+/// MDI crossover mode. An invalid request changes nothing.
 #[upcall]
 pub fn set_link_ksettings(a: &mut Adapter, req: &LinkRequest) -> Result<(), DriverError> {
     let old = a.conf.link;

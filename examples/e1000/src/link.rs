@@ -12,6 +12,8 @@ use microdriver_rt::Marshal;
 use crate::adapter::Adapter;
 use crate::error::DriverError;
 use crate::kernel;
+use crate::phy;
+use crate::regs::phy::{anar, bmsr, ANAR, ANLPAR, BMSR};
 use crate::regs::{ctrl, status, tctl, CTRL, STATUS, TCTL};
 use crate::stats;
 
@@ -58,6 +60,7 @@ pub fn check_link(a: &mut Adapter) -> Result<bool, DriverError> {
         speed: if up { speed } else { 0 },
         full_duplex: up && fd,
         changes: was.changes + 1,
+        flow: FlowControl::default(),
     };
     if up {
         // Collision distance: 64 byte times in full duplex, 512 in half (SDM 13.4 TCTL).
@@ -72,18 +75,86 @@ pub fn check_link(a: &mut Adapter) -> Result<bool, DriverError> {
     Ok(true)
 }
 
-/// Sets CTRL.RFCE/TFCE from the pause configuration (in half duplex, no pause).
-pub fn apply_flow_control(a: &Adapter) -> Result<(), DriverError> {
+/// The flow control in force on a link: which PAUSE directions the MAC honours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Marshal)]
+pub struct FlowControl {
+    /// Received PAUSE frames stop the transmitter (CTRL.RFCE).
+    pub rx: bool,
+    /// The MAC sends PAUSE frames when its receive FIFO fills (CTRL.TFCE).
+    pub tx: bool,
+}
+
+/// Pause resolution from our advertisement and the partner's (IEEE 802.3 Annex 28B.3,
+/// Table 28B-3), from our side: both PAUSE bits set is symmetric; we ASM_DIR without
+/// PAUSE against PAUSE and ASM_DIR is transmit only; we PAUSE and ASM_DIR against ASM_DIR
+/// without PAUSE is receive only; everything else is none.
+pub fn resolve_pause(ours: u16, partner: u16) -> FlowControl {
+    let bits = |v: u16| (v & anar::PAUSE != 0, v & anar::ASM_DIR != 0);
+    match (bits(ours), bits(partner)) {
+        ((true, _), (true, _)) => FlowControl { rx: true, tx: true },
+        ((false, true), (true, true)) => FlowControl {
+            rx: false,
+            tx: true,
+        },
+        ((true, true), (false, true)) => FlowControl {
+            rx: true,
+            tx: false,
+        },
+        _ => FlowControl::default(),
+    }
+}
+
+/// The flow control for the current link: none in half duplex; with pause and the link
+/// both auto-negotiated, the Annex 28B resolution of ANAR and ANLPAR (none if
+/// auto-negotiation has not completed) limited to the configured directions (a
+/// receive-only configuration advertises PAUSE too, so a symmetric result must not turn
+/// transmit on); otherwise (forced link or forced pause, or no link yet) the
+/// configuration.
+pub fn resolve_flow_control(a: &Adapter) -> Result<FlowControl, DriverError> {
     let p = a.conf.pause;
-    let fd = !a.link.up || a.link.full_duplex;
+    let configured = FlowControl {
+        rx: p.rx_pause,
+        tx: p.tx_pause,
+    };
+    if !a.link.up {
+        return Ok(configured);
+    }
+    if !a.link.full_duplex {
+        return Ok(FlowControl::default());
+    }
+    if !(p.autoneg && a.conf.link.autoneg) {
+        return Ok(configured);
+    }
+    if phy::read(a, BMSR)? & bmsr::AN_COMPLETE == 0 {
+        return Ok(FlowControl::default());
+    }
+    let r = resolve_pause(phy::read(a, ANAR)?, phy::read(a, ANLPAR)?);
+    Ok(FlowControl {
+        rx: r.rx && configured.rx,
+        tx: r.tx && configured.tx,
+    })
+}
+
+/// Sets CTRL.RFCE/TFCE to the flow control for the current link
+/// ([`resolve_flow_control`]) and records it in the link state (while the link is up).
+pub fn apply_flow_control(a: &mut Adapter) -> Result<(), DriverError> {
+    let fc = resolve_flow_control(a)?;
     let mut set = 0;
-    if p.rx_pause && fd {
+    if fc.rx {
         set |= ctrl::RFCE;
     }
-    if p.tx_pause && fd {
+    if fc.tx {
         set |= ctrl::TFCE;
     }
     a.rmw(CTRL, ctrl::RFCE | ctrl::TFCE, set)?;
+    a.link.flow = if a.link.up {
+        fc
+    } else {
+        FlowControl::default()
+    };
+    if a.link.up {
+        tracing::info!(dev = a.dev.0, rx = fc.rx, tx = fc.tx, "flow control");
+    }
     Ok(())
 }
 
@@ -93,6 +164,8 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     a.wd.runs += 1;
     let link_changed = check_link(a)?;
     stats::update(a)?;
+    phy::info::update_stats(a)?;
+    phy::smartspeed(a)?;
     let mut report = WatchdogReport {
         link_changed,
         ..WatchdogReport::default()
@@ -142,3 +215,38 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
 /// The ITR register value for a rate (interrupts per second); see
 /// [`crate::hot::itr::itr_value`].
 pub use crate::hot::itr::itr_value;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_resolution_table_28b_3() {
+        // IEEE 802.3 Table 28B-3, every combination: (local PAUSE, ASM_DIR), (partner
+        // PAUSE, ASM_DIR) -> (receive, transmit) from the local side.
+        let none = (false, false);
+        let rows = [
+            ((0, 0), (0, 0), none),
+            ((0, 0), (0, 1), none),
+            ((0, 0), (1, 0), none),
+            ((0, 0), (1, 1), none),
+            ((0, 1), (0, 0), none),
+            ((0, 1), (0, 1), none),
+            ((0, 1), (1, 0), none),
+            ((0, 1), (1, 1), (false, true)),
+            ((1, 0), (0, 0), none),
+            ((1, 0), (0, 1), none),
+            ((1, 0), (1, 0), (true, true)),
+            ((1, 0), (1, 1), (true, true)),
+            ((1, 1), (0, 0), none),
+            ((1, 1), (0, 1), (true, false)),
+            ((1, 1), (1, 0), (true, true)),
+            ((1, 1), (1, 1), (true, true)),
+        ];
+        let reg = |(p, a): (u16, u16)| (p * anar::PAUSE) | (a * anar::ASM_DIR);
+        for (ours, theirs, (rx, tx)) in rows {
+            let got = resolve_pause(reg(ours) | anar::FD100, reg(theirs) | anar::HD10);
+            assert_eq!(got, FlowControl { rx, tx }, "{ours:?} vs {theirs:?}");
+        }
+    }
+}

@@ -69,6 +69,7 @@ const SW_NAMES: &[&str] = &[
     "tx_timeout_count",
     "resets",
     "link_changes",
+    crate::phy::IDLE_ERRORS_STAT,
 ];
 
 /// The ethtool statistics names: software counters, then every hardware counter.
@@ -103,6 +104,7 @@ pub fn values(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
         a.wd.tx_timeouts,
         a.wd.resets,
         a.link.changes,
+        a.phy.idle_errors,
     ];
     v.extend_from_slice(&a.stats.counters);
     Ok(v)
@@ -112,7 +114,7 @@ pub fn values(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
 mod tests {
     #[test]
     fn names_and_values_line_up() {
-        assert_eq!(super::SW_NAMES.len(), 16);
-        assert_eq!(super::strings().len(), 16 + crate::regs::N_STAT_REGS);
+        assert_eq!(super::SW_NAMES.len(), 17);
+        assert_eq!(super::strings().len(), 17 + crate::regs::N_STAT_REGS);
     }
 }

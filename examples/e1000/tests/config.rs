@@ -251,6 +251,7 @@ fn forced_speed_and_duplex_then_autoneg_again() {
         advertise: phy::ADV_ALL,
         speed: 100,
         full_duplex: true,
+        mdix: phy::ETH_TP_MDI_AUTO,
     };
     nd.with_adapter(|a| ethtool::set_link_ksettings(a, &forced))
         .expect("force");

@@ -331,6 +331,7 @@ fn link_request(
             advertise,
             speed: speed_v,
             full_duplex: fd,
+            mdix: cur.mdix,
         })
     } else {
         if speed_v == 1000 {
@@ -345,6 +346,7 @@ fn link_request(
             advertise: cur.advertise,
             speed: speed_v,
             full_duplex: fd,
+            mdix: phy::ETH_TP_MDI_AUTO,
         })
     }
 }

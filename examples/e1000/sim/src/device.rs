@@ -389,6 +389,23 @@ impl Device {
         self.update_link(now);
     }
 
+    /// Replaces the link partner (renegotiating if the PHY is out of reset).
+    pub(crate) fn set_link_partner(&mut self, p: crate::phy::LinkPartner, now: Instant) {
+        let wire = self.wire_up && self.r(CTRL) & ctrl::PHY_RST == 0;
+        self.phy.set_partner(p, now, wire);
+        self.update_link(now);
+    }
+
+    /// The link partner.
+    pub(crate) fn link_partner(&self) -> crate::phy::LinkPartner {
+        self.phy.partner()
+    }
+
+    /// Counts 1000BASE-T idle errors in the PHY.
+    pub(crate) fn phy_add_idle_errors(&mut self, n: u32) {
+        self.phy.add_idle_errors(n);
+    }
+
     /// Whether transmitted frames loop back into the receiver (PHY loopback in BMCR or
     /// RCTL.LBM).
     pub(crate) fn loopback(&self) -> bool {

@@ -279,6 +279,25 @@ impl E1000Sim {
         self.kick();
     }
 
+    /// Replaces the link partner's abilities and settings (see
+    /// [`LinkPartner`](crate::phy::LinkPartner)); like a partner reconfigured on the far
+    /// end, it makes the link renegotiate.
+    pub fn set_link_partner(&self, p: crate::phy::LinkPartner) {
+        self.lock().dev.set_link_partner(p, Instant::now());
+        self.kick();
+    }
+
+    /// The link partner's abilities and settings.
+    pub fn link_partner(&self) -> crate::phy::LinkPartner {
+        self.lock().dev.link_partner()
+    }
+
+    /// Makes the PHY count `n` 1000BASE-T idle errors (1000BASE-T status bits 7:0, which
+    /// saturate at 255 and clear when read).
+    pub fn phy_add_idle_errors(&self, n: u32) {
+        self.lock().dev.phy_add_idle_errors(n);
+    }
+
     /// Whether the cable is plugged in.
     pub fn link_plugged(&self) -> bool {
         self.lock().wire.up

@@ -911,16 +911,28 @@ pub mod phy {
         pub const ACK: u16 = 1 << 14;
     }
 
-    /// 1000BASE-T control (GCR) bits.
+    /// 1000BASE-T control (GCR) bits (IEEE 802.3 40.5.1.1, register 9).
     pub mod gcr {
         /// Advertise 1000BASE-T half duplex.
         pub const HD1000: u16 = 1 << 8;
         /// Advertise 1000BASE-T full duplex.
         pub const FD1000: u16 = 1 << 9;
+        /// Port type: 1 = multiport device (prefers MASTER), 0 = single-port device.
+        pub const PORT_TYPE: u16 = 1 << 10;
+        /// Manual MASTER-SLAVE configuration value: 1 = MASTER, 0 = SLAVE.
+        pub const MS_VALUE: u16 = 1 << 11;
+        /// Manual MASTER-SLAVE configuration enable.
+        pub const MS_ENABLE: u16 = 1 << 12;
     }
 
     /// 1000BASE-T status (GSR) bits.
     pub mod gsr {
+        /// Idle error count (bits 7:0; cleared on read, saturating at 0xFF).
+        pub const IDLE_ERR_MASK: u16 = 0x00FF;
+        /// MASTER-SLAVE configuration resolution: 1 = local PHY is MASTER.
+        pub const MS_CONFIG_RES: u16 = 1 << 14;
+        /// MASTER-SLAVE configuration fault (latching high, cleared on read).
+        pub const MS_CONFIG_FAULT: u16 = 1 << 15;
         /// Link partner 1000BASE-T half duplex capable.
         pub const LP_HD1000: u16 = 1 << 10;
         /// Link partner 1000BASE-T full duplex capable.
@@ -931,8 +943,55 @@ pub mod phy {
         pub const LOCAL_RX_OK: u16 = 1 << 13;
     }
 
+    /// M88 PHY specific control (PSCR, register 16) bits.
+    pub mod pscr {
+        /// Polarity reversal correction disabled (0 = the PHY corrects reversed polarity).
+        pub const POLARITY_REVERSAL_DISABLE: u16 = 1 << 1;
+        /// MDI crossover mode field (bits 6:5).
+        pub const MDIX_MASK: u16 = 3 << 5;
+        /// Crossover mode: manual MDI.
+        pub const MDI_MANUAL: u16 = 0;
+        /// Crossover mode: manual MDI-X.
+        pub const MDIX_MANUAL: u16 = 1 << 5;
+        /// Crossover mode: automatic for 1000BASE-T only (10/100 MDI).
+        pub const AUTO_X_1000T: u16 = 2 << 5;
+        /// Crossover mode: automatic for all speeds.
+        pub const AUTO_X_ALL: u16 = 3 << 5;
+        /// Assert CRS on transmit (needed for half duplex).
+        pub const ASSERT_CRS_ON_TX: u16 = 1 << 11;
+    }
+
+    /// M88 extended PHY specific control (EPSCR, register 20) bits.
+    pub mod epscr {
+        /// TX_CLK frequency field (bits 6:4).
+        pub const TX_CLK_MASK: u16 = 7 << 4;
+        /// TX_CLK 25 MHz.
+        pub const TX_CLK_25: u16 = 7 << 4;
+        /// Downshift counter when SLAVE (bits 9:8): 00 = disabled, 01 = 1x, 10 = 2x, 11 = 3x.
+        pub const SLAVE_DOWNSHIFT_MASK: u16 = 3 << 8;
+        /// SLAVE downshift after 1 failed auto-negotiation attempt.
+        pub const SLAVE_DOWNSHIFT_1X: u16 = 1 << 8;
+        /// Downshift counter when MASTER (bits 11:10): 00 = 1x, 01 = 2x, 10 = 3x, 11 = 4x.
+        pub const MASTER_DOWNSHIFT_MASK: u16 = 3 << 10;
+        /// MASTER downshift after 1 failed auto-negotiation attempt.
+        pub const MASTER_DOWNSHIFT_1X: u16 = 0;
+    }
+
     /// M88 PHY specific status (PSSR) bits.
     pub mod pssr {
+        /// Receive polarity reversed (real time).
+        pub const REV_POLARITY: u16 = 1 << 1;
+        /// The PHY downshifted to a lower speed.
+        pub const DOWNSHIFT: u16 = 1 << 5;
+        /// MDI crossover status: 1 = MDI-X, 0 = MDI.
+        pub const MDIX: u16 = 1 << 6;
+        /// Cable length estimate (bits 9:7, 1000 Mb/s only): 0 = < 50 m, 1 = 50-80 m,
+        /// 2 = 80-110 m, 3 = 110-140 m, 4 = > 140 m.
+        pub const CABLE_LENGTH_MASK: u16 = 7 << 7;
+        /// Shift of [`CABLE_LENGTH_MASK`].
+        pub const CABLE_LENGTH_SHIFT: u16 = 7;
+        /// Speed field (bits 15:14).
+        pub const SPEED_MASK: u16 = 3 << 14;
         /// Real-time link up.
         pub const LINK: u16 = 1 << 10;
         /// Speed and duplex resolved.
