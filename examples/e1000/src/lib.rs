@@ -30,6 +30,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod bus;
 pub mod config;
 pub mod eeprom;
 pub mod error;
@@ -46,6 +47,7 @@ pub mod probe;
 pub mod regs;
 pub mod selftest;
 pub mod stats;
+pub mod wol;
 
 /// The lock around state the critical path mutates (the rings, the register policy).
 ///

@@ -250,3 +250,28 @@ mod tests {
         assert_eq!(check_stream_frame(&f, [1; 6], [2; 6]), Some(77));
     }
 }
+
+/// Whether `frame` (without FCS) is a magic packet for `mac` (SDM 6.4.3.1.4): somewhere
+/// after the two addresses, at least six 0xFF bytes followed by sixteen copies of `mac`.
+pub fn is_magic_packet(frame: &[u8], mac: [u8; 6]) -> bool {
+    let Some(body) = frame.get(12..) else {
+        return false;
+    };
+    let pattern: Vec<u8> = [[0xFF; 6]]
+        .into_iter()
+        .chain(std::iter::repeat_n(mac, 16))
+        .flatten()
+        .collect();
+    body.windows(pattern.len()).any(|w| w == pattern.as_slice())
+}
+
+/// A magic packet waking `target`, sent from `src` to `dst` (ethertype 0x0842, the
+/// wake-on-LAN ethertype).
+pub fn magic_packet(dst: [u8; 6], src: [u8; 6], target: [u8; 6]) -> Vec<u8> {
+    let mut f = eth_header(dst, src, 0x0842);
+    f.extend_from_slice(&[0xFF; 6]);
+    for _ in 0..16 {
+        f.extend_from_slice(&target);
+    }
+    f
+}
