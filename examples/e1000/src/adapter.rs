@@ -80,6 +80,10 @@ pub struct DeviceInfo {
     pub perm_addr: [u8; 6],
     /// EEPROM size in 16-bit words.
     pub eeprom_words: u32,
+    /// The host bus (STATUS, see [`crate::bus`]).
+    pub bus: crate::bus::BusInfo,
+    /// The wake-up status (WUS) found at probe: what woke the system, 0 if nothing did.
+    pub wake_status: u32,
 }
 
 /// Receive filtering (`ndo_set_rx_mode`).
@@ -196,7 +200,7 @@ pub struct Config {
     pub coalesce: Coalesce,
     /// Link bring-up.
     pub link: LinkRequest,
-    /// Wake-on-LAN filters (`WAKE_*` of [`crate::ethtool`]).
+    /// Wake-on-LAN modes (ethtool's `WAKE_*`, see [`crate::wol`]).
     pub wol: u32,
     /// Message level (a tracing verbosity mask).
     pub msglevel: u32,

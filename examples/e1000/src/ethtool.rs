@@ -10,22 +10,13 @@ use crate::config::{self, RingParam};
 use crate::eeprom;
 use crate::error::DriverError;
 use crate::phy;
+use crate::regs::phy::{pscr, pssr, BMCR, GSR, PSCR, PSSR};
 use crate::regs::{self, status, LEDCTL, STATUS};
 use crate::selftest;
 use crate::stats;
+use crate::wol;
 
-/// Wake on PHY link change (WUFC.LNKC).
-pub const WAKE_PHY: u32 = 1 << 0;
-/// Wake on magic packet (WUFC.MAG).
-pub const WAKE_MAGIC: u32 = 1 << 1;
-/// Wake on directed unicast (WUFC.EX).
-pub const WAKE_UCAST: u32 = 1 << 2;
-/// Wake on multicast (WUFC.MC).
-pub const WAKE_MCAST: u32 = 1 << 3;
-/// Wake on broadcast (WUFC.BC).
-pub const WAKE_BCAST: u32 = 1 << 4;
-/// The wake-up filters supported.
-pub const WAKE_SUPPORTED: u32 = WAKE_PHY | WAKE_MAGIC | WAKE_UCAST | WAKE_MCAST | WAKE_BCAST;
+pub use crate::wol::{WAKE_BCAST, WAKE_MAGIC, WAKE_MCAST, WAKE_PHY, WAKE_UCAST};
 
 /// Driver information.
 #[derive(Debug, Clone, PartialEq, Eq, Marshal)]
@@ -38,6 +29,9 @@ pub struct DrvInfo {
     pub part: String,
     /// Bus information (PCI ids).
     pub bus_info: String,
+    /// The host bus as STATUS reports it (e.g. `PCI-X:100-133MHz:64-bit`, see
+    /// [`crate::bus::BusInfo::describe`]).
+    pub bus: String,
     /// Number of ethtool statistics.
     pub n_stats: u32,
     /// Number of self-tests.
@@ -56,17 +50,138 @@ pub fn get_drvinfo(a: &Adapter) -> Result<DrvInfo, DriverError> {
         version: env!("CARGO_PKG_VERSION").into(),
         part: a.info.mac_type.name().into(),
         bus_info: format!("{:04x}:{:04x}", a.info.vendor, a.info.device),
+        bus: a.info.bus.describe(),
         n_stats: stats::strings().len() as u32,
         testinfo_len: selftest::NAMES.len() as u32,
-        regdump_len: regs::DUMP_REGS.len() as u32,
+        regdump_len: regdump_layout().len() as u32,
         eedump_len: eeprom::WORDS * 2,
     })
 }
 
-/// The register dump ([`regs::DUMP_REGS`], in order).
+/// The register dump's layout version (bits 31:24 of [`RegDump::version`]). Version 1
+/// was the MAC registers alone; version 2 appends [`DUMP_PHY_REGS`].
+pub const REGDUMP_LAYOUT: u32 = 2;
+
+/// The PHY registers at the end of the dump, after [`regs::DUMP_REGS`]: what Linux's e1000
+/// appends for an M88 PHY (and ethtool decodes): control, the PHY specific control
+/// (polarity correction, MDI mode, extended 10BASE-T distance) and status (polarity,
+/// MDI-X, cable length, speed, duplex) registers 16 and 17, and the 1000BASE-T status
+/// register 10 (local and remote receiver status). BMSR is left out: reading it releases
+/// its latched-low link bit, which the watchdog relies on.
+pub const DUMP_PHY_REGS: [(u32, &str); 4] = [
+    (BMCR, "PHY_BMCR"),
+    (PSCR, "PHY_PSCR"),
+    (PSSR, "PHY_PSSR"),
+    (GSR, "PHY_1000T_STATUS"),
+];
+
+/// Where a register dump word comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpSource {
+    /// A MAC register at this BAR0 offset.
+    Mac(u32),
+    /// A PHY register (MDIC) with this number; the word holds its 16 bits.
+    Phy(u32),
+}
+
+/// The dump's words in order, with their names: [`regs::DUMP_REGS`], then
+/// [`DUMP_PHY_REGS`].
+pub fn regdump_layout() -> Vec<(DumpSource, &'static str)> {
+    regs::DUMP_REGS
+        .iter()
+        .map(|&(off, name)| (DumpSource::Mac(off), name))
+        .chain(
+            DUMP_PHY_REGS
+                .iter()
+                .map(|&(reg, name)| (DumpSource::Phy(reg), name)),
+        )
+        .collect()
+}
+
+/// A register dump (`ethtool -d`).
+#[derive(Debug, Clone, PartialEq, Eq, Marshal)]
+pub struct RegDump {
+    /// [`REGDUMP_LAYOUT`] << 24 | PCI revision << 16 | PCI device id (as Linux's e1000
+    /// versions its dump, so a reader knows the part and the layout).
+    pub version: u32,
+    /// One word per [`regdump_layout`] entry.
+    pub values: Vec<u32>,
+}
+
+/// What the M88 PHY registers of a dump say about the cable (as `ethtool -d` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhyDiag {
+    /// Cable length estimate in metres, `(low, high)`; `high` is `None` for "over 140 m"
+    /// (PSSR bits 9:7, meaningful at 1000 Mb/s).
+    pub cable_length_m: (u32, Option<u32>),
+    /// The receive pair's polarity is reversed (PSSR bit 1).
+    pub polarity_reversed: bool,
+    /// The PHY resolved to MDI-X (PSSR bit 6).
+    pub mdix: bool,
+    /// Polarity reversal correction is enabled (PSCR bit 1 clear).
+    pub polarity_correction: bool,
+    /// Extended 10BASE-T distance is on (PSCR bit 7).
+    pub ext_10bt_distance: bool,
+    /// 1000BASE-T local receiver OK (1000T status bit 13).
+    pub local_rx_ok: bool,
+    /// 1000BASE-T remote receiver OK (1000T status bit 12).
+    pub remote_rx_ok: bool,
+}
+
+impl RegDump {
+    /// The layout version.
+    pub fn layout(&self) -> u32 {
+        self.version >> 24
+    }
+
+    /// The word named `name`, if the layout has it.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        let i = regdump_layout().iter().position(|(_, n)| *n == name)?;
+        self.values.get(i).copied()
+    }
+
+    /// Decodes the PHY words; `None` if the dump is not of layout 2.
+    pub fn phy_diag(&self) -> Option<PhyDiag> {
+        if self.layout() != REGDUMP_LAYOUT {
+            return None;
+        }
+        let s = self.get("PHY_PSSR")? as u16;
+        let c = self.get("PHY_PSCR")? as u16;
+        let g = self.get("PHY_1000T_STATUS")? as u16;
+        let cable = match (s & pssr::CABLE_LENGTH_MASK) >> pssr::CABLE_LENGTH_SHIFT {
+            0 => (0, Some(50)),
+            1 => (50, Some(80)),
+            2 => (80, Some(110)),
+            3 => (110, Some(140)),
+            _ => (140, None),
+        };
+        Some(PhyDiag {
+            cable_length_m: cable,
+            polarity_reversed: s & pssr::REV_POLARITY != 0,
+            mdix: s & pssr::MDIX != 0,
+            polarity_correction: c & pscr::POLARITY_REVERSAL_DISABLE == 0,
+            ext_10bt_distance: c & pscr::EXT_10BT_DISTANCE != 0,
+            local_rx_ok: g & regs::phy::gsr::LOCAL_RX_OK != 0,
+            remote_rx_ok: g & regs::phy::gsr::REMOTE_RX_OK != 0,
+        })
+    }
+}
+
+/// The register dump: the words of [`regdump_layout`], versioned (see [`RegDump`]).
 #[upcall]
-pub fn get_regs(a: &Adapter) -> Result<Vec<u32>, DriverError> {
-    regs::DUMP_REGS.iter().map(|&(r, _)| a.rd(r)).collect()
+pub fn get_regs(a: &Adapter) -> Result<RegDump, DriverError> {
+    let rev = u32::from(crate::kernel::pci_read16(a.dev, regs::pci::REVISION_ID)? & 0xFF);
+    let values = regdump_layout()
+        .into_iter()
+        .map(|(src, _)| match src {
+            DumpSource::Mac(off) => a.rd(off),
+            DumpSource::Phy(reg) => phy::read(a, reg).map(u32::from),
+        })
+        .collect::<Result<Vec<u32>, DriverError>>()?;
+    Ok(RegDump {
+        version: REGDUMP_LAYOUT << 24 | rev << 16 | u32::from(a.info.device),
+        values,
+    })
 }
 
 /// The message level.
@@ -277,33 +392,35 @@ pub fn get_stats(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
     stats::values(a)
 }
 
-/// Wake-on-LAN settings.
+/// Wake-on-LAN settings (`ethtool <dev>`'s "Supports Wake-on" / "Wake-on").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Marshal)]
 pub struct WolInfo {
-    /// Supported `WAKE_*` filters.
+    /// The `WAKE_*` modes this part supports ([`wol::supported`]).
     pub supported: u32,
-    /// Enabled filters.
+    /// The modes armed at shutdown.
     pub wolopts: u32,
+    /// The wake-up status (WUS) found at probe, 0 if no wake-up event was pending.
+    pub wake_status: u32,
+    /// The `WAKE_*` modes whose filters matched in `wake_status`.
+    pub woken_by: u32,
 }
 
-/// Wake-on-LAN settings.
+/// Wake-on-LAN settings and the last wake-up status.
 #[upcall]
 pub fn get_wol(a: &Adapter) -> Result<WolInfo, DriverError> {
     Ok(WolInfo {
-        supported: WAKE_SUPPORTED,
+        supported: wol::supported(a.info.mac_type),
         wolopts: a.conf.wol,
+        wake_status: a.info.wake_status,
+        woken_by: wol::modes_of(a.info.wake_status),
     })
 }
 
-/// Chooses the wake-up filters (armed in WUFC/WUC at shutdown).
+/// Chooses the wake modes (ethtool `WAKE_*`), armed at shutdown ([`wol::arm`]). Modes the
+/// part does not support are refused, naming them.
 #[upcall]
 pub fn set_wol(a: &mut Adapter, wolopts: u32) -> Result<(), DriverError> {
-    if wolopts & !WAKE_SUPPORTED != 0 {
-        return Err(DriverError::Unsupported(format!(
-            "wake-up filter mask {:#x}",
-            wolopts & !WAKE_SUPPORTED
-        )));
-    }
+    wol::check(a.info.mac_type, wolopts)?;
     a.conf.wol = wolopts;
     Ok(())
 }

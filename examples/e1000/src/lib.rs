@@ -30,6 +30,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod bus;
 pub mod config;
 pub mod eeprom;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod regs;
 pub mod selftest;
 pub mod shared;
 pub mod stats;
+pub mod wol;
 
 /// The lock around the hot state the critical path mutates and the user half reads: each
 /// queue's ring and counters, and the poll state ([`shared`]). A combolock: in the kernel

@@ -1,19 +1,20 @@
 //! Probe, remove and shutdown.
 
 use crate::adapter::{Adapter, MacType, HW_WAIT_MS};
+use crate::bus::BusInfo;
 use crate::config;
 use crate::eeprom;
 use crate::error::DriverError;
 use crate::kernel::{self, DevId};
-use crate::regs::{ctrl, pci, CTRL, WUC, WUFC};
+use crate::regs::{ctrl, pci, CTRL, STATUS};
+use crate::wol;
 use microdriver_rt::upcall;
 
-/// WUC.PME_EN: assert PME when a wake-up filter matches (SDM 13, wake-up registers).
-pub const WUC_PME_EN: u32 = 1 << 1;
-
 /// Probes the device the kernel half attached as `dev`: identifies the part from its PCI
-/// ids, resets it, validates the EEPROM checksum, reads the permanent MAC address into
-/// `RA[0]`, reads the PHY id and initialises the PHY (SDM ch. 14, "General Initialization").
+/// ids, records and clears the wake-up status ([`wol::take_wake_status`]), reads the bus
+/// it sits on ([`BusInfo`]), resets it, validates the EEPROM checksum, reads the permanent
+/// MAC address into `RA[0]`, reads the PHY id and initialises the PHY (SDM ch. 14,
+/// "General Initialization").
 #[upcall]
 pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     let mut a = Adapter::new(dev);
@@ -26,6 +27,8 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     a.info.subsys_device = kernel::pci_read16(dev, pci::SUBSYSTEM_ID)?;
     a.info.eeprom_words = eeprom::WORDS;
     a.shared = Some(kernel::shared_state(dev)?);
+    a.info.wake_status = wol::take_wake_status(&a)?;
+    a.info.bus = BusInfo::decode(a.rd(STATUS)?, a.info.mac_type);
     reset_hw(&a)?;
     eeprom::validate_checksum(&a)?;
     let mac = eeprom::read_mac(&a)?;
@@ -38,30 +41,35 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
         part = a.info.mac_type.name(),
         mac = ?a.mac,
         phy = format_args!("{:#010x}", a.info.phy_id),
+        bus = %a.info.bus.describe(),
         "probed"
     );
     Ok(a)
 }
 
-/// Shuts the device down for power-off: closes it and arms the wake-up filters chosen with
-/// ethtool WoL (WUFC, and WUC.PME_EN when any is set).
+/// Shuts the device down for power-off: closes it, then arms the wake-up modes chosen
+/// with ethtool WoL and keeps the PHY up for them, or with none turns wake-up off and
+/// powers the PHY down ([`wol::prepare_power_off`]).
 #[upcall]
 pub fn shutdown(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         config::close(a)?;
     }
-    a.wr(WUFC, a.conf.wol)?;
-    a.wr(WUC, if a.conf.wol != 0 { WUC_PME_EN } else { 0 })?;
-    Ok(())
+    wol::prepare_power_off(a)
 }
 
-/// Removes the device: closes it, resets it and detaches it from the kernel half.
+/// Removes the device: closes it and detaches it from the kernel half. With wake-up modes
+/// chosen it is left armed as [`shutdown`] leaves it (a reset would clear the filters the
+/// wake-up needs); otherwise it is reset, with wake-up off and the PHY powered down.
 #[upcall]
 pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
     if a.up {
         config::close(a)?;
     }
-    reset_hw(a)?;
+    if a.conf.wol == 0 {
+        reset_hw(a)?;
+    }
+    wol::prepare_power_off(a)?;
     kernel::detach(a.dev)
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e1000::adapter::{Coalesce, LinkRequest, PauseParam};
-use e1000::{ethtool, phy, regs, selftest, DriverError};
+use e1000::{ethtool, phy, selftest, DriverError};
 use microdriver_rt::lrpc::{EntryTable, Served};
 
 use crate::daemon::Inner;
@@ -176,12 +176,15 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             Ok(Reply::Eeprom { offset, data })
         }
         Request::Regs => {
-            let values = nd.with_adapter(|a| ethtool::get_regs(a)).map_err(drv)?;
-            let regs = regs::DUMP_REGS
-                .iter()
-                .zip(values)
-                .map(|(&(offset, name), value)| Register {
-                    offset,
+            let dump = nd.with_adapter(|a| ethtool::get_regs(a)).map_err(drv)?;
+            // MAC registers carry their BAR0 offset, PHY registers their MDIO number.
+            let regs = ethtool::regdump_layout()
+                .into_iter()
+                .zip(dump.values)
+                .map(|((src, name), value)| Register {
+                    offset: match src {
+                        ethtool::DumpSource::Mac(off) | ethtool::DumpSource::Phy(off) => off,
+                    },
                     name: name.to_string(),
                     value,
                 })

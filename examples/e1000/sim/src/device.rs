@@ -60,6 +60,91 @@ impl Variant {
     pub fn eeprom_needs_grant(self) -> bool {
         !matches!(self, Variant::I82544GC)
     }
+    /// Whether the part has a PCI-X interface (and a 64-bit one): the 82544GC and 82545EM
+    /// do; the 82540EM is a 32-bit conventional PCI part.
+    pub fn has_pcix(self) -> bool {
+        !matches!(self, Variant::I82540EM)
+    }
+    /// The bus the model reports when the configuration names none: the 82540EM in a
+    /// 33 MHz 32-bit PCI slot (as QEMU's e1000), the PCI-X parts in a 133 MHz 64-bit
+    /// PCI-X slot.
+    pub fn default_bus(self) -> SimBus {
+        if self.has_pcix() {
+            SimBus::PciX {
+                mhz: 133,
+                width: 64,
+            }
+        } else {
+            SimBus::Pci { mhz: 33, width: 32 }
+        }
+    }
+    /// Whether the part can run on `bus` (see [`SimBus::check`]).
+    pub fn check_bus(self, bus: SimBus) -> Result<(), String> {
+        bus.check()?;
+        match bus {
+            SimBus::PciX { .. } if !self.has_pcix() => {
+                Err(format!("{self:?} has no PCI-X interface"))
+            }
+            SimBus::Pci { width: 64, .. } | SimBus::PciX { width: 64, .. } if !self.has_pcix() => {
+                Err(format!("{self:?} has a 32-bit bus interface"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The host bus as the part sampled it at reset (STATUS bits 15:11, SDM 13.4.2): the mode
+/// (PCI or PCI-X, from the PCI-X initialization pattern), the width (REQ64#) and the speed
+/// (M66EN for PCI; the PCI-X pattern's frequency range for PCI-X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimBus {
+    /// Conventional PCI at `mhz` (33 or 66), `width` (32 or 64) bits wide.
+    Pci {
+        /// Bus clock, MHz.
+        mhz: u32,
+        /// Data path width, bits.
+        width: u32,
+    },
+    /// PCI-X at up to `mhz` (66, 100 or 133), `width` (32 or 64) bits wide.
+    PciX {
+        /// Top of the bus clock's range, MHz.
+        mhz: u32,
+        /// Data path width, bits.
+        width: u32,
+    },
+}
+
+impl SimBus {
+    /// Whether the values are ones a bus can have.
+    pub fn check(self) -> Result<(), String> {
+        let (ok_mhz, mhz, width) = match self {
+            SimBus::Pci { mhz, width } => (matches!(mhz, 33 | 66), mhz, width),
+            SimBus::PciX { mhz, width } => (matches!(mhz, 66 | 100 | 133), mhz, width),
+        };
+        if !ok_mhz {
+            return Err(format!("{self:?}: {mhz} MHz is not a clock of that bus"));
+        }
+        if !matches!(width, 32 | 64) {
+            return Err(format!("{self:?}: the bus is 32 or 64 bits wide"));
+        }
+        Ok(())
+    }
+
+    /// The STATUS bits that report this bus.
+    pub fn status_bits(self) -> u32 {
+        let (bits, width) = match self {
+            SimBus::Pci { mhz, width } => (if mhz == 66 { status::PCI66 } else { 0 }, width),
+            SimBus::PciX { mhz, width } => {
+                let speed = match mhz {
+                    66 => status::PCIX_SPEED_66,
+                    100 => status::PCIX_SPEED_100,
+                    _ => status::PCIX_SPEED_133,
+                };
+                (status::PCIX_MODE | speed, width)
+            }
+        };
+        bits | if width == 64 { status::BUS64 } else { 0 }
+    }
 }
 
 /// Largest packet the transmit engine gathers (TSO payloads are limited to 256 KiB).
@@ -206,7 +291,7 @@ fn is_storage(off: u32) -> bool {
         CTRL_EXT | FLA | FCAL | FCAH | FCT | VET | FCTTV | TXCW | RXCW | LEDCTL | PBA | ITR
         | TIPG | AIFS | TXDMAC | TDFH | TDFT | RDFH | RDFT | FCRTL | FCRTH | RDBAL | RDBAH
         | RXDCTL | RADV | RSRPD | TDBAL | TDBAH | TXDCTL | TADV | TSPMT | RXCSUM | WUC
-        | WUFC | WUS | MANC | IPAV | WUPL)
+        | WUFC | MANC | IPAV | WUPL)
         || (MTA..MTA + 4 * MTA_LEN).contains(&off)
         || (RAL..RAL + 8 * RA_LEN).contains(&off)
         || (VFTA..VFTA + 4 * VFTA_LEN).contains(&off)
@@ -227,6 +312,8 @@ fn delay(units: u32) -> Duration {
 /// The device's state (everything but the wire and the peer).
 pub(crate) struct Device {
     variant: Variant,
+    /// STATUS bits 15:11: the bus sampled at reset.
+    bus_status: u32,
     pub(crate) pci: PciConfigSpace,
     regs: Box<[u32]>,
     stats: Stats,
@@ -276,6 +363,7 @@ impl Device {
         );
         let mut d = Self {
             variant,
+            bus_status: cfg.bus.unwrap_or(variant.default_bus()).status_bits(),
             pci,
             regs: vec![0u32; REG_WORDS].into_boxed_slice(),
             stats: Stats([0; 64]),
@@ -323,8 +411,19 @@ impl Device {
     /// Global reset (CTRL.RST, SDM "Software Reset"): registers to their initial
     /// values, the receive address reloaded from the EEPROM, queues flushed. The PHY is not
     /// reset (that is CTRL.PHY_RST); statistics are cleared.
+    ///
+    /// The wake-up status and the stored wake-up packet (WUS, WUPL, WUPM) survive it: they
+    /// are what the driver reads after the wake-up (SDM 13.6.3, 13.6.7-8).
     fn reset(&mut self, now: Instant) {
+        let wus = self.r(WUS);
+        let wupl = self.r(WUPL);
+        let wupm: Vec<u32> = (0..WUPM_LEN / 4).map(|i| self.r(WUPM + 4 * i)).collect();
         self.regs.fill(0);
+        self.set(WUS, wus);
+        self.set(WUPL, wupl);
+        for (i, w) in wupm.into_iter().enumerate() {
+            self.set(WUPM + 4 * i as u32, w);
+        }
         self.set(CTRL, ctrl::FD | (2 << 8));
         self.set(PBA, 0x0030);
         self.set(VET, 0x8100);
@@ -385,6 +484,7 @@ impl Device {
         self.wire_up = up;
         if self.r(CTRL) & ctrl::PHY_RST == 0 {
             self.phy.wire_changed(now, up);
+            self.wake_on_link_change();
         }
         self.update_link(now);
     }
@@ -404,6 +504,82 @@ impl Device {
     /// Counts 1000BASE-T idle errors in the PHY.
     pub(crate) fn phy_add_idle_errors(&mut self, n: u32) {
         self.phy.add_idle_errors(n);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Wake-up (SDM 6.4, 13.6)
+    // -----------------------------------------------------------------------------------
+
+    /// A link change wakes with WUC.PME_EN and WUFC.LNKC, if the PHY is powered to see it
+    /// and an earlier link change is not still in WUS.
+    fn wake_on_link_change(&mut self) {
+        let armed = self.r(WUC) & wuc::PME_EN != 0 && self.r(WUFC) & wufc::LNKC != 0;
+        if armed && !self.phy.powered_down() && self.r(WUS) & wufc::LNKC == 0 {
+            self.set(WUS, self.r(WUS) | wufc::LNKC);
+            self.set(WUC, self.r(WUC) | wuc::PME_STATUS);
+        }
+    }
+
+    /// Whether any packet wake-up is armed (ACPI filters with PME_EN, or APM).
+    fn wake_armed(&self) -> bool {
+        let wuc_v = self.r(WUC);
+        wuc_v & wuc::APME != 0
+            || (wuc_v & wuc::PME_EN != 0 && self.r(WUFC) & wufc::PACKET_MASK != 0)
+    }
+
+    /// The wake-up filters see every good frame the PHY receives, whether or not the
+    /// receiver's DMA runs (SDM 6.4.2): a frame that passes the standard address filter and
+    /// an enabled filter (WUFC with WUC.PME_EN; magic packets also with WUC.APME, the APM
+    /// wake-up) sets the filters' WUS bits, is stored in WUPL/WUPM and sets
+    /// WUC.PME_STATUS. Until the driver clears WUS's packet bits, later packets do not wake.
+    fn wake_on_frame(&mut self, f: &WireFrame) {
+        let wuc_v = self.r(WUC);
+        let acpi = if wuc_v & wuc::PME_EN != 0 {
+            self.r(WUFC)
+        } else {
+            0
+        };
+        let apm = if wuc_v & wuc::APME != 0 { wufc::MAG } else { 0 };
+        let armed = (acpi | apm) & wufc::PACKET_MASK;
+        if armed == 0
+            || !f.fcs_ok
+            || self.phy.link().is_none()
+            || self.r(WUS) & wufc::PACKET_MASK != 0
+            || f.data.len() < net::ETH_HLEN
+        {
+            return;
+        }
+        let dst = net::dst_mac(&f.data);
+        let broadcast = dst == net::BROADCAST;
+        let passed = self.address_match(&dst);
+        let mut hit = 0;
+        match passed {
+            Some(_) if broadcast => hit |= wufc::BC,
+            Some(_) if net::is_multicast(&dst) => hit |= wufc::MC,
+            Some(true) => hit |= wufc::EX,
+            _ => {}
+        }
+        // SDM 6.4.3.1.4: a broadcast magic packet passes without RCTL.BAM on the 82540 and
+        // later; the 82544 needs BAM (or another filter) for it.
+        let magic_dst = passed.is_some() || (broadcast && self.variant != Variant::I82544GC);
+        let ra0 = ra_to_mac(self.r(RAL), self.r(RAH));
+        if magic_dst && self.r(RAH) & rah::AV != 0 && net::is_magic_packet(&f.data, ra0) {
+            hit |= wufc::MAG;
+        }
+        let hit = hit & armed;
+        if hit == 0 {
+            return;
+        }
+        self.set(WUS, self.r(WUS) | hit);
+        let len = (f.data.len() + net::FCS_LEN).min(2047) as u32;
+        self.set(WUPL, len & WUPL_LEN_MASK);
+        for i in 0..WUPM_LEN / 4 {
+            let b = |k: u32| f.data.get((4 * i + k) as usize).copied().unwrap_or(0);
+            self.set(WUPM + 4 * i, u32::from_le_bytes([b(0), b(1), b(2), b(3)]));
+        }
+        if hit & acpi != 0 || wuc_v & wuc::APMPME != 0 {
+            self.set(WUC, self.r(WUC) | wuc::PME_STATUS);
+        }
     }
 
     /// Whether transmitted frames loop back into the receiver (PHY loopback in BMCR or
@@ -430,7 +606,7 @@ impl Device {
         if self.tx_paused_until.is_some() {
             s |= status::TXOFF;
         }
-        s
+        s | self.bus_status
     }
 
     // -----------------------------------------------------------------------------------
@@ -525,7 +701,7 @@ impl Device {
             }
             IMS => self.ims,
             ICS | IMC => 0, // write-only
-            RCTL | TCTL | RDLEN | TDLEN | RDH | RDT | TDH | TDT | RDTR | TIDV => self.r(off),
+            RCTL | TCTL | RDLEN | TDLEN | RDH | RDT | TDH | TDT | RDTR | TIDV | WUS => self.r(off),
             o if is_stat(o) => self.read_stat(o),
             o if is_storage(o) => self.r(o),
             _ => {
@@ -665,6 +841,8 @@ impl Device {
                 }
             }
             RADV | TADV => self.set(off, v & 0xFFFF),
+            // Write 1 to clear (SDM 13.6.3).
+            WUS => self.set(WUS, self.r(WUS) & !v),
             o if is_stat(o) => self.faults.push(Fault::ReadOnlyWrite { off, value: v }),
             o if is_storage(o) => self.set(o, v),
             _ => self.faults.push(Fault::UnmappedWrite { off, value: v }),
@@ -1298,8 +1476,12 @@ impl Device {
     /// Whether a frame of `len` bytes (without FCS) would be taken into the receive FIFO
     /// now (used by the lossless peer).
     pub(crate) fn can_accept(&self, len: usize) -> bool {
-        self.r(RCTL) & rctl::EN != 0
-            && (self.mac_link || self.loopback())
+        if self.r(RCTL) & rctl::EN == 0 {
+            // With the receiver off only armed wake-up logic takes frames (and drops them
+            // after filtering).
+            return self.wake_armed() && self.phy.link().is_some();
+        }
+        (self.mac_link || self.loopback())
             && self.rx_fifo_bytes + len + 8 <= self.rx_fifo_capacity()
     }
 
@@ -1344,6 +1526,7 @@ impl Device {
 
     /// A frame arrives from the wire (or loops back).
     pub(crate) fn receive(&mut self, f: WireFrame, now: Instant) {
+        self.wake_on_frame(&f);
         let rctl_v = self.r(RCTL);
         if rctl_v & rctl::EN == 0 || !(self.mac_link || self.loopback()) {
             return;

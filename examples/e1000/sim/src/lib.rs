@@ -42,7 +42,7 @@ pub mod peer;
 pub mod phy;
 pub mod regs;
 
-pub use device::Variant;
+pub use device::{SimBus, Variant};
 pub use dma::{BusFault, SimDma, SimDmaRegion};
 pub use error::SimError;
 pub use fault::{DmaSource, Fault, Ring, FAULT_LOG_LIMIT};

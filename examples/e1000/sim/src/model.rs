@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::device::{Device, Variant};
+use crate::device::{Device, SimBus, Variant};
 use crate::dma::SimDma;
 use crate::error::SimError;
 use crate::fault::Fault;
@@ -41,6 +41,9 @@ pub struct SimConfig {
     /// the device; the default). `false` models a function freshly handed to a UIO driver,
     /// which must set COMMAND.MEMORY and COMMAND.BUS_MASTER itself.
     pub pci_enabled: bool,
+    /// The host bus the part sampled at reset (STATUS bits 15:11); `None` is the
+    /// variant's [`Variant::default_bus`].
+    pub bus: Option<SimBus>,
 }
 
 impl Default for SimConfig {
@@ -52,6 +55,7 @@ impl Default for SimConfig {
             link_up: true,
             peer: PeerConfig::default(),
             pci_enabled: true,
+            bus: None,
         }
     }
 }
@@ -183,6 +187,9 @@ impl E1000Sim {
     /// Powers on a model: registers at their reset values, the PHY starting
     /// auto-negotiation if the cable is plugged in.
     pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
+        if let Some(bus) = cfg.bus {
+            cfg.variant.check_bus(bus).map_err(SimError::Config)?;
+        }
         let dma = SimDma::new();
         let irq = Arc::new(SimIrq::new());
         let now = Instant::now();

@@ -223,6 +223,31 @@ pub fn check_stream_frame(f: &[u8], dst: [u8; 6], src: [u8; 6]) -> Option<u64> {
         .then_some(seq)
 }
 
+/// Whether `frame` (without FCS) is a magic packet for `mac` (SDM 6.4.3.1.4): somewhere
+/// after the two addresses, at least six 0xFF bytes followed by sixteen copies of `mac`.
+pub fn is_magic_packet(frame: &[u8], mac: [u8; 6]) -> bool {
+    let Some(body) = frame.get(12..) else {
+        return false;
+    };
+    let pattern: Vec<u8> = [[0xFF; 6]]
+        .into_iter()
+        .chain(std::iter::repeat_n(mac, 16))
+        .flatten()
+        .collect();
+    body.windows(pattern.len()).any(|w| w == pattern.as_slice())
+}
+
+/// A magic packet waking `target`, sent from `src` to `dst` (ethertype 0x0842, the
+/// wake-on-LAN ethertype).
+pub fn magic_packet(dst: [u8; 6], src: [u8; 6], target: [u8; 6]) -> Vec<u8> {
+    let mut f = eth_header(dst, src, 0x0842);
+    f.extend_from_slice(&[0xFF; 6]);
+    for _ in 0..16 {
+        f.extend_from_slice(&target);
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +273,23 @@ mod tests {
         let f = stream_frame([1; 6], [2; 6], 77, 100);
         assert_eq!(f.len(), 100);
         assert_eq!(check_stream_frame(&f, [1; 6], [2; 6]), Some(77));
+    }
+
+    #[test]
+    fn magic_packets() {
+        // SDM 6.4.3.1.4: six or more 0xFF bytes, then sixteen copies of the address.
+        let me = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+        let f = magic_packet(BROADCAST, [2; 6], me);
+        assert!(is_magic_packet(&f, me));
+        assert!(!is_magic_packet(&f, [0x52, 0x54, 0x00, 0x12, 0x34, 0x57]));
+        let mut seven = eth_header(BROADCAST, [2; 6], 0x0800);
+        seven.extend_from_slice(&[0xAA, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        for _ in 0..16 {
+            seven.extend_from_slice(&me);
+        }
+        assert!(is_magic_packet(&seven, me));
+        let mut fifteen = magic_packet(BROADCAST, [2; 6], me);
+        fifteen.truncate(fifteen.len() - 6);
+        assert!(!is_magic_packet(&fifteen, me), "only 15 copies");
     }
 }

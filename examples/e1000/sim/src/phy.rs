@@ -192,6 +192,11 @@ impl Phy {
         self.link
     }
 
+    /// Whether BMCR.POWER_DOWN is set: no link, no link-change detection.
+    pub fn powered_down(&self) -> bool {
+        self.regs[BMCR as usize] & bmcr::POWER_DOWN != 0
+    }
+
     /// Whether BMCR.LOOPBACK is set.
     pub fn loopback(&self) -> bool {
         self.regs[BMCR as usize] & bmcr::LOOPBACK != 0

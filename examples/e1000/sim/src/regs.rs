@@ -323,6 +323,11 @@ pub mod ctrl {
     pub const SDP0_DATA: u32 = 1 << 18;
     /// SDP1 data value.
     pub const SDP1_DATA: u32 = 1 << 19;
+    /// Advertise D3cold wake-up capability (ADVD3WUC; 82540 and later).
+    pub const ADVD3WUC: u32 = 1 << 20;
+    /// PHY power-management enable (EN_PHY_PWR_MGMT; 82540 and later): lets the PHY drop
+    /// to a low-power link speed in D3 while keeping the link for wake-up.
+    pub const EN_PHY_PWR_MGMT: u32 = 1 << 21;
     /// Device reset; self-clearing.
     pub const RST: u32 = 1 << 26;
     /// Receive flow control enable.
@@ -357,11 +362,72 @@ pub mod status {
     pub const SPEED_100: u32 = 1 << 6;
     /// 1000 Mb/s.
     pub const SPEED_1000: u32 = 2 << 6;
-    /// PCI bus speed 66 MHz.
+    /// Conventional PCI bus at 66 MHz (M66EN sampled high); meaningful in PCI mode only.
     pub const PCI66: u32 = 1 << 11;
-    /// 64-bit bus.
+    /// 64-bit bus (REQ64# sampled at reset).
     pub const BUS64: u32 = 1 << 12;
+    /// The bus is in PCI-X mode (82544 and 82545/6 only; reserved on the 82540).
+    pub const PCIX_MODE: u32 = 1 << 13;
+    /// PCI-X bus speed shift (bits 15:14; meaningful in PCI-X mode only).
+    pub const PCIX_SPEED_SHIFT: u32 = 14;
+    /// PCI-X bus speed mask.
+    pub const PCIX_SPEED_MASK: u32 = 3 << 14;
+    /// PCI-X at 50-66 MHz.
+    pub const PCIX_SPEED_66: u32 = 0 << 14;
+    /// PCI-X at 66-100 MHz.
+    pub const PCIX_SPEED_100: u32 = 1 << 14;
+    /// PCI-X at 100-133 MHz.
+    pub const PCIX_SPEED_133: u32 = 2 << 14;
 }
+
+/// WUC bits (SDM 13.6.1, Wakeup Control).
+pub mod wuc {
+    /// APM (magic packet) wake-up enable; loaded from the EEPROM at power-up.
+    pub const APME: u32 = 1 << 0;
+    /// PME enable: the driver's copy of PMCSR.PME_En (ACPI wake-up).
+    pub const PME_EN: u32 = 1 << 1;
+    /// PME status: set when a wake-up event asserted PME#.
+    pub const PME_STATUS: u32 = 1 << 2;
+    /// Assert PME# on an APM wake-up (otherwise APM wake-up only sets the status).
+    pub const APMPME: u32 = 1 << 3;
+}
+
+/// The filter bits shared by WUFC (SDM 13.6.2, which packets wake) and WUS (SDM 13.6.3,
+/// which filter matched).
+pub mod wufc {
+    /// Link status change.
+    pub const LNKC: u32 = 1 << 0;
+    /// Magic packet.
+    pub const MAG: u32 = 1 << 1;
+    /// Directed exact: destination matches a valid receive address.
+    pub const EX: u32 = 1 << 2;
+    /// Directed multicast: destination passes the multicast table.
+    pub const MC: u32 = 1 << 3;
+    /// Broadcast.
+    pub const BC: u32 = 1 << 4;
+    /// ARP request to an address in IP4AT.
+    pub const ARP: u32 = 1 << 5;
+    /// Directed IPv4 to an address in IP4AT.
+    pub const IPV4: u32 = 1 << 6;
+    /// Directed IPv6 to the address in IP6AT (not on the 82544).
+    pub const IPV6: u32 = 1 << 7;
+    /// Flexible filters 0-3 (bits 19:16).
+    pub const FLX_MASK: u32 = 0xF << 16;
+    /// The packet bits (everything but LNKC): one set in WUS blocks further packet wakes
+    /// until the driver clears it.
+    pub const PACKET_MASK: u32 = MAG | EX | MC | BC | ARP | IPV4 | IPV6 | FLX_MASK;
+}
+
+/// MANC bits (SDM 13.6, Management Control).
+pub mod manc {
+    /// SMBus enabled for manageability: the PHY must stay powered for the BMC.
+    pub const SMBUS_EN: u32 = 1 << 0;
+}
+
+/// WUPL: the length field of the stored wake-up packet (bits 11:0).
+pub const WUPL_LEN_MASK: u32 = 0xFFF;
+/// Bytes of the wake-up packet stored in WUPM.
+pub const WUPM_LEN: u32 = 128;
 
 /// EECD bits (SDM 13.4).
 pub mod eecd {
@@ -959,6 +1025,12 @@ pub mod phy {
         pub const AUTO_X_ALL: u16 = 3 << 5;
         /// Assert CRS on transmit (needed for half duplex).
         pub const ASSERT_CRS_ON_TX: u16 = 1 << 11;
+        /// MDI crossover mode shift (bits 6:5: 00 = MDI, 01 = MDI-X, 1x = automatic).
+        pub const MDI_MODE_SHIFT: u16 = 5;
+        /// MDI crossover mode mask.
+        pub const MDI_MODE_MASK: u16 = 3 << 5;
+        /// Extended 10BASE-T distance (lower receive threshold for long cables).
+        pub const EXT_10BT_DISTANCE: u16 = 1 << 7;
     }
 
     /// M88 extended PHY specific control (EPSCR, register 20) bits.
