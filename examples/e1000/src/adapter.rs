@@ -280,6 +280,8 @@ pub struct Adapter {
     pub wd: WatchdogState,
     /// The LEDCTL value saved while identifying.
     pub saved_ledctl: Option<u32>,
+    /// Adaptive inter-frame spacing (see [`crate::ifs`]).
+    pub ifs: crate::ifs::IfsState,
 }
 
 impl Adapter {

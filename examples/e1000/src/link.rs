@@ -93,6 +93,7 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     a.wd.runs += 1;
     let link_changed = check_link(a)?;
     stats::update(a)?;
+    crate::ifs::update(a)?;
     let mut report = WatchdogReport {
         link_changed,
         ..WatchdogReport::default()
