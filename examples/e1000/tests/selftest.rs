@@ -153,7 +153,7 @@ fn loopback_covers_both_modes_every_size_and_restores_the_link() {
         let rx_before = kernel::HotStats::from(kernel::hot_counters(dev).expect("counters"));
         let to_peer = sim.wire_stats().to_peer;
         let rings = nd.with_adapter(|a| (a.conf.tx_ring, a.conf.rx_ring));
-        nd.with_adapter(|a| loopback::loopback_test(a))
+        nd.with_adapter(loopback::loopback_test)
             .unwrap_or_else(|e| panic!("{v:?}: {e}"));
         let rx_after = kernel::HotStats::from(kernel::hot_counters(dev).expect("counters"));
         let frames = 2 * loopback::FRAME_SIZES.len() as u64 * u64::from(kernel::MIN_RING);
@@ -200,7 +200,7 @@ fn loopback_covers_both_modes_every_size_and_restores_the_link() {
 fn a_corrupted_loopback_frame_fails_the_test() {
     let (sim, nd) = start(Variant::I82540EM);
     sim.corrupt_loopback_frames(1);
-    let msg = detail(nd.with_adapter(|a| loopback::loopback_test(a)));
+    let msg = detail(nd.with_adapter(loopback::loopback_test));
     // The model inverts the byte in the middle of the payload: 14 + (60 - 14) / 2.
     assert!(
         msg.contains("MAC loopback: frame 0 of 60 bytes differs at byte 37"),
