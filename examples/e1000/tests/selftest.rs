@@ -41,12 +41,18 @@ fn detail(r: Result<(), DriverError>) -> String {
 fn register_test_passes_on_every_part_and_restores_every_register() {
     for v in VARIANTS {
         let (sim, nd) = start(v);
-        let before = snapshot(&sim);
-        let status = reg(&sim, regs::STATUS);
-        nd.with_adapter(|a| registers::register_test(a))
-            .unwrap_or_else(|e| panic!("{v:?}: {e}"));
-        assert_eq!(snapshot(&sim), before, "{v:?}: registers restored");
-        assert_eq!(reg(&sim, regs::STATUS), status, "{v:?}: STATUS unchanged");
+        assert!(nd
+            .with_adapter(|a| a.poll_reg(regs::STATUS, "link", 5000, |s| s & regs::status::LU != 0))
+            .is_ok());
+        // Under the adapter's lock: no watchdog run (link check) changes registers between
+        // the snapshots.
+        nd.with_adapter(|a| {
+            let before = snapshot(&sim);
+            let status = reg(&sim, regs::STATUS);
+            registers::register_test(a).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+            assert_eq!(snapshot(&sim), before, "{v:?}: registers restored");
+            assert_eq!(reg(&sim, regs::STATUS), status, "{v:?}: STATUS unchanged");
+        });
         nd.shutdown().expect("remove");
     }
 }
