@@ -294,6 +294,8 @@ pub struct Adapter {
     pub saved_ledctl: Option<u32>,
     /// Handles to the kernel half's rings and counters (set by probe; read by snapshot).
     pub shared: Option<crate::shared::SharedState>,
+    /// Adaptive inter-frame spacing (see [`crate::ifs`]).
+    pub ifs: crate::ifs::IfsState,
 }
 
 impl Adapter {

@@ -38,6 +38,7 @@ pub mod ethtool;
 pub mod frame;
 pub mod hot;
 pub mod hw;
+pub mod ifs;
 pub mod kernel;
 pub mod link;
 pub mod netdev;

@@ -166,6 +166,7 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
     stats::update(a)?;
     phy::info::update_stats(a)?;
     phy::smartspeed(a)?;
+    crate::ifs::update(a)?;
     let mut report = WatchdogReport {
         link_changed,
         ..WatchdogReport::default()

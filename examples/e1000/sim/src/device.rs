@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::dma::SimDma;
 use crate::eeprom::{self, Eeprom};
-use crate::fault::{DmaSource, Fault, FaultLog, Ring};
+use crate::fault::{Defects, DmaSource, Fault, FaultLog, Ring};
 use crate::irq::SimIrq;
 use crate::model::SimConfig;
 use crate::net;
@@ -89,6 +89,16 @@ impl Variant {
                 Err(format!("{self:?} has a 32-bit bus interface"))
             }
             _ => Ok(()),
+        }
+    }
+    /// The interrupt causes the part implements (SDM 13.4 ICR): every cause of
+    /// [`icr::ALL`] on the 82540EM/82545EM; the 82544GC has no small-receive-packet
+    /// detection (RSRPD, ICR.SRPD) and no transmit descriptor low threshold
+    /// (TXDCTL.LWTHRESH, ICR.TXD_LOW), which arrived with the 82540.
+    pub fn icr_causes(self) -> u32 {
+        match self {
+            Variant::I82540EM | Variant::I82545EM => icr::ALL,
+            Variant::I82544GC => icr::ALL & !(icr::SRPD | icr::TXD_LOW),
         }
     }
 }
@@ -324,6 +334,8 @@ pub(crate) struct Device {
     dma: SimDma,
     irq: Arc<SimIrq>,
     pub(crate) faults: FaultLog,
+    /// Defects a test injected (see [`Defects`]).
+    pub(crate) defects: Defects,
     icr: u32,
     ims: u32,
     asserted: bool,
@@ -374,6 +386,7 @@ impl Device {
             dma,
             irq,
             faults: FaultLog::default(),
+            defects: Defects::default(),
             icr: 0,
             ims: 0,
             asserted: false,
@@ -614,7 +627,7 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     fn cause(&mut self, bits: u32, now: Instant) {
-        self.icr |= bits & icr::ALL;
+        self.icr |= bits & self.variant.icr_causes() & !self.defects.dead_causes;
         self.update_irq(now);
     }
 
@@ -667,6 +680,15 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     pub(crate) fn read(&mut self, off: u32, now: Instant) -> u32 {
+        let v = self.read_register(off, now);
+        if self.pci.memory_enabled() {
+            v & !self.defects.stuck(off)
+        } else {
+            v
+        }
+    }
+
+    fn read_register(&mut self, off: u32, now: Instant) -> u32 {
         if !self.pci.memory_enabled() {
             // BAR0 does not decode: the read master-aborts and returns all ones.
             self.faults.push(Fault::MemorySpaceDisabled { off });
@@ -709,6 +731,23 @@ impl Device {
                 0
             }
         }
+    }
+
+    /// Adds `n` to the statistics counter at `off` (as if `n` events had been counted);
+    /// returns false if `off` is not a counter. A 64-bit counter is named by its low half.
+    pub(crate) fn add_stat(&mut self, off: u32, n: u64) -> bool {
+        let wide_high = STATS_64BIT_LOW.contains(&off.wrapping_sub(4));
+        if !is_stat(off) || wide_high {
+            return false;
+        }
+        self.stats.add(off, n);
+        true
+    }
+
+    /// Receives a frame the transmitter looped back (MAC or PHY loopback).
+    pub(crate) fn loop_back(&mut self, mut f: WireFrame, now: Instant) {
+        self.defects.corrupt(&mut f.data);
+        self.receive(f, now);
     }
 
     fn read_stat(&mut self, off: u32) -> u32 {
@@ -771,7 +810,7 @@ impl Device {
             }
             ICS => self.cause(v, now),
             IMS => {
-                self.ims |= v & icr::ALL;
+                self.ims |= v & self.variant.icr_causes();
                 self.update_irq(now);
             }
             IMC => {

@@ -159,3 +159,39 @@ impl FaultLog {
         }
     }
 }
+
+/// Hardware defects a test injects to check that a driver's self-test catches them (a
+/// failing register cell, an interrupt cause whose logic is dead, a data path that
+/// corrupts frames). None is set by anything the driver does.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Defects {
+    /// `(offset, bits)`: these bits of the register at `offset` read 0 whatever is
+    /// written (stuck at zero).
+    pub(crate) stuck_low: Vec<(u32, u32)>,
+    /// Interrupt causes the device never latches into ICR (from ICS or from an event).
+    pub(crate) dead_causes: u32,
+    /// Frames still to corrupt on the loopback path (one payload byte inverted each).
+    pub(crate) corrupt_loopback: u64,
+}
+
+impl Defects {
+    /// The stuck-at-zero bits of the register at `off`.
+    pub(crate) fn stuck(&self, off: u32) -> u32 {
+        self.stuck_low
+            .iter()
+            .filter(|(o, _)| *o == off)
+            .fold(0, |m, (_, bits)| m | bits)
+    }
+
+    /// Corrupts `data` (a looped-back frame) if a corruption is pending: inverts the byte
+    /// in the middle of the payload (past the 14-byte header), so only a byte-for-byte
+    /// check finds it.
+    pub(crate) fn corrupt(&mut self, data: &mut [u8]) {
+        if self.corrupt_loopback == 0 || data.len() <= 14 {
+            return;
+        }
+        self.corrupt_loopback -= 1;
+        let at = 14 + (data.len() - 14) / 2;
+        data[at] ^= 0xFF;
+    }
+}

@@ -81,7 +81,7 @@ impl Inner {
         let loopback = self.dev.loopback();
         for f in out.drain(..) {
             if loopback {
-                self.dev.receive(f, now);
+                self.dev.loop_back(f, now);
             } else if let Some(f) = self.wire.carry(Direction::ToPeer, f) {
                 self.peer.receive(f, now);
             }
@@ -318,6 +318,37 @@ impl E1000Sim {
     /// Corrupts (bad FCS) the next `n` frames travelling in `dir`.
     pub fn corrupt_frames(&self, dir: Direction, n: u64) {
         self.lock().wire.corrupt_next(dir, n);
+    }
+
+    /// Injects a defective register: bits `mask` of the register at `off` read 0 from now
+    /// on, whatever is written (a stuck-at-zero cell, for self-test tests).
+    pub fn inject_stuck_bits(&self, off: u32, mask: u32) {
+        self.lock().dev.defects.stuck_low.push((off, mask));
+    }
+
+    /// Injects dead interrupt logic: the causes in `mask` are never latched into ICR, from
+    /// ICS or from the event itself.
+    pub fn inject_dead_causes(&self, mask: u32) {
+        self.lock().dev.defects.dead_causes |= mask;
+    }
+
+    /// Corrupts the next `n` frames looped back inside the device (MAC or PHY loopback):
+    /// one payload byte of each is inverted, with a good FCS (as a fault in the packet
+    /// buffer or the DMA path would).
+    pub fn corrupt_loopback_frames(&self, n: u64) {
+        self.lock().dev.defects.corrupt_loopback += n;
+    }
+
+    /// Removes every injected defect.
+    pub fn clear_defects(&self) {
+        self.lock().dev.defects = Default::default();
+    }
+
+    /// Adds `n` to the statistics counter at `off` (COLC, TPT ...; a 64-bit counter by its
+    /// low half), as if the device had counted `n` events: for tests of what a driver does
+    /// with its statistics. Returns false (and changes nothing) if `off` is not a counter.
+    pub fn add_stat(&self, off: u32, n: u64) -> bool {
+        self.lock().dev.add_stat(off, n)
     }
 
     /// Wire counters.

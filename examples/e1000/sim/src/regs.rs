@@ -115,7 +115,8 @@ pub const VFTA_LEN: u32 = 128;
 pub const TCTL: u32 = 0x0400;
 /// Transmit IPG (SDM 13.4).
 pub const TIPG: u32 = 0x0410;
-/// Adaptive IFS Throttle (SDM 13.4).
+/// Adaptive IFS Throttle (SDM 13.4, AIT): bits 15:0 extend the inter-frame gap; the
+/// driver tunes it in half duplex against collisions.
 pub const AIFS: u32 = 0x0458;
 /// Transmit DMA control (82544 only; harmless elsewhere).
 pub const TXDMAC: u32 = 0x3000;
@@ -535,6 +536,8 @@ pub mod rctl {
     pub const LPE: u32 = 1 << 5;
     /// Loopback mode mask (bits 7:6).
     pub const LBM_MASK: u32 = 3 << 6;
+    /// MAC loopback: transmitted frames return to the receiver inside the MAC.
+    pub const LBM_MAC: u32 = 1 << 6;
     /// Loopback through the PHY/transceiver.
     pub const LBM_TCVR: u32 = 3 << 6;
     /// Descriptor minimum threshold shift (bits 9:8).
