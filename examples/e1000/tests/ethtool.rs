@@ -293,7 +293,8 @@ fn poll_path_throttles_interrupts_adaptively() {
     nd.open().expect("open");
     assert!(nd.wait_link(Duration::from_secs(5)));
     let mac = sim.mac();
-    let runs = nd.with_adapter(|a| a.wd.runs);
+    // The link coming up posts a link check (a watchdog run): let it finish first.
+    let runs = settle(&nd);
     // Adaptive mode starts at the mixed-traffic rate (here also the configured maximum).
     assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(20_000));
     // A bulk stream: the poll path moves ITR to the bulk rate within a few rounds.
@@ -306,12 +307,15 @@ fn poll_path_throttles_interrupts_adaptively() {
     });
     let polls = bulk_after.expect("ITR never reached the bulk rate");
     assert!(polls <= 16, "bulk rate only after {polls} poll rounds");
-    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
-    assert_eq!(nd.with_adapter(|a| a.wd.runs), runs, "no watchdog run");
+    // Once the last completions are polled (a light round may already move the rate back
+    // up a step), nothing moves ITR but the poll path, and no watchdog ran.
+    assert_eq!(settle(&nd), runs, "no watchdog run");
     // The watchdog reports the kernel half's rate and leaves ITR alone.
+    let itr = reg(&sim, regs::ITR);
     let report = nd.with_adapter(e1000::link::watchdog).expect("watchdog");
-    assert_eq!(report.irq_rate, 4_000);
-    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
+    assert!((4_000..20_000).contains(&report.irq_rate), "{report:?}");
+    assert_eq!(itr, e1000::link::itr_value(report.irq_rate));
+    assert_eq!(reg(&sim, regs::ITR), itr);
     // Single small packets: the rate climbs back, capped by the configured maximum.
     let end = Instant::now() + Duration::from_secs(5);
     while reg(&sim, regs::ITR) != e1000::link::itr_value(20_000) {
@@ -328,6 +332,28 @@ fn poll_path_throttles_interrupts_adaptively() {
         std::thread::sleep(Duration::from_millis(2));
     }
     nd.shutdown().expect("remove");
+}
+
+/// Waits until no poll round and no watchdog run happened for 100 ms; returns the watchdog
+/// runs so far.
+fn settle(nd: &e1000::netdev::Netdev) -> u64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    let seen = || {
+        (
+            nd.kernel().hot_stats().polls,
+            nd.with_adapter(|a| a.wd.runs),
+        )
+    };
+    let mut last = seen();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = seen();
+        if now == last {
+            return now.1;
+        }
+        assert!(Instant::now() < end, "the driver never went quiet");
+        last = now;
+    }
 }
 
 #[test]
