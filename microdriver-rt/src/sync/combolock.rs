@@ -1267,3 +1267,61 @@ impl<T: Marshal + fmt::Debug> fmt::Debug for ComboGuard<'_, T> {
         fmt::Debug::fmt(&**self, f)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The unsafe paths in-process (what `scripts/miri` checks): the value cell reached
+    //! through guards, snapshots, holds and releases on the kernel side.
+    use super::*;
+    use crate::marshal::{from_bytes, to_bytes};
+
+    #[derive(Debug, Default, PartialEq, crate::Marshal)]
+    struct Ring {
+        head: u32,
+        #[marshal(skip)]
+        memory: Vec<u8>,
+    }
+
+    #[test]
+    fn snapshot_copies_without_holding_and_skips_memory() {
+        let lock = ComboLock::snapshot_only(Ring {
+            head: 3,
+            memory: vec![1; 64],
+        });
+        lock.lock().expect("local").head += 1;
+        let copy = lock.snapshot().expect("snapshot");
+        assert_eq!(
+            copy,
+            Ring {
+                head: 4,
+                memory: Vec::new()
+            }
+        );
+        assert!(!lock.is_user_held());
+        let mut enc = Vec::new();
+        let refused = hold_for_user(lock.id(), Duration::ZERO, &mut Encoder::new(&mut enc));
+        assert_eq!(refused, Err(ComboLockError::SnapshotOnly { id: lock.id() }));
+        snapshot_for_user(lock.id(), Duration::ZERO, &mut Encoder::new(&mut enc))
+            .expect("snapshot for the user half");
+        assert_eq!(enc[0], 0);
+        assert_eq!(from_bytes::<Ring>(&enc[1..]).expect("decodes").head, 4);
+        assert_eq!(lock.lock().expect("local").memory.len(), 64);
+    }
+
+    #[test]
+    fn hold_and_release_write_back_through_the_cell() {
+        let lock = ComboLock::new(7u64);
+        let mut reply = Vec::new();
+        let token =
+            hold_for_user(lock.id(), Duration::ZERO, &mut Encoder::new(&mut reply)).expect("hold");
+        assert!(lock.is_user_held());
+        let busy = snapshot_for_user(lock.id(), Duration::ZERO, &mut Encoder::new(&mut reply));
+        assert_eq!(busy, Err(ComboLockError::Busy { id: lock.id() }));
+        let back = to_bytes(&9u64).expect("encode");
+        release_from_user(lock.id(), token, Some(Decoder::new(&back))).expect("release");
+        assert_eq!(*lock.lock().expect("local"), 9);
+        let handle = lock.clone();
+        assert_eq!(handle, lock);
+        assert_eq!(handle.snapshot().expect("snapshot"), 9);
+    }
+}
