@@ -1,7 +1,8 @@
 //! The user half's sandbox, through real user-half processes: forbidden system calls
 //! (`open("/etc/passwd")`, a socket, `ptrace`) kill the user half, the kernel half carries
 //! on and a fresh user half answers; ordinary work (allocation, threads, a nested downcall)
-//! still runs; the sandboxed child is unprivileged (when the test runs as root), has an
+//! still runs, and so does holding and freeing a few hundred KiB in a worker thread (glibc
+//! then trims the worker's arena, which once killed the user half); the sandboxed child is unprivileged (when the test runs as root), has an
 //! empty environment apart from `MICRODRIVER_*`, and has none of the parent's leaked fds.
 
 use std::sync::Arc;
@@ -128,6 +129,43 @@ fn report_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Mar
     open.encode(enc)
 }
 
+/// A test frame: `len` bytes, a function of `seq` and the offset.
+fn frame(seq: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (seq as usize * 7 + i) as u8).collect()
+}
+
+/// What the e1000 loopback self-test did in one go: build `count` frames of `len` bytes
+/// (and a copy of each, as its transmit packets), downcall for all of them back at once
+/// (a reply of `count * len` bytes and more), and check them. Returns the bytes checked.
+fn hold_frames(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let (count, len) = <(u64, u64)>::decode(&mut dec)?;
+    dec.finish()?;
+    let sent: Vec<Vec<u8>> = (0..count).map(|seq| frame(seq, len as usize)).collect();
+    let packets: Vec<Vec<u8>> = sent.clone();
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    got.extend(
+        downcall(
+            "sandbox::capture",
+            &mut (),
+            |_, enc| (count, len).encode(enc),
+            |_, dec| Vec::<Vec<u8>>::decode(dec),
+        )
+        .map_err(handler_error)?,
+    );
+    if got != sent || packets != sent {
+        return Err(handler_error("the frames did not come back intact"));
+    }
+    (got.iter().map(|f| f.len() as u64).sum::<u64>()).encode(enc)
+}
+
+/// The kernel half's side of [`hold_frames`]: `count` frames of `len` bytes.
+fn capture(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let (count, len) = <(u64, u64)>::decode(&mut dec)?;
+    dec.finish()?;
+    let frames: Vec<Vec<u8>> = (0..count).map(|seq| frame(seq, len as usize)).collect();
+    frames.encode(enc)
+}
+
 fn double(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
     let x = u64::decode(&mut dec)?;
     dec.finish()?;
@@ -139,6 +177,8 @@ inventory::submit! { Entry { name: "sandbox::open_socket", signature: "fn() -> S
 inventory::submit! { Entry { name: "sandbox::trace_parent", signature: "fn() -> String", served: Served::ByUser, handler: trace_parent } }
 inventory::submit! { Entry { name: "sandbox::work", signature: "fn(u64) -> u64", served: Served::ByUser, handler: work_handler } }
 inventory::submit! { Entry { name: "sandbox::report", signature: "fn(Vec<i32>) -> ((u32, u32, u32, u32), Vec<(String, String)>, Vec<i32>)", served: Served::ByUser, handler: report_handler } }
+inventory::submit! { Entry { name: "sandbox::hold_frames", signature: "fn(u64, u64) -> u64", served: Served::ByUser, handler: hold_frames } }
+inventory::submit! { Entry { name: "sandbox::capture", signature: "fn(u64, u64) -> Vec<Vec<u8>>", served: Served::ByKernel, handler: capture } }
 inventory::submit! { Entry { name: "sandbox::double", signature: "fn(u64) -> u64", served: Served::ByKernel, handler: double } }
 
 // ---------------------------------------------------------------------------------------
@@ -315,6 +355,37 @@ fn identity_environment_and_descriptors() {
     );
 }
 
+/// A full ring of maximum-size frames, sent and received, held at once by the sandboxed
+/// user half (what the e1000 loopback self-test did before it went a batch at a time):
+/// the same work passes unsandboxed and must pass sandboxed.
+fn large_buffers_run_sandboxed() {
+    let hold = |half: &UserHalf, count: u64, len: u64| {
+        half.endpoint().call(
+            Entry::id_of("sandbox::hold_frames"),
+            "sandbox::hold_frames",
+            &mut (),
+            |_, enc| (count, len).encode(enc),
+            |_, dec| u64::decode(dec),
+        )
+    };
+    for sandbox in [false, true] {
+        let half = spawn(sandbox);
+        // Several rounds: upcalls land on either worker thread (each has its own arena).
+        let rounds = [(16, 1514), (80, 1500), (80, 1514), (160, 1514)].repeat(3);
+        for (count, len) in rounds {
+            let result = hold(&half, count, len);
+            assert_eq!(
+                result,
+                Ok(count * len),
+                "sandbox {sandbox}: {count} frames of {len} bytes (user half dead: {})",
+                half.is_dead()
+            );
+        }
+        assert!(!half.is_dead());
+        half.shutdown(Duration::from_secs(1));
+    }
+}
+
 mod support;
 
 fn main() {
@@ -326,6 +397,7 @@ fn main() {
         ),
         ("unsandboxed_calls_go_through", unsandboxed_calls_go_through),
         ("ordinary_work_runs_sandboxed", ordinary_work_runs_sandboxed),
+        ("large_buffers_run_sandboxed", large_buffers_run_sandboxed),
         (
             "identity_environment_and_descriptors",
             identity_environment_and_descriptors,

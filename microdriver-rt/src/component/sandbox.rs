@@ -2,7 +2,8 @@
 //!
 //! The user half is treated as compromisable. [`enter`] runs in the user-half process
 //! right after it has mapped the shared slot area and before it serves a single upcall
-//! (and before its worker threads start), and applies, in this order:
+//! (and before its worker threads start; its own priming thread has ended by then), and
+//! applies, in this order:
 //!
 //! 1. **`PR_SET_NO_NEW_PRIVS`**: no exec can ever gain privileges (and seccomp may be
 //!    installed without `CAP_SYS_ADMIN`).
@@ -15,7 +16,9 @@
 //! 4. **Identity**: started as root, the user half drops to uid/gid 65534 (`nobody`), with
 //!    no supplementary groups; the uid change also clears every capability. The
 //!    parent-death signal, which the kernel resets on a credential change, is set again.
-//! 5. **seccomp** (built with `seccompiler`, installed on all threads with TSYNC): an
+//! 5. **The C library's one-time probes**, run while the process may still read files
+//!    (see [below](#the-c-librarys-file-reads)).
+//! 6. **seccomp** (built with `seccompiler`, installed on all threads with TSYNC): an
 //!    allow-list of what the runtime needs, and nothing else. A system call outside the
 //!    list **kills the whole user half** (`SECCOMP_RET_KILL_PROCESS`): an attempt to leave
 //!    the sandbox is taken as a sign of compromise, the kernel half sees the death at once
@@ -45,6 +48,24 @@
 //! ends in the same kill as any other forbidden call), `ioctl`, `mount`, `bpf`, `dup*`,
 //! `pipe*`, `memfd_create`.
 //!
+//! # The C library's file reads
+//! Some code the user half cannot avoid opens a file the first time it needs an answer
+//! and caches it; under the allow-list that first `openat` kills the user half, however
+//! harmless. Rather than allow `openat` (seccomp cannot see the path, so an allowed
+//! `openat` would allow every file the uid can read), [`enter`] makes each such probe
+//! happen **before** the filter is installed, when it is an ordinary read:
+//!
+//! - glibc's malloc, the first time it gives memory at the top of a thread's arena back
+//!   to the system (`free` in any thread but the main one, once that arena's top holds
+//!   more than the trim threshold, 128 KiB by default: a user-half worker that held and
+//!   freed a few hundred KiB, e.g. 80 frames of 1514 bytes sent and received), reads
+//!   `/proc/sys/vm/overcommit_memory` (`check_may_shrink_heap`) to choose between
+//!   `madvise(MADV_DONTNEED)` and an anonymous `PROT_NONE` `mmap(MAP_FIXED)` over the freed
+//!   range (both allowed: no new call is needed afterwards). [`enter`] runs a short-lived
+//!   thread that allocates and frees enough in its own arena to make glibc read and cache
+//!   the setting. Nothing is added to the allow-list: the read happens once, as the
+//!   (unprivileged) user half, of a world-readable sysctl, before any upcall is served.
+//!
 //! The sandbox is on by default ([`ComponentConfig::sandbox`](super::ComponentConfig));
 //! tests of unsandboxed behaviour turn it off. If any step fails the user half refuses to
 //! run (it fails closed) and the kernel half's spawn reports a failed handshake.
@@ -69,7 +90,35 @@ pub(crate) fn enter(channel: RawFd, parent: Option<&str>) -> Result<(), String> 
     no_new_privs()?;
     close_other_fds(channel)?;
     drop_privileges(parent)?;
+    prime_allocator()?;
     install_seccomp(channel)
+}
+
+/// Makes glibc's malloc read and cache `/proc/sys/vm/overcommit_memory` now, while the
+/// process may still open files (see [the module docs](self#the-c-librarys-file-reads)):
+/// it reads it the first time it trims the heap of an arena other than the main one.
+/// A fresh thread gets such an arena (no other thread runs yet, so none is free to be
+/// reused); blocks below the mmap threshold (128 KiB) come from its heap, and freeing
+/// them leaves a top chunk well above the trim threshold, so glibc trims the heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn prime_allocator() -> Result<(), String> {
+    const BLOCK: usize = 96 * 1024;
+    const BLOCKS: usize = 8;
+    std::thread::Builder::new()
+        .name("sandbox-prime".into())
+        .spawn(|| {
+            let blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|i| vec![i as u8; BLOCK]).collect();
+            drop(std::hint::black_box(blocks));
+        })
+        .map_err(|e| format!("priming the allocator: {e}"))?
+        .join()
+        .map_err(|_| "priming the allocator: the thread panicked".to_string())
+}
+
+/// Other C libraries (musl's malloc reads no file) need no priming.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn prime_allocator() -> Result<(), String> {
+    Ok(())
 }
 
 fn os_error(what: &str) -> String {
