@@ -29,9 +29,10 @@ use crate::selftest::failure;
 /// 1500-byte MTU allows.
 pub const FRAME_SIZES: [usize; 4] = [60, 128, 1000, 1514];
 /// Bytes sent before waiting for them to come back: a batch the receive FIFO holds (the
-/// test is about the data path, not overruns), and whose captured frames come back in one
-/// downcall reply of moderate size (in split mode a reply of some 24 KB was seen to end
-/// the user half; 16 KB replies are what this test has always used).
+/// test is about the data path, not overruns). (Holding every frame at once once killed
+/// the sandboxed user half: glibc's first trim of a worker's arena read a sysctl file,
+/// which seccomp refuses; the runtime's sandbox now primes that before the filter goes
+/// in, and `microdriver-rt/tests/sandbox.rs` checks it.)
 const BATCH_BYTES: usize = 16 * 1024;
 /// The EtherType of the test frames (IEEE 802 local experimental).
 const ETHERTYPE: [u8; 2] = [0x88, 0xB5];
