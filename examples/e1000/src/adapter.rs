@@ -80,6 +80,8 @@ pub struct DeviceInfo {
     pub perm_addr: [u8; 6],
     /// EEPROM size in 16-bit words.
     pub eeprom_words: u32,
+    /// The configuration words read from the EEPROM at probe.
+    pub eeprom: crate::eeprom::EepromConfig,
     /// The host bus (STATUS, see [`crate::bus`]).
     pub bus: crate::bus::BusInfo,
     /// The wake-up status (WUS) found at probe: what woke the system, 0 if nothing did.
@@ -290,8 +292,8 @@ pub struct Adapter {
     pub wd: WatchdogState,
     /// PHY counters and SmartSpeed state.
     pub phy: crate::phy::PhyState,
-    /// The LEDCTL value saved while identifying.
-    pub saved_ledctl: Option<u32>,
+    /// The identify LED modes and state (see [`crate::led`]).
+    pub led: crate::led::LedState,
     /// Handles to the kernel half's rings and counters (set by probe; read by snapshot).
     pub shared: Option<crate::shared::SharedState>,
     /// Adaptive inter-frame spacing (see [`crate::ifs`]).

@@ -67,6 +67,8 @@ pub fn init_hw(a: &mut Adapter) -> Result<(), DriverError> {
         a.wr(VFTA + 4 * i, 0)?;
     }
     a.wr(VET, 0x8100)?;
+    crate::eeprom::apply_ctrl_defaults(a)?;
+    crate::led::init(a)?;
     a.wr(FCAL, flow::FCAL_VALUE)?;
     a.wr(FCAH, flow::FCAH_VALUE)?;
     a.wr(FCT, flow::FCT_VALUE)?;

@@ -9,13 +9,15 @@ use crate::adapter::{Adapter, Coalesce, LinkRequest, PauseParam};
 use crate::config::{self, RingParam};
 use crate::eeprom;
 use crate::error::DriverError;
+use crate::led;
 use crate::phy;
 use crate::regs::phy::{pscr, pssr, BMCR, GSR, PSCR, PSSR};
-use crate::regs::{self, status, LEDCTL, STATUS};
+use crate::regs::{self, status, STATUS};
 use crate::selftest;
 use crate::stats;
 use crate::wol;
 
+pub use crate::led::IdState;
 pub use crate::wol::{WAKE_BCAST, WAKE_MAGIC, WAKE_MCAST, WAKE_PHY, WAKE_UCAST};
 
 /// Driver information.
@@ -40,6 +42,9 @@ pub struct DrvInfo {
     pub regdump_len: u32,
     /// EEPROM length in bytes.
     pub eedump_len: u32,
+    /// The board's PBA number from the EEPROM (words 8-9, e.g. `c91016-006`): what
+    /// identifies the adapter build, as Linux's e1000 logs it at probe.
+    pub pba: String,
 }
 
 /// Driver information.
@@ -54,7 +59,8 @@ pub fn get_drvinfo(a: &Adapter) -> Result<DrvInfo, DriverError> {
         n_stats: stats::strings().len() as u32,
         testinfo_len: selftest::NAMES.len() as u32,
         regdump_len: regdump_layout().len() as u32,
-        eedump_len: eeprom::WORDS * 2,
+        eedump_len: eeprom::len_bytes(a),
+        pba: a.info.eeprom.pba_string(),
     })
 }
 
@@ -325,53 +331,41 @@ pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// The EEPROM words holding bytes `offset..offset + len` (first and last word; for an
-/// empty range inside the EEPROM, meaningless), or the range error if it does not fit.
-fn eeprom_words(offset: u32, len: u32) -> Result<(u32, u32), DriverError> {
-    let end = offset
-        .checked_add(len)
-        .filter(|&e| e <= eeprom::WORDS * 2)
-        .ok_or(DriverError::EepromRange {
-            offset: offset / 2,
-            len: len.div_ceil(2),
-            size: eeprom::WORDS,
-        })?;
-    Ok((offset / 2, end.saturating_sub(1) / 2))
+/// The EEPROM's size in bytes (`ethtool -e` reads this many).
+#[upcall]
+pub fn get_eeprom_len(a: &Adapter) -> Result<u32, DriverError> {
+    Ok(eeprom::len_bytes(a))
+}
+
+/// The "magic" that ties an EEPROM dump to its part and that a write must quote back:
+/// vendor id | device id << 16 (as Linux's e1000 sets it).
+pub fn eeprom_magic(a: &Adapter) -> u32 {
+    u32::from(a.info.vendor) | u32::from(a.info.device) << 16
 }
 
 /// Reads EEPROM bytes `offset..offset + len` (byte addressing over little-endian words).
 #[upcall]
 pub fn get_eeprom(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
-    let (first, last) = eeprom_words(offset, len)?;
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let words = eeprom::read(a, first, last - first + 1)?;
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let skip = (offset % 2) as usize;
-    Ok(bytes[skip..skip + len as usize].to_vec())
+    eeprom::read_bytes(a, offset, len)
 }
 
-/// Writes EEPROM bytes at `offset` (read-modify-write of the words touched), then fixes the
-/// checksum word.
+/// Writes EEPROM bytes at `offset` (`ethtool -E`): `magic` must be [`eeprom_magic`]; the
+/// words touched are read, modified and written, then the checksum word is updated (see
+/// [`eeprom::write_bytes`], which refuses the checksum word itself and ranges past the
+/// end). A refused write changes nothing.
 #[upcall]
-pub fn set_eeprom(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverError> {
-    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-    if data.is_empty() {
-        return Ok(());
+pub fn set_eeprom(a: &Adapter, magic: u32, offset: u32, data: &[u8]) -> Result<(), DriverError> {
+    let want = eeprom_magic(a);
+    if magic != want {
+        return Err(DriverError::invalid(
+            "EEPROM magic",
+            format!(
+                "{magic:#010x} does not match this {} ({want:#010x}, vendor | device << 16)",
+                a.info.mac_type.name()
+            ),
+        ));
     }
-    let (first, last) = eeprom_words(offset, len)?;
-    let mut bytes: Vec<u8> = eeprom::read(a, first, last - first + 1)?
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .collect();
-    let skip = (offset % 2) as usize;
-    bytes[skip..skip + data.len()].copy_from_slice(data);
-    let words: Vec<u16> = bytes
-        .chunks(2)
-        .map(|c| u16::from_le_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
-        .collect();
-    eeprom::write(a, first, &words)
+    eeprom::write_bytes(a, offset, data)
 }
 
 /// Runs the self-tests (see [`selftest`]): results in [`selftest::NAMES`] order, 0 = pass.
@@ -425,20 +419,20 @@ pub fn set_wol(a: &mut Adapter, wolopts: u32) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// LEDCTL LED0 mode "on" with blink (SDM 13.4 LEDCTL: LED0_MODE bits 3:0, LED0_BLINK bit 7).
-pub const LED0_BLINK_ON: u32 = 0x8E;
-
-/// Identify: blink LED0 (`on`) or restore the LEDs.
+/// Identify (`ethtool -p`), one phase at a time as ethtool's core drives it (see
+/// [`led`]): [`IdState::Active`] sets the LEDs up and returns how many on/off cycles per
+/// second the caller should run; [`IdState::On`] and [`IdState::Off`] are the blink's
+/// phases; [`IdState::Inactive`] restores the LEDs. The others return 0.
 #[upcall]
-pub fn identify(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
-    if on {
-        let cur = a.rd(LEDCTL)?;
-        let saved = *a.saved_ledctl.get_or_insert(cur);
-        a.wr(LEDCTL, (saved & !0xFF) | LED0_BLINK_ON)
-    } else {
-        match a.saved_ledctl.take() {
-            Some(v) => a.wr(LEDCTL, v),
-            None => Ok(()),
+pub fn identify(a: &mut Adapter, state: IdState) -> Result<u32, DriverError> {
+    match state {
+        IdState::Active => {
+            led::setup(a)?;
+            return Ok(led::BLINKS_PER_SECOND);
         }
+        IdState::On => led::led_on(a)?,
+        IdState::Off => led::led_off(a)?,
+        IdState::Inactive => led::cleanup(a)?,
     }
+    Ok(0)
 }

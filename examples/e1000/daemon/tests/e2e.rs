@@ -180,15 +180,33 @@ fn every_command_against_a_running_daemon() {
     d.ok(&["-r"]);
     wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
 
-    // -p: LED0 blinks (LEDCTL LED0_MODE "on" with LED0_BLINK) for the time given, then
-    // LEDCTL is restored.
+    // -p: the ID LED modes of the model's EEPROM (word 0x04 = 0xFFFF, the defaults) blink
+    // LED3 (LEDCTL byte 3 LED_OFF 0x0F / LED_ON 0x0E) with LED2 off (0x0F), alternating
+    // for the time given; then LEDCTL is restored.
     let ledctl = register(&d.ok(&["-d"]), "LEDCTL");
+    let (mode1, mode2) = (
+        (ledctl & 0xFFFF) | 0x0F0F_0000,
+        (ledctl & 0xFFFF) | 0x0E0F_0000,
+    );
     let started = Instant::now();
     let socket = d.socket.clone();
     let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
-    std::thread::sleep(Duration::from_millis(800));
-    let during = register(&d.ok(&["-d"]), "LEDCTL");
-    assert_eq!(during & 0xFF, 0x8E, "LEDCTL {during:#x} while identifying");
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut seen1, mut seen2) = (false, false);
+    while started.elapsed() < Duration::from_millis(1700) && !(seen1 && seen2) {
+        let during = register(&d.ok(&["-d"]), "LEDCTL");
+        assert!(
+            during == mode1 || during == mode2,
+            "LEDCTL {during:#x} while identifying"
+        );
+        seen1 |= during == mode1;
+        seen2 |= during == mode2;
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert!(
+        seen1 && seen2,
+        "LEDCTL alternated (mode 1 {seen1}, mode 2 {seen2})"
+    );
     let out = blink.join().expect("e1000ctl -p");
     assert!(out.status.success(), "{out:?}");
     assert!(started.elapsed() >= Duration::from_secs(2));

@@ -440,7 +440,7 @@ impl Device {
         self.set(CTRL, ctrl::FD | (2 << 8));
         self.set(PBA, 0x0030);
         self.set(VET, 0x8100);
-        self.set(LEDCTL, 0x0706_8302);
+        self.set(LEDCTL, ledctl::RESET_VALUE);
         self.set(RXDCTL, 1 << dctl::WTHRESH_SHIFT);
         self.set(TXDCTL, 0);
         self.set(TIPG, 0x0060_2008);

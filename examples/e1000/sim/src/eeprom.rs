@@ -8,7 +8,7 @@ pub const CHECKSUM_WORD: usize = 0x3F;
 /// Words `0..=0x3F` must sum (mod 2^16) to this value (SDM ch. 5, EEPROM checksum word).
 pub const CHECKSUM_TARGET: u16 = 0xBABA;
 
-/// Word offsets of well-known EEPROM fields (SDM ch. 5, EEPROM address map).
+/// Word offsets of the EEPROM fields (SDM 5.6, "EEPROM Address Map").
 pub mod word {
     /// Ethernet address bytes 0-1.
     pub const MAC0: usize = 0x00;
@@ -16,6 +16,17 @@ pub mod word {
     pub const MAC1: usize = 0x01;
     /// Ethernet address bytes 4-5.
     pub const MAC2: usize = 0x02;
+    /// Compatibility word.
+    pub const COMPAT: usize = 0x03;
+    /// ID LED settings: four 4-bit codes, LED0 in bits 3:0 (0x0000 and 0xFFFF mean "use
+    /// the defaults").
+    pub const ID_LED: usize = 0x04;
+    /// EEPROM image version.
+    pub const IMAGE_VERSION: usize = 0x05;
+    /// PBA (printed board assembly) number, high word.
+    pub const PBA_HIGH: usize = 0x08;
+    /// PBA number, low word.
+    pub const PBA_LOW: usize = 0x09;
     /// Initialization Control Word 1.
     pub const ICW1: usize = 0x0A;
     /// Subsystem ID.
@@ -26,25 +37,79 @@ pub mod word {
     pub const DEVICE_ID: usize = 0x0D;
     /// Vendor ID.
     pub const VENDOR_ID: usize = 0x0E;
-    /// Initialization Control Word 2.
+    /// Initialization Control Word 2 (on the 82544 also the APM enable bit).
     pub const ICW2: usize = 0x0F;
+    /// Initialization Control Word 3, port A (82540 and later: the APM enable bit).
+    pub const ICW3_PORT_A: usize = 0x24;
 }
 
-/// Builds a valid EEPROM image for a MAC address and PCI ids.
+/// Field values of the default image, as an Intel copper adapter ships them.
+pub mod default {
+    /// ID LED settings: 0xFFFF, the driver uses its defaults.
+    pub const ID_LED: u16 = 0xFFFF;
+    /// PBA number C91016-006 (words 0x08, 0x09).
+    pub const PBA: [u16; 2] = [0xC910, 0x1606];
+    /// ICW1: signature 01b, full duplex, load the subsystem and device ids; loss of
+    /// signal not inverted, every software-definable pin an input.
+    pub const ICW1: u16 = 0x6403;
+    /// ICW2: symmetric and asymmetric PAUSE advertised; APM wake-up off (82544 bit 2).
+    pub const ICW2: u16 = 0x3040;
+    /// ICW3 port A: APM wake-up off (bit 10).
+    pub const ICW3_PORT_A: u16 = 0x4901;
+}
+
+/// Words 0x10-0x23 and 0x30-0x32 of the default image (PHY, SMBus and boot agent
+/// configuration the driver does not interpret), as on a shipping 82540EM adapter.
+const VENDOR_WORDS: [(usize, u16); 23] = [
+    (0x10, 0x0008),
+    (0x11, 0x2000),
+    (0x12, 0x7E14),
+    (0x13, 0x0048),
+    (0x14, 0x1000),
+    (0x15, 0x00D8),
+    (0x16, 0x0000),
+    (0x17, 0x2700),
+    (0x18, 0x6CC9),
+    (0x19, 0x3150),
+    (0x1A, 0x0722),
+    (0x1B, 0x040B),
+    (0x1C, 0x0984),
+    (0x1D, 0x0000),
+    (0x1E, 0xC000),
+    (0x1F, 0x0706),
+    (0x20, 0x1008),
+    (0x21, 0x0000),
+    (0x22, 0x0F04),
+    (0x23, 0x7FFF),
+    (0x30, 0x0100),
+    (0x31, 0x4000),
+    (0x32, 0x121C),
+];
+
+/// Builds a valid EEPROM image for a MAC address and PCI ids: the fields of [`word`] with
+/// the values of [`default`], unused words erased (0xFFFF), and the checksum.
 pub fn image(mac: [u8; 6], vendor: u16, device: u16) -> [u16; WORDS] {
     let mut w = [0xFFFFu16; WORDS];
     w[word::MAC0] = u16::from_le_bytes([mac[0], mac[1]]);
     w[word::MAC1] = u16::from_le_bytes([mac[2], mac[3]]);
     w[word::MAC2] = u16::from_le_bytes([mac[4], mac[5]]);
-    for (i, v) in w.iter_mut().enumerate().take(0x0A).skip(3) {
-        *v = if i < 8 { 0 } else { 0xFFFF };
+    w[word::COMPAT] = 0x0000;
+    w[word::ID_LED] = default::ID_LED;
+    for v in &mut w[word::IMAGE_VERSION..word::PBA_HIGH] {
+        *v = 0x0000;
     }
-    w[word::ICW1] = 0x640C; // signature 01b in bits 15:14 with typical settings
+    w[word::PBA_HIGH] = default::PBA[0];
+    w[word::PBA_LOW] = default::PBA[1];
+    w[word::ICW1] = default::ICW1;
     w[word::SUBSYS_ID] = device;
     w[word::SUBSYS_VENDOR] = vendor;
     w[word::DEVICE_ID] = device;
     w[word::VENDOR_ID] = vendor;
-    w[word::ICW2] = 0x3000;
+    w[word::ICW2] = default::ICW2;
+    for &(i, v) in &VENDOR_WORDS {
+        w[i] = v;
+    }
+    w[word::ICW3_PORT_A] = default::ICW3_PORT_A;
     fix_checksum(&mut w);
     w
 }
@@ -300,6 +365,12 @@ mod tests {
         let w = image([0x52, 0x54, 0, 0x12, 0x34, 0x56], 0x8086, 0x100E);
         assert!(checksum_ok(&w));
         assert_eq!(w[0], 0x5452);
+        // The ICW1 signature (bits 15:14 = 01b) marks the image valid (SDM 5.6).
+        assert_eq!(w[word::ICW1] >> 14, 0b01);
+        assert_eq!(w[word::ID_LED], default::ID_LED);
+        assert_eq!([w[word::PBA_HIGH], w[word::PBA_LOW]], default::PBA);
+        assert_eq!((w[word::DEVICE_ID], w[word::VENDOR_ID]), (0x100E, 0x8086));
+        assert_eq!(w[word::ICW3_PORT_A] & 0x0400, 0, "APM wake-up off");
     }
 
     #[test]

@@ -277,6 +277,13 @@ impl E1000Sim {
         *self.lock().dev.eeprom.words()
     }
 
+    /// Reprograms the EEPROM with `words` (as an EEPROM programmer on the bench would).
+    /// The part reads it at its next reset or EEPROM access; the PCI subsystem ids it
+    /// loaded at power-on stay as they were.
+    pub fn set_eeprom_words(&self, words: [u16; crate::eeprom::WORDS]) {
+        self.lock().dev.eeprom = crate::eeprom::Eeprom::new(words);
+    }
+
     /// Plugs or unplugs the cable.
     pub fn set_link(&self, up: bool) {
         let mut g = self.lock();

@@ -324,6 +324,17 @@ pub mod ctrl {
     pub const SDP0_DATA: u32 = 1 << 18;
     /// SDP1 data value.
     pub const SDP1_DATA: u32 = 1 << 19;
+    /// Software-definable pin values SWDPIN[3:0] (bits 21:18; on the 82540 and later
+    /// bits 21:20 are ADVD3WUC and EN_PHY_PWR_MGMT instead of SWDPIN[3:2]).
+    pub const SWDPIN_SHIFT: u32 = 18;
+    /// SWDPIN0: software-definable pin 0's value (as an output, what the pin drives).
+    pub const SWDPIN0: u32 = 1 << 18;
+    /// Software-definable pin directions SWDPIO[3:0] (bits 25:22; 1 = output).
+    pub const SWDPIO_SHIFT: u32 = 22;
+    /// The SWDPIO[3:0] field.
+    pub const SWDPIO_MASK: u32 = 0xF << 22;
+    /// SWDPIO0: software-definable pin 0 is an output.
+    pub const SWDPIO0: u32 = 1 << 22;
     /// Advertise D3cold wake-up capability (ADVD3WUC; 82540 and later).
     pub const ADVD3WUC: u32 = 1 << 20;
     /// PHY power-management enable (EN_PHY_PWR_MGMT; 82540 and later): lets the PHY drop
@@ -339,6 +350,28 @@ pub mod ctrl {
     pub const VME: u32 = 1 << 30;
     /// PHY reset; the PHY is held in reset while this bit is 1.
     pub const PHY_RST: u32 = 1 << 31;
+}
+
+/// LEDCTL fields (SDM 13.4.x "LED Control"): one byte per LED (LED0 in bits 7:0 up to
+/// LED3 in bits 31:24), each with a 4-bit mode, an invert bit and a blink bit.
+pub mod ledctl {
+    /// The LEDCTL value after reset: LED0 link up (mode 2), LED1 filter activity with
+    /// blink (mode 3, blink), LED2 link 100 (mode 6), LED3 link 1000 (mode 7).
+    pub const RESET_VALUE: u32 = 0x0706_8302;
+    /// Bits of one LED's byte that hold its mode.
+    pub const MODE_MASK: u32 = 0x0F;
+    /// Invert the LED's output (bit 6 of its byte).
+    pub const IVRT: u32 = 1 << 6;
+    /// Blink the LED while its mode is asserted (bit 7 of its byte).
+    pub const BLINK: u32 = 1 << 7;
+    /// Mode: the LED is always on.
+    pub const MODE_LED_ON: u32 = 0x0E;
+    /// Mode: the LED is always off.
+    pub const MODE_LED_OFF: u32 = 0x0F;
+    /// Bits between one LED's byte and the next.
+    pub const LED_SHIFT: u32 = 8;
+    /// Number of LEDs.
+    pub const LEDS: u32 = 4;
 }
 
 /// STATUS bits (SDM 13.4).

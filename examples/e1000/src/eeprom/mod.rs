@@ -1,10 +1,15 @@
 //! EEPROM access (SDM ch. 5 and 13.4 EECD/EERD): reads through EERD where the part has it,
 //! Microwire bit-banging through EECD otherwise (82544) and for writes; checksum check and
-//! update (the 64 words sum to 0xBABA).
+//! update (the 64 words sum to 0xBABA); byte-addressed access as ethtool's `-e`/`-E` use
+//! it; the configuration words in [`words`].
 
 use crate::adapter::{Adapter, HW_WAIT_MS};
 use crate::error::DriverError;
 use crate::regs::{eecd, eerd, EECD, EERD};
+
+pub mod words;
+
+pub use words::{apply_ctrl_defaults, EepromConfig};
 
 /// Words in the 93C46-class EEPROM of these parts.
 pub const WORDS: u32 = 64;
@@ -72,6 +77,83 @@ pub fn write(a: &Adapter, offset: u32, data: &[u16]) -> Result<(), DriverError> 
         update_checksum(a)?;
     }
     Ok(())
+}
+
+/// The EEPROM's size in bytes (ethtool's `get_eeprom_len`).
+pub fn len_bytes(a: &Adapter) -> u32 {
+    a.info.eeprom_words * 2
+}
+
+/// The words holding bytes `offset..offset + len` (first and last; for an empty range,
+/// meaningless), or the range error if they do not fit in the part's EEPROM.
+fn byte_span(a: &Adapter, offset: u32, len: u32) -> Result<(u32, u32), DriverError> {
+    let size = a.info.eeprom_words;
+    let end =
+        offset
+            .checked_add(len)
+            .filter(|&e| e <= size * 2)
+            .ok_or(DriverError::EepromRange {
+                offset: offset / 2,
+                len: len.div_ceil(2),
+                size,
+            })?;
+    Ok((offset / 2, end.saturating_sub(1) / 2))
+}
+
+/// Reads bytes `offset..offset + len` (the words are little-endian byte pairs, as ethtool
+/// shows them).
+pub fn read_bytes(a: &Adapter, offset: u32, len: u32) -> Result<Vec<u8>, DriverError> {
+    if len == 0 {
+        byte_span(a, offset, 0)?;
+        return Ok(Vec::new());
+    }
+    let (first, last) = byte_span(a, offset, len)?;
+    let bytes: Vec<u8> = read(a, first, last - first + 1)?
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let skip = (offset % 2) as usize;
+    Ok(bytes[skip..skip + len as usize].to_vec())
+}
+
+/// Writes `data` at byte `offset`, then updates the checksum word and checks the result.
+/// A first or last word only partly covered is read first so that its other byte is kept
+/// (as Linux's e1000 does). The checksum word itself is the driver's to maintain: a write
+/// that covers it is refused, as is one past the end; either changes nothing.
+pub fn write_bytes(a: &Adapter, offset: u32, data: &[u8]) -> Result<(), DriverError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let len = u32::try_from(data.len()).map_err(|_| DriverError::EepromRange {
+        offset: offset / 2,
+        len: u32::MAX,
+        size: a.info.eeprom_words,
+    })?;
+    let (first, last) = byte_span(a, offset, len)?;
+    if (first..=last).contains(&CHECKSUM_WORD) {
+        return Err(DriverError::invalid(
+            "EEPROM write",
+            format!(
+                "bytes {offset:#x}..{:#x} cover the checksum word {CHECKSUM_WORD:#x} (bytes \
+                 {:#x}-{:#x}), which the driver recomputes after every write: leave it out",
+                offset + len,
+                CHECKSUM_WORD * 2,
+                CHECKSUM_WORD * 2 + 1
+            ),
+        ));
+    }
+    let mut bytes: Vec<u8> = read(a, first, last - first + 1)?
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let skip = (offset % 2) as usize;
+    bytes[skip..skip + data.len()].copy_from_slice(data);
+    let words: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    write(a, first, &words)?;
+    validate_checksum(a)
 }
 
 /// The sum of all words.
