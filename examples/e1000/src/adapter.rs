@@ -208,6 +208,9 @@ pub struct Config {
     pub msglevel: u32,
     /// Report receive checksums.
     pub rx_csum: bool,
+    /// The offloads offered to the stack and the FCS setting (ethtool `-K`, see
+    /// [`crate::features`]).
+    pub offloads: crate::features::Offloads,
     /// Copybreak length.
     pub copybreak: u32,
     /// How long a packet may wait in a ring that does not move before the watchdog calls
@@ -230,6 +233,7 @@ impl Default for Config {
             wol: 0,
             msglevel: 0x7,
             rx_csum: true,
+            offloads: crate::features::Offloads::default(),
             copybreak: 256,
             tx_timeout_ms: crate::link::TX_HANG_MS,
         }

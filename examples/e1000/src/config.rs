@@ -166,7 +166,11 @@ fn rctl_value(a: &Adapter) -> Result<u32, DriverError> {
     let buf = rx_buf_len(a) as usize;
     let bits = regs::rctl_buffer_bits(buf)
         .ok_or_else(|| DriverError::invalid("receive buffer", format!("{buf} bytes")))?;
-    let mut v = rctl::EN | rctl::BAM | rctl::SECRC | bits;
+    let mut v = rctl::EN | rctl::BAM | bits;
+    if !a.conf.offloads.rx_fcs {
+        // Strip the FCS unless ethtool's rx-fcs keeps it (SDM 13.4.22 RCTL.SECRC).
+        v |= rctl::SECRC;
+    }
     if a.max_frame() > 1522 {
         v |= rctl::LPE;
     }
@@ -186,9 +190,11 @@ pub fn hot_params(a: &Adapter) -> HotParams {
     let c = a.conf.coalesce;
     HotParams {
         copybreak: a.conf.copybreak,
-        max_frame: a.max_frame(),
+        // With rx-fcs, received frames keep their 4-byte FCS.
+        max_frame: a.max_frame() + crate::features::rx_fcs_len(&a.conf),
         tx_ide: c.tx_usecs != 0,
         rx_csum: a.conf.rx_csum,
+        tso: crate::features::tso_active(&a.conf.offloads),
         adaptive_itr: c.adaptive && a.info.mac_type.has_itr(),
         max_irq_rate: c.max_irq_rate,
     }
@@ -332,6 +338,13 @@ fn with_down(
         open(a)?;
     }
     r
+}
+
+/// Re-initialises a running interface (close, then open with the adapter's
+/// configuration), as Linux's e1000 does when a receive feature changes; a closed one is
+/// left closed (open programs it).
+pub fn reinit(a: &mut Adapter) -> Result<(), DriverError> {
+    with_down(a, |_| Ok(()))
 }
 
 /// Resizes the rings (ethtool -G). While up, nothing the driver accepted is lost, and the

@@ -9,7 +9,9 @@ use crate::adapter::{Adapter, Coalesce, LinkRequest, PauseParam};
 use crate::config::{self, RingParam};
 use crate::eeprom;
 use crate::error::DriverError;
+use crate::features::{self, FeatureRequest, FeatureState};
 use crate::led;
+use crate::netstats::{self, NetStats};
 use crate::phy;
 use crate::regs::phy::{pscr, pssr, BMCR, GSR, PSCR, PSSR};
 use crate::regs::{self, status, STATUS};
@@ -384,6 +386,29 @@ pub fn get_strings() -> Result<Vec<String>, DriverError> {
 #[upcall]
 pub fn get_stats(a: &mut Adapter) -> Result<Vec<u64>, DriverError> {
     stats::values(a)
+}
+
+/// The feature flags (`ethtool -k`), in ethtool's order (see [`features`]).
+#[upcall]
+pub fn get_features(a: &Adapter) -> Result<Vec<FeatureState>, DriverError> {
+    Ok(features::list(a))
+}
+
+/// Changes feature flags (`ethtool -K`): the whole request is checked first (unknown
+/// names, fixed features, TSO without scatter-gather and transmit checksumming refuse it
+/// and change nothing). Returns the flags afterwards.
+#[upcall]
+pub fn set_features(
+    a: &mut Adapter,
+    req: &[FeatureRequest],
+) -> Result<Vec<FeatureState>, DriverError> {
+    features::set(a, req)
+}
+
+/// The net-device statistics (`rtnl_link_stats64`, see [`netstats`]).
+#[upcall]
+pub fn get_stats64(a: &mut Adapter) -> Result<NetStats, DriverError> {
+    netstats::get(a)
 }
 
 /// Wake-on-LAN settings (`ethtool <dev>`'s "Supports Wake-on" / "Wake-on").

@@ -81,6 +81,8 @@ pub(crate) struct HotConfig {
     pub tx_ide: AtomicBool,
     /// Report receive checksum status.
     pub rx_csum: AtomicBool,
+    /// Accept TCP segmentation requests.
+    pub tso: AtomicBool,
 }
 
 impl Default for HotConfig {
@@ -89,6 +91,7 @@ impl Default for HotConfig {
             max_frame: AtomicU32::new(1518),
             tx_ide: AtomicBool::new(false),
             rx_csum: AtomicBool::new(true),
+            tso: AtomicBool::new(true),
         }
     }
 }
@@ -335,6 +338,10 @@ pub struct HotParams {
     pub tx_ide: bool,
     /// Report receive checksum status.
     pub rx_csum: bool,
+    /// Accept TCP segmentation requests (ethtool's tcp-segmentation-offload in force);
+    /// off, transmit refuses packets asking for TSO instead of having the part segment
+    /// them.
+    pub tso: bool,
     /// Adaptive interrupt throttling: the poll path owns ITR and moves it with the traffic
     /// (within `max_irq_rate`). Off: the kernel half never writes ITR (the user half
     /// programs a fixed rate).
@@ -353,6 +360,7 @@ pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     k.cfg.max_frame.store(p.max_frame, Ordering::Relaxed);
     k.cfg.tx_ide.store(p.tx_ide, Ordering::Relaxed);
     k.cfg.rx_csum.store(p.rx_csum, Ordering::Relaxed);
+    k.cfg.tso.store(p.tso, Ordering::Relaxed);
     let Ok(mut poll) = k.poll.lock() else {
         return Err(DriverError::Busy);
     };

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::protocol::{
-    Coalesce, DrvInfo, LinkInfo, Pause, PingReport, Register, Rings, Status, TestResult,
-    TrafficReport,
+    Coalesce, DrvInfo, FeatureChange, FeatureFlag, LinkInfo, NetStats, Pause, PingReport, Register,
+    Rings, Status, TestResult, TrafficReport,
 };
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -82,6 +82,111 @@ pub fn stats(stats: &[(String, u64)]) -> String {
     for (name, value) in stats {
         let _ = writeln!(s, "     {name}: {value}");
     }
+    s
+}
+
+/// One flag as `ethtool -k` prints it: `name: on`, with ` [fixed]` or
+/// ` [requested on]` / ` [requested off]`.
+fn feature_line(f: &FeatureFlag) -> String {
+    let note = if f.fixed {
+        " [fixed]".to_string()
+    } else if f.requested != f.on {
+        format!(" [requested {}]", on_off(f.requested))
+    } else {
+        String::new()
+    };
+    format!("{}: {}{note}\n", f.name, on_off(f.on))
+}
+
+/// `ethtool -k`.
+pub fn features(dev: &str, flags: &[FeatureFlag]) -> String {
+    let mut s = format!("Features for {dev}:\n");
+    for f in flags {
+        s.push_str(&feature_line(f));
+    }
+    s
+}
+
+/// What `ethtool -K` prints: nothing when the flags changed exactly as asked; else
+/// "Actual changes:" and every flag whose value changed (a dependency took a flag along,
+/// or brought a requested one back).
+pub fn feature_changes(
+    requested: &[FeatureChange],
+    before: &[FeatureFlag],
+    after: &[FeatureFlag],
+) -> String {
+    let changed: Vec<&FeatureFlag> = after
+        .iter()
+        .filter(|a| before.iter().any(|b| b.name == a.name && b.on != a.on))
+        .collect();
+    // A flag changed as asked if it was named (by the same name the driver lists) and now
+    // has the asked value; short names count as asked when the flag moved the right way.
+    let as_asked = |f: &FeatureFlag| {
+        requested
+            .iter()
+            .any(|r| r.on == f.on && (r.name == f.name || short_name(&f.name) == Some(&r.name)))
+    };
+    if changed.iter().all(|f| as_asked(f)) {
+        return String::new();
+    }
+    let mut s = String::from("Actual changes:\n");
+    for f in changed {
+        s.push_str(&feature_line(f));
+    }
+    s
+}
+
+/// ethtool's short name for a feature (`-K rx off`), if it has one.
+fn short_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "rx-checksumming" => "rx",
+        "tx-checksumming" => "tx",
+        "scatter-gather" => "sg",
+        "tcp-segmentation-offload" => "tso",
+        "rx-vlan-offload" => "rxvlan",
+        "tx-vlan-offload" => "txvlan",
+        _ => return None,
+    })
+}
+
+/// `e1000ctl stats64`: the net-device statistics in `ip -s -s link`'s layout.
+pub fn stats64(n: &NetStats) -> String {
+    let row = |cells: &[u64]| {
+        let mut line = String::from("    ");
+        for (i, c) in cells.iter().enumerate() {
+            let width = if i == 0 { 10 } else { 8 };
+            let _ = write!(line, "{c:>width$}");
+        }
+        line.push('\n');
+        line
+    };
+    let mut s = String::new();
+    s.push_str("    RX:  bytes packets  errors dropped  missed   mcast\n");
+    s.push_str(&row(&[
+        n.rx_bytes,
+        n.rx_packets,
+        n.rx_errors,
+        n.rx_dropped,
+        n.rx_missed_errors,
+        n.multicast,
+    ]));
+    s.push_str("    RX errors:  length     crc   frame\n");
+    s.push_str(&row(&[
+        n.rx_length_errors,
+        n.rx_crc_errors,
+        n.rx_frame_errors,
+    ]));
+    s.push_str("    TX:  bytes packets  errors dropped carrier collsns\n");
+    s.push_str(&row(&[
+        n.tx_bytes,
+        n.tx_packets,
+        n.tx_errors,
+        n.tx_dropped,
+        n.tx_carrier_errors,
+        n.collisions,
+    ]));
+    s.push_str("    TX errors: aborted  window\n");
+    s.push_str(&row(&[n.tx_aborted_errors, n.tx_window_errors]));
     s
 }
 
@@ -312,6 +417,84 @@ mod tests {
         st.reset_pending = true;
         let out = status(&st);
         assert!(out.contains("link up; reset pending (runs once"), "{out}");
+    }
+
+    fn flag(name: &str, on: bool, requested: bool, fixed: bool) -> FeatureFlag {
+        FeatureFlag {
+            name: name.into(),
+            on,
+            requested,
+            fixed,
+        }
+    }
+
+    #[test]
+    fn features_have_ethtool_layout() {
+        let out = features(
+            "e1000",
+            &[
+                flag("scatter-gather", false, false, false),
+                flag("tcp-segmentation-offload", false, true, false),
+                flag("rx-all", false, false, true),
+            ],
+        );
+        assert_eq!(
+            out,
+            "Features for e1000:\nscatter-gather: off\n\
+             tcp-segmentation-offload: off [requested on]\nrx-all: off [fixed]\n"
+        );
+    }
+
+    #[test]
+    fn feature_changes_show_only_what_was_not_asked() {
+        let before = [
+            flag("scatter-gather", true, true, false),
+            flag("tcp-segmentation-offload", true, true, false),
+        ];
+        let after = [
+            flag("scatter-gather", false, false, false),
+            flag("tcp-segmentation-offload", false, true, false),
+        ];
+        let sg_off = [FeatureChange {
+            name: "sg".into(),
+            on: false,
+        }];
+        assert_eq!(
+            feature_changes(&sg_off, &before, &after),
+            "Actual changes:\nscatter-gather: off\n\
+             tcp-segmentation-offload: off [requested on]\n"
+        );
+        let both = [
+            sg_off[0].clone(),
+            FeatureChange {
+                name: "tcp-segmentation-offload".into(),
+                on: false,
+            },
+        ];
+        let after_both = [
+            flag("scatter-gather", false, false, false),
+            flag("tcp-segmentation-offload", false, false, false),
+        ];
+        assert_eq!(feature_changes(&both, &before, &after_both), "");
+    }
+
+    #[test]
+    fn stats64_has_ip_link_layout() {
+        let out = stats64(&NetStats {
+            rx_bytes: 600,
+            rx_packets: 3,
+            rx_crc_errors: 2,
+            collisions: 9,
+            ..NetStats::default()
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 8, "{out}");
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["600", "3", "0", "0", "0", "0"]
+        );
+        assert_eq!(lines[3].split_whitespace().nth(1), Some("2"));
+        assert_eq!(lines[5].split_whitespace().last(), Some("9"));
     }
 
     #[test]

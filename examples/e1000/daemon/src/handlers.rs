@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use e1000::adapter::{Coalesce, LinkRequest, PauseParam};
 use e1000::ethtool::IdState;
+use e1000::features::{self, FeatureRequest, FeatureState};
 use e1000::{ethtool, phy, selftest, DriverError};
 use microdriver_rt::lrpc::{EntryTable, Served};
 
 use crate::daemon::Inner;
 use crate::protocol::{
-    self, DrvInfo, EntryStatus, Fault, LinkInfo, Register, Reply, Request, Rings, SplitStatus,
-    Status, TestResult,
+    self, DrvInfo, EntryStatus, Fault, FeatureFlag, LinkInfo, Register, Reply, Request, Rings,
+    SplitStatus, Status, TestResult,
 };
 
 /// Longest `-p` blink.
@@ -248,6 +249,52 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             blink.and(restore).map_err(drv)?;
             Ok(Reply::Done)
         }
+        Request::Features => {
+            let f = nd.with_adapter(|a| ethtool::get_features(a)).map_err(drv)?;
+            Ok(Reply::Features {
+                features: f.into_iter().map(feature_flag).collect(),
+            })
+        }
+        Request::SetFeatures { changes } => {
+            let req: Vec<FeatureRequest> = changes
+                .iter()
+                .map(|c| FeatureRequest::new(&c.name, c.on))
+                .collect();
+            // The flags before are the adapter's (no device access, nothing crosses).
+            let (before, after) = nd
+                .configure(|a| {
+                    let before = features::list(a);
+                    ethtool::set_features(a, &req).map(|after| (before, after))
+                })
+                .map_err(drv)?;
+            Ok(Reply::FeatureChanges {
+                requested: changes,
+                before: before.into_iter().map(feature_flag).collect(),
+                after: after.into_iter().map(feature_flag).collect(),
+            })
+        }
+        Request::Stats64 => {
+            let s = nd.with_adapter(ethtool::get_stats64).map_err(drv)?;
+            Ok(Reply::Stats64(protocol::NetStats {
+                rx_packets: s.rx_packets,
+                tx_packets: s.tx_packets,
+                rx_bytes: s.rx_bytes,
+                tx_bytes: s.tx_bytes,
+                rx_errors: s.rx_errors,
+                tx_errors: s.tx_errors,
+                rx_dropped: s.rx_dropped,
+                tx_dropped: s.tx_dropped,
+                multicast: s.multicast,
+                collisions: s.collisions,
+                rx_length_errors: s.rx_length_errors,
+                rx_crc_errors: s.rx_crc_errors,
+                rx_frame_errors: s.rx_frame_errors,
+                rx_missed_errors: s.rx_missed_errors,
+                tx_aborted_errors: s.tx_aborted_errors,
+                tx_carrier_errors: s.tx_carrier_errors,
+                tx_window_errors: s.tx_window_errors,
+            }))
+        }
         Request::Status => Ok(Reply::Status(Box::new(status(inner)))),
         Request::Inject { fault } => inject(inner, fault),
         Request::Ping { count } => {
@@ -309,6 +356,15 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
         }
         Request::Shutdown => Ok(Reply::Done),
+    }
+}
+
+fn feature_flag(f: FeatureState) -> FeatureFlag {
+    FeatureFlag {
+        name: f.name,
+        on: f.on,
+        requested: f.requested,
+        fixed: f.fixed,
     }
 }
 

@@ -101,6 +101,15 @@ pub enum Request {
         /// How long.
         seconds: u32,
     },
+    /// `-k`: feature flags.
+    Features,
+    /// `-K`: change feature flags.
+    SetFeatures {
+        /// The changes, in the order given.
+        changes: Vec<FeatureChange>,
+    },
+    /// `stats64`: the net-device statistics.
+    Stats64,
     /// `status`: the microdriver's own view.
     Status,
     /// `inject`: cause a fault in the user half.
@@ -205,6 +214,68 @@ pub struct Coalesce {
     pub max_irq_rate: u32,
     /// Adaptive throttling.
     pub adaptive: bool,
+}
+
+/// One feature flag (`-k`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureFlag {
+    /// ethtool's name.
+    pub name: String,
+    /// In force.
+    pub on: bool,
+    /// Requested (differs from `on` while a dependency holds it off).
+    pub requested: bool,
+    /// Cannot be changed.
+    pub fixed: bool,
+}
+
+/// One change `-K` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureChange {
+    /// ethtool's name or short name.
+    pub name: String,
+    /// On or off.
+    pub on: bool,
+}
+
+/// The net-device statistics (`stats64`: Linux's `rtnl_link_stats64` as the driver fills
+/// it in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// Received frames nobody took.
+    pub rx_dropped: u64,
+    /// Packets refused at transmit.
+    pub tx_dropped: u64,
+    /// Multicast frames received.
+    pub multicast: u64,
+    /// Collisions.
+    pub collisions: u64,
+    /// Length errors.
+    pub rx_length_errors: u64,
+    /// CRC errors.
+    pub rx_crc_errors: u64,
+    /// Alignment (frame) errors.
+    pub rx_frame_errors: u64,
+    /// Frames missed (FIFO full).
+    pub rx_missed_errors: u64,
+    /// Aborted transmissions (excessive collisions).
+    pub tx_aborted_errors: u64,
+    /// Transmissions without carrier sense.
+    pub tx_carrier_errors: u64,
+    /// Late collisions.
+    pub tx_window_errors: u64,
 }
 
 /// One register in a dump.
@@ -385,6 +456,22 @@ pub enum Reply {
         /// Per test.
         results: Vec<TestResult>,
     },
+    /// Feature flags (`-k`).
+    Features {
+        /// In ethtool's order.
+        features: Vec<FeatureFlag>,
+    },
+    /// What `-K` changed.
+    FeatureChanges {
+        /// The changes asked for.
+        requested: Vec<FeatureChange>,
+        /// The flags before.
+        before: Vec<FeatureFlag>,
+        /// The flags after.
+        after: Vec<FeatureFlag>,
+    },
+    /// The net-device statistics.
+    Stats64(NetStats),
     /// Status.
     Status(Box<Status>),
     /// Ping results.
@@ -463,6 +550,13 @@ mod tests {
                 frames: 10,
                 sizes: vec![60, 1514],
             },
+            Request::SetFeatures {
+                changes: vec![FeatureChange {
+                    name: "tso".into(),
+                    on: false,
+                }],
+            },
+            Request::Stats64,
         ];
         for r in requests {
             let mut buf = Vec::new();

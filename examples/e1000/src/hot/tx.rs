@@ -248,6 +248,10 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
     if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
         return refuse(|s| &mut s.busy, DriverError::Busy);
     }
+    if pkt.offload.tso.is_some() && !k.cfg.tso.load(Ordering::Relaxed) {
+        let e = DriverError::BadPacket("TCP segmentation offload is off (ethtool -K tso)".into());
+        return refuse(|s| &mut s.dropped, e);
+    }
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
     let (data_descs, bytes, frames) = match validate(pkt, max_frame) {
         Ok(v) => v,

@@ -5,6 +5,7 @@
 //! e1000ctl -i | -S | -g | -a | -c | -e | -d | -r
 //! e1000ctl -G rx N tx N | -A autoneg on rx on tx off | -C rx-usecs N tx-usecs N
 //! e1000ctl -s speed 100 duplex full autoneg off | -t [offline|online] | -p SECONDS
+//! e1000ctl -k | -K tso off sg on ... | stats64
 //! e1000ctl status | inject crash|hang|garbage | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
 //! e1000ctl shutdown
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use e1000d::format;
-use e1000d::protocol::{Fault, Reply, Request, TrafficReport};
+use e1000d::protocol::{Fault, FeatureChange, Reply, Request, TrafficReport};
 use e1000d::{request, ClientError};
 
 /// The name shown in ethtool's headers.
@@ -78,6 +79,12 @@ struct Ops {
     /// Change link settings: speed 10|100|1000 duplex half|full autoneg on|off.
     #[arg(short = 's', long = "change", num_args = 2.., value_names = ["PARAM", "VALUE"])]
     change: Option<Vec<String>>,
+    /// Show the feature flags (offloads).
+    #[arg(short = 'k', long = "show-features", visible_alias = "show-offload")]
+    show_features: bool,
+    /// Change feature flags: FEATURE on|off ... (ethtool's names, or rx, tx, sg, tso, rxvlan, txvlan).
+    #[arg(short = 'K', long = "features", visible_alias = "offload", num_args = 2.., value_names = ["FEATURE", "on|off"])]
+    features: Option<Vec<String>>,
     /// Blink the LED for SECONDS (default 3).
     #[arg(short = 'p', long = "identify", num_args = 0..=1, value_name = "SECONDS", default_missing_value = "3")]
     identify: Option<String>,
@@ -99,11 +106,15 @@ impl Ops {
             || self.negotiate
             || self.change.is_some()
             || self.identify.is_some()
+            || self.show_features
+            || self.features.is_some()
     }
 }
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// The net-device statistics (rtnl_link_stats64), as `ip -s -s link` shows them.
+    Stats64,
     /// The microdriver's view: user half, restarts, calls per entry, tracker, rejections.
     Status,
     /// Cause a fault in the user half and wait until it answers again.
@@ -194,6 +205,7 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             return Err("give either one ethtool option or one command, not both".into());
         }
         return Ok(match cmd {
+            Cmd::Stats64 => Request::Stats64,
             Cmd::Status => Request::Status,
             Cmd::Inject { fault } => Request::Inject {
                 fault: match fault.as_str() {
@@ -331,12 +343,38 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             autoneg,
         });
     }
+    if o.show_features {
+        return Ok(Request::Features);
+    }
+    if let Some(args) = &o.features {
+        return feature_request(args);
+    }
     if let Some(secs) = &o.identify {
         return Ok(Request::Identify {
             seconds: parse_num("-p", secs)?,
         });
     }
     Ok(Request::LinkSettings)
+}
+
+/// `-K FEATURE on|off ...`: the names are the driver's to check (it knows which it has).
+fn feature_request(args: &[String]) -> Result<Request, String> {
+    if args.len() % 2 != 0 {
+        return Err(format!(
+            "{} has no value",
+            args.last().map_or("", String::as_str)
+        ));
+    }
+    let changes = args
+        .chunks(2)
+        .map(|c| {
+            Ok(FeatureChange {
+                name: c[0].clone(),
+                on: parse_on_off(&c[0], &c[1])?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Request::SetFeatures { changes })
 }
 
 fn timeout_for(req: &Request) -> Duration {
@@ -369,6 +407,13 @@ fn print_reply(reply: &Reply) -> Result<(), String> {
             }
             return Ok(());
         }
+        Reply::Features { features } => format::features(DEV, features),
+        Reply::FeatureChanges {
+            requested,
+            before,
+            after,
+        } => format::feature_changes(requested, before, after),
+        Reply::Stats64(n) => format!("{DEV}: net-device statistics\n{}", format::stats64(n)),
         Reply::Status(s) => format::status(s),
         Reply::Ping(p) => {
             print!("{}", format::ping(p));
