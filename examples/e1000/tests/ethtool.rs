@@ -385,7 +385,12 @@ fn fixed_interrupt_rate_never_changes() {
     c.adaptive = true;
     nd.with_adapter(|a| ethtool::set_coalesce(a, &c))
         .expect("coalesce");
-    bulk_stream(&nd, mac, 500, || {});
-    assert_eq!(reg(&sim, regs::ITR), e1000::link::itr_value(4_000));
+    // (Checked while the stream runs: once it stops, a light last poll round may already
+    // move the rate back up a step.)
+    let mut reached_bulk = false;
+    bulk_stream(&nd, mac, 500, || {
+        reached_bulk |= reg(&sim, regs::ITR) == e1000::link::itr_value(4_000);
+    });
+    assert!(reached_bulk, "ITR stayed at {:#x}", reg(&sim, regs::ITR));
     nd.shutdown().expect("remove");
 }
