@@ -93,9 +93,7 @@ fn m88_control_registers_after_init_for_each_mdix_mode() {
             nd.with_adapter(config::reset_task).expect("reset");
             check_pscr(&nd, mode);
             check_epscr(&nd);
-            let got = nd
-                .with_adapter(|a| ethtool::get_link_ksettings(a))
-                .expect("get");
+            let got = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
             assert_eq!(got.request.mdix, mdix);
         }
         nd.shutdown().expect("remove");
@@ -115,18 +113,14 @@ fn forced_mdix_is_what_the_phy_reports() {
     set_mdix(&nd, ETH_TP_MDI_X).expect("MDI-X");
     wait_for("link as MDI-X", || link_ok(&nd) && mdix_bit(&nd));
     assert!(nd.wait_link(Duration::from_secs(5)));
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!((s.request.mdix, s.mdix), (ETH_TP_MDI_X, ETH_TP_MDI_X));
     let i = nd.with_adapter(info::phy_info).expect("phy info");
     assert_eq!(i.mdix, ETH_TP_MDI_X);
 
     set_mdix(&nd, ETH_TP_MDI).expect("MDI");
     wait_for("link as MDI", || link_ok(&nd) && !mdix_bit(&nd));
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!((s.request.mdix, s.mdix), (ETH_TP_MDI, ETH_TP_MDI));
 
     // Automatic crossover adapts to a partner fixed at MDI (straight cable: we are MDI-X).
@@ -139,9 +133,7 @@ fn forced_mdix_is_what_the_phy_reports() {
 
     // No link: the crossover state is unknown.
     unplug(&sim, &nd);
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!(s.mdix, ETH_TP_MDI_INVALID);
     nd.shutdown().expect("remove");
 }
@@ -457,7 +449,7 @@ fn link_partner_advertising_follows_the_partner_once_negotiated() {
     use e1000::regs::phy::{bmsr, ANLPAR, BMSR};
     let (sim, nd) = up(Variant::I82540EM);
     let lp = |nd: &Netdev| {
-        nd.with_adapter(|a| ethtool::get_link_ksettings(a))
+        nd.with_adapter(ethtool::get_link_ksettings)
             .expect("get")
             .lp_advertising
     };
@@ -477,7 +469,10 @@ fn link_partner_advertising_follows_the_partner_once_negotiated() {
     assert_eq!(lp(&nd), want | LP_PAUSE | LP_ASYM_PAUSE | LP_AUTONEG);
     // What the PHY holds (ANLPAR, 1000BASE-T status) is what was decoded.
     let anlpar = phy_reg(&nd, ANLPAR);
-    assert_eq!(anlpar & (anar::HD10 | anar::FD10 | anar::HD100 | anar::FD100), anar::HD10 | anar::FD100);
+    assert_eq!(
+        anlpar & (anar::HD10 | anar::FD10 | anar::HD100 | anar::FD100),
+        anar::HD10 | anar::FD100
+    );
     let g = phy_reg(&nd, GSR);
     assert_eq!(g & (gsr::LP_FD1000 | gsr::LP_HD1000), gsr::LP_FD1000);
 
