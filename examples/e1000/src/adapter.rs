@@ -302,6 +302,8 @@ pub struct Adapter {
     pub shared: Option<crate::shared::SharedState>,
     /// Adaptive inter-frame spacing (see [`crate::ifs`]).
     pub ifs: crate::ifs::IfsState,
+    /// Suspend/resume state (see [`crate::pm`]).
+    pub pm: crate::pm::PmState,
 }
 
 impl Adapter {

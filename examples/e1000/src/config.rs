@@ -111,6 +111,13 @@ pub fn open(a: &mut Adapter) -> Result<(), DriverError> {
             needed: "down".into(),
         });
     }
+    if a.pm.suspended {
+        return Err(DriverError::WrongState {
+            op: "open".into(),
+            state: "suspended".into(),
+            needed: "resumed: resume it first".into(),
+        });
+    }
     kernel::rings_alloc(a.dev, &ring_request(a))?;
     kernel::set_hot_params(a.dev, &hot_params(a))?;
     configure_tx(a)?;

@@ -13,7 +13,7 @@ use crate::features::{self, FeatureRequest, FeatureState};
 use crate::led;
 use crate::netstats::{self, NetStats};
 use crate::phy;
-use crate::regs::phy::{pscr, pssr, BMCR, GSR, PSCR, PSSR};
+use crate::regs::phy::{anar, bmsr, gsr, pscr, pssr, ANLPAR, BMCR, BMSR, GSR, PSCR, PSSR};
 use crate::regs::{self, status, STATUS};
 use crate::selftest;
 use crate::stats;
@@ -232,11 +232,64 @@ pub struct LinkSettings {
     /// Current crossover (ethtool `eth_tp_mdix`: `phy::ETH_TP_MDI`, `ETH_TP_MDI_X`, or
     /// `ETH_TP_MDI_INVALID` with no link); the requested one is `request.mdix`.
     pub mdix: u8,
+    /// What the link partner advertised, in ethtool's link-mode bits (`phy::ADV_*` and
+    /// the `LP_*` bits here); 0 until auto-negotiation completes.
+    pub lp_advertising: u32,
 }
 
-/// The link settings (speed and duplex from STATUS, read now).
+/// ethtool's `1000baseT_Half` link-mode bit (the parts do not offer it, partners may).
+pub const LP_1000_HALF: u32 = 1 << 4;
+/// ethtool's `Autoneg` link-mode bit: the partner acknowledged our base page.
+pub const LP_AUTONEG: u32 = 1 << 6;
+/// ethtool's `Pause` link-mode bit (symmetric PAUSE).
+pub const LP_PAUSE: u32 = 1 << 13;
+/// ethtool's `Asym_Pause` link-mode bit (asymmetric PAUSE direction).
+pub const LP_ASYM_PAUSE: u32 = 1 << 14;
+
+/// ANLPAR (IEEE 802.3 28.2.1.2, register 5) bit, ethtool link-mode bit.
+const ANLPAR_MODES: [(u16, u32); 7] = [
+    (anar::HD10, phy::ADV_10_HALF),
+    (anar::FD10, phy::ADV_10_FULL),
+    (anar::HD100, phy::ADV_100_HALF),
+    (anar::FD100, phy::ADV_100_FULL),
+    (anar::PAUSE, LP_PAUSE),
+    (anar::ASM_DIR, LP_ASYM_PAUSE),
+    (anar::ACK, LP_AUTONEG),
+];
+
+/// The ethtool link-mode bits of a partner's base page (ANLPAR) and its 1000BASE-T
+/// abilities (1000BASE-T status, register 10, bits 11:10; IEEE 802.3 40.5.1.1).
+pub fn lp_modes(anlpar: u16, gsr_v: u16) -> u32 {
+    let mut m = ANLPAR_MODES
+        .iter()
+        .filter(|(bit, _)| anlpar & bit != 0)
+        .fold(0, |acc, (_, mode)| acc | mode);
+    if gsr_v & gsr::LP_FD1000 != 0 {
+        m |= phy::ADV_1000_FULL;
+    }
+    if gsr_v & gsr::LP_HD1000 != 0 {
+        m |= LP_1000_HALF;
+    }
+    m
+}
+
+/// What the link partner advertised, read from the PHY when auto-negotiation has
+/// completed (BMSR.AN_COMPLETE; before that ANLPAR is stale or empty): 0 otherwise. The
+/// 1000BASE-T status read counts its idle errors (cleared by the read) into the PHY
+/// statistics.
+pub fn lp_advertising(a: &mut Adapter) -> Result<u32, DriverError> {
+    if phy::read(a, BMSR)? & bmsr::AN_COMPLETE == 0 {
+        return Ok(0);
+    }
+    let anlpar = phy::read(a, ANLPAR)?;
+    let g = phy::info::read_gsr(a)?;
+    Ok(lp_modes(anlpar, g))
+}
+
+/// The link settings (speed and duplex from STATUS, read now; the partner's abilities
+/// from the PHY, see [`lp_advertising`]).
 #[upcall]
-pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
+pub fn get_link_ksettings(a: &mut Adapter) -> Result<LinkSettings, DriverError> {
     let (up, speed, fd) = crate::link::decode_status(a.rd(STATUS)?);
     Ok(LinkSettings {
         request: a.conf.link,
@@ -249,6 +302,7 @@ pub fn get_link_ksettings(a: &Adapter) -> Result<LinkSettings, DriverError> {
         } else {
             phy::ETH_TP_MDI_INVALID
         },
+        lp_advertising: lp_advertising(a)?,
     })
 }
 

@@ -46,6 +46,7 @@ pub mod link;
 pub mod netdev;
 pub mod netstats;
 pub mod phy;
+pub mod pm;
 pub mod policy;
 pub mod probe;
 pub mod regs;

@@ -161,6 +161,10 @@ pub fn apply_flow_control(a: &mut Adapter) -> Result<(), DriverError> {
 /// The periodic watchdog (and the deferred link check the interrupt handler posts).
 #[upcall]
 pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
+    if a.pm.suspended {
+        // The device is readied for power-off; nothing to watch until resume.
+        return Ok(WatchdogReport::default());
+    }
     a.wd.runs += 1;
     let link_changed = check_link(a)?;
     stats::update(a)?;

@@ -237,6 +237,17 @@ pub fn power_down_phy(a: &Adapter) -> Result<bool, DriverError> {
     Ok(true)
 }
 
+/// Powers the PHY up (clears BMCR.POWER_DOWN if [`power_down_phy`] set it) and gives it
+/// time to come out of power-down before it is configured.
+pub fn power_up_phy(a: &Adapter) -> Result<(), DriverError> {
+    let b = phy::read(a, BMCR)?;
+    if b & bmcr::POWER_DOWN != 0 {
+        phy::write(a, BMCR, b & !bmcr::POWER_DOWN)?;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 /// Readies the device to power off: wake-up armed for `a.conf.wol` with the PHY kept up,
 /// or, with no wake modes, wake-up off and the PHY powered down.
 pub fn prepare_power_off(a: &Adapter) -> Result<(), DriverError> {

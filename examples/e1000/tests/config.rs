@@ -265,9 +265,7 @@ fn forced_speed_and_duplex_then_autoneg_again() {
     assert!(bmcr & regs::phy::bmcr::SPEED_LSB != 0 && bmcr & regs::phy::bmcr::FD != 0);
     let mut speed = 0;
     for _ in 0..200 {
-        let s = nd
-            .with_adapter(|a| ethtool::get_link_ksettings(a))
-            .expect("get");
+        let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
         speed = s.speed;
         if s.link_up && s.speed == 100 {
             break;

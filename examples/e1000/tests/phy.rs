@@ -93,9 +93,7 @@ fn m88_control_registers_after_init_for_each_mdix_mode() {
             nd.with_adapter(config::reset_task).expect("reset");
             check_pscr(&nd, mode);
             check_epscr(&nd);
-            let got = nd
-                .with_adapter(|a| ethtool::get_link_ksettings(a))
-                .expect("get");
+            let got = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
             assert_eq!(got.request.mdix, mdix);
         }
         nd.shutdown().expect("remove");
@@ -115,18 +113,14 @@ fn forced_mdix_is_what_the_phy_reports() {
     set_mdix(&nd, ETH_TP_MDI_X).expect("MDI-X");
     wait_for("link as MDI-X", || link_ok(&nd) && mdix_bit(&nd));
     assert!(nd.wait_link(Duration::from_secs(5)));
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!((s.request.mdix, s.mdix), (ETH_TP_MDI_X, ETH_TP_MDI_X));
     let i = nd.with_adapter(info::phy_info).expect("phy info");
     assert_eq!(i.mdix, ETH_TP_MDI_X);
 
     set_mdix(&nd, ETH_TP_MDI).expect("MDI");
     wait_for("link as MDI", || link_ok(&nd) && !mdix_bit(&nd));
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!((s.request.mdix, s.mdix), (ETH_TP_MDI, ETH_TP_MDI));
 
     // Automatic crossover adapts to a partner fixed at MDI (straight cable: we are MDI-X).
@@ -139,9 +133,7 @@ fn forced_mdix_is_what_the_phy_reports() {
 
     // No link: the crossover state is unknown.
     unplug(&sim, &nd);
-    let s = nd
-        .with_adapter(|a| ethtool::get_link_ksettings(a))
-        .expect("get");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
     assert_eq!(s.mdix, ETH_TP_MDI_INVALID);
     nd.shutdown().expect("remove");
 }
@@ -438,5 +430,89 @@ fn smartspeed_falls_back_and_starts_over_after_a_bounded_number_of_runs() {
         phy_reg(&nd, GSR) & gsr::MS_CONFIG_FAULT != 0
     });
     assert_eq!(step(&nd), (1, false));
+    nd.shutdown().expect("remove");
+}
+
+/// Waits until the link is up at `speed` after the partner changed.
+fn wait_speed(nd: &Netdev, speed: u32) {
+    wait_for("the link at the new speed", || {
+        nd.with_adapter(|a| {
+            link::check_link(a).expect("check link");
+            a.link.up && a.link.speed == speed
+        })
+    });
+}
+
+#[test]
+fn link_partner_advertising_follows_the_partner_once_negotiated() {
+    use e1000::ethtool::{LP_1000_HALF, LP_ASYM_PAUSE, LP_AUTONEG, LP_PAUSE};
+    use e1000::regs::phy::{bmsr, ANLPAR, BMSR};
+    let (sim, nd) = up(Variant::I82540EM);
+    let lp = |nd: &Netdev| {
+        nd.with_adapter(ethtool::get_link_ksettings)
+            .expect("get")
+            .lp_advertising
+    };
+
+    // 10 half, 100 full, 1000 full, symmetric and asymmetric pause.
+    sim.set_link_partner(LinkPartner {
+        ability: anar::HD10 | anar::FD100 | anar::PAUSE | anar::ASM_DIR,
+        fd1000: true,
+        hd1000: false,
+        ..LinkPartner::default()
+    });
+    unplug(&sim, &nd);
+    sim.set_link(true);
+    wait_speed(&nd, 1000);
+    assert_ne!(phy_reg(&nd, BMSR) & bmsr::AN_COMPLETE, 0);
+    let want = phy::ADV_10_HALF | phy::ADV_100_FULL | phy::ADV_1000_FULL;
+    assert_eq!(lp(&nd), want | LP_PAUSE | LP_ASYM_PAUSE | LP_AUTONEG);
+    // What the PHY holds (ANLPAR, 1000BASE-T status) is what was decoded.
+    let anlpar = phy_reg(&nd, ANLPAR);
+    assert_eq!(
+        anlpar & (anar::HD10 | anar::FD10 | anar::HD100 | anar::FD100),
+        anar::HD10 | anar::FD100
+    );
+    let g = phy_reg(&nd, GSR);
+    assert_eq!(g & (gsr::LP_FD1000 | gsr::LP_HD1000), gsr::LP_FD1000);
+
+    // A 10/100 partner without pause, 1000 half only.
+    unplug(&sim, &nd);
+    sim.set_link_partner(LinkPartner {
+        ability: anar::HD100 | anar::FD100 | anar::FD10,
+        fd1000: false,
+        hd1000: true,
+        ..LinkPartner::default()
+    });
+    sim.set_link(true);
+    wait_speed(&nd, 100);
+    assert_eq!(
+        lp(&nd),
+        phy::ADV_10_FULL | phy::ADV_100_HALF | phy::ADV_100_FULL | LP_1000_HALF | LP_AUTONEG
+    );
+
+    // Reading 1000BASE-T status for the partner keeps its idle errors counted.
+    let base = nd.with_adapter(|a| a.phy.idle_errors);
+    sim.phy_add_idle_errors(7);
+    lp(&nd);
+    assert_eq!(nd.with_adapter(|a| a.phy.idle_errors), base + 7);
+
+    // No link: auto-negotiation has not completed, nothing is reported.
+    unplug(&sim, &nd);
+    assert_eq!(phy_reg(&nd, BMSR) & bmsr::AN_COMPLETE, 0);
+    assert_eq!(lp(&nd), 0);
+
+    // A forced link negotiates nothing.
+    sim.set_link(true);
+    let forced = LinkRequest {
+        autoneg: false,
+        speed: 100,
+        full_duplex: true,
+        ..LinkRequest::default()
+    };
+    nd.with_adapter(|a| ethtool::set_link_ksettings(a, &forced))
+        .expect("forced");
+    wait_speed(&nd, 100);
+    assert_eq!(lp(&nd), 0);
     nd.shutdown().expect("remove");
 }

@@ -53,6 +53,23 @@ pub fn link(dev: &str, l: &LinkInfo) -> String {
         "\tAdvertised auto-negotiation: {}",
         if l.autoneg { "Yes" } else { "No" }
     );
+    let _ = writeln!(
+        s,
+        "\tLink partner advertised link modes:  {}",
+        list(&l.lp_advertised)
+    );
+    let lp_pause = match (l.lp_pause, l.lp_asym_pause) {
+        (true, true) => "Symmetric Receive-only",
+        (true, false) => "Symmetric",
+        (false, true) => "Transmit-only",
+        (false, false) => "No",
+    };
+    let _ = writeln!(s, "\tLink partner advertised pause frame use: {lp_pause}");
+    let _ = writeln!(
+        s,
+        "\tLink partner advertised auto-negotiation: {}",
+        if l.lp_autoneg { "Yes" } else { "No" }
+    );
     if l.link_up {
         let _ = writeln!(s, "\tSpeed: {}Mb/s", l.speed);
         let _ = writeln!(
@@ -403,6 +420,36 @@ pub fn traffic(t: &TrafficReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_shows_the_partner_like_ethtool() {
+        let mut l = LinkInfo {
+            supported: vec!["10baseT/Half".into()],
+            advertised: vec!["10baseT/Half".into()],
+            autoneg: true,
+            link_up: true,
+            speed: 1000,
+            full_duplex: true,
+            mac: [2, 0, 0, 0, 0, 1],
+            lp_advertised: vec!["100baseT/Full".into(), "1000baseT/Full".into()],
+            lp_pause: true,
+            lp_asym_pause: false,
+            lp_autoneg: true,
+        };
+        let out = link("eth0", &l);
+        assert!(
+            out.contains("\tLink partner advertised link modes:  100baseT/Full 1000baseT/Full\n"),
+            "{out}"
+        );
+        assert!(out.contains("Link partner advertised pause frame use: Symmetric\n"));
+        assert!(out.contains("Link partner advertised auto-negotiation: Yes\n"));
+        l.lp_advertised.clear();
+        (l.lp_pause, l.lp_asym_pause, l.lp_autoneg) = (false, true, false);
+        let out = link("eth0", &l);
+        assert!(out.contains("Link partner advertised link modes:  Not reported\n"));
+        assert!(out.contains("pause frame use: Transmit-only\n"), "{out}");
+        assert!(out.contains("Link partner advertised auto-negotiation: No\n"));
+    }
 
     #[test]
     fn status_shows_a_pending_reset() {

@@ -66,6 +66,10 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                 speed: s.speed,
                 full_duplex: s.full_duplex,
                 mac,
+                lp_advertised: lp_mode_names(s.lp_advertising),
+                lp_pause: s.lp_advertising & ethtool::LP_PAUSE != 0,
+                lp_asym_pause: s.lp_advertising & ethtool::LP_ASYM_PAUSE != 0,
+                lp_autoneg: s.lp_advertising & ethtool::LP_AUTONEG != 0,
             }))
         }
         Request::SetLink {
@@ -450,6 +454,19 @@ fn mode_names(bits: u32) -> Vec<String> {
         .filter(|(bit, ..)| bits & bit != 0)
         .map(|(.., name)| (*name).to_string())
         .collect()
+}
+
+/// A partner's link modes, in ethtool's order (it may offer 1000baseT/Half, which the
+/// parts do not).
+fn lp_mode_names(bits: u32) -> Vec<String> {
+    let mut names = mode_names(bits & !phy::ADV_1000_FULL);
+    if bits & ethtool::LP_1000_HALF != 0 {
+        names.push("1000baseT/Half".into());
+    }
+    if bits & phy::ADV_1000_FULL != 0 {
+        names.push("1000baseT/Full".into());
+    }
+    names
 }
 
 pub(crate) fn status(inner: &Inner) -> Status {

@@ -173,6 +173,19 @@ pub struct LinkInfo {
     pub full_duplex: bool,
     /// MAC address.
     pub mac: [u8; 6],
+    /// The link partner's advertised modes, ethtool names (empty until
+    /// auto-negotiation completes).
+    #[serde(default)]
+    pub lp_advertised: Vec<String>,
+    /// The link partner advertised symmetric PAUSE.
+    #[serde(default)]
+    pub lp_pause: bool,
+    /// The link partner advertised asymmetric PAUSE direction.
+    #[serde(default)]
+    pub lp_asym_pause: bool,
+    /// The link partner auto-negotiated (acknowledged our base page).
+    #[serde(default)]
+    pub lp_autoneg: bool,
 }
 
 /// Ring sizes (`-g`).

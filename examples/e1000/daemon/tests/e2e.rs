@@ -79,6 +79,12 @@ fn every_command_against_a_running_daemon() {
     assert_eq!(field(&link, "Speed"), Some("1000Mb/s"), "{link}");
     assert_eq!(field(&link, "Duplex"), Some("Full"));
     assert_eq!(field(&link, "MAC address"), Some("52:54:00:12:34:56"));
+    // The model's partner offers every 10/100/1000 mode.
+    assert_eq!(
+        field(&link, "Link partner advertised link modes"),
+        Some("10baseT/Half 10baseT/Full 100baseT/Half 100baseT/Full 1000baseT/Half 1000baseT/Full"),
+        "{link}"
+    );
 
     // ping through the hot path
     let ping = d.ok(&["ping", "3"]);

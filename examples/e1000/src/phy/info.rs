@@ -116,7 +116,7 @@ pub fn decode(pssr_v: u16, gsr_v: u16, pscr_v: u16) -> PhyInfo {
 
 /// Reads 1000BASE-T status, adding its idle error count (cleared by the read) to the
 /// accumulated total.
-fn read_gsr(a: &mut Adapter) -> Result<u16, DriverError> {
+pub(crate) fn read_gsr(a: &mut Adapter) -> Result<u16, DriverError> {
     let g = read(a, GSR)?;
     a.phy.idle_errors = a
         .phy
