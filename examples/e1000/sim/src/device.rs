@@ -298,7 +298,7 @@ fn is_stat(off: u32) -> bool {
 /// Plain read/write storage registers (no side effects in the model).
 fn is_storage(off: u32) -> bool {
     matches!(off,
-        CTRL_EXT | FLA | FCAL | FCAH | FCT | VET | FCTTV | TXCW | RXCW | LEDCTL | PBA | ITR
+        CTRL_EXT | FLA | FCAL | FCAH | FCT | VET | FCTTV | TXCW | RXCW | LEDCTL | ITR
         | TIPG | AIFS | TXDMAC | TDFH | TDFT | RDFH | RDFT | FCRTL | FCRTH | RDBAL | RDBAH
         | RXDCTL | RADV | RSRPD | TDBAL | TDBAH | TXDCTL | TADV | TSPMT | RXCSUM | WUC
         | WUFC | MANC | IPAV | WUPL)
@@ -346,6 +346,9 @@ pub(crate) struct Device {
     tx: TxState,
     rx_fifo: VecDeque<RxFrame>,
     rx_fifo_bytes: usize,
+    /// The receive share of the packet buffer in effect, in KB: PBA.RXA as it was at the
+    /// last reset (a new split takes effect through CTRL.RST).
+    rx_fifo_kb: u32,
     rx_partial: usize,
     rx_stalled: bool,
     rdtr_at: Option<Instant>,
@@ -397,6 +400,7 @@ impl Device {
             tx: TxState::default(),
             rx_fifo: VecDeque::new(),
             rx_fifo_bytes: 0,
+            rx_fifo_kb: pba::RXA_DEFAULT,
             rx_partial: 0,
             rx_stalled: false,
             rdtr_at: None,
@@ -430,6 +434,12 @@ impl Device {
     fn reset(&mut self, now: Instant) {
         let wus = self.r(WUS);
         let wupl = self.r(WUPL);
+        // PBA keeps what software wrote and the reset puts it into effect (Linux's e1000
+        // writes PBA and then resets); at power-on it is 48 KB.
+        let rxa = match self.r(PBA) & pba::RXA_MASK {
+            0 => pba::RXA_DEFAULT,
+            v => v,
+        };
         let wupm: Vec<u32> = (0..WUPM_LEN / 4).map(|i| self.r(WUPM + 4 * i)).collect();
         self.regs.fill(0);
         self.set(WUS, wus);
@@ -438,7 +448,8 @@ impl Device {
             self.set(WUPM + 4 * i as u32, w);
         }
         self.set(CTRL, ctrl::FD | (2 << 8));
-        self.set(PBA, 0x0030);
+        self.set(PBA, rxa);
+        self.rx_fifo_kb = rxa;
         self.set(VET, 0x8100);
         self.set(LEDCTL, ledctl::RESET_VALUE);
         self.set(RXDCTL, 1 << dctl::WTHRESH_SHIFT);
@@ -713,6 +724,10 @@ impl Device {
                 v | eecd::PRES
             }
             EERD if self.variant.has_eerd() => self.r(EERD),
+            PBA => {
+                let rxa = self.r(PBA) & pba::RXA_MASK;
+                (pba::TOTAL_KB.saturating_sub(rxa) << pba::TXA_SHIFT) | rxa
+            }
             MDIC => self.r(MDIC),
             ICR => {
                 // Read-to-clear (SDM 13.4).
@@ -791,6 +806,7 @@ impl Device {
                 self.update_link(now);
             }
             STATUS => self.faults.push(Fault::ReadOnlyWrite { off, value: v }),
+            PBA => self.set(PBA, v & pba::RXA_MASK),
             EECD => self.write_eecd(v),
             EERD if self.variant.has_eerd() => {
                 let keep = v & (eerd::ADDR_MASK | eerd::START);
@@ -1509,7 +1525,7 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     fn rx_fifo_capacity(&self) -> usize {
-        ((self.r(PBA) & 0xFFFF) as usize) * 1024
+        self.rx_fifo_kb as usize * 1024
     }
 
     /// Whether a frame of `len` bytes (without FCS) would be taken into the receive FIFO
