@@ -4,8 +4,9 @@
 //!
 //! The split (SDM 13.4.16 PBA; the rules Linux's e1000 applies at every reset): the
 //! 82540/82545/82544 hold 64 KB, 48 KB for receive by default. PBA.RXA is written in KB
-//! (a multiple of 8) and TXA = 64 - RXA follows; a new split takes effect through a reset
-//! (CTRL.RST), so [`write_pba`] runs before every reset.
+//! (a multiple of 8) and TXA = 64 - RXA follows. As Linux's e1000, the split is written
+//! before every reset (CTRL.RST), which puts it into effect: [`write_pba`] runs first in
+//! [`crate::probe::reset_hw`].
 //!
 //! * 82540 and 82544 ("legacy" adjustment): with frames over 8 KB the receive share drops
 //!   by 8 KB (40 KB receive, 24 KB transmit).
@@ -84,8 +85,8 @@ pub fn watermarks(rx_kb: u32, frame: u32) -> (u32, u32) {
     (high, high.saturating_sub(WATERMARK_ALIGN))
 }
 
-/// Writes the packet buffer split for the adapter's part and MTU (PBA). Takes effect at
-/// the next reset: call it before one.
+/// Writes the packet buffer split for the adapter's part and MTU (PBA), before a reset
+/// (with the receiver and transmitter idle).
 pub fn write_pba(a: &Adapter) -> Result<(), DriverError> {
     a.wr(PBA, rx_kb(a.info.mac_type, a.conf.mtu))
 }

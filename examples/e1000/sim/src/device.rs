@@ -346,9 +346,6 @@ pub(crate) struct Device {
     tx: TxState,
     rx_fifo: VecDeque<RxFrame>,
     rx_fifo_bytes: usize,
-    /// The receive share of the packet buffer in effect, in KB: PBA.RXA as it was at the
-    /// last reset (a new split takes effect through CTRL.RST).
-    rx_fifo_kb: u32,
     rx_partial: usize,
     rx_stalled: bool,
     rdtr_at: Option<Instant>,
@@ -400,7 +397,6 @@ impl Device {
             tx: TxState::default(),
             rx_fifo: VecDeque::new(),
             rx_fifo_bytes: 0,
-            rx_fifo_kb: pba::RXA_DEFAULT,
             rx_partial: 0,
             rx_stalled: false,
             rdtr_at: None,
@@ -434,8 +430,9 @@ impl Device {
     fn reset(&mut self, now: Instant) {
         let wus = self.r(WUS);
         let wupl = self.r(WUPL);
-        // PBA keeps what software wrote and the reset puts it into effect (Linux's e1000
-        // writes PBA and then resets); at power-on it is 48 KB.
+        // PBA keeps what software wrote across the reset (Linux's e1000 writes the split
+        // and then resets to put it into effect); at power-on it is 48 KB. The model
+        // applies a new split at once.
         let rxa = match self.r(PBA) & pba::RXA_MASK {
             0 => pba::RXA_DEFAULT,
             v => v,
@@ -449,7 +446,6 @@ impl Device {
         }
         self.set(CTRL, ctrl::FD | (2 << 8));
         self.set(PBA, rxa);
-        self.rx_fifo_kb = rxa;
         self.set(VET, 0x8100);
         self.set(LEDCTL, ledctl::RESET_VALUE);
         self.set(RXDCTL, 1 << dctl::WTHRESH_SHIFT);
@@ -1525,7 +1521,7 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     fn rx_fifo_capacity(&self) -> usize {
-        self.rx_fifo_kb as usize * 1024
+        ((self.r(PBA) & pba::RXA_MASK) as usize) * 1024
     }
 
     /// Whether a frame of `len` bytes (without FCS) would be taken into the receive FIFO
