@@ -314,8 +314,12 @@ pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Resets the (closed) device and programs it again from the adapter.
+/// Resets the (closed) device and programs it again from the adapter. The statistics
+/// registers are collected first: the reset clears them (SDM 13.7).
 fn reprogram(a: &mut Adapter) -> Result<(), DriverError> {
+    if let Err(e) = crate::stats::update(a) {
+        tracing::warn!(dev = a.dev.0, error = %e, "statistics before reset lost");
+    }
     crate::probe::reset_hw(a)?;
     a.link = crate::adapter::LinkState {
         changes: a.link.changes,

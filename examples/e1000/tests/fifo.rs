@@ -71,6 +71,28 @@ fn packet_buffer_split_and_watermarks_follow_part_and_mtu() {
     }
 }
 
+#[test]
+fn mtu_change_resets_without_losing_hardware_counters() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let mac = sim.mac();
+    for seq in 0..3 {
+        sim.peer_send(e1000_sim::net::stream_frame(mac, PEER_MAC, seq, 100));
+        assert!(nd.recv(Duration::from_secs(2)).is_some());
+    }
+    let resets = nd.with_adapter(|a| a.wd.resets);
+    nd.with_adapter(|a| config::change_mtu(a, 9000))
+        .expect("MTU 9000");
+    // The reset cleared GPRC; the three frames are in the totals, not lost with it.
+    assert_eq!(reg(&sim, GPRC), 0);
+    let good = nd
+        .with_adapter(|a| e1000::stats::update(a).map(|()| a.stats.get("good_rx_packets")))
+        .expect("stats");
+    assert_eq!(good, Some(3));
+    // An MTU change is not a recovery reset.
+    assert_eq!(nd.with_adapter(|a| a.wd.resets), resets);
+    nd.shutdown().expect("remove");
+}
+
 /// A frame to us, VLAN-tagged, `len` bytes without FCS.
 fn tagged_frame(dst: [u8; 6], len: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(len);
