@@ -15,6 +15,10 @@ use crate::regs::{self, ctrl, flow, rctl, rxcsum, tctl, *};
 pub const MIN_MTU: u32 = 68;
 /// Largest MTU (jumbo frames: 16128-byte frames with header and FCS).
 pub const MAX_MTU: u32 = 16110;
+/// Frame check sequence length.
+const FCS_LEN: u32 = 4;
+/// The longest frame the receiver takes without RCTL.LPE, FCS included (SDM 13.4.22).
+pub const MAX_STD_FRAME_FCS: u32 = 1522;
 /// Recommended TIPG for copper (IPGT 10, IPGR1 8, IPGR2 6; SDM 13.4 TIPG).
 pub const TIPG_COPPER: u32 = 10 | (8 << 10) | (6 << 20);
 
@@ -72,22 +76,10 @@ pub fn init_hw(a: &mut Adapter) -> Result<(), DriverError> {
     a.wr(FCAL, flow::FCAL_VALUE)?;
     a.wr(FCAH, flow::FCAH_VALUE)?;
     a.wr(FCT, flow::FCT_VALUE)?;
-    a.wr(FCTTV, flow::PAUSE_TIME)?;
-    set_fc_watermarks(a)?;
+    crate::fifo::set_fc_watermarks(a)?;
     crate::phy::init(a)?;
     link::apply_flow_control(a)?;
     Ok(())
-}
-
-/// Flow-control thresholds from the receive packet buffer size (PBA, KB): send XOFF when
-/// less than two maximum frames of room remain, XON below that by one more frame.
-fn set_fc_watermarks(a: &Adapter) -> Result<(), DriverError> {
-    let rx_bytes = (a.rd(PBA)? & 0xFFFF) * 1024;
-    let frame = a.max_frame() + 4;
-    let high = rx_bytes.saturating_sub(2 * frame) & !7;
-    let low = high.saturating_sub(frame) & !7;
-    a.wr(FCRTH, high)?;
-    a.wr(FCRTL, low | flow::FCRTL_XONE)
 }
 
 /// The receive buffer length for the MTU: 2048 bytes for standard frames; 4096 with long
@@ -178,7 +170,10 @@ fn rctl_value(a: &Adapter) -> Result<u32, DriverError> {
         // Strip the FCS unless ethtool's rx-fcs keeps it (SDM 13.4.22 RCTL.SECRC).
         v |= rctl::SECRC;
     }
-    if a.max_frame() > 1522 {
+    // Without LPE the MAC takes frames up to 1522 bytes with FCS, i.e. a full-size
+    // standard frame with a VLAN tag (SDM 13.4.22 RCTL.LPE); `max_frame` has the tag and no
+    // FCS.
+    if a.max_frame() + FCS_LEN > MAX_STD_FRAME_FCS {
         v |= rctl::LPE;
     }
     if !a.conf.vlans.is_empty() {
@@ -318,17 +313,26 @@ pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
         kernel::rings_free(a.dev)?;
         a.up = false;
     }
-    crate::probe::reset_hw(a)?;
-    a.link = crate::adapter::LinkState {
-        changes: a.link.changes,
-        ..Default::default()
-    };
-    init_hw(a)?;
+    reprogram(a)?;
     a.wd.resets += 1;
     if was_up {
         open(a)?;
     }
     Ok(())
+}
+
+/// Resets the (closed) device and programs it again from the adapter. The statistics
+/// registers are collected first: the reset clears them (SDM 13.7).
+fn reprogram(a: &mut Adapter) -> Result<(), DriverError> {
+    if let Err(e) = crate::stats::update(a) {
+        tracing::warn!(dev = a.dev.0, error = %e, "statistics before reset lost");
+    }
+    crate::probe::reset_hw(a)?;
+    a.link = crate::adapter::LinkState {
+        changes: a.link.changes,
+        ..Default::default()
+    };
+    init_hw(a)
 }
 
 /// Runs `f` with the interface closed, reopening it afterwards if it was up.
@@ -434,7 +438,9 @@ pub fn get_ringparam(a: &Adapter) -> RingParam {
 }
 
 /// Changes the MTU (68..=16110; above 1500 the receiver takes long packets into 4 KiB
-/// buffers that frames span).
+/// buffers that frames span). As Linux's e1000, with the interface down the device is
+/// reset and programmed again, which puts the packet buffer split and flow-control
+/// thresholds for the new frame size into effect ([`crate::fifo`]).
 #[upcall]
 pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
     if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
@@ -443,9 +449,14 @@ pub fn change_mtu(a: &mut Adapter, mtu: u32) -> Result<(), DriverError> {
             format!("{mtu}: use {MIN_MTU}..={MAX_MTU}"),
         ));
     }
+    let old = a.conf.mtu;
     with_down(a, |a| {
         a.conf.mtu = mtu;
-        set_fc_watermarks(a)
+        let r = reprogram(a);
+        if r.is_err() {
+            a.conf.mtu = old;
+        }
+        r
     })
 }
 

@@ -36,6 +36,7 @@ pub mod eeprom;
 pub mod error;
 pub mod ethtool;
 pub mod features;
+pub mod fifo;
 pub mod frame;
 pub mod hot;
 pub mod hw;

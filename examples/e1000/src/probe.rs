@@ -78,8 +78,10 @@ pub fn remove(a: &mut Adapter) -> Result<(), DriverError> {
 }
 
 /// Resets the device and waits for the reset to complete (SDM 14.5: at least 1 us; the
-/// EEPROM reload follows), leaving interrupts masked.
+/// EEPROM reload follows), leaving interrupts masked. The packet buffer split for the MTU
+/// is written first: the reset puts it into effect ([`crate::fifo`]).
 pub fn reset_hw(a: &Adapter) -> Result<(), DriverError> {
+    crate::fifo::write_pba(a)?;
     kernel::reset_start(a.dev)?;
     a.poll_reg(CTRL, "CTRL.RST to clear", HW_WAIT_MS, |v| {
         v & ctrl::RST == 0

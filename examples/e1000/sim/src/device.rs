@@ -298,7 +298,7 @@ fn is_stat(off: u32) -> bool {
 /// Plain read/write storage registers (no side effects in the model).
 fn is_storage(off: u32) -> bool {
     matches!(off,
-        CTRL_EXT | FLA | FCAL | FCAH | FCT | VET | FCTTV | TXCW | RXCW | LEDCTL | PBA | ITR
+        CTRL_EXT | FLA | FCAL | FCAH | FCT | VET | FCTTV | TXCW | RXCW | LEDCTL | ITR
         | TIPG | AIFS | TXDMAC | TDFH | TDFT | RDFH | RDFT | FCRTL | FCRTH | RDBAL | RDBAH
         | RXDCTL | RADV | RSRPD | TDBAL | TDBAH | TXDCTL | TADV | TSPMT | RXCSUM | WUC
         | WUFC | MANC | IPAV | WUPL)
@@ -430,6 +430,13 @@ impl Device {
     fn reset(&mut self, now: Instant) {
         let wus = self.r(WUS);
         let wupl = self.r(WUPL);
+        // PBA keeps what software wrote across the reset (Linux's e1000 writes the split
+        // and then resets to put it into effect); at power-on it is 48 KB. The model
+        // applies a new split at once.
+        let rxa = match self.r(PBA) & pba::RXA_MASK {
+            0 => pba::RXA_DEFAULT,
+            v => v,
+        };
         let wupm: Vec<u32> = (0..WUPM_LEN / 4).map(|i| self.r(WUPM + 4 * i)).collect();
         self.regs.fill(0);
         self.set(WUS, wus);
@@ -438,7 +445,7 @@ impl Device {
             self.set(WUPM + 4 * i as u32, w);
         }
         self.set(CTRL, ctrl::FD | (2 << 8));
-        self.set(PBA, 0x0030);
+        self.set(PBA, rxa);
         self.set(VET, 0x8100);
         self.set(LEDCTL, ledctl::RESET_VALUE);
         self.set(RXDCTL, 1 << dctl::WTHRESH_SHIFT);
@@ -713,6 +720,10 @@ impl Device {
                 v | eecd::PRES
             }
             EERD if self.variant.has_eerd() => self.r(EERD),
+            PBA => {
+                let rxa = self.r(PBA) & pba::RXA_MASK;
+                (pba::TOTAL_KB.saturating_sub(rxa) << pba::TXA_SHIFT) | rxa
+            }
             MDIC => self.r(MDIC),
             ICR => {
                 // Read-to-clear (SDM 13.4).
@@ -791,6 +802,7 @@ impl Device {
                 self.update_link(now);
             }
             STATUS => self.faults.push(Fault::ReadOnlyWrite { off, value: v }),
+            PBA => self.set(PBA, v & pba::RXA_MASK),
             EECD => self.write_eecd(v),
             EERD if self.variant.has_eerd() => {
                 let keep = v & (eerd::ADDR_MASK | eerd::START);
@@ -1509,7 +1521,7 @@ impl Device {
     // -----------------------------------------------------------------------------------
 
     fn rx_fifo_capacity(&self) -> usize {
-        ((self.r(PBA) & 0xFFFF) as usize) * 1024
+        ((self.r(PBA) & pba::RXA_MASK) as usize) * 1024
     }
 
     /// Whether a frame of `len` bytes (without FCS) would be taken into the receive FIFO

@@ -52,6 +52,19 @@ pub const LEDCTL: u32 = 0x0E00;
 /// Packet Buffer Allocation (SDM 13.4).
 pub const PBA: u32 = 0x1000;
 
+/// PBA fields (SDM 13.4.16): RXA (bits 6:0, KB, a multiple of 8) is the receive share of
+/// the 64 KB packet buffer; TXA (bits 31:16, read only) is what is left, 64 - RXA.
+pub mod pba {
+    /// The writable receive allocation, in KB.
+    pub const RXA_MASK: u32 = 0x7F;
+    /// Shift of the read-only transmit allocation, in KB.
+    pub const TXA_SHIFT: u32 = 16;
+    /// The whole packet buffer on the 82540/82544/82545, in KB.
+    pub const TOTAL_KB: u32 = 64;
+    /// RXA after power-on: 48 KB receive, 16 KB transmit.
+    pub const RXA_DEFAULT: u32 = 0x30;
+}
+
 // Interrupt registers (SDM 13.4)
 /// Interrupt Cause Read; cleared by reading (SDM 13.4).
 pub const ICR: u32 = 0x00C0;

@@ -31,12 +31,29 @@ fn ctrl_rst_self_clears_and_restores_defaults() {
     assert_eq!(d.r(RAL), ral);
     assert_eq!(d.r(RAH), rah | rah::AV);
     assert_eq!(d.r(VET), 0x8100, "SDM 13.4 VLAN Ether Type initial value");
-    assert_eq!(d.r(PBA), 0x30, "82540EM packet buffer: 48 KB receive");
+    assert_eq!(
+        d.r(PBA),
+        0x0010_0030,
+        "82540EM packet buffer: 48 KB receive, 16 KB transmit"
+    );
     assert_eq!(
         d.r(TCTL),
         0,
         "SDM 13.4 Transmit Control: all fields initially 0"
     );
+}
+
+#[test]
+fn pba_txa_follows_rxa_and_the_split_survives_reset() {
+    // SDM 13.4.16 PBA: RXA (bits 6:0) is read/write, TXA (31:16) read only, 64 - RXA.
+    // A reset keeps the split written (drivers write it and then reset).
+    let d = sim();
+    d.w(PBA, 0xFFFF_0028);
+    assert_eq!(d.r(PBA), 0x0018_0028);
+    d.w(CTRL, d.r(CTRL) | ctrl::RST);
+    assert_eq!(d.r(PBA), 0x0018_0028);
+    d.w(PBA, 0x30);
+    assert_eq!(d.r(PBA), 0x0010_0030);
 }
 
 #[test]
