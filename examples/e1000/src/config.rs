@@ -321,8 +321,10 @@ pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Resets the (closed) device and programs it again from the adapter. The statistics
-/// registers are collected first: the reset clears them (SDM 13.7).
+/// Resets the (closed) device and programs it again from the adapter, receive filters
+/// included (a device reset while closed must not come back with RA[1..], the MTA and the
+/// VLAN filter empty). The statistics registers are collected first: the reset clears
+/// them (SDM 13.7).
 fn reprogram(a: &mut Adapter) -> Result<(), DriverError> {
     if let Err(e) = crate::stats::update(a) {
         tracing::warn!(dev = a.dev.0, error = %e, "statistics before reset lost");
@@ -332,7 +334,9 @@ fn reprogram(a: &mut Adapter) -> Result<(), DriverError> {
         changes: a.link.changes,
         ..Default::default()
     };
-    init_hw(a)
+    init_hw(a)?;
+    set_rx_mode(a)?;
+    apply_vlans(a)
 }
 
 /// Runs `f` with the interface closed, reopening it afterwards if it was up.

@@ -98,6 +98,39 @@ fn rx_mode_promisc_allmulti_mta_and_extra_unicast() {
     nd.shutdown().expect("remove");
 }
 
+/// A reset of a closed interface (the reset task) programs the receive filters again:
+/// extra unicast addresses, the multicast hash and the VLAN filter survive it.
+#[test]
+fn reset_while_closed_keeps_the_receive_filters() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let group = [0x01, 0x00, 0x5E, 0x00, 0x00, 0x07];
+    let extra = [0x02, 0, 0, 0, 0, 9];
+    let mode = RxMode {
+        multicast: vec![group],
+        unicast: vec![extra],
+        ..RxMode::default()
+    };
+    nd.with_adapter(|a| config::set_rx_mode_to(a, &mode))
+        .expect("rx mode");
+    nd.with_adapter(|a| config::vlan_add(a, 100)).expect("vlan");
+    nd.close().expect("close");
+    nd.with_adapter(config::reset_task).expect("reset task");
+    let (lo, hi) = regs::mac_to_ra(extra);
+    assert_eq!((reg(&sim, RAL + 8), reg(&sim, RAH + 8)), (lo, hi | rah::AV));
+    let h = u32::from(regs::mta_hash(group, 0));
+    assert_ne!(
+        reg(&sim, MTA + 4 * (h >> 5)) & (1 << (h & 31)),
+        0,
+        "MTA bit"
+    );
+    assert_ne!(
+        reg(&sim, VFTA + 4 * (100 >> 5)) & (1 << (100 & 31)),
+        0,
+        "VFTA bit"
+    );
+    nd.shutdown().expect("remove");
+}
+
 #[test]
 fn set_mac_programs_ra0_and_receives_on_it() {
     let (sim, nd) = up(Variant::I82545EM);
