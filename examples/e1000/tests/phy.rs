@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use e1000::adapter::{LinkRequest, PauseParam};
@@ -17,19 +17,6 @@ use e1000::regs::{ctrl, CTRL};
 use e1000::{config, ethtool, link, DriverError, Netdev};
 use e1000_sim::phy::{Crossover, LinkPartner, MasterSlave};
 use e1000_sim::{E1000Sim, Variant};
-
-fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
-    nd.with_adapter(|a| phy::read(a, reg)).expect("PHY read")
-}
-
-/// Waits (up to 5 s) for `cond`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Unplugs the cable and waits until the driver has seen the link go down.
 fn unplug(sim: &E1000Sim, nd: &Netdev) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use e1000::adapter::RxMode;
@@ -13,25 +13,13 @@ use e1000::netdev::Netdev;
 use e1000::regs::phy::{bmcr, BMCR};
 use e1000::regs::{self, ctrl, rah, rctl, status, wuc, wufc};
 use e1000::wol::{WAKE_BCAST, WAKE_MAGIC};
-use e1000::{config, ethtool, phy, pm, DriverError, TxPacket};
+use e1000::{config, ethtool, pm, DriverError, TxPacket};
 use e1000_sim::{net, E1000Sim, Variant};
 
 const NEW_MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
 const EXTRA_UCAST: [u8; 6] = [0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x01];
 const GROUP: [u8; 6] = [0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB];
 const VID: u16 = 42;
-
-fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
-    nd.with_adapter(|a| phy::read(a, reg)).expect("PHY read")
-}
-
-fn wait(what: &str, f: impl Fn() -> bool) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// The MTA bit `mac` hashes to (RCTL.MO = 0) is set.
 fn mta_bit(sim: &E1000Sim, mac: [u8; 6]) -> bool {
@@ -139,7 +127,7 @@ fn suspend_with_magic_armed_wakes_on_a_magic_packet_and_resume_restores_everythi
 
         // A magic packet for our address wakes the device (WUS.MAG, PME_Status).
         sim.peer_send(net::magic_packet(NEW_MAC, PEER_MAC, NEW_MAC));
-        wait("WUS.MAG", || reg(&sim, regs::WUS) & wufc::MAG != 0);
+        wait_for("WUS.MAG", || reg(&sim, regs::WUS) & wufc::MAG != 0);
         assert_ne!(reg(&sim, regs::WUC) & wuc::PME_STATUS, 0);
 
         let rep = nd.with_adapter(pm::resume).expect("resume");
@@ -184,7 +172,7 @@ fn suspend_without_wol_powers_the_phy_down_and_resume_brings_the_link_back() {
     assert_eq!(reg(&sim, regs::WUC), 0);
     assert_eq!(reg(&sim, regs::WUFC), 0);
     assert_ne!(phy_reg(&nd, BMCR) & bmcr::POWER_DOWN, 0);
-    wait("the link to drop", || {
+    wait_for("the link to drop", || {
         reg(&sim, regs::STATUS) & status::LU == 0
     });
     let rep = nd.with_adapter(pm::resume).expect("resume");

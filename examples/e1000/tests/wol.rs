@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use e1000::adapter::RxMode;
@@ -13,24 +13,11 @@ use e1000::netdev::{Netdev, Options};
 use e1000::regs::phy::{bmcr, BMCR, GSR, PSCR, PSSR};
 use e1000::regs::{self, ctrl, rctl, status, wuc, wufc};
 use e1000::wol::{WAKE_BCAST, WAKE_MAGIC, WAKE_MCAST, WAKE_PHY, WAKE_UCAST};
-use e1000::{config, ethtool, phy, probe, wol, DriverError};
+use e1000::{config, ethtool, probe, wol, DriverError};
 use e1000_sim::{net, E1000Sim, Mmio, PciConfig, SimBus, SimConfig, Variant};
 
 const VARIANTS: [Variant; 3] = [Variant::I82540EM, Variant::I82545EM, Variant::I82544GC];
 const MODES: [u32; 5] = [WAKE_PHY, WAKE_UCAST, WAKE_MCAST, WAKE_BCAST, WAKE_MAGIC];
-
-fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
-    nd.with_adapter(|a| phy::read(a, reg)).expect("PHY read")
-}
-
-/// Waits until `f` holds for the model (the device thread delivers frames asynchronously).
-fn wait(what: &str, f: impl Fn() -> bool) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Gives the model time to deliver what the peer sent (for checks that nothing happened).
 fn settle() {
@@ -136,7 +123,7 @@ fn shutdown_with_magic_and_broadcast_armed_then_a_magic_packet_wakes() {
         let ours = sim.mac();
         let magic = net::magic_packet(ours, PEER_MAC, ours);
         sim.peer_send(magic.clone());
-        wait("WUS.MAG", || reg(&sim, regs::WUS) & wufc::MAG != 0);
+        wait_for("WUS.MAG", || reg(&sim, regs::WUS) & wufc::MAG != 0);
         assert_eq!(reg(&sim, regs::WUS), wufc::MAG, "{v:?}");
         assert_ne!(reg(&sim, regs::WUC) & wuc::PME_STATUS, 0);
         // The wake-up packet is stored (SDM 13.6.7-8).
@@ -217,7 +204,7 @@ fn broadcast_unicast_multicast_and_link_wake_ups() {
             WAKE_MCAST => sim.peer_send(frame_to(group)),
             _ => sim.set_link(false),
         }
-        wait(what, || reg(&sim, regs::WUS) & bit != 0);
+        wait_for(what, || reg(&sim, regs::WUS) & bit != 0);
         assert_eq!(reg(&sim, regs::WUS), bit, "{what}");
         nd.shutdown().expect("remove");
     }
@@ -231,7 +218,7 @@ fn shutdown_with_wol_off_powers_the_phy_down_and_leaves_wake_off() {
     assert_eq!(reg(&sim, regs::WUC), 0);
     assert_eq!(reg(&sim, regs::WUFC), 0);
     assert_ne!(phy_reg(&nd, BMCR) & bmcr::POWER_DOWN, 0, "BMCR power-down");
-    wait("the link to drop", || {
+    wait_for("the link to drop", || {
         reg(&sim, regs::STATUS) & status::LU == 0
     });
     // Nothing wakes: a magic packet is not even seen.

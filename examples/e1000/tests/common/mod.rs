@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use e1000::netdev::{Netdev, Options};
 use e1000_sim::{E1000Sim, SimConfig, Variant};
@@ -39,4 +39,19 @@ pub fn up(variant: Variant) -> (Arc<E1000Sim>, Netdev) {
 
 pub fn reg(sim: &E1000Sim, off: u32) -> u32 {
     e1000_sim::Mmio::read32(sim, off)
+}
+
+/// Reads PHY register `reg` through the driver's MDIC access.
+pub fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
+    nd.with_adapter(|a| e1000::phy::read(a, reg))
+        .expect("PHY read")
+}
+
+/// Waits (up to 5 s) for `cond` (the model's device thread works asynchronously).
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
