@@ -126,19 +126,24 @@ fn raw_release(id: u64, token: u64, contents: Option<&[u8]>) -> u8 {
 }
 
 fn raw_hold(id: u64) -> u8 {
+    raw_code(HOLD_ENTRY, id)
+}
+
+/// Calls `entry` (hold or snapshot) for lock `id`; returns the answer code, skipping
+/// whatever follows it (a token and contents, or contents, on success).
+fn raw_code(entry: &'static str, id: u64) -> u8 {
     downcall(
-        HOLD_ENTRY,
+        entry,
         &mut (),
         |_, enc| id.encode(enc),
         |_, dec| {
             let code = dec.take_u8()?;
-            // Skip whatever follows (a token and contents on success).
             let rest = dec.remaining();
             dec.take_bytes(rest)?;
             Ok(code)
         },
     )
-    .expect("raw hold downcall")
+    .expect("raw downcall")
 }
 
 /// A hostile user half: forged ids, unlocks without a hold, wrong tokens, contents that
@@ -200,18 +205,7 @@ fn snapshots(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalE
 }
 
 fn raw_snapshot(id: u64) -> u8 {
-    downcall(
-        SNAPSHOT_ENTRY,
-        &mut (),
-        |_, enc| id.encode(enc),
-        |_, dec| {
-            let code = dec.take_u8()?;
-            let rest = dec.remaining();
-            dec.take_bytes(rest)?;
-            Ok(code)
-        },
-    )
-    .expect("raw snapshot downcall")
+    raw_code(SNAPSHOT_ENTRY, id)
 }
 
 inventory::submit! { Entry { name: "combolock_test::snapshots", signature: "fn(ComboLock<Ring>, u32) -> (Vec<u64>, u8, u8, u8)", served: Served::ByUser, handler: snapshots } }
