@@ -290,7 +290,29 @@ fn check_recovered(nd: &Netdev, sim: &E1000Sim, rings: RingParam) {
         "transmit ring in the hardware"
     );
     assert!(nd.wait_link(Duration::from_secs(5)), "link up again");
+    wait_link_settled(sim);
     stream_both_ways(nd, sim, 3000, Duration::from_secs(30), || {});
+}
+
+/// Waits until the link has stayed up for 100 ms with the receiver on. A self-test ends by
+/// restarting auto-negotiation, and the model's link may drop for that a moment after the
+/// driver saw it up: frames the peer sends meanwhile are lost on the wire, not by the
+/// driver, and the stream check would count them.
+fn wait_link_settled(sim: &E1000Sim) {
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut up_since = None;
+    loop {
+        let up = sim.read32(regs::STATUS) & regs::status::LU != 0
+            && sim.read32(regs::RCTL) & regs::rctl::EN != 0;
+        match (up, up_since) {
+            (false, _) => up_since = None,
+            (true, None) => up_since = Some(Instant::now()),
+            (true, Some(t)) if t.elapsed() >= Duration::from_millis(100) => return,
+            (true, Some(_)) => {}
+        }
+        assert!(Instant::now() < end, "the link never settled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The user half dies in the middle of an offline self-test (which closed the interface,
