@@ -244,10 +244,13 @@ impl Kernel {
         cv.wait_for(&mut g, timeout);
     }
 
-    /// The hot-path counters, named (zero if a lock is unreachable, which for the kernel
-    /// half's own locks cannot happen).
+    /// The hot-path counters, named: read under the kernel half's own locks (no copy
+    /// through the wire format, as a user-half snapshot needs).
     pub fn hot_stats(&self) -> HotStats {
-        self.shared().hot_stats().unwrap_or_default()
+        let tx = self.tx.lock().map(|q| q.stats).unwrap_or_default();
+        let rx = self.rx.lock().map(|q| q.stats).unwrap_or_default();
+        let poll = self.poll.lock().map(|p| *p).unwrap_or_default();
+        HotStats::new(tx, rx, &poll)
     }
 
     /// Handles to the shared hot state.
@@ -381,7 +384,7 @@ pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
 /// mode is off: ITR then holds the user half's fixed rate).
 #[critical]
 pub fn adaptive_irq_rate(dev: DevId) -> Result<u32, DriverError> {
-    let s = lookup(dev)?.poll.snapshot()?.itr;
+    let s = lookup(dev)?.poll.lock()?.itr;
     Ok(if s.adaptive { s.rate } else { 0 })
 }
 
