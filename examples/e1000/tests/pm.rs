@@ -94,12 +94,7 @@ fn suspend_with_magic_armed_wakes_on_a_magic_packet_and_resume_restores_everythi
         // Armed as shutdown arms (SDM 13.6): the filters, PME_EN and APME (APMPME on the
         // 82540 and later), the address filter accepting broadcast, no receive DMA.
         assert_eq!(reg(&sim, regs::WUFC), wufc::MAG | wufc::BC, "{v:?}");
-        let want_wuc = if v == Variant::I82544GC {
-            wuc::PME_EN | wuc::APME
-        } else {
-            wuc::PME_EN | wuc::APME | wuc::APMPME
-        };
-        assert_eq!(reg(&sim, regs::WUC), want_wuc, "{v:?}");
+        assert_eq!(reg(&sim, regs::WUC), wuc_armed_for_magic(v), "{v:?}");
         let r = reg(&sim, regs::RCTL);
         assert_ne!(r & rctl::BAM, 0);
         assert_eq!(r & rctl::EN, 0, "no receive DMA while suspended");

@@ -93,12 +93,7 @@ fn shutdown_with_magic_and_broadcast_armed_then_a_magic_packet_wakes() {
         // SDM 13.6: the filters in WUFC; PME_EN for the ACPI wake-up, APME for the magic
         // packet's APM wake-up (with APMPME on the 82540 and later).
         assert_eq!(reg(&sim, regs::WUFC), wufc::MAG | wufc::BC, "{v:?}");
-        let want_wuc = if v == Variant::I82544GC {
-            wuc::PME_EN | wuc::APME
-        } else {
-            wuc::PME_EN | wuc::APME | wuc::APMPME
-        };
-        assert_eq!(reg(&sim, regs::WUC), want_wuc, "{v:?}");
+        assert_eq!(reg(&sim, regs::WUC), wuc_armed_for_magic(v), "{v:?}");
         // The address filter accepts broadcast; the receiver's DMA is off (no rings).
         let r = reg(&sim, regs::RCTL);
         assert_ne!(r & rctl::BAM, 0, "{v:?}: RCTL.BAM for broadcast wake-up");

@@ -55,3 +55,14 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// WUC as shutdown (and suspend) arm it for magic-packet wake-up (SDM 13.6): PME_EN for the
+/// ACPI filters, APME for the magic packet's APM wake-up, and APMPME on the 82540 and later.
+pub fn wuc_armed_for_magic(v: Variant) -> u32 {
+    use e1000::regs::wuc;
+    if v == Variant::I82544GC {
+        wuc::PME_EN | wuc::APME
+    } else {
+        wuc::PME_EN | wuc::APME | wuc::APMPME
+    }
+}
