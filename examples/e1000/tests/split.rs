@@ -454,6 +454,12 @@ inventory::submit! { Entry { name: "e1000_split_test::hostile_ring_access", sign
 fn hot_state_by_snapshot_only() {
     let (sim, supervisor, nd) = start_split();
     stream_both_ways(&nd, &sim, 2000, Duration::from_secs(30), || {});
+    // The peer has every frame; TX clean counts them once it reclaims their descriptors,
+    // which may take a few more poll rounds.
+    let end = Instant::now() + Duration::from_secs(5);
+    while nd.kernel().hot_stats().tx_packets < 2000 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let hot = nd.kernel().hot_stats();
     assert!(hot.tx_packets >= 2000 && hot.rx_packets >= 2000, "{hot:?}");
     let names = e1000::ethtool::get_strings().expect("names");
