@@ -76,6 +76,9 @@ pub struct PollState {
     pub interrupts: u64,
     /// Poll rounds run.
     pub polls: u64,
+    /// Packets and bytes moved (both directions) as of the last poll round: what adaptive
+    /// throttling measures the next round against.
+    pub(crate) moved: (u64, u64),
 }
 
 /// Handles to one device's shared hot state: the kernel half's locks, or (in the user half)

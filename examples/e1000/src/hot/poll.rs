@@ -28,16 +28,20 @@ pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
 }
 
 /// One poll round: reclaim transmitted packets (waking a stopped queue), receive up to
-/// `budget` frames and refill; steer adaptive interrupt throttling by what the round moved;
-/// when under budget, re-enable the interrupts the user half configured.
+/// `budget` frames and refill; steer adaptive interrupt throttling by what moved since the
+/// last round (a transmit that reclaimed a full ring counts too); when under budget,
+/// re-enable the interrupts the user half configured.
 pub fn run(k: &Kernel, budget: u32) -> PollOutcome {
-    let before = moved(k);
     let tx_cleaned = tx::clean(k);
     let rx = rx::clean(k, budget);
-    let after = moved(k);
+    let now = moved(k);
     if let Ok(mut p) = k.poll.lock() {
         p.polls += 1;
-        let (packets, bytes) = (after.0 - before.0, after.1 - before.1);
+        let (packets, bytes) = (
+            now.0.saturating_sub(p.moved.0),
+            now.1.saturating_sub(p.moved.1),
+        );
+        p.moved = now;
         itr::update(k, &mut p.itr, packets, bytes);
     }
     let complete = rx < budget;
