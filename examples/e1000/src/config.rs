@@ -490,13 +490,19 @@ pub fn set_rx_mode_to(a: &mut Adapter, mode: &crate::adapter::RxMode) -> Result<
     set_rx_mode(a)
 }
 
-/// Programs receive filtering (SDM 13.4 RCTL, RA, MTA): UPE for promiscuous or more
-/// unicast addresses than `RA[1..16]` holds, MPE for all-multicast, the multicast list hashed
-/// into the MTA with RCTL.MO = 0 (bits 47:36).
+/// Programs receive filtering (SDM 13.4 RCTL, RA, MTA), as Linux's e1000 does:
+///
+/// * `RA[1..16]` take the extra unicast addresses first, then as many multicast groups as
+///   still fit (an exact match never lets an unlisted group through); the groups left over
+///   are hashed into the MTA with RCTL.MO = 0 (bits 47:36).
+/// * UPE for promiscuous or more unicast addresses than `RA[1..16]` holds (the unicast
+///   entries are then left to the multicast groups); MPE for promiscuous or all-multicast.
+/// * Promiscuous mode also turns the VLAN filter off, so tagged frames of every VLAN
+///   arrive (see [`apply_vlans`]).
 pub fn set_rx_mode(a: &Adapter) -> Result<(), DriverError> {
     let m = &a.conf.rx_mode;
-    let extra = RA_LEN as usize - 1;
-    let upe = m.promisc || m.unicast.len() > extra;
+    let spare = RA_LEN as usize - 1;
+    let upe = m.promisc || m.unicast.len() > spare;
     let mpe = m.promisc || m.allmulti;
     let mut set = 0;
     if upe {
@@ -505,13 +511,19 @@ pub fn set_rx_mode(a: &Adapter) -> Result<(), DriverError> {
     if mpe {
         set |= rctl::MPE;
     }
-    a.rmw(RCTL, rctl::UPE | rctl::MPE | rctl::MO_MASK, set)?;
+    if vlan_filtering(a) {
+        set |= rctl::VFE;
+    }
+    a.rmw(RCTL, rctl::UPE | rctl::MPE | rctl::MO_MASK | rctl::VFE, set)?;
+    let unicast = if upe { &[][..] } else { &m.unicast[..] };
+    let in_ra = m.multicast.len().min(spare - unicast.len());
+    let (exact, hashed) = m.multicast.split_at(in_ra);
+    let mut entries = unicast.iter().chain(exact);
     for n in 1..RA_LEN {
-        let mac = m.unicast.get(n as usize - 1).copied();
-        write_ra(a, n, if upe { None } else { mac })?;
+        write_ra(a, n, entries.next().copied())?;
     }
     let mut mta = [0u32; MTA_LEN as usize];
-    for mac in &m.multicast {
+    for mac in hashed {
         let h = u32::from(mta_hash(*mac, 0));
         mta[(h >> 5) as usize] |= 1 << (h & 31);
     }
@@ -519,6 +531,19 @@ pub fn set_rx_mode(a: &Adapter) -> Result<(), DriverError> {
         a.wr(MTA + 4 * i as u32, *v)?;
     }
     Ok(())
+}
+
+/// Turns RCTL.VFE on or off as [`vlan_filtering`] says.
+fn set_vfe(a: &Adapter) -> Result<(), DriverError> {
+    let vfe = if vlan_filtering(a) { rctl::VFE } else { 0 };
+    a.rmw(RCTL, rctl::VFE, vfe)?;
+    Ok(())
+}
+
+/// Whether the VLAN filter is on: some VLAN ids are configured and the interface is not
+/// promiscuous (promiscuous means every VLAN too, as on Linux).
+fn vlan_filtering(a: &Adapter) -> bool {
+    !a.conf.vlans.is_empty() && !a.conf.rx_mode.promisc
 }
 
 fn write_vfta_word(a: &Adapter, idx: u32) -> Result<(), DriverError> {
@@ -531,17 +556,13 @@ fn write_vfta_word(a: &Adapter, idx: u32) -> Result<(), DriverError> {
     a.wr(VFTA + 4 * idx, v)
 }
 
-/// Programs the VLAN filter (VFTA, RCTL.VFE) and tag offload (CTRL.VME).
+/// Programs the VLAN filter (VFTA; RCTL.VFE while [`vlan_filtering`]) and tag offload
+/// (CTRL.VME).
 pub fn apply_vlans(a: &Adapter) -> Result<(), DriverError> {
     for idx in 0..VFTA_LEN {
         write_vfta_word(a, idx)?;
     }
-    let vfe = if a.conf.vlans.is_empty() {
-        0
-    } else {
-        rctl::VFE
-    };
-    a.rmw(RCTL, rctl::VFE, vfe)?;
+    set_vfe(a)?;
     let vme = if a.conf.vlan_offload { ctrl::VME } else { 0 };
     a.rmw(CTRL, ctrl::VME, vme)?;
     Ok(())
@@ -565,8 +586,7 @@ pub fn vlan_add(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
         a.conf.vlans.insert(pos, vid);
     }
     write_vfta_word(a, u32::from(vid) >> 5)?;
-    a.rmw(RCTL, 0, rctl::VFE)?;
-    Ok(())
+    set_vfe(a)
 }
 
 /// Removes a VLAN id from the filter (RCTL.VFE off when none remain).
@@ -577,10 +597,7 @@ pub fn vlan_kill(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
         a.conf.vlans.remove(pos);
     }
     write_vfta_word(a, u32::from(vid) >> 5)?;
-    if a.conf.vlans.is_empty() {
-        a.rmw(RCTL, rctl::VFE, 0)?;
-    }
-    Ok(())
+    set_vfe(a)
 }
 
 /// Turns VLAN tag stripping/insertion (CTRL.VME) on or off.

@@ -9,7 +9,7 @@
 //! | `tcp-segmentation-offload` | yes        | TSO offered; off, the kernel half refuses TSO requests |
 //! | `rx-vlan-offload`          | yes        | CTRL.VME (tag stripping, and insertion)             |
 //! | `tx-vlan-offload`          | fixed      | follows `rx-vlan-offload`: CTRL.VME does both       |
-//! | `rx-vlan-filter`           | fixed, on  | RCTL.VFE while VLAN ids are in the filter           |
+//! | `rx-vlan-filter`           | fixed, on  | RCTL.VFE while VLAN ids are set (not promiscuous)  |
 //! | `rx-fcs`                   | yes        | RCTL.SECRC clear: frames keep their 4-byte FCS      |
 //! | `rx-all`                   | fixed, off | see [`RX_ALL_FIXED`]                                |
 //!
@@ -145,7 +145,7 @@ impl Feature {
                 "it follows rx-vlan-offload (CTRL.VME both strips and inserts tags): change that",
             ),
             Feature::RxVlanFilter => {
-                Some("the VLAN filter (RCTL.VFE) is on whenever VLAN ids are configured")
+                Some("the VLAN filter (RCTL.VFE) is on whenever VLAN ids are configured and the interface is not promiscuous")
             }
             Feature::RxAll => Some(RX_ALL_FIXED),
             _ => None,

@@ -32,7 +32,8 @@ fn rx_mode_promisc_allmulti_mta_and_extra_unicast() {
     });
     assert_eq!(reg(&sim, RCTL) & (rctl::UPE | rctl::MPE), rctl::MPE);
 
-    // Multicast list: each address sets bit (hash & 31) of MTA[hash >> 5], MO = 0.
+    // A short multicast list: the extra unicast addresses take RA[1..3], the groups the
+    // entries after them (exact filters), and the MTA stays empty; MO = 0.
     let groups = [
         [0x01, 0x00, 0x5E, 0x00, 0x00, 0x01],
         [0x01, 0x00, 0x5E, 0x7F, 0x12, 0x34],
@@ -45,24 +46,20 @@ fn rx_mode_promisc_allmulti_mta_and_extra_unicast() {
         ..RxMode::default()
     });
     assert_eq!(reg(&sim, RCTL) & (rctl::UPE | rctl::MPE | rctl::MO_MASK), 0);
-    let mut want = [0u32; 128];
-    for g in groups {
-        let h = u32::from(regs::mta_hash(g, 0));
-        want[(h >> 5) as usize] |= 1 << (h & 31);
-    }
-    for (i, w) in want.iter().enumerate() {
-        assert_eq!(reg(&sim, MTA + 4 * i as u32), *w, "MTA[{i}]");
-    }
-    for (n, m) in extra.iter().enumerate() {
+    for (n, m) in extra.iter().chain(&groups).enumerate() {
         let (lo, hi) = regs::mac_to_ra(*m);
         let n = n as u32 + 1;
-        assert_eq!(reg(&sim, RAL + 8 * n), lo);
-        assert_eq!(reg(&sim, RAH + 8 * n), hi | rah::AV);
+        assert_eq!(reg(&sim, RAL + 8 * n), lo, "RAL[{n}]");
+        assert_eq!(reg(&sim, RAH + 8 * n), hi | rah::AV, "RAH[{n}]");
     }
     assert_eq!(
-        reg(&sim, RAH + 8 * 3) & rah::AV,
+        reg(&sim, RAH + 8 * 6) & rah::AV,
         0,
         "unused entries invalid"
+    );
+    assert!(
+        (0..MTA_LEN).all(|i| reg(&sim, MTA + 4 * i) == 0),
+        "MTA empty"
     );
 
     // The filters work: a listed group and an extra unicast address get through, an
@@ -100,6 +97,126 @@ fn rx_mode_promisc_allmulti_mta_and_extra_unicast() {
 
 /// A reset of a closed interface (the reset task) programs the receive filters again:
 /// extra unicast addresses, the multicast hash and the VLAN filter survive it.
+/// The MTA words with the hash bits (MO = 0) of `groups` set.
+fn mta_of(groups: &[[u8; 6]]) -> Vec<u32> {
+    let mut want = vec![0u32; MTA_LEN as usize];
+    for g in groups {
+        let h = u32::from(regs::mta_hash(*g, 0));
+        want[(h >> 5) as usize] |= 1 << (h & 31);
+    }
+    want
+}
+
+/// `n` consecutive 32-bit registers from `base`.
+fn reg_words(sim: &e1000_sim::E1000Sim, base: u32, n: u32) -> Vec<u32> {
+    (0..n).map(|i| reg(sim, base + 4 * i)).collect()
+}
+
+/// Groups beyond the spare exact filters are hashed, and both kinds of filter pass their
+/// groups while an unlisted group (even one sharing no entry) stays out.
+#[test]
+fn multicast_groups_fill_the_spare_exact_filters_then_the_hash() {
+    let (sim, nd) = up(Variant::I82545EM);
+    let extra = [[0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2]];
+    let groups: Vec<[u8; 6]> = (0..20u8).map(|i| [0x01, 0, 0x5E, 0, 1, i]).collect();
+    let set = |m: RxMode| {
+        nd.with_adapter(|a| config::set_rx_mode_to(a, &m))
+            .expect("rx mode")
+    };
+    set(RxMode {
+        multicast: groups.clone(),
+        unicast: extra.to_vec(),
+        ..RxMode::default()
+    });
+    // RA[1..3] the unicast addresses, RA[3..16] the first 13 groups, the other 7 hashed.
+    assert!(ra_is(&sim, 1, extra[0]) && ra_is(&sim, 2, extra[1]));
+    let (exact, hashed) = groups.split_at(13);
+    for (n, g) in exact.iter().enumerate() {
+        assert!(ra_is(&sim, n as u32 + 3, *g), "RA[{}] = {g:02x?}", n + 3);
+    }
+    assert_eq!(reg_words(&sim, MTA, MTA_LEN), mta_of(hashed));
+    assert_eq!(reg(&sim, RCTL) & (rctl::UPE | rctl::MPE), 0);
+    for (dst, pass) in [
+        (groups[0], true),
+        (groups[12], true),
+        (groups[19], true),
+        ([0x01, 0, 0x5E, 0, 2, 0], false),
+    ] {
+        sim.peer_send(net::stream_frame(dst, PEER_MAC, 1, 80));
+        let got = nd.recv(Duration::from_millis(if pass { 2000 } else { 100 }));
+        assert_eq!(got.is_some(), pass, "{dst:02x?}");
+    }
+
+    // Unicast promiscuous (more addresses than fit): the unicast entries go to the groups,
+    // so 15 of them are exact now and 5 hashed.
+    let many: Vec<[u8; 6]> = (0..16u8).map(|i| [0x02, 0, 0, 0, 1, i]).collect();
+    set(RxMode {
+        multicast: groups.clone(),
+        unicast: many,
+        ..RxMode::default()
+    });
+    assert_eq!(reg(&sim, RCTL) & (rctl::UPE | rctl::MPE), rctl::UPE);
+    for (n, g) in groups[..15].iter().enumerate() {
+        assert!(ra_is(&sim, n as u32 + 1, *g), "RA[{}] = {g:02x?}", n + 1);
+    }
+    assert_eq!(reg_words(&sim, MTA, MTA_LEN), mta_of(&groups[15..]));
+    nd.shutdown().expect("remove");
+}
+
+/// Promiscuous mode takes every VLAN too (RCTL.VFE off); leaving it brings the filter back.
+#[test]
+fn promiscuous_mode_turns_the_vlan_filter_off() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let mac = sim.mac();
+    nd.with_adapter(|a| config::vlan_add(a, 42)).expect("vlan");
+    let tagged = |vid: u16| {
+        let mut f = net::stream_frame(mac, PEER_MAC, u64::from(vid), 100);
+        f.splice(12..12, [0x81, 0x00, (vid >> 8) as u8, vid as u8]);
+        f
+    };
+    let set = |promisc: bool| {
+        let m = RxMode {
+            promisc,
+            ..RxMode::default()
+        };
+        nd.with_adapter(|a| config::set_rx_mode_to(a, &m))
+            .expect("rx mode")
+    };
+    assert_ne!(reg(&sim, RCTL) & rctl::VFE, 0);
+    sim.peer_send(tagged(43));
+    assert!(nd.recv(Duration::from_millis(100)).is_none(), "43 filtered");
+
+    set(true);
+    assert_eq!(
+        reg(&sim, RCTL) & rctl::VFE,
+        0,
+        "promiscuous: no VLAN filter"
+    );
+    // Adding or removing ids while promiscuous leaves the filter off.
+    nd.with_adapter(|a| config::vlan_add(a, 7)).expect("vlan");
+    assert_eq!(reg(&sim, RCTL) & rctl::VFE, 0);
+    assert!(vfta_bit(&sim, 7) && vfta_bit(&sim, 42), "the table is kept");
+    sim.peer_send(tagged(43));
+    let f = nd
+        .recv(Duration::from_secs(2))
+        .expect("VLAN 43 while promiscuous");
+    assert_eq!(f.vlan, Some(43));
+
+    set(false);
+    assert_ne!(reg(&sim, RCTL) & rctl::VFE, 0, "filter back");
+    sim.peer_send(tagged(43));
+    assert!(
+        nd.recv(Duration::from_millis(100)).is_none(),
+        "43 filtered again"
+    );
+    sim.peer_send(tagged(7));
+    assert_eq!(
+        nd.recv(Duration::from_secs(2)).map(|f| f.vlan),
+        Some(Some(7))
+    );
+    nd.shutdown().expect("remove");
+}
+
 #[test]
 fn reset_while_closed_keeps_the_receive_filters() {
     let (sim, nd) = up(Variant::I82540EM);
@@ -115,19 +232,9 @@ fn reset_while_closed_keeps_the_receive_filters() {
     nd.with_adapter(|a| config::vlan_add(a, 100)).expect("vlan");
     nd.close().expect("close");
     nd.with_adapter(config::reset_task).expect("reset task");
-    let (lo, hi) = regs::mac_to_ra(extra);
-    assert_eq!((reg(&sim, RAL + 8), reg(&sim, RAH + 8)), (lo, hi | rah::AV));
-    let h = u32::from(regs::mta_hash(group, 0));
-    assert_ne!(
-        reg(&sim, MTA + 4 * (h >> 5)) & (1 << (h & 31)),
-        0,
-        "MTA bit"
-    );
-    assert_ne!(
-        reg(&sim, VFTA + 4 * (100 >> 5)) & (1 << (100 & 31)),
-        0,
-        "VFTA bit"
-    );
+    assert!(ra_is(&sim, 1, extra), "RA[1]: the extra unicast address");
+    assert!(ra_is(&sim, 2, group), "RA[2]: the multicast group");
+    assert!(vfta_bit(&sim, 100), "VFTA bit");
     nd.shutdown().expect("remove");
 }
 

@@ -41,6 +41,25 @@ pub fn reg(sim: &E1000Sim, off: u32) -> u32 {
     e1000_sim::Mmio::read32(sim, off)
 }
 
+/// The MTA bit `mac` hashes to (RCTL.MO = 0) is set.
+pub fn mta_bit(sim: &E1000Sim, mac: [u8; 6]) -> bool {
+    let h = u32::from(e1000::regs::mta_hash(mac, 0));
+    reg(sim, e1000::regs::MTA + 4 * (h >> 5)) & (1 << (h & 31)) != 0
+}
+
+/// The VFTA bit of `vid` is set.
+pub fn vfta_bit(sim: &E1000Sim, vid: u16) -> bool {
+    let vid = u32::from(vid);
+    reg(sim, e1000::regs::VFTA + 4 * (vid >> 5)) & (1 << (vid & 31)) != 0
+}
+
+/// `RA[n]` holds `mac` and is valid.
+pub fn ra_is(sim: &E1000Sim, n: u32, mac: [u8; 6]) -> bool {
+    use e1000::regs::{ra_to_mac, rah, RAH, RAL};
+    let (lo, hi) = (reg(sim, RAL + 8 * n), reg(sim, RAH + 8 * n));
+    hi & rah::AV != 0 && ra_to_mac(lo, hi) == mac
+}
+
 /// Reads PHY register `reg` through the driver's MDIC access.
 pub fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
     nd.with_adapter(|a| e1000::phy::read(a, reg))
