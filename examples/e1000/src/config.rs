@@ -196,7 +196,7 @@ pub fn hot_params(a: &Adapter) -> HotParams {
         max_frame: a.max_frame() + crate::features::rx_fcs_len(&a.conf),
         tx_ide: c.tx_usecs != 0,
         rx_csum: a.conf.rx_csum,
-        tso: crate::features::tso_active(&a.conf.offloads),
+        tx_offloads: crate::features::tx_offloads(&a.conf),
         adaptive_itr: c.adaptive && a.info.mac_type.has_itr(),
         max_irq_rate: c.max_irq_rate,
     }
@@ -605,5 +605,5 @@ pub fn vlan_kill(a: &mut Adapter, vid: u16) -> Result<(), DriverError> {
 pub fn set_vlan_offload(a: &mut Adapter, on: bool) -> Result<(), DriverError> {
     a.conf.vlan_offload = on;
     a.rmw(CTRL, ctrl::VME, if on { ctrl::VME } else { 0 })?;
-    Ok(())
+    kernel::set_hot_params(a.dev, &hot_params(a))
 }

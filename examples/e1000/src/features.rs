@@ -6,12 +6,18 @@
 //! | `rx-checksumming`          | yes        | RXCSUM.IPOFLD/TUOFLD and checksum status up the hot path |
 //! | `tx-checksumming`          | yes        | checksum insertion offered to the stack             |
 //! | `scatter-gather`           | yes        | multi-fragment packets offered to the stack         |
-//! | `tcp-segmentation-offload` | yes        | TSO offered; off, the kernel half refuses TSO requests |
+//! | `tcp-segmentation-offload` | yes        | TSO offered to the stack                            |
 //! | `rx-vlan-offload`          | yes        | CTRL.VME (tag stripping, and insertion)             |
 //! | `tx-vlan-offload`          | fixed      | follows `rx-vlan-offload`: CTRL.VME does both       |
 //! | `rx-vlan-filter`           | fixed, on  | RCTL.VFE while VLAN ids are set (not promiscuous)  |
 //! | `rx-fcs`                   | yes        | RCTL.SECRC clear: frames keep their 4-byte FCS      |
 //! | `rx-all`                   | fixed, off | see [`RX_ALL_FIXED`]                                |
+//!
+//! A transmit offload that is off is enforced by the kernel half, not only left unoffered:
+//! transmit refuses a packet that asks for it ([`tx_offloads`] into
+//! [`HotParams::tx_offloads`](crate::kernel::HotParams)), rather than send it otherwise
+//! than asked (with CTRL.VME clear, for one, the part would send a tagged request
+//! untagged).
 //!
 //! Dependencies are Linux's (`netdev_fix_features`): TCP segmentation needs scatter-gather
 //! and transmit checksumming. Turning either off while TSO is on leaves TSO *requested* but
@@ -31,6 +37,7 @@ use microdriver_rt::Marshal;
 use crate::adapter::{Adapter, Config};
 use crate::config;
 use crate::error::DriverError;
+use crate::frame::tx_offload;
 use crate::kernel;
 
 /// The transmit offloads offered to the stack and the receive FCS setting (the part of the
@@ -212,6 +219,17 @@ pub fn tso_active(o: &Offloads) -> bool {
     o.tso && o.sg && o.tx_csum
 }
 
+/// The transmit offloads in force, as the kernel half enforces them
+/// ([`HotParams::tx_offloads`](crate::kernel::HotParams)).
+pub fn tx_offloads(c: &Config) -> u32 {
+    let o = &c.offloads;
+    let bit = |on: bool, b: u32| if on { b } else { 0 };
+    bit(o.tx_csum, tx_offload::CSUM)
+        | bit(o.sg, tx_offload::SG)
+        | bit(tso_active(o), tx_offload::TSO)
+        | bit(c.vlan_offload, tx_offload::VLAN)
+}
+
 /// Bytes received frames carry beyond [`Adapter::max_frame`]: the FCS when `rx-fcs` keeps
 /// it (RCTL.SECRC clear), else none.
 pub fn rx_fcs_len(c: &Config) -> u32 {
@@ -343,10 +361,7 @@ fn apply(a: &mut Adapter, old: Wanted, new: Wanted) -> Result<(), DriverError> {
             return config::reinit(a);
         }
     }
-    if rx_changed || tso_active(&new.off) != tso_active(&old.off) {
-        kernel::set_hot_params(a.dev, &config::hot_params(a))?;
-    }
-    Ok(())
+    kernel::set_hot_params(a.dev, &config::hot_params(a))
 }
 
 #[cfg(test)]

@@ -47,7 +47,41 @@ pub struct TxPacket {
     pub offload: TxOffload,
 }
 
+/// Transmit offloads, as bits of [`HotParams::tx_offloads`](crate::kernel::HotParams):
+/// what the user half has turned on (ethtool's feature flags) and what a packet asks for.
+pub mod tx_offload {
+    /// Checksum insertion (`tx-checksumming`).
+    pub const CSUM: u32 = 1 << 0;
+    /// More than one fragment (`scatter-gather`).
+    pub const SG: u32 = 1 << 1;
+    /// TCP segmentation (`tcp-segmentation-offload`).
+    pub const TSO: u32 = 1 << 2;
+    /// VLAN tag insertion (`tx-vlan-offload`: CTRL.VME).
+    pub const VLAN: u32 = 1 << 3;
+    /// Every transmit offload.
+    pub const ALL: u32 = CSUM | SG | TSO | VLAN;
+    /// The feature names of the bits in `bits`, comma-separated.
+    pub fn names(bits: u32) -> String {
+        let all = [(CSUM, "tx-checksumming"), (SG, "scatter-gather")];
+        let all = all
+            .into_iter()
+            .chain([(TSO, "tcp-segmentation-offload"), (VLAN, "tx-vlan-offload")]);
+        let on: Vec<&str> = all.filter(|(b, _)| bits & b != 0).map(|(_, n)| n).collect();
+        on.join(", ")
+    }
+}
+
 impl TxPacket {
+    /// The [`tx_offload`] bits this packet needs.
+    pub fn offloads_used(&self) -> u32 {
+        let o = &self.offload;
+        let bit = |on: bool, b: u32| if on { b } else { 0 };
+        bit(o.csum.is_some(), tx_offload::CSUM)
+            | bit(self.frags.len() > 1, tx_offload::SG)
+            | bit(o.tso.is_some(), tx_offload::TSO)
+            | bit(o.vlan.is_some(), tx_offload::VLAN)
+    }
+
     /// A single-fragment packet without offloads.
     pub fn new(frame: Vec<u8>) -> Self {
         Self {

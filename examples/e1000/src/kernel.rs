@@ -17,7 +17,7 @@ use microdriver_rt::Marshal;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::DriverError;
-use crate::frame::RxFrame;
+use crate::frame::{tx_offload, RxFrame};
 use crate::hot::rx::RxRing;
 use crate::hot::tx::TxRing;
 use crate::hw::Hw;
@@ -81,8 +81,8 @@ pub(crate) struct HotConfig {
     pub tx_ide: AtomicBool,
     /// Report receive checksum status.
     pub rx_csum: AtomicBool,
-    /// Accept TCP segmentation requests.
-    pub tso: AtomicBool,
+    /// The transmit offloads packets may ask for ([`tx_offload`] bits).
+    pub tx_offloads: AtomicU32,
 }
 
 impl Default for HotConfig {
@@ -91,7 +91,7 @@ impl Default for HotConfig {
             max_frame: AtomicU32::new(1518),
             tx_ide: AtomicBool::new(false),
             rx_csum: AtomicBool::new(true),
-            tso: AtomicBool::new(true),
+            tx_offloads: AtomicU32::new(tx_offload::ALL),
         }
     }
 }
@@ -341,10 +341,10 @@ pub struct HotParams {
     pub tx_ide: bool,
     /// Report receive checksum status.
     pub rx_csum: bool,
-    /// Accept TCP segmentation requests (ethtool's tcp-segmentation-offload in force);
-    /// off, transmit refuses packets asking for TSO instead of having the part segment
-    /// them.
-    pub tso: bool,
+    /// The transmit offloads in force ([`tx_offload`] bits: ethtool's tx-checksumming,
+    /// scatter-gather, tcp-segmentation-offload and tx-vlan-offload). Transmit refuses a
+    /// packet asking for one that is off, instead of sending it other than as asked.
+    pub tx_offloads: u32,
     /// Adaptive interrupt throttling: the poll path owns ITR and moves it with the traffic
     /// (within `max_irq_rate`). Off: the kernel half never writes ITR (the user half
     /// programs a fixed rate).
@@ -363,7 +363,7 @@ pub fn set_hot_params(dev: DevId, p: &HotParams) -> Result<(), DriverError> {
     k.cfg.max_frame.store(p.max_frame, Ordering::Relaxed);
     k.cfg.tx_ide.store(p.tx_ide, Ordering::Relaxed);
     k.cfg.rx_csum.store(p.rx_csum, Ordering::Relaxed);
-    k.cfg.tso.store(p.tso, Ordering::Relaxed);
+    k.cfg.tx_offloads.store(p.tx_offloads, Ordering::Relaxed);
     let Ok(mut poll) = k.poll.lock() else {
         return Err(DriverError::Busy);
     };

@@ -311,6 +311,78 @@ fn tso_needs_scatter_gather_and_tx_checksumming() {
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
 }
 
+/// A UDP/IPv4 frame to the peer asking for checksum insertion.
+fn csum_packet(sim: &E1000Sim) -> TxPacket {
+    let mut f = net::eth_header(PEER_MAC, sim.mac(), net::ETHERTYPE_IPV4);
+    f.extend_from_slice(&net::ipv4_header(OUR_IP, PEER_IP, 17, 8 + 100, 2));
+    f.extend_from_slice(&[0x12, 0x34, 0x00, 0x35, 0, 108, 0, 0]);
+    f.extend_from_slice(&[0x44; 100]);
+    let mut p = TxPacket::new(f);
+    p.offload.csum = Some(CsumOffload {
+        ip_start: 14,
+        l4_start: 34,
+        ipv4: true,
+        tcp: false,
+    });
+    p
+}
+
+/// Each transmit offload turned off is refused by the kernel half (counted as dropped,
+/// nothing on the wire), not sent other than asked; a packet needing none still goes, and
+/// turning the feature back on lets the packet through.
+#[test]
+fn transmit_refuses_packets_asking_for_an_offload_that_is_off() {
+    let (sim, nd) = up(Variant::I82540EM);
+    let plain = TxPacket::new(net::stream_frame(PEER_MAC, sim.mac(), 1, 200));
+    let two_frags = TxPacket {
+        frags: vec![plain.frags[0][..60].to_vec(), plain.frags[0][60..].to_vec()],
+        ..TxPacket::default()
+    };
+    let mut tagged = plain.clone();
+    tagged.offload.vlan = Some(42);
+    let cases = [
+        ("tx-checksumming", csum_packet(&sim)),
+        ("scatter-gather", two_frags),
+        ("rx-vlan-offload", tagged),
+    ];
+    for (feature, pkt) in cases {
+        sim.peer_take_received();
+        set(&nd, &[(feature, false)]).expect("feature off");
+        let dropped = nd.kernel().hot_stats().tx_dropped;
+        let r = nd.send(&pkt, Duration::from_secs(2));
+        let named = if feature == "rx-vlan-offload" {
+            "tx-vlan-offload"
+        } else {
+            feature
+        };
+        assert!(
+            matches!(r, Err(DriverError::BadPacket(ref m)) if m.contains(named) && m.contains("ethtool -K")),
+            "{feature}: {r:?}"
+        );
+        assert_eq!(nd.kernel().hot_stats().tx_dropped, dropped + 1, "{feature}");
+        nd.send(&plain, Duration::from_secs(2))
+            .expect("a plain packet still goes");
+        let wire = take_peer(&sim, 2, Duration::from_millis(300));
+        assert_eq!(
+            wire.len(),
+            1,
+            "{feature}: only the plain packet on the wire"
+        );
+        assert_eq!(wire[0], plain.frags[0]);
+
+        set(&nd, &[(feature, true)]).expect("feature on");
+        nd.send(&pkt, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("{feature} on again: {e}"));
+        assert_eq!(
+            take_peer(&sim, 1, Duration::from_secs(2)).len(),
+            1,
+            "{feature}"
+        );
+    }
+    nd.shutdown().expect("remove");
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+}
+
 #[test]
 fn a_bad_request_changes_nothing() {
     let (sim, nd) = up(Variant::I82540EM);

@@ -12,7 +12,7 @@ use microdriver_rt::{critical, Marshal};
 use std::sync::atomic::Ordering;
 
 use crate::error::DriverError;
-use crate::frame::{CsumOffload, TsoOffload, TxPacket};
+use crate::frame::{tx_offload, CsumOffload, TsoOffload, TxPacket};
 use crate::hw::{Dma, DmaMem};
 use crate::kernel::{self, DevId, Kernel};
 use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
@@ -248,9 +248,10 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
     if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
         return refuse(|s| &mut s.busy, DriverError::Busy);
     }
-    if pkt.offload.tso.is_some() && !k.cfg.tso.load(Ordering::Relaxed) {
-        let e = DriverError::BadPacket("TCP segmentation offload is off (ethtool -K tso)".into());
-        return refuse(|s| &mut s.dropped, e);
+    let off = pkt.offloads_used() & !k.cfg.tx_offloads.load(Ordering::Relaxed);
+    if off != 0 {
+        let e = format!("{} turned off (ethtool -K)", tx_offload::names(off));
+        return refuse(|s| &mut s.dropped, DriverError::BadPacket(e));
     }
     let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
     let (data_descs, bytes, frames) = match validate(pkt, max_frame) {
