@@ -467,6 +467,21 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             };
             Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
         }
+        Request::Wake => {
+            let Some(sim) = &inner.sim else {
+                return Err(
+                    "wake needs the simulated peer (--sim); on a real wire send the magic \
+                     packet from another host (etherwake)"
+                        .into(),
+                );
+            };
+            // Addressed to the MAC in RA[0], which is what the magic-packet filter
+            // matches (SDM 6.4.3.1.4); the peer is the frame's source.
+            let mac = nd.with_adapter(|a| a.mac);
+            let (peer_mac, _) = sim.peer_addr();
+            sim.peer_send(e1000_sim::net::magic_packet(mac, peer_mac, mac));
+            Ok(Reply::Done)
+        }
         Request::Shutdown => Ok(Reply::Done),
     }
 }
@@ -590,9 +605,11 @@ fn lp_mode_names(bits: u32) -> Vec<String> {
 }
 
 pub(crate) fn status(inner: &Inner) -> Status {
+    // The adapter's link state is the watchdog's, which does not run while suspended
+    // (and the interface, so the carrier, is closed then): report the link down.
     let (link_up, suspended, wake_on) = inner
         .nd
-        .with_adapter(|a| (a.link.up, a.pm.suspended, a.conf.wol));
+        .with_adapter(|a| (a.link.up && !a.pm.suspended, a.pm.suspended, a.conf.wol));
     let split = inner.supervisor.as_ref().map(|sup| {
         let s = sup.status();
         let endpoint = sup.endpoint();

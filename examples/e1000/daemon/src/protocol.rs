@@ -142,6 +142,9 @@ pub enum Request {
     },
     /// `traffic`: the current (or last) stream's counters.
     TrafficStatus,
+    /// `wake`: the simulated peer sends a magic packet for the NIC's address (what
+    /// `etherwake` does on a real wire), to wake a suspended device.
+    Wake,
     /// `shutdown`: stop the daemon cleanly.
     Shutdown,
 }
@@ -644,6 +647,7 @@ mod tests {
             Request::Stats64,
             Request::Suspend,
             Request::Resume,
+            Request::Wake,
             Request::SetLink {
                 speed: None,
                 full_duplex: None,

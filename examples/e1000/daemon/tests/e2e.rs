@@ -394,6 +394,10 @@ fn suspend_and_resume() {
     );
     let st = d.ok(&["status"]);
     assert!(st.contains("power: suspended (Wake-on: g)"), "{st}");
+    assert!(
+        st.contains("; link down"),
+        "no carrier while suspended: {st}"
+    );
     // The device as pm.rs leaves it (SDM 6.4, 13.6): the magic-packet filter, PME and APM
     // wake-up (with PME# on the 82540), the receiver's DMA off, the PHY kept up for the
     // filters.
@@ -441,12 +445,19 @@ fn suspend_and_resume() {
         "the refused requests left the armed device alone"
     );
 
-    // Resume: no filter matched, wake-up off again, the interface reopened and traffic
-    // flows.
+    // A magic packet from the peer wakes it: PME_Status set (SDM 13.6.1), and resume
+    // reports the magic-packet filter in WUS.
+    d.ok(&["wake"]);
+    wait_for(&d, &["-d"], |o| register(o, "WUC") & wuc::PME_STATUS != 0);
+
+    // Resume: wake-up off again, the interface reopened and traffic flows.
     let out = d.ok(&["resume"]);
     assert_eq!(
         out,
-        "e1000: resumed; no wake-up event; interface reopened\n"
+        format!(
+            "e1000: resumed; woken by Wake-on g (wake-up status {:#x}); interface reopened\n",
+            wufc::MAG
+        )
     );
     let regs = d.ok(&["-d"]);
     assert_eq!(register(&regs, "WUFC"), 0, "{regs}");
@@ -474,7 +485,14 @@ fn suspend_and_resume() {
         "{regs}"
     );
     wait_for(&d, &[], |o| field(o, "Link detected") == Some("no"));
-    d.ok(&["resume"]);
+    // Nothing is armed: a magic packet (which cannot reach a powered-down PHY anyway)
+    // wakes nothing.
+    d.ok(&["wake"]);
+    let out = d.ok(&["resume"]);
+    assert_eq!(
+        out,
+        "e1000: resumed; no wake-up event; interface reopened\n"
+    );
     assert_eq!(
         register(&d.ok(&["-d"]), "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
         0

@@ -7,7 +7,7 @@
 //! e1000ctl -s speed 100 duplex full autoneg off mdix auto|on|off wol pumbg|d
 //! e1000ctl -t [offline|online] | -p SECONDS
 //! e1000ctl -k | -K tso off sg on ... | stats64
-//! e1000ctl status | suspend | resume | inject crash|hang|garbage | ping [COUNT]
+//! e1000ctl status | suspend | resume | wake | inject crash|hang|garbage | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
 //! e1000ctl shutdown
 //! ```
@@ -126,6 +126,9 @@ enum Cmd {
     /// Resume a suspended device: power the PHY up, report what woke it, reset and
     /// reprogram it, and reopen the interface if it was open.
     Resume,
+    /// Make the simulated peer send a magic packet for the NIC's address (etherwake on
+    /// the other end of the wire; --sim only).
+    Wake,
     /// Cause a fault in the user half and wait until it answers again.
     Inject {
         /// crash, hang or garbage.
@@ -218,6 +221,7 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             Cmd::Status => Request::Status,
             Cmd::Suspend => Request::Suspend,
             Cmd::Resume => Request::Resume,
+            Cmd::Wake => Request::Wake,
             Cmd::Inject { fault } => Request::Inject {
                 fault: match fault.as_str() {
                     "crash" => Fault::Crash,
