@@ -3,10 +3,84 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use e1000::phy::{ETH_TP_MDI, ETH_TP_MDI_AUTO, ETH_TP_MDI_X};
+use e1000::wol::{
+    WAKE_ARP, WAKE_BCAST, WAKE_FILTER, WAKE_MAGIC, WAKE_MAGICSECURE, WAKE_MCAST, WAKE_PHY,
+    WAKE_UCAST,
+};
+
 use crate::protocol::{
     Coalesce, DrvInfo, FeatureChange, FeatureFlag, LinkInfo, NetStats, Pause, PingReport, Register,
-    Rings, Status, TestResult, TrafficReport,
+    ResumeReport, Rings, Status, SuspendReport, TestResult, TrafficReport,
 };
+
+/// ethtool's Wake-on-LAN letters, in the order it prints them.
+const WOL_LETTERS: [(u32, char); 8] = [
+    (WAKE_PHY, 'p'),
+    (WAKE_UCAST, 'u'),
+    (WAKE_MCAST, 'm'),
+    (WAKE_BCAST, 'b'),
+    (WAKE_ARP, 'a'),
+    (WAKE_MAGIC, 'g'),
+    (WAKE_MAGICSECURE, 's'),
+    (WAKE_FILTER, 'f'),
+];
+
+/// Wake-on-LAN modes as ethtool's letters (`pumbg`), `d` for none.
+pub fn wol_letters(bits: u32) -> String {
+    let s: String = WOL_LETTERS
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    if s.is_empty() {
+        "d".into()
+    } else {
+        s
+    }
+}
+
+/// Parses ethtool's `wol` letters (`-s DEV wol pumbg`; `d` alone turns wake-up off) into
+/// `WAKE_*` bits. Whether the part supports them is the driver's to say.
+pub fn parse_wol(letters: &str) -> Result<u32, String> {
+    if letters == "d" {
+        return Ok(0);
+    }
+    if letters.is_empty() {
+        return Err("wol takes letters from pumbagsf, or d to disable".into());
+    }
+    letters.chars().try_fold(0, |acc, c| {
+        match WOL_LETTERS.iter().find(|(_, l)| *l == c) {
+            Some((bit, _)) => Ok(acc | bit),
+            None if c == 'd' => Err("wol: d (disable) cannot be combined with modes".into()),
+            None => Err(format!(
+                "wol: unknown mode {c:?} (p phy, u unicast, m multicast, b broadcast, \
+                 a arp, g magic, s magicsecure, f filter, d disable)"
+            )),
+        }
+    })
+}
+
+/// ethtool's `MDI-X:` value: a fixed setting is shown as forced; otherwise the resolved
+/// state (Unknown with no link), with `(auto)` for automatic crossover.
+pub fn mdix(resolved: u8, ctrl: u8) -> String {
+    match ctrl {
+        ETH_TP_MDI => "off (forced)".into(),
+        ETH_TP_MDI_X => "on (forced)".into(),
+        _ => {
+            let state = match resolved {
+                ETH_TP_MDI => "off",
+                ETH_TP_MDI_X => "on",
+                _ => "Unknown",
+            };
+            if ctrl == ETH_TP_MDI_AUTO {
+                format!("{state} (auto)")
+            } else {
+                state.into()
+            }
+        }
+    }
+}
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac(m: [u8; 6]) -> String {
@@ -29,8 +103,12 @@ pub fn drvinfo(d: &DrvInfo) -> String {
     format!(
         "driver: {}\nversion: {}\nfirmware-version: N/A\nexpansion-rom-version: \nbus-info: {}\n\
          supports-statistics: yes\nsupports-test: yes\nsupports-eeprom-access: yes\n\
-         supports-register-dump: yes\nsupports-priv-flags: no\npart: {}\n",
-        d.driver, d.version, d.bus_info, d.part
+         supports-register-dump: yes\nsupports-priv-flags: no\npart: {}\nPBA No: {}\n",
+        d.driver,
+        d.version,
+        d.bus_info,
+        d.part,
+        if d.pba.is_empty() { "N/A" } else { &d.pba }
     )
 }
 
@@ -84,6 +162,9 @@ pub fn link(dev: &str, l: &LinkInfo) -> String {
     let _ = writeln!(s, "\tPort: Twisted Pair");
     let _ = writeln!(s, "\tTransceiver: internal");
     let _ = writeln!(s, "\tAuto-negotiation: {}", on_off(l.autoneg));
+    let _ = writeln!(s, "\tMDI-X: {}", mdix(l.mdix, l.mdix_ctrl));
+    let _ = writeln!(s, "\tSupports Wake-on: {}", wol_letters(l.wol_supported));
+    let _ = writeln!(s, "\tWake-on: {}", wol_letters(l.wol));
     let _ = writeln!(s, "\tMAC address: {}", mac(l.mac));
     let _ = writeln!(
         s,
@@ -91,6 +172,42 @@ pub fn link(dev: &str, l: &LinkInfo) -> String {
         if l.link_up { "yes" } else { "no" }
     );
     s
+}
+
+/// What `e1000ctl suspend` prints.
+pub fn suspended(dev: &str, r: &SuspendReport) -> String {
+    let wake = if r.wake_on == 0 {
+        "wake-up off (Wake-on: d), PHY powered down where the part allows".to_string()
+    } else {
+        format!("wake-up armed (Wake-on: {})", wol_letters(r.wake_on))
+    };
+    format!(
+        "{dev}: suspended; interface was {}; {wake}\n",
+        if r.was_up { "up" } else { "down" }
+    )
+}
+
+/// What `e1000ctl resume` prints: what woke the device, if a wake-up filter matched.
+pub fn resumed(dev: &str, r: &ResumeReport) -> String {
+    let woken = if r.wake_status == 0 {
+        "no wake-up event".to_string()
+    } else if r.woken_by == 0 {
+        format!("wake-up status {:#x}", r.wake_status)
+    } else {
+        format!(
+            "woken by Wake-on {} (wake-up status {:#x})",
+            wol_letters(r.woken_by),
+            r.wake_status
+        )
+    };
+    format!(
+        "{dev}: resumed; {woken}; interface {}\n",
+        if r.reopened {
+            "reopened"
+        } else {
+            "left down (it was down at suspend)"
+        }
+    )
 }
 
 /// `ethtool -S`.
@@ -315,6 +432,18 @@ pub fn status(st: &Status) -> String {
         st.rx_frames,
         st.tx_frames
     );
+    let _ = writeln!(
+        s,
+        "     power: {}",
+        if st.suspended {
+            format!(
+                "suspended (Wake-on: {}); `e1000ctl resume` brings it back",
+                wol_letters(st.wake_on)
+            )
+        } else {
+            "running".into()
+        }
+    );
     let Some(sp) = &st.split else {
         return s;
     };
@@ -435,8 +564,15 @@ mod tests {
             lp_pause: true,
             lp_asym_pause: false,
             lp_autoneg: true,
+            mdix_ctrl: ETH_TP_MDI_AUTO,
+            mdix: ETH_TP_MDI_X,
+            wol_supported: WAKE_PHY | WAKE_UCAST | WAKE_MCAST | WAKE_BCAST | WAKE_MAGIC,
+            wol: WAKE_MAGIC,
         };
         let out = link("eth0", &l);
+        assert!(out.contains("\tMDI-X: on (auto)\n"), "{out}");
+        assert!(out.contains("\tSupports Wake-on: pumbg\n"), "{out}");
+        assert!(out.contains("\tWake-on: g\n"), "{out}");
         assert!(
             out.contains("\tLink partner advertised link modes:  100baseT/Full 1000baseT/Full\n"),
             "{out}"
@@ -553,6 +689,57 @@ mod tests {
         );
         let out = eeprom(14, &[1, 2, 3]);
         assert!(out.contains("0x000e:\t\t01 02 \n0x0010:\t\t03 "), "{out}");
+    }
+
+    #[test]
+    fn mdix_reads_like_ethtool() {
+        assert_eq!(mdix(ETH_TP_MDI_X, ETH_TP_MDI_AUTO), "on (auto)");
+        assert_eq!(mdix(ETH_TP_MDI, ETH_TP_MDI_AUTO), "off (auto)");
+        assert_eq!(mdix(0, ETH_TP_MDI_AUTO), "Unknown (auto)");
+        assert_eq!(mdix(ETH_TP_MDI, ETH_TP_MDI_X), "on (forced)");
+        assert_eq!(mdix(ETH_TP_MDI_X, ETH_TP_MDI), "off (forced)");
+    }
+
+    #[test]
+    fn wol_letters_round_trip() {
+        let all = WAKE_PHY | WAKE_UCAST | WAKE_MCAST | WAKE_BCAST | WAKE_MAGIC;
+        assert_eq!(wol_letters(all), "pumbg");
+        assert_eq!(wol_letters(0), "d");
+        assert_eq!(parse_wol("pumbg"), Ok(all));
+        assert_eq!(parse_wol("gb"), Ok(WAKE_MAGIC | WAKE_BCAST));
+        assert_eq!(parse_wol("d"), Ok(0));
+        assert_eq!(parse_wol("s"), Ok(WAKE_MAGICSECURE));
+        assert!(parse_wol("gd").is_err());
+        assert!(parse_wol("").is_err());
+        let e = parse_wol("gx").expect_err("x is no mode");
+        assert!(e.contains("'x'"), "{e}");
+    }
+
+    #[test]
+    fn suspend_and_resume_reports() {
+        let s = suspended(
+            "e1000",
+            &SuspendReport {
+                was_up: true,
+                wake_on: WAKE_MAGIC,
+            },
+        );
+        assert_eq!(
+            s,
+            "e1000: suspended; interface was up; wake-up armed (Wake-on: g)\n"
+        );
+        let r = resumed(
+            "e1000",
+            &ResumeReport {
+                wake_status: 0x2,
+                woken_by: WAKE_MAGIC,
+                reopened: true,
+            },
+        );
+        assert_eq!(
+            r,
+            "e1000: resumed; woken by Wake-on g (wake-up status 0x2); interface reopened\n"
+        );
     }
 }
 

@@ -3,20 +3,25 @@
 //! that change the device go through `Netdev::configure`, so a user half that dies or
 //! hangs under one gets the device reset to the adapter's configuration afterwards;
 //! read-only ones use `with_adapter`.
+//!
+//! While the device is suspended (`e1000ctl suspend`: the interface closed, the device
+//! readied for power-off) only reads, `status`, `resume` and `shutdown` are served:
+//! requests that change the device or send frames get an error naming `resume`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use e1000::adapter::{Coalesce, LinkRequest, PauseParam};
+use e1000::adapter::{Adapter, Coalesce, LinkRequest, PauseParam};
 use e1000::ethtool::IdState;
 use e1000::features::{self, FeatureRequest, FeatureState};
-use e1000::{ethtool, phy, selftest, DriverError};
+use e1000::netdev::Netdev;
+use e1000::{ethtool, phy, pm, selftest, wol, DriverError};
 use microdriver_rt::lrpc::{EntryTable, Served};
 
 use crate::daemon::Inner;
 use crate::protocol::{
-    self, DrvInfo, EntryStatus, Fault, FeatureFlag, LinkInfo, Register, Reply, Request, Rings,
-    SplitStatus, Status, TestResult,
+    self, DrvInfo, EntryStatus, Fault, FeatureFlag, LinkInfo, Mdix, Register, Reply, Request,
+    ResumeReport, Rings, SplitStatus, Status, SuspendReport, TestResult,
 };
 
 /// Longest `-p` blink.
@@ -38,6 +43,47 @@ fn drv(e: DriverError) -> String {
     e.to_string()
 }
 
+/// Refuses `op` on a suspended device: it would reprogram a device readied for
+/// power-off (and the watchdog, which would notice, does not run while suspended).
+fn running(a: &Adapter, op: &str) -> Result<(), DriverError> {
+    if a.pm.suspended {
+        return Err(DriverError::WrongState {
+            op: op.into(),
+            state: "suspended".into(),
+            needed: "running: run `e1000ctl resume` first".into(),
+        });
+    }
+    Ok(())
+}
+
+/// [`Netdev::configure`] for a request that needs the device running: the check and the
+/// change are made under the same adapter lock, so a concurrent `suspend` cannot slip
+/// between them.
+fn configure<R>(
+    nd: &Netdev,
+    op: &str,
+    f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
+) -> Result<R, DriverError> {
+    nd.configure(|a| {
+        running(a, op)?;
+        f(a)
+    })
+}
+
+/// Refuses `op` (which sends frames or only reads) while the device is suspended.
+fn ensure_running(nd: &Netdev, op: &str) -> Result<(), String> {
+    nd.with_adapter(|a| running(a, op)).map_err(drv)
+}
+
+/// ethtool's `eth_tp_mdix_ctrl` code for an `mdix` setting.
+fn mdix_code(m: Mdix) -> u8 {
+    match m {
+        Mdix::Auto => phy::ETH_TP_MDI_AUTO,
+        Mdix::On => phy::ETH_TP_MDI_X,
+        Mdix::Off => phy::ETH_TP_MDI,
+    }
+}
+
 fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
     let nd = &inner.nd;
     match req {
@@ -52,11 +98,15 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                 testinfo_len: d.testinfo_len,
                 regdump_len: d.regdump_len,
                 eedump_len: d.eedump_len,
+                pba: d.pba,
             }))
         }
         Request::LinkSettings => {
-            let (s, mac) = nd
-                .with_adapter(|a| ethtool::get_link_ksettings(a).map(|s| (s, a.mac)))
+            let (s, w, mac) = nd
+                .with_adapter(|a| {
+                    let s = ethtool::get_link_ksettings(a)?;
+                    Ok((s, ethtool::get_wol(a)?, a.mac))
+                })
                 .map_err(drv)?;
             Ok(Reply::Link(LinkInfo {
                 supported: mode_names(s.supported),
@@ -70,19 +120,42 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                 lp_pause: s.lp_advertising & ethtool::LP_PAUSE != 0,
                 lp_asym_pause: s.lp_advertising & ethtool::LP_ASYM_PAUSE != 0,
                 lp_autoneg: s.lp_advertising & ethtool::LP_AUTONEG != 0,
+                mdix_ctrl: s.request.mdix,
+                mdix: s.mdix,
+                wol_supported: w.supported,
+                wol: w.wolopts,
             }))
         }
         Request::SetLink {
             speed,
             full_duplex,
             autoneg,
+            mdix,
+            wol: wolopts,
         } => {
             // The current settings are the adapter's (the kernel half's authoritative
             // copy): reading them crosses nothing, so only the change itself can fail
-            // crossing the split and make `configure` reset the device.
-            nd.configure(|a| {
-                let req = link_request(a.conf.link, speed, full_duplex, autoneg)?;
-                ethtool::set_link_ksettings(a, &req)
+            // crossing the split and make `configure` reset the device. The wake modes
+            // are checked before the link is touched, so a bad `wol` changes nothing.
+            configure(nd, "-s", |a| {
+                if let Some(w) = wolopts {
+                    wol::check(a.info.mac_type, w)?;
+                }
+                let link_given = speed.is_some() || full_duplex.is_some() || autoneg.is_some();
+                if link_given || mdix.is_some() {
+                    let req = link_request(
+                        a.conf.link,
+                        speed,
+                        full_duplex,
+                        autoneg,
+                        mdix.map(mdix_code),
+                    )?;
+                    ethtool::set_link_ksettings(a, &req)?;
+                }
+                match wolopts {
+                    Some(w) => ethtool::set_wol(a, w),
+                    None => Ok(()),
+                }
             })
             .map_err(drv)?;
             Ok(Reply::Done)
@@ -106,7 +179,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetRings { rx, tx } => {
-            nd.configure(|a| {
+            configure(nd, "-G", |a| {
                 let mut p = e1000::config::get_ringparam(a);
                 p.rx = rx.unwrap_or(p.rx);
                 p.tx = tx.unwrap_or(p.tx);
@@ -126,7 +199,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetPause { autoneg, rx, tx } => {
-            nd.configure(|a| {
+            configure(nd, "-A", |a| {
                 let cur = a.conf.pause;
                 let p = PauseParam {
                     autoneg: autoneg.unwrap_or(cur.autoneg),
@@ -156,7 +229,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             tx_usecs_abs,
             adaptive_rx,
         } => {
-            nd.configure(|a| {
+            configure(nd, "-C", |a| {
                 let cur = a.conf.coalesce;
                 let c = Coalesce {
                     rx_usecs: rx_usecs.unwrap_or(cur.rx_usecs),
@@ -201,9 +274,12 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             // The offline tests close, reset and reopen the device: a crossing failure
             // there must be repaired (configure). The online test only reads.
             let results = if offline {
-                nd.configure(|a| ethtool::self_test(a, true))
+                configure(nd, "-t offline", |a| ethtool::self_test(a, true))
             } else {
-                nd.with_adapter(|a| ethtool::self_test(a, false))
+                nd.with_adapter(|a| {
+                    running(a, "-t online")?;
+                    ethtool::self_test(a, false)
+                })
             }
             .map_err(drv)?;
             Ok(Reply::SelfTest {
@@ -218,7 +294,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             })
         }
         Request::NwayReset => {
-            nd.configure(|a| ethtool::nway_reset(a)).map_err(drv)?;
+            configure(nd, "-r", |a| ethtool::nway_reset(a)).map_err(drv)?;
             Ok(Reply::Done)
         }
         Request::Identify { seconds } => {
@@ -229,9 +305,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }
             // As ethtool's core does: set up, then alternate on and off at the rate the
             // driver asks for, then restore.
-            let hz = nd
-                .configure(|a| ethtool::identify(a, IdState::Active))
-                .map_err(drv)?;
+            let hz = configure(nd, "-p", |a| ethtool::identify(a, IdState::Active)).map_err(drv)?;
             let half = Duration::from_millis(500 / u64::from(hz.max(1)));
             let end = std::time::Instant::now() + Duration::from_secs(u64::from(seconds));
             let blink = (|| {
@@ -265,12 +339,11 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                 .map(|c| FeatureRequest::new(&c.name, c.on))
                 .collect();
             // The flags before are the adapter's (no device access, nothing crosses).
-            let (before, after) = nd
-                .configure(|a| {
-                    let before = features::list(a);
-                    ethtool::set_features(a, &req).map(|after| (before, after))
-                })
-                .map_err(drv)?;
+            let (before, after) = configure(nd, "-K", |a| {
+                let before = features::list(a);
+                ethtool::set_features(a, &req).map(|after| (before, after))
+            })
+            .map_err(drv)?;
             Ok(Reply::FeatureChanges {
                 requested: changes,
                 before: before.into_iter().map(feature_flag).collect(),
@@ -300,6 +373,39 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::Status => Ok(Reply::Status(Box::new(status(inner)))),
+        Request::Suspend => {
+            // A stream would stall on the closed interface, each frame refused only
+            // after its timeout: let it finish first.
+            if inner
+                .traffic_thread
+                .lock()
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
+            {
+                return Err(
+                    "a traffic stream is running: wait for it (`e1000ctl traffic wait`) before suspending"
+                        .into(),
+                );
+            }
+            let report = nd
+                .configure(|a| {
+                    pm::suspend(a)?;
+                    Ok(SuspendReport {
+                        was_up: a.pm.was_up,
+                        wake_on: a.conf.wol,
+                    })
+                })
+                .map_err(drv)?;
+            Ok(Reply::Suspended(report))
+        }
+        Request::Resume => {
+            let r = nd.configure(pm::resume).map_err(drv)?;
+            Ok(Reply::Resumed(ResumeReport {
+                wake_status: r.wake_status,
+                woken_by: r.woken_by,
+                reopened: r.reopened,
+            }))
+        }
         Request::Inject { fault } => inject(inner, fault),
         Request::Ping { count } => {
             if inner.tap.is_some() {
@@ -308,6 +414,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             if count == 0 || count > MAX_PINGS {
                 return Err(format!("ping count {count}: give 1 to {MAX_PINGS}"));
             }
+            ensure_running(nd, "ping")?;
             Ok(Reply::Ping(inner.stack.ping(nd, count)?))
         }
         Request::TrafficStart { frames, sizes } => {
@@ -331,6 +438,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                     "frame size {bad}: give 60 to 1514 bytes (without FCS)"
                 ));
             }
+            ensure_running(nd, "traffic")?;
             let sizes = sizes.into_iter().map(|s| s as usize).collect();
             let mut slot = inner.traffic_thread.lock();
             if let Some(old) = slot.take() {
@@ -359,6 +467,21 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             };
             Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
         }
+        Request::Wake => {
+            let Some(sim) = &inner.sim else {
+                return Err(
+                    "wake needs the simulated peer (--sim); on a real wire send the magic \
+                     packet from another host (etherwake)"
+                        .into(),
+                );
+            };
+            // Addressed to the MAC in RA[0], which is what the magic-packet filter
+            // matches (SDM 6.4.3.1.4); the peer is the frame's source.
+            let mac = nd.with_adapter(|a| a.mac);
+            let (peer_mac, _) = sim.peer_addr();
+            sim.peer_send(e1000_sim::net::magic_packet(mac, peer_mac, mac));
+            Ok(Reply::Done)
+        }
         Request::Shutdown => Ok(Reply::Done),
     }
 }
@@ -374,12 +497,24 @@ fn feature_flag(f: FeatureState) -> FeatureFlag {
 
 /// Builds a link request the way `ethtool -s` reads its arguments: a speed or duplex with
 /// `autoneg on` narrows the advertisement to that mode; without autoneg it forces it.
+///
+/// `mdix` (ethtool's `eth_tp_mdix_ctrl` code) replaces the crossover setting; without it
+/// the current one is kept, except that forcing speed/duplex returns it to automatic (a
+/// fixed MDI or MDI-X needs auto-negotiation, [`phy::check_request`]). With only `mdix`
+/// given, the rest of the settings stay as they are.
 fn link_request(
     cur: LinkRequest,
     speed: Option<u32>,
     full_duplex: Option<bool>,
     autoneg: Option<bool>,
+    mdix: Option<u8>,
 ) -> Result<LinkRequest, DriverError> {
+    if speed.is_none() && full_duplex.is_none() && autoneg.is_none() {
+        return Ok(LinkRequest {
+            mdix: mdix.unwrap_or(cur.mdix),
+            ..cur
+        });
+    }
     if let Some(s) = speed {
         if ![10, 100, 1000].contains(&s) {
             return Err(DriverError::invalid(
@@ -411,7 +546,7 @@ fn link_request(
             advertise,
             speed: speed_v,
             full_duplex: fd,
-            mdix: cur.mdix,
+            mdix: mdix.unwrap_or(cur.mdix),
         })
     } else {
         if speed_v == 1000 {
@@ -426,7 +561,7 @@ fn link_request(
             advertise: cur.advertise,
             speed: speed_v,
             full_duplex: fd,
-            mdix: phy::ETH_TP_MDI_AUTO,
+            mdix: mdix.unwrap_or(phy::ETH_TP_MDI_AUTO),
         })
     }
 }
@@ -470,7 +605,11 @@ fn lp_mode_names(bits: u32) -> Vec<String> {
 }
 
 pub(crate) fn status(inner: &Inner) -> Status {
-    let link_up = inner.nd.with_adapter(|a| a.link.up);
+    // The adapter's link state is the watchdog's, which does not run while suspended
+    // (and the interface, so the carrier, is closed then): report the link down.
+    let (link_up, suspended, wake_on) = inner
+        .nd
+        .with_adapter(|a| (a.link.up && !a.pm.suspended, a.pm.suspended, a.conf.wol));
     let split = inner.supervisor.as_ref().map(|sup| {
         let s = sup.status();
         let endpoint = sup.endpoint();
@@ -533,6 +672,8 @@ pub(crate) fn status(inner: &Inner) -> Status {
         uptime: inner.started.elapsed(),
         link_up,
         reset_pending: inner.nd.reset_pending(),
+        suspended,
+        wake_on,
         rx_frames: inner
             .stack
             .rx_frames
@@ -619,17 +760,43 @@ mod tests {
     #[test]
     fn link_requests_follow_ethtool() {
         let cur = LinkRequest::default();
-        let r = link_request(cur, Some(100), Some(false), None).expect("forced 100 half");
+        let r = link_request(cur, Some(100), Some(false), None, None).expect("forced 100 half");
         assert!(!r.autoneg);
         assert_eq!((r.speed, r.full_duplex), (100, false));
-        let r = link_request(cur, Some(100), None, Some(true)).expect("autoneg 100");
+        let r = link_request(cur, Some(100), None, Some(true), None).expect("autoneg 100");
         assert!(r.autoneg);
         assert_eq!(r.advertise, phy::ADV_100_HALF | phy::ADV_100_FULL);
-        let r = link_request(cur, None, None, Some(true)).expect("autoneg all");
+        let r = link_request(cur, None, None, Some(true), None).expect("autoneg all");
         assert_eq!(r.advertise, phy::ADV_ALL);
-        assert!(link_request(cur, Some(1000), None, Some(false)).is_err());
-        assert!(link_request(cur, Some(1000), Some(false), Some(true)).is_err());
-        assert!(link_request(cur, Some(42), None, None).is_err());
+        assert!(link_request(cur, Some(1000), None, Some(false), None).is_err());
+        assert!(link_request(cur, Some(1000), Some(false), Some(true), None).is_err());
+        assert!(link_request(cur, Some(42), None, None, None).is_err());
+        // mdix alone changes only the crossover; forcing speed without it goes back to
+        // automatic crossover; an explicit fixed mode with forced speed is kept for the
+        // driver to refuse.
+        let narrowed = LinkRequest {
+            advertise: phy::ADV_100_FULL,
+            ..cur
+        };
+        let r = link_request(narrowed, None, None, None, Some(phy::ETH_TP_MDI_X)).expect("mdix");
+        assert_eq!(
+            r,
+            LinkRequest {
+                mdix: phy::ETH_TP_MDI_X,
+                ..narrowed
+            }
+        );
+        let fixed = LinkRequest {
+            mdix: phy::ETH_TP_MDI,
+            ..cur
+        };
+        let r = link_request(fixed, Some(100), None, Some(false), None).expect("forced");
+        assert_eq!(r.mdix, phy::ETH_TP_MDI_AUTO);
+        let r = link_request(fixed, Some(100), None, Some(true), None).expect("autoneg 100");
+        assert_eq!(r.mdix, phy::ETH_TP_MDI);
+        let r = link_request(cur, Some(100), None, Some(false), Some(phy::ETH_TP_MDI_X))
+            .expect("built");
+        assert!(phy::check_request(&r).is_err(), "fixed MDI-X needs autoneg");
         assert_eq!(
             mode_names(phy::ADV_ALL),
             [

@@ -42,6 +42,12 @@ pub enum Request {
         full_duplex: Option<bool>,
         /// Auto-negotiation on or off.
         autoneg: Option<bool>,
+        /// MDI crossover (`mdix auto|on|off`).
+        #[serde(default)]
+        mdix: Option<Mdix>,
+        /// Wake-on-LAN modes (`wol pumbgd`), ethtool's `WAKE_*` bits.
+        #[serde(default)]
+        wol: Option<u32>,
     },
     /// `-S`: statistics.
     Stats,
@@ -112,6 +118,11 @@ pub enum Request {
     Stats64,
     /// `status`: the microdriver's own view.
     Status,
+    /// `suspend`: ready the device for power-off as a system suspend does (close the
+    /// interface, arm Wake-on-LAN or power the PHY down).
+    Suspend,
+    /// `resume`: bring a suspended device back (reset, reprogram, reopen).
+    Resume,
     /// `inject`: cause a fault in the user half.
     Inject {
         /// Which.
@@ -131,8 +142,23 @@ pub enum Request {
     },
     /// `traffic`: the current (or last) stream's counters.
     TrafficStatus,
+    /// `wake`: the simulated peer sends a magic packet for the NIC's address (what
+    /// `etherwake` does on a real wire), to wake a suspended device.
+    Wake,
     /// `shutdown`: stop the daemon cleanly.
     Shutdown,
+}
+
+/// An MDI/MDI-X crossover setting, as `ethtool -s DEV mdix` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mdix {
+    /// Automatic crossover (`mdix auto`).
+    Auto,
+    /// Forced MDI-X (`mdix on`).
+    On,
+    /// Forced MDI (`mdix off`).
+    Off,
 }
 
 /// Driver information (`-i`).
@@ -154,6 +180,10 @@ pub struct DrvInfo {
     pub regdump_len: u32,
     /// EEPROM bytes.
     pub eedump_len: u32,
+    /// The board's PBA number from the EEPROM (`c91016-006`), as Linux's e1000 logs it
+    /// ("PBA No:").
+    #[serde(default)]
+    pub pba: String,
 }
 
 /// Link settings (no option).
@@ -186,6 +216,20 @@ pub struct LinkInfo {
     /// The link partner auto-negotiated (acknowledged our base page).
     #[serde(default)]
     pub lp_autoneg: bool,
+    /// The requested crossover (ethtool's `eth_tp_mdix_ctrl`: `e1000::phy::ETH_TP_MDI`,
+    /// `ETH_TP_MDI_X` or `ETH_TP_MDI_AUTO`).
+    #[serde(default)]
+    pub mdix_ctrl: u8,
+    /// The crossover the PHY resolved (ethtool's `eth_tp_mdix`: `ETH_TP_MDI`,
+    /// `ETH_TP_MDI_X`, or `ETH_TP_MDI_INVALID` with no link).
+    #[serde(default)]
+    pub mdix: u8,
+    /// The Wake-on-LAN modes the part supports (ethtool `WAKE_*` bits).
+    #[serde(default)]
+    pub wol_supported: u32,
+    /// The Wake-on-LAN modes armed at suspend and shutdown.
+    #[serde(default)]
+    pub wol: u32,
 }
 
 /// Ring sizes (`-g`).
@@ -382,12 +426,39 @@ pub struct Status {
     /// from the kernel half's adapter once a user half answers again.
     #[serde(default)]
     pub reset_pending: bool,
+    /// The device is suspended (`e1000ctl suspend`) until `e1000ctl resume`.
+    #[serde(default)]
+    pub suspended: bool,
+    /// The Wake-on-LAN modes armed while suspended (ethtool `WAKE_*` bits).
+    #[serde(default)]
+    pub wake_on: u32,
     /// Frames handed to the network side.
     pub rx_frames: u64,
     /// Frames accepted for transmission.
     pub tx_frames: u64,
     /// Split details (None in monolithic mode).
     pub split: Option<SplitStatus>,
+}
+
+/// What `suspend` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspendReport {
+    /// The interface was open (resume reopens it).
+    pub was_up: bool,
+    /// The Wake-on-LAN modes armed (ethtool `WAKE_*` bits; 0: wake-up off, and the PHY
+    /// powered down where the part allows it).
+    pub wake_on: u32,
+}
+
+/// What `resume` found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeReport {
+    /// The wake-up status (WUS) found: which wake-up filters matched while suspended.
+    pub wake_status: u32,
+    /// The ethtool `WAKE_*` modes whose filters matched.
+    pub woken_by: u32,
+    /// The interface was reopened.
+    pub reopened: bool,
 }
 
 /// A ping run.
@@ -487,6 +558,10 @@ pub enum Reply {
     Stats64(NetStats),
     /// Status.
     Status(Box<Status>),
+    /// The device is suspended.
+    Suspended(SuspendReport),
+    /// The device is resumed.
+    Resumed(ResumeReport),
     /// Ping results.
     Ping(PingReport),
     /// Traffic counters.
@@ -570,6 +645,16 @@ mod tests {
                 }],
             },
             Request::Stats64,
+            Request::Suspend,
+            Request::Resume,
+            Request::Wake,
+            Request::SetLink {
+                speed: None,
+                full_duplex: None,
+                autoneg: Some(true),
+                mdix: Some(Mdix::On),
+                wol: Some(1 << 5),
+            },
         ];
         for r in requests {
             let mut buf = Vec::new();
@@ -577,6 +662,27 @@ mod tests {
             let back: Request = read_message(&mut buf.as_slice()).expect("read");
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn older_set_link_requests_still_parse() {
+        let old = br#"{"op":"set_link","speed":100,"full_duplex":true,"autoneg":false}"#;
+        let mut line = old.to_vec();
+        line.push(b'\n');
+        let r: Request = read_message(&mut line.as_slice()).expect("read");
+        assert_eq!(
+            r,
+            Request::SetLink {
+                speed: Some(100),
+                full_duplex: Some(true),
+                autoneg: Some(false),
+                mdix: None,
+                wol: None,
+            }
+        );
+        let r: Result<Request, _> =
+            read_message(&mut &b"{\"op\":\"set_link\",\"mdix\":\"sideways\"}\n"[..]);
+        assert!(matches!(r, Err(ProtocolError::Json(_))), "{r:?}");
     }
 
     #[test]

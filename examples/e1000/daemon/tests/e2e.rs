@@ -7,6 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ctl_at, temp_path, DaemonProcess};
+use e1000_sim::regs::phy::{bmcr, pscr, pssr};
+use e1000_sim::regs::{rctl, wuc, wufc};
 
 /// The value of `key:` in ethtool-style output.
 fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
@@ -358,6 +360,244 @@ fn sigterm_shuts_down_cleanly() {
     assert!(status.success(), "{status}\n{}", d.log_text());
     assert!(!d.socket.exists());
     assert!(d.log_text().contains("signal received"));
+}
+
+/// Runs e1000ctl expecting the daemon to refuse: exit 1 and `needles` in the message.
+fn refused(d: &DaemonProcess, args: &[&str], needles: &[&str]) {
+    let out = d.ctl(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {n:?} not in {err}");
+    }
+}
+
+#[test]
+fn suspend_and_resume() {
+    // Split mode: suspend and resume are upcalls into the sandboxed user half.
+    let d = DaemonProcess::start(&["--sim"]);
+    wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+    assert!(d.ok(&["status"]).contains("power: running"));
+
+    // The model's EEPROM leaves APM wake-up off: no Wake-on-LAN to start with. Arm a magic
+    // packet the way `ethtool -s DEV wol g` does.
+    let link = d.ok(&[]);
+    assert_eq!(field(&link, "Supports Wake-on"), Some("pumbg"), "{link}");
+    assert_eq!(field(&link, "Wake-on"), Some("d"), "{link}");
+    d.ok(&["-s", "wol", "g"]);
+    assert_eq!(field(&d.ok(&[]), "Wake-on"), Some("g"));
+
+    let out = d.ok(&["suspend"]);
+    assert_eq!(
+        out,
+        "e1000: suspended; interface was up; wake-up armed (Wake-on: g)\n"
+    );
+    let st = d.ok(&["status"]);
+    assert!(st.contains("power: suspended (Wake-on: g)"), "{st}");
+    assert!(
+        st.contains("; link down"),
+        "no carrier while suspended: {st}"
+    );
+    // The device as pm.rs leaves it (SDM 6.4, 13.6): the magic-packet filter, PME and APM
+    // wake-up (with PME# on the 82540), the receiver's DMA off, the PHY kept up for the
+    // filters.
+    let regs = d.ok(&["-d"]);
+    assert_eq!(register(&regs, "WUFC"), wufc::MAG, "{regs}");
+    assert_eq!(
+        register(&regs, "WUC"),
+        wuc::PME_EN | wuc::APME | wuc::APMPME,
+        "{regs}"
+    );
+    assert_eq!(register(&regs, "RCTL") & rctl::EN, 0, "{regs}");
+    assert_eq!(
+        register(&regs, "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
+        0,
+        "{regs}"
+    );
+
+    // Reads still work; what would change the device or send frames is refused at once.
+    assert!(d.ok(&["-i"]).contains("driver: e1000"));
+    let started = Instant::now();
+    for args in [
+        &["ping", "1"][..],
+        &["traffic", "start", "10"],
+        &["-G", "rx", "512"],
+        &["-s", "speed", "100", "duplex", "full", "autoneg", "off"],
+        &["-s", "mdix", "on"],
+        &["-A", "rx", "off"],
+        &["-C", "rx-usecs", "10"],
+        &["-K", "sg", "off"],
+        &["-r"],
+        &["-p", "1"],
+        &["-t", "online"],
+    ] {
+        refused(&d, args, &["suspended", "e1000ctl resume"]);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refusals do not wait: {:?}",
+        started.elapsed()
+    );
+    refused(&d, &["suspend"], &["suspended", "resume it first"]);
+    assert_eq!(
+        register(&d.ok(&["-d"]), "WUFC"),
+        wufc::MAG,
+        "the refused requests left the armed device alone"
+    );
+
+    // A magic packet from the peer wakes it: PME_Status set (SDM 13.6.1), and resume
+    // reports the magic-packet filter in WUS.
+    d.ok(&["wake"]);
+    wait_for(&d, &["-d"], |o| register(o, "WUC") & wuc::PME_STATUS != 0);
+
+    // Resume: wake-up off again, the interface reopened and traffic flows.
+    let out = d.ok(&["resume"]);
+    assert_eq!(
+        out,
+        format!(
+            "e1000: resumed; woken by Wake-on g (wake-up status {:#x}); interface reopened\n",
+            wufc::MAG
+        )
+    );
+    let regs = d.ok(&["-d"]);
+    assert_eq!(register(&regs, "WUFC"), 0, "{regs}");
+    assert_eq!(register(&regs, "WUC"), 0, "{regs}");
+    assert_ne!(register(&regs, "RCTL") & rctl::EN, 0, "{regs}");
+    // The watchdog's view (carrier on), not only STATUS.LU, before frames go out.
+    wait_for(&d, &["status"], |o| o.contains("; link up"));
+    assert!(d.ok(&["ping", "2"]).contains("0% packet loss"));
+    assert!(d.ok(&["status"]).contains("power: running"));
+    refused(&d, &["resume"], &["not suspended", "suspend it first"]);
+    // The wake modes chosen before survive the cycle.
+    assert_eq!(field(&d.ok(&[]), "Wake-on"), Some("g"));
+
+    // Without Wake-on-LAN, suspend powers the PHY down (the 82540EM may) and the link
+    // drops; resume powers it up and the link comes back.
+    d.ok(&["-s", "wol", "d"]);
+    let out = d.ok(&["suspend"]);
+    assert!(out.contains("wake-up off (Wake-on: d)"), "{out}");
+    let regs = d.ok(&["-d"]);
+    assert_eq!(register(&regs, "WUFC"), 0, "{regs}");
+    assert_eq!(register(&regs, "WUC"), 0, "{regs}");
+    assert_ne!(
+        register(&regs, "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
+        0,
+        "{regs}"
+    );
+    wait_for(&d, &[], |o| field(o, "Link detected") == Some("no"));
+    // Nothing is armed: a magic packet (which cannot reach a powered-down PHY anyway)
+    // wakes nothing.
+    d.ok(&["wake"]);
+    let out = d.ok(&["resume"]);
+    assert_eq!(
+        out,
+        "e1000: resumed; no wake-up event; interface reopened\n"
+    );
+    assert_eq!(
+        register(&d.ok(&["-d"]), "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
+        0
+    );
+    wait_for(&d, &["status"], |o| o.contains("; link up"));
+    assert!(d.ok(&["ping", "1"]).contains("0% packet loss"));
+
+    // Wake modes the part lacks are the driver's to refuse; bad letters the CLI's.
+    refused(
+        &d,
+        &["-s", "wol", "a"],
+        &["arp", "not supported by the 82540EM"],
+    );
+    let bad = d.ctl(&["-s", "wol", "gx"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad command line") && err.contains("'x'"),
+        "{err}"
+    );
+    assert_eq!(field(&d.ok(&[]), "Wake-on"), Some("d"), "nothing changed");
+}
+
+/// The PHY's crossover field (PSCR bits 6:5) in a register dump.
+fn pscr_crossover(regs: &str) -> u16 {
+    register(regs, "PHY_PSCR") as u16 & pscr::MDIX_MASK
+}
+
+#[test]
+fn mdix_settings_like_ethtool() {
+    let d = DaemonProcess::start(&["--sim"]);
+    // Automatic crossover by default; against the model's auto-crossover partner the M88
+    // resolves to MDI.
+    let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+    assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
+    assert_eq!(pscr_crossover(&d.ok(&["-d"])), pscr::AUTO_X_ALL);
+
+    // Narrow the advertisement first: a change of mdix alone must keep it.
+    d.ok(&["-s", "speed", "100", "duplex", "full", "autoneg", "on"]);
+    wait_for(&d, &[], |o| {
+        field(o, "Speed") == Some("100Mb/s") && field(o, "Link detected") == Some("yes")
+    });
+
+    // mdix on: manual MDI-X in PSCR, and the PHY (PSSR) runs MDI-X.
+    d.ok(&["-s", "mdix", "on"]);
+    let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+    assert_eq!(field(&link, "MDI-X"), Some("on (forced)"), "{link}");
+    assert_eq!(
+        field(&link, "Advertised link modes"),
+        Some("100baseT/Full"),
+        "{link}"
+    );
+    assert_eq!(field(&link, "Speed"), Some("100Mb/s"), "{link}");
+    let regs = d.ok(&["-d"]);
+    assert_eq!(pscr_crossover(&regs), pscr::MDIX_MANUAL, "{regs}");
+    assert_ne!(register(&regs, "PHY_PSSR") as u16 & pssr::MDIX, 0, "{regs}");
+
+    // mdix off: manual MDI.
+    d.ok(&["-s", "mdix", "off"]);
+    let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
+    assert_eq!(field(&link, "MDI-X"), Some("off (forced)"), "{link}");
+    let regs = d.ok(&["-d"]);
+    assert_eq!(pscr_crossover(&regs), pscr::MDI_MANUAL, "{regs}");
+    assert_eq!(register(&regs, "PHY_PSSR") as u16 & pssr::MDIX, 0, "{regs}");
+
+    // Bad requests: a value that is no setting (the CLI), a fixed crossover with forced
+    // speed (the driver: IEEE 802.3 auto-crossover is part of auto-negotiation here, as
+    // in Linux's e1000). Neither changes anything.
+    let bad = d.ctl(&["-s", "mdix", "sideways"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("mdix takes auto, on (MDI-X) or off (MDI)"),
+        "{err}"
+    );
+    refused(
+        &d,
+        &[
+            "-s", "speed", "100", "duplex", "full", "autoneg", "off", "mdix", "on",
+        ],
+        &["fixed MDI or MDI-X needs auto-negotiation"],
+    );
+    let regs = d.ok(&["-d"]);
+    assert_eq!(pscr_crossover(&regs), pscr::MDI_MANUAL, "{regs}");
+    let link = d.ok(&[]);
+    assert_eq!(field(&link, "Auto-negotiation"), Some("on"), "{link}");
+
+    // Back to automatic, with every mode advertised again.
+    d.ok(&["-s", "mdix", "auto", "autoneg", "on"]);
+    let link = wait_for(&d, &[], |o| {
+        field(o, "Link detected") == Some("yes") && field(o, "Speed") == Some("1000Mb/s")
+    });
+    assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
+    assert_eq!(pscr_crossover(&d.ok(&["-d"])), pscr::AUTO_X_ALL);
+}
+
+#[test]
+fn driver_info_shows_the_pba_number() {
+    let d = DaemonProcess::start(&["--sim", "--monolithic"]);
+    let info = d.ok(&["-i"]);
+    // EEPROM words 0x08 and 0x09 (bytes 16-19, little-endian words) hold the PBA number;
+    // the model's board is a C91016-006.
+    let ee = d.ok(&["-e", "offset", "16", "length", "4"]);
+    assert!(ee.contains("0x0010:\t\t10 c9 06 16"), "{ee}");
+    assert_eq!(field(&info, "PBA No"), Some("c91016-006"), "{info}");
 }
 
 /// `Features for e1000:` lines as `(name, value and notes)`.

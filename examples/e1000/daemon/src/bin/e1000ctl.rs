@@ -4,9 +4,10 @@
 //! ```text
 //! e1000ctl -i | -S | -g | -a | -c | -e | -d | -r
 //! e1000ctl -G rx N tx N | -A autoneg on rx on tx off | -C rx-usecs N tx-usecs N
-//! e1000ctl -s speed 100 duplex full autoneg off | -t [offline|online] | -p SECONDS
+//! e1000ctl -s speed 100 duplex full autoneg off mdix auto|on|off wol pumbg|d
+//! e1000ctl -t [offline|online] | -p SECONDS
 //! e1000ctl -k | -K tso off sg on ... | stats64
-//! e1000ctl status | inject crash|hang|garbage | ping [COUNT]
+//! e1000ctl status | suspend | resume | wake | inject crash|hang|garbage | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
 //! e1000ctl shutdown
 //! ```
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use e1000d::format;
-use e1000d::protocol::{Fault, FeatureChange, Reply, Request, TrafficReport};
+use e1000d::protocol::{Fault, FeatureChange, Mdix, Reply, Request, TrafficReport};
 use e1000d::{request, ClientError};
 
 /// The name shown in ethtool's headers.
@@ -76,7 +77,8 @@ struct Ops {
     /// Restart auto-negotiation.
     #[arg(short = 'r', long = "negotiate")]
     negotiate: bool,
-    /// Change link settings: speed 10|100|1000 duplex half|full autoneg on|off.
+    /// Change link settings: speed 10|100|1000 duplex half|full autoneg on|off
+    /// mdix auto|on|off (on: MDI-X, off: MDI) wol pumbg|d (Wake-on-LAN modes).
     #[arg(short = 's', long = "change", num_args = 2.., value_names = ["PARAM", "VALUE"])]
     change: Option<Vec<String>>,
     /// Show the feature flags (offloads).
@@ -115,8 +117,18 @@ impl Ops {
 enum Cmd {
     /// The net-device statistics (rtnl_link_stats64), as `ip -s -s link` shows them.
     Stats64,
-    /// The microdriver's view: user half, restarts, calls per entry, tracker, rejections.
+    /// The microdriver's view: power state, user half, restarts, calls per entry, tracker,
+    /// rejections.
     Status,
+    /// Suspend the device as a system suspend does: close the interface, arm Wake-on-LAN
+    /// (`-s wol`) or, with none, power the PHY down. Only reads work until `resume`.
+    Suspend,
+    /// Resume a suspended device: power the PHY up, report what woke it, reset and
+    /// reprogram it, and reopen the interface if it was open.
+    Resume,
+    /// Make the simulated peer send a magic packet for the NIC's address (etherwake on
+    /// the other end of the wire; --sim only).
+    Wake,
     /// Cause a fault in the user half and wait until it answers again.
     Inject {
         /// crash, hang or garbage.
@@ -207,6 +219,9 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
         return Ok(match cmd {
             Cmd::Stats64 => Request::Stats64,
             Cmd::Status => Request::Status,
+            Cmd::Suspend => Request::Suspend,
+            Cmd::Resume => Request::Resume,
+            Cmd::Wake => Request::Wake,
             Cmd::Inject { fault } => Request::Inject {
                 fault: match fault.as_str() {
                     "crash" => Fault::Crash,
@@ -324,7 +339,8 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
     }
     if let Some(args) = &o.change {
         let (mut speed, mut full_duplex, mut autoneg) = (None, None, None);
-        for (k, v) in pairs(args, &["speed", "duplex", "autoneg"])? {
+        let (mut mdix, mut wol) = (None, None);
+        for (k, v) in pairs(args, &["speed", "duplex", "autoneg", "mdix", "wol"])? {
             match k {
                 "speed" => speed = Some(parse_num(k, v)?),
                 "duplex" => {
@@ -334,6 +350,19 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
                         _ => return Err(format!("duplex takes half or full, not {v:?}")),
                     })
                 }
+                "mdix" => {
+                    mdix = Some(match v {
+                        "auto" => Mdix::Auto,
+                        "on" => Mdix::On,
+                        "off" => Mdix::Off,
+                        _ => {
+                            return Err(format!(
+                                "mdix takes auto, on (MDI-X) or off (MDI), not {v:?}"
+                            ))
+                        }
+                    })
+                }
+                "wol" => wol = Some(format::parse_wol(v)?),
                 _ => autoneg = Some(parse_on_off(k, v)?),
             }
         }
@@ -341,6 +370,8 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             speed,
             full_duplex,
             autoneg,
+            mdix,
+            wol,
         });
     }
     if o.show_features {
@@ -381,9 +412,11 @@ fn timeout_for(req: &Request) -> Duration {
     match req {
         Request::Identify { seconds } => Duration::from_secs(u64::from(*seconds) + 30),
         Request::Ping { count } => Duration::from_secs(u64::from(*count) * 2 + 30),
-        Request::SelfTest { .. } | Request::Inject { .. } | Request::SetRings { .. } => {
-            Duration::from_secs(120)
-        }
+        Request::SelfTest { .. }
+        | Request::Inject { .. }
+        | Request::SetRings { .. }
+        | Request::Suspend
+        | Request::Resume => Duration::from_secs(120),
         _ => Duration::from_secs(30),
     }
 }
@@ -415,6 +448,8 @@ fn print_reply(reply: &Reply) -> Result<(), String> {
         } => format::feature_changes(requested, before, after),
         Reply::Stats64(n) => format!("{DEV}: net-device statistics\n{}", format::stats64(n)),
         Reply::Status(s) => format::status(s),
+        Reply::Suspended(r) => format::suspended(DEV, r),
+        Reply::Resumed(r) => format::resumed(DEV, r),
         Reply::Ping(p) => {
             print!("{}", format::ping(p));
             if p.replies.iter().any(Option::is_none) {
