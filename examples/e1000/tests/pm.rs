@@ -191,6 +191,38 @@ fn suspend_while_closed_resumes_closed_with_the_filters_programmed() {
     nd.shutdown().expect("remove");
 }
 
+/// The reset task (scheduled, say, after a resume died midway) leaves a suspended device
+/// suspended: reset, wake-up armed again, receive DMA off; resume then brings it back.
+#[test]
+fn a_reset_while_suspended_rearms_wake_up() {
+    let (sim, nd) = up(Variant::I82540EM);
+    configure(&nd);
+    nd.with_adapter(|a| ethtool::set_wol(a, WAKE_MAGIC))
+        .expect("wol");
+    nd.with_adapter(pm::suspend).expect("suspend");
+    // What a resume that died after its reset leaves: wake-up off.
+    nd.with_adapter(|a| {
+        a.wr(regs::WUC, 0)?;
+        a.wr(regs::WUFC, 0)
+    })
+    .expect("half resumed");
+    let resets = nd.with_adapter(|a| a.wd.resets);
+    nd.with_adapter(config::reset_task).expect("reset task");
+    nd.with_adapter(|a| {
+        assert!(a.pm.suspended && a.pm.was_up && !a.up);
+        assert_eq!(a.wd.resets, resets + 1);
+    });
+    assert_eq!(reg(&sim, regs::WUFC), wufc::MAG);
+    assert_eq!(reg(&sim, regs::WUC), wuc_armed_for_magic(Variant::I82540EM));
+    assert_eq!(reg(&sim, regs::RCTL) & rctl::EN, 0, "no receive DMA");
+    assert!(ra_is(&sim, 0, NEW_MAC), "magic packets name RA[0]");
+    let rep = nd.with_adapter(pm::resume).expect("resume");
+    assert!(rep.reopened);
+    assert!(nd.wait_link(Duration::from_secs(5)), "link back");
+    traffic_works(&nd);
+    nd.shutdown().expect("remove");
+}
+
 #[test]
 fn resume_without_suspend_is_refused_and_changes_nothing() {
     let (sim, nd) = up(Variant::I82540EM);
