@@ -46,6 +46,7 @@ pub mod led;
 pub mod link;
 pub mod netdev;
 pub mod netstats;
+pub mod params;
 pub mod phy;
 pub mod pm;
 pub mod policy;

@@ -33,6 +33,10 @@ pub struct Options {
     pub budget: u32,
     /// Most frames kept in the receive queue before the oldest are dropped.
     pub rx_queue_limit: usize,
+    /// Load-time parameters (Linux's e1000 module parameters), applied after probe and
+    /// before anything opens the device; a refused one fails the start (see
+    /// [`crate::params`]).
+    pub params: Option<crate::params::Params>,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
             watchdog_period: link::WATCHDOG_PERIOD,
             budget: 64,
             rx_queue_limit: 1 << 20,
+            params: None,
         }
     }
 }
@@ -72,13 +77,19 @@ impl Netdev {
     /// stays closed until [`open`](Netdev::open)).
     pub fn start(hw: Hw, opts: Options) -> Result<Self, DriverError> {
         let dev = kernel::attach(hw);
-        let adapter = match probe::probe(dev) {
+        let mut adapter = match probe::probe(dev) {
             Ok(a) => a,
             Err(e) => {
                 let _ = kernel::detach(dev);
                 return Err(e);
             }
         };
+        if let Some(p) = &opts.params {
+            if let Err(e) = crate::params::apply_at_probe(&mut adapter, p) {
+                let _ = probe::remove(&mut adapter);
+                return Err(e);
+            }
+        }
         let k = kernel::lookup(dev)?;
         let rxq: RxQueue = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
         let q = Arc::clone(&rxq);

@@ -46,6 +46,9 @@ pub struct DaemonConfig {
     pub rx_ring: Option<u32>,
     /// Transmit ring size.
     pub tx_ring: Option<u32>,
+    /// Load-time driver parameters (Linux's e1000 module parameters), applied after probe
+    /// and before the interface opens.
+    pub params: Option<e1000::params::Params>,
     /// User-half worker threads.
     pub workers: usize,
     /// Run both halves in this process (the baseline).
@@ -74,6 +77,7 @@ impl Default for DaemonConfig {
             tap: None,
             rx_ring: None,
             tx_ring: None,
+            params: None,
             workers: 2,
             monolithic: false,
             crossing_delay: Duration::ZERO,
@@ -232,7 +236,11 @@ impl Daemon {
             );
             Some(supervisor)
         };
-        let nd = Arc::new(Netdev::start(hw, Options::default())?);
+        let opts = Options {
+            params: cfg.params,
+            ..Options::default()
+        };
+        let nd = Arc::new(Netdev::start(hw, opts)?);
         let (mac, variant) = nd.with_adapter(|a| (a.mac, a.info.mac_type));
         tracing::info!(?variant, mac = %crate::format::mac(mac), "probed");
         if cfg.rx_ring.is_some() || cfg.tx_ring.is_some() {

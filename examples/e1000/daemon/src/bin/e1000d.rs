@@ -35,6 +35,14 @@ struct Cli {
     /// Transmit descriptors (a multiple of 8, 80 to 4096).
     #[arg(long, value_name = "N")]
     tx_ring: Option<u32>,
+    /// A load-time driver parameter, as Linux's e1000 module parameters (repeatable):
+    /// TxDescriptors, RxDescriptors, Speed, Duplex, AutoNeg, FlowControl, XsumRX,
+    /// TxIntDelay, TxAbsIntDelay, RxIntDelay, RxAbsIntDelay, InterruptThrottleRate,
+    /// SmartPowerDownEnable, copybreak (e.g. `--param Speed=100 --param Duplex=2`). A
+    /// comma-separated list gives one value per board; this daemon drives board 0. A bad
+    /// value, or one the part cannot take, stops start-up.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
     /// User-half worker threads.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
@@ -72,7 +80,37 @@ fn main() -> ExitCode {
         eprintln!("e1000d: --call-timeout must be more than 0");
         return ExitCode::from(2);
     }
+    let params = match e1000::params::Params::parse(cli.params.iter().map(String::as_str), 0) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("e1000d: --param: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for (flag, given, param) in [
+        (
+            "--rx-ring",
+            cli.rx_ring.is_some(),
+            params.rx_descriptors.is_some(),
+        ),
+        (
+            "--tx-ring",
+            cli.tx_ring.is_some(),
+            params.tx_descriptors.is_some(),
+        ),
+    ] {
+        if given && param {
+            let name = if flag == "--rx-ring" {
+                "RxDescriptors"
+            } else {
+                "TxDescriptors"
+            };
+            eprintln!("e1000d: {flag} and --param {name} both size the ring: give one of them");
+            return ExitCode::from(2);
+        }
+    }
     let cfg = DaemonConfig {
+        params: (!params.is_empty()).then_some(params),
         backend: cli.uio.map_or(Backend::Sim, Backend::Uio),
         tap: cli.tap,
         rx_ring: cli.rx_ring,
