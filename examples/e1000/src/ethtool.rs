@@ -355,11 +355,12 @@ pub fn get_coalesce(a: &Adapter) -> Result<Coalesce, DriverError> {
     Ok(a.conf.coalesce)
 }
 
-/// Sets interrupt moderation (microseconds up to 65535 units of 1.024 us; rates 0 or
+/// Sets interrupt moderation (microseconds up to what 65535 units of 1.024 us reach:
+/// 67108, so a value `get_coalesce` reports is always accepted back; rates 0 or
 /// 100..=100000 interrupts per second).
 #[upcall]
 pub fn set_coalesce(a: &mut Adapter, c: &Coalesce) -> Result<(), DriverError> {
-    let max_us = 65_535 * 1024 / 1000;
+    let max_us = (65_535u32 * 1024).div_ceil(1000);
     for (what, v) in [
         ("rx-usecs", c.rx_usecs),
         ("rx-usecs-abs", c.rx_abs_usecs),

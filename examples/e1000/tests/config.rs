@@ -337,6 +337,25 @@ fn coalesce_programs_the_delay_timers_and_itr() {
         ..c
     };
     assert!(nd.with_adapter(|a| ethtool::set_coalesce(a, &bad)).is_err());
+    // The longest delay: 65535 units is 67107.84 us, so 67108 is taken (and programs the
+    // full count) and one more is refused, naming the field.
+    let longest = Coalesce {
+        rx_usecs: 67_108,
+        ..c
+    };
+    nd.with_adapter(|a| ethtool::set_coalesce(a, &longest))
+        .expect("longest delay");
+    assert_eq!(reg(&sim, RDTR), 0xFFFF);
+    let too_long = Coalesce {
+        tx_usecs: 67_109,
+        ..c
+    };
+    let e = nd
+        .with_adapter(|a| ethtool::set_coalesce(a, &too_long))
+        .expect_err("too long");
+    assert!(e.to_string().contains("tx-usecs"), "{e}");
+    nd.with_adapter(|a| ethtool::set_coalesce(a, &c))
+        .expect("coalesce");
     // Traffic still flows with delayed interrupts.
     let mac = sim.mac();
     let arp = net::arp(1, mac, OUR_IP, [0; 6], PEER_IP);
