@@ -6,16 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ctl_at, temp_path, DaemonProcess};
+use common::{ctl_at, field, register, temp_path, DaemonProcess};
 use e1000_sim::regs::phy::{bmcr, pscr, pssr};
 use e1000_sim::regs::{rctl, wuc, wufc};
-
-/// The value of `key:` in ethtool-style output.
-fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .map(|v| v.trim_start_matches(':').trim())
-}
 
 /// The "Current hardware settings" RX/TX of `-g`.
 fn current_rings(out: &str) -> (u32, u32) {
@@ -26,15 +19,6 @@ fn current_rings(out: &str) -> (u32, u32) {
     let rx = field(cur, "RX:").and_then(|v| v.parse().ok()).expect("RX");
     let tx = field(cur, "TX:").and_then(|v| v.parse().ok()).expect("TX");
     (rx, tx)
-}
-
-fn register(out: &str, name: &str) -> u32 {
-    let line = out
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(name))
-        .unwrap_or_else(|| panic!("{name} in the register dump:\n{out}"));
-    let hex = line.split_whitespace().last().expect("value");
-    u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex value")
 }
 
 fn wait_for(d: &DaemonProcess, args: &[&str], want: impl Fn(&str) -> bool) -> String {

@@ -6,24 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{temp_path, DaemonProcess};
-
-/// The value of `key:` in ethtool-style output.
-fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .map(|v| v.trim_start_matches(':').trim())
-}
-
-/// A register's value in `-d` output.
-fn register(out: &str, name: &str) -> u32 {
-    let line = out
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(name))
-        .unwrap_or_else(|| panic!("{name} in the register dump:\n{out}"));
-    let hex = line.split_whitespace().last().expect("value");
-    u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex value")
-}
+use common::{field, register, temp_path, DaemonProcess};
 
 /// Runs `e1000d --sim ARGS` to its exit (it must exit, and quickly): status and stderr.
 fn e1000d_exits(args: &[&str]) -> (std::process::ExitStatus, String) {

@@ -125,3 +125,20 @@ pub fn ctl_at(socket: &Path, args: &[&str]) -> Output {
         .output()
         .expect("running e1000ctl")
 }
+
+/// The value of `key:` in ethtool-style output.
+pub fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(|v| v.trim_start_matches(':').trim())
+}
+
+/// A register's value in `-d` output.
+pub fn register(out: &str, name: &str) -> u32 {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in the register dump:\n{out}"));
+    let hex = line.split_whitespace().last().expect("value");
+    u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex value")
+}
