@@ -307,11 +307,12 @@ pub fn get_link_ksettings(a: &mut Adapter) -> Result<LinkSettings, DriverError> 
 }
 
 /// Sets auto-negotiation (with advertised modes) or a forced speed and duplex, and the
-/// MDI crossover mode. An invalid request changes nothing.
+/// MDI crossover mode. Forced 1000/full becomes auto-negotiation advertising only that
+/// ([`phy::gigabit_negotiated`]). An invalid request changes nothing.
 #[upcall]
 pub fn set_link_ksettings(a: &mut Adapter, req: &LinkRequest) -> Result<(), DriverError> {
     let old = a.conf.link;
-    a.conf.link = *req;
+    a.conf.link = phy::gigabit_negotiated(*req);
     if let Err(e) = phy::setup_link(a) {
         a.conf.link = old;
         return Err(e);

@@ -194,12 +194,27 @@ fn m88_setup(a: &Adapter) -> Result<(), DriverError> {
     reset(a)
 }
 
+/// A forced 1000 Mb/s full-duplex request as the link can have it: 1000BASE-T needs
+/// auto-negotiation (IEEE 802.3 40.5.1, for the MASTER-SLAVE choice), so it becomes
+/// auto-negotiation advertising 1000/full only, as Linux's e1000 does. Any other request
+/// is returned unchanged.
+pub fn gigabit_negotiated(req: LinkRequest) -> LinkRequest {
+    if req.autoneg || req.speed != 1000 || !req.full_duplex {
+        return req;
+    }
+    LinkRequest {
+        autoneg: true,
+        advertise: ADV_1000_FULL,
+        ..req
+    }
+}
+
 /// Programs the PHY and MAC for the requested link (SDM 8, "Link Configuration"): the M88
 /// setup, then auto-negotiation with the advertised modes and pause bits (1000BASE-T
 /// control keeps its MASTER-SLAVE bits), or forced speed and duplex. Nothing is written
 /// if the request is invalid.
 pub fn setup_link(a: &Adapter) -> Result<(), DriverError> {
-    let req = a.conf.link;
+    let req = gigabit_negotiated(a.conf.link);
     check_request(&req)?;
     m88_setup(a)?;
     if req.autoneg {

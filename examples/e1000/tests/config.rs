@@ -440,6 +440,29 @@ fn forced_speed_and_duplex_then_autoneg_again() {
     assert!(nd
         .with_adapter(|a| ethtool::set_link_ksettings(a, &bad))
         .is_err());
+    // Forced 1000/full: 1000BASE-T needs auto-negotiation, so it is negotiated with
+    // 1000/full the only mode advertised (GCR.FD1000, no 10/100 bits in ANAR).
+    let gigabit = LinkRequest {
+        speed: 1000,
+        full_duplex: true,
+        ..forced
+    };
+    nd.with_adapter(|a| ethtool::set_link_ksettings(a, &gigabit))
+        .expect("forced 1000/full");
+    let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
+    assert!(s.request.autoneg, "{s:?}");
+    assert_eq!(s.request.advertise, e1000::phy::ADV_1000_FULL, "{s:?}");
+    assert_eq!(reg(&sim, CTRL) & (ctrl::FRCSPD | ctrl::FRCDPLX), 0);
+    assert_ne!(phy_reg(&nd, regs::phy::GCR) & regs::phy::gcr::FD1000, 0);
+    let ten_hundred = regs::phy::anar::HD10
+        | regs::phy::anar::FD10
+        | regs::phy::anar::HD100
+        | regs::phy::anar::FD100;
+    assert_eq!(phy_reg(&nd, regs::phy::ANAR) & ten_hundred, 0);
+    wait_for("a 1000 Mb/s link", || {
+        let s = nd.with_adapter(ethtool::get_link_ksettings).expect("get");
+        s.link_up && s.speed == 1000
+    });
     nd.with_adapter(|a| ethtool::set_link_ksettings(a, &LinkRequest::default()))
         .expect("autoneg");
     assert_eq!(reg(&sim, CTRL) & (ctrl::FRCSPD | ctrl::FRCDPLX), 0);
