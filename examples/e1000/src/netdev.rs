@@ -191,6 +191,10 @@ impl Netdev {
     }
 
     /// Waits until the watchdog has seen the link up and the carrier is on.
+    ///
+    /// The link check an LSC interrupt triggers sets the carrier, which wakes this wait;
+    /// its own link check (an upcall) runs only every 10 ms in case one was missed, not
+    /// once a millisecond.
     pub fn wait_link(&self, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         loop {
@@ -200,10 +204,12 @@ impl Netdev {
             }) {
                 return true;
             }
-            if Instant::now() > end {
+            let now = Instant::now();
+            if now > end {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            self.kernel
+                .wait_tx_wake((end - now).min(Duration::from_millis(10)));
         }
     }
 
