@@ -68,6 +68,12 @@ pub fn suspend(a: &mut Adapter) -> Result<(), DriverError> {
         suspended: true,
         was_up,
     };
+    // The watchdog leaves a suspended device alone, so the link last seen goes stale (and
+    // the PHY may power down): none is reported until resume looks again.
+    a.link = LinkState {
+        changes: a.link.changes,
+        ..LinkState::default()
+    };
     wol::prepare_power_off(a)?;
     tracing::info!(
         dev = a.dev.0,

@@ -72,6 +72,7 @@ fn suspend_with_magic_armed_wakes_on_a_magic_packet_and_resume_restores_everythi
         nd.with_adapter(|a| {
             assert!(a.pm.suspended && a.pm.was_up);
             assert!(!a.up, "closed while suspended");
+            assert!(!a.link.up, "no stale link while suspended");
         });
 
         // Armed as shutdown arms (SDM 13.6): the filters, PME_EN and APME (APMPME on the
