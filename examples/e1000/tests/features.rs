@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use e1000::features::{FeatureRequest, FeatureState};
@@ -47,16 +47,6 @@ fn udp_to_us(sim: &E1000Sim, len: usize) -> Vec<u8> {
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(&payload);
     f
-}
-
-fn take_peer(sim: &E1000Sim, n: usize, wait: Duration) -> Vec<Vec<u8>> {
-    let mut got = Vec::new();
-    let end = Instant::now() + wait;
-    while got.len() < n && Instant::now() < end {
-        got.extend(sim.peer_take_received());
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    got
 }
 
 #[test]

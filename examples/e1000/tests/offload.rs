@@ -56,16 +56,6 @@ fn checksums_ok(f: &[u8]) -> bool {
     inet_csum(&f[14..34]) == 0 && !csum_fold(csum_add(pseudo(f, true), &f[34..])) == 0
 }
 
-fn take_peer(sim: &e1000_sim::E1000Sim, n: usize) -> Vec<Vec<u8>> {
-    let mut got = Vec::new();
-    let end = Instant::now() + Duration::from_secs(5);
-    while got.len() < n && Instant::now() < end {
-        got.extend(sim.peer_take_received());
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    got
-}
-
 #[test]
 fn scatter_gather_and_checksum_offload() {
     let (sim, nd) = up(Variant::I82540EM);
@@ -90,7 +80,7 @@ fn scatter_gather_and_checksum_offload() {
             },
         };
         nd.send(&pkt, Duration::from_secs(2)).expect("send");
-        let got = take_peer(&sim, 1);
+        let got = take_peer(&sim, 1, Duration::from_secs(5));
         assert_eq!(got.len(), 1);
         let w = &got[0];
         assert_eq!(w.len(), f.len());
@@ -129,7 +119,7 @@ fn tso_segments_a_large_send() {
         },
     };
     nd.send(&pkt, Duration::from_secs(2)).expect("send");
-    let segs = take_peer(&sim, 7);
+    let segs = take_peer(&sim, 7, Duration::from_secs(5));
     assert_eq!(segs.len(), 7, "10000 bytes at MSS 1460");
     let mut data = Vec::new();
     for (i, s) in segs.iter().enumerate() {
@@ -170,7 +160,7 @@ fn vlan_insertion_and_stripping() {
         },
     };
     nd.send(&pkt, Duration::from_secs(2)).expect("send");
-    let got = take_peer(&sim, 1);
+    let got = take_peer(&sim, 1, Duration::from_secs(5));
     assert_eq!(got.len(), 1);
     let w = &got[0];
     assert_eq!(&w[12..14], &[0x81, 0x00]);

@@ -60,6 +60,17 @@ pub fn ra_is(sim: &E1000Sim, n: u32, mac: [u8; 6]) -> bool {
     hi & rah::AV != 0 && ra_to_mac(lo, hi) == mac
 }
 
+/// What the peer received, waiting (up to `wait`) until it holds `n` frames.
+pub fn take_peer(sim: &E1000Sim, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let end = Instant::now() + wait;
+    while got.len() < n && Instant::now() < end {
+        got.extend(sim.peer_take_received());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
 /// Reads PHY register `reg` through the driver's MDIC access.
 pub fn phy_reg(nd: &Netdev, reg: u32) -> u16 {
     nd.with_adapter(|a| e1000::phy::read(a, reg))
