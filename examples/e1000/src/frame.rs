@@ -60,13 +60,27 @@ pub mod tx_offload {
     pub const VLAN: u32 = 1 << 3;
     /// Every transmit offload.
     pub const ALL: u32 = CSUM | SG | TSO | VLAN;
+    /// Each bit and its ethtool feature name.
+    const NAMES: [(u32, &str); 4] = [
+        (CSUM, "tx-checksumming"),
+        (SG, "scatter-gather"),
+        (TSO, "tcp-segmentation-offload"),
+        (VLAN, "tx-vlan-offload"),
+    ];
+
+    /// The bits for the offloads given as on.
+    pub fn bits(csum: bool, sg: bool, tso: bool, vlan: bool) -> u32 {
+        let bit = |on: bool, b: u32| if on { b } else { 0 };
+        bit(csum, CSUM) | bit(sg, SG) | bit(tso, TSO) | bit(vlan, VLAN)
+    }
+
     /// The feature names of the bits in `bits`, comma-separated.
     pub fn names(bits: u32) -> String {
-        let all = [(CSUM, "tx-checksumming"), (SG, "scatter-gather")];
-        let all = all
-            .into_iter()
-            .chain([(TSO, "tcp-segmentation-offload"), (VLAN, "tx-vlan-offload")]);
-        let on: Vec<&str> = all.filter(|(b, _)| bits & b != 0).map(|(_, n)| n).collect();
+        let on: Vec<&str> = NAMES
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
         on.join(", ")
     }
 }
@@ -75,11 +89,12 @@ impl TxPacket {
     /// The [`tx_offload`] bits this packet needs.
     pub fn offloads_used(&self) -> u32 {
         let o = &self.offload;
-        let bit = |on: bool, b: u32| if on { b } else { 0 };
-        bit(o.csum.is_some(), tx_offload::CSUM)
-            | bit(self.frags.len() > 1, tx_offload::SG)
-            | bit(o.tso.is_some(), tx_offload::TSO)
-            | bit(o.vlan.is_some(), tx_offload::VLAN)
+        tx_offload::bits(
+            o.csum.is_some(),
+            self.frags.len() > 1,
+            o.tso.is_some(),
+            o.vlan.is_some(),
+        )
     }
 
     /// A single-fragment packet without offloads.
