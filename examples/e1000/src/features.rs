@@ -223,11 +223,7 @@ pub fn tso_active(o: &Offloads) -> bool {
 /// ([`HotParams::tx_offloads`](crate::kernel::HotParams)).
 pub fn tx_offloads(c: &Config) -> u32 {
     let o = &c.offloads;
-    let bit = |on: bool, b: u32| if on { b } else { 0 };
-    bit(o.tx_csum, tx_offload::CSUM)
-        | bit(o.sg, tx_offload::SG)
-        | bit(tso_active(o), tx_offload::TSO)
-        | bit(c.vlan_offload, tx_offload::VLAN)
+    tx_offload::bits(o.tx_csum, o.sg, tso_active(o), c.vlan_offload)
 }
 
 /// Bytes received frames carry beyond [`Adapter::max_frame`]: the FCS when `rx-fcs` keeps
@@ -348,6 +344,8 @@ fn apply(a: &mut Adapter, old: Wanted, new: Wanted) -> Result<(), DriverError> {
     if new.vlan_offload != old.vlan_offload {
         config::set_vlan_offload(a, new.vlan_offload)?;
     }
+    // What the kernel half holds now (set_vlan_offload has just pushed any change of its).
+    let held = config::hot_params(a);
     a.conf.offloads.tx_csum = new.off.tx_csum;
     a.conf.offloads.sg = new.off.sg;
     a.conf.offloads.tso = new.off.tso;
@@ -361,7 +359,11 @@ fn apply(a: &mut Adapter, old: Wanted, new: Wanted) -> Result<(), DriverError> {
             return config::reinit(a);
         }
     }
-    kernel::set_hot_params(a.dev, &config::hot_params(a))
+    let hot = config::hot_params(a);
+    if hot != held {
+        kernel::set_hot_params(a.dev, &hot)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
