@@ -301,17 +301,16 @@ pub fn tx_drain(a: &Adapter, timeout_ms: u64) -> Result<(), DriverError> {
 /// transmit).
 #[upcall]
 pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
+    // Frames go to the stack again, not to a self-test that is no longer there.
+    kernel::rx_capture(a.dev, false)?;
     if a.pm.suspended {
         // A suspended device (say a resume died midway and left it half running): reset
         // it and arm wake-up again, so it is what the adapter says until resume.
-        kernel::rx_capture(a.dev, false)?;
         reprogram(a)?;
         a.wd.resets += 1;
         return crate::wol::prepare_power_off(a);
     }
     let was_up = a.up;
-    // Frames go to the stack again, not to a self-test that is no longer there.
-    kernel::rx_capture(a.dev, false)?;
     if was_up {
         if let Err(e) = tx_drain(a, 100) {
             tracing::warn!(dev = a.dev.0, error = %e, "resetting with packets queued");

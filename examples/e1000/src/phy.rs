@@ -214,7 +214,7 @@ pub fn gigabit_negotiated(req: LinkRequest) -> LinkRequest {
 /// control keeps its MASTER-SLAVE bits), or forced speed and duplex. Nothing is written
 /// if the request is invalid.
 pub fn setup_link(a: &Adapter) -> Result<(), DriverError> {
-    let req = gigabit_negotiated(a.conf.link);
+    let req = a.conf.link;
     check_request(&req)?;
     m88_setup(a)?;
     if req.autoneg {
