@@ -255,6 +255,17 @@ pub struct LinkState {
     pub flow: crate::link::FlowControl,
 }
 
+impl LinkState {
+    /// No link known (after a reset, or while the watchdog is not looking), keeping the
+    /// count of changes seen.
+    pub fn unknown(self) -> Self {
+        Self {
+            changes: self.changes,
+            ..Self::default()
+        }
+    }
+}
+
 /// The watchdog's memory between runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Marshal)]
 pub struct WatchdogState {

@@ -337,10 +337,7 @@ fn reprogram(a: &mut Adapter) -> Result<(), DriverError> {
         tracing::warn!(dev = a.dev.0, error = %e, "statistics before reset lost");
     }
     crate::probe::reset_hw(a)?;
-    a.link = crate::adapter::LinkState {
-        changes: a.link.changes,
-        ..Default::default()
-    };
+    a.link = a.link.unknown();
     init_hw(a)?;
     set_rx_mode(a)?;
     apply_vlans(a)

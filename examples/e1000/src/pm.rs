@@ -12,7 +12,7 @@
 use microdriver_rt::upcall;
 use microdriver_rt::Marshal;
 
-use crate::adapter::{Adapter, LinkState};
+use crate::adapter::Adapter;
 use crate::config;
 use crate::error::DriverError;
 use crate::probe;
@@ -70,10 +70,7 @@ pub fn suspend(a: &mut Adapter) -> Result<(), DriverError> {
     };
     // The watchdog leaves a suspended device alone, so the link last seen goes stale (and
     // the PHY may power down): none is reported until resume looks again.
-    a.link = LinkState {
-        changes: a.link.changes,
-        ..LinkState::default()
-    };
+    a.link = a.link.unknown();
     wol::prepare_power_off(a)?;
     tracing::info!(
         dev = a.dev.0,
@@ -104,10 +101,7 @@ pub fn resume(a: &mut Adapter) -> Result<ResumeReport, DriverError> {
     let wus = wol::take_wake_status(a)?;
     a.info.wake_status = wus;
     probe::reset_hw(a)?;
-    a.link = LinkState {
-        changes: a.link.changes,
-        ..LinkState::default()
-    };
+    a.link = a.link.unknown();
     config::init_hw(a)?;
     config::set_rx_mode(a)?;
     config::apply_vlans(a)?;

@@ -63,10 +63,7 @@ pub fn run(a: &mut Adapter, offline: bool) -> Result<Vec<u64>, DriverError> {
     results[2] = report(interrupt_test(a), NAMES[2]);
     results[3] = report(loopback_test(a), NAMES[3]);
     crate::probe::reset_hw(a)?;
-    a.link = crate::adapter::LinkState {
-        changes: a.link.changes,
-        ..Default::default()
-    };
+    a.link = a.link.unknown();
     config::init_hw(a)?;
     if was_up {
         config::open(a)?;
