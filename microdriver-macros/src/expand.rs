@@ -176,6 +176,9 @@ struct Parts {
     adopt: Vec<TokenStream>,
     min: Vec<TokenStream>,
     layout: Vec<TokenStream>,
+    /// `check_update` steps (plain fields: recurse).
+    check: Vec<TokenStream>,
+    /// `keep_local` steps (skipped fields: take the old value; plain fields: recurse).
     keep: Vec<TokenStream>,
     len_methods: Vec<TokenStream>,
     all_plain: bool,
@@ -219,10 +222,10 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
             let default = quote_spanned!(span=> <#ty as ::core::default::Default>::default);
             p.inits.push(quote!(#member: #default()));
             p.keep.push(if s.packed {
-                quote_spanned!(span=> __new.#member = self.#member;)
+                quote_spanned!(span=> self.#member = __old.#member;)
             } else {
-                let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
-                quote!(__new.#member = #take(&mut self.#member);)
+                let swap = quote_spanned!(span=> ::core::mem::swap::<#ty>);
+                quote!(#swap(&mut self.#member, &mut __old.#member);)
             });
         } else if field.attrs.opaque.is_some() {
             p.all_plain = false;
@@ -301,6 +304,19 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
             p.encode.push(quote!(#encode(#read, __enc)?;));
             p.decode.push(quote!(let #local = #decode(__dec)?;));
             p.inits.push(quote!(#member: #local));
+            let check = quote_spanned!(span=> <#ty as #rts::Marshal>::check_update);
+            if s.packed {
+                // Unaligned fields are copied out (as `encode` does); nothing is kept
+                // below them.
+                p.check
+                    .push(quote!(#check(&{ self.#member }, &{ __new.#member })?;));
+            } else {
+                let keep = quote_spanned!(span=> <#ty as #rts::Marshal>::keep_local);
+                p.check
+                    .push(quote!(#check(&self.#member, &__new.#member)?;));
+                p.keep
+                    .push(quote!(#keep(&mut self.#member, &mut __old.#member);));
+            }
             p.min
                 .push(quote_spanned!(span=> <#ty as #rts::Marshal>::MIN_WIRE_SIZE));
             p.layout.push(quote_spanned! {span=>
@@ -321,6 +337,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
         adopt,
         min,
         layout,
+        check,
         keep,
         len_methods,
         all_plain,
@@ -345,19 +362,7 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
     });
 
     let value_mut = (!adopt.is_empty()).then(|| quote!(mut));
-    let decode_into = (!keep.is_empty()).then(|| {
-        quote! {
-            fn decode_into(
-                &mut self,
-                __dec: &mut #rt::Decoder<'_>,
-            ) -> ::core::result::Result<(), #rt::MarshalError> {
-                let mut __new = <Self as #rt::Marshal>::decode(__dec)?;
-                #(#keep)*
-                *self = __new;
-                ::core::result::Result::Ok(())
-            }
-        }
-    });
+    let update = update_methods(&check, &keep);
     let len_impl = (!len_methods.is_empty()).then(|| {
         quote! {
             #[allow(single_use_lifetimes)]
@@ -398,9 +403,35 @@ fn impl_struct(s: &Struct<'_>) -> TokenStream {
                 ::core::result::Result::Ok(__value)
             }
 
-            #decode_into
+            #update
         }
     }
+}
+
+/// `check_update` and `keep_local` (what `decode_into` uses to update a value in place),
+/// each only when it has something to do: the trait's defaults accept everything and keep
+/// nothing.
+fn update_methods(check: &[TokenStream], keep: &[TokenStream]) -> TokenStream {
+    let rt = rt();
+    let check = (!check.is_empty()).then(|| {
+        quote! {
+            fn check_update(
+                &self,
+                __new: &Self,
+            ) -> ::core::result::Result<(), #rt::MarshalError> {
+                #(#check)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+    let keep = (!keep.is_empty()).then(|| {
+        quote! {
+            fn keep_local(&mut self, __old: &mut Self) {
+                #(#keep)*
+            }
+        }
+    });
+    quote!(#check #keep)
 }
 
 fn impl_enum(e: &Enum<'_>) -> TokenStream {
@@ -416,6 +447,7 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
 
     let mut encode_arms = Vec::new();
     let mut decode_arms = Vec::new();
+    let mut check_arms = Vec::new();
     let mut keep_arms = Vec::new();
     for (index, variant) in e.variants.iter().enumerate() {
         let vident = variant.ident;
@@ -424,8 +456,9 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
         let mut encode = Vec::new();
         let mut decode = Vec::new();
         let mut inits = Vec::new();
-        let mut keep_new = Vec::new();
-        let mut keep_old = Vec::new();
+        let mut pair_self = Vec::new();
+        let mut pair_other = Vec::new();
+        let mut check = Vec::new();
         let mut keep = Vec::new();
         for (i, field) in variant.fields.iter().enumerate() {
             let member = &field.member;
@@ -436,13 +469,21 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
             if field.attrs.skip.is_some() {
                 let default = quote_spanned!(span=> <#ty as ::core::default::Default>::default);
                 inits.push(quote!(#member: #default()));
-                let new = format_ident!("__new{}", i);
-                let old = format_ident!("__old{}", i);
-                keep_new.push(quote!(#member: #new));
-                keep_old.push(quote!(#member: #old));
-                let take = quote_spanned!(span=> ::core::mem::take::<#ty>);
-                keep.push(quote!(*#new = #take(#old);));
+                let (mine, other) = (format_ident!("__self{}", i), format_ident!("__other{}", i));
+                pair_self.push(quote!(#member: #mine));
+                pair_other.push(quote!(#member: #other));
+                let swap = quote_spanned!(span=> ::core::mem::swap::<#ty>);
+                keep.push(quote!(#swap(#mine, #other);));
                 continue;
+            }
+            if field.attrs.opaque.is_none() {
+                let (mine, other) = (format_ident!("__self{}", i), format_ident!("__other{}", i));
+                pair_self.push(quote!(#member: #mine));
+                pair_other.push(quote!(#member: #other));
+                let check_fn = quote_spanned!(span=> <#ty as #rts::Marshal>::check_update);
+                let keep_fn = quote_spanned!(span=> <#ty as #rts::Marshal>::keep_local);
+                check.push(quote!(#check_fn(#mine, #other)?;));
+                keep.push(quote!(#keep_fn(#mine, #other);));
             }
             let (encode_fn, decode_fn) = if field.attrs.opaque.is_some() {
                 (
@@ -472,12 +513,15 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
                 ::core::result::Result::Ok(Self::#vident { #(#inits),* })
             }
         });
+        // Both methods compare two values of the same variant field by field (another
+        // variant shares nothing with this one).
+        let pair =
+            quote!((Self::#vident { #(#pair_self,)* .. }, Self::#vident { #(#pair_other,)* .. }));
+        if !check.is_empty() {
+            check_arms.push(quote!(#pair => { #(#check)* }));
+        }
         if !keep.is_empty() {
-            keep_arms.push(quote! {
-                (Self::#vident { #(#keep_new,)* .. }, Self::#vident { #(#keep_old,)* .. }) => {
-                    #(#keep)*
-                }
-            });
+            keep_arms.push(quote!(#pair => { #(#keep)* }));
         }
     }
 
@@ -495,20 +539,28 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
         }
     };
 
-    let decode_into = (!keep_arms.is_empty()).then(|| {
-        let other = (e.variants.len() > 1).then(|| quote!(_ => {}));
+    let other = (e.variants.len() > 1).then(|| quote!(_ => {}));
+    let check_update = (!check_arms.is_empty()).then(|| {
         quote! {
-            fn decode_into(
-                &mut self,
-                __dec: &mut #rt::Decoder<'_>,
+            fn check_update(
+                &self,
+                __new: &Self,
             ) -> ::core::result::Result<(), #rt::MarshalError> {
-                let mut __new = <Self as #rt::Marshal>::decode(__dec)?;
-                match (&mut __new, &mut *self) {
+                match (self, __new) {
+                    #(#check_arms)*
+                    #other
+                }
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+    let keep_local = (!keep_arms.is_empty()).then(|| {
+        quote! {
+            fn keep_local(&mut self, __old: &mut Self) {
+                match (self, __old) {
                     #(#keep_arms)*
                     #other
                 }
-                *self = __new;
-                ::core::result::Result::Ok(())
             }
         }
     });
@@ -543,7 +595,8 @@ fn impl_enum(e: &Enum<'_>) -> TokenStream {
                 }
             }
 
-            #decode_into
+            #check_update
+            #keep_local
         }
     }
 }
@@ -608,9 +661,14 @@ mod tests {
     }
 
     #[test]
-    fn decode_into_only_when_something_is_kept() {
+    fn in_place_updates_recurse_and_keep_skipped_fields() {
+        let plain = expand("struct S { a: u32 }");
+        assert!(plain.contains("check_update") && plain.contains("keep_local"));
+        let skipped = expand("struct S { #[marshal(skip)] a: u32 }");
+        assert!(!skipped.contains("check_update") && skipped.contains("swap"));
+        assert!(!expand("struct S { #[marshal(opaque)] a: u64 }").contains("keep_local"));
+        let e = expand("enum E { A { #[marshal(skip)] a: u32, b: u8 }, B }");
+        assert!(e.contains("check_update") && e.contains("keep_local") && e.contains("swap"));
         assert!(!expand("struct S { a: u32 }").contains("decode_into"));
-        assert!(expand("struct S { #[marshal(skip)] a: u32 }").contains("decode_into"));
-        assert!(expand("enum E { A { #[marshal(skip)] a: u32 }, B }").contains("decode_into"));
     }
 }

@@ -10,7 +10,8 @@
 //! without a self-evident extent cross:
 //!
 //! - `#[marshal(skip)]`: the field never crosses. Decoding gives it `Default::default()`;
-//!   `decode_into` keeps the receiver's own value.
+//!   `decode_into` (how `&mut` arguments and combolock contents come back) keeps the
+//!   receiver's own value, however deeply the field is nested.
 //! - `#[marshal(opaque)]`: the field crosses as a 64-bit identity (its type implements
 //!   `Opaque`) and is never dereferenced: device memory, DMA handles, user pointers.
 //! - `#[marshal(len = EXPR)]` (struct fields only): the field is a raw pointer

@@ -204,11 +204,25 @@ fn snapshots(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalE
     (seen, hold, forged, unknown).encode(enc)
 }
 
+/// Locks a ring the user half may hold, moves its tail, unlocks; returns the tail it saw
+/// and how many slots its copy had (the skipped field: none).
+fn bump_tail(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let lock = ComboLock::<Ring>::decode(&mut dec)?;
+    dec.finish()?;
+    let mut guard = lock.lock().map_err(handler_error)?;
+    let seen = (guard.tail, guard.buffers.len() as u64);
+    guard.tail += 1;
+    guard.head += 2;
+    guard.unlock().map_err(handler_error)?;
+    seen.encode(enc)
+}
+
 fn raw_snapshot(id: u64) -> u8 {
     raw_code(SNAPSHOT_ENTRY, id)
 }
 
 inventory::submit! { Entry { name: "combolock_test::snapshots", signature: "fn(ComboLock<Ring>, u32) -> (Vec<u64>, u8, u8, u8)", served: Served::ByUser, handler: snapshots } }
+inventory::submit! { Entry { name: "combolock_test::bump_tail", signature: "fn(ComboLock<Ring>) -> (u64, u64)", served: Served::ByUser, handler: bump_tail } }
 inventory::submit! { Entry { name: "combolock_test::bump", signature: "fn(ComboLock<Stats>, u64, u64) -> u64", served: Served::ByUser, handler: bump } }
 inventory::submit! { Entry { name: "combolock_test::hold_forever", signature: "fn(ComboLock<Stats>)", served: Served::ByUser, handler: hold_forever } }
 inventory::submit! { Entry { name: "combolock_test::hostile", signature: "fn(ComboLock<Stats>) -> Vec<u8>", served: Served::ByUser, handler: hostile } }
@@ -672,6 +686,36 @@ fn snapshots_without_holds() {
     half.shutdown(Duration::from_secs(1));
 }
 
+/// A user-half hold of a lock around a type with a `#[marshal(skip)]` field: the user half
+/// locks, moves the tail and unlocks; the kernel copy keeps its buffers (the user half never
+/// saw them, so it must not be able to replace them with a default).
+fn user_release_keeps_skipped_fields() {
+    let ring = ComboLock::new(Ring {
+        head: 1,
+        tail: 1,
+        buffers: vec![7; 64],
+    });
+    let half = spawn();
+    let (tail, slots_seen): (u64, u64) = upcall(
+        "combolock_test::bump_tail",
+        &mut (),
+        |_, enc| ring.encode(enc),
+        |_, dec| <(u64, u64)>::decode(dec),
+    )
+    .expect("bump_tail upcall");
+    assert_eq!((tail, slots_seen), (1, 0), "the user half sees no buffers");
+    let g = ring.lock().expect("local lock");
+    assert_eq!((g.head, g.tail), (3, 2), "the user half's changes arrived");
+    assert_eq!(
+        g.buffers,
+        vec![7; 64],
+        "the kernel copy's skipped field was replaced by the user half's default"
+    );
+    drop(g);
+    uninstall_kernel();
+    half.shutdown(Duration::from_secs(1));
+}
+
 mod support;
 
 fn main() {
@@ -695,5 +739,9 @@ fn main() {
             upcall_macro_with_combolock_field,
         ),
         ("snapshots_without_holds", snapshots_without_holds),
+        (
+            "user_release_keeps_skipped_fields",
+            user_release_keeps_skipped_fields,
+        ),
     ]);
 }

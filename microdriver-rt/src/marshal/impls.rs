@@ -250,6 +250,14 @@ impl<T: Marshal, const N: usize> Marshal for [T; N] {
             .try_into()
             .map_err(|_| MarshalError::ArrayLength { expected: N, found })
     }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        check_elements(self.iter(), new.iter())
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        keep_elements(self.iter_mut(), old.iter_mut());
+    }
 }
 
 impl<T: Marshal> Marshal for Option<T> {
@@ -280,6 +288,14 @@ impl<T: Marshal> Marshal for Option<T> {
             }),
         }
     }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        check_elements(self.iter(), new.iter())
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        keep_elements(self.iter_mut(), old.iter_mut());
+    }
 }
 
 impl<T: Marshal> Marshal for Vec<T> {
@@ -297,6 +313,14 @@ impl<T: Marshal> Marshal for Vec<T> {
         dec.leave();
         Ok(items)
     }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        check_elements(self.iter(), new.iter())
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        keep_elements(self.iter_mut(), old.iter_mut());
+    }
 }
 
 impl<T: Marshal> Marshal for Box<[T]> {
@@ -309,6 +333,14 @@ impl<T: Marshal> Marshal for Box<[T]> {
 
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
         Vec::<T>::decode(dec).map(Vec::into_boxed_slice)
+    }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        check_elements(self.iter(), new.iter())
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        keep_elements(self.iter_mut(), old.iter_mut());
     }
 }
 
@@ -324,6 +356,14 @@ impl<T: Marshal> Marshal for Box<T> {
         let value = T::decode(dec)?;
         dec.leave();
         Ok(Box::new(value))
+    }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        (**self).check_update(new)
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        (**self).keep_local(old);
     }
 }
 
@@ -363,7 +403,7 @@ impl Marshal for Box<str> {
 }
 
 macro_rules! marshal_tuple {
-    ($($name:ident)+) => {
+    ($($name:ident $index:tt)+) => {
         impl<$($name: Marshal),+> Marshal for ($($name,)+) {
             const MIN_WIRE_SIZE: usize = super::__private::sum_min(&[$($name::MIN_WIRE_SIZE),+]);
 
@@ -377,18 +417,27 @@ macro_rules! marshal_tuple {
             fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
                 Ok(($($name::decode(dec)?,)+))
             }
+
+            fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+                $(self.$index.check_update(&new.$index)?;)+
+                Ok(())
+            }
+
+            fn keep_local(&mut self, old: &mut Self) {
+                $(self.$index.keep_local(&mut old.$index);)+
+            }
         }
     };
 }
 
-marshal_tuple!(A);
-marshal_tuple!(A B);
-marshal_tuple!(A B C);
-marshal_tuple!(A B C D);
-marshal_tuple!(A B C D E);
-marshal_tuple!(A B C D E F);
-marshal_tuple!(A B C D E F G);
-marshal_tuple!(A B C D E F G H);
+marshal_tuple!(A 0);
+marshal_tuple!(A 0 B 1);
+marshal_tuple!(A 0 B 1 C 2);
+marshal_tuple!(A 0 B 1 C 2 D 3);
+marshal_tuple!(A 0 B 1 C 2 D 3 E 4);
+marshal_tuple!(A 0 B 1 C 2 D 3 E 4 F 5);
+marshal_tuple!(A 0 B 1 C 2 D 3 E 4 F 5 G 6);
+marshal_tuple!(A 0 B 1 C 2 D 3 E 4 F 5 G 6 H 7);
 
 macro_rules! marshal_map {
     ($map:ident, $($bound:path),+) => {
@@ -416,6 +465,23 @@ macro_rules! marshal_map {
                 dec.leave();
                 Ok(map)
             }
+
+            fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+                for (key, value) in new {
+                    if let Some(old) = self.get(key) {
+                        old.check_update(value)?;
+                    }
+                }
+                Ok(())
+            }
+
+            fn keep_local(&mut self, old: &mut Self) {
+                for (key, value) in self.iter_mut() {
+                    if let Some(old) = old.get_mut(key) {
+                        value.keep_local(old);
+                    }
+                }
+            }
         }
     };
 }
@@ -435,6 +501,14 @@ impl<T: Marshal> Marshal for std::collections::VecDeque<T> {
 
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError> {
         Vec::<T>::decode(dec).map(Into::into)
+    }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        check_elements(self.iter(), new.iter())
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        keep_elements(self.iter_mut(), old.iter_mut());
     }
 }
 
@@ -466,4 +540,38 @@ impl<T: Marshal, E: Marshal> Marshal for Result<T, E> {
             }),
         }
     }
+
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        match (self, new) {
+            (Ok(old), Ok(new)) => old.check_update(new),
+            (Err(old), Err(new)) => old.check_update(new),
+            _ => Ok(()),
+        }
+    }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        match (self, old) {
+            (Ok(new), Ok(old)) => new.keep_local(old),
+            (Err(new), Err(old)) => new.keep_local(old),
+            _ => {}
+        }
+    }
+}
+
+/// [`Marshal::check_update`] over the elements two sequences share by position (elements
+/// only one of them has are new or dropped: nothing to compare them with).
+fn check_elements<'a, T: Marshal + 'a>(
+    old: impl Iterator<Item = &'a T>,
+    new: impl Iterator<Item = &'a T>,
+) -> Result<(), MarshalError> {
+    old.zip(new)
+        .try_for_each(|(old, new)| old.check_update(new))
+}
+
+/// [`Marshal::keep_local`] over the elements two sequences share by position.
+fn keep_elements<'a, T: Marshal + 'a>(
+    new: impl Iterator<Item = &'a mut T>,
+    old: impl Iterator<Item = &'a mut T>,
+) {
+    new.zip(old).for_each(|(new, old)| new.keep_local(old));
 }

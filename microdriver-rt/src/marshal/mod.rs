@@ -67,12 +67,38 @@ pub trait Marshal: Sized {
     /// Reads a value.
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, MarshalError>;
 
-    /// Reads a value into an existing one (how `&mut` arguments come back). Either the
-    /// whole value is replaced or, on error, nothing is. Fields marked `#[marshal(skip)]`
-    /// keep the receiver's values.
+    /// Reads a value into an existing one (how `&mut` arguments and combolock contents come
+    /// back). Either the whole value is replaced or, on error, nothing is. What never
+    /// crossed stays the receiver's, at any depth: fields marked `#[marshal(skip)]` (also
+    /// inside fields, `Vec` elements, boxes and options), and the identities
+    /// [`check_update`](Marshal::check_update) guards, such as which lock a
+    /// [`ComboLock`](crate::sync::ComboLock) field names.
+    ///
+    /// The default decodes a fresh value, checks it with `check_update`, moves the kept
+    /// parts over with [`keep_local`](Marshal::keep_local) and replaces `self`.
     fn decode_into(&mut self, dec: &mut Decoder<'_>) -> Result<(), MarshalError> {
-        *self = Self::decode(dec)?;
+        let mut new = Self::decode(dec)?;
+        self.check_update(&new)?;
+        new.keep_local(self);
+        *self = new;
         Ok(())
+    }
+
+    /// Checks that `new`, decoded from the peer, may replace `self` in place: refuses an
+    /// update that would change what the peer may not change (a lock field re-pointed at
+    /// another lock). Reads only; the derive recurses into fields, the std containers into
+    /// elements they share with `new`. The default accepts everything.
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        let _ = new;
+        Ok(())
+    }
+
+    /// Moves into `self`, a value freshly decoded to replace `old`, what never crosses
+    /// (skipped fields) from `old`. Called only after [`check_update`](Marshal::check_update)
+    /// accepted the update; cannot fail. The derive swaps skipped fields and recurses into
+    /// the others; the default keeps nothing.
+    fn keep_local(&mut self, old: &mut Self) {
+        let _ = old;
     }
 }
 

@@ -374,3 +374,62 @@ fn back_references_are_checked() {
         Err(MarshalError::BadTag { .. })
     ));
 }
+
+mod nested_skip {
+    use crate::marshal::{from_bytes, to_bytes, Decoder, Marshal};
+
+    #[derive(Debug, Default, PartialEq, crate::Marshal)]
+    struct Queue {
+        tail: u32,
+        #[marshal(skip)]
+        slots: Vec<u64>,
+    }
+
+    #[derive(Debug, Default, PartialEq, crate::Marshal)]
+    struct Device {
+        id: u32,
+        admin: Queue,
+        io: Vec<Queue>,
+        spare: Option<Box<Queue>>,
+    }
+
+    /// Decoding into an existing value keeps what never crosses at any depth: a skipped
+    /// field inside a field, inside a `Vec` element, inside an `Option<Box<_>>`.
+    #[test]
+    fn decode_into_keeps_nested_skipped_fields() {
+        let queue = |tail, n| Queue {
+            tail,
+            slots: vec![5; n],
+        };
+        let mut kernel = Device {
+            id: 1,
+            admin: queue(0, 16),
+            io: vec![queue(0, 32), queue(0, 32)],
+            spare: Some(Box::new(queue(0, 8))),
+        };
+        let mut user: Device = from_bytes(&to_bytes(&kernel).expect("encode")).expect("decode");
+        assert!(user.admin.slots.is_empty() && user.io[0].slots.is_empty());
+        user.id = 2;
+        user.admin.tail = 3;
+        user.io[1].tail = 4;
+        user.io.push(queue(9, 0));
+        user.spare.as_mut().expect("spare").tail = 6;
+        let back = to_bytes(&user).expect("encode");
+        kernel
+            .decode_into(&mut Decoder::new(&back))
+            .expect("decode_into");
+        assert_eq!((kernel.id, kernel.admin.tail), (2, 3));
+        assert_eq!(kernel.admin.slots.len(), 16, "admin queue's slots kept");
+        assert_eq!(
+            kernel
+                .io
+                .iter()
+                .map(|q| (q.tail, q.slots.len()))
+                .collect::<Vec<_>>(),
+            vec![(0, 32), (4, 32), (9, 0)],
+            "I/O queues' slots kept, the new one at its default"
+        );
+        let spare = kernel.spare.as_ref().expect("spare");
+        assert_eq!((spare.tail, spare.slots.len()), (6, 8));
+    }
+}

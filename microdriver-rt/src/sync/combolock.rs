@@ -52,11 +52,16 @@
 //!
 //! # Coming back from an upcall
 //! Decoding into an existing lock ([`Marshal::decode_into`]) accepts only the lock's own
-//! id and writes nothing. Decoding a fresh value in the kernel half (what a derived
-//! `decode_into` without `#[marshal(skip)]` fields does for the whole struct) looks the id
-//! up and yields a handle to that live lock of the same type; an unknown id or another
-//! type is refused. A hostile user half could therefore name *another* live lock of the
-//! same type there; field-wise `decode_into` in the derive closes that.
+//! id and writes nothing. Decoding a fresh value in the kernel half looks the id up and
+//! yields a handle to that live lock of the same type; an unknown id or another type is
+//! refused. A value that *contains* a lock and comes back in place (a `&mut` argument)
+//! goes through [`Marshal::check_update`], which refuses a lock field re-pointed at another
+//! live lock, whatever the struct around it looks like.
+//!
+//! # What the user half never saw stays the kernel half's
+//! A user release updates the kernel copy in place, as [`Marshal::decode_into`] does:
+//! fields marked `#[marshal(skip)]` (ring memory, buffers), at any depth, keep the kernel
+//! half's values; the user half's copy had only their defaults.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -503,7 +508,7 @@ impl<T> Shared<T> {
                 _ => return false,
             }
         };
-        if self.end_user_hold(token, None).is_ok() {
+        if self.end_user_hold(token).is_ok() {
             tracing::warn!(
                 "combolock {}: the user half held it longer than {limit:?}; reclaimed",
                 self.id
@@ -515,9 +520,9 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Ends the user hold `token`: writes `value` (if any) into the kernel copy and
-    /// releases the lock. Only the caller that takes the hold out releases.
-    fn end_user_hold(&self, token: u64, value: Option<T>) -> Result<(), ComboLockError> {
+    /// Ends the user hold `token` without writing anything and releases the lock. Only the
+    /// caller that takes the hold out releases.
+    fn end_user_hold(&self, token: u64) -> Result<(), ComboLockError> {
         let mut hold = self.hold.lock();
         match *hold {
             None => return Err(ComboLockError::NotHeld { id: self.id }),
@@ -525,12 +530,6 @@ impl<T> Shared<T> {
             Some(_) => {}
         }
         *hold = None;
-        if let Some(value) = value {
-            let mut access = self.value.access();
-            // SAFETY: the lock word is held (LOCKED | USER) and we just took the hold, so
-            // we are its only holder until `release` below.
-            unsafe { *access.get_mut() = value };
-        }
         drop(hold);
         self.release();
         Ok(())
@@ -542,7 +541,7 @@ impl<T> Shared<T> {
             Some(h) => h.token,
             None => return false,
         };
-        self.end_user_hold(token, None).is_ok()
+        self.end_user_hold(token).is_ok()
     }
 
     fn user_held(&self) -> bool {
@@ -612,26 +611,50 @@ impl<T: Marshal> Shared<T> {
         })
     }
 
-    /// Decodes the contents the user half sent back (if any), then ends hold `token`.
+    /// Decodes the contents the user half sent back (if any) into the kernel copy, then
+    /// ends hold `token`. The kernel copy is updated as [`Marshal::decode_into`] updates a
+    /// value: all or nothing, and what never crossed (`#[marshal(skip)]` fields at any
+    /// depth, which lock a lock field names) stays the kernel half's.
     fn release_from_user(
         &self,
         token: u64,
         value: Option<Decoder<'_>>,
     ) -> Result<(), ComboLockError> {
         // Cheap checks first: do not decode for a hold that does not exist.
-        match *self.hold.lock() {
-            None => return Err(ComboLockError::NotHeld { id: self.id }),
-            Some(h) if h.token != token => return Err(ComboLockError::WrongToken { id: self.id }),
-            Some(_) => {}
-        }
-        let value = match value {
-            None => None,
-            Some(mut dec) => {
-                let decoded = T::decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
-                Some(decoded.map_err(|_| ComboLockError::Malformed { id: self.id })?)
-            }
+        self.check_hold(&self.hold.lock(), token)?;
+        let Some(mut dec) = value else {
+            return self.end_user_hold(token);
         };
-        self.end_user_hold(token, value)
+        let malformed = |_| ComboLockError::Malformed { id: self.id };
+        let mut new = T::decode(&mut dec).map_err(malformed)?;
+        // The hold mutex stays held until the lock word is released: the hold cannot
+        // expire (and the lock pass to a kernel locker) while the kernel copy is written.
+        let mut hold = self.hold.lock();
+        self.check_hold(&hold, token)?;
+        {
+            let mut access = self.value.access();
+            // SAFETY: the lock word is held for the user half (LOCKED | USER) under this
+            // hold, which cannot end meanwhile (we hold its mutex), so no one else reaches
+            // the value until `release` below.
+            let kernel = unsafe { access.get_mut() };
+            kernel.check_update(&new).map_err(malformed)?;
+            dec.finish().map_err(malformed)?;
+            new.keep_local(kernel);
+            *kernel = new;
+        }
+        *hold = None;
+        drop(hold);
+        self.release();
+        Ok(())
+    }
+
+    /// Refuses a release for a hold that is not the current one.
+    fn check_hold(&self, hold: &Option<Hold>, token: u64) -> Result<(), ComboLockError> {
+        match *hold {
+            None => Err(ComboLockError::NotHeld { id: self.id }),
+            Some(h) if h.token != token => Err(ComboLockError::WrongToken { id: self.id }),
+            Some(_) => Ok(()),
+        }
     }
 }
 
@@ -1154,6 +1177,18 @@ impl<T: Marshal + Send + 'static> Marshal for ComboLock<T> {
             }),
         }
     }
+
+    /// A lock field of a value coming back (a `&mut` argument, a struct inside a lock)
+    /// keeps naming the same lock: another live lock of the same type is refused.
+    fn check_update(&self, new: &Self) -> Result<(), MarshalError> {
+        match self.repr {
+            Repr::Local(ref shared) if shared.id != new.id() => Err(MarshalError::BadOpaque {
+                id: new.id(),
+                ty: std::any::type_name::<Self>(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1306,6 +1341,66 @@ mod tests {
         assert_eq!(enc[0], 0);
         assert_eq!(from_bytes::<Ring>(&enc[1..]).expect("decodes").head, 4);
         assert_eq!(lock.lock().expect("local").memory.len(), 64);
+    }
+
+    /// A user release decodes into the kernel copy: what the user half never saw (the
+    /// skipped field) stays the kernel half's.
+    #[test]
+    fn user_release_keeps_skipped_fields() {
+        let lock = ComboLock::new(Ring {
+            head: 1,
+            memory: vec![9; 64],
+        });
+        let mut reply = Vec::new();
+        let token =
+            hold_for_user(lock.id(), Duration::ZERO, &mut Encoder::new(&mut reply)).expect("hold");
+        // code (1 byte), token (8 bytes), then the contents.
+        let mut copy: Ring = from_bytes(&reply[9..]).expect("contents");
+        assert!(
+            copy.memory.is_empty(),
+            "the user half never sees the memory"
+        );
+        copy.head += 1;
+        let back = to_bytes(&copy).expect("encode");
+        release_from_user(lock.id(), token, Some(Decoder::new(&back))).expect("release");
+        let guard = lock.lock().expect("local");
+        assert_eq!((guard.head, guard.memory.len()), (2, 64));
+    }
+
+    #[derive(Debug, crate::Marshal)]
+    struct Holder {
+        mtu: u32,
+        stats: ComboLock<u64>,
+    }
+
+    /// A `&mut` value coming back (an upcall's reply) cannot make a lock field name
+    /// another live lock of the same type, even in a struct without skipped fields.
+    #[test]
+    fn reply_cannot_repoint_a_lock_field() {
+        let mine = ComboLock::new(1u64);
+        let other = ComboLock::new(2u64);
+        let mut holder = Holder {
+            mtu: 1500,
+            stats: mine.clone(),
+        };
+        let forged = to_bytes(&Holder {
+            mtu: 9000,
+            stats: other.clone(),
+        })
+        .expect("encode");
+        let refused = holder.decode_into(&mut Decoder::new(&forged));
+        assert!(refused.is_err(), "re-pointed to {:?}", holder.stats);
+        assert_eq!((holder.mtu, holder.stats.id()), (1500, mine.id()));
+        // The honest reply (the same lock) is taken, with the new MTU.
+        let honest = to_bytes(&Holder {
+            mtu: 9000,
+            stats: mine.clone(),
+        })
+        .expect("encode");
+        holder
+            .decode_into(&mut Decoder::new(&honest))
+            .expect("same lock");
+        assert_eq!((holder.mtu, holder.stats.id()), (9000, mine.id()));
     }
 
     #[test]
