@@ -11,6 +11,10 @@
 //!   together: every snapshot sees them equal (never torn), a hold is refused and leaves
 //!   the lock free, and no increment is lost.
 //!
+//! - releases and at once asks for a new hold while a kernel-half locker waits: the kernel
+//!   locker is not starved (the user half's second hold waits for it), no change is lost,
+//!   and nothing deadlocks.
+//!
 //! The registry is process-wide, so the models run one after another in a single test.
 #![cfg(loom)]
 
@@ -141,6 +145,37 @@ fn snapshots_are_never_torn() {
     });
 }
 
+fn rehold_with_a_kernel_waiter() {
+    loom::model(|| {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lock = Arc::new(ComboLock::new(0u64));
+        let id = lock.id();
+        let (first, _) = user_hold(id);
+        let kernel = {
+            let lock = lock.clone();
+            thread::spawn(move || *lock.lock().expect("kernel-half lock") += 1)
+        };
+        let user = thread::spawn(move || {
+            let back = to_bytes(&USER_CHANGE).expect("encode");
+            combolock::release_from_user(id, first, Some(Decoder::new(&back)))
+                .expect("first release");
+            let (second, value) = user_hold(id);
+            let back = to_bytes(&(value + USER_CHANGE)).expect("encode");
+            combolock::release_from_user(id, second, Some(Decoder::new(&back)))
+                .expect("second release");
+            value
+        });
+        kernel.join().expect("kernel locker");
+        let seen = user.join().expect("user");
+        let value = *lock.lock().unwrap();
+        // The first release wrote 100; the kernel's +1 and the second hold's +100 follow in
+        // either order, and each saw the other's write.
+        assert!(seen == USER_CHANGE || seen == USER_CHANGE + 1, "{seen}");
+        assert_eq!(value, 2 * USER_CHANGE + 1);
+        assert!(!lock.is_user_held());
+    });
+}
+
 #[test]
 fn combolock_models() {
     holder_dies_mid_hold();
@@ -149,5 +184,7 @@ fn combolock_models() {
     RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
     snapshots_are_never_torn();
     let snapshots = RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
-    println!("holder dies: {dies} executions explored; snapshots: {snapshots}");
+    rehold_with_a_kernel_waiter();
+    let rehold = RUNS.swap(0, std::sync::atomic::Ordering::Relaxed);
+    println!("holder dies: {dies} executions explored; snapshots: {snapshots}; re-hold: {rehold}");
 }

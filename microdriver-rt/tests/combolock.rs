@@ -217,12 +217,33 @@ fn bump_tail(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalE
     seen.encode(enc)
 }
 
+/// Takes the lock again and again, holding it `hold_ms` each time, until the kernel half
+/// labels it "stop"; returns the holds it made.
+fn hold_series(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    let lock = ComboLock::<Stats>::decode(&mut dec)?;
+    let hold_ms = u64::decode(&mut dec)?;
+    dec.finish()?;
+    let mut holds = 0u64;
+    loop {
+        let mut guard = lock.lock().map_err(handler_error)?;
+        if guard.label == "stop" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(hold_ms));
+        guard.packets += 1;
+        guard.unlock().map_err(handler_error)?;
+        holds += 1;
+    }
+    holds.encode(enc)
+}
+
 fn raw_snapshot(id: u64) -> u8 {
     raw_code(SNAPSHOT_ENTRY, id)
 }
 
 inventory::submit! { Entry { name: "combolock_test::snapshots", signature: "fn(ComboLock<Ring>, u32) -> (Vec<u64>, u8, u8, u8)", served: Served::ByUser, handler: snapshots } }
 inventory::submit! { Entry { name: "combolock_test::bump_tail", signature: "fn(ComboLock<Ring>) -> (u64, u64)", served: Served::ByUser, handler: bump_tail } }
+inventory::submit! { Entry { name: "combolock_test::hold_series", signature: "fn(ComboLock<Stats>, u64) -> u64", served: Served::ByUser, handler: hold_series } }
 inventory::submit! { Entry { name: "combolock_test::bump", signature: "fn(ComboLock<Stats>, u64, u64) -> u64", served: Served::ByUser, handler: bump } }
 inventory::submit! { Entry { name: "combolock_test::hold_forever", signature: "fn(ComboLock<Stats>)", served: Served::ByUser, handler: hold_forever } }
 inventory::submit! { Entry { name: "combolock_test::hostile", signature: "fn(ComboLock<Stats>) -> Vec<u8>", served: Served::ByUser, handler: hostile } }
@@ -716,6 +737,54 @@ fn user_release_keeps_skipped_fields() {
     half.shutdown(Duration::from_secs(1));
 }
 
+/// A user half that takes the lock back to back (40 ms holds, no limit set) cannot starve
+/// a kernel-half locker: each kernel lock waits at most for the hold in progress, never
+/// for a series of them.
+fn kernel_locker_not_starved_by_a_series_of_holds() {
+    const HOLD: Duration = Duration::from_millis(40);
+    ComboLock::set_user_hold_limit(Duration::ZERO);
+    let half = spawn();
+    let lock = Arc::new(ComboLock::new(stats(0)));
+    let caller = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            upcall(
+                "combolock_test::hold_series",
+                &mut (),
+                |_, enc| {
+                    lock.encode(enc)?;
+                    (HOLD.as_millis() as u64).encode(enc)
+                },
+                |_, dec| u64::decode(dec),
+            )
+        })
+    };
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        wait_until("a user hold", Duration::from_secs(5), || {
+            lock.is_user_held()
+        });
+        let started = Instant::now();
+        let mut guard = lock.lock().expect("local lock");
+        waits.push(started.elapsed());
+        guard.history.push(0);
+    }
+    lock.lock().expect("local lock").label = "stop".into();
+    let holds = caller.join().expect("caller").expect("hold_series upcall");
+    println!("kernel waits across a series of {holds} user holds of {HOLD:?}: {waits:?}");
+    let worst = waits.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst < HOLD + Duration::from_millis(25),
+        "a kernel locker waited {worst:?} across user holds of {HOLD:?}: {waits:?}"
+    );
+    assert!(
+        holds >= 20,
+        "the user half kept holding between kernel locks"
+    );
+    uninstall_kernel();
+    half.shutdown(Duration::from_secs(1));
+}
+
 mod support;
 
 fn main() {
@@ -742,6 +811,10 @@ fn main() {
         (
             "user_release_keeps_skipped_fields",
             user_release_keeps_skipped_fields,
+        ),
+        (
+            "kernel_locker_not_starved_by_a_series_of_holds",
+            kernel_locker_not_starved_by_a_series_of_holds,
         ),
     ]);
 }

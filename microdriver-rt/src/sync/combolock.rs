@@ -38,6 +38,11 @@
 //! [`ComboLock::expire_stuck_holds`], a sweep the supervisor may run periodically. Sleeping
 //! lockers wake by themselves when a hold expires.
 //!
+//! Kernel-half lockers go first: while one waits, the user half is granted no new hold
+//! (nor snapshot), so a user half that locks again and again cannot starve the critical
+//! path. A kernel locker waits at most for the hold in progress, and never longer than the
+//! hold limit.
+//!
 //! # The user half is hostile
 //! Its requests name locks by id and holds by token; an id that is not registered (or was
 //! dropped: ids are never reused), a release of a lock it does not hold, a token of another
@@ -365,6 +370,9 @@ struct Hold {
 struct Shared<T> {
     /// LOCKED | USER | PARKED.
     state: AtomicU32,
+    /// Kernel-half lockers waiting for the lock: while any does, the user half is granted
+    /// no new hold.
+    kernel_waiters: AtomicU32,
     id: u64,
     /// The user half's hold, while state has USER. Changed only with this mutex held and
     /// the lock word held; whoever takes a hold out of it is the one who releases the lock.
@@ -421,10 +429,54 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Takes the lock word for a kernel-half locker, waiting as long as it takes. While it
+    /// waits it is counted in `kernel_waiters`, so the user half gets no new hold: the
+    /// wait is bounded by the hold in progress (and the hold limit), not by a series of
+    /// holds. A user hold past the hold limit is taken away on the way.
+    #[cold]
+    fn acquire_slow(&self) {
+        self.kernel_waiters.fetch_add(1, Ordering::SeqCst);
+        self.acquire_until(None);
+        self.kernel_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Takes the lock word for the user half (a hold or a snapshot), waiting until
+    /// `deadline`. Kernel-half lockers go first: while any waits, the lock is left to them.
+    #[cold]
+    fn acquire_for_user(&self, deadline: Instant) -> bool {
+        loop {
+            if self.kernel_waiters.load(Ordering::SeqCst) == 0 {
+                if self.try_acquire() {
+                    // A kernel locker that started waiting meanwhile goes first.
+                    if self.kernel_waiters.load(Ordering::SeqCst) == 0 {
+                        return true;
+                    }
+                    self.release();
+                } else if !self.acquire_until(Some(deadline)) {
+                    return false;
+                } else if self.kernel_waiters.load(Ordering::SeqCst) == 0 {
+                    return true;
+                } else {
+                    self.release();
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // Let the waiting kernel locker take it: sleep until the word changes (no
+            // wake-up is asked for, so at most a millisecond).
+            let seen = self.state.load(Ordering::Relaxed);
+            if seen & LOCKED != 0 {
+                park(&self.state, seen, Duration::from_millis(1));
+            } else {
+                super::thread::yield_now();
+            }
+        }
+    }
+
     /// Takes the lock word, waiting until `deadline` (forever without one). A user hold
     /// past the hold limit is taken away on the way.
-    #[cold]
-    fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
+    fn acquire_until(&self, deadline: Option<Instant>) -> bool {
         let mut spins = 0;
         loop {
             let seen = self.state.load(Ordering::Relaxed);
@@ -560,7 +612,7 @@ impl<T: Marshal> Shared<T> {
         if self.access == UserAccess::Snapshot {
             return Err(ComboLockError::SnapshotOnly { id: self.id });
         }
-        if !self.try_acquire() && !self.acquire_slow(Some(deadline)) {
+        if !self.acquire_for_user(deadline) {
             return Err(ComboLockError::Busy { id: self.id });
         }
         let token = NEXT_TOKEN.fetch_add(1, StdOrdering::Relaxed);
@@ -595,7 +647,7 @@ impl<T: Marshal> Shared<T> {
         deadline: Instant,
         enc: &mut Encoder<'_>,
     ) -> Result<(), ComboLockError> {
-        if !self.try_acquire() && !self.acquire_slow(Some(deadline)) {
+        if !self.acquire_for_user(deadline) {
             return Err(ComboLockError::Busy { id: self.id });
         }
         let encoded = {
@@ -756,6 +808,7 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
         let id = NEXT_ID.fetch_add(1, StdOrdering::Relaxed);
         let shared = StdArc::new(Shared {
             state: AtomicU32::new(0),
+            kernel_waiters: AtomicU32::new(0),
             id,
             hold: Mutex::new(None),
             access,
@@ -775,7 +828,7 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
     pub fn lock(&self) -> Result<ComboGuard<'_, T>, ComboLockError> {
         if let Repr::Local(shared) = &self.repr {
             if !shared.try_acquire() {
-                shared.acquire_slow(None);
+                shared.acquire_slow();
             }
             return Ok(ComboGuard {
                 inner: GuardInner::Local {
@@ -800,7 +853,7 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
         };
         let mut bytes = Vec::new();
         if !shared.try_acquire() {
-            shared.acquire_slow(None);
+            shared.acquire_slow();
         }
         let encoded = {
             let access = shared.value.access();
