@@ -3,38 +3,51 @@
 //! `cargo bench -p microdriver-rt --bench combolock` ends with
 //! `ratio combolock/parking_lot = X`: the median over interleaved rounds of the time of
 //! one uncontended lock + increment + unlock of a `ComboLock<u64>`, relative to the same
-//! on a `parking_lot::Mutex<u64>` (goal: at most 1.2). It also prints the same ratio for a
-//! lock shared by two threads (contended), for information.
+//! on a `parking_lot::Mutex<u64>` (goal: at most 1.2), and
+//! `ratio combolock/parking_lot contended = C`: the same with two threads hammering one lock
+//! (goal: at most 1.5), the median over interleaved rounds of the time per operation.
 
 mod common;
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{compare, report};
 use microdriver_rt::sync::ComboLock;
 
-fn contended_ns(mut op: impl FnMut() + Send + Clone + 'static) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let other = {
-        let (stop, mut op) = (stop.clone(), op.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                op();
-            }
-        })
-    };
-    let iters = 2_000_000u32;
+/// One contended round: this thread and a second one each do `iters` operations on the
+/// same lock; returns the wall time per operation of the pair.
+fn contended_round(iters: u32, op: &(impl Fn() + Sync)) -> f64 {
     let started = Instant::now();
-    for _ in 0..iters {
-        op();
+    std::thread::scope(|scope| {
+        scope.spawn(|| (0..iters).for_each(|_| op()));
+        (0..iters).for_each(|_| op());
+    });
+    started.elapsed().as_secs_f64() * 1e9 / f64::from(2 * iters)
+}
+
+/// Median over `rounds` interleaved rounds of the contended time per operation of
+/// `subject` relative to `baseline`, with both medians.
+fn contended(
+    rounds: usize,
+    iters: u32,
+    subject: &(impl Fn() + Sync),
+    baseline: &(impl Fn() + Sync),
+) -> (f64, f64, f64) {
+    let mut ratios = Vec::with_capacity(rounds);
+    let (mut s, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let bt = contended_round(iters, baseline);
+        let st = contended_round(iters, subject);
+        ratios.push(st / bt);
+        s.push(st);
+        b.push(bt);
     }
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    other.join().unwrap();
-    elapsed.as_secs_f64() * 1e9 / f64::from(iters)
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut ratios), median(&mut s), median(&mut b))
 }
 
 fn main() {
@@ -59,13 +72,18 @@ fn main() {
     report(&b);
     assert!(*combo.lock().unwrap() > 0 && *mutex.lock() > 0);
 
-    let combo = Arc::new(ComboLock::new(0u64));
-    let mutex = Arc::new(parking_lot::Mutex::new(0u64));
-    let combo_contended = contended_ns(move || *combo.lock().unwrap() += 1);
-    let mutex_contended = contended_ns(move || *mutex.lock() += 1);
+    let combo = ComboLock::new(0u64);
+    let mutex = parking_lot::Mutex::new(0u64);
+    let (contended_ratio, combo_ns, mutex_ns) = contended(
+        21,
+        200_000,
+        &|| *black_box(&combo).lock().unwrap() += 1,
+        &|| *black_box(&mutex).lock() += 1,
+    );
+    assert_eq!(*combo.lock().unwrap(), *mutex.lock());
     println!(
-        "contended (2 threads): combolock {combo_contended:.1} ns/op, parking_lot {mutex_contended:.1} ns/op, ratio {:.3}",
-        combo_contended / mutex_contended
+        "contended (2 threads)    median {combo_ns:>10.1} ns/op combolock, {mutex_ns:.1} ns/op parking_lot"
     );
     println!("ratio combolock/parking_lot = {ratio:.3}");
+    println!("ratio combolock/parking_lot contended = {contended_ratio:.3}");
 }

@@ -2,7 +2,11 @@
 //!
 //! `cargo bench -p microdriver-rt --bench tracker` ends with
 //! `ratio translate_100k/translate_10 = X` (time per translation with 100,000 objects
-//! registered over time with 10: how close to flat the range lookup stays) and
+//! registered over time with 10: how close to flat the range lookup stays, on the page
+//! index's fast path: one object per page),
+//! `ratio translate_100k_fallback/translate_10 = X` (the same with 100,000 objects that
+//! miss the page index: small objects sharing pages, and objects over 64 pages, so every
+//! lookup takes the B-tree; goal at most 4) and
 //! `ratio marshal_ring256/memcpy = X` (throughput of encode + decode of a 256-entry ring
 //! of 32-byte records, relative to a plain copy of the same bytes).
 
@@ -58,6 +62,40 @@ fn tracker_with(objects: usize, rng: &mut Rng) -> (ObjectTracker, Vec<usize>) {
     (tracker, lookups)
 }
 
+/// A tracker whose 100,000-object population defeats the page index: nine objects in ten
+/// are 64-byte arrays packed 64 to a page (pages shared by several objects), one in ten
+/// spans 80 pages (over the index's 64-page limit). Lookups spread over all of them.
+fn fallback_tracker(objects: usize, rng: &mut Rng) -> (ObjectTracker, Vec<usize>) {
+    const SMALL: usize = 2;
+    const LARGE: usize = 80 * 4096 / std::mem::size_of::<RingRecord>();
+    let tracker = ObjectTracker::new();
+    let record = std::mem::size_of::<RingRecord>();
+    let mut placed = Vec::with_capacity(objects);
+    let mut offset = 0usize;
+    for i in 0..objects {
+        let count = if i % 10 == 9 { LARGE } else { SMALL };
+        if count == LARGE {
+            offset = offset.next_multiple_of(4096);
+        }
+        tracker
+            .register_pair(
+                K_BASE + offset,
+                U_BASE + offset,
+                ObjectInfo::array_of::<RingRecord>(count),
+            )
+            .expect("register");
+        placed.push((offset, count));
+        offset += count * record;
+    }
+    let lookups = (0..4096)
+        .map(|_| {
+            let (start, count) = placed[rng.below(objects as u64) as usize];
+            U_BASE + start + rng.below(count as u64) as usize * record
+        })
+        .collect();
+    (tracker, lookups)
+}
+
 fn translation_loop(tracker: &ObjectTracker, lookups: &[usize], cursor: &mut usize) {
     let tag = TypeTag::of::<RingRecord>();
     let addr = lookups[*cursor % lookups.len()];
@@ -89,6 +127,22 @@ fn main() {
     );
     report(&small_s);
     report(&large_s);
+
+    println!("== tracker translation off the page index (shared pages, objects over 64 pages)");
+    let (fallback, fallback_lookups) = fallback_tracker(100_000, &mut rng);
+    let (mut c_small, mut c_fallback) = (0usize, 0usize);
+    let (fallback_ratio, fallback_s, small_s) = compare(
+        rounds,
+        round_time,
+        ("translate_100k_fallback", &mut || {
+            translation_loop(&fallback, &fallback_lookups, &mut c_fallback)
+        }),
+        ("translate_10", &mut || {
+            translation_loop(&small, &small_lookups, &mut c_small)
+        }),
+    );
+    report(&small_s);
+    report(&fallback_s);
 
     println!("== marshal a 256-entry ring of 32-byte records (encode + decode)");
     assert_eq!(std::mem::size_of::<RingRecord>(), 32);
@@ -147,6 +201,7 @@ fn main() {
     );
 
     println!("ratio translate_100k/translate_10 = {translate_ratio:.2}");
+    println!("ratio translate_100k_fallback/translate_10 = {fallback_ratio:.2}");
     // Throughput ratio: memcpy time over marshal time (higher is better, 1.0 = as fast).
     println!(
         "ratio marshal_ring256/memcpy = {:.2}",
