@@ -2,8 +2,11 @@
 //! upcalls (with nested downcalls) flow, and faults injected at random points: SIGKILL of
 //! the user half, SIGSTOP (a hang), a panic inside an upcall, a user half that writes
 //! random bytes into the channel, replies carrying forged pointers (never registered,
-//! freed, out of range, wrong type), and a user half that takes the critical path's
-//! combolock and never lets go. After each fault the kernel half's state is checked
+//! freed, out of range, wrong type), a user half that takes the critical path's
+//! combolock and never lets go, one that takes it again and again (each hold within the
+//! limit), and kills timed so that calls from several threads hit the restart and
+//! re-attach window (none may reach a user half whose re-attach hook has not run). After
+//! each fault the kernel half's state is checked
 //! against an independent model, and the critical path's progress is measured throughout.
 //!
 //! `cargo test -p microdriver-rt --test fault_campaign` runs the CI-sized default (300+
@@ -114,6 +117,46 @@ fn hold_forever(lock: &ComboLock<CriticalState>) -> Result<(), CampaignError> {
     }
 }
 
+/// A user half that takes the critical path's lock `times` times back to back, holding it
+/// about a millisecond each time (within the limit): the critical path must not wait for
+/// the series, only for the hold in progress.
+#[upcall]
+fn hold_repeatedly(lock: &ComboLock<CriticalState>, times: u32) -> Result<u32, CampaignError> {
+    let mut held = 0;
+    for _ in 0..times {
+        let guard = lock
+            .lock()
+            .map_err(|e| CampaignError::Rejected(e.to_string()))?;
+        std::thread::sleep(Duration::from_micros(800));
+        guard
+            .unlock()
+            .map_err(|e| CampaignError::Rejected(e.to_string()))?;
+        held += 1;
+    }
+    Ok(held)
+}
+
+/// User-half state that only the re-attach hook's probe sets (a driver's probed device).
+static PROBED: AtomicBool = AtomicBool::new(false);
+
+/// What a driver's re-attach hook does: rebuild the user half's state.
+#[upcall]
+fn probe() -> Result<(), CampaignError> {
+    PROBED.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// An operation that needs the probed state: fails as a driver would ("not probed") when
+/// it reaches a user half whose re-attach hook has not run yet.
+#[upcall]
+fn probed_op() -> Result<(), CampaignError> {
+    if PROBED.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(CampaignError::Rejected("device was not probed".into()))
+    }
+}
+
 /// A kernel-half object the forged replies aim at.
 #[derive(Debug, Default, Marshal)]
 struct Obj {
@@ -180,16 +223,71 @@ enum Fault {
     Garbage,
     Forged,
     HoldForever,
+    HoldRepeatedly,
+    KillDuringCalls,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 8] = [
     Fault::Kill,
     Fault::Hang,
     Fault::Panic,
     Fault::Garbage,
     Fault::Forged,
     Fault::HoldForever,
+    Fault::HoldRepeatedly,
+    Fault::KillDuringCalls,
 ];
+
+/// Kills the user half while `threads` kernel-half threads keep calling `probed_op`, and
+/// waits for the restart; returns how many calls reached a user half that had not been
+/// re-probed (must be 0) and how many calls were made.
+fn kill_during_calls(supervisor: &Supervisor, threads: usize) -> (u64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let unprobed = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicU64::new(0));
+    let callers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (stop, unprobed, calls) = (stop.clone(), unprobed.clone(), calls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    match probed_op() {
+                        Ok(()) => {}
+                        Err(CampaignError::Rejected(_)) => {
+                            unprobed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Down or restarting: try again without spinning on the error.
+                        Err(CampaignError::Cross(_)) => std::thread::yield_now(),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let every caller get going before the kill.
+    let started = calls.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while calls.load(Ordering::SeqCst) < started + 4 * threads as u64 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let old = supervisor.pid();
+    supervisor.kill_user_half();
+    let restarted = supervisor.wait_restarted(old, Duration::from_secs(10));
+    // Calls go on a little past the re-attach, then stop.
+    let after = calls.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while calls.load(Ordering::SeqCst) < after + 4 * threads as u64 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for caller in callers {
+        caller.join().expect("caller thread");
+    }
+    assert!(restarted, "the user half did not come back after a kill");
+    (
+        unprobed.load(Ordering::SeqCst),
+        calls.load(Ordering::SeqCst),
+    )
+}
 
 struct Options {
     faults: usize,
@@ -331,6 +429,13 @@ fn campaign() {
     .expect("start the user half");
     install_kernel(supervisor.endpoint().clone());
     let endpoint = supervisor.endpoint().clone();
+    // Like a driver: the first user half is probed once, every new one by the hook.
+    supervisor.on_reattach(Box::new(|_| {
+        if let Err(e) = probe() {
+            eprintln!("re-attach probe failed: {e:?}");
+        }
+    }));
+    probe().expect("probe the first user half");
 
     let stop = Arc::new(AtomicBool::new(false));
     let state = Arc::new(ComboLock::new(CriticalState::default()));
@@ -353,7 +458,8 @@ fn campaign() {
     let mut injected = 0usize;
     let mut survived = 0usize;
     let mut divergences = 0usize;
-    let mut counts = [0usize; 6];
+    let mut counts = [0usize; FAULTS.len()];
+    let mut reattach_calls = 0u64;
     let mut min_progress = u64::MAX;
     let mut idle_windows = 0usize;
     for i in 0..options.faults {
@@ -387,6 +493,23 @@ fn campaign() {
             Fault::HoldForever => {
                 let result = hold_forever(&state);
                 assert!(result.is_err(), "a user half holding forever returned");
+            }
+            Fault::HoldRepeatedly => {
+                // Within the limit, so the holds are honoured; a fault only in how often.
+                let held = hold_repeatedly(&state, 20);
+                if held != Ok(20) {
+                    eprintln!("fault {i}: the repeated holds ended early: {held:?}");
+                }
+            }
+            Fault::KillDuringCalls => {
+                let (unprobed, calls) = kill_during_calls(&supervisor, 4);
+                reattach_calls += calls;
+                if unprobed > 0 {
+                    divergences += 1;
+                    eprintln!(
+                        "fault {i}: {unprobed} of {calls} calls reached a user half before its re-attach hook ran"
+                    );
+                }
             }
             Fault::Forged => {
                 let kind = (rng.next() % 5) as u8;
@@ -475,13 +598,15 @@ fn campaign() {
     );
     let status = supervisor.status();
     println!(
-        "kinds: kill {} hang {} panic {} garbage {} forged {} combolock-held-forever {}; restarts {}, hangs detected {}, rejected frames {}, critical steps {}",
+        "kinds: kill {} hang {} panic {} garbage {} forged {} combolock-held-forever {} combolock-held-repeatedly {} kill-during-calls {} ({reattach_calls} calls through the restarts); restarts {}, hangs detected {}, rejected frames {}, critical steps {}",
         counts[0],
         counts[1],
         counts[2],
         counts[3],
         counts[4],
         counts[5],
+        counts[6],
+        counts[7],
         status.restarts,
         status.hangs,
         endpoint.stats().rejected(),
