@@ -4,9 +4,11 @@
 //! `ratio translate_100k/translate_10 = X` (time per translation with 100,000 objects
 //! registered over time with 10: how close to flat the range lookup stays, on the page
 //! index's fast path: one object per page),
-//! `ratio translate_100k_fallback/translate_10 = X` (the same with 100,000 objects that
-//! miss the page index: small objects sharing pages, and objects over 64 pages, so every
-//! lookup takes the B-tree; goal at most 4) and
+//! `ratio translate_100k_fallback/translate_10 = X` (the same with 100,000 objects that a
+//! page-granular index cannot answer: small objects sharing pages, and objects over 64
+//! pages; the index's line and large-chunk levels answer them; goal at most 4),
+//! `ratio translate_100k_btree/translate_10 = X` (16-byte objects, four to a line: no level
+//! answers, every lookup takes the B-tree; for information) and
 //! `ratio marshal_ring256/memcpy = X` (throughput of encode + decode of a 256-entry ring
 //! of 32-byte records, relative to a plain copy of the same bytes).
 
@@ -96,6 +98,25 @@ fn fallback_tracker(objects: usize, rng: &mut Rng) -> (ObjectTracker, Vec<usize>
     (tracker, lookups)
 }
 
+/// 100,000 16-byte objects packed four to a 64-byte line: every chunk at every level of
+/// the index is shared, so each lookup is a B-tree range query.
+fn btree_tracker(objects: usize, rng: &mut Rng) -> (ObjectTracker, Vec<usize>) {
+    let tracker = ObjectTracker::new();
+    for i in 0..objects {
+        tracker
+            .register_pair(
+                K_BASE + i * 16,
+                U_BASE + i * 16,
+                ObjectInfo::of::<[u64; 2]>(),
+            )
+            .expect("register");
+    }
+    let lookups = (0..4096)
+        .map(|_| U_BASE + rng.below(objects as u64) as usize * 16)
+        .collect();
+    (tracker, lookups)
+}
+
 fn translation_loop(tracker: &ObjectTracker, lookups: &[usize], cursor: &mut usize) {
     let tag = TypeTag::of::<RingRecord>();
     let addr = lookups[*cursor % lookups.len()];
@@ -143,6 +164,25 @@ fn main() {
     );
     report(&small_s);
     report(&fallback_s);
+
+    println!("== tracker translation through the B-tree alone (four objects to a line)");
+    let (btree, btree_lookups) = btree_tracker(100_000, &mut rng);
+    let (mut c_small, mut c_btree) = (0usize, 0usize);
+    let tag = TypeTag::of::<[u64; 2]>();
+    let (btree_ratio, btree_s, small_s) = compare(
+        rounds,
+        round_time,
+        ("translate_100k_btree", &mut || {
+            let addr = btree_lookups[c_btree % btree_lookups.len()];
+            c_btree += 1;
+            black_box(btree.to_local(black_box(addr), tag).expect("translate"));
+        }),
+        ("translate_10", &mut || {
+            translation_loop(&small, &small_lookups, &mut c_small)
+        }),
+    );
+    report(&small_s);
+    report(&btree_s);
 
     println!("== marshal a 256-entry ring of 32-byte records (encode + decode)");
     assert_eq!(std::mem::size_of::<RingRecord>(), 32);
@@ -202,6 +242,7 @@ fn main() {
 
     println!("ratio translate_100k/translate_10 = {translate_ratio:.2}");
     println!("ratio translate_100k_fallback/translate_10 = {fallback_ratio:.2}");
+    println!("ratio translate_100k_btree/translate_10 = {btree_ratio:.2}");
     // Throughput ratio: memcpy time over marshal time (higher is better, 1.0 = as fast).
     println!(
         "ratio marshal_ring256/memcpy = {:.2}",

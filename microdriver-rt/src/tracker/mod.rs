@@ -20,6 +20,7 @@
 //! [`crate::sync`], so loom can check it.
 
 mod error;
+mod page_index;
 mod table;
 pub(crate) mod type_tag;
 

@@ -4,33 +4,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rustc_hash::FxHashMap;
 use slab::Slab;
 
+use super::page_index::{Indexed, PageIndex};
 use super::{ObjectId, ObjectInfo, TrackerError, TypeTag, NULL_GUARD};
 
 /// How many freed ranges are remembered so that a late pointer into one is reported as
 /// `Freed` rather than `Unregistered`.
 const TOMBSTONES: usize = 1024;
-
-/// Pages are indexed at this granularity.
-const PAGE_SHIFT: u32 = 12;
-/// Objects spanning more pages than this are found through the B-tree alone.
-const MAX_INDEXED_PAGES: usize = 64;
-
-/// What the page index knows of one page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PageSlot<V> {
-    /// Exactly one object has been indexed on this page.
-    One(V),
-    /// Several objects share the page: ask the B-tree.
-    Shared,
-}
-
-/// A page-index value: names its slab slot.
-trait Indexed: Copy {
-    fn slot(&self) -> usize;
-}
 
 impl Indexed for usize {
     fn slot(&self) -> usize {
@@ -54,61 +35,6 @@ pub(crate) struct RemoteHit {
 impl Indexed for RemoteHit {
     fn slot(&self) -> usize {
         self.slot
-    }
-}
-
-/// A hash index from page number to the object on that page: the fast path of a
-/// translation, one probe whatever the number of objects. Its answers are only ever
-/// candidates, confirmed against the address; everything else falls back to the B-tree,
-/// which stays the source of truth.
-#[derive(Debug)]
-struct PageIndex<V> {
-    pages: FxHashMap<usize, PageSlot<V>>,
-}
-
-impl<V> Default for PageIndex<V> {
-    fn default() -> Self {
-        Self {
-            pages: FxHashMap::default(),
-        }
-    }
-}
-
-impl<V: Indexed> PageIndex<V> {
-    fn pages_of(start: usize, size: usize) -> Option<std::ops::RangeInclusive<usize>> {
-        let first = start >> PAGE_SHIFT;
-        let last = (start + size - 1) >> PAGE_SHIFT;
-        (last - first < MAX_INDEXED_PAGES).then_some(first..=last)
-    }
-
-    fn insert(&mut self, start: usize, size: usize, value: V) {
-        let Some(pages) = Self::pages_of(start, size) else {
-            return;
-        };
-        for page in pages {
-            self.pages
-                .entry(page)
-                .and_modify(|entry| *entry = PageSlot::Shared)
-                .or_insert(PageSlot::One(value));
-        }
-    }
-
-    fn remove(&mut self, start: usize, size: usize, slot: usize) {
-        let Some(pages) = Self::pages_of(start, size) else {
-            return;
-        };
-        for page in pages {
-            if matches!(self.pages.get(&page), Some(PageSlot::One(v)) if v.slot() == slot) {
-                self.pages.remove(&page);
-            }
-        }
-    }
-
-    fn candidate(&self, addr: usize) -> Option<V> {
-        match self.pages.get(&(addr >> PAGE_SHIFT)) {
-            Some(PageSlot::One(value)) => Some(*value),
-            _ => None,
-        }
     }
 }
 
