@@ -31,7 +31,10 @@
 //! path on it.
 //!
 //! # Hung holders
-//! [`ComboLock::set_user_hold_limit`] bounds how long the user half may hold a lock. A
+//! [`ComboLock::set_user_hold_limit`] bounds how long the user half may hold a lock; a
+//! `Supervisor` sets it to its `SupervisorConfig::user_hold_limit`, **5 ms by default**, so
+//! a split driver is safe without asking (outside a supervisor there is no limit until one
+//! is set). A
 //! kernel-half locker that finds the lock user-held past the limit takes the hold away,
 //! releases the lock, calls the hook set with [`ComboLock::set_stuck_holder_hook`] (the
 //! supervisor kills the user half there), and carries on; so does
@@ -953,8 +956,9 @@ impl ComboLock<()> {
         reclaim_user_holds()
     }
 
-    /// Sets how long the user half may hold a lock (`Duration::ZERO`: no limit, the
-    /// default).
+    /// Sets how long the user half may hold a lock (`Duration::ZERO`: no limit). A
+    /// `Supervisor` sets its `SupervisorConfig::user_hold_limit` (5 ms by default) when it
+    /// starts; without one there is no limit until this is called.
     pub fn set_user_hold_limit(limit: Duration) {
         set_user_hold_limit(limit);
     }
