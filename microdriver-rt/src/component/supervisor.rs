@@ -43,6 +43,12 @@ pub struct SupervisorConfig {
     pub heartbeat: Duration,
     /// How long a ping may take before the user half is declared hung.
     pub heartbeat_timeout: Duration,
+    /// A user-half hold of a `ComboLock` longer than this is taken away by the next
+    /// kernel locker and the user half is killed; `Duration::ZERO` turns the limit off.
+    /// Default 5 ms: a kernel-half locker (maybe the critical path) never waits longer
+    /// behind a user half. Process-wide: applied by [`Supervisor::start`] through
+    /// [`crate::sync::combolock::set_user_hold_limit`].
+    pub user_hold_limit: Duration,
 }
 
 impl Default for SupervisorConfig {
@@ -56,6 +62,7 @@ impl Default for SupervisorConfig {
             restart_window: Duration::from_secs(10),
             heartbeat: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_millis(250),
+            user_hold_limit: Duration::from_millis(5),
         }
     }
 }
@@ -112,6 +119,7 @@ impl Supervisor {
         config: SupervisorConfig,
         tracker: Arc<ObjectTracker>,
     ) -> Result<Supervisor, ComponentError> {
+        crate::sync::combolock::set_user_hold_limit(config.user_hold_limit);
         let channel = Channel::new(&config.component, tracker)?;
         let (deaths, death_rx) = crossbeam_channel::unbounded();
         let first = UserHalf::start(&channel, &config.component, Some(deaths.clone()))?;
@@ -235,6 +243,8 @@ impl Supervisor {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Nobody re-attaches a user half any more: callers at the gate fail as PeerDied.
+        self.shared.channel.endpoint().open_gate();
     }
 }
 
@@ -293,8 +303,14 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
 
-        // The user half died: its combolock holds are void (the kernel copies stay as they
-        // were before it locked them).
+        // The user half died. Until every re-attach hook of its successor has returned, no
+        // caller may reach a user half: close the gate before the channel is reset.
+        // (Calls that passed it earlier are failing as PeerDied: wait until they left.)
+        if !endpoint.close_gate(Duration::from_secs(1)) {
+            tracing::warn!("calls to the dead user half did not end within 1 s");
+        }
+        // Its combolock holds are void (the kernel copies stay as they were before it
+        // locked them).
         let died_at = Instant::now();
         shared.current_pid.store(0, Ordering::SeqCst);
         // No process (its start failed) counts as dying at once: back off before retrying.
@@ -320,6 +336,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 config.restart_window
             );
             endpoint.mark_degraded();
+            endpoint.open_gate();
             return;
         }
         backoff = if lived < config.stable_uptime {
@@ -335,9 +352,13 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 shared.current_pid.store(half.pid(), Ordering::SeqCst);
                 *shared.current.lock() = Some(half);
                 recent.push_back(died_at);
-                for hook in shared.reattach.lock().iter() {
-                    hook(endpoint);
-                }
+                // The hooks' own upcalls pass the closed gate; everyone else's wait for it.
+                KernelEndpoint::pass_gate(|| {
+                    for hook in shared.reattach.lock().iter() {
+                        hook(endpoint);
+                    }
+                });
+                endpoint.open_gate();
                 // Counted, and visible to `wait_restarted`, only once re-attached.
                 shared.restarts.fetch_add(1, Ordering::SeqCst);
                 shared
