@@ -1,13 +1,16 @@
 //! The supervisor's contract with every driver (issue 14), against real user-half
 //! processes: no upcall reaches a restarted user half before its re-attach hooks have
 //! returned; a user half cannot stall a kernel-half combolock locker past the default hold
-//! limit.
+//! limit; a death is logged with its cause (a seccomp violation names the system call);
+//! the user half's `tracing` events reach the kernel half's subscriber.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
+use microdriver_rt::component::{
+    run_user_half_if_requested, DeathCause, Supervisor, SupervisorConfig,
+};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
 use microdriver_rt::lrpc::{KernelEndpoint, UpcallError};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
@@ -47,6 +50,22 @@ fn hold_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Marsh
     ().encode(enc)
 }
 
+/// Opens a file: outside the sandbox's allow-list.
+fn open_file_handler(dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    dec.finish()?;
+    let opened = std::fs::File::open("/etc/hostname").is_ok();
+    opened.encode(enc)
+}
+
+/// Logs a warning with a field, returns its pid.
+fn warn_handler(dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    dec.finish()?;
+    tracing::warn!(answer = 42, "x from the user half");
+    std::process::id().encode(enc)
+}
+
+inventory::submit! { Entry { name: "contract::open_file", signature: "fn() -> bool", served: Served::ByUser, handler: open_file_handler } }
+inventory::submit! { Entry { name: "contract::warn", signature: "fn() -> u32", served: Served::ByUser, handler: warn_handler } }
 inventory::submit! { Entry { name: "contract::probe", signature: "fn()", served: Served::ByUser, handler: probe_handler } }
 inventory::submit! { Entry { name: "contract::work", signature: "fn() -> bool", served: Served::ByUser, handler: work_handler } }
 inventory::submit! { Entry { name: "contract::hold", signature: "fn(&ComboLock<u64>, u64)", served: Served::ByUser, handler: hold_handler } }
@@ -234,11 +253,163 @@ fn default_hold_limit_bounds_a_user_hold() {
     supervisor.shutdown();
 }
 
+/// A user half that opens a file dies of its sandbox; the supervisor says so, naming the
+/// system call, in its log and its status, and restarts it.
+fn seccomp_death_names_the_syscall() {
+    let supervisor = Supervisor::start(SupervisorConfig::default(), Arc::new(ObjectTracker::new()))
+        .expect("start");
+    let endpoint = supervisor.endpoint().clone();
+    let before = supervisor.pid();
+    let err = endpoint
+        .call(
+            Entry::id_of("contract::open_file"),
+            "contract::open_file",
+            &mut (),
+            |_, _| Ok(()),
+            |_, dec| bool::decode(dec),
+        )
+        .expect_err("the sandbox stops an open");
+    assert!(matches!(err, UpcallError::PeerDied { .. }), "{err}");
+    assert!(supervisor.wait_restarted(before, Duration::from_secs(10)));
+    let death = supervisor.status().last_death.expect("a death recorded");
+    assert!(
+        matches!(death, DeathCause::Seccomp { syscall: Some(_) }),
+        "{death:?}"
+    );
+    assert_eq!(death.syscall_name(), Some("openat"), "{death}");
+    println!("status: {death}");
+    let old = before.expect("a first pid");
+    let logged = capture::wait_for(|e| {
+        e.level == tracing::Level::ERROR
+            && e.text.contains("openat")
+            && e.text.contains(&format!("pid={old}"))
+    });
+    println!("logged: {}", logged.text);
+    let restarted = capture::wait_for(|e| {
+        e.level == tracing::Level::INFO && e.text.contains(&format!("old_pid={old}"))
+    });
+    println!("logged: {}", restarted.text);
+    supervisor.shutdown();
+}
+
+/// `tracing::warn!` in an upcall reaches the kernel half's subscriber, with the pid.
+fn user_half_events_reach_the_kernel_half() {
+    let supervisor = Supervisor::start(SupervisorConfig::default(), Arc::new(ObjectTracker::new()))
+        .expect("start");
+    let endpoint = supervisor.endpoint().clone();
+    let pid: u32 = endpoint
+        .call(
+            Entry::id_of("contract::warn"),
+            "contract::warn",
+            &mut (),
+            |_, _| Ok(()),
+            |_, dec| u32::decode(dec),
+        )
+        .expect("warn upcall");
+    let event = capture::wait_for(|e| {
+        e.level == tracing::Level::WARN
+            && e.text.contains("x from the user half")
+            && e.text.contains(&format!("pid={pid}"))
+    });
+    assert!(event.text.contains("answer=42"), "{}", event.text);
+    assert_eq!(event.target, "microdriver::uhalf");
+    println!("forwarded: {}", event.text);
+    supervisor.shutdown();
+}
+
+/// A test subscriber that keeps every event.
+mod capture {
+    use std::fmt::Write as _;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    #[derive(Debug, Clone)]
+    pub struct Captured {
+        pub level: tracing::Level,
+        pub target: String,
+        /// The message, then ` name=value` per field.
+        pub text: String,
+    }
+
+    static EVENTS: Mutex<Vec<Captured>> = Mutex::new(Vec::new());
+
+    struct Keep;
+
+    struct Text(String);
+
+    impl Visit for Text {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                let _ = write!(self.0, "{value:?}");
+            } else {
+                let _ = write!(self.0, " {}={value:?}", field.name());
+            }
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                self.0.push_str(value);
+            } else {
+                let _ = write!(self.0, " {}={value}", field.name());
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Keep {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            EVENTS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Captured {
+                    level: *event.metadata().level(),
+                    target: event.metadata().target().to_string(),
+                    text: text.0,
+                });
+        }
+    }
+
+    pub fn install() {
+        tracing_subscriber::registry().with(Keep).init();
+    }
+
+    /// Waits (at most 10 s) for an event that `matches`.
+    pub fn wait_for(matches: impl Fn(&Captured) -> bool) -> Captured {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(found) = EVENTS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|e| matches(e))
+            {
+                return found.clone();
+            }
+            assert!(Instant::now() < deadline, "no such event was logged");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 mod support;
 
 fn main() {
     run_user_half_if_requested();
+    capture::install();
     support::run_tests(vec![
+        (
+            "seccomp_death_names_the_syscall",
+            seccomp_death_names_the_syscall,
+        ),
+        (
+            "user_half_events_reach_the_kernel_half",
+            user_half_events_reach_the_kernel_half,
+        ),
         ("no_upcall_before_reattach", no_upcall_before_reattach),
         (
             "caller_at_closed_gate_gets_restarting",

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FD_ENV, PARENT_ENV, SPIN_ENV, WORKERS_ENV};
+use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{install_user, CallOptions, EntryTable, UserEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
 use crate::tracker::ObjectTracker;
@@ -14,6 +14,16 @@ use crate::transport::{wake_all, Area, Word};
 
 /// If this process was started as a user half, runs it and exits; otherwise returns.
 /// Call it first thing in `main` of every executable that spawns user halves.
+///
+/// **Logging.** Unless the process already has a global `tracing` subscriber, the user
+/// half installs one that forwards every event (level, target, message and fields) to the
+/// kernel half over a pipe; the kernel half re-emits it through *its* subscriber at the
+/// same level, under the target `microdriver::uhalf`, with the fields `pid` (the user
+/// half's) and `user_target` (the event's own target). Drivers need do nothing: install a
+/// subscriber in the kernel half as usual. Lines are cut at 4096 bytes, and an event that
+/// finds the pipe full is dropped (and the number dropped reported with the next one),
+/// so logging never stalls the user half. A subscriber installed before this call takes
+/// precedence (its output goes wherever it writes: only stderr is open in the sandbox).
 pub fn run_user_half_if_requested() {
     let Ok(fd) = std::env::var(FD_ENV) else {
         return;
@@ -53,9 +63,26 @@ fn run(fd: &str) -> Result<(), String> {
             return Err("the kernel half exited before the user half started".into());
         }
     }
+    // The pipes for its log events and its SIGSYS record (absent when started by an
+    // older kernel half: then nothing is forwarded).
+    let log_fd = inherited_fd(LOG_FD_ENV, fd)?;
+    let status_fd = inherited_fd(STATUS_FD_ENV, fd)?;
+    if log_fd.is_some() && log_fd == status_fd {
+        return Err(format!(
+            "{LOG_FD_ENV} and {STATUS_FD_ENV} name the same descriptor"
+        ));
+    }
     // SAFETY: the kernel half placed the slot area's memfd at this descriptor for us
     // (dup2 before exec) and nothing else in this process owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(log_fd) = log_fd {
+        if !tracing::dispatcher::has_been_set() {
+            // SAFETY: the kernel half left this end of the log pipe open for us (checked
+            // above: not a standard stream, not the channel) and nothing else owns it.
+            let log = unsafe { OwnedFd::from_raw_fd(log_fd) };
+            let _ = tracing::subscriber::set_global_default(super::logs::Forward::new(log));
+        }
+    }
     let transport = Arc::new(ShmTransport::attach(fd).map_err(|e| e.to_string())?);
     let workers: usize = std::env::var(WORKERS_ENV)
         .ok()
@@ -68,8 +95,14 @@ fn run(fd: &str) -> Result<(), String> {
         .map_or(Duration::ZERO, Duration::from_micros);
     // The area is mapped: from here on the process only needs what the sandbox allows.
     if std::env::var(super::sandbox::SANDBOX_ENV).as_deref() == Ok("1") {
-        super::sandbox::enter(transport.fd().as_raw_fd(), parent.as_deref())
-            .map_err(|e| format!("entering the sandbox: {e}"))?;
+        let kept: Vec<i32> = log_fd.into_iter().chain(status_fd).collect();
+        super::sandbox::enter(
+            transport.fd().as_raw_fd(),
+            &kept,
+            status_fd,
+            parent.as_deref(),
+        )
+        .map_err(|e| format!("entering the sandbox: {e}"))?;
     }
     let options = CallOptions {
         wait: WaitPolicy::spinning(spin),
@@ -106,4 +139,16 @@ fn run(fd: &str) -> Result<(), String> {
         let _ = handle.join();
     }
     Ok(())
+}
+
+/// A descriptor the kernel half passed through `var`: not a standard stream and not the
+/// channel (`channel`). None when the variable is absent.
+fn inherited_fd(var: &str, channel: i32) -> Result<Option<i32>, String> {
+    let Ok(value) = std::env::var(var) else {
+        return Ok(None);
+    };
+    match value.parse::<i32>() {
+        Ok(fd) if fd > 2 && fd != channel => Ok(Some(fd)),
+        _ => Err(format!("{var}={value} is not a usable file descriptor")),
+    }
 }

@@ -13,6 +13,10 @@
 #[cfg(not(loom))]
 mod child;
 #[cfg(not(loom))]
+mod death;
+#[cfg(not(loom))]
+mod logs;
+#[cfg(not(loom))]
 pub mod sandbox;
 #[cfg(not(loom))]
 mod spawn;
@@ -21,6 +25,8 @@ mod supervisor;
 
 #[cfg(not(loom))]
 pub use child::run_user_half_if_requested;
+#[cfg(not(loom))]
+pub use death::{signal_name, DeathCause, SECCOMP_EXIT};
 #[cfg(not(loom))]
 pub use spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
 #[cfg(not(loom))]
@@ -34,3 +40,7 @@ pub const WORKERS_ENV: &str = "MICRODRIVER_UHALF_WORKERS";
 pub const PARENT_ENV: &str = "MICRODRIVER_UHALF_PARENT";
 /// Environment variable carrying the spin time (microseconds) of the user half's waits.
 pub const SPIN_ENV: &str = "MICRODRIVER_UHALF_SPIN_US";
+/// Environment variable naming the user half's end of its log pipe (`tracing` events).
+pub const LOG_FD_ENV: &str = "MICRODRIVER_UHALF_LOG_FD";
+/// Environment variable naming the user half's end of its status pipe (the SIGSYS record).
+pub const STATUS_FD_ENV: &str = "MICRODRIVER_UHALF_STATUS_FD";

@@ -1,7 +1,8 @@
 //! The kernel half's side: spawning the user half and watching it.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering::SeqCst;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use super::{FD_ENV, PARENT_ENV, SPIN_ENV, WORKERS_ENV};
+use super::death::DeathCause;
+use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
 use crate::tracker::ObjectTracker;
@@ -107,8 +109,8 @@ impl Default for ComponentConfig {
 static SPAWN_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> Result<(), ComponentError> {
-    // SAFETY: fcntl(2) on a descriptor this process owns (the channel's memfd); it changes
-    // only that descriptor's flags.
+    // SAFETY: fcntl(2) on a descriptor this process owns (the channel's memfd or one end
+    // of a user half's pipe); it changes only that descriptor's flags.
     let rc = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFD);
         if flags < 0 {
@@ -121,7 +123,7 @@ fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> Result<(), ComponentError> {
     };
     if rc < 0 {
         return Err(ComponentError::Os {
-            what: "setting close-on-exec on the slot memfd",
+            what: "setting close-on-exec on a descriptor for the user half",
             source: std::io::Error::last_os_error(),
         });
     }
@@ -193,6 +195,17 @@ pub struct UserHalf {
     pidfd: Arc<OwnedFd>,
     watcher: Option<JoinHandle<()>>,
     started: Instant,
+    /// Why it died, once known (the watcher or `kill` fills it; the first answer wins).
+    death: Arc<parking_lot::Mutex<Option<DeathCause>>>,
+    /// The read end of its status pipe (its SIGSYS handler's record).
+    trap: Arc<OwnedFd>,
+}
+
+fn os_error(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> ComponentError {
+    move |e| ComponentError::Os {
+        what,
+        source: e.into(),
+    }
 }
 
 impl UserHalf {
@@ -258,17 +271,39 @@ impl UserHalf {
         // for the spawn only; the child finds it by number and sets its own death signal.
         let raw = channel.memfd.as_raw_fd();
         command.env(FD_ENV, raw.to_string());
+        // Two pipes: its `tracing` events (non-blocking on its side: a full pipe drops
+        // events, never stalls it) and the record its SIGSYS handler writes.
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (log_rx, log_tx) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(os_error("creating the log pipe"))?;
+        rustix::fs::fcntl_setfl(&log_tx, rustix::fs::OFlags::NONBLOCK)
+            .map_err(os_error("making the log pipe non-blocking"))?;
+        let (trap_rx, trap_tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(os_error("creating the status pipe"))?;
+        command
+            .env(LOG_FD_ENV, log_tx.as_raw_fd().to_string())
+            .env(STATUS_FD_ENV, trap_tx.as_raw_fd().to_string());
+        let inherited = [raw, log_tx.as_raw_fd(), trap_tx.as_raw_fd()];
         let child = {
             let _guard = SPAWN_LOCK.lock();
-            set_cloexec(raw, false)?;
+            for fd in inherited {
+                set_cloexec(fd, false)?;
+            }
             let spawned = command.spawn();
-            set_cloexec(raw, true)?;
+            for fd in inherited {
+                set_cloexec(fd, true)?;
+            }
             spawned.map_err(|source| ComponentError::Spawn {
                 exe: exe.display().to_string(),
                 source,
             })?
         };
+        // Only the child holds the write ends now: its death ends both pipes.
+        drop((log_tx, trap_tx));
         let pid = child.id();
+        if let Err(e) = super::logs::spawn_reader(log_rx, pid) {
+            tracing::warn!("user half {pid}: its log events are lost: {e}");
+        }
         let pidfd = Pid::from_raw(pid as i32)
             .ok_or(ComponentError::Os {
                 what: "the child's pid",
@@ -287,6 +322,8 @@ impl UserHalf {
             pidfd: Arc::new(pidfd),
             watcher: None,
             started: Instant::now(),
+            death: Arc::new(parking_lot::Mutex::new(None)),
+            trap: Arc::new(trap_rx),
         };
         if let Err(e) = half.handshake(
             &*channel.transport,
@@ -335,7 +372,20 @@ impl UserHalf {
         let pidfd = Arc::clone(&self.pidfd);
         let endpoint = Arc::clone(&self.channel.endpoint);
         let pid = self.pid;
+        let (death, trap) = (Arc::clone(&self.death), Arc::clone(&self.trap));
+        let waitfd = Arc::clone(&pidfd);
         let died = move || {
+            // Its wait status, without reaping it (`kill` reaps): a zombie still has one.
+            use rustix::process::{waitid, WaitId, WaitIdOptions};
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+            if let Ok(Some(status)) = waitid(WaitId::PidFd(waitfd.as_fd()), options) {
+                let cause = DeathCause::from_status(
+                    status.exit_status(),
+                    status.terminating_signal(),
+                    Some(&trap),
+                );
+                death.lock().get_or_insert(cause);
+            }
             endpoint.mark_dead();
             if let Some(tx) = &on_death {
                 let _ = tx.send(pid);
@@ -393,10 +443,24 @@ impl UserHalf {
         matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
+    /// Why it died: None while it runs (or until its death was noticed).
+    pub fn death_cause(&self) -> Option<DeathCause> {
+        self.death.lock().clone()
+    }
+
+    /// Records why it is about to die (a kill for a reason the wait status cannot tell:
+    /// a hang); the first cause recorded wins.
+    pub(crate) fn note_death_cause(&self, cause: DeathCause) {
+        self.death.lock().get_or_insert(cause);
+    }
+
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(status) = self.child.wait() {
+            let cause = DeathCause::from_status(status.code(), status.signal(), Some(&self.trap));
+            self.death.lock().get_or_insert(cause);
+        }
         self.channel.endpoint.mark_dead();
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();

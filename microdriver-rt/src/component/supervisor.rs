@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use super::death::DeathCause;
 use super::spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
 use crate::lrpc::{ping, KernelEndpoint};
 use crate::tracker::ObjectTracker;
@@ -88,6 +89,9 @@ pub struct SupervisorStatus {
     pub degraded: bool,
     /// The last restart's time from death to the new user half answering.
     pub last_recovery: Option<Duration>,
+    /// Why the last user half died (exit status, signal, the system call of a seccomp
+    /// violation, a hang).
+    pub last_death: Option<DeathCause>,
 }
 
 struct Shared {
@@ -101,6 +105,9 @@ struct Shared {
     restarts: AtomicU64,
     hangs: AtomicU64,
     last_recovery: Mutex<Option<Duration>>,
+    last_death: Mutex<Option<DeathCause>>,
+    /// The pid the stuck-holder hook killed last (0: none).
+    lock_killed: std::sync::atomic::AtomicU32,
     reattach: Mutex<Vec<ReattachHook>>,
     on_death: Mutex<Vec<DeathHook>>,
     stop: AtomicBool,
@@ -133,6 +140,8 @@ impl Supervisor {
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             last_recovery: Mutex::new(None),
+            last_death: Mutex::new(None),
+            lock_killed: std::sync::atomic::AtomicU32::new(0),
             reattach: Mutex::new(Vec::new()),
             on_death: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -145,6 +154,7 @@ impl Supervisor {
             if let Some(shared) = weak.upgrade() {
                 let pid = shared.current_pid.load(Ordering::SeqCst);
                 if pid != 0 {
+                    shared.lock_killed.store(pid, Ordering::SeqCst);
                     tracing::warn!("user half {pid} held a combolock past its limit: killing it");
                     // SAFETY: kill(2) on our own child's pid; no memory is involved.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -226,6 +236,7 @@ impl Supervisor {
             hangs: self.shared.hangs.load(Ordering::SeqCst),
             degraded: self.endpoint().is_degraded(),
             last_recovery: *self.shared.last_recovery.lock(),
+            last_death: self.shared.last_death.lock().clone(),
         }
     }
 
@@ -293,6 +304,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                         shared.hangs.fetch_add(1, Ordering::SeqCst);
                         tracing::warn!("user half does not answer a ping: killing it");
                         if let Some(half) = shared.current.lock().as_mut() {
+                            half.note_death_cause(DeathCause::Hung);
                             half.kill();
                         }
                         // kill() reaps it; its watcher reports the death.
@@ -315,9 +327,23 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         shared.current_pid.store(0, Ordering::SeqCst);
         // No process (its start failed) counts as dying at once: back off before retrying.
         let mut lived = Duration::ZERO;
+        let mut cause = None;
         if let Some(mut old) = shared.current.lock().take() {
             lived = old.uptime();
+            if shared.lock_killed.swap(0, Ordering::SeqCst) == old.pid() {
+                old.note_death_cause(DeathCause::HeldComboLock);
+            }
             old.kill();
+            let why = old.death_cause().unwrap_or(DeathCause::Unknown);
+            tracing::error!(
+                pid = old.pid(),
+                uptime_ms = lived.as_millis() as u64,
+                cause = %why,
+                "user half {} died after {lived:.1?}: {why}",
+                old.pid()
+            );
+            *shared.last_death.lock() = Some(why.clone());
+            cause = Some((old.pid(), why));
         }
         crate::sync::combolock::reclaim_user_holds();
         for hook in shared.on_death.lock().iter() {
@@ -364,7 +390,22 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 shared
                     .ready_pid
                     .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);
-                *shared.last_recovery.lock() = Some(died_at.elapsed());
+                let recovery = died_at.elapsed();
+                *shared.last_recovery.lock() = Some(recovery);
+                let pid = shared.current_pid.load(Ordering::SeqCst);
+                match &cause {
+                    Some((old, why)) => tracing::info!(
+                        pid,
+                        old_pid = old,
+                        recovery_us = recovery.as_micros() as u64,
+                        "user half restarted as pid {pid} (pid {old} {why}); recovered in {recovery:.1?}"
+                    ),
+                    None => tracing::info!(
+                        pid,
+                        recovery_us = recovery.as_micros() as u64,
+                        "user half started as pid {pid} after a failed restart; recovered in {recovery:.1?}"
+                    ),
+                }
                 last_ping = Instant::now();
             }
             Err(e) => {
