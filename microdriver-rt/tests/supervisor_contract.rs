@@ -317,6 +317,61 @@ fn user_half_events_reach_the_kernel_half() {
     supervisor.shutdown();
 }
 
+/// Waits (at most 10 s) for a standby other than `not`.
+fn wait_standby(supervisor: &Supervisor, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = supervisor.status().standby_pid.filter(|p| Some(*p) != not) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no standby user half");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A crash is answered by the warm standby (the new user half is the standby's process);
+/// then a new standby is started. The standby's own death is no user-half death: no
+/// restart, the user half keeps answering, and it is replaced. Stopping the supervisor
+/// ends the standby too.
+fn warm_standby_takes_over_and_is_replaced() {
+    let supervisor = Supervisor::start(
+        SupervisorConfig {
+            stable_uptime: Duration::ZERO,
+            ..SupervisorConfig::default()
+        },
+        Arc::new(ObjectTracker::new()),
+    )
+    .expect("start");
+    supervisor.on_reattach(Box::new(|endpoint| {
+        call_unit(endpoint, "contract::probe").expect("probe from the re-attach hook");
+    }));
+    let endpoint = supervisor.endpoint().clone();
+    call_unit(&endpoint, "contract::probe").expect("first probe");
+    let standby = wait_standby(&supervisor, None);
+    let before = supervisor.pid();
+    assert_ne!(before, Some(standby));
+    supervisor.kill_user_half();
+    assert!(supervisor.wait_restarted(before, Duration::from_secs(10)));
+    assert_eq!(supervisor.pid(), Some(standby), "the standby took over");
+    assert_eq!(work(&endpoint, Duration::from_secs(2)), Ok(true));
+    let next = wait_standby(&supervisor, Some(standby));
+
+    // The standby dies: nothing happens to the user half.
+    let restarts = supervisor.status().restarts;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(next as i32, libc::SIGKILL) }, 0);
+    let replaced = wait_standby(&supervisor, Some(next));
+    assert_eq!(supervisor.status().restarts, restarts);
+    assert_eq!(supervisor.pid(), Some(standby));
+    assert_eq!(work(&endpoint, Duration::from_secs(2)), Ok(true));
+    supervisor.shutdown();
+    // Reaped by the shutdown: no such process any more.
+    // SAFETY: kill(2) with signal 0 only checks the pid.
+    let alive = unsafe { libc::kill(replaced as i32, 0) } == 0;
+    assert!(!alive, "standby left running");
+    println!("standby {standby} took over; {next} died and was replaced by {replaced}");
+}
+
 /// A test subscriber that keeps every event.
 mod capture {
     use std::fmt::Write as _;
@@ -414,6 +469,10 @@ fn main() {
         (
             "caller_at_closed_gate_gets_restarting",
             caller_at_closed_gate_gets_restarting,
+        ),
+        (
+            "warm_standby_takes_over_and_is_replaced",
+            warm_standby_takes_over_and_is_replaced,
         ),
         (
             "default_hold_limit_bounds_a_user_hold",

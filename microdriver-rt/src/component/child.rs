@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STATUS_FD_ENV, WORKERS_ENV};
+use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{install_user, CallOptions, EntryTable, UserEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
 use crate::tracker::ObjectTracker;
@@ -67,9 +67,15 @@ fn run(fd: &str) -> Result<(), String> {
     // older kernel half: then nothing is forwarded).
     let log_fd = inherited_fd(LOG_FD_ENV, fd)?;
     let status_fd = inherited_fd(STATUS_FD_ENV, fd)?;
-    if log_fd.is_some() && log_fd == status_fd {
+    let standby_fd = inherited_fd(STANDBY_FD_ENV, fd)?;
+    let mut passed: Vec<i32> = [log_fd, status_fd, standby_fd]
+        .into_iter()
+        .flatten()
+        .collect();
+    passed.sort_unstable();
+    if passed.windows(2).any(|w| w[0] == w[1]) {
         return Err(format!(
-            "{LOG_FD_ENV} and {STATUS_FD_ENV} name the same descriptor"
+            "{LOG_FD_ENV}, {STATUS_FD_ENV} and {STANDBY_FD_ENV} name the same descriptor"
         ));
     }
     // SAFETY: the kernel half placed the slot area's memfd at this descriptor for us
@@ -96,13 +102,34 @@ fn run(fd: &str) -> Result<(), String> {
     // The area is mapped: from here on the process only needs what the sandbox allows.
     if std::env::var(super::sandbox::SANDBOX_ENV).as_deref() == Ok("1") {
         let kept: Vec<i32> = log_fd.into_iter().chain(status_fd).collect();
+        let readable: Vec<i32> = standby_fd.into_iter().collect();
         super::sandbox::enter(
             transport.fd().as_raw_fd(),
             &kept,
+            &readable,
             status_fd,
             parent.as_deref(),
         )
         .map_err(|e| format!("entering the sandbox: {e}"))?;
+    }
+    if let Some(standby_fd) = standby_fd {
+        // A warm standby: everything up to the sandbox is done; wait, touching nothing in
+        // the shared area, until the kernel half activates us (end of file: it let us go).
+        // Borrowed, never closed: closing an OwnedFd in a debug build first checks it with
+        // fcntl(2), which the sandbox refuses. It is a pipe's read end; it dies with us.
+        // SAFETY: the kernel half left this end of our activation pipe open for us
+        // (checked above: not a standard stream, not the channel, not another pipe), and
+        // nothing in this process closes it.
+        let activation = unsafe { std::os::fd::BorrowedFd::borrow_raw(standby_fd) };
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(activation, &mut byte) {
+                Ok(0) => return Ok(()),
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(format!("waiting for activation: {e}")),
+            }
+        }
     }
     let options = CallOptions {
         wait: WaitPolicy::spinning(spin),

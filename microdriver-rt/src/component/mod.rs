@@ -44,3 +44,5 @@ pub const SPIN_ENV: &str = "MICRODRIVER_UHALF_SPIN_US";
 pub const LOG_FD_ENV: &str = "MICRODRIVER_UHALF_LOG_FD";
 /// Environment variable naming the user half's end of its status pipe (the SIGSYS record).
 pub const STATUS_FD_ENV: &str = "MICRODRIVER_UHALF_STATUS_FD";
+/// Environment variable naming a warm standby's end of its activation pipe.
+pub const STANDBY_FD_ENV: &str = "MICRODRIVER_UHALF_STANDBY_FD";

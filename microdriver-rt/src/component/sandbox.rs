@@ -88,19 +88,22 @@ pub const UNPRIVILEGED_ID: u32 = 65534;
 /// only one besides stderr that stays open. Call it with no other threads running.
 ///
 /// `writable` are further descriptors it keeps and may write to (its log and status
-/// pipes); `status` is the one its SIGSYS handler reports a seccomp violation to.
+/// pipes), `readable` ones it keeps and may read (a standby's activation pipe); `status`
+/// is the one its SIGSYS handler reports a seccomp violation to.
 pub(crate) fn enter(
     channel: RawFd,
     writable: &[RawFd],
+    readable: &[RawFd],
     status: Option<RawFd>,
     parent: Option<&str>,
 ) -> Result<(), String> {
     no_new_privs()?;
-    close_other_fds(channel, writable)?;
+    let kept: Vec<RawFd> = writable.iter().chain(readable).copied().collect();
+    close_other_fds(channel, &kept)?;
     drop_privileges(parent)?;
     prime_allocator()?;
     install_sigsys_handler(status)?;
-    install_seccomp(channel, writable)
+    install_seccomp(channel, writable, readable)
 }
 
 /// Where the SIGSYS handler writes its record (-1: nowhere).
@@ -337,7 +340,11 @@ fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
 
 /// The allow-list (see the module docs), for the running architecture; `writable` are the
 /// descriptors besides stdout/stderr it may write to.
-fn allow_list(channel: RawFd, writable: &[RawFd]) -> BTreeMap<i64, Vec<SeccompRule>> {
+fn allow_list(
+    channel: RawFd,
+    writable: &[RawFd],
+    readable: &[RawFd],
+) -> BTreeMap<i64, Vec<SeccompRule>> {
     use libc::*;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let no_exec = |arg: u8| {
@@ -386,7 +393,9 @@ fn allow_list(channel: RawFd, writable: &[RawFd]) -> BTreeMap<i64, Vec<SeccompRu
             SIGSYS as u64,
         )])],
     );
-    rules.insert(SYS_read, one_of(0, &[channel as u64]));
+    let mut input: Vec<u64> = vec![channel as u64];
+    input.extend(readable.iter().map(|&fd| fd as u64));
+    rules.insert(SYS_read, one_of(0, &input));
     rules.insert(
         SYS_prctl,
         one_of(0, &[PR_SET_NAME as u64, PR_GET_NAME as u64]),
@@ -438,12 +447,12 @@ fn compile(
     BpfProgram::try_from(filter).map_err(|e| e.to_string())
 }
 
-fn install_seccomp(channel: RawFd, writable: &[RawFd]) -> Result<(), String> {
+fn install_seccomp(channel: RawFd, writable: &[RawFd], readable: &[RawFd]) -> Result<(), String> {
     // Filters stack and the strictest answer wins: the allow-list traps anything outside
     // it (SIGSYS: the handler reports the call and exits; a second violation kills); the
     // second one turns the (allowed) clone3 into ENOSYS.
     let allow = compile(
-        allow_list(channel, writable),
+        allow_list(channel, writable, readable),
         SeccompAction::Trap,
         SeccompAction::Allow,
     )?;

@@ -14,7 +14,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::death::DeathCause;
-use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STATUS_FD_ENV, WORKERS_ENV};
+use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
 use crate::tracker::ObjectTracker;
@@ -199,6 +199,12 @@ pub struct UserHalf {
     death: Arc<parking_lot::Mutex<Option<DeathCause>>>,
     /// The read end of its status pipe (its SIGSYS handler's record).
     trap: Arc<OwnedFd>,
+    /// A warm standby's activation pipe (the write end; None once active). Only the kernel
+    /// half holds it: no user half can activate a standby.
+    activation: Option<OwnedFd>,
+    /// True once it serves the channel: only then does its death fail the channel's calls
+    /// (a standby's death is not the user half's).
+    active: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn os_error(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> ComponentError {
@@ -228,6 +234,82 @@ impl UserHalf {
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
         channel.endpoint.reset();
+        let half = UserHalf::launch(channel, config, false)?;
+        half.active.store(true, SeqCst);
+        half.handshake_and_watch(config, on_death)
+    }
+
+    /// Starts a **warm standby** on `channel`: a user-half process that does everything up
+    /// to and including entering its sandbox, then waits, touching nothing in the shared
+    /// area, until [`UserHalf::activate`]. Its death (sent to `on_death` like any other)
+    /// fails no call. The channel is not reset: the running user half keeps serving.
+    pub fn spawn_standby(
+        channel: &Arc<Channel>,
+        config: &ComponentConfig,
+        on_death: Option<crossbeam_channel::Sender<u32>>,
+    ) -> Result<UserHalf, ComponentError> {
+        let mut half = UserHalf::launch(channel, config, true)?;
+        half.watcher = Some(half.watch(on_death));
+        Ok(half)
+    }
+
+    /// True while it is a standby not yet activated.
+    pub fn is_standby(&self) -> bool {
+        self.activation.is_some()
+    }
+
+    /// Makes a standby the channel's user half (after the previous one is dead and
+    /// reaped): the channel is reset, the standby told to go on, and its hello checked.
+    /// A user half that is already active is returned as it is.
+    pub fn activate(mut self, config: &ComponentConfig) -> Result<UserHalf, ComponentError> {
+        let Some(activation) = self.activation.take() else {
+            return Ok(self);
+        };
+        self.channel.endpoint.reset();
+        self.active.store(true, SeqCst);
+        let written = rustix::io::write(&activation, &[1]);
+        drop(activation);
+        if let Err(e) = written {
+            self.kill();
+            return Err(ComponentError::Os {
+                what: "activating the standby user half",
+                source: e.into(),
+            });
+        }
+        if let Err(e) = self.handshake(
+            &*self.channel.transport,
+            config.handshake_timeout,
+            self.channel.table_hash,
+        ) {
+            self.kill();
+            return Err(e);
+        }
+        Ok(self)
+    }
+
+    fn handshake_and_watch(
+        mut self,
+        config: &ComponentConfig,
+        on_death: Option<crossbeam_channel::Sender<u32>>,
+    ) -> Result<UserHalf, ComponentError> {
+        if let Err(e) = self.handshake(
+            &*self.channel.transport,
+            config.handshake_timeout,
+            self.channel.table_hash,
+        ) {
+            self.kill();
+            return Err(e);
+        }
+        self.watcher = Some(self.watch(on_death));
+        Ok(self)
+    }
+
+    /// Spawns the process (a standby when `standby`), without waiting for its hello.
+    fn launch(
+        channel: &Arc<Channel>,
+        config: &ComponentConfig,
+        standby: bool,
+    ) -> Result<UserHalf, ComponentError> {
         // By default the child runs this very executable. Through /proc/self/exe, not the
         // path it was started from: the file may have been replaced or deleted since (a
         // rebuild or an upgrade while the driver runs), and a user half must always be the
@@ -283,14 +365,24 @@ impl UserHalf {
         command
             .env(LOG_FD_ENV, log_tx.as_raw_fd().to_string())
             .env(STATUS_FD_ENV, trap_tx.as_raw_fd().to_string());
-        let inherited = [raw, log_tx.as_raw_fd(), trap_tx.as_raw_fd()];
+        let mut inherited = vec![raw, log_tx.as_raw_fd(), trap_tx.as_raw_fd()];
+        // A standby waits for a byte on this pipe before it touches the shared area.
+        let standby_pipe = if standby {
+            let (wait, go) =
+                pipe_with(PipeFlags::CLOEXEC).map_err(os_error("creating the standby pipe"))?;
+            command.env(STANDBY_FD_ENV, wait.as_raw_fd().to_string());
+            inherited.push(wait.as_raw_fd());
+            Some((wait, go))
+        } else {
+            None
+        };
         let child = {
             let _guard = SPAWN_LOCK.lock();
-            for fd in inherited {
+            for &fd in &inherited {
                 set_cloexec(fd, false)?;
             }
             let spawned = command.spawn();
-            for fd in inherited {
+            for &fd in &inherited {
                 set_cloexec(fd, true)?;
             }
             spawned.map_err(|source| ComponentError::Spawn {
@@ -300,6 +392,10 @@ impl UserHalf {
         };
         // Only the child holds the write ends now: its death ends both pipes.
         drop((log_tx, trap_tx));
+        let activation = standby_pipe.map(|(wait, go)| {
+            drop(wait);
+            go
+        });
         let pid = child.id();
         if let Err(e) = super::logs::spawn_reader(log_rx, pid) {
             tracing::warn!("user half {pid}: its log events are lost: {e}");
@@ -315,7 +411,7 @@ impl UserHalf {
                     source: e.into(),
                 })
             })?;
-        let mut half = UserHalf {
+        Ok(UserHalf {
             channel: Arc::clone(channel),
             child,
             pid,
@@ -324,17 +420,9 @@ impl UserHalf {
             started: Instant::now(),
             death: Arc::new(parking_lot::Mutex::new(None)),
             trap: Arc::new(trap_rx),
-        };
-        if let Err(e) = half.handshake(
-            &*channel.transport,
-            config.handshake_timeout,
-            channel.table_hash,
-        ) {
-            half.kill();
-            return Err(e);
-        }
-        half.watcher = Some(half.watch(on_death));
-        Ok(half)
+            activation,
+            active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
     }
 
     fn handshake(
@@ -374,6 +462,7 @@ impl UserHalf {
         let pid = self.pid;
         let (death, trap) = (Arc::clone(&self.death), Arc::clone(&self.trap));
         let waitfd = Arc::clone(&pidfd);
+        let active = Arc::clone(&self.active);
         let died = move || {
             // Its wait status, without reaping it (`kill` reaps): a zombie still has one.
             use rustix::process::{waitid, WaitId, WaitIdOptions};
@@ -386,7 +475,9 @@ impl UserHalf {
                 );
                 death.lock().get_or_insert(cause);
             }
-            endpoint.mark_dead();
+            if active.load(SeqCst) {
+                endpoint.mark_dead();
+            }
             if let Some(tx) = &on_death {
                 let _ = tx.send(pid);
             }
@@ -461,7 +552,9 @@ impl UserHalf {
             let cause = DeathCause::from_status(status.code(), status.signal(), Some(&self.trap));
             self.death.lock().get_or_insert(cause);
         }
-        self.channel.endpoint.mark_dead();
+        if self.active.load(SeqCst) {
+            self.channel.endpoint.mark_dead();
+        }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
         }

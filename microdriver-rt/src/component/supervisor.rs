@@ -50,6 +50,16 @@ pub struct SupervisorConfig {
     /// behind a user half. Process-wide: applied by [`Supervisor::start`] through
     /// [`crate::sync::combolock::set_user_hold_limit`].
     pub user_hold_limit: Duration,
+    /// Keep a **warm standby**: a second user-half process, started and sandboxed ahead of
+    /// need, waiting (it touches nothing shared) to be activated. A death is then answered
+    /// by activating it (well under a millisecond instead of a process start, several), and
+    /// a new standby is started once the new user half is re-attached. A standby's own
+    /// death is not a user-half death: it is logged and replaced (not before the next
+    /// restart if it lived less than `stable_uptime`); if activating it fails, the restart
+    /// falls back to a cold start. Default true: its cost is one idle process per driver,
+    /// and every path (activation, a dead standby, a failed activation) ends in a working
+    /// user half, so nothing depends on it; set false for the cold path only.
+    pub warm_standby: bool,
 }
 
 impl Default for SupervisorConfig {
@@ -64,6 +74,7 @@ impl Default for SupervisorConfig {
             heartbeat: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_millis(250),
             user_hold_limit: Duration::from_millis(5),
+            warm_standby: true,
         }
     }
 }
@@ -92,12 +103,16 @@ pub struct SupervisorStatus {
     /// Why the last user half died (exit status, signal, the system call of a seccomp
     /// violation, a hang).
     pub last_death: Option<DeathCause>,
+    /// The warm standby's pid (None: none, or `warm_standby` is off).
+    pub standby_pid: Option<u32>,
 }
 
 struct Shared {
     config: SupervisorConfig,
     channel: Arc<Channel>,
     current: Mutex<Option<UserHalf>>,
+    /// The warm standby, if one is kept and running.
+    standby: Mutex<Option<UserHalf>>,
     /// The running user half's pid (0: none), readable without the lock above.
     current_pid: std::sync::atomic::AtomicU32,
     /// The pid of the user half whose re-attach hooks have completed (0: none yet).
@@ -135,6 +150,7 @@ impl Supervisor {
             config,
             channel,
             current: Mutex::new(Some(first)),
+            standby: Mutex::new(None),
             current_pid: std::sync::atomic::AtomicU32::new(first_pid),
             ready_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
@@ -161,6 +177,7 @@ impl Supervisor {
                 }
             }
         }));
+        replenish_standby(&shared, &deaths);
         let thread = {
             let shared = Arc::clone(&shared);
             let deaths = deaths.clone();
@@ -237,6 +254,7 @@ impl Supervisor {
             degraded: self.endpoint().is_degraded(),
             last_recovery: *self.shared.last_recovery.lock(),
             last_death: self.shared.last_death.lock().clone(),
+            standby_pid: self.shared.standby.lock().as_ref().map(UserHalf::pid),
         }
     }
 
@@ -256,6 +274,9 @@ impl Supervisor {
         }
         // Nobody re-attaches a user half any more: callers at the gate fail as PeerDied.
         self.shared.channel.endpoint().open_gate();
+        if let Some(mut standby) = self.shared.standby.lock().take() {
+            standby.kill();
+        }
     }
 }
 
@@ -268,21 +289,47 @@ impl Drop for Supervisor {
     }
 }
 
+/// How long after a restart the next warm standby is started.
+const STANDBY_DELAY: Duration = Duration::from_millis(20);
+
 fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let config = &shared.config;
     let mut recent: VecDeque<Instant> = VecDeque::new();
     let mut backoff = Duration::ZERO;
     let mut last_ping = Instant::now();
+    // When to start the next warm standby (after a restart: not at once, so that its
+    // start-up does not compete for the CPUs with the new user half's first calls).
+    let mut standby_due: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         let endpoint = shared.channel.endpoint();
-        let wait = config
-            .heartbeat
-            .saturating_sub(last_ping.elapsed())
-            .max(Duration::from_millis(1));
+        let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
+        if let Some(due) = standby_due {
+            wait = wait.min(due.saturating_duration_since(Instant::now()));
+        }
+        let wait = wait.max(Duration::from_millis(1));
         match deaths.recv_timeout(wait) {
             Ok(pid) => {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
+                }
+                // A standby's death is not the user half's: replace it, unless it died
+                // young (then not before the next restart: no spawn loop).
+                let dead_standby = {
+                    let mut standby = shared.standby.lock();
+                    if standby.as_ref().is_some_and(|s| s.pid() == pid) {
+                        standby.take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(mut dead) = dead_standby {
+                    dead.kill();
+                    let why = dead.death_cause().unwrap_or(DeathCause::Unknown);
+                    tracing::warn!(pid, cause = %why, "the standby user half {pid} died: {why}");
+                    if dead.uptime() >= config.stable_uptime {
+                        replenish_standby(shared, death_tx);
+                    }
+                    continue;
                 }
                 // A stale notice (from an older process) is ignored; with no process at
                 // all (a failed restart) any notice means "try again".
@@ -292,6 +339,10 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
+                if standby_due.is_some_and(|due| Instant::now() >= due) {
+                    standby_due = None;
+                    replenish_standby(shared, death_tx);
+                }
                 // Heartbeat (and an immediate check after any timed-out call).
                 if endpoint.is_degraded() || endpoint.is_peer_dead() {
                     continue;
@@ -363,6 +414,9 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             );
             endpoint.mark_degraded();
             endpoint.open_gate();
+            if let Some(mut standby) = shared.standby.lock().take() {
+                standby.kill();
+            }
             return;
         }
         backoff = if lived < config.stable_uptime {
@@ -373,7 +427,17 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         if !backoff.is_zero() {
             std::thread::sleep(backoff);
         }
-        match UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())) {
+        // The warm standby if there is one (a failed activation falls back to a cold start).
+        let standby = shared.standby.lock().take();
+        let started = match standby.map(|s| s.activate(&config.component)) {
+            Some(Ok(half)) => Ok(half),
+            Some(Err(e)) => {
+                tracing::warn!("activating the standby user half failed ({e}): starting one");
+                UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone()))
+            }
+            None => UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())),
+        };
+        match started {
             Ok(half) => {
                 shared.current_pid.store(half.pid(), Ordering::SeqCst);
                 *shared.current.lock() = Some(half);
@@ -407,6 +471,8 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                     ),
                 }
                 last_ping = Instant::now();
+                // Recovered: prepare for the next death, shortly.
+                standby_due = Some(Instant::now() + STANDBY_DELAY);
             }
             Err(e) => {
                 tracing::error!("restarting the user half failed: {e}");
@@ -416,5 +482,24 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 let _ = death_tx.send(u32::MAX);
             }
         }
+    }
+}
+
+/// Starts a warm standby if the configuration asks for one and none is running.
+fn replenish_standby(shared: &Shared, death_tx: &Sender<u32>) {
+    if !shared.config.warm_standby || shared.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut standby = shared.standby.lock();
+    if standby.is_some() {
+        return;
+    }
+    match UserHalf::spawn_standby(
+        &shared.channel,
+        &shared.config.component,
+        Some(death_tx.clone()),
+    ) {
+        Ok(half) => *standby = Some(half),
+        Err(e) => tracing::warn!("starting a standby user half failed: {e}"),
     }
 }
