@@ -8,7 +8,8 @@
 //! upcalls. The kernel half compares the hello with its own build; halves built from
 //! different sources refuse to talk. The child gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies
 //! with its parent. The parent watches the child's pidfd and fails every outstanding call
-//! the moment the child dies.
+//! the moment the child dies, and learns why it died ([`DeathCause`]). The child's
+//! `tracing` events reach the parent's subscriber (see [`run_user_half_if_requested`]).
 
 #[cfg(not(loom))]
 mod child;

@@ -8,7 +8,10 @@
 //! 1. **`PR_SET_NO_NEW_PRIVS`**: no exec can ever gain privileges (and seccomp may be
 //!    installed without `CAP_SYS_ADMIN`).
 //! 2. **File descriptors**: every descriptor is closed except the slot area's memfd (the
-//!    channel) and **stderr (fd 2), kept for logs** (panic messages, `tracing` output).
+//!    channel), **stderr (fd 2), kept for logs** (panic messages), and the pipes the
+//!    kernel half passed: the log pipe (`tracing` events, see
+//!    [`run_user_half_if_requested`](super::run_user_half_if_requested)), the status pipe
+//!    (the SIGSYS record below) and, for a warm standby, its activation pipe.
 //!    stdin is closed; stdout (fd 1) is made a copy of stderr, so a stray `println!` in
 //!    user-half code lands in the log instead of failing.
 //! 3. **Environment**: the kernel half starts the user half with an empty environment
@@ -18,12 +21,21 @@
 //!    parent-death signal, which the kernel resets on a credential change, is set again.
 //! 5. **The C library's one-time probes**, run while the process may still read files
 //!    (see [below](#the-c-librarys-file-reads)).
-//! 6. **seccomp** (built with `seccompiler`, installed on all threads with TSYNC): an
-//!    allow-list of what the runtime needs, and nothing else. A system call outside the
-//!    list **kills the whole user half** (`SECCOMP_RET_KILL_PROCESS`): an attempt to leave
-//!    the sandbox is taken as a sign of compromise, the kernel half sees the death at once
-//!    (its pidfd), fails the outstanding upcalls with `PeerDied`, and its supervisor starts
-//!    a fresh user half.
+//! 6. **A SIGSYS handler** (`SA_SIGINFO | SA_RESETHAND`), then **seccomp** (built with
+//!    `seccompiler`, installed on all threads with TSYNC): an allow-list of what the
+//!    runtime needs, and nothing else. A system call outside the list is never executed:
+//!    it **traps** (`SECCOMP_RET_TRAP`), and the handler, async-signal-safe (an atomic load,
+//!    a stack buffer, raw `write` and `exit_group`), writes `SIGSYS <number>` to the status
+//!    pipe and ends the whole user half with exit status [`SECCOMP_EXIT`](super::SECCOMP_EXIT)
+//!    (159). An attempt to leave the sandbox is taken as a sign of compromise: the kernel
+//!    half sees the death at once (its pidfd), fails the outstanding upcalls with
+//!    `PeerDied`, names the call in its log and `SupervisorStatus::last_death` (the number
+//!    is bounded and named with the `syscalls` crate), and its supervisor starts a fresh
+//!    user half. Anything after the trap still kills: the handler resets to the default
+//!    action when it runs, so a second violation (another thread's, or the handler's own)
+//!    ends the process by SIGSYS, and a SIGSYS that finds the signal blocked is delivered
+//!    with the default action too; the filter refuses `rt_sigaction` on SIGSYS, so the
+//!    handler cannot be replaced or ignored.
 //!
 //! # The allow-list
 //! - memory: `mmap` only **anonymous** (its fd argument must be -1, so no file or device
@@ -36,17 +48,21 @@
 //!   workers start that way);
 //! - waiting and time: `futex`, `sched_yield`, `nanosleep`, `clock_nanosleep`,
 //!   `clock_gettime`, `clock_getres`, `gettimeofday`, `sched_getaffinity`;
-//! - I/O: `write`/`writev` on stdout/stderr, `read` on the channel, `close`;
-//! - signals and process: `rt_sigreturn`, `rt_sigprocmask`, `rt_sigaction` (the C
-//!   library's first `pthread_create` installs its internal handlers), `sigaltstack`,
+//! - I/O: `write`/`writev` on stdout/stderr and the log and status pipes, `read` on the
+//!   channel and a standby's activation pipe, `close`;
+//! - signals and process: `rt_sigreturn`, `rt_sigprocmask`, `rt_sigaction` for any signal
+//!   but SIGSYS (the C library's first `pthread_create` installs its internal handlers),
+//!   `sigaltstack`,
 //!   `restart_syscall`, `exit_group`, `getpid`, `gettid`, `getppid`, `getuid`, `geteuid`,
 //!   `getgid`, `getegid`, `getrandom`, and `prctl` only for `PR_SET_NAME`/`PR_GET_NAME`
 //!   (thread names).
 //!
 //! Absent on purpose: `open`/`openat` (no files), `socket` and the rest of networking,
 //! `ptrace`, `execve`/`execveat`, `fork`/`vfork`, `kill`/`tgkill` (an `abort()` therefore
-//! ends in the same kill as any other forbidden call), `ioctl`, `mount`, `bpf`, `dup*`,
-//! `pipe*`, `memfd_create`.
+//! ends like any other forbidden call, reported as `tgkill`), `ioctl`, `fcntl` (note: a
+//! debug build's `OwnedFd` drop checks the descriptor with `fcntl`, so user-half code keeps
+//! or borrows descriptors rather than dropping them), `mount`, `bpf`, `dup*`, `pipe*`,
+//! `memfd_create`.
 //!
 //! # The C library's file reads
 //! Some code the user half cannot avoid opens a file the first time it needs an answer
