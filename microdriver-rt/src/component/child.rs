@@ -20,10 +20,12 @@ use crate::transport::{wake_all, Area, Word};
 /// kernel half over a pipe; the kernel half re-emits it through *its* subscriber at the
 /// same level, under the target `microdriver::uhalf`, with the fields `pid` (the user
 /// half's) and `user_target` (the event's own target). Drivers need do nothing: install a
-/// subscriber in the kernel half as usual. Lines are cut at 4096 bytes, and an event that
-/// finds the pipe full is dropped (and the number dropped reported with the next one),
-/// so logging never stalls the user half. A subscriber installed before this call takes
-/// precedence (its output goes wherever it writes: only stderr is open in the sandbox).
+/// subscriber in the kernel half as usual, **before** starting the user half: events more
+/// verbose than the kernel half's subscribers wanted when the user half started are not
+/// even formatted. Lines are cut at 4096 bytes, and an event that finds the pipe full is
+/// dropped (the number dropped is reported with the next one), so logging never stalls
+/// the user half. A subscriber installed before this call takes precedence (its output
+/// goes wherever it writes: only stderr is open in the sandbox).
 pub fn run_user_half_if_requested() {
     let Ok(fd) = std::env::var(FD_ENV) else {
         return;
@@ -86,7 +88,9 @@ fn run(fd: &str) -> Result<(), String> {
             // SAFETY: the kernel half left this end of the log pipe open for us (checked
             // above: not a standard stream, not the channel) and nothing else owns it.
             let log = unsafe { OwnedFd::from_raw_fd(log_fd) };
-            let _ = tracing::subscriber::set_global_default(super::logs::Forward::new(log));
+            let level = std::env::var(super::LOG_LEVEL_ENV).ok();
+            let forward = super::logs::Forward::new(log, level.as_deref());
+            let _ = tracing::subscriber::set_global_default(forward);
         }
     }
     let transport = Arc::new(ShmTransport::attach(fd).map_err(|e| e.to_string())?);

@@ -15,22 +15,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
 /// The longest forwarded line (`PIPE_BUF`: a write this size is all or nothing).
 pub const MAX_LINE: usize = 4096;
 
-/// The user half's subscriber: forwards every event to the kernel half.
+/// The user half's subscriber: forwards every event up to `max` to the kernel half.
 pub(crate) struct Forward {
     fd: OwnedFd,
+    max: LevelFilter,
     dropped: AtomicU64,
 }
 
 impl Forward {
-    pub(crate) fn new(fd: OwnedFd) -> Self {
+    /// Forwards to `fd` every event the kernel half's subscribers could want: `max` is
+    /// their most verbose level when the user half was started (`max_level` parses it;
+    /// anything else forwards everything).
+    pub(crate) fn new(fd: OwnedFd, max_level: Option<&str>) -> Self {
         Forward {
             fd,
+            max: max_level
+                .and_then(|level| level.parse().ok())
+                .unwrap_or(LevelFilter::TRACE),
             dropped: AtomicU64::new(0),
         }
     }
@@ -71,8 +79,12 @@ impl Visit for Fields<'_> {
 }
 
 impl Subscriber for Forward {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        *meta.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
     }
 
     fn new_span(&self, _: &Attributes<'_>) -> Id {

@@ -47,3 +47,6 @@ pub const LOG_FD_ENV: &str = "MICRODRIVER_UHALF_LOG_FD";
 pub const STATUS_FD_ENV: &str = "MICRODRIVER_UHALF_STATUS_FD";
 /// Environment variable naming a warm standby's end of its activation pipe.
 pub const STANDBY_FD_ENV: &str = "MICRODRIVER_UHALF_STANDBY_FD";
+/// Environment variable carrying the kernel half's most verbose `tracing` level (the user
+/// half forwards no event above it).
+pub const LOG_LEVEL_ENV: &str = "MICRODRIVER_UHALF_LOG_LEVEL";

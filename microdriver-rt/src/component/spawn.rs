@@ -364,6 +364,10 @@ impl UserHalf {
             .map_err(os_error("creating the status pipe"))?;
         command
             .env(LOG_FD_ENV, log_tx.as_raw_fd().to_string())
+            .env(
+                super::LOG_LEVEL_ENV,
+                tracing::level_filters::LevelFilter::current().to_string(),
+            )
             .env(STATUS_FD_ENV, trap_tx.as_raw_fd().to_string());
         let mut inherited = vec![raw, log_tx.as_raw_fd(), trap_tx.as_raw_fd()];
         // A standby waits for a byte on this pipe before it touches the shared area.
