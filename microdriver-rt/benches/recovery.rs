@@ -81,6 +81,14 @@ fn main() {
             warm_samples.push(kill_and_recover(&warm));
         }
         warm_inside.extend(warm.status().last_recovery);
+        if std::env::var_os("RECOVERY_DEBUG").is_some() {
+            eprintln!(
+                "round {round}: warm {:?} (supervisor {:?}), cold {:?}",
+                warm_samples.last().copied().unwrap_or_default(),
+                warm.status().last_recovery.unwrap_or_default(),
+                cold_samples.last().copied().unwrap_or_default(),
+            );
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
     warm_samples.sort();

@@ -116,36 +116,44 @@ fn run(fd: &str) -> Result<(), String> {
         )
         .map_err(|e| format!("entering the sandbox: {e}"))?;
     }
-    if let Some(standby_fd) = standby_fd {
-        // A warm standby: everything up to the sandbox is done; wait, touching nothing in
-        // the shared area, until the kernel half activates us (end of file: it let us go).
-        // Borrowed, never closed: closing an OwnedFd in a debug build first checks it with
-        // fcntl(2), which the sandbox refuses. It is a pipe's read end; it dies with us.
-        // SAFETY: the kernel half left this end of our activation pipe open for us
-        // (checked above: not a standard stream, not the channel, not another pipe), and
-        // nothing in this process closes it.
-        let activation = unsafe { std::os::fd::BorrowedFd::borrow_raw(standby_fd) };
-        let mut byte = [0u8; 1];
-        loop {
-            match rustix::io::read(activation, &mut byte) {
-                Ok(0) => return Ok(()),
-                Ok(_) => break,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(format!("waiting for activation: {e}")),
-            }
-        }
-    }
     let options = CallOptions {
         wait: WaitPolicy::spinning(spin),
         ..CallOptions::default()
     };
+    // Reads the area's geometry from the header; touches no slot.
     let endpoint = Arc::new(UserEndpoint::new(
         transport.clone(),
         Arc::new(ObjectTracker::new()),
         options,
     ));
     install_user(endpoint.clone());
-    let handles = endpoint.spawn_workers(workers);
+    let handles = match standby_fd {
+        None => endpoint.spawn_workers(workers),
+        Some(standby_fd) => {
+            // A warm standby: everything up to the sandbox is done, and the workers are
+            // started (thread creation is off the recovery path) but wait at a barrier;
+            // nothing touches the shared area until the kernel half activates us.
+            let go = Arc::new(std::sync::Barrier::new(workers + 1));
+            let mut handles = Vec::with_capacity(workers);
+            for i in 0..workers {
+                let (endpoint, go) = (Arc::clone(&endpoint), Arc::clone(&go));
+                let handle = std::thread::Builder::new()
+                    .name(format!("uhalf-worker-{i}"))
+                    .spawn(move || {
+                        go.wait();
+                        endpoint.serve_upcalls();
+                    })
+                    .map_err(|e| format!("starting a worker thread: {e}"))?;
+                handles.push(handle);
+            }
+            if !wait_for_activation(standby_fd)? {
+                // The kernel half let us go without activating us.
+                return Ok(());
+            }
+            go.wait();
+            handles
+        }
+    };
 
     let hash = EntryTable::get().hash();
     transport
@@ -170,6 +178,26 @@ fn run(fd: &str) -> Result<(), String> {
         let _ = handle.join();
     }
     Ok(())
+}
+
+/// Blocks until the kernel half activates this standby (true) or closes its end of the
+/// activation pipe (false).
+fn wait_for_activation(fd: i32) -> Result<bool, String> {
+    // Borrowed, never closed: closing an OwnedFd in a debug build first checks it with
+    // fcntl(2), which the sandbox refuses. It is a pipe's read end; it dies with us.
+    // SAFETY: the kernel half left this end of our activation pipe open for us (checked
+    // in `run`: not a standard stream, not the channel, not another pipe), and nothing in
+    // this process closes it.
+    let activation = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(activation, &mut byte) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("waiting for activation: {e}")),
+        }
+    }
 }
 
 /// A descriptor the kernel half passed through `var`: not a standard stream and not the
