@@ -94,7 +94,8 @@ pub struct KernelEndpoint {
     stop_servers: AtomicBool,
     stats: CallStats,
     /// The restart gate: true while a restarted user half is not re-attached yet (see
-    /// [`KernelEndpoint::close_gate`]). Open, a call pays this one load.
+    /// [`KernelEndpoint::close_gate`]). Open, a call pays one load of it, plus an
+    /// increment and a decrement of its thread's (uncontended) shard of `in_gate`.
     gate_closed: AtomicBool,
     /// Callers past the gate, by thread shard: [`KernelEndpoint::close_gate`] waits for
     /// them to leave, so none that passed before it closed reaches the next user half.
