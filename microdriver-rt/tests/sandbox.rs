@@ -239,12 +239,13 @@ fn report(half: &UserHalf, fds: &[i32]) -> Report {
 // Tests.
 
 /// Each forbidden call kills the user half: the upcall fails with PeerDied promptly, the
-/// kernel half goes on, and a fresh user half answers.
+/// death is reported with the system call's name, the kernel half goes on, and a fresh
+/// user half answers.
 fn forbidden_calls_kill_the_user_half() {
-    for name in [
-        "sandbox::open_passwd",
-        "sandbox::open_socket",
-        "sandbox::trace_parent",
+    for (name, syscall) in [
+        ("sandbox::open_passwd", "openat"),
+        ("sandbox::open_socket", "socket"),
+        ("sandbox::trace_parent", "ptrace"),
     ] {
         let half = spawn(true);
         assert_eq!(work(&half), Ok(WORK_ANSWER), "{name}: before");
@@ -257,6 +258,9 @@ fn forbidden_calls_kill_the_user_half() {
             "{name}: the user half should have been killed"
         );
         assert!(took < Duration::from_millis(500), "{name}: took {took:?}");
+        // The watcher records the cause before it fails the calls.
+        let cause = half.death_cause().expect("the cause of death is known");
+        assert_eq!(cause.syscall_name(), Some(syscall), "{name}: {cause}");
         // The kernel half carries on: the dead half's calls fail at once...
         assert!(matches!(work(&half), Err(UpcallError::PeerDied { .. })));
         drop(half);
@@ -264,7 +268,7 @@ fn forbidden_calls_kill_the_user_half() {
         let fresh = spawn(true);
         assert_eq!(work(&fresh), Ok(WORK_ANSWER), "{name}: after restart");
         fresh.shutdown(Duration::from_secs(1));
-        println!("{name}: user half killed, PeerDied after {took:?}, fresh half answers");
+        println!("{name}: user half {cause}, PeerDied after {took:?}, fresh half answers");
     }
 }
 

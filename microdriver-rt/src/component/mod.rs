@@ -8,10 +8,15 @@
 //! upcalls. The kernel half compares the hello with its own build; halves built from
 //! different sources refuse to talk. The child gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies
 //! with its parent. The parent watches the child's pidfd and fails every outstanding call
-//! the moment the child dies.
+//! the moment the child dies, and learns why it died ([`DeathCause`]). The child's
+//! `tracing` events reach the parent's subscriber (see [`run_user_half_if_requested`]).
 
 #[cfg(not(loom))]
 mod child;
+#[cfg(not(loom))]
+mod death;
+#[cfg(not(loom))]
+mod logs;
 #[cfg(not(loom))]
 pub mod sandbox;
 #[cfg(not(loom))]
@@ -21,6 +26,8 @@ mod supervisor;
 
 #[cfg(not(loom))]
 pub use child::run_user_half_if_requested;
+#[cfg(not(loom))]
+pub use death::{signal_name, DeathCause, SECCOMP_EXIT};
 #[cfg(not(loom))]
 pub use spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
 #[cfg(not(loom))]
@@ -34,3 +41,12 @@ pub const WORKERS_ENV: &str = "MICRODRIVER_UHALF_WORKERS";
 pub const PARENT_ENV: &str = "MICRODRIVER_UHALF_PARENT";
 /// Environment variable carrying the spin time (microseconds) of the user half's waits.
 pub const SPIN_ENV: &str = "MICRODRIVER_UHALF_SPIN_US";
+/// Environment variable naming the user half's end of its log pipe (`tracing` events).
+pub const LOG_FD_ENV: &str = "MICRODRIVER_UHALF_LOG_FD";
+/// Environment variable naming the user half's end of its status pipe (the SIGSYS record).
+pub const STATUS_FD_ENV: &str = "MICRODRIVER_UHALF_STATUS_FD";
+/// Environment variable naming a warm standby's end of its activation pipe.
+pub const STANDBY_FD_ENV: &str = "MICRODRIVER_UHALF_STANDBY_FD";
+/// Environment variable carrying the kernel half's most verbose `tracing` level (the user
+/// half forwards no event above it).
+pub const LOG_LEVEL_ENV: &str = "MICRODRIVER_UHALF_LOG_LEVEL";

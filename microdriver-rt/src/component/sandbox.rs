@@ -8,7 +8,10 @@
 //! 1. **`PR_SET_NO_NEW_PRIVS`**: no exec can ever gain privileges (and seccomp may be
 //!    installed without `CAP_SYS_ADMIN`).
 //! 2. **File descriptors**: every descriptor is closed except the slot area's memfd (the
-//!    channel) and **stderr (fd 2), kept for logs** (panic messages, `tracing` output).
+//!    channel), **stderr (fd 2), kept for logs** (panic messages), and the pipes the
+//!    kernel half passed: the log pipe (`tracing` events, see
+//!    [`run_user_half_if_requested`](super::run_user_half_if_requested)), the status pipe
+//!    (the SIGSYS record below) and, for a warm standby, its activation pipe.
 //!    stdin is closed; stdout (fd 1) is made a copy of stderr, so a stray `println!` in
 //!    user-half code lands in the log instead of failing.
 //! 3. **Environment**: the kernel half starts the user half with an empty environment
@@ -18,12 +21,21 @@
 //!    parent-death signal, which the kernel resets on a credential change, is set again.
 //! 5. **The C library's one-time probes**, run while the process may still read files
 //!    (see [below](#the-c-librarys-file-reads)).
-//! 6. **seccomp** (built with `seccompiler`, installed on all threads with TSYNC): an
-//!    allow-list of what the runtime needs, and nothing else. A system call outside the
-//!    list **kills the whole user half** (`SECCOMP_RET_KILL_PROCESS`): an attempt to leave
-//!    the sandbox is taken as a sign of compromise, the kernel half sees the death at once
-//!    (its pidfd), fails the outstanding upcalls with `PeerDied`, and its supervisor starts
-//!    a fresh user half.
+//! 6. **A SIGSYS handler** (`SA_SIGINFO | SA_RESETHAND`), then **seccomp** (built with
+//!    `seccompiler`, installed on all threads with TSYNC): an allow-list of what the
+//!    runtime needs, and nothing else. A system call outside the list is never executed:
+//!    it **traps** (`SECCOMP_RET_TRAP`), and the handler, async-signal-safe (an atomic load,
+//!    a stack buffer, raw `write` and `exit_group`), writes `SIGSYS <number>` to the status
+//!    pipe and ends the whole user half with exit status [`SECCOMP_EXIT`](super::SECCOMP_EXIT)
+//!    (159). An attempt to leave the sandbox is taken as a sign of compromise: the kernel
+//!    half sees the death at once (its pidfd), fails the outstanding upcalls with
+//!    `PeerDied`, names the call in its log and `SupervisorStatus::last_death` (the number
+//!    is bounded and named with the `syscalls` crate), and its supervisor starts a fresh
+//!    user half. Anything after the trap still kills: the handler resets to the default
+//!    action when it runs, so a second violation (another thread's, or the handler's own)
+//!    ends the process by SIGSYS, and a SIGSYS that finds the signal blocked is delivered
+//!    with the default action too; the filter refuses `rt_sigaction` on SIGSYS, so the
+//!    handler cannot be replaced or ignored.
 //!
 //! # The allow-list
 //! - memory: `mmap` only **anonymous** (its fd argument must be -1, so no file or device
@@ -36,17 +48,21 @@
 //!   workers start that way);
 //! - waiting and time: `futex`, `sched_yield`, `nanosleep`, `clock_nanosleep`,
 //!   `clock_gettime`, `clock_getres`, `gettimeofday`, `sched_getaffinity`;
-//! - I/O: `write`/`writev` on stdout/stderr, `read` on the channel, `close`;
-//! - signals and process: `rt_sigreturn`, `rt_sigprocmask`, `rt_sigaction` (the C
-//!   library's first `pthread_create` installs its internal handlers), `sigaltstack`,
+//! - I/O: `write`/`writev` on stdout/stderr and the log and status pipes, `read` on the
+//!   channel and a standby's activation pipe, `close`;
+//! - signals and process: `rt_sigreturn`, `rt_sigprocmask`, `rt_sigaction` for any signal
+//!   but SIGSYS (the C library's first `pthread_create` installs its internal handlers),
+//!   `sigaltstack`,
 //!   `restart_syscall`, `exit_group`, `getpid`, `gettid`, `getppid`, `getuid`, `geteuid`,
 //!   `getgid`, `getegid`, `getrandom`, and `prctl` only for `PR_SET_NAME`/`PR_GET_NAME`
 //!   (thread names).
 //!
 //! Absent on purpose: `open`/`openat` (no files), `socket` and the rest of networking,
 //! `ptrace`, `execve`/`execveat`, `fork`/`vfork`, `kill`/`tgkill` (an `abort()` therefore
-//! ends in the same kill as any other forbidden call), `ioctl`, `mount`, `bpf`, `dup*`,
-//! `pipe*`, `memfd_create`.
+//! ends like any other forbidden call, reported as `tgkill`), `ioctl`, `fcntl` (note: a
+//! debug build's `OwnedFd` drop checks the descriptor with `fcntl`, so user-half code keeps
+//! or borrows descriptors rather than dropping them), `mount`, `bpf`, `dup*`, `pipe*`,
+//! `memfd_create`.
 //!
 //! # The C library's file reads
 //! Some code the user half cannot avoid opens a file the first time it needs an answer
@@ -86,12 +102,108 @@ pub const UNPRIVILEGED_ID: u32 = 65534;
 
 /// Enters the sandbox (see the module docs). `channel` is the slot area's descriptor, the
 /// only one besides stderr that stays open. Call it with no other threads running.
-pub(crate) fn enter(channel: RawFd, parent: Option<&str>) -> Result<(), String> {
+///
+/// `writable` are further descriptors it keeps and may write to (its log and status
+/// pipes), `readable` ones it keeps and may read (a standby's activation pipe); `status`
+/// is the one its SIGSYS handler reports a seccomp violation to.
+pub(crate) fn enter(
+    channel: RawFd,
+    writable: &[RawFd],
+    readable: &[RawFd],
+    status: Option<RawFd>,
+    parent: Option<&str>,
+) -> Result<(), String> {
     no_new_privs()?;
-    close_other_fds(channel)?;
+    let kept: Vec<RawFd> = writable.iter().chain(readable).copied().collect();
+    close_other_fds(channel, &kept)?;
     drop_privileges(parent)?;
     prime_allocator()?;
-    install_seccomp(channel)
+    install_sigsys_handler(status)?;
+    install_seccomp(channel, writable, readable)
+}
+
+/// Where the SIGSYS handler writes its record (-1: nowhere).
+static TRAP_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The start of a `siginfo_t` for SIGSYS (`_sigsys` in the kernel's union): the union
+/// starts at the pointer-aligned offset after the three ints, as `repr(C)` lays it out.
+#[repr(C)]
+struct SigsysInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    call_addr: *mut libc::c_void,
+    syscall: libc::c_int,
+    arch: libc::c_uint,
+}
+
+/// The SIGSYS handler: a system call outside the allow-list was trapped. Async-signal-safe
+/// only: an atomic load, a stack buffer, raw `write` and `exit_group`. It writes
+/// `SIGSYS <number>\n` to the status pipe and exits with [`super::SECCOMP_EXIT`]; the
+/// kernel half names the call. Installed with `SA_RESETHAND`: a second violation (another
+/// thread's, or the handler's own) finds the default action and kills the process.
+extern "C" fn on_sigsys(_signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let number = if info.is_null() {
+        -1
+    } else {
+        // SAFETY: the kernel passes a valid siginfo_t for SIGSYS (SA_SIGINFO), whose
+        // leading fields have the layout of `SigsysInfo`.
+        unsafe { (*info.cast::<SigsysInfo>()).syscall }
+    };
+    let mut record = [0u8; super::death::TRAP_RECORD_MAX];
+    let prefix = b"SIGSYS ";
+    record[..prefix.len()].copy_from_slice(prefix);
+    let mut len = prefix.len();
+    let mut digits = [0u8; 12];
+    let mut count = 0;
+    let mut value = number.unsigned_abs();
+    loop {
+        digits[count] = b'0' + (value % 10) as u8;
+        count += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if number < 0 {
+        record[len] = b'-';
+        len += 1;
+    }
+    while count > 0 {
+        count -= 1;
+        record[len] = digits[count];
+        len += 1;
+    }
+    record[len] = b'\n';
+    len += 1;
+    let fd = TRAP_FD.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: raw write(2) of a stack buffer and exit_group(2): both async-signal-safe
+    // and on the allow-list; exit_group does not return.
+    unsafe {
+        if fd >= 0 {
+            libc::syscall(libc::SYS_write, fd, record.as_ptr(), len);
+        }
+        libc::syscall(libc::SYS_exit_group, super::SECCOMP_EXIT);
+    }
+}
+
+/// Installs [`on_sigsys`] (before the filter; the filter then refuses any change of the
+/// SIGSYS action).
+fn install_sigsys_handler(status: Option<RawFd>) -> Result<(), String> {
+    TRAP_FD.store(status.unwrap_or(-1), std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; sigemptyset and
+    // sigaction only touch it and this process's signal table; the handler is an
+    // `extern "C"` function of the SA_SIGINFO signature.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigsys as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut()) != 0 {
+            return Err(os_error("installing the SIGSYS handler"));
+        }
+    }
+    Ok(())
 }
 
 /// Makes glibc's malloc read and cache `/proc/sys/vm/overcommit_memory` now, while the
@@ -133,13 +245,18 @@ fn no_new_privs() -> Result<(), String> {
     Ok(())
 }
 
-/// Closes every descriptor but stderr and `channel`; points stdout at stderr.
-fn close_other_fds(channel: RawFd) -> Result<(), String> {
+/// Closes every descriptor but stderr, `channel` and `others`; points stdout at stderr.
+fn close_other_fds(channel: RawFd, others: &[RawFd]) -> Result<(), String> {
     if channel < 0 || channel == 2 {
         return Err(format!("channel descriptor {channel}"));
     }
-    let mut keep = [2, channel];
+    if let Some(fd) = others.iter().find(|&&fd| fd <= 2 || fd == channel) {
+        return Err(format!("descriptor {fd} cannot be kept"));
+    }
+    let mut keep = vec![2, channel];
+    keep.extend_from_slice(others);
     keep.sort_unstable();
+    keep.dedup();
     let mut from: u32 = 0;
     for fd in keep {
         let fd = fd as u32;
@@ -237,8 +354,13 @@ fn one_of(arg: u8, values: &[u64]) -> Vec<SeccompRule> {
         .collect()
 }
 
-/// The allow-list (see the module docs), for the running architecture.
-fn allow_list(channel: RawFd) -> BTreeMap<i64, Vec<SeccompRule>> {
+/// The allow-list (see the module docs), for the running architecture; `writable` are the
+/// descriptors besides stdout/stderr it may write to.
+fn allow_list(
+    channel: RawFd,
+    writable: &[RawFd],
+    readable: &[RawFd],
+) -> BTreeMap<i64, Vec<SeccompRule>> {
     use libc::*;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let no_exec = |arg: u8| {
@@ -273,9 +395,23 @@ fn allow_list(channel: RawFd) -> BTreeMap<i64, Vec<SeccompRule>> {
             CLONE_THREAD as u64,
         )])],
     );
-    rules.insert(SYS_write, one_of(0, &[1, 2]));
-    rules.insert(SYS_writev, one_of(0, &[1, 2]));
-    rules.insert(SYS_read, one_of(0, &[channel as u64]));
+    let mut out: Vec<u64> = vec![1, 2];
+    out.extend(writable.iter().map(|&fd| fd as u64));
+    rules.insert(SYS_write, one_of(0, &out));
+    rules.insert(SYS_writev, one_of(0, &out));
+    // Any signal's action but SIGSYS's: the handler installed before the filter stays.
+    rules.insert(
+        SYS_rt_sigaction,
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            SIGSYS as u64,
+        )])],
+    );
+    let mut input: Vec<u64> = vec![channel as u64];
+    input.extend(readable.iter().map(|&fd| fd as u64));
+    rules.insert(SYS_read, one_of(0, &input));
     rules.insert(
         SYS_prctl,
         one_of(0, &[PR_SET_NAME as u64, PR_GET_NAME as u64]),
@@ -299,7 +435,6 @@ fn allow_list(channel: RawFd) -> BTreeMap<i64, Vec<SeccompRule>> {
         SYS_close,
         SYS_rt_sigreturn,
         SYS_rt_sigprocmask,
-        SYS_rt_sigaction, // the C library's first pthread_create installs its handlers
         SYS_sigaltstack,
         SYS_restart_syscall,
         SYS_exit,
@@ -328,12 +463,13 @@ fn compile(
     BpfProgram::try_from(filter).map_err(|e| e.to_string())
 }
 
-fn install_seccomp(channel: RawFd) -> Result<(), String> {
-    // Filters stack and the strictest answer wins: the allow-list kills on anything
-    // outside it; the second one turns the (allowed) clone3 into ENOSYS.
+fn install_seccomp(channel: RawFd, writable: &[RawFd], readable: &[RawFd]) -> Result<(), String> {
+    // Filters stack and the strictest answer wins: the allow-list traps anything outside
+    // it (SIGSYS: the handler reports the call and exits; a second violation kills); the
+    // second one turns the (allowed) clone3 into ENOSYS.
     let allow = compile(
-        allow_list(channel),
-        SeccompAction::KillProcess,
+        allow_list(channel, writable, readable),
+        SeccompAction::Trap,
         SeccompAction::Allow,
     )?;
     let clone3 = compile(

@@ -1,7 +1,8 @@
 //! The kernel half's side: spawning the user half and watching it.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering::SeqCst;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use super::{FD_ENV, PARENT_ENV, SPIN_ENV, WORKERS_ENV};
+use super::death::DeathCause;
+use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
 use crate::tracker::ObjectTracker;
@@ -107,8 +109,8 @@ impl Default for ComponentConfig {
 static SPAWN_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> Result<(), ComponentError> {
-    // SAFETY: fcntl(2) on a descriptor this process owns (the channel's memfd); it changes
-    // only that descriptor's flags.
+    // SAFETY: fcntl(2) on a descriptor this process owns (the channel's memfd or one end
+    // of a user half's pipe); it changes only that descriptor's flags.
     let rc = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFD);
         if flags < 0 {
@@ -121,7 +123,7 @@ fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> Result<(), ComponentError> {
     };
     if rc < 0 {
         return Err(ComponentError::Os {
-            what: "setting close-on-exec on the slot memfd",
+            what: "setting close-on-exec on a descriptor for the user half",
             source: std::io::Error::last_os_error(),
         });
     }
@@ -193,6 +195,23 @@ pub struct UserHalf {
     pidfd: Arc<OwnedFd>,
     watcher: Option<JoinHandle<()>>,
     started: Instant,
+    /// Why it died, once known (the watcher or `kill` fills it; the first answer wins).
+    death: Arc<parking_lot::Mutex<Option<DeathCause>>>,
+    /// The read end of its status pipe (its SIGSYS handler's record).
+    trap: Arc<OwnedFd>,
+    /// A warm standby's activation pipe (the write end; None once active). Only the kernel
+    /// half holds it: no user half can activate a standby.
+    activation: Option<OwnedFd>,
+    /// True once it serves the channel: only then does its death fail the channel's calls
+    /// (a standby's death is not the user half's).
+    active: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn os_error(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> ComponentError {
+    move |e| ComponentError::Os {
+        what,
+        source: e.into(),
+    }
 }
 
 impl UserHalf {
@@ -215,6 +234,82 @@ impl UserHalf {
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
         channel.endpoint.reset();
+        let half = UserHalf::launch(channel, config, false)?;
+        half.active.store(true, SeqCst);
+        half.handshake_and_watch(config, on_death)
+    }
+
+    /// Starts a **warm standby** on `channel`: a user-half process that does everything up
+    /// to and including entering its sandbox, then waits, touching nothing in the shared
+    /// area, until [`UserHalf::activate`]. Its death (sent to `on_death` like any other)
+    /// fails no call. The channel is not reset: the running user half keeps serving.
+    pub fn spawn_standby(
+        channel: &Arc<Channel>,
+        config: &ComponentConfig,
+        on_death: Option<crossbeam_channel::Sender<u32>>,
+    ) -> Result<UserHalf, ComponentError> {
+        let mut half = UserHalf::launch(channel, config, true)?;
+        half.watcher = Some(half.watch(on_death));
+        Ok(half)
+    }
+
+    /// True while it is a standby not yet activated.
+    pub fn is_standby(&self) -> bool {
+        self.activation.is_some()
+    }
+
+    /// Makes a standby the channel's user half (after the previous one is dead and
+    /// reaped): the channel is reset, the standby told to go on, and its hello checked.
+    /// A user half that is already active is returned as it is.
+    pub fn activate(mut self, config: &ComponentConfig) -> Result<UserHalf, ComponentError> {
+        let Some(activation) = self.activation.take() else {
+            return Ok(self);
+        };
+        self.channel.endpoint.reset();
+        self.active.store(true, SeqCst);
+        let written = rustix::io::write(&activation, &[1]);
+        drop(activation);
+        if let Err(e) = written {
+            self.kill();
+            return Err(ComponentError::Os {
+                what: "activating the standby user half",
+                source: e.into(),
+            });
+        }
+        if let Err(e) = self.handshake(
+            &*self.channel.transport,
+            config.handshake_timeout,
+            self.channel.table_hash,
+        ) {
+            self.kill();
+            return Err(e);
+        }
+        Ok(self)
+    }
+
+    fn handshake_and_watch(
+        mut self,
+        config: &ComponentConfig,
+        on_death: Option<crossbeam_channel::Sender<u32>>,
+    ) -> Result<UserHalf, ComponentError> {
+        if let Err(e) = self.handshake(
+            &*self.channel.transport,
+            config.handshake_timeout,
+            self.channel.table_hash,
+        ) {
+            self.kill();
+            return Err(e);
+        }
+        self.watcher = Some(self.watch(on_death));
+        Ok(self)
+    }
+
+    /// Spawns the process (a standby when `standby`), without waiting for its hello.
+    fn launch(
+        channel: &Arc<Channel>,
+        config: &ComponentConfig,
+        standby: bool,
+    ) -> Result<UserHalf, ComponentError> {
         // By default the child runs this very executable. Through /proc/self/exe, not the
         // path it was started from: the file may have been replaced or deleted since (a
         // rebuild or an upgrade while the driver runs), and a user half must always be the
@@ -258,17 +353,57 @@ impl UserHalf {
         // for the spawn only; the child finds it by number and sets its own death signal.
         let raw = channel.memfd.as_raw_fd();
         command.env(FD_ENV, raw.to_string());
+        // Two pipes: its `tracing` events (non-blocking on its side: a full pipe drops
+        // events, never stalls it) and the record its SIGSYS handler writes.
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (log_rx, log_tx) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(os_error("creating the log pipe"))?;
+        rustix::fs::fcntl_setfl(&log_tx, rustix::fs::OFlags::NONBLOCK)
+            .map_err(os_error("making the log pipe non-blocking"))?;
+        let (trap_rx, trap_tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(os_error("creating the status pipe"))?;
+        command
+            .env(LOG_FD_ENV, log_tx.as_raw_fd().to_string())
+            .env(
+                super::LOG_LEVEL_ENV,
+                tracing::level_filters::LevelFilter::current().to_string(),
+            )
+            .env(STATUS_FD_ENV, trap_tx.as_raw_fd().to_string());
+        let mut inherited = vec![raw, log_tx.as_raw_fd(), trap_tx.as_raw_fd()];
+        // A standby waits for a byte on this pipe before it touches the shared area.
+        let standby_pipe = if standby {
+            let (wait, go) =
+                pipe_with(PipeFlags::CLOEXEC).map_err(os_error("creating the standby pipe"))?;
+            command.env(STANDBY_FD_ENV, wait.as_raw_fd().to_string());
+            inherited.push(wait.as_raw_fd());
+            Some((wait, go))
+        } else {
+            None
+        };
         let child = {
             let _guard = SPAWN_LOCK.lock();
-            set_cloexec(raw, false)?;
+            for &fd in &inherited {
+                set_cloexec(fd, false)?;
+            }
             let spawned = command.spawn();
-            set_cloexec(raw, true)?;
+            for &fd in &inherited {
+                set_cloexec(fd, true)?;
+            }
             spawned.map_err(|source| ComponentError::Spawn {
                 exe: exe.display().to_string(),
                 source,
             })?
         };
+        // Only the child holds the write ends now: its death ends both pipes.
+        drop((log_tx, trap_tx));
+        let activation = standby_pipe.map(|(wait, go)| {
+            drop(wait);
+            go
+        });
         let pid = child.id();
+        if let Err(e) = super::logs::spawn_reader(log_rx, pid) {
+            tracing::warn!("user half {pid}: its log events are lost: {e}");
+        }
         let pidfd = Pid::from_raw(pid as i32)
             .ok_or(ComponentError::Os {
                 what: "the child's pid",
@@ -280,24 +415,18 @@ impl UserHalf {
                     source: e.into(),
                 })
             })?;
-        let mut half = UserHalf {
+        Ok(UserHalf {
             channel: Arc::clone(channel),
             child,
             pid,
             pidfd: Arc::new(pidfd),
             watcher: None,
             started: Instant::now(),
-        };
-        if let Err(e) = half.handshake(
-            &*channel.transport,
-            config.handshake_timeout,
-            channel.table_hash,
-        ) {
-            half.kill();
-            return Err(e);
-        }
-        half.watcher = Some(half.watch(on_death));
-        Ok(half)
+            death: Arc::new(parking_lot::Mutex::new(None)),
+            trap: Arc::new(trap_rx),
+            activation,
+            active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
     }
 
     fn handshake(
@@ -335,8 +464,24 @@ impl UserHalf {
         let pidfd = Arc::clone(&self.pidfd);
         let endpoint = Arc::clone(&self.channel.endpoint);
         let pid = self.pid;
+        let (death, trap) = (Arc::clone(&self.death), Arc::clone(&self.trap));
+        let waitfd = Arc::clone(&pidfd);
+        let active = Arc::clone(&self.active);
         let died = move || {
-            endpoint.mark_dead();
+            // Its wait status, without reaping it (`kill` reaps): a zombie still has one.
+            use rustix::process::{waitid, WaitId, WaitIdOptions};
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+            if let Ok(Some(status)) = waitid(WaitId::PidFd(waitfd.as_fd()), options) {
+                let cause = DeathCause::from_status(
+                    status.exit_status(),
+                    status.terminating_signal(),
+                    Some(&trap),
+                );
+                death.lock().get_or_insert(cause);
+            }
+            if active.load(SeqCst) {
+                endpoint.mark_dead();
+            }
             if let Some(tx) = &on_death {
                 let _ = tx.send(pid);
             }
@@ -393,11 +538,27 @@ impl UserHalf {
         matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
+    /// Why it died: None while it runs (or until its death was noticed).
+    pub fn death_cause(&self) -> Option<DeathCause> {
+        self.death.lock().clone()
+    }
+
+    /// Records why it is about to die (a kill for a reason the wait status cannot tell:
+    /// a hang); the first cause recorded wins.
+    pub(crate) fn note_death_cause(&self, cause: DeathCause) {
+        self.death.lock().get_or_insert(cause);
+    }
+
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.channel.endpoint.mark_dead();
+        if let Ok(status) = self.child.wait() {
+            let cause = DeathCause::from_status(status.code(), status.signal(), Some(&self.trap));
+            self.death.lock().get_or_insert(cause);
+        }
+        if self.active.load(SeqCst) {
+            self.channel.endpoint.mark_dead();
+        }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
         }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use super::death::DeathCause;
 use super::spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
 use crate::lrpc::{ping, KernelEndpoint};
 use crate::tracker::ObjectTracker;
@@ -43,6 +44,22 @@ pub struct SupervisorConfig {
     pub heartbeat: Duration,
     /// How long a ping may take before the user half is declared hung.
     pub heartbeat_timeout: Duration,
+    /// A user-half hold of a `ComboLock` longer than this is taken away by the next
+    /// kernel locker and the user half is killed; `Duration::ZERO` turns the limit off.
+    /// Default 5 ms: a kernel-half locker (maybe the critical path) never waits longer
+    /// behind a user half. Process-wide: applied by [`Supervisor::start`] through
+    /// [`crate::sync::combolock::set_user_hold_limit`].
+    pub user_hold_limit: Duration,
+    /// Keep a **warm standby**: a second user-half process, started and sandboxed ahead of
+    /// need, waiting (it touches nothing shared) to be activated. A death is then answered
+    /// by activating it (well under a millisecond instead of a process start, several), and
+    /// a new standby is started once the new user half is re-attached. A standby's own
+    /// death is not a user-half death: it is logged and replaced (not before the next
+    /// restart if it lived less than `stable_uptime`); if activating it fails, the restart
+    /// falls back to a cold start. Default true: its cost is one idle process per driver,
+    /// and every path (activation, a dead standby, a failed activation) ends in a working
+    /// user half, so nothing depends on it; set false for the cold path only.
+    pub warm_standby: bool,
 }
 
 impl Default for SupervisorConfig {
@@ -56,6 +73,8 @@ impl Default for SupervisorConfig {
             restart_window: Duration::from_secs(10),
             heartbeat: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_millis(250),
+            user_hold_limit: Duration::from_millis(5),
+            warm_standby: true,
         }
     }
 }
@@ -81,12 +100,19 @@ pub struct SupervisorStatus {
     pub degraded: bool,
     /// The last restart's time from death to the new user half answering.
     pub last_recovery: Option<Duration>,
+    /// Why the last user half died (exit status, signal, the system call of a seccomp
+    /// violation, a hang).
+    pub last_death: Option<DeathCause>,
+    /// The warm standby's pid (None: none, or `warm_standby` is off).
+    pub standby_pid: Option<u32>,
 }
 
 struct Shared {
     config: SupervisorConfig,
     channel: Arc<Channel>,
     current: Mutex<Option<UserHalf>>,
+    /// The warm standby, if one is kept and running.
+    standby: Mutex<Option<UserHalf>>,
     /// The running user half's pid (0: none), readable without the lock above.
     current_pid: std::sync::atomic::AtomicU32,
     /// The pid of the user half whose re-attach hooks have completed (0: none yet).
@@ -94,6 +120,9 @@ struct Shared {
     restarts: AtomicU64,
     hangs: AtomicU64,
     last_recovery: Mutex<Option<Duration>>,
+    last_death: Mutex<Option<DeathCause>>,
+    /// The pid the stuck-holder hook killed last (0: none).
+    lock_killed: std::sync::atomic::AtomicU32,
     reattach: Mutex<Vec<ReattachHook>>,
     on_death: Mutex<Vec<DeathHook>>,
     stop: AtomicBool,
@@ -112,6 +141,7 @@ impl Supervisor {
         config: SupervisorConfig,
         tracker: Arc<ObjectTracker>,
     ) -> Result<Supervisor, ComponentError> {
+        crate::sync::combolock::set_user_hold_limit(config.user_hold_limit);
         let channel = Channel::new(&config.component, tracker)?;
         let (deaths, death_rx) = crossbeam_channel::unbounded();
         let first = UserHalf::start(&channel, &config.component, Some(deaths.clone()))?;
@@ -120,11 +150,14 @@ impl Supervisor {
             config,
             channel,
             current: Mutex::new(Some(first)),
+            standby: Mutex::new(None),
             current_pid: std::sync::atomic::AtomicU32::new(first_pid),
             ready_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             last_recovery: Mutex::new(None),
+            last_death: Mutex::new(None),
+            lock_killed: std::sync::atomic::AtomicU32::new(0),
             reattach: Mutex::new(Vec::new()),
             on_death: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -137,12 +170,14 @@ impl Supervisor {
             if let Some(shared) = weak.upgrade() {
                 let pid = shared.current_pid.load(Ordering::SeqCst);
                 if pid != 0 {
+                    shared.lock_killed.store(pid, Ordering::SeqCst);
                     tracing::warn!("user half {pid} held a combolock past its limit: killing it");
                     // SAFETY: kill(2) on our own child's pid; no memory is involved.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 }
             }
         }));
+        replenish_standby(&shared, &deaths);
         let thread = {
             let shared = Arc::clone(&shared);
             let deaths = deaths.clone();
@@ -218,6 +253,8 @@ impl Supervisor {
             hangs: self.shared.hangs.load(Ordering::SeqCst),
             degraded: self.endpoint().is_degraded(),
             last_recovery: *self.shared.last_recovery.lock(),
+            last_death: self.shared.last_death.lock().clone(),
+            standby_pid: self.shared.standby.lock().as_ref().map(UserHalf::pid),
         }
     }
 
@@ -235,6 +272,11 @@ impl Supervisor {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Nobody re-attaches a user half any more: callers at the gate fail as PeerDied.
+        self.shared.channel.endpoint().open_gate();
+        if let Some(mut standby) = self.shared.standby.lock().take() {
+            standby.kill();
+        }
     }
 }
 
@@ -247,21 +289,47 @@ impl Drop for Supervisor {
     }
 }
 
+/// How long after a restart the next warm standby is started.
+const STANDBY_DELAY: Duration = Duration::from_millis(20);
+
 fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let config = &shared.config;
     let mut recent: VecDeque<Instant> = VecDeque::new();
     let mut backoff = Duration::ZERO;
     let mut last_ping = Instant::now();
+    // When to start the next warm standby (after a restart: not at once, so that its
+    // start-up does not compete for the CPUs with the new user half's first calls).
+    let mut standby_due: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         let endpoint = shared.channel.endpoint();
-        let wait = config
-            .heartbeat
-            .saturating_sub(last_ping.elapsed())
-            .max(Duration::from_millis(1));
+        let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
+        if let Some(due) = standby_due {
+            wait = wait.min(due.saturating_duration_since(Instant::now()));
+        }
+        let wait = wait.max(Duration::from_millis(1));
         match deaths.recv_timeout(wait) {
             Ok(pid) => {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
+                }
+                // A standby's death is not the user half's: replace it, unless it died
+                // young (then not before the next restart: no spawn loop).
+                let dead_standby = {
+                    let mut standby = shared.standby.lock();
+                    if standby.as_ref().is_some_and(|s| s.pid() == pid) {
+                        standby.take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(mut dead) = dead_standby {
+                    dead.kill();
+                    let why = dead.death_cause().unwrap_or(DeathCause::Unknown);
+                    tracing::warn!(pid, cause = %why, "the standby user half {pid} died: {why}");
+                    if dead.uptime() >= config.stable_uptime {
+                        replenish_standby(shared, death_tx);
+                    }
+                    continue;
                 }
                 // A stale notice (from an older process) is ignored; with no process at
                 // all (a failed restart) any notice means "try again".
@@ -271,6 +339,10 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
+                if standby_due.is_some_and(|due| Instant::now() >= due) {
+                    standby_due = None;
+                    replenish_standby(shared, death_tx);
+                }
                 // Heartbeat (and an immediate check after any timed-out call).
                 if endpoint.is_degraded() || endpoint.is_peer_dead() {
                     continue;
@@ -283,6 +355,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                         shared.hangs.fetch_add(1, Ordering::SeqCst);
                         tracing::warn!("user half does not answer a ping: killing it");
                         if let Some(half) = shared.current.lock().as_mut() {
+                            half.note_death_cause(DeathCause::Hung);
                             half.kill();
                         }
                         // kill() reaps it; its watcher reports the death.
@@ -293,15 +366,35 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
 
-        // The user half died: its combolock holds are void (the kernel copies stay as they
-        // were before it locked them).
+        // The user half died. Until every re-attach hook of its successor has returned, no
+        // caller may reach a user half: close the gate before the channel is reset.
+        // (Calls that passed it earlier are failing as PeerDied: wait until they left.)
+        if !endpoint.close_gate(Duration::from_secs(1)) {
+            tracing::warn!("calls to the dead user half did not end within 1 s");
+        }
+        // Its combolock holds are void (the kernel copies stay as they were before it
+        // locked them).
         let died_at = Instant::now();
         shared.current_pid.store(0, Ordering::SeqCst);
         // No process (its start failed) counts as dying at once: back off before retrying.
         let mut lived = Duration::ZERO;
+        let mut cause = None;
         if let Some(mut old) = shared.current.lock().take() {
             lived = old.uptime();
+            if shared.lock_killed.swap(0, Ordering::SeqCst) == old.pid() {
+                old.note_death_cause(DeathCause::HeldComboLock);
+            }
             old.kill();
+            let why = old.death_cause().unwrap_or(DeathCause::Unknown);
+            tracing::error!(
+                pid = old.pid(),
+                uptime_ms = lived.as_millis() as u64,
+                cause = %why,
+                "user half {} died after {lived:.1?}: {why}",
+                old.pid()
+            );
+            *shared.last_death.lock() = Some(why.clone());
+            cause = Some((old.pid(), why));
         }
         crate::sync::combolock::reclaim_user_holds();
         for hook in shared.on_death.lock().iter() {
@@ -320,6 +413,10 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 config.restart_window
             );
             endpoint.mark_degraded();
+            endpoint.open_gate();
+            if let Some(mut standby) = shared.standby.lock().take() {
+                standby.kill();
+            }
             return;
         }
         backoff = if lived < config.stable_uptime {
@@ -330,21 +427,52 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         if !backoff.is_zero() {
             std::thread::sleep(backoff);
         }
-        match UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())) {
+        // The warm standby if there is one (a failed activation falls back to a cold start).
+        let standby = shared.standby.lock().take();
+        let started = match standby.map(|s| s.activate(&config.component)) {
+            Some(Ok(half)) => Ok(half),
+            Some(Err(e)) => {
+                tracing::warn!("activating the standby user half failed ({e}): starting one");
+                UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone()))
+            }
+            None => UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())),
+        };
+        match started {
             Ok(half) => {
                 shared.current_pid.store(half.pid(), Ordering::SeqCst);
                 *shared.current.lock() = Some(half);
                 recent.push_back(died_at);
-                for hook in shared.reattach.lock().iter() {
-                    hook(endpoint);
-                }
+                // The hooks' own upcalls pass the closed gate; everyone else's wait for it.
+                KernelEndpoint::pass_gate(|| {
+                    for hook in shared.reattach.lock().iter() {
+                        hook(endpoint);
+                    }
+                });
+                endpoint.open_gate();
                 // Counted, and visible to `wait_restarted`, only once re-attached.
                 shared.restarts.fetch_add(1, Ordering::SeqCst);
                 shared
                     .ready_pid
                     .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);
-                *shared.last_recovery.lock() = Some(died_at.elapsed());
+                let recovery = died_at.elapsed();
+                *shared.last_recovery.lock() = Some(recovery);
+                let pid = shared.current_pid.load(Ordering::SeqCst);
+                match &cause {
+                    Some((old, why)) => tracing::info!(
+                        pid,
+                        old_pid = old,
+                        recovery_us = recovery.as_micros() as u64,
+                        "user half restarted as pid {pid} (pid {old} {why}); recovered in {recovery:.1?}"
+                    ),
+                    None => tracing::info!(
+                        pid,
+                        recovery_us = recovery.as_micros() as u64,
+                        "user half started as pid {pid} after a failed restart; recovered in {recovery:.1?}"
+                    ),
+                }
                 last_ping = Instant::now();
+                // Recovered: prepare for the next death, shortly.
+                standby_due = Some(Instant::now() + STANDBY_DELAY);
             }
             Err(e) => {
                 tracing::error!("restarting the user half failed: {e}");
@@ -354,5 +482,24 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 let _ = death_tx.send(u32::MAX);
             }
         }
+    }
+}
+
+/// Starts a warm standby if the configuration asks for one and none is running.
+fn replenish_standby(shared: &Shared, death_tx: &Sender<u32>) {
+    if !shared.config.warm_standby || shared.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut standby = shared.standby.lock();
+    if standby.is_some() {
+        return;
+    }
+    match UserHalf::spawn_standby(
+        &shared.channel,
+        &shared.config.component,
+        Some(death_tx.clone()),
+    ) {
+        Ok(half) => *standby = Some(half),
+        Err(e) => tracing::warn!("starting a standby user half failed: {e}"),
     }
 }

@@ -61,4 +61,8 @@ pub enum UpcallError {
     /// The driver is degraded: the user half crashed too often and is no longer restarted.
     #[error("the user half is not running (degraded after repeated crashes)")]
     Degraded,
+    /// The user half is being restarted and was not re-attached (its re-attach hooks had
+    /// not all returned) within the call's timeout; the call was not sent.
+    #[error("the user half is restarting and was not re-attached within {0:?}; the call was not sent, retry it")]
+    Restarting(Duration),
 }
