@@ -123,7 +123,10 @@ fn spawn() -> UserHalf {
 
 /// The message of a `TooLarge` names the size, the capacity and the setting.
 fn assert_actionable(message: &str, len: u64) {
-    assert!(message.contains(&len.to_string()), "size missing: {message}");
+    assert!(
+        message.contains(&len.to_string()),
+        "size missing: {message}"
+    );
     assert!(
         message.contains(&CAPACITY.to_string()),
         "capacity missing: {message}"

@@ -55,6 +55,11 @@ pub fn downcall<S, R>(
 /// A downcall whose function cannot report errors (a `#[critical]` function without a
 /// `Result`): if the kernel half cannot be reached, the user half cannot go on, so it
 /// exits (the kernel half restarts it).
+///
+/// Arguments or results too large for a call slot are the author's error, not a broken
+/// channel: that panics with a message naming the entry, the sizes and the setting. Inside
+/// an upcall the panic fails that upcall (its caller sees the message); the user half
+/// keeps running and the kernel half counts nothing as hostile.
 pub fn downcall_or_exit<S, R>(
     name: &'static str,
     state: &mut S,
@@ -63,6 +68,10 @@ pub fn downcall_or_exit<S, R>(
 ) -> R {
     match downcall(name, state, args, values) {
         Ok(value) => value,
+        Err(e @ UpcallError::TooLarge { .. }) => {
+            tracing::error!("downcall `{name}` cannot cross: {e}");
+            panic!("downcall `{name}` cannot cross: {e}");
+        }
         Err(e) => {
             tracing::error!("downcall `{name}` failed ({e}); the user half exits");
             std::process::exit(70);

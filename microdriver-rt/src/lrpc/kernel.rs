@@ -292,9 +292,15 @@ impl KernelEndpoint {
                 slot.publish(state::FREE);
                 self.release_locked(&mut slots, index, false);
                 drop(slots);
-                let result = call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
-                    values(state, dec)
-                });
+                let result = call::reply(
+                    &buf,
+                    entry,
+                    name,
+                    &self.tracker,
+                    PEER,
+                    self.geometry.capacity,
+                    |dec| values(state, dec),
+                );
                 if let Err(e @ (UpcallError::Rejected { .. } | UpcallError::Marshal(_))) = &result {
                     self.stats.reject(e.to_string());
                 }
@@ -367,8 +373,13 @@ impl KernelEndpoint {
                     self.read_checked(slot, call_id, &mut request)?;
                     let mut reply = Vec::new();
                     let started = Instant::now();
-                    let result =
-                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                    let result = serve::serve(
+                        Served::ByKernel,
+                        &self.tracker,
+                        &request,
+                        &mut reply,
+                        self.geometry.capacity,
+                    );
                     if let Err(reason) = &result {
                         self.stats.reject(reason.clone());
                     }
@@ -458,7 +469,13 @@ impl KernelEndpoint {
                     request.clear();
                 }
                 let started = Instant::now();
-                let result = serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                let result = serve::serve(
+                    Served::ByKernel,
+                    &self.tracker,
+                    &request,
+                    &mut reply,
+                    self.geometry.capacity,
+                );
                 if let Err(reason) = &result {
                     self.stats.reject(reason.clone());
                 }

@@ -135,7 +135,13 @@ impl UserEndpoint {
             request.clear();
         }
         SERVING.with(|s| s.set(Some((slot.index(), call_id))));
-        let _ = serve::serve(Served::ByUser, &self.tracker, request, reply);
+        let _ = serve::serve(
+            Served::ByUser,
+            &self.tracker,
+            request,
+            reply,
+            self.geometry.capacity,
+        );
         SERVING.with(|s| s.set(None));
         if !self.transport.write_data(slot.index(), reply) {
             reply.clear();
@@ -171,9 +177,15 @@ impl UserEndpoint {
             Some((index, call_id)) => self.nested(index, call_id, entry, deadline, &mut buf)?,
             None => self.free_standing(entry, deadline, &mut buf)?,
         }
-        call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
-            values(state, dec)
-        })
+        call::reply(
+            &buf,
+            entry,
+            name,
+            &self.tracker,
+            PEER,
+            self.geometry.capacity,
+            |dec| values(state, dec),
+        )
     }
 
     fn nested(
