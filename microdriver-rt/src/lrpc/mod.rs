@@ -11,6 +11,7 @@
 //! - with neither, the driver is **monolithic**: every stub is a direct call (the
 //!   baseline for comparisons, and what unit tests of driver logic use).
 
+mod buffers;
 mod call;
 pub mod entry;
 mod error;

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
 use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP};
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
-use crate::sync::Mutex;
 use crate::tracker::ObjectTracker;
 use crate::transport::{Transport, Word};
 
@@ -30,7 +30,9 @@ pub struct UserEndpoint {
     options: CallOptions,
     /// Fixed at creation: never re-read from the shared header.
     geometry: Geometry,
-    down_slots: Mutex<Vec<bool>>,
+    /// Which free-standing downcall slots this half's threads hold (claimed by
+    /// compare-and-swap: no lock between calling threads).
+    down_slots: Box<[AtomicBool]>,
     next_call: StdAtomicU32,
     stop: AtomicBool,
 }
@@ -48,7 +50,9 @@ impl UserEndpoint {
             tracker,
             options,
             geometry,
-            down_slots: Mutex::new(vec![false; geometry.slot_count - geometry.upcall_slots]),
+            down_slots: (geometry.upcall_slots..geometry.slot_count)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             next_call: StdAtomicU32::new(1),
             stop: AtomicBool::new(false),
         }
@@ -164,7 +168,7 @@ impl UserEndpoint {
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
     ) -> Result<R, UpcallError> {
-        let mut buf = Vec::new();
+        let mut buf = Buffer::take();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
             return Err(UpcallError::TooLarge {
@@ -238,12 +242,14 @@ impl UserEndpoint {
         buf: &mut Vec<u8>,
     ) -> Result<(), UpcallError> {
         let index = loop {
-            {
-                let mut slots = self.down_slots.lock();
-                if let Some(i) = slots.iter().position(|busy| !busy) {
-                    slots[i] = true;
-                    break self.geometry.upcall_slots + i;
-                }
+            let claimed = self.down_slots.iter().position(|busy| {
+                !busy.load(Ordering::Relaxed)
+                    && busy
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+            });
+            if let Some(i) = claimed {
+                break self.geometry.upcall_slots + i;
             }
             if Instant::now() >= deadline || self.stopping() {
                 return Err(UpcallError::NoSlot(
@@ -256,7 +262,9 @@ impl UserEndpoint {
         // A slot whose call was abandoned while the kernel half still held it stays
         // marked busy: reusing it could read the late reply as the answer to a new call.
         if !matches!(result, Err(Abandoned::Unclean)) {
-            self.down_slots.lock()[index - self.geometry.upcall_slots] = false;
+            if let Some(busy) = self.down_slots.get(index - self.geometry.upcall_slots) {
+                busy.store(false, Ordering::SeqCst);
+            }
         }
         result.map_err(|e| match e {
             Abandoned::Error(e) => e,
