@@ -102,6 +102,10 @@ impl WaitPolicy {
     }
 }
 
+/// A spinning waiter reads the clock (for its spin bound and deadline) once per this many
+/// checks of the word it waits on.
+pub const SPINS_PER_CLOCK_READ: u32 = 16;
+
 /// The longest single sleep: sleepers wake at least this often to check for peer death
 /// and deadlines even if a wake-up was lost to a misbehaving peer.
 pub const MAX_SLEEP: Duration = Duration::from_millis(20);
@@ -133,9 +137,14 @@ impl<'a> Slot<'a> {
     /// if it holds none or another server claimed it first. A plain load comes first: a
     /// compare-and-swap on every idle slot would pull each slot's line exclusive to the
     /// scanning core on every scan.
+    /// Only the state word is looked up for an idle slot: servers scan every slot per
+    /// request, and building a whole `Slot` for each would cost more than the scan.
     pub fn claim_request(area: &'a dyn Area, index: usize) -> Option<Slot<'a>> {
+        if area.slot_word(index, word::STATE)?.load(SeqCst) != state::REQUEST {
+            return None;
+        }
         let slot = Slot::new(area, index)?;
-        (slot.state() == state::REQUEST && slot.transition(state::REQUEST, state::SERVING))
+        slot.transition(state::REQUEST, state::SERVING)
             .then_some(slot)
     }
 
@@ -201,24 +210,38 @@ impl<'a> Slot<'a> {
         deadline: Option<Instant>,
         give_up: &dyn Fn() -> bool,
     ) -> u32 {
-        let spin_until = (!policy.spin.is_zero()).then(|| Instant::now() + policy.spin);
+        let mut spinning = !policy.spin.is_zero();
+        let mut spin_until = None;
+        let mut spins = 0u32;
         loop {
             let seen = self.state();
             if !pending.contains(&seen) || give_up() {
                 return seen;
             }
-            // The clock is read only when a deadline or a spin needs it (loom models run
-            // without either, so their executions stay deterministic).
-            let now = (deadline.is_some() || spin_until.is_some()).then(Instant::now);
+            if spinning {
+                // Between clock reads, check the word a few times: reading the clock costs
+                // several checks, and would delay noticing the change it waits for.
+                spins = spins.wrapping_add(1);
+                if spins % SPINS_PER_CLOCK_READ != 1 {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    return seen;
+                }
+                if now < *spin_until.get_or_insert(now + policy.spin) {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                spinning = false;
+            }
+            // The clock is read only when a deadline needs it (loom models run without
+            // one, so their executions stay deterministic).
+            let now = deadline.map(|_| Instant::now());
             if let (Some(now), Some(deadline)) = (now, deadline) {
                 if now >= deadline {
                     return seen;
-                }
-            }
-            if let (Some(now), Some(until)) = (now, spin_until) {
-                if now < until {
-                    crate::sync::spin_hint();
-                    continue;
                 }
             }
             let sleep = match (now, deadline) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
-use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP};
+use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ};
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 use crate::tracker::ObjectTracker;
@@ -122,12 +122,20 @@ impl UserEndpoint {
             // Nothing was waiting when the doorbell read `seen`: every later request rings
             // it, so watch that one word (spinning, then sleeping) instead of rescanning
             // every slot, which would add a whole scan to each request's latency.
+            // The same policy as `Slot::wait_while`: the clock is read once per
+            // `SPINS_PER_CLOCK_READ` checks.
+            let mut spins = 0u32;
+            let mut spinning = !spin.is_zero();
             while doorbell.seq() == seen && !self.stopping() {
-                if idle_since.elapsed() < spin {
-                    crate::sync::spin_hint();
-                } else {
-                    doorbell.wait(seen, MAX_SLEEP);
+                if spinning {
+                    spins = spins.wrapping_add(1);
+                    if spins % SPINS_PER_CLOCK_READ != 1 || idle_since.elapsed() < spin {
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                    spinning = false;
                 }
+                doorbell.wait(seen, MAX_SLEEP);
             }
         }
     }
