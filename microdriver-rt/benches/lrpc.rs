@@ -232,6 +232,78 @@ fn check_floor(name: &str, ratio: f64) -> bool {
     }
 }
 
+/// Restricts thread `tid` (0: the calling thread) to `cpus`; false if that failed.
+fn pin_thread(tid: i32, cpus: &[usize]) -> bool {
+    // SAFETY: a zeroed `cpu_set_t` is the empty set; CPU_SET only writes bits inside it
+    // (the CPUs are below CPU_SETSIZE); sched_setaffinity(2) only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Restricts every thread of process `pid` to `cpus`.
+fn pin_process(pid: u32, cpus: &[usize]) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+            pin_thread(tid, cpus);
+        }
+    }
+}
+
+/// Where the two sides of a round trip run, the same for a subject and its floor, so
+/// neither ratio depends on where the scheduler happened to put the two processes:
+/// spinners on CPUs of their own (two spinners on one CPU wait out each other's spin
+/// bound), sleepers on one CPU (a sleeping side hands its CPU to the other; a wake-up
+/// sent to another, idle, CPU costs that CPU's wake from idle, which on a virtual machine
+/// dwarfs everything measured).
+struct Placement {
+    cpus: usize,
+    peer_cpu: usize,
+}
+
+impl Placement {
+    /// Caller on CPU 0, peer on CPU 1 (for spinning).
+    fn apart() -> Placement {
+        Placement::pinned(1)
+    }
+
+    /// Caller and peer on CPU 0 (for blocking).
+    fn together() -> Placement {
+        Placement::pinned(0)
+    }
+
+    fn pinned(peer_cpu: usize) -> Placement {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus >= 2 {
+            pin_thread(0, &[0]);
+        }
+        Placement { cpus, peer_cpu }
+    }
+
+    fn peer(&self, pid: u32) {
+        if self.cpus >= 2 {
+            pin_process(pid, &[self.peer_cpu]);
+        }
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        pin_thread(0, &all_cpus());
+    }
+}
+
+fn all_cpus() -> Vec<usize> {
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
 fn half(spin: Duration, workers: usize) -> UserHalf {
     let config = ComponentConfig {
         workers,
@@ -324,12 +396,20 @@ fn main() {
         rounds
     );
 
+    // The null upcalls against their floors: more, shorter rounds, so a load that comes
+    // and goes on a shared machine hits both sides of a ratio alike.
+    let null_rounds = 21;
+    let null_round_time = Duration::from_millis(30);
+    let placement = Placement::together();
+
     println!("== blocking: null upcall vs raw futex ping-pong between two processes");
     let futex = PingPong::start(WaitPolicy::BLOCKING);
+    placement.peer(futex.child.id());
     let blocking = half(Duration::ZERO, 1);
+    placement.peer(blocking.pid());
     let (blocking_ratio, up, floor) = compare(
-        rounds,
-        round_time,
+        null_rounds,
+        null_round_time,
         ("null_upcall_blocking", &mut || {
             null_call(blocking.endpoint())
         }),
@@ -338,13 +418,19 @@ fn main() {
     report(&floor);
     report(&up);
     drop(futex);
+    drop(placement);
+    // The blocking user half serves the payload rows later: unpinned again.
+    pin_process(blocking.pid(), &all_cpus());
 
     println!("== spinning: null upcall vs raw spin ping-pong between two processes");
+    let placement = Placement::apart();
     let spin_pp = PingPong::start(WaitPolicy::spinning(SPIN_FOR));
+    placement.peer(spin_pp.child.id());
     let spinning = half(SPIN_FOR, 1);
+    placement.peer(spinning.pid());
     let (spin_ratio, up, floor) = compare(
-        rounds,
-        round_time,
+        null_rounds,
+        null_round_time,
         ("null_upcall_spinning", &mut || {
             null_call(spinning.endpoint())
         }),
@@ -354,6 +440,7 @@ fn main() {
     report(&up);
     drop(spin_pp);
     spinning.shutdown(Duration::from_secs(1));
+    drop(placement);
 
     println!("== payloads (blocking): 4 KiB and 64 KiB arguments vs copying 64 KiB");
     let data_4k = vec![0x5au8; 4096];
