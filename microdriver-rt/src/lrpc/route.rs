@@ -25,17 +25,18 @@ const GENERATION: u64 = 4;
 static KERNEL: RwLock<Option<Arc<KernelEndpoint>>> = RwLock::new(None);
 static USER: RwLock<Option<Arc<UserEndpoint>>> = RwLock::new(None);
 
+/// A thread's cached endpoint and the `ROUTE` word it was read under.
+type Cached<E> = RefCell<(u64, Option<Arc<E>>)>;
+
 thread_local! {
     /// The endpoint of a user-half worker thread.
     static USER_CONTEXT: RefCell<Option<Arc<UserEndpoint>>> = const { RefCell::new(None) };
     /// Whether `USER_CONTEXT` is set (read on every routing decision).
     static IN_USER_CONTEXT: Cell<bool> = const { Cell::new(false) };
     /// The kernel endpoint this thread last saw, and the `ROUTE` word it saw it under.
-    static KERNEL_CACHE: RefCell<(u64, Option<Arc<KernelEndpoint>>)> =
-        const { RefCell::new((u64::MAX, None)) };
+    static KERNEL_CACHE: Cached<KernelEndpoint> = const { RefCell::new((u64::MAX, None)) };
     /// The process-wide user endpoint this thread last saw, and the `ROUTE` word.
-    static USER_CACHE: RefCell<(u64, Option<Arc<UserEndpoint>>)> =
-        const { RefCell::new((u64::MAX, None)) };
+    static USER_CACHE: Cached<UserEndpoint> = const { RefCell::new((u64::MAX, None)) };
 }
 
 /// Publishes a change: called with the endpoint's write lock held, so the word and the
@@ -98,7 +99,7 @@ pub fn current_half() -> Half {
 /// thread waits for an upcall may make an upcall) borrows the cache again; if it must
 /// refresh while an outer call holds the cache, it reads the global slot directly.
 fn with_cached<E, R>(
-    cache: &'static std::thread::LocalKey<RefCell<(u64, Option<Arc<E>>)>>,
+    cache: &'static std::thread::LocalKey<Cached<E>>,
     global: &RwLock<Option<Arc<E>>>,
     f: impl FnOnce(Option<&Arc<E>>) -> R,
 ) -> R {
