@@ -151,7 +151,10 @@ fn direct_add(x: u64) -> u64 {
     x.wrapping_add(1)
 }
 
+/// Calls `f` `iters` times through a pointer the optimiser cannot see through, so the
+/// stub and the direct function are both really called (neither inlined into the loop).
 fn spin_calls(iters: u64, f: fn(u64) -> u64) -> Duration {
+    let f = black_box(f);
     let started = Instant::now();
     let mut x = 0u64;
     for _ in 0..iters {
@@ -164,8 +167,8 @@ fn spin_calls(iters: u64, f: fn(u64) -> u64) -> Duration {
 /// `#[critical]` stub vs a direct call, on 2 threads at once with a kernel endpoint
 /// installed (the route is "direct, in the kernel half"), interleaved round by round.
 /// Returns the median per-round time ratio over both threads' rounds and the two medians
-/// per call.
-fn routing(rounds: usize) -> (f64, Duration, Duration) {
+/// per call (ns).
+fn routing(rounds: usize) -> (f64, f64, f64) {
     let transport = Arc::new(LocalTransport::new(2, 1, 64));
     let endpoint = Arc::new(KernelEndpoint::new(
         transport,
@@ -207,10 +210,11 @@ fn routing(rounds: usize) -> (f64, Duration, Duration) {
         .map(|(s, d)| s.as_secs_f64() / d.as_secs_f64().max(1e-12))
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let mut stubs: Vec<Duration> = samples.iter().map(|s| s.0 / iters as u32).collect();
-    let mut directs: Vec<Duration> = samples.iter().map(|s| s.1 / iters as u32).collect();
-    stubs.sort();
-    directs.sort();
+    let per_call = |d: Duration| d.as_secs_f64() * 1e9 / iters as f64;
+    let mut stubs: Vec<f64> = samples.iter().map(|s| per_call(s.0)).collect();
+    let mut directs: Vec<f64> = samples.iter().map(|s| per_call(s.1)).collect();
+    stubs.sort_by(f64::total_cmp);
+    directs.sort_by(f64::total_cmp);
     (
         ratios[ratios.len() / 2],
         stubs[stubs.len() / 2],
@@ -280,7 +284,7 @@ impl Placement {
     }
 
     fn pinned(peer_cpu: usize) -> Placement {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = all_cpus().len();
         if cpus >= 2 {
             pin_thread(0, &[0]);
         }
@@ -300,8 +304,12 @@ impl Drop for Placement {
     }
 }
 
+/// The CPUs this process may use, as found before anything was pinned (afterwards the
+/// standard library's count reflects the pinning).
 fn all_cpus() -> Vec<usize> {
-    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let count = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    (0..count).collect()
 }
 
 fn half(spin: Duration, workers: usize) -> UserHalf {
@@ -378,6 +386,7 @@ fn main() {
     }
     let rounds = 11;
     let round_time = Duration::from_millis(60);
+    all_cpus();
 
     println!(
         "== routing: a trivial #[critical] function (kernel half) vs a direct call, 2 threads"
@@ -385,15 +394,11 @@ fn main() {
     let (routing_ratio, stub, direct) = routing(rounds);
     println!(
         "{:<24} median {:>10.2} ns/call over {} rounds x 2 threads",
-        "critical_stub",
-        stub.as_secs_f64() * 1e9,
-        rounds
+        "critical_stub", stub, rounds
     );
     println!(
         "{:<24} median {:>10.2} ns/call over {} rounds x 2 threads",
-        "direct_call",
-        direct.as_secs_f64() * 1e9,
-        rounds
+        "direct_call", direct, rounds
     );
 
     // The null upcalls against their floors: more, shorter rounds, so a load that comes
