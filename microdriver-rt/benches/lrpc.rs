@@ -424,8 +424,6 @@ fn main() {
     report(&up);
     drop(futex);
     drop(placement);
-    // The blocking user half serves the payload rows later: unpinned again.
-    pin_process(blocking.pid(), &all_cpus());
 
     println!("== spinning: null upcall vs raw spin ping-pong between two processes");
     let placement = Placement::apart();
@@ -447,6 +445,8 @@ fn main() {
     spinning.shutdown(Duration::from_secs(1));
     drop(placement);
 
+    // The blocking user half stayed on CPU 0: its caller joins it there again.
+    let placement = Placement::together();
     println!("== payloads (blocking): 4 KiB and 64 KiB arguments vs copying 64 KiB");
     let data_4k = vec![0x5au8; 4096];
     let data_64k = vec![0xa5u8; 65536];
@@ -481,6 +481,7 @@ fn main() {
     report(&copy);
     report(&up64);
     blocking.shutdown(Duration::from_secs(1));
+    drop(placement);
 
     println!("== concurrency: 4 kernel threads, upcalls that wait 500 us in the user half");
     let one = half(Duration::ZERO, 1);
