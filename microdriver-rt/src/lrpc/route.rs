@@ -97,13 +97,16 @@ pub fn current_half() -> Half {
 /// Runs `f` with the cached endpoint of `cache`, refreshing it from `global` when the
 /// `ROUTE` word moved since. Re-entrant: a nested call (a downcall served while this
 /// thread waits for an upcall may make an upcall) borrows the cache again; if it must
-/// refresh while an outer call holds the cache, it reads the global slot directly.
+/// refresh while an outer call holds the cache, or the thread's locals are already gone
+/// (a call from a thread-local destructor), it reads the global slot directly.
 fn with_cached<E, R>(
     cache: &'static std::thread::LocalKey<Cached<E>>,
     global: &RwLock<Option<Arc<E>>>,
     f: impl FnOnce(Option<&Arc<E>>) -> R,
 ) -> R {
-    cache.with(|cell| {
+    let mut f = Some(f);
+    let mut call = |endpoint: Option<&Arc<E>>| f.take().map(|f| f(endpoint));
+    let cached = cache.try_with(|cell| {
         let word = ROUTE.load(Ordering::Acquire);
         let stale = cell.try_borrow().map_or(true, |c| c.0 != word);
         if stale {
@@ -115,12 +118,23 @@ fn with_cached<E, R>(
             };
             match cell.try_borrow_mut() {
                 Ok(mut c) => *c = fresh,
-                Err(_) => return f(fresh.1.as_ref()),
+                Err(_) => return call(fresh.1.as_ref()),
             }
         }
         let cached = cell.borrow();
-        f(cached.1.as_ref())
-    })
+        call(cached.1.as_ref())
+    });
+    match cached.ok().flatten() {
+        Some(result) => result,
+        None => {
+            let endpoint = global.read().clone();
+            match call(endpoint.as_ref()) {
+                Some(result) => result,
+                // `f` runs exactly once above or here; this arm is never taken.
+                None => unreachable!("the routing callback ran but returned nothing"),
+            }
+        }
+    }
 }
 
 /// Runs `f` with the installed kernel endpoint, if any, without a lock or a shared write.
