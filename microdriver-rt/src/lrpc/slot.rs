@@ -106,7 +106,7 @@ impl WaitPolicy {
 }
 
 /// A spinning waiter reads the clock (for its spin bound and deadline) once per this many
-/// checks of the word it waits on.
+/// checks of the word it waits on, the first time after that many.
 pub const SPINS_PER_CLOCK_READ: u32 = 16;
 
 /// The longest single sleep: sleepers wake at least this often to check for peer death
@@ -227,9 +227,11 @@ impl<'a> Slot<'a> {
             }
             if spinning {
                 // Between clock reads, check the word a few times: reading the clock costs
-                // several checks, and would delay noticing the change it waits for.
+                // several checks, and would delay noticing the change it waits for. The
+                // first read comes after the first few checks, so an answer that is
+                // already on its way is taken without reading the clock at all.
                 spins = spins.wrapping_add(1);
-                if spins % SPINS_PER_CLOCK_READ != 1 {
+                if spins % SPINS_PER_CLOCK_READ != 0 {
                     crate::sync::spin_hint();
                     continue;
                 }

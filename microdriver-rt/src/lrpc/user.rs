@@ -129,7 +129,7 @@ impl UserEndpoint {
             while doorbell.seq() == seen && !self.stopping() {
                 if spinning {
                     spins = spins.wrapping_add(1);
-                    if spins % SPINS_PER_CLOCK_READ != 1 || idle_since.elapsed() < spin {
+                    if spins % SPINS_PER_CLOCK_READ != 0 || idle_since.elapsed() < spin {
                         crate::sync::spin_hint();
                         continue;
                     }
