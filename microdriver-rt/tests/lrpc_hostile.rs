@@ -383,3 +383,42 @@ fn hostile_downcalls_get_error_replies() {
     rig.kernel.stop_servers();
     server.join().expect("server");
 }
+
+#[test]
+fn too_large_claim_for_a_reply_that_would_fit() {
+    let rig = rig(Duration::from_secs(2));
+    let err = expect_rejected(&rig, |t, slot, call_id, entry, _| {
+        let mut buf = Vec::new();
+        begin(&mut buf, entry, &[]);
+        buf.push(status::TOO_LARGE);
+        Encoder::new(&mut buf).put_u64(100);
+        end(&mut buf).expect("end");
+        answer(t, slot, call_id, entry, &buf);
+    });
+    assert!(matches!(err, UpcallError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn too_large_reply_is_a_callers_error_not_a_hostile_frame() {
+    let rig = rig(Duration::from_secs(2));
+    let before = rig.kernel.stats().rejected();
+    let peer = script(rig.transport.clone(), |t, slot, call_id, entry, _| {
+        let mut buf = Vec::new();
+        begin(&mut buf, entry, &[]);
+        buf.push(status::TOO_LARGE);
+        Encoder::new(&mut buf).put_u64(1 << 20);
+        end(&mut buf).expect("end");
+        answer(t, slot, call_id, entry, &buf);
+    });
+    let err = echo(&rig.kernel, 1).expect_err("a reply that did not fit");
+    peer.join().expect("script");
+    assert_eq!(
+        err,
+        UpcallError::TooLarge {
+            len: 1 << 20,
+            capacity: 4096
+        }
+    );
+    assert_eq!(rig.kernel.stats().rejected(), before);
+    still_works(&rig);
+}

@@ -3,7 +3,8 @@
 pub use super::entry::{Entry, Handler, Served};
 pub use inventory;
 
-use super::{current_half, kernel_endpoint, user_endpoint, Half, UpcallError};
+use super::route::{with_kernel_endpoint, with_user_endpoint};
+use super::{current_half, Half, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 
 /// How a stub should run its function.
@@ -15,6 +16,7 @@ pub enum Route {
 }
 
 /// Where an `#[upcall]` function runs from the calling thread.
+#[inline]
 pub fn upcall_route() -> Route {
     match current_half() {
         Half::Kernel => Route::Cross,
@@ -23,6 +25,7 @@ pub fn upcall_route() -> Route {
 }
 
 /// Where a `#[critical]` function runs from the calling thread.
+#[inline]
 pub fn critical_route() -> Route {
     match current_half() {
         Half::User => Route::Cross,
@@ -37,8 +40,10 @@ pub fn upcall<S, R>(
     args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
     values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
 ) -> Result<R, UpcallError> {
-    let endpoint = kernel_endpoint().ok_or(UpcallError::NotConnected { peer: "user" })?;
-    endpoint.call(Entry::id_of(name), name, state, args, values)
+    with_kernel_endpoint(|endpoint| {
+        let endpoint = endpoint.ok_or(UpcallError::NotConnected { peer: "user" })?;
+        endpoint.call(Entry::id_of(name), name, state, args, values)
+    })
 }
 
 /// Makes a downcall through this thread's user endpoint.
@@ -48,13 +53,20 @@ pub fn downcall<S, R>(
     args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
     values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
 ) -> Result<R, UpcallError> {
-    let endpoint = user_endpoint().ok_or(UpcallError::NotConnected { peer: "kernel" })?;
-    endpoint.call(Entry::id_of(name), name, state, args, values)
+    with_user_endpoint(|endpoint| {
+        let endpoint = endpoint.ok_or(UpcallError::NotConnected { peer: "kernel" })?;
+        endpoint.call(Entry::id_of(name), name, state, args, values)
+    })
 }
 
 /// A downcall whose function cannot report errors (a `#[critical]` function without a
 /// `Result`): if the kernel half cannot be reached, the user half cannot go on, so it
 /// exits (the kernel half restarts it).
+///
+/// Arguments or results too large for a call slot are the author's error, not a broken
+/// channel: that panics with a message naming the entry, the sizes and the setting. Inside
+/// an upcall the panic fails that upcall (its caller sees the message); the user half
+/// keeps running and the kernel half counts nothing as hostile.
 pub fn downcall_or_exit<S, R>(
     name: &'static str,
     state: &mut S,
@@ -63,6 +75,10 @@ pub fn downcall_or_exit<S, R>(
 ) -> R {
     match downcall(name, state, args, values) {
         Ok(value) => value,
+        Err(e @ UpcallError::TooLarge { .. }) => {
+            tracing::error!("downcall `{name}` cannot cross: {e}");
+            panic!("downcall `{name}` cannot cross: {e}");
+        }
         Err(e) => {
             tracing::error!("downcall `{name}` failed ({e}); the user half exits");
             std::process::exit(70);

@@ -22,13 +22,15 @@ pub(crate) fn request(
 }
 
 /// Reads a reply frame for `entry`: applies its frees, checks its status, and decodes the
-/// values with `values` (all or nothing).
+/// values with `values` (all or nothing). `capacity` is the call slot's size as this side
+/// fixed it: a callee's "too large" claim is checked against it.
 pub(crate) fn reply<R>(
     frame_bytes: &[u8],
     entry: u32,
     entry_name: &str,
     tracker: &ObjectTracker,
     peer: &'static str,
+    capacity: usize,
     values: impl FnOnce(&mut Decoder<'_>) -> Result<R, MarshalError>,
 ) -> Result<R, UpcallError> {
     let (reply_entry, mut dec) =
@@ -50,6 +52,20 @@ pub(crate) fn reply<R>(
             Ok(value)
         }
         status::UNKNOWN_ENTRY => Err(UpcallError::UnknownEntry { id: entry }),
+        status::TOO_LARGE => {
+            let len = dec.take_u64()?;
+            dec.finish()?;
+            match usize::try_from(len) {
+                Ok(len) if len > capacity => Err(UpcallError::TooLarge { len, capacity }),
+                // A reply that would have fitted is no reason to refuse it.
+                _ => Err(UpcallError::Rejected {
+                    peer,
+                    reason: format!(
+                        "a {len}-byte reply claimed not to fit the {capacity}-byte slot"
+                    ),
+                }),
+            }
+        }
         code @ (status::FAILED | status::PANICKED) => {
             let message = String::decode(&mut dec)?;
             let message = if code == status::PANICKED {

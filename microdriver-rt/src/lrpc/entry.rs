@@ -6,7 +6,6 @@
 //! every id, name and signature) is compared in the handshake so that halves built from
 //! different sources refuse to talk.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::marshal::{Decoder, Encoder, MarshalError};
@@ -56,14 +55,16 @@ impl Entry {
 
 /// Every entry of this executable, indexed by id.
 pub struct EntryTable {
-    by_id: HashMap<(Served, u32), &'static Entry>,
+    /// Looked up on every call served: a fast hash (the ids are hashes already).
+    by_id: rustc_hash::FxHashMap<(Served, u32), &'static Entry>,
     hash: u64,
     duplicates: Vec<(&'static str, &'static str)>,
 }
 
 impl EntryTable {
     fn build() -> Self {
-        let mut by_id: HashMap<(Served, u32), &'static Entry> = HashMap::new();
+        let mut by_id: rustc_hash::FxHashMap<(Served, u32), &'static Entry> =
+            rustc_hash::FxHashMap::default();
         let mut duplicates = Vec::new();
         let mut all: Vec<&'static Entry> = inventory::iter::<Entry>.into_iter().collect();
         all.sort_by_key(|e| (e.name, e.signature));

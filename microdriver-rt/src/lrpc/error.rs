@@ -50,8 +50,10 @@ pub enum UpcallError {
     /// Every call slot is busy (or quarantined after timeouts).
     #[error("all {0} call slots are busy")]
     NoSlot(usize),
-    /// The request or reply is larger than a call slot.
-    #[error("{len}-byte frame exceeds the {capacity}-byte call slot")]
+    /// The request or reply is larger than a call slot: a caller's error (the arguments or
+    /// results of this call are too big for the channel as configured), never a hostile
+    /// frame.
+    #[error("{len}-byte frame exceeds the {capacity}-byte call slot; raise `ComponentConfig::capacity` (bytes per slot) above {len} to carry it")]
     TooLarge {
         /// The frame size.
         len: usize,

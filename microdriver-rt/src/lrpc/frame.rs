@@ -18,6 +18,9 @@ pub mod status {
     pub const FAILED: u8 = 2;
     /// The handler panicked (a message follows).
     pub const PANICKED: u8 = 3;
+    /// The handler ran, but its reply frame would not fit the call slot: the frame's size
+    /// follows (a `u64`), larger than the slot by the sender's claim (the receiver checks).
+    pub const TOO_LARGE: u8 = 4;
 }
 
 /// Drains up to [`FREES_PER_MESSAGE`] free notices to piggyback on the next frame.

@@ -11,12 +11,12 @@ use std::sync::atomic::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::entry::Served;
+use super::buffers::Buffer;
+use super::entry::{EntryTable, Served};
 use super::slot::{state, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP};
 use super::stats::CallStats;
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
-use crate::sync::Mutex;
 use crate::tracker::ObjectTracker;
 use crate::transport::{wake_all, Transport, Word};
 
@@ -49,13 +49,35 @@ impl Drop for InGate<'_> {
     }
 }
 
-/// What the kernel half knows of one of its upcall slots (never read from shared memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotUse {
-    Free,
-    Busy,
+/// What the kernel half knows of one of its upcall slots (never read from shared memory):
+/// one word per slot, `epoch << 2 | use`, changed only by compare-and-swap, so callers on
+/// different threads claim and hand back slots without a shared lock, and a call from
+/// before a [`KernelEndpoint::reset`] can never hand back a slot the reset gave out again.
+mod slot_use {
+    /// Free to claim.
+    pub const FREE: u64 = 0;
+    /// Claimed by a call (or, with the new epoch, by a reset in progress).
+    pub const BUSY: u64 = 1;
     /// A call on it was abandoned; the user half may still write to it.
-    Quarantined,
+    pub const QUARANTINED: u64 = 2;
+    /// Its call is handing it back (publishing FREE in shared memory, or abandoning);
+    /// a reset waits for that to finish before it takes the slot.
+    pub const RELEASING: u64 = 3;
+
+    pub const fn pack(epoch: u64, use_: u64) -> u64 {
+        (epoch << 2) | use_
+    }
+
+    pub const fn use_of(word: u64) -> u64 {
+        word & 3
+    }
+}
+
+thread_local! {
+    /// Where this thread starts looking for a free slot: where it found one last time, so
+    /// threads calling at once settle on different slots instead of all contending for
+    /// the first.
+    static SLOT_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Options of an endpoint.
@@ -83,7 +105,9 @@ pub struct KernelEndpoint {
     options: CallOptions,
     /// Fixed at creation: never re-read from the shared header.
     geometry: Geometry,
-    slots: Mutex<Vec<SlotUse>>,
+    slots: Box<[StdAtomicU64]>,
+    /// Serialises resets (never taken by calls).
+    resetting: parking_lot::Mutex<()>,
     next_call: StdAtomicU32,
     /// Bumped by every [`KernelEndpoint::reset`]: a call from an older epoch lost its
     /// slot to the reset and must neither read nor release it.
@@ -117,7 +141,10 @@ impl KernelEndpoint {
             tracker,
             options,
             geometry,
-            slots: Mutex::new(vec![SlotUse::Free; geometry.upcall_slots]),
+            slots: (0..geometry.upcall_slots)
+                .map(|_| StdAtomicU64::new(slot_use::pack(0, slot_use::FREE)))
+                .collect(),
+            resetting: parking_lot::Mutex::new(()),
             next_call: StdAtomicU32::new(1),
             epoch: StdAtomicU64::new(0),
             peer_dead: AtomicBool::new(false),
@@ -286,17 +313,38 @@ impl KernelEndpoint {
     /// Prepares for a new user half: every slot free, nothing quarantined, the tracker's
     /// pairings with the old user half dropped.
     pub fn reset(&self) {
-        let mut slots = self.slots.lock();
+        let _resetting = self.resetting.lock();
         // Calls still waiting on the old user half see the new epoch and fail as
         // `PeerDied` without touching the slots handed out afresh below.
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        // Take every slot for the new epoch: a call of the old one then cannot hand its
+        // slot back (its compare-and-swap expects the old epoch). One that is handing
+        // back right now finishes first.
+        for word in self.slots.iter() {
+            loop {
+                let seen = word.load(Ordering::SeqCst);
+                if slot_use::use_of(seen) == slot_use::RELEASING {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let taken = slot_use::pack(epoch, slot_use::BUSY);
+                if word
+                    .compare_exchange(seen, taken, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+        }
         for index in 0..self.geometry.slot_count {
             if let Some(slot) = Slot::new(&*self.transport, index) {
                 slot.set_header(0, 0, 0);
                 slot.publish(state::FREE);
             }
         }
-        slots.iter_mut().for_each(|s| *s = SlotUse::Free);
+        for word in self.slots.iter() {
+            word.store(slot_use::pack(epoch, slot_use::FREE), Ordering::SeqCst);
+        }
         self.tracker.clear_peer();
         for word in [
             Word::Hello,
@@ -310,22 +358,31 @@ impl KernelEndpoint {
         self.peer_dead.store(false, Ordering::SeqCst);
     }
 
-    fn acquire_slot(&self, deadline: Instant) -> Result<usize, UpcallError> {
+    /// Claims a free upcall slot; returns its index and the epoch it was claimed in.
+    fn acquire_slot(&self, deadline: Instant) -> Result<(usize, u64), UpcallError> {
+        let count = self.slots.len();
         loop {
-            {
-                let mut slots = self.slots.lock();
-                if let Some(i) = slots.iter().position(|s| *s == SlotUse::Free) {
-                    slots[i] = SlotUse::Busy;
-                    return Ok(i);
-                }
+            let epoch = self.epoch.load(Ordering::SeqCst);
+            let hint = SLOT_HINT.with(std::cell::Cell::get);
+            let free = slot_use::pack(epoch, slot_use::FREE);
+            let quarantined = slot_use::pack(epoch, slot_use::QUARANTINED);
+            let busy = slot_use::pack(epoch, slot_use::BUSY);
+            for k in 0..count {
+                let i = (hint + k) % count;
+                let word = &self.slots[i];
+                let seen = word.load(Ordering::Relaxed);
                 // A quarantined slot the user half has since released can be reused.
-                for (i, use_) in slots.iter_mut().enumerate() {
-                    if *use_ == SlotUse::Quarantined
-                        && Slot::new(&*self.transport, i).is_some_and(|s| s.state() == state::FREE)
-                    {
-                        *use_ = SlotUse::Busy;
-                        return Ok(i);
-                    }
+                let claimable = seen == free
+                    || (seen == quarantined
+                        && Slot::new(&*self.transport, i)
+                            .is_some_and(|s| s.state() == state::FREE));
+                if claimable
+                    && word
+                        .compare_exchange(seen, busy, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    SLOT_HINT.with(|h| h.set(i));
+                    return Ok((i, epoch));
                 }
             }
             if self.is_peer_dead() {
@@ -338,19 +395,32 @@ impl KernelEndpoint {
         }
     }
 
-    fn release_slot(&self, index: usize, quarantine: bool) {
-        let mut slots = self.slots.lock();
-        self.release_locked(&mut slots, index, quarantine);
-    }
-
-    fn release_locked(&self, slots: &mut [SlotUse], index: usize, quarantine: bool) {
-        if let Some(use_) = slots.get_mut(index) {
-            *use_ = if quarantine {
-                SlotUse::Quarantined
-            } else {
-                SlotUse::Free
-            };
+    /// Hands slot `index`, claimed in `epoch`, back: `hand_back` settles the shared slot
+    /// (publishes FREE, or abandons the call) and says whether the slot is clean (free
+    /// again) or must be quarantined. False, with nothing done, if a reset took the slot
+    /// meanwhile: it may already carry another call.
+    fn release_slot(&self, index: usize, epoch: u64, hand_back: impl FnOnce() -> bool) -> bool {
+        let Some(word) = self.slots.get(index) else {
+            return false;
+        };
+        if word
+            .compare_exchange(
+                slot_use::pack(epoch, slot_use::BUSY),
+                slot_use::pack(epoch, slot_use::RELEASING),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
         }
+        let use_ = if hand_back() {
+            slot_use::FREE
+        } else {
+            slot_use::QUARANTINED
+        };
+        word.store(slot_use::pack(epoch, use_), Ordering::SeqCst);
+        true
     }
 
     /// Makes a synchronous upcall to entry `entry` (named `name` for messages): `args`
@@ -400,8 +470,7 @@ impl KernelEndpoint {
         if self.is_peer_dead() {
             return Err(UpcallError::PeerDied { peer: PEER });
         }
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        let mut buf = Vec::new();
+        let mut buf = Buffer::take();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
             return Err(UpcallError::TooLarge {
@@ -409,9 +478,9 @@ impl KernelEndpoint {
                 capacity: self.geometry.capacity,
             });
         }
-        let index = self.acquire_slot(deadline)?;
+        let (index, epoch) = self.acquire_slot(deadline)?;
         let Some(slot) = Slot::new(&*self.transport, index) else {
-            self.release_slot(index, false);
+            self.release_slot(index, epoch, || true);
             return Err(UpcallError::NoSlot(self.geometry.upcall_slots));
         };
         let call_id = self.next_call_id();
@@ -425,29 +494,34 @@ impl KernelEndpoint {
 
         let outcome = self.await_reply(&slot, call_id, entry, epoch, deadline, &mut buf);
         // Hand the slot back, unless a reset (a new user half) took every slot meanwhile:
-        // then it may already carry someone else's call. Checked under the slots lock,
-        // which reset holds while it bumps the epoch.
-        let mut slots = self.slots.lock();
-        let reset_meanwhile = self.epoch.load(Ordering::SeqCst) != epoch;
+        // then it may already carry someone else's call.
         match outcome {
-            Ok(()) if reset_meanwhile => Err(UpcallError::PeerDied { peer: PEER }),
-            Err(_) if reset_meanwhile => Err(UpcallError::PeerDied { peer: PEER }),
             Ok(()) => {
-                slot.publish(state::FREE);
-                self.release_locked(&mut slots, index, false);
-                drop(slots);
-                let result = call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
-                    values(state, dec)
+                let handed_back = self.release_slot(index, epoch, || {
+                    slot.publish(state::FREE);
+                    true
                 });
+                if !handed_back || self.epoch.load(Ordering::SeqCst) != epoch {
+                    return Err(UpcallError::PeerDied { peer: PEER });
+                }
+                let result = call::reply(
+                    &buf,
+                    entry,
+                    name,
+                    &self.tracker,
+                    PEER,
+                    self.geometry.capacity,
+                    |dec| values(state, dec),
+                );
                 if let Err(e @ (UpcallError::Rejected { .. } | UpcallError::Marshal(_))) = &result {
                     self.stats.reject(e.to_string());
                 }
                 result
             }
             Err(e) => {
-                let clean = abandon(&slot);
-                self.release_locked(&mut slots, index, !clean);
-                drop(slots);
+                if !self.release_slot(index, epoch, || abandon(&slot)) {
+                    return Err(UpcallError::PeerDied { peer: PEER });
+                }
                 Err(match e {
                     AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
                     AwaitError::TimedOut => {
@@ -507,21 +581,27 @@ impl KernelEndpoint {
                     return Ok(());
                 }
                 state::DOWN_REQUEST => {
-                    let mut request = Vec::new();
-                    self.read_checked(slot, call_id, &mut request)?;
-                    let mut reply = Vec::new();
+                    // The request this call sent is in the slot already: `buf` can carry
+                    // the nested one.
+                    let request = &mut *buf;
+                    self.read_checked(slot, call_id, request)?;
+                    let mut reply = Buffer::take();
                     let started = Instant::now();
-                    let result =
-                        serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                    let result = serve::serve(
+                        Served::ByKernel,
+                        &self.tracker,
+                        request,
+                        &mut reply,
+                        self.geometry.capacity,
+                    );
                     if let Err(reason) = &result {
                         self.stats.reject(reason.clone());
                     }
                     // Counted under the downcall's own entry (the slot header names the
-                    // upcall it is nested in); a frame too broken to name one is only a
-                    // rejection.
-                    if let Ok((header, _)) = crate::marshal::frame::FrameHeader::parse(&request) {
-                        self.stats
-                            .record(header.entry, started.elapsed(), result.is_ok());
+                    // upcall it is nested in); a frame too broken to name one we serve is
+                    // only a rejection.
+                    if let Ok((header, _)) = crate::marshal::frame::FrameHeader::parse(request) {
+                        self.record_downcall(header.entry, started, result.is_ok());
                     }
                     if !self.transport.write_data(slot.index(), &reply) {
                         return Err(AwaitError::Rejected(format!(
@@ -548,6 +628,14 @@ impl KernelEndpoint {
                     )));
                 }
             }
+        }
+    }
+
+    /// Counts a downcall the user half asked for under its entry, if it names one this half
+    /// serves: made-up ids are rejections, not rows in the statistics.
+    fn record_downcall(&self, entry: u32, started: Instant, ok: bool) {
+        if EntryTable::get().lookup(Served::ByKernel, entry).is_some() {
+            self.stats.record(entry, started.elapsed(), ok);
         }
     }
 
@@ -602,11 +690,17 @@ impl KernelEndpoint {
                     request.clear();
                 }
                 let started = Instant::now();
-                let result = serve::serve(Served::ByKernel, &self.tracker, &request, &mut reply);
+                let result = serve::serve(
+                    Served::ByKernel,
+                    &self.tracker,
+                    &request,
+                    &mut reply,
+                    self.geometry.capacity,
+                );
                 if let Err(reason) = &result {
                     self.stats.reject(reason.clone());
                 }
-                self.stats.record(entry, started.elapsed(), result.is_ok());
+                self.record_downcall(entry, started, result.is_ok());
                 if !self.transport.write_data(index, &reply) {
                     reply.clear();
                 }

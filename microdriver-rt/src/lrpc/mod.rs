@@ -11,11 +11,13 @@
 //! - with neither, the driver is **monolithic**: every stub is a direct call (the
 //!   baseline for comparisons, and what unit tests of driver logic use).
 
+mod buffers;
 mod call;
 pub mod entry;
 mod error;
 pub mod frame;
 mod kernel;
+mod route;
 mod serve;
 pub mod slot;
 pub mod stats;
@@ -24,16 +26,15 @@ mod user;
 #[doc(hidden)]
 pub mod __private;
 
-use std::cell::RefCell;
-use std::sync::Arc;
-
 pub use entry::{Entry, EntryTable, Served};
 pub use error::UpcallError;
 pub use kernel::{CallOptions, KernelEndpoint};
+pub(crate) use route::enter_user_context;
+pub use route::{
+    current_half, install_kernel, install_user, kernel_endpoint, uninstall_kernel, user_endpoint,
+};
 pub use slot::WaitPolicy;
 pub use user::UserEndpoint;
-
-use parking_lot::RwLock;
 
 /// Which half the calling thread is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,57 +45,6 @@ pub enum Half {
     Kernel,
     /// The user half: downcalls cross.
     User,
-}
-
-static KERNEL: RwLock<Option<Arc<KernelEndpoint>>> = RwLock::new(None);
-static USER: RwLock<Option<Arc<UserEndpoint>>> = RwLock::new(None);
-
-thread_local! {
-    static USER_CONTEXT: RefCell<Option<Arc<UserEndpoint>>> = const { RefCell::new(None) };
-}
-
-/// Makes `endpoint` the channel this process's upcalls use (the process is the kernel
-/// half). Returns the previous one.
-pub fn install_kernel(endpoint: Arc<KernelEndpoint>) -> Option<Arc<KernelEndpoint>> {
-    KERNEL.write().replace(endpoint)
-}
-
-/// Removes the kernel endpoint: stubs become direct calls again (monolithic).
-pub fn uninstall_kernel() -> Option<Arc<KernelEndpoint>> {
-    KERNEL.write().take()
-}
-
-/// The installed kernel endpoint, if any.
-pub fn kernel_endpoint() -> Option<Arc<KernelEndpoint>> {
-    KERNEL.read().clone()
-}
-
-/// Makes this whole process the user half, downcalling through `endpoint`.
-pub fn install_user(endpoint: Arc<UserEndpoint>) {
-    *USER.write() = Some(endpoint);
-}
-
-/// Marks the calling thread as a user-half thread (workers call this).
-pub(crate) fn enter_user_context(endpoint: Arc<UserEndpoint>) {
-    USER_CONTEXT.with(|c| *c.borrow_mut() = Some(endpoint));
-}
-
-/// The user endpoint of this thread or process, if it is in the user half.
-pub fn user_endpoint() -> Option<Arc<UserEndpoint>> {
-    USER_CONTEXT
-        .with(|c| c.borrow().clone())
-        .or_else(|| USER.read().clone())
-}
-
-/// Which half the calling thread is in (see the module docs).
-pub fn current_half() -> Half {
-    if user_endpoint().is_some() {
-        Half::User
-    } else if KERNEL.read().is_some() {
-        Half::Kernel
-    } else {
-        Half::Monolithic
-    }
 }
 
 /// The name of the built-in entry every user half serves: answers at once. The supervisor

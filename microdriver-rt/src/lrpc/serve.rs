@@ -10,21 +10,43 @@ use crate::tracker::ObjectTracker;
 
 /// Serves `request`, writing the reply frame into `reply`. Never panics: a failing or
 /// panicking handler becomes an error reply; a malformed request an error reply (and
-/// `Err` with the reason, for the rejection counters).
+/// `Err` with the reason, for the rejection counters). A reply larger than `capacity` (the
+/// call slot) is replaced by a [`status::TOO_LARGE`] reply naming its size, so the caller
+/// gets `UpcallError::TooLarge` instead of a frame that cannot cross.
 pub(crate) fn serve(
     served: Served,
     tracker: &ObjectTracker,
     request: &[u8],
     reply: &mut Vec<u8>,
+    capacity: usize,
 ) -> Result<(), String> {
     let frees = frame::drain_frees(tracker);
+    let result = serve_inner(served, tracker, request, reply, &frees);
+    if reply.len() > capacity {
+        let len = reply.len();
+        let entry = crate::marshal::frame::FrameHeader::parse(request).map_or(0, |(h, _)| h.entry);
+        frame::begin(reply, entry, &frees);
+        reply.push(status::TOO_LARGE);
+        Encoder::new(reply).put_u64(len as u64);
+        let _: Result<(), MarshalError> = frame::end(reply);
+    }
+    result
+}
+
+fn serve_inner(
+    served: Served,
+    tracker: &ObjectTracker,
+    request: &[u8],
+    reply: &mut Vec<u8>,
+    frees: &[(u64, u64)],
+) -> Result<(), String> {
     let (entry_id, dec) = match frame::open(request, tracker) {
         Ok(opened) => opened,
         Err(e) => {
             error_reply(
                 reply,
                 0,
-                &frees,
+                frees,
                 status::FAILED,
                 &format!("malformed request: {e}"),
             );
@@ -32,10 +54,10 @@ pub(crate) fn serve(
         }
     };
     let Some(entry) = EntryTable::get().lookup(served, entry_id) else {
-        error_reply(reply, entry_id, &frees, status::UNKNOWN_ENTRY, "");
+        error_reply(reply, entry_id, frees, status::UNKNOWN_ENTRY, "");
         return Err(format!("unknown entry {entry_id:#010x}"));
     };
-    frame::begin(reply, entry_id, &frees);
+    frame::begin(reply, entry_id, frees);
     reply.push(status::OK);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut enc = Encoder::with_tracker(reply, tracker);
@@ -45,19 +67,19 @@ pub(crate) fn serve(
         Ok(Ok(())) => match frame::end(reply) {
             Ok(()) => Ok(()),
             Err(e) => {
-                error_reply(reply, entry_id, &frees, status::FAILED, &e.to_string());
+                error_reply(reply, entry_id, frees, status::FAILED, &e.to_string());
                 Ok(())
             }
         },
         // The arguments did not decode: the request was malformed.
         Ok(Err(e)) => {
             let reason = format!("`{}`: {e}", entry.name);
-            error_reply(reply, entry_id, &frees, status::FAILED, &reason);
+            error_reply(reply, entry_id, frees, status::FAILED, &reason);
             Err(reason)
         }
         Err(panic) => {
             let message = panic_message(&panic);
-            error_reply(reply, entry_id, &frees, status::PANICKED, &message);
+            error_reply(reply, entry_id, frees, status::PANICKED, &message);
             Ok(())
         }
     }

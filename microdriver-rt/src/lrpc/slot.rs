@@ -20,7 +20,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use crate::sync::atomic::{
+    AtomicU32,
+    Ordering::{Relaxed, SeqCst},
+};
 use crate::transport::{wait_on, wake_all, Area};
 
 /// Slot states.
@@ -102,6 +105,10 @@ impl WaitPolicy {
     }
 }
 
+/// A spinning waiter reads the clock (for its spin bound and deadline) once per this many
+/// checks of the word it waits on, the first time after that many.
+pub const SPINS_PER_CLOCK_READ: u32 = 16;
+
 /// The longest single sleep: sleepers wake at least this often to check for peer death
 /// and deadlines even if a wake-up was lost to a misbehaving peer.
 pub const MAX_SLEEP: Duration = Duration::from_millis(20);
@@ -133,9 +140,14 @@ impl<'a> Slot<'a> {
     /// if it holds none or another server claimed it first. A plain load comes first: a
     /// compare-and-swap on every idle slot would pull each slot's line exclusive to the
     /// scanning core on every scan.
+    /// Only the state word is looked up for an idle slot: servers scan every slot per
+    /// request, and building a whole `Slot` for each would cost more than the scan.
     pub fn claim_request(area: &'a dyn Area, index: usize) -> Option<Slot<'a>> {
+        if area.slot_word(index, word::STATE)?.load(SeqCst) != state::REQUEST {
+            return None;
+        }
         let slot = Slot::new(area, index)?;
-        (slot.state() == state::REQUEST && slot.transition(state::REQUEST, state::SERVING))
+        slot.transition(state::REQUEST, state::SERVING)
             .then_some(slot)
     }
 
@@ -185,11 +197,15 @@ impl<'a> Slot<'a> {
         )
     }
 
-    /// Sets the call id, entry and length words.
+    /// Sets the call id, entry and length words. They are published by the state
+    /// transition that follows (a SeqCst store or compare-and-swap, so a release), and read
+    /// after the state (a SeqCst load, so an acquire): plain stores suffice. SeqCst stores
+    /// here would each wait for the cache line the other side keeps polling, three round
+    /// trips between the cores per message instead of one.
     pub fn set_header(&self, call_id: u32, entry: u32, len: u32) {
-        self.call_id.store(call_id, SeqCst);
-        self.entry.store(entry, SeqCst);
-        self.len.store(len, SeqCst);
+        self.call_id.store(call_id, Relaxed);
+        self.entry.store(entry, Relaxed);
+        self.len.store(len, Relaxed);
     }
 
     /// Waits until the state is not one of `pending`, the deadline passes, or `give_up`
@@ -201,24 +217,40 @@ impl<'a> Slot<'a> {
         deadline: Option<Instant>,
         give_up: &dyn Fn() -> bool,
     ) -> u32 {
-        let spin_until = (!policy.spin.is_zero()).then(|| Instant::now() + policy.spin);
+        let mut spinning = !policy.spin.is_zero();
+        let mut spin_until = None;
+        let mut spins = 0u32;
         loop {
             let seen = self.state();
             if !pending.contains(&seen) || give_up() {
                 return seen;
             }
-            // The clock is read only when a deadline or a spin needs it (loom models run
-            // without either, so their executions stay deterministic).
-            let now = (deadline.is_some() || spin_until.is_some()).then(Instant::now);
+            if spinning {
+                // Between clock reads, check the word a few times: reading the clock costs
+                // several checks, and would delay noticing the change it waits for. The
+                // first read comes after the first few checks, so an answer that is
+                // already on its way is taken without reading the clock at all.
+                spins = spins.wrapping_add(1);
+                if spins % SPINS_PER_CLOCK_READ != 0 {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    return seen;
+                }
+                if now < *spin_until.get_or_insert(now + policy.spin) {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                spinning = false;
+            }
+            // The clock is read only when a deadline needs it (loom models run without
+            // one, so their executions stay deterministic).
+            let now = deadline.map(|_| Instant::now());
             if let (Some(now), Some(deadline)) = (now, deadline) {
                 if now >= deadline {
                     return seen;
-                }
-            }
-            if let (Some(now), Some(until)) = (now, spin_until) {
-                if now < until {
-                    crate::sync::spin_hint();
-                    continue;
                 }
             }
             let sleep = match (now, deadline) {

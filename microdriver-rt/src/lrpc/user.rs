@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
-use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP};
+use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ};
 use super::{call, serve, UpcallError};
 use crate::marshal::{Decoder, Encoder, MarshalError};
-use crate::sync::Mutex;
 use crate::tracker::ObjectTracker;
 use crate::transport::{Transport, Word};
 
@@ -30,7 +30,9 @@ pub struct UserEndpoint {
     options: CallOptions,
     /// Fixed at creation: never re-read from the shared header.
     geometry: Geometry,
-    down_slots: Mutex<Vec<bool>>,
+    /// Which free-standing downcall slots this half's threads hold (claimed by
+    /// compare-and-swap: no lock between calling threads).
+    down_slots: Box<[AtomicBool]>,
     next_call: StdAtomicU32,
     stop: AtomicBool,
 }
@@ -48,7 +50,9 @@ impl UserEndpoint {
             tracker,
             options,
             geometry,
-            down_slots: Mutex::new(vec![false; geometry.slot_count - geometry.upcall_slots]),
+            down_slots: (geometry.upcall_slots..geometry.slot_count)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             next_call: StdAtomicU32::new(1),
             stop: AtomicBool::new(false),
         }
@@ -118,12 +122,20 @@ impl UserEndpoint {
             // Nothing was waiting when the doorbell read `seen`: every later request rings
             // it, so watch that one word (spinning, then sleeping) instead of rescanning
             // every slot, which would add a whole scan to each request's latency.
+            // The same policy as `Slot::wait_while`: the clock is read once per
+            // `SPINS_PER_CLOCK_READ` checks.
+            let mut spins = 0u32;
+            let mut spinning = !spin.is_zero();
             while doorbell.seq() == seen && !self.stopping() {
-                if idle_since.elapsed() < spin {
-                    crate::sync::spin_hint();
-                } else {
-                    doorbell.wait(seen, MAX_SLEEP);
+                if spinning {
+                    spins = spins.wrapping_add(1);
+                    if spins % SPINS_PER_CLOCK_READ != 0 || idle_since.elapsed() < spin {
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                    spinning = false;
                 }
+                doorbell.wait(seen, MAX_SLEEP);
             }
         }
     }
@@ -135,7 +147,13 @@ impl UserEndpoint {
             request.clear();
         }
         SERVING.with(|s| s.set(Some((slot.index(), call_id))));
-        let _ = serve::serve(Served::ByUser, &self.tracker, request, reply);
+        let _ = serve::serve(
+            Served::ByUser,
+            &self.tracker,
+            request,
+            reply,
+            self.geometry.capacity,
+        );
         SERVING.with(|s| s.set(None));
         if !self.transport.write_data(slot.index(), reply) {
             reply.clear();
@@ -158,7 +176,7 @@ impl UserEndpoint {
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
     ) -> Result<R, UpcallError> {
-        let mut buf = Vec::new();
+        let mut buf = Buffer::take();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
             return Err(UpcallError::TooLarge {
@@ -171,9 +189,15 @@ impl UserEndpoint {
             Some((index, call_id)) => self.nested(index, call_id, entry, deadline, &mut buf)?,
             None => self.free_standing(entry, deadline, &mut buf)?,
         }
-        call::reply(&buf, entry, name, &self.tracker, PEER, |dec| {
-            values(state, dec)
-        })
+        call::reply(
+            &buf,
+            entry,
+            name,
+            &self.tracker,
+            PEER,
+            self.geometry.capacity,
+            |dec| values(state, dec),
+        )
     }
 
     fn nested(
@@ -226,12 +250,14 @@ impl UserEndpoint {
         buf: &mut Vec<u8>,
     ) -> Result<(), UpcallError> {
         let index = loop {
-            {
-                let mut slots = self.down_slots.lock();
-                if let Some(i) = slots.iter().position(|busy| !busy) {
-                    slots[i] = true;
-                    break self.geometry.upcall_slots + i;
-                }
+            let claimed = self.down_slots.iter().position(|busy| {
+                !busy.load(Ordering::Relaxed)
+                    && busy
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+            });
+            if let Some(i) = claimed {
+                break self.geometry.upcall_slots + i;
             }
             if Instant::now() >= deadline || self.stopping() {
                 return Err(UpcallError::NoSlot(
@@ -244,7 +270,9 @@ impl UserEndpoint {
         // A slot whose call was abandoned while the kernel half still held it stays
         // marked busy: reusing it could read the late reply as the answer to a new call.
         if !matches!(result, Err(Abandoned::Unclean)) {
-            self.down_slots.lock()[index - self.geometry.upcall_slots] = false;
+            if let Some(busy) = self.down_slots.get(index - self.geometry.upcall_slots) {
+                busy.store(false, Ordering::SeqCst);
+            }
         }
         result.map_err(|e| match e {
             Abandoned::Error(e) => e,

@@ -182,6 +182,9 @@ pub struct TrackerStats {
 pub struct ObjectTracker {
     table: RwLock<Table>,
     frees: Mutex<Vec<FreeNotice>>,
+    /// How many frees are queued (written under the `frees` lock): lets every message
+    /// find "none" without taking the lock, which is on each call's path.
+    pending_frees: AtomicU64,
     translations: AtomicU64,
     rejections: AtomicU64,
 }
@@ -198,6 +201,7 @@ impl ObjectTracker {
         Self {
             table: RwLock::new(Table::default()),
             frees: Mutex::new(Vec::new()),
+            pending_frees: AtomicU64::new(0),
             translations: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
         }
@@ -364,19 +368,28 @@ impl ObjectTracker {
         drop(table);
         let entry = self.rejected(result)?;
         if entry.remote.is_some() {
-            self.frees.lock().push(FreeNotice {
+            let mut queue = self.frees.lock();
+            queue.push(FreeNotice {
                 addr: entry.local as u64,
                 type_id: entry.info.ty.id(),
             });
+            self.pending_frees
+                .store(queue.len() as u64, Ordering::Release);
         }
         Ok(entry.info)
     }
 
     /// Takes up to `max` queued frees, to piggyback on the next message to the peer.
     pub fn drain_frees(&self, max: usize) -> Vec<FreeNotice> {
+        if self.pending_frees.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
         let mut queue = self.frees.lock();
         let take = queue.len().min(max);
-        queue.drain(..take).collect()
+        let drained = queue.drain(..take).collect();
+        self.pending_frees
+            .store(queue.len() as u64, Ordering::Release);
+        drained
     }
 
     /// Applies frees the peer made: each names the peer's address of an object; its
@@ -411,7 +424,11 @@ impl ObjectTracker {
     /// that should have received them is gone. Returns how many pairings were dropped.
     pub fn clear_peer(&self) -> usize {
         let (dropped, mirrors) = self.table.write().clear_remote();
-        self.frees.lock().clear();
+        {
+            let mut queue = self.frees.lock();
+            queue.clear();
+            self.pending_frees.store(0, Ordering::Release);
+        }
         for mirror in mirrors {
             if let Some(release) = mirror.release {
                 // SAFETY: `release` was registered with this mirror by the decoder that
