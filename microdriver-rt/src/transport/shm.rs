@@ -28,7 +28,6 @@ pub struct ShmTransport {
     len: usize,
     slots: usize,
     capacity: usize,
-    data_offset: usize,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value until drop; the control
@@ -38,24 +37,31 @@ unsafe impl Send for ShmTransport {}
 // SAFETY: as above: every access through `&self` is an atomic operation or a raw copy.
 unsafe impl Sync for ShmTransport {}
 
-fn geometry(slots: usize, capacity: usize) -> Result<(usize, usize), AreaError> {
+/// Bytes of one slot: its control words, then its data right behind them, rounded up to
+/// whole cache lines. The control words take the first half of the slot's first line, so
+/// a small frame (a null call's) shares that line: a round trip moves one line each way.
+fn stride(capacity: usize) -> usize {
+    (SLOT_WORDS * 4 + capacity).next_multiple_of(64)
+}
+
+/// Where the first slot starts (after the header words, on a line of its own).
+const SLOTS_OFFSET: usize = (HEADER_WORDS * 4).next_multiple_of(64);
+
+/// The mapping's length for `slots` slots of `capacity` bytes.
+fn geometry(slots: usize, capacity: usize) -> Result<usize, AreaError> {
     if slots == 0 || slots > MAX_SLOTS || capacity == 0 || capacity > MAX_CAPACITY {
         return Err(AreaError::Geometry(format!(
             "{slots} slots of {capacity} bytes (allowed: 1..={MAX_SLOTS} slots, 1..={MAX_CAPACITY} bytes)"
         )));
     }
-    let words = (HEADER_WORDS + slots * SLOT_WORDS) * 4;
-    let data_offset = words.next_multiple_of(64);
-    let capacity_rounded = capacity.next_multiple_of(64);
-    let len = (data_offset + slots * capacity_rounded).next_multiple_of(4096);
-    Ok((data_offset, len))
+    Ok((SLOTS_OFFSET + slots * stride(capacity)).next_multiple_of(4096))
 }
 
 impl ShmTransport {
     /// Creates a fresh region: `slots` slots of `capacity` bytes, the first `upcall_slots`
     /// for upcalls. The memfd is close-on-exec; hand it to the user half explicitly.
     pub fn create(slots: usize, upcall_slots: usize, capacity: usize) -> Result<Self, AreaError> {
-        let (_, len) = geometry(slots, capacity)?;
+        let len = geometry(slots, capacity)?;
         let fd =
             memfd_create("microdriver-slots", MemfdFlags::CLOEXEC).map_err(std::io::Error::from)?;
         ftruncate(&fd, len as u64).map_err(std::io::Error::from)?;
@@ -79,7 +85,6 @@ impl ShmTransport {
             len: 4096,
             slots: 0,
             capacity: 0,
-            data_offset: 0,
         };
         use std::sync::atomic::Ordering::SeqCst;
         let magic = probe.header(Word::Magic).load(SeqCst);
@@ -91,7 +96,7 @@ impl ShmTransport {
                 "magic {magic:#x} version {version}, expected {MAGIC:#x} version {LAYOUT_VERSION}"
             )));
         }
-        let (_, len) = geometry(slots, capacity)?;
+        let len = geometry(slots, capacity)?;
         if len > size {
             return Err(AreaError::Foreign(format!(
                 "geometry needs {len} bytes, the region has {size}"
@@ -103,14 +108,13 @@ impl ShmTransport {
     }
 
     fn map(fd: OwnedFd, slots: usize, capacity: usize) -> Result<Self, AreaError> {
-        let (data_offset, len) = geometry(slots, capacity)?;
+        let len = geometry(slots, capacity)?;
         Ok(Self {
             base: map(&fd, len)?,
             fd,
             len,
             slots,
             capacity,
-            data_offset,
         })
     }
 
@@ -119,22 +123,28 @@ impl ShmTransport {
         self.fd.as_fd()
     }
 
-    fn word_at(&self, index: usize) -> Option<&AtomicU32> {
-        let offset = index.checked_mul(4)?;
-        if offset + 4 > self.data_offset.max(HEADER_WORDS * 4) || offset + 4 > self.len {
+    /// The control word at byte `offset` (4-aligned), if inside the mapping.
+    fn word_at(&self, offset: usize) -> Option<&AtomicU32> {
+        if offset % 4 != 0 || offset.checked_add(4)? > self.len {
             return None;
         }
-        // SAFETY: `offset + 4 <= len`, the mapping is page aligned so `base + offset` is
-        // 4-aligned, it lives as long as `self`, and `AtomicU32` has the layout of a `u32`
-        // and permits shared mutation (by this and the other process).
+        // SAFETY: `offset + 4 <= len`, the mapping is page aligned and `offset` a multiple
+        // of 4 so `base + offset` is 4-aligned, it lives as long as `self`, and `AtomicU32`
+        // has the layout of a `u32` and permits shared mutation (by this and the other
+        // process).
         Some(unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() })
+    }
+
+    /// Byte offset of slot `slot`'s first control word.
+    fn slot_offset(&self, slot: usize) -> usize {
+        SLOTS_OFFSET + slot * stride(self.capacity)
     }
 
     fn data_ptr(&self, slot: usize, len: usize) -> Option<*mut u8> {
         if slot >= self.slots || len > self.capacity {
             return None;
         }
-        let offset = self.data_offset + slot * self.capacity.next_multiple_of(64);
+        let offset = self.slot_offset(slot) + SLOT_WORDS * 4;
         if offset + len > self.len {
             return None;
         }
@@ -178,7 +188,7 @@ impl Area for ShmTransport {
     }
 
     fn header(&self, word: Word) -> &AtomicU32 {
-        self.word_at(word as usize)
+        self.word_at(word as usize * 4)
             .expect("header words lie inside the first page of every mapping")
     }
 
@@ -186,7 +196,7 @@ impl Area for ShmTransport {
         if slot >= self.slots || index >= SLOT_WORDS {
             return None;
         }
-        self.word_at(HEADER_WORDS + slot * SLOT_WORDS + index)
+        self.word_at(self.slot_offset(slot) + index * 4)
     }
 
     fn write_data(&self, slot: usize, bytes: &[u8]) -> bool {
