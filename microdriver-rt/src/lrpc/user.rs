@@ -104,7 +104,9 @@ impl UserEndpoint {
         let mut request = Vec::new();
         let mut reply = Vec::new();
         let spin = self.options.wait.spin;
-        let mut idle_since = Instant::now();
+        // When the workers last found work: read lazily, at the first clock check of a
+        // spin, so serving a call costs no clock read.
+        let mut idle_since: Option<Instant> = None;
         while !self.stopping() {
             let seen = doorbell.seq();
             let mut served_any = false;
@@ -116,7 +118,7 @@ impl UserEndpoint {
                 self.serve_one(&slot, &mut request, &mut reply);
             }
             if served_any {
-                idle_since = Instant::now();
+                idle_since = None;
                 continue;
             }
             // Nothing was waiting when the doorbell read `seen`: every later request rings
@@ -129,7 +131,9 @@ impl UserEndpoint {
             while doorbell.seq() == seen && !self.stopping() {
                 if spinning {
                     spins = spins.wrapping_add(1);
-                    if spins % SPINS_PER_CLOCK_READ != 0 || idle_since.elapsed() < spin {
+                    if spins % SPINS_PER_CLOCK_READ != 0
+                        || idle_since.get_or_insert_with(Instant::now).elapsed() < spin
+                    {
                         crate::sync::spin_hint();
                         continue;
                     }
