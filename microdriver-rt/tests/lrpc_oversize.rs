@@ -122,6 +122,23 @@ fn spawn() -> UserHalf {
 }
 
 /// The message of a `TooLarge` names the size, the capacity and the setting.
+/// The user-half caller got `TooLarge` for a frame over the slot, with an actionable
+/// message.
+fn assert_too_large<T: std::fmt::Debug>(result: Result<T, TestError>) {
+    match result {
+        Err(TestError::TooLarge {
+            len,
+            capacity,
+            message,
+        }) => {
+            assert!(len > CAPACITY as u64, "{message}");
+            assert_eq!(capacity, CAPACITY as u64, "{message}");
+            assert_actionable(&message, len);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
 fn assert_actionable(message: &str, len: u64) {
     assert!(
         message.contains(&len.to_string()),
@@ -168,18 +185,7 @@ fn downcall_arguments_too_large() {
     install_kernel(half.endpoint().clone());
     let pid = user_pid().expect("pid");
     let before = half.endpoint().stats().rejected();
-    match push_down(TOO_BIG) {
-        Err(TestError::TooLarge {
-            len,
-            capacity,
-            message,
-        }) => {
-            assert!(len > CAPACITY as u64, "{message}");
-            assert_eq!(capacity, CAPACITY as u64, "{message}");
-            assert_actionable(&message, len);
-        }
-        other => panic!("expected TooLarge, got {other:?}"),
-    }
+    assert_too_large(push_down(TOO_BIG));
     assert_eq!(push_down(100), Ok(100), "small arguments still cross");
     assert_eq!(user_pid(), Ok(pid), "the user half was not restarted");
     assert!(!half.is_dead());
@@ -195,18 +201,7 @@ fn downcall_reply_too_large() {
     install_kernel(half.endpoint().clone());
     let pid = user_pid().expect("pid");
     let before = half.endpoint().stats().rejected();
-    match pull_up(TOO_BIG) {
-        Err(TestError::TooLarge {
-            len,
-            capacity,
-            message,
-        }) => {
-            assert!(len > CAPACITY as u64, "{message}");
-            assert_eq!(capacity, CAPACITY as u64, "{message}");
-            assert_actionable(&message, len);
-        }
-        other => panic!("expected TooLarge, got {other:?}"),
-    }
+    assert_too_large(pull_up(TOO_BIG));
     assert_eq!(
         half.endpoint().stats().rejected(),
         before,

@@ -276,14 +276,7 @@ impl UserHalf {
                 source: e.into(),
             });
         }
-        if let Err(e) = self.handshake(
-            &*self.channel.transport,
-            config.handshake_timeout,
-            self.channel.table_hash,
-        ) {
-            self.kill();
-            return Err(e);
-        }
+        self.handshake_or_kill(config)?;
         Ok(self)
     }
 
@@ -292,14 +285,7 @@ impl UserHalf {
         config: &ComponentConfig,
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
-        if let Err(e) = self.handshake(
-            &*self.channel.transport,
-            config.handshake_timeout,
-            self.channel.table_hash,
-        ) {
-            self.kill();
-            return Err(e);
-        }
+        self.handshake_or_kill(config)?;
         self.watcher = Some(self.watch(on_death));
         Ok(self)
     }
@@ -427,6 +413,20 @@ impl UserHalf {
             activation,
             active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Waits for the hello; a user half that does not give one (in time, or of this build)
+    /// is killed.
+    fn handshake_or_kill(&mut self, config: &ComponentConfig) -> Result<(), ComponentError> {
+        let result = self.handshake(
+            &*self.channel.transport,
+            config.handshake_timeout,
+            self.channel.table_hash,
+        );
+        if result.is_err() {
+            self.kill();
+        }
+        result
     }
 
     fn handshake(
