@@ -7,7 +7,7 @@
 //! sequence and the rest are queued for [`Stack::ping`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use e1000::TxPacket;
 use e1000_sim::net;
 use parking_lot::{Condvar, Mutex};
 
-use crate::protocol::{PingReport, TrafficReport};
+use crate::protocol::{PingReport, TrafficReport, STALL_THRESHOLD};
 
 /// The stack's own address on the simulated wire.
 pub const OUR_IP: [u8; 4] = [10, 0, 2, 15];
@@ -24,6 +24,99 @@ pub const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 pub const PEER_IP: [u8; 4] = [10, 0, 2, 2];
 /// Most frames kept for ping while nobody reads them.
 const CONTROL_QUEUE: usize = 256;
+
+/// Marks the windows in which the device is being reconfigured on purpose (a control
+/// request that changes it is running): a hot-path gap that overlaps one is a
+/// reconfiguration pause (a ring resize parks the rings), not a stall.
+#[derive(Debug, Default)]
+pub struct Reconfig {
+    active: AtomicU32,
+    generation: AtomicU64,
+}
+
+impl Reconfig {
+    /// Marks a reconfiguration until the guard drops.
+    pub fn begin(&self) -> ReconfigGuard<'_> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        ReconfigGuard(self)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn active(&self) -> bool {
+        self.active.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// Ends a reconfiguration window when dropped.
+#[derive(Debug)]
+pub struct ReconfigGuard<'a>(&'a Reconfig);
+
+impl Drop for ReconfigGuard<'_> {
+    fn drop(&mut self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Time the calling thread has spent runnable but waiting for a CPU (the second field of
+/// `/proc/thread-self/schedstat`). An overloaded machine delays a thread this way; the
+/// user half never does.
+fn runqueue_wait() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// The longest gap between two events of one hot-path direction (accepted transmits, or
+/// received stream frames), less the time the measuring thread waited for a CPU.
+#[derive(Debug, Default)]
+struct GapMeter {
+    last: Option<(Instant, u64)>,
+    /// The thread's run-queue wait when last sampled (at most 1 ms before `last`).
+    sample: Option<(Instant, Duration)>,
+}
+
+/// What a gap was.
+enum Gap {
+    Stall(Duration),
+    Reconfig,
+}
+
+impl GapMeter {
+    fn tick(&mut self, now: Instant, reconfig: &Reconfig, reset_pending: bool) -> Option<Gap> {
+        let generation = reconfig.generation();
+        let mut gap = None;
+        match (self.last, self.sample) {
+            (Some((last, last_gen)), Some((_, runq_then)))
+                if now.duration_since(last) > STALL_THRESHOLD =>
+            {
+                let runq = runqueue_wait();
+                let blocked = now
+                    .duration_since(last)
+                    .saturating_sub(runq.saturating_sub(runq_then));
+                if blocked > STALL_THRESHOLD {
+                    gap = Some(
+                        if last_gen != generation || reconfig.active() || reset_pending {
+                            Gap::Reconfig
+                        } else {
+                            Gap::Stall(blocked)
+                        },
+                    );
+                }
+                self.sample = Some((now, runq));
+            }
+            (_, Some((at, _))) if now.duration_since(at) < Duration::from_millis(1) => {}
+            _ => self.sample = Some((now, runqueue_wait())),
+        }
+        self.last = Some((now, generation));
+        gap
+    }
+}
 
 /// One traffic stream's counters.
 #[derive(Debug, Default)]
@@ -48,6 +141,31 @@ pub struct Traffic {
     pub started: Mutex<Option<Instant>>,
     /// When it ended.
     pub ended: Mutex<Option<Instant>>,
+    /// The receive direction's gaps (the receive thread's).
+    rx_gaps: Mutex<GapMeter>,
+    /// The longest stall, nanoseconds.
+    longest_stall: AtomicU64,
+    /// Stalls.
+    stalls: AtomicU64,
+    /// Gaps during reconfiguration.
+    reconfig_pauses: AtomicU64,
+}
+
+impl Traffic {
+    fn record(&self, gap: Option<Gap>, dir: &str) {
+        match gap {
+            Some(Gap::Stall(d)) => {
+                self.stalls.fetch_add(1, Ordering::Relaxed);
+                self.longest_stall
+                    .fetch_max(d.as_nanos() as u64, Ordering::Relaxed);
+                tracing::warn!(direction = dir, blocked = ?d, "hot-path stall");
+            }
+            Some(Gap::Reconfig) => {
+                self.reconfig_pauses.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
 }
 
 /// The daemon's receive side and its small stack.
@@ -62,11 +180,15 @@ pub struct Stack {
     pub rx_frames: AtomicU64,
     /// Frames accepted for transmission (all).
     pub tx_frames: AtomicU64,
+    /// The device's reconfiguration windows.
+    pub reconfig: Reconfig,
+    reset_pending: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Stack {
-    /// A stack for the NIC with MAC `ours`.
-    pub fn new(ours: [u8; 6]) -> Self {
+    /// A stack for the NIC with MAC `ours`; `reset_pending` tells whether the driver is
+    /// restoring the device's configuration (a hot-path gap then is no stall).
+    pub fn new(ours: [u8; 6], reset_pending: Box<dyn Fn() -> bool + Send + Sync>) -> Self {
         Stack {
             ours,
             control: Mutex::new(VecDeque::new()),
@@ -75,6 +197,8 @@ impl Stack {
             traffic: Traffic::default(),
             rx_frames: AtomicU64::new(0),
             tx_frames: AtomicU64::new(0),
+            reconfig: Reconfig::default(),
+            reset_pending,
         }
     }
 
@@ -90,6 +214,11 @@ impl Stack {
                 } else {
                     t.rx_bad.fetch_add(1, Ordering::Relaxed);
                 }
+                let gap =
+                    t.rx_gaps
+                        .lock()
+                        .tick(Instant::now(), &self.reconfig, (self.reset_pending)());
+                t.record(gap, "receive");
                 return;
             }
         }
@@ -210,6 +339,9 @@ impl Stack {
                 (Some(s), None) => s.elapsed(),
                 _ => Duration::ZERO,
             },
+            longest_stall: Duration::from_nanos(t.longest_stall.load(Ordering::Relaxed)),
+            stalls: t.stalls.load(Ordering::Relaxed),
+            reconfig_pauses: t.reconfig_pauses.load(Ordering::Relaxed),
         }
     }
 
@@ -233,9 +365,18 @@ impl Stack {
         *t.started.lock() = Some(Instant::now());
         *t.ended.lock() = None;
         t.frames.store(frames, Ordering::Relaxed);
-        for c in [&t.tx_accepted, &t.tx_refused, &t.rx_in_order, &t.rx_bad] {
+        for c in [
+            &t.tx_accepted,
+            &t.tx_refused,
+            &t.rx_in_order,
+            &t.rx_bad,
+            &t.longest_stall,
+            &t.stalls,
+            &t.reconfig_pauses,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
+        *t.rx_gaps.lock() = GapMeter::default();
         sim.peer_start_stream(e1000_sim::StreamConfig {
             dst: self.ours,
             count: frames,
@@ -262,6 +403,7 @@ impl Stack {
         stop: &AtomicBool,
     ) {
         let t = &self.traffic;
+        let mut tx_gaps = GapMeter::default();
         for seq in 0..frames {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -272,6 +414,8 @@ impl Stack {
                 Ok(()) => {
                     t.tx_accepted.fetch_add(1, Ordering::Relaxed);
                     self.tx_frames.fetch_add(1, Ordering::Relaxed);
+                    let gap = tx_gaps.tick(Instant::now(), &self.reconfig, nd.reset_pending());
+                    t.record(gap, "transmit");
                 }
                 Err(e) => {
                     t.tx_refused.fetch_add(1, Ordering::Relaxed);
