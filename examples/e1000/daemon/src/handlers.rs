@@ -67,8 +67,19 @@ fn configure<R>(
     op: &str,
     f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
 ) -> Result<R, DriverError> {
+    configure_or_repair(inner, op, None, f)
+}
+
+/// [`configure`] for an operation with a lighter repair than the full reset (see
+/// [`e1000::config::Repair`]).
+fn configure_or_repair<R>(
+    inner: &Inner,
+    op: &str,
+    repair: Option<e1000::config::Repair>,
+    f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
+) -> Result<R, DriverError> {
     let _window = inner.stack.reconfig.begin();
-    inner.nd.configure(|a| {
+    inner.nd.configure_or_repair(repair, |a| {
         running(a, op)?;
         f(a)
     })
@@ -183,7 +194,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetRings { rx, tx } => {
-            configure(inner, "-G", |a| {
+            configure_or_repair(inner, "-G", Some(e1000::config::Repair::Rings), |a| {
                 let mut p = e1000::config::get_ringparam(a);
                 p.rx = rx.unwrap_or(p.rx);
                 p.tx = tx.unwrap_or(p.tx);
@@ -233,7 +244,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             tx_usecs_abs,
             adaptive_rx,
         } => {
-            configure(inner, "-C", |a| {
+            configure_or_repair(inner, "-C", Some(e1000::config::Repair::Coalesce), |a| {
                 let cur = a.conf.coalesce;
                 let c = Coalesce {
                     rx_usecs: rx_usecs.unwrap_or(cur.rx_usecs),
