@@ -293,7 +293,10 @@ impl Daemon {
         let stack = Arc::new(Stack::new(mac, {
             // Weak: shutdown takes the device back out of its Arc.
             let nd = Arc::downgrade(&nd);
-            Box::new(move || nd.upgrade().is_some_and(|nd| nd.reset_pending()))
+            Box::new(move || {
+                nd.upgrade()
+                    .map_or((false, 0), |nd| (nd.reset_pending(), nd.reset_generation()))
+            })
         }));
         let inner = Arc::new(Inner {
             cfg,

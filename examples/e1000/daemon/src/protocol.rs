@@ -557,9 +557,9 @@ pub struct TrafficReport {
     pub peer_received: u64,
     /// Frames the peer sent us.
     pub peer_sent: u64,
-    /// Stream frames received in order.
+    /// Stream frames received in order (a frame after a gap counts; the gap is lost).
     pub rx_in_order: u64,
-    /// Stream frames received out of order, duplicated or corrupted.
+    /// Stream frames received out of order or duplicated.
     pub rx_bad: u64,
     /// Time since the stream started.
     pub elapsed: Duration,

@@ -76,7 +76,7 @@ fn runqueue_wait() -> Duration {
 /// received stream frames), less the time the measuring thread waited for a CPU.
 #[derive(Debug, Default)]
 struct GapMeter {
-    last: Option<(Instant, u64)>,
+    last: Option<(Instant, (u64, u64))>,
     /// The thread's run-queue wait when last sampled (at most 1 ms before `last`).
     sample: Option<(Instant, Duration)>,
 }
@@ -88,8 +88,9 @@ enum Gap {
 }
 
 impl GapMeter {
-    fn tick(&mut self, now: Instant, reconfig: &Reconfig, reset_pending: bool) -> Option<Gap> {
-        let generation = reconfig.generation();
+    /// Records an event at `now`; `reset` is the driver's (pending, generation).
+    fn tick(&mut self, now: Instant, reconfig: &Reconfig, reset: (bool, u64)) -> Option<Gap> {
+        let generation = (reconfig.generation(), reset.1);
         let mut gap = None;
         match (self.last, self.sample) {
             (Some((last, last_gen)), Some((_, runq_then)))
@@ -100,13 +101,11 @@ impl GapMeter {
                     .duration_since(last)
                     .saturating_sub(runq.saturating_sub(runq_then));
                 if blocked > STALL_THRESHOLD {
-                    gap = Some(
-                        if last_gen != generation || reconfig.active() || reset_pending {
-                            Gap::Reconfig
-                        } else {
-                            Gap::Stall(blocked)
-                        },
-                    );
+                    gap = Some(if last_gen != generation || reconfig.active() || reset.0 {
+                        Gap::Reconfig
+                    } else {
+                        Gap::Stall(blocked)
+                    });
                 }
                 self.sample = Some((now, runq));
             }
@@ -129,8 +128,10 @@ pub struct Traffic {
     pub tx_accepted: AtomicU64,
     /// Refused for transmission.
     pub tx_refused: AtomicU64,
-    /// Next expected receive sequence number (= frames received in order).
+    /// Stream frames received in order (each with a higher sequence number than the last).
     pub rx_in_order: AtomicU64,
+    /// The next sequence number expected.
+    rx_next: Mutex<u64>,
     /// Frames out of order or corrupt.
     pub rx_bad: AtomicU64,
     /// Peer counters when the stream started: frames received, stream frames sent.
@@ -182,13 +183,18 @@ pub struct Stack {
     pub tx_frames: AtomicU64,
     /// The device's reconfiguration windows.
     pub reconfig: Reconfig,
-    reset_pending: Box<dyn Fn() -> bool + Send + Sync>,
+    reset_state: ResetState,
 }
 
+/// Whether the driver is restoring the device's configuration, and a generation that
+/// changes whenever a restore starts or ends.
+type ResetState = Box<dyn Fn() -> (bool, u64) + Send + Sync>;
+
 impl Stack {
-    /// A stack for the NIC with MAC `ours`; `reset_pending` tells whether the driver is
-    /// restoring the device's configuration (a hot-path gap then is no stall).
-    pub fn new(ours: [u8; 6], reset_pending: Box<dyn Fn() -> bool + Send + Sync>) -> Self {
+    /// A stack for the NIC with MAC `ours`; `reset_state` tells whether the driver is
+    /// restoring the device's configuration, and a generation that changes whenever a
+    /// restore starts or ends (a hot-path gap across one is no stall).
+    pub fn new(ours: [u8; 6], reset_state: ResetState) -> Self {
         Stack {
             ours,
             control: Mutex::new(VecDeque::new()),
@@ -198,7 +204,7 @@ impl Stack {
             rx_frames: AtomicU64::new(0),
             tx_frames: AtomicU64::new(0),
             reconfig: Reconfig::default(),
-            reset_pending,
+            reset_state,
         }
     }
 
@@ -209,15 +215,20 @@ impl Stack {
         if self.traffic.running.load(Ordering::Acquire) {
             if let Some(seq) = net::check_stream_frame(&frame, self.ours, peer_mac) {
                 let t = &self.traffic;
-                if seq == t.rx_in_order.load(Ordering::Relaxed) {
+                // Frames after a gap are in order again: the gap counts as lost (the
+                // report's peer_sent - rx_in_order), not every frame after it as bad.
+                let mut next = t.rx_next.lock();
+                if seq >= *next {
+                    *next = seq + 1;
                     t.rx_in_order.fetch_add(1, Ordering::Release);
                 } else {
                     t.rx_bad.fetch_add(1, Ordering::Relaxed);
                 }
+                drop(next);
                 let gap =
                     t.rx_gaps
                         .lock()
-                        .tick(Instant::now(), &self.reconfig, (self.reset_pending)());
+                        .tick(Instant::now(), &self.reconfig, (self.reset_state)());
                 t.record(gap, "receive");
                 return;
             }
@@ -377,6 +388,7 @@ impl Stack {
             c.store(0, Ordering::Relaxed);
         }
         *t.rx_gaps.lock() = GapMeter::default();
+        *t.rx_next.lock() = 0;
         sim.peer_start_stream(e1000_sim::StreamConfig {
             dst: self.ours,
             count: frames,
@@ -414,7 +426,11 @@ impl Stack {
                 Ok(()) => {
                     t.tx_accepted.fetch_add(1, Ordering::Relaxed);
                     self.tx_frames.fetch_add(1, Ordering::Relaxed);
-                    let gap = tx_gaps.tick(Instant::now(), &self.reconfig, nd.reset_pending());
+                    let gap = tx_gaps.tick(
+                        Instant::now(),
+                        &self.reconfig,
+                        (nd.reset_pending(), nd.reset_generation()),
+                    );
                     t.record(gap, "transmit");
                 }
                 Err(e) => {
@@ -432,7 +448,9 @@ impl Stack {
             let received = p.rx_frames.saturating_sub(base.0);
             let sent = p.stream_sent.saturating_sub(base.1);
             let rx_done = sim.peer_stream_remaining() == 0
-                && t.rx_in_order.load(Ordering::Acquire) + t.rx_bad.load(Ordering::Relaxed) >= sent;
+                && (t.rx_in_order.load(Ordering::Acquire) + t.rx_bad.load(Ordering::Relaxed)
+                    >= sent
+                    || *t.rx_next.lock() >= sent);
             let tx_done = received >= t.tx_accepted.load(Ordering::Relaxed);
             if (rx_done && tx_done) || Instant::now() > deadline || stop.load(Ordering::Relaxed) {
                 break (received, sent);
