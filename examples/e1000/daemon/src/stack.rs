@@ -62,23 +62,44 @@ impl Drop for ReconfigGuard<'_> {
     }
 }
 
-/// Time the calling thread has spent runnable but waiting for a CPU (the second field of
-/// `/proc/thread-self/schedstat`). An overloaded machine delays a thread this way; the
-/// user half never does.
-fn runqueue_wait() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .map_or(Duration::ZERO, Duration::from_nanos)
+/// The threads frames pass through on the simulated wire: the traffic generator, the
+/// receive thread, the driver's interrupt thread and the model's.
+const HOT_CHAIN: [&str; 4] = ["e1000d-traffic", "e1000d-rx", "e1000-irq", "e1000-sim"];
+
+/// The `schedstat` files of this process's hot-chain threads.
+fn hot_chain() -> Arc<Vec<std::path::PathBuf>> {
+    let mut paths = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if HOT_CHAIN.contains(&comm.trim()) {
+                paths.push(task.path().join("schedstat"));
+            }
+        }
+    }
+    Arc::new(paths)
+}
+
+/// Time the hot chain's threads have spent runnable but waiting for a CPU (the second
+/// field of `schedstat`), summed. An overloaded machine delays a thread this way; a lock
+/// or the user half never does.
+fn runqueue_wait(chain: &[std::path::PathBuf]) -> Duration {
+    chain
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .map(Duration::from_nanos)
+        .sum()
 }
 
 /// The longest gap between two events of one hot-path direction (accepted transmits, or
-/// received stream frames), less the time the measuring thread waited for a CPU.
+/// received stream frames), less the time the hot chain's threads waited for a CPU.
 #[derive(Debug, Default)]
 struct GapMeter {
     last: Option<(Instant, (u64, u64))>,
-    /// The thread's run-queue wait when last sampled (at most 1 ms before `last`).
+    /// The chain's run-queue wait when last sampled (at most 1 ms before `last`).
     sample: Option<(Instant, Duration)>,
+    chain: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// What a gap was.
@@ -96,7 +117,7 @@ impl GapMeter {
             (Some((last, last_gen)), Some((_, runq_then)))
                 if now.duration_since(last) > STALL_THRESHOLD =>
             {
-                let runq = runqueue_wait();
+                let runq = runqueue_wait(&self.chain);
                 let blocked = now
                     .duration_since(last)
                     .saturating_sub(runq.saturating_sub(runq_then));
@@ -110,7 +131,7 @@ impl GapMeter {
                 self.sample = Some((now, runq));
             }
             (_, Some((at, _))) if now.duration_since(at) < Duration::from_millis(1) => {}
-            _ => self.sample = Some((now, runqueue_wait())),
+            _ => self.sample = Some((now, runqueue_wait(&self.chain))),
         }
         self.last = Some((now, generation));
         gap
@@ -387,7 +408,11 @@ impl Stack {
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        *t.rx_gaps.lock() = GapMeter::default();
+        let chain = hot_chain();
+        *t.rx_gaps.lock() = GapMeter {
+            chain: Arc::clone(&chain),
+            ..GapMeter::default()
+        };
         *t.rx_next.lock() = 0;
         sim.peer_start_stream(e1000_sim::StreamConfig {
             dst: self.ours,
@@ -398,7 +423,16 @@ impl Stack {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("e1000d-traffic".into())
-            .spawn(move || me.run_traffic(&nd, &sim, peer_mac, frames, &sizes, &stop))
+            .spawn(move || {
+                // This thread is part of the chain too.
+                let mut chain = (*chain).clone();
+                chain.push("/proc/thread-self/schedstat".into());
+                let tx_gaps = GapMeter {
+                    chain: Arc::new(chain),
+                    ..GapMeter::default()
+                };
+                me.run_traffic(&nd, &sim, peer_mac, frames, &sizes, &stop, tx_gaps)
+            })
             .map_err(|e| {
                 self.traffic.running.store(false, Ordering::Release);
                 format!("starting the traffic thread: {e}")
@@ -413,9 +447,9 @@ impl Stack {
         frames: u64,
         sizes: &[usize],
         stop: &AtomicBool,
+        mut tx_gaps: GapMeter,
     ) {
         let t = &self.traffic;
-        let mut tx_gaps = GapMeter::default();
         for seq in 0..frames {
             if stop.load(Ordering::Relaxed) {
                 break;
