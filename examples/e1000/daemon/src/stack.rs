@@ -390,7 +390,6 @@ impl Stack {
         if t.running.swap(true, Ordering::AcqRel) {
             return Err("a traffic stream is already running (see `e1000ctl traffic`)".into());
         }
-        let (peer_mac, _) = sim.peer_addr();
         let p = sim.peer_stats();
         *t.peer_base.lock() = (p.rx_frames, p.stream_sent);
         *t.peer_final.lock() = None;
@@ -431,7 +430,7 @@ impl Stack {
                     chain: Arc::new(chain),
                     ..GapMeter::default()
                 };
-                me.run_traffic(&nd, &sim, peer_mac, frames, &sizes, &stop, tx_gaps)
+                me.run_traffic(&nd, &sim, frames, &sizes, &stop, tx_gaps)
             })
             .map_err(|e| {
                 self.traffic.running.store(false, Ordering::Release);
@@ -443,12 +442,12 @@ impl Stack {
         &self,
         nd: &Netdev,
         sim: &e1000_sim::E1000Sim,
-        peer_mac: [u8; 6],
         frames: u64,
         sizes: &[usize],
         stop: &AtomicBool,
         mut tx_gaps: GapMeter,
     ) {
+        let (peer_mac, _) = sim.peer_addr();
         let t = &self.traffic;
         for seq in 0..frames {
             if stop.load(Ordering::Relaxed) {
