@@ -561,6 +561,9 @@ pub struct TrafficReport {
     pub rx_in_order: u64,
     /// Stream frames received out of order or duplicated.
     pub rx_bad: u64,
+    /// Stream frames the peer received from us out of order, duplicated or corrupted.
+    #[serde(default)]
+    pub peer_bad: u64,
     /// Time since the stream started.
     pub elapsed: Duration,
     /// The longest time the hot path was blocked (not waiting for a CPU) between two

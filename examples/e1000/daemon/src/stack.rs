@@ -155,10 +155,11 @@ pub struct Traffic {
     rx_next: Mutex<u64>,
     /// Frames out of order or corrupt.
     pub rx_bad: AtomicU64,
-    /// Peer counters when the stream started: frames received, stream frames sent.
-    pub peer_base: Mutex<(u64, u64)>,
+    /// Peer counters when the stream started: frames received, stream frames sent, stream
+    /// frames received out of order or corrupted.
+    pub peer_base: Mutex<(u64, u64, u64)>,
     /// The final peer counters (deltas) once the stream ended.
-    pub peer_final: Mutex<Option<(u64, u64)>>,
+    pub peer_final: Mutex<Option<(u64, u64, u64)>>,
     /// When the stream started.
     pub started: Mutex<Option<Instant>>,
     /// When it ended.
@@ -344,7 +345,7 @@ impl Stack {
     /// The traffic counters now.
     pub fn traffic_report(&self, sim: &e1000_sim::E1000Sim) -> TrafficReport {
         let t = &self.traffic;
-        let (peer_received, peer_sent) = match *t.peer_final.lock() {
+        let (peer_received, peer_sent, peer_bad) = match *t.peer_final.lock() {
             Some(f) => f,
             None => {
                 let base = *t.peer_base.lock();
@@ -352,6 +353,7 @@ impl Stack {
                 (
                     p.rx_frames.saturating_sub(base.0),
                     p.stream_sent.saturating_sub(base.1),
+                    p.stream_rx_bad.saturating_sub(base.2),
                 )
             }
         };
@@ -366,6 +368,7 @@ impl Stack {
             peer_sent,
             rx_in_order: t.rx_in_order.load(Ordering::Acquire),
             rx_bad: t.rx_bad.load(Ordering::Relaxed),
+            peer_bad,
             elapsed: match (started, ended) {
                 (Some(s), Some(e)) => e.duration_since(s),
                 (Some(s), None) => s.elapsed(),
@@ -391,7 +394,7 @@ impl Stack {
             return Err("a traffic stream is already running (see `e1000ctl traffic`)".into());
         }
         let p = sim.peer_stats();
-        *t.peer_base.lock() = (p.rx_frames, p.stream_sent);
+        *t.peer_base.lock() = (p.rx_frames, p.stream_sent, p.stream_rx_bad);
         *t.peer_final.lock() = None;
         *t.started.lock() = Some(Instant::now());
         *t.ended.lock() = None;
@@ -486,7 +489,7 @@ impl Stack {
                     || *t.rx_next.lock() >= sent);
             let tx_done = received >= t.tx_accepted.load(Ordering::Relaxed);
             if (rx_done && tx_done) || Instant::now() > deadline || stop.load(Ordering::Relaxed) {
-                break (received, sent);
+                break (received, sent, p.stream_rx_bad.saturating_sub(base.2));
             }
             std::thread::sleep(Duration::from_millis(5));
         };

@@ -494,7 +494,7 @@ fn main() {
         if streams {
             let t = wait_traffic(&socket, &slowest);
             let l = t.lost();
-            let dup = t.rx_bad + t.peer_received.saturating_sub(t.tx_accepted);
+            let dup = t.rx_bad + t.peer_bad + t.peer_received.saturating_sub(t.tx_accepted);
             if l != 0 || dup != 0 || t.peer_sent != t.frames {
                 problems.push(format!(
                     "traffic: lost {l}, duplicated or out of order {dup}: {t:?}"
