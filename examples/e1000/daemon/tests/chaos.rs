@@ -6,8 +6,9 @@
 //! (hang), an abort or a panic inside an upcall, garbage over the channel, forged ids and
 //! pointers in replies, holds and snapshot storms on the hot path's combolocks, a slow user
 //! half, a crash during re-attach, a crash during a configuration change (ring resize,
-//! coalescing, features) or during a self-test. A reader thread issues e1000ctl requests
-//! all the while. After each fault:
+//! coalescing, features) or during a self-test, online or offline (rounds that close the
+//! interface on purpose, a feature change or the offline test, run without the stream). A
+//! reader thread issues e1000ctl requests all the while. After each fault:
 //!
 //! * no accepted frame lost or duplicated, received frames in order;
 //! * no counter of `-S` went backwards (nor anywhere in the reader's sequence);
@@ -429,8 +430,11 @@ fn main() {
         // Feature changes close and reopen the interface (frames arriving meanwhile are
         // missed at the wire, never accepted): those rounds run without the stream.
         let (req, next) = config_request(&mut rng, &model);
-        let streams = !matches!(req, Request::SetFeatures { .. })
-            || !matches!(kind, Kind::CrashDuringConfig(_));
+        // The offline self-test closes, resets and reopens the device: no stream either.
+        let offline = kind == Kind::CrashDuringSelfTest && rng.below(3) == 0;
+        let streams = !offline
+            && (!matches!(req, Request::SetFeatures { .. })
+                || !matches!(kind, Kind::CrashDuringConfig(_)));
         if streams {
             if let Err(e) = ask(
                 &socket,
@@ -455,7 +459,7 @@ fn main() {
                     Kind::CrashDuringConfig(f) => (f, req.clone()),
                     _ => (
                         rng.pick(&[Fault::Crash, Fault::Kill]),
-                        Request::SelfTest { offline: false },
+                        Request::SelfTest { offline },
                     ),
                 };
                 // The change and the crash race: the crash may land before, during or
