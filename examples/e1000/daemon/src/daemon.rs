@@ -290,14 +290,24 @@ impl Daemon {
             }
             None => None,
         };
-        let stack = Arc::new(Stack::new(mac, {
+        let reset_state = {
             // Weak: shutdown takes the device back out of its Arc.
             let nd = Arc::downgrade(&nd);
             Box::new(move || {
                 nd.upgrade()
                     .map_or((false, 0), |nd| (nd.reset_pending(), nd.reset_generation()))
             })
-        }));
+        };
+        let flow_state = {
+            let sim = sim.clone();
+            Box::new(move || {
+                sim.as_ref().map_or(0, |s| {
+                    let p = s.peer_stats();
+                    p.xoff_received + p.xon_received + p.pause_sent
+                })
+            })
+        };
+        let stack = Arc::new(Stack::new(mac, reset_state, flow_state));
         let inner = Arc::new(Inner {
             cfg,
             nd,

@@ -577,6 +577,10 @@ pub struct TrafficReport {
     /// (a ring resize, a reset after a failed configuration call): reported, not stalls.
     #[serde(default)]
     pub reconfig_pauses: u64,
+    /// Gaps over [`STALL_THRESHOLD`] across which PAUSE frames went over the wire (the
+    /// link's flow control held the frames): reported, not stalls.
+    #[serde(default)]
+    pub flow_pauses: u64,
 }
 
 /// A hot-path gap longer than this counts as a stall.

@@ -6,7 +6,7 @@
 //! hands them to the host; otherwise stream frames are checked against the expected
 //! sequence and the rest are queued for [`Stack::ping`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,76 +62,90 @@ impl Drop for ReconfigGuard<'_> {
     }
 }
 
-/// The threads frames pass through on the simulated wire: the traffic generator, the
-/// receive thread, the driver's interrupt thread and the model's.
-const HOT_CHAIN: [&str; 4] = ["e1000d-traffic", "e1000d-rx", "e1000-irq", "e1000-sim"];
+/// How often a gap meter samples the CPU waits (the sample before a gap is at most this
+/// much older than the gap's start).
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
-/// The `schedstat` files of this process's hot-chain threads.
-fn hot_chain() -> Arc<Vec<std::path::PathBuf>> {
-    let mut paths = Vec::new();
+/// Each of this process's threads' time spent runnable but waiting for a CPU so far (the
+/// second field of its `schedstat`). An overloaded machine delays the hot path this way:
+/// a thread of the chain a frame passes through (traffic, model, interrupt and receive
+/// threads) waits for a CPU, or a thread outside it that holds a hot-path lock for one
+/// snapshot is preempted. A lock the user half holds, or a user half that does not answer,
+/// never does.
+fn cpu_waits() -> BTreeMap<u64, Duration> {
+    let mut waits = BTreeMap::new();
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if HOT_CHAIN.contains(&comm.trim()) {
-                paths.push(task.path().join("schedstat"));
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let wait = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()));
+            if let Some(ns) = wait {
+                waits.insert(tid, Duration::from_nanos(ns));
             }
         }
     }
-    Arc::new(paths)
+    waits
 }
 
-/// Time the hot chain's threads have spent runnable but waiting for a CPU (the second
-/// field of `schedstat`), summed. An overloaded machine delays a thread this way; a lock
-/// or the user half never does.
-fn runqueue_wait(chain: &[std::path::PathBuf]) -> Duration {
-    chain
+/// The CPU waits between two samples (a thread born since counts from zero).
+fn waited(before: &BTreeMap<u64, Duration>, after: &BTreeMap<u64, Duration>) -> Duration {
+    after
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .map(Duration::from_nanos)
+        .map(|(tid, w)| w.saturating_sub(before.get(tid).copied().unwrap_or_default()))
         .sum()
 }
 
 /// The longest gap between two events of one hot-path direction (accepted transmits, or
-/// received stream frames), less the time the hot chain's threads waited for a CPU.
+/// received stream frames), less the time the process's threads waited for a CPU.
 #[derive(Debug, Default)]
 struct GapMeter {
     last: Option<(Instant, (u64, u64))>,
-    /// The chain's run-queue wait when last sampled (at most 1 ms before `last`).
-    sample: Option<(Instant, Duration)>,
-    chain: Arc<Vec<std::path::PathBuf>>,
+    /// The CPU waits and the PAUSE frames when last sampled (at most [`SAMPLE_EVERY`]
+    /// before `last`).
+    sample: Option<(Instant, BTreeMap<u64, Duration>, u64)>,
 }
 
 /// What a gap was.
 enum Gap {
     Stall(Duration),
     Reconfig,
+    /// PAUSE frames went over the wire meanwhile: the link's flow control held the frames.
+    FlowControl,
 }
 
 impl GapMeter {
     /// Records an event at `now`; `reset` is the driver's (pending, generation).
-    fn tick(&mut self, now: Instant, reconfig: &Reconfig, reset: (bool, u64)) -> Option<Gap> {
+    fn tick(
+        &mut self,
+        now: Instant,
+        reconfig: &Reconfig,
+        reset: (bool, u64),
+        flow: &FlowState,
+    ) -> Option<Gap> {
         let generation = (reconfig.generation(), reset.1);
         let mut gap = None;
-        match (self.last, self.sample) {
-            (Some((last, last_gen)), Some((_, runq_then)))
-                if now.duration_since(last) > STALL_THRESHOLD =>
-            {
-                let runq = runqueue_wait(&self.chain);
-                let blocked = now
-                    .duration_since(last)
-                    .saturating_sub(runq.saturating_sub(runq_then));
+        let gap_start = self.last.map(|(t, g)| (now.duration_since(t), g));
+        match (gap_start, &self.sample) {
+            (Some((len, last_gen)), Some((_, then, pauses))) if len > STALL_THRESHOLD => {
+                let waits = cpu_waits();
+                let blocked = len.saturating_sub(waited(then, &waits));
+                let pauses_now = flow();
                 if blocked > STALL_THRESHOLD {
                     gap = Some(if last_gen != generation || reconfig.active() || reset.0 {
                         Gap::Reconfig
+                    } else if pauses_now != *pauses {
+                        Gap::FlowControl
                     } else {
                         Gap::Stall(blocked)
                     });
                 }
-                self.sample = Some((now, runq));
+                self.sample = Some((now, waits, pauses_now));
             }
-            (_, Some((at, _))) if now.duration_since(at) < Duration::from_millis(1) => {}
-            _ => self.sample = Some((now, runqueue_wait(&self.chain))),
+            (_, Some((at, ..))) if now.duration_since(*at) < SAMPLE_EVERY => {}
+            _ => self.sample = Some((now, cpu_waits(), flow())),
         }
         self.last = Some((now, generation));
         gap
@@ -172,6 +186,8 @@ pub struct Traffic {
     stalls: AtomicU64,
     /// Gaps during reconfiguration.
     reconfig_pauses: AtomicU64,
+    /// Gaps across PAUSE frames.
+    flow_pauses: AtomicU64,
 }
 
 impl Traffic {
@@ -185,6 +201,9 @@ impl Traffic {
             }
             Some(Gap::Reconfig) => {
                 self.reconfig_pauses.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Gap::FlowControl) => {
+                self.flow_pauses.fetch_add(1, Ordering::Relaxed);
             }
             None => {}
         }
@@ -206,17 +225,22 @@ pub struct Stack {
     /// The device's reconfiguration windows.
     pub reconfig: Reconfig,
     reset_state: ResetState,
+    flow_state: FlowState,
 }
 
 /// Whether the driver is restoring the device's configuration, and a generation that
 /// changes whenever a restore starts or ends.
 type ResetState = Box<dyn Fn() -> (bool, u64) + Send + Sync>;
 
+/// PAUSE frames exchanged on the wire so far (either way).
+type FlowState = Box<dyn Fn() -> u64 + Send + Sync>;
+
 impl Stack {
     /// A stack for the NIC with MAC `ours`; `reset_state` tells whether the driver is
     /// restoring the device's configuration, and a generation that changes whenever a
-    /// restore starts or ends (a hot-path gap across one is no stall).
-    pub fn new(ours: [u8; 6], reset_state: ResetState) -> Self {
+    /// restore starts or ends (a hot-path gap across one is no stall); `flow_state` counts
+    /// the PAUSE frames exchanged on the wire (a gap across one is flow control).
+    pub fn new(ours: [u8; 6], reset_state: ResetState, flow_state: FlowState) -> Self {
         Stack {
             ours,
             control: Mutex::new(VecDeque::new()),
@@ -227,6 +251,7 @@ impl Stack {
             tx_frames: AtomicU64::new(0),
             reconfig: Reconfig::default(),
             reset_state,
+            flow_state,
         }
     }
 
@@ -247,10 +272,12 @@ impl Stack {
                     t.rx_bad.fetch_add(1, Ordering::Relaxed);
                 }
                 drop(next);
-                let gap =
-                    t.rx_gaps
-                        .lock()
-                        .tick(Instant::now(), &self.reconfig, (self.reset_state)());
+                let gap = t.rx_gaps.lock().tick(
+                    Instant::now(),
+                    &self.reconfig,
+                    (self.reset_state)(),
+                    &self.flow_state,
+                );
                 t.record(gap, "receive");
                 return;
             }
@@ -377,6 +404,7 @@ impl Stack {
             longest_stall: Duration::from_nanos(t.longest_stall.load(Ordering::Relaxed)),
             stalls: t.stalls.load(Ordering::Relaxed),
             reconfig_pauses: t.reconfig_pauses.load(Ordering::Relaxed),
+            flow_pauses: t.flow_pauses.load(Ordering::Relaxed),
         }
     }
 
@@ -407,14 +435,11 @@ impl Stack {
             &t.longest_stall,
             &t.stalls,
             &t.reconfig_pauses,
+            &t.flow_pauses,
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        let chain = hot_chain();
-        *t.rx_gaps.lock() = GapMeter {
-            chain: Arc::clone(&chain),
-            ..GapMeter::default()
-        };
+        *t.rx_gaps.lock() = GapMeter::default();
         *t.rx_next.lock() = 0;
         sim.peer_start_stream(e1000_sim::StreamConfig {
             dst: self.ours,
@@ -425,16 +450,7 @@ impl Stack {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("e1000d-traffic".into())
-            .spawn(move || {
-                // This thread is part of the chain too.
-                let mut chain = (*chain).clone();
-                chain.push("/proc/thread-self/schedstat".into());
-                let tx_gaps = GapMeter {
-                    chain: Arc::new(chain),
-                    ..GapMeter::default()
-                };
-                me.run_traffic(&nd, &sim, frames, &sizes, &stop, tx_gaps)
-            })
+            .spawn(move || me.run_traffic(&nd, &sim, frames, &sizes, &stop))
             .map_err(|e| {
                 self.traffic.running.store(false, Ordering::Release);
                 format!("starting the traffic thread: {e}")
@@ -448,9 +464,9 @@ impl Stack {
         frames: u64,
         sizes: &[usize],
         stop: &AtomicBool,
-        mut tx_gaps: GapMeter,
     ) {
         let (peer_mac, _) = sim.peer_addr();
+        let mut tx_gaps = GapMeter::default();
         let t = &self.traffic;
         for seq in 0..frames {
             if stop.load(Ordering::Relaxed) {
@@ -466,6 +482,7 @@ impl Stack {
                         Instant::now(),
                         &self.reconfig,
                         (nd.reset_pending(), nd.reset_generation()),
+                        &self.flow_state,
                     );
                     t.record(gap, "transmit");
                 }

@@ -22,6 +22,8 @@
 //! and `-- --seed S` run others.
 
 mod common;
+#[path = "../../../../microdriver-rt/tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -368,6 +370,10 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 }
 
 fn main() {
+    support::run_single("chaos", &["--faults=", "--soak=", "--seed="], campaign);
+}
+
+fn campaign() {
     let opts = options();
     let d = DaemonProcess::start(&["--max-restarts", "100000"]);
     let socket = d.socket.clone();
@@ -411,6 +417,7 @@ fn main() {
     let (mut faults, mut survived) = (0u64, 0u64);
     let (mut lost, mut duplicated, mut counters_back, mut config_div) = (0u64, 0u64, 0u64, 0u64);
     let (mut stalls, mut longest_stall, mut pauses) = (0u64, Duration::ZERO, 0u64);
+    let mut flow_pauses = 0u64;
     let (mut refused_frames, mut interrupted, mut config_ok) = (0u64, 0u64, 0u64);
     let mut per_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
@@ -508,6 +515,7 @@ fn main() {
             duplicated += dup;
             stalls += t.stalls;
             pauses += t.reconfig_pauses;
+            flow_pauses += t.flow_pauses;
             refused_frames += t.tx_refused;
             longest_stall = longest_stall.max(t.longest_stall);
             if t.stalls != 0 {
@@ -563,7 +571,7 @@ fn main() {
     eprintln!(
         "chaos: {:.1} s; kinds {per_kind:?}; configuration changes OK {config_ok}, interrupted {interrupted}; \
          reader requests {reads}; slowest reply {:.1} ms; frames refused at transmit {refused_frames}; \
-         reconfiguration pauses {pauses}; longest hot-path stall {:.1} ms; status {}",
+         reconfiguration pauses {pauses}, flow-control pauses {flow_pauses}; longest hot-path stall {:.1} ms; status {}",
         started.elapsed().as_secs_f64(),
         slowest.load(Ordering::Relaxed) as f64 / 1e3,
         longest_stall.as_secs_f64() * 1e3,
