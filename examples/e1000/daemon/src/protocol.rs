@@ -792,6 +792,32 @@ mod tests {
     }
 
     #[test]
+    fn faults_parse_and_round_trip() {
+        for (word, arg, fault) in [
+            ("crash", None, Fault::Crash),
+            ("kill", None, Fault::Kill),
+            ("panic", None, Fault::Panic),
+            ("forged", None, Fault::Forged),
+            ("hold-lock", None, Fault::HoldLock),
+            ("hold-repeatedly", None, Fault::HoldRepeatedly),
+            ("slow", Some(300), Fault::Slow(300)),
+            ("crash-during-reattach", None, Fault::CrashDuringReattach),
+        ] {
+            assert_eq!(Fault::parse(word, arg), Ok(fault), "{word}");
+            let mut buf = Vec::new();
+            write_message(&mut buf, &Request::Inject { fault }).expect("write");
+            let back: Request = read_message(&mut buf.as_slice()).expect("read");
+            assert_eq!(back, Request::Inject { fault });
+        }
+        assert!(Fault::parse("slow", None).is_err());
+        assert!(Fault::parse("slow", Some(0)).is_err());
+        assert!(Fault::parse("slow", Some(MAX_SLOW_MS + 1)).is_err());
+        assert!(Fault::parse("crash", Some(5)).is_err());
+        let e = Fault::parse("lightning", None).expect_err("unknown");
+        assert!(e.contains("crash-during-reattach"), "{e}");
+    }
+
+    #[test]
     fn lost_counts_both_directions() {
         let t = TrafficReport {
             tx_accepted: 10,
