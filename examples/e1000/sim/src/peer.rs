@@ -285,7 +285,7 @@ impl Peer {
             src.copy_from_slice(&d[6..12]);
             match net::check_stream_frame(d, self.cfg.mac, src) {
                 Some(seq) if seq >= self.stream_rx_next => {
-                    self.stream_rx_next = seq + 1;
+                    self.stream_rx_next = seq.saturating_add(1);
                     self.stats.stream_rx_in_order += 1;
                 }
                 _ => self.stats.stream_rx_bad += 1,
