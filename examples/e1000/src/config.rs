@@ -328,6 +328,51 @@ pub fn reset_task(a: &mut Adapter) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// What brings the device back to the adapter's configuration after a configuration call
+/// that died crossing the split, short of the full [`reset_task`] (which resets the MAC
+/// and renegotiates the link: over 100 ms without traffic, and frames the peer sends
+/// meanwhile are missed at the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// A ring resize died: resize again to the adapter's sizes ([`repair_rings`]).
+    Rings,
+    /// A coalescing change died: program the adapter's moderation again
+    /// ([`repair_coalesce`]).
+    Coalesce,
+}
+
+impl Repair {
+    /// Runs the repair.
+    pub fn run(self, a: &mut Adapter) -> Result<(), DriverError> {
+        match self {
+            Repair::Rings => repair_rings(a),
+            Repair::Coalesce => repair_coalesce(a),
+        }
+    }
+}
+
+/// Brings the rings back to the adapter's sizes after a resize that died midway (transmit
+/// frozen, the receive ring parked, the receiver off, or the rings already swapped to the
+/// sizes the failed request asked for): resizes again, live, to the adapter's sizes, and
+/// turns the receiver on. Like a resize, it loses no accepted frame.
+#[upcall]
+pub fn repair_rings(a: &mut Adapter) -> Result<(), DriverError> {
+    kernel::rx_capture(a.dev, false)?;
+    if !a.up {
+        return Ok(());
+    }
+    resize_live(a)?;
+    a.rmw(RCTL, 0, rctl::EN).map(|_| ())
+}
+
+/// Programs the adapter's interrupt moderation again (the kernel half's hot parameters
+/// and the delay registers) after a coalescing change that died midway.
+#[upcall]
+pub fn repair_coalesce(a: &mut Adapter) -> Result<(), DriverError> {
+    kernel::set_hot_params(a.dev, &hot_params(a))?;
+    apply_coalesce(a)
+}
+
 /// Resets the (closed) device and programs it again from the adapter, receive filters
 /// included (a device reset while closed must not come back with RA[1..], the MTA and the
 /// VLAN filter empty). The statistics registers are collected first: the reset clears

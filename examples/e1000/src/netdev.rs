@@ -7,7 +7,7 @@
 //! frames go to a queue standing in for the network stack.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::adapter::Adapter;
-use crate::config;
+use crate::config::{self, Repair};
 use crate::error::DriverError;
 use crate::frame::{RxFrame, TxPacket};
 use crate::hot;
@@ -52,6 +52,16 @@ impl Default for Options {
 
 type RxQueue = Arc<(Mutex<VecDeque<RxFrame>>, Condvar)>;
 
+/// What a pending reset does: the full reset task, or only the repairs of the
+/// configuration calls that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// The reset task.
+    Full,
+    /// These repairs, in order.
+    Repairs(Vec<Repair>),
+}
+
 /// A probed device with its interrupt and service threads running.
 pub struct Netdev {
     kernel: Arc<Kernel>,
@@ -60,6 +70,10 @@ pub struct Netdev {
     /// A reset was asked for and has not completed yet (the service thread retries it
     /// while no user half answers).
     reset_pending: Arc<AtomicBool>,
+    /// What the pending reset must do.
+    plan: Arc<Mutex<Plan>>,
+    /// Bumped when a reset or repair starts and when it ends.
+    reset_gen: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -114,9 +128,15 @@ impl Netdev {
                 })?
         };
         let reset_pending = Arc::new(AtomicBool::new(false));
+        let plan = Arc::new(Mutex::new(Plan::Full));
+        let reset_gen = Arc::new(AtomicU64::new(0));
         let svc_thread = {
             let (k, stop, a) = (Arc::clone(&k), Arc::clone(&stop), Arc::clone(&adapter));
-            let pending = Arc::clone(&reset_pending);
+            let pending = Service {
+                pending: Arc::clone(&reset_pending),
+                plan: Arc::clone(&plan),
+                generation: Arc::clone(&reset_gen),
+            };
             std::thread::Builder::new()
                 .name("e1000-service".into())
                 .spawn(move || service_loop(&k, &a, &pending, &stop, opts.watchdog_period))
@@ -129,6 +149,8 @@ impl Netdev {
             adapter,
             rxq,
             reset_pending,
+            plan,
+            reset_gen,
             stop,
             threads: vec![irq_thread, svc_thread],
         })
@@ -160,17 +182,41 @@ impl Netdev {
         &self,
         f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
     ) -> Result<R, DriverError> {
+        self.configure_or_repair(None, f)
+    }
+
+    /// [`configure`](Netdev::configure) for an operation whose failure `repair` undoes
+    /// (see [`Repair`]): a crossing failure schedules that repair, not the full reset
+    /// (unless a full reset is pending anyway).
+    pub fn configure_or_repair<R>(
+        &self,
+        repair: Option<Repair>,
+        f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
+    ) -> Result<R, DriverError> {
         let mut g = self.adapter.lock();
         let r = f(&mut g);
         if let Err(e @ DriverError::Upcall(_)) = &r {
             tracing::warn!(
                 dev = g.dev.0,
                 error = %e,
-                "a configuration call failed crossing the split: scheduling a reset to \
+                ?repair,
+                "a configuration call failed crossing the split: scheduling a repair to \
                  restore the adapter's configuration"
             );
+            let mut plan = self.plan.lock();
+            let already = self.reset_pending();
+            match (repair, &mut *plan) {
+                (Some(r), Plan::Repairs(list)) if already => {
+                    if !list.contains(&r) {
+                        list.push(r);
+                    }
+                }
+                (Some(r), _) if !already => *plan = Plan::Repairs(vec![r]),
+                _ => *plan = Plan::Full,
+            }
             self.reset_pending.store(true, Ordering::SeqCst);
-            self.kernel.work.post(work::RESET);
+            drop(plan);
+            self.kernel.work.kick();
         }
         r
     }
@@ -178,6 +224,12 @@ impl Netdev {
     /// True while a reset is scheduled or waiting for a user half to run it.
     pub fn reset_pending(&self) -> bool {
         self.reset_pending.load(Ordering::SeqCst) || self.kernel.work.pending() & work::RESET != 0
+    }
+
+    /// Changes whenever a reset or repair starts or ends: a hot-path pause that spans a
+    /// change overlapped one.
+    pub fn reset_generation(&self) -> u64 {
+        self.reset_gen.load(Ordering::SeqCst)
     }
 
     /// Opens the interface.
@@ -306,13 +358,55 @@ const RESET_RETRY_MAX: Duration = Duration::from_secs(1);
 /// the watchdog, or by [`Netdev::configure`] after a failed crossing) stays pending until
 /// the reset task has run: while no user half answers it is retried, with backoff, and
 /// the watchdog waits (the device is not in the adapter's configuration until then).
+/// The service thread's view of the pending reset.
+struct Service {
+    pending: Arc<AtomicBool>,
+    plan: Arc<Mutex<Plan>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Service {
+    /// Runs the pending plan: the repairs (escalating to the full reset if one fails other
+    /// than crossing the split), or the full reset.
+    fn run(&self, a: &mut Adapter) -> Result<(), DriverError> {
+        let plan = self.plan.lock().clone();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let r = match plan {
+            Plan::Repairs(list) => {
+                let mut r = Ok(());
+                for repair in list {
+                    r = repair.run(a);
+                    match &r {
+                        Ok(()) => {}
+                        Err(DriverError::Upcall(_)) => break,
+                        Err(e) => {
+                            tracing::warn!(?repair, error = %e, "repair failed: resetting instead");
+                            *self.plan.lock() = Plan::Full;
+                            r = config::reset_task(a);
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+            Plan::Full => config::reset_task(a),
+        };
+        if r.is_ok() {
+            *self.plan.lock() = Plan::Full;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+}
+
 fn service_loop(
     k: &Kernel,
     a: &Mutex<Adapter>,
-    pending: &AtomicBool,
+    svc: &Service,
     stop: &AtomicBool,
     period: Duration,
 ) {
+    let pending = &*svc.pending;
     let mut next = Instant::now() + period;
     let mut retry = RESET_RETRY_MIN;
     while !stop.load(Ordering::Relaxed) {
@@ -325,13 +419,15 @@ fn service_loop(
             break;
         }
         if bits & work::RESET != 0 {
+            // The watchdog's (a transmit hang): the full reset.
+            *svc.plan.lock() = Plan::Full;
             pending.store(true, Ordering::SeqCst);
         }
         let mut g = a.lock();
         if pending.load(Ordering::SeqCst) {
-            match config::reset_task(&mut g) {
+            match svc.run(&mut g) {
                 Ok(()) => {
-                    tracing::info!(dev = g.dev.0, "device reset to the adapter's configuration");
+                    tracing::info!(dev = g.dev.0, "device back in the adapter's configuration");
                     pending.store(false, Ordering::SeqCst);
                     retry = RESET_RETRY_MIN;
                 }

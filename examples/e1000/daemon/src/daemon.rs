@@ -68,6 +68,9 @@ pub struct DaemonConfig {
     /// reopen) takes over 8 s on QEMU under TCG. A user half that stops answering at all
     /// is caught sooner, by the supervisor's heartbeat.
     pub call_timeout: Duration,
+    /// At most this many user-half restarts within 10 s before the driver runs degraded
+    /// (None: the supervisor's default).
+    pub max_restarts: Option<usize>,
 }
 
 impl Default for DaemonConfig {
@@ -86,6 +89,7 @@ impl Default for DaemonConfig {
             link_timeout: Duration::from_secs(10),
             uio_force: false,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_restarts: None,
         }
     }
 }
@@ -143,6 +147,8 @@ pub(crate) struct Inner {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) traffic_thread: Mutex<Option<JoinHandle<()>>>,
     pub(crate) bus_info: String,
+    /// `inject crash-during-reattach`: the next re-attach hook crashes the new user half.
+    pub(crate) crash_on_reattach: Arc<AtomicBool>,
 }
 
 fn open_backend(
@@ -212,6 +218,7 @@ impl Daemon {
             return Err(DaemonError::SocketInUse(cfg.socket.clone()));
         }
         let (hw, sim, bus_info) = open_backend(&cfg.backend, cfg.uio_force)?;
+        let crash_on_reattach = Arc::new(AtomicBool::new(false));
         let supervisor = if cfg.monolithic {
             tracing::info!("monolithic: both halves run in this process");
             None
@@ -225,9 +232,22 @@ impl Daemon {
             sc.heartbeat_timeout += cfg.crossing_delay * 4;
             sc.heartbeat += cfg.crossing_delay * 4;
             sc.component.options.timeout = cfg.call_timeout + cfg.crossing_delay * 4000;
+            if let Some(n) = cfg.max_restarts {
+                sc.max_restarts = n;
+            }
             let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
                 .map_err(|e| DaemonError::Supervisor(e.to_string()))?;
             install_kernel(supervisor.endpoint().clone());
+            // The driver keeps no state in the user half (every upcall carries the
+            // adapter), so re-attaching needs nothing; the hook exists for the
+            // crash-during-reattach fault: a user half that dies while being re-attached.
+            let armed = Arc::clone(&crash_on_reattach);
+            supervisor.on_reattach(Box::new(move |_| {
+                if armed.swap(false, Ordering::SeqCst) {
+                    tracing::warn!("crashing the new user half inside its re-attach hook");
+                    let _ = crate::faults::crash_user_half();
+                }
+            }));
             tracing::info!(
                 user_half_pid = supervisor.pid().unwrap_or(0),
                 workers = cfg.workers,
@@ -270,7 +290,24 @@ impl Daemon {
             }
             None => None,
         };
-        let stack = Arc::new(Stack::new(mac));
+        let reset_state = {
+            // Weak: shutdown takes the device back out of its Arc.
+            let nd = Arc::downgrade(&nd);
+            Box::new(move || {
+                nd.upgrade()
+                    .map_or((false, 0), |nd| (nd.reset_pending(), nd.reset_generation()))
+            })
+        };
+        let flow_state = {
+            let sim = sim.clone();
+            Box::new(move || {
+                sim.as_ref().map_or(0, |s| {
+                    let p = s.peer_stats();
+                    p.xoff_received + p.xon_received + p.pause_sent
+                })
+            })
+        };
+        let stack = Arc::new(Stack::new(mac, reset_state, flow_state));
         let inner = Arc::new(Inner {
             cfg,
             nd,
@@ -282,6 +319,7 @@ impl Daemon {
             stop,
             traffic_thread: Mutex::new(None),
             bus_info,
+            crash_on_reattach,
         });
         let mut threads = vec![spawn("e1000d-rx", {
             let inner = Arc::clone(&inner);

@@ -543,6 +543,12 @@ pub fn traffic(t: &TrafficReport) -> String {
         } else {
             format!("; lost {}", t.lost())
         }
+    ) + &format!(
+        "; longest hot-path stall {:.1} ms (stalls {}, reconfiguration pauses {}, flow-control pauses {})",
+        t.longest_stall.as_secs_f64() * 1e3,
+        t.stalls,
+        t.reconfig_pauses,
+        t.flow_pauses
     )
 }
 

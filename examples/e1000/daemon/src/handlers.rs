@@ -8,6 +8,7 @@
 //! readied for power-off) only reads, `status`, `resume` and `shutdown` are served:
 //! requests that change the device or send frames get an error naming `resume`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,12 +60,26 @@ fn running(a: &Adapter, op: &str) -> Result<(), DriverError> {
 /// [`Netdev::configure`] for a request that needs the device running: the check and the
 /// change are made under the same adapter lock, so a concurrent `suspend` cannot slip
 /// between them.
+///
+/// The request is a reconfiguration window for the hot-path gap measurement.
 fn configure<R>(
-    nd: &Netdev,
+    inner: &Inner,
     op: &str,
     f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
 ) -> Result<R, DriverError> {
-    nd.configure(|a| {
+    configure_or_repair(inner, op, None, f)
+}
+
+/// [`configure`] for an operation with a lighter repair than the full reset (see
+/// [`e1000::config::Repair`]).
+fn configure_or_repair<R>(
+    inner: &Inner,
+    op: &str,
+    repair: Option<e1000::config::Repair>,
+    f: impl FnOnce(&mut Adapter) -> Result<R, DriverError>,
+) -> Result<R, DriverError> {
+    let _window = inner.stack.reconfig.begin();
+    inner.nd.configure_or_repair(repair, |a| {
         running(a, op)?;
         f(a)
     })
@@ -137,7 +152,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             // copy): reading them crosses nothing, so only the change itself can fail
             // crossing the split and make `configure` reset the device. The wake modes
             // are checked before the link is touched, so a bad `wol` changes nothing.
-            configure(nd, "-s", |a| {
+            configure(inner, "-s", |a| {
                 if let Some(w) = wolopts {
                     wol::check(a.info.mac_type, w)?;
                 }
@@ -179,7 +194,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetRings { rx, tx } => {
-            configure(nd, "-G", |a| {
+            configure_or_repair(inner, "-G", Some(e1000::config::Repair::Rings), |a| {
                 let mut p = e1000::config::get_ringparam(a);
                 p.rx = rx.unwrap_or(p.rx);
                 p.tx = tx.unwrap_or(p.tx);
@@ -199,7 +214,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::SetPause { autoneg, rx, tx } => {
-            configure(nd, "-A", |a| {
+            configure(inner, "-A", |a| {
                 let cur = a.conf.pause;
                 let p = PauseParam {
                     autoneg: autoneg.unwrap_or(cur.autoneg),
@@ -229,7 +244,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             tx_usecs_abs,
             adaptive_rx,
         } => {
-            configure(nd, "-C", |a| {
+            configure_or_repair(inner, "-C", Some(e1000::config::Repair::Coalesce), |a| {
                 let cur = a.conf.coalesce;
                 let c = Coalesce {
                     rx_usecs: rx_usecs.unwrap_or(cur.rx_usecs),
@@ -274,7 +289,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             // The offline tests close, reset and reopen the device: a crossing failure
             // there must be repaired (configure). The online test only reads.
             let results = if offline {
-                configure(nd, "-t offline", |a| ethtool::self_test(a, true))
+                configure(inner, "-t offline", |a| ethtool::self_test(a, true))
             } else {
                 nd.with_adapter(|a| {
                     running(a, "-t online")?;
@@ -294,7 +309,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             })
         }
         Request::NwayReset => {
-            configure(nd, "-r", |a| ethtool::nway_reset(a)).map_err(drv)?;
+            configure(inner, "-r", |a| ethtool::nway_reset(a)).map_err(drv)?;
             Ok(Reply::Done)
         }
         Request::Identify { seconds } => {
@@ -305,7 +320,8 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }
             // As ethtool's core does: set up, then alternate on and off at the rate the
             // driver asks for, then restore.
-            let hz = configure(nd, "-p", |a| ethtool::identify(a, IdState::Active)).map_err(drv)?;
+            let hz =
+                configure(inner, "-p", |a| ethtool::identify(a, IdState::Active)).map_err(drv)?;
             let half = Duration::from_millis(500 / u64::from(hz.max(1)));
             let end = std::time::Instant::now() + Duration::from_secs(u64::from(seconds));
             let blink = (|| {
@@ -339,7 +355,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
                 .map(|c| FeatureRequest::new(&c.name, c.on))
                 .collect();
             // The flags before are the adapter's (no device access, nothing crosses).
-            let (before, after) = configure(nd, "-K", |a| {
+            let (before, after) = configure(inner, "-K", |a| {
                 let before = features::list(a);
                 ethtool::set_features(a, &req).map(|after| (before, after))
             })
@@ -700,10 +716,52 @@ fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
         pid = old_pid,
         "injecting a fault into the user half"
     );
+    let shared = || {
+        let dev = inner.nd.with_adapter(|a| a.dev);
+        e1000::kernel::shared_state(dev).map_err(drv)
+    };
+    // Faults the user half survives: it must answer again, nobody restarts it.
+    let mut survives = false;
     match fault {
         Fault::Crash => {
             // The call fails (the peer died under it); the supervisor restarts it.
             let _ = crate::faults::crash_user_half();
+        }
+        Fault::Kill => sup.kill_user_half(),
+        Fault::CrashDuringReattach => {
+            // The re-attach hook finds the flag and crashes the successor inside it.
+            inner.crash_on_reattach.store(true, Ordering::SeqCst);
+            sup.kill_user_half();
+        }
+        Fault::Panic => {
+            survives = true;
+            match crate::faults::panic_in_user_half() {
+                Err(DriverError::Upcall(_)) => {}
+                other => return Err(format!("the panic came back as {other:?}")),
+            }
+        }
+        Fault::Slow(ms) => {
+            survives = true;
+            crate::faults::slow_user_half(ms).map_err(drv)?;
+        }
+        Fault::HoldLock => {
+            survives = true;
+            let granted = crate::faults::hold_hot_locks(&shared()?, 100).map_err(drv)?;
+            if granted != 0 {
+                return Err(format!(
+                    "the user half was granted {granted} holds of the hot path's snapshot-only locks"
+                ));
+            }
+        }
+        Fault::HoldRepeatedly => {
+            survives = true;
+            let taken = crate::faults::snapshot_storm(&shared()?, 100).map_err(drv)?;
+            tracing::info!(taken, "snapshots taken back to back");
+        }
+        Fault::Forged => {
+            survives = true;
+            let refused = crate::faults::forged_replies(sup.endpoint(), &shared()?)?;
+            tracing::info!(refused, "forged replies refused");
         }
         Fault::Hang => {
             let pid = rustix::process::Pid::from_raw(old_pid as i32)
@@ -722,6 +780,19 @@ fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
     }
     let limit = inner.cfg.crossing_delay * 8 + Duration::from_secs(20);
     let restarted = match fault {
+        _ if survives => {
+            // The same user half answers again (a ping crosses the channel).
+            let end = std::time::Instant::now() + limit;
+            loop {
+                if microdriver_rt::lrpc::ping(sup.endpoint(), Duration::from_secs(2)).is_ok() {
+                    break sup.status().pid == Some(old_pid);
+                }
+                if std::time::Instant::now() > end {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         Fault::Garbage => {
             // Garbage may be caught as rejected frames without a restart; either way
             // the channel must work again.
@@ -742,6 +813,10 @@ fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
         return Err(format!(
             "the user half did not come back within {limit:?} after the {fault:?} fault"
         ));
+    }
+    if fault == Fault::CrashDuringReattach && inner.crash_on_reattach.swap(false, Ordering::SeqCst)
+    {
+        return Err("the successor was re-attached without the re-attach hook crashing it".into());
     }
     let after = status(inner);
     tracing::info!(

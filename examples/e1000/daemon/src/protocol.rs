@@ -24,7 +24,79 @@ pub enum Fault {
     /// The user half scribbles random bytes over its channel; the kernel half rejects the
     /// frames and restarts it.
     Garbage,
+    /// The kernel half sends the user half SIGKILL (an out-of-memory kill, an operator).
+    Kill,
+    /// The user half panics inside an upcall: the call fails with the panic's message, the
+    /// user half keeps serving.
+    Panic,
+    /// The user half answers with forged values: combolock ids that name no lock or a lock
+    /// of another type, tracked pointers near null or never registered, and calls to an
+    /// entry id that does not exist. The kernel half must refuse every one.
+    Forged,
+    /// The user half tries to hold each of the hot path's combolocks for 100 ms (they are
+    /// snapshot-only: each hold must be refused, the critical path never waits).
+    #[serde(rename = "hold-lock")]
+    HoldLock,
+    /// The user half takes snapshots of the hot path's combolocks back to back for 100 ms
+    /// (each takes the critical path's lock for one encode).
+    #[serde(rename = "hold-repeatedly")]
+    HoldRepeatedly,
+    /// The user half takes this many milliseconds to answer one upcall.
+    Slow(u32),
+    /// The user half is killed, and its successor crashes while it is being re-attached
+    /// (inside the supervisor's re-attach hook); a third one must come up.
+    #[serde(rename = "crash-during-reattach")]
+    CrashDuringReattach,
 }
+
+impl Fault {
+    /// Parses `e1000ctl inject`'s words (`slow` takes milliseconds as `arg`).
+    pub fn parse(word: &str, arg: Option<u32>) -> Result<Fault, String> {
+        Ok(match (word, arg) {
+            ("crash", None) => Fault::Crash,
+            ("hang", None) => Fault::Hang,
+            ("garbage", None) => Fault::Garbage,
+            ("kill", None) => Fault::Kill,
+            ("panic", None) => Fault::Panic,
+            ("forged", None) => Fault::Forged,
+            ("hold-lock", None) => Fault::HoldLock,
+            ("hold-repeatedly", None) => Fault::HoldRepeatedly,
+            ("slow", Some(ms)) if (1..=MAX_SLOW_MS).contains(&ms) => Fault::Slow(ms),
+            ("slow", _) => {
+                return Err(format!(
+                    "inject slow takes milliseconds, 1 to {MAX_SLOW_MS} (e.g. `inject slow 300`)"
+                ))
+            }
+            ("crash-during-reattach", None) => Fault::CrashDuringReattach,
+            (w, Some(_)) if FAULT_WORDS.contains(&w) => {
+                return Err(format!("inject {w} takes no argument"))
+            }
+            (other, _) => {
+                return Err(format!(
+                    "inject takes {}, not {other:?}",
+                    FAULT_WORDS.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+/// The longest `inject slow`.
+pub const MAX_SLOW_MS: u32 = 10_000;
+
+/// The faults `e1000ctl inject` names.
+pub const FAULT_WORDS: [&str; 10] = [
+    "crash",
+    "hang",
+    "garbage",
+    "kill",
+    "panic",
+    "forged",
+    "hold-lock",
+    "hold-repeatedly",
+    "slow",
+    "crash-during-reattach",
+];
 
 /// What `e1000ctl` asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,13 +557,34 @@ pub struct TrafficReport {
     pub peer_received: u64,
     /// Frames the peer sent us.
     pub peer_sent: u64,
-    /// Stream frames received in order.
+    /// Stream frames received in order (a frame after a gap counts; the gap is lost).
     pub rx_in_order: u64,
-    /// Stream frames received out of order, duplicated or corrupted.
+    /// Stream frames received out of order or duplicated.
     pub rx_bad: u64,
+    /// Stream frames the peer received from us out of order, duplicated or corrupted.
+    #[serde(default)]
+    pub peer_bad: u64,
     /// Time since the stream started.
     pub elapsed: Duration,
+    /// The longest time the hot path was blocked (not waiting for a CPU) between two
+    /// accepted transmits or two received stream frames, outside reconfiguration.
+    #[serde(default)]
+    pub longest_stall: Duration,
+    /// Gaps over [`STALL_THRESHOLD`] outside reconfiguration (hot-path stalls).
+    #[serde(default)]
+    pub stalls: u64,
+    /// Gaps over [`STALL_THRESHOLD`] while the device was being reconfigured on purpose
+    /// (a ring resize, a reset after a failed configuration call): reported, not stalls.
+    #[serde(default)]
+    pub reconfig_pauses: u64,
+    /// Gaps over [`STALL_THRESHOLD`] across which PAUSE frames went over the wire (the
+    /// link's flow control held the frames): reported, not stalls.
+    #[serde(default)]
+    pub flow_pauses: u64,
 }
+
+/// A hot-path gap longer than this counts as a stall.
+pub const STALL_THRESHOLD: Duration = Duration::from_millis(10);
 
 impl TrafficReport {
     /// Frames the driver accepted that did not arrive, either way (meaningful once the
@@ -696,6 +789,32 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 10];
         let r: Result<Request, _> = read_message(&mut long.as_slice());
         assert!(matches!(r, Err(ProtocolError::TooLong)), "{r:?}");
+    }
+
+    #[test]
+    fn faults_parse_and_round_trip() {
+        for (word, arg, fault) in [
+            ("crash", None, Fault::Crash),
+            ("kill", None, Fault::Kill),
+            ("panic", None, Fault::Panic),
+            ("forged", None, Fault::Forged),
+            ("hold-lock", None, Fault::HoldLock),
+            ("hold-repeatedly", None, Fault::HoldRepeatedly),
+            ("slow", Some(300), Fault::Slow(300)),
+            ("crash-during-reattach", None, Fault::CrashDuringReattach),
+        ] {
+            assert_eq!(Fault::parse(word, arg), Ok(fault), "{word}");
+            let mut buf = Vec::new();
+            write_message(&mut buf, &Request::Inject { fault }).expect("write");
+            let back: Request = read_message(&mut buf.as_slice()).expect("read");
+            assert_eq!(back, Request::Inject { fault });
+        }
+        assert!(Fault::parse("slow", None).is_err());
+        assert!(Fault::parse("slow", Some(0)).is_err());
+        assert!(Fault::parse("slow", Some(MAX_SLOW_MS + 1)).is_err());
+        assert!(Fault::parse("crash", Some(5)).is_err());
+        let e = Fault::parse("lightning", None).expect_err("unknown");
+        assert!(e.contains("crash-during-reattach"), "{e}");
     }
 
     #[test]

@@ -175,6 +175,11 @@ pub struct PeerStats {
     pub xon_received: u64,
     /// PAUSE frames sent.
     pub pause_sent: u64,
+    /// Stream frames from the NIC that arrived in order (each with a higher sequence
+    /// number than the last since the peer's stream started) and intact.
+    pub stream_rx_in_order: u64,
+    /// Stream frames from the NIC that arrived out of order, duplicated or corrupted.
+    pub stream_rx_bad: u64,
 }
 
 #[derive(Debug)]
@@ -196,6 +201,8 @@ pub(crate) struct Peer {
     stream: Option<Stream>,
     /// The NIC asked us (XOFF) not to send data until then.
     paused_until: Option<Instant>,
+    /// The lowest sequence number a stream frame from the NIC may carry next.
+    stream_rx_next: u64,
 }
 
 impl Peer {
@@ -208,10 +215,13 @@ impl Peer {
             ctrl_out: VecDeque::new(),
             stream: None,
             paused_until: None,
+            stream_rx_next: 0,
         }
     }
 
     pub(crate) fn start_stream(&mut self, cfg: StreamConfig, now: Instant) {
+        // The NIC's side of the stream starts over too.
+        self.stream_rx_next = 0;
         self.stream = Some(Stream {
             cfg,
             next: 0,
@@ -267,6 +277,20 @@ impl Peer {
         }
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += f.data.len() as u64;
+        if d.len() >= net::ETH_HLEN
+            && net::ethertype(d) == net::ETHERTYPE_STREAM
+            && net::dst_mac(d) == self.cfg.mac
+        {
+            let mut src = [0u8; 6];
+            src.copy_from_slice(&d[6..12]);
+            match net::check_stream_frame(d, self.cfg.mac, src) {
+                Some(seq) if seq >= self.stream_rx_next => {
+                    self.stream_rx_next = seq.saturating_add(1);
+                    self.stats.stream_rx_in_order += 1;
+                }
+                _ => self.stats.stream_rx_bad += 1,
+            }
+        }
         self.respond(&f.data);
         if self.cfg.record {
             if self.received.len() >= self.cfg.record_limit {

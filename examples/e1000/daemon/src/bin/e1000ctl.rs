@@ -7,7 +7,7 @@
 //! e1000ctl -s speed 100 duplex full autoneg off mdix auto|on|off wol pumbg|d
 //! e1000ctl -t [offline|online] | -p SECONDS
 //! e1000ctl -k | -K tso off sg on ... | stats64
-//! e1000ctl status | suspend | resume | wake | inject crash|hang|garbage | ping [COUNT]
+//! e1000ctl status | suspend | resume | wake | inject FAULT [MS] | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
 //! e1000ctl shutdown
 //! ```
@@ -131,8 +131,11 @@ enum Cmd {
     Wake,
     /// Cause a fault in the user half and wait until it answers again.
     Inject {
-        /// crash, hang or garbage.
+        /// crash, kill, hang, garbage, panic, forged, hold-lock, hold-repeatedly, slow MS,
+        /// crash-during-reattach.
         fault: String,
+        /// Milliseconds, for `slow`.
+        arg: Option<u32>,
     },
     /// Ping 10.0.2.2 from the daemon's own stack (simulated wire, no TAP).
     Ping {
@@ -222,17 +225,8 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             Cmd::Suspend => Request::Suspend,
             Cmd::Resume => Request::Resume,
             Cmd::Wake => Request::Wake,
-            Cmd::Inject { fault } => Request::Inject {
-                fault: match fault.as_str() {
-                    "crash" => Fault::Crash,
-                    "hang" => Fault::Hang,
-                    "garbage" => Fault::Garbage,
-                    other => {
-                        return Err(format!(
-                            "inject takes crash, hang or garbage, not {other:?}"
-                        ))
-                    }
-                },
+            Cmd::Inject { fault, arg } => Request::Inject {
+                fault: Fault::parse(fault, *arg)?,
             },
             Cmd::Ping { count } => Request::Ping { count: *count },
             Cmd::Traffic { action } => match action {

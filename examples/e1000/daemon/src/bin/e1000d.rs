@@ -56,6 +56,10 @@ struct Cli {
     /// half that stops answering altogether is caught sooner, by the heartbeat).
     #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration, default_value = "30s")]
     call_timeout: Duration,
+    /// At most N user-half restarts within 10 s; one more and the driver runs degraded
+    /// (traffic flows, configuration and statistics are refused). Default 20.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_restarts: Option<u32>,
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         workers: usize::from(cli.workers),
         monolithic: cli.monolithic,
         crossing_delay: cli.crossing_delay,
+        max_restarts: cli.max_restarts.map(|n| n as usize),
         socket: cli.socket,
         uio_force: cli.uio_force,
         call_timeout: cli.call_timeout,
