@@ -41,10 +41,10 @@
 //! [`ComboLock::expire_stuck_holds`], a sweep the supervisor may run periodically. Sleeping
 //! lockers wake by themselves when a hold expires.
 //!
-//! Kernel-half lockers go first: while one waits, the user half is granted no new hold
-//! (nor snapshot), so a user half that locks again and again cannot starve the critical
-//! path. A kernel locker waits at most for the hold in progress, and never longer than the
-//! hold limit.
+//! Kernel-half lockers go first: while one waits (past its short spin: a user hold sends
+//! it there at once), the user half is granted no new hold nor snapshot, so a user half
+//! that locks again and again cannot starve the critical path. A kernel locker waits at
+//! most for the hold in progress, and never longer than the hold limit.
 //!
 //! # The user half is hostile
 //! Its requests name locks by id and holds by token; an id that is not registered (or was
@@ -438,9 +438,11 @@ impl<T> Shared<T> {
     /// holds. A user hold past the hold limit is taken away on the way.
     #[cold]
     fn acquire_slow(&self) {
-        self.kernel_waiters.fetch_add(1, Ordering::SeqCst);
-        self.acquire_until(None);
-        self.kernel_waiters.fetch_sub(1, Ordering::SeqCst);
+        let mut registered = false;
+        self.acquire_until(None, Some(&mut registered));
+        if registered {
+            self.kernel_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Takes the lock word for the user half (a hold or a snapshot), waiting until
@@ -455,7 +457,7 @@ impl<T> Shared<T> {
                         return true;
                     }
                     self.release();
-                } else if !self.acquire_until(Some(deadline)) {
+                } else if !self.acquire_until(Some(deadline), None) {
                     return false;
                 } else if self.kernel_waiters.load(Ordering::SeqCst) == 0 {
                     return true;
@@ -478,8 +480,12 @@ impl<T> Shared<T> {
     }
 
     /// Takes the lock word, waiting until `deadline` (forever without one). A user hold
-    /// past the hold limit is taken away on the way.
-    fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+    /// past the hold limit is taken away on the way. A kernel-half locker passes
+    /// `registered`: before it first sleeps it is counted in `kernel_waiters` (and the flag
+    /// set, for the caller to uncount it), so lockers that get the lock while spinning, as
+    /// contended kernel-half lockers usually do, pay no shared counter.
+    fn acquire_until(&self, deadline: Option<Instant>, registered: Option<&mut bool>) -> bool {
+        let mut registered = registered;
         let mut spins = 0;
         loop {
             let seen = self.state.load(Ordering::Relaxed);
@@ -516,6 +522,15 @@ impl<T> Shared<T> {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return false;
+            }
+            if let Some(flag) = registered.as_deref_mut() {
+                if !*flag {
+                    // From now on the user half is granted nothing before this locker;
+                    // look at the word again before sleeping.
+                    self.kernel_waiters.fetch_add(1, Ordering::SeqCst);
+                    *flag = true;
+                    continue;
+                }
             }
             if seen & PARKED == 0
                 && self
