@@ -81,7 +81,7 @@ use std::sync::{Arc as StdArc, Mutex as StdMutex, RwLock as StdRwLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::atomic::{AtomicU32, Ordering};
-use super::Mutex;
+use super::{Mutex, MutexGuard};
 use crate::lrpc::__private::{downcall, Entry, Served};
 use crate::lrpc::{current_half, Half, UpcallError};
 use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
@@ -593,16 +593,26 @@ impl<T> Shared<T> {
     /// Ends the user hold `token` without writing anything and releases the lock. Only the
     /// caller that takes the hold out releases.
     fn end_user_hold(&self, token: u64) -> Result<(), ComboLockError> {
-        let mut hold = self.hold.lock();
+        let hold = self.hold.lock();
+        self.check_hold(&hold, token)?;
+        self.finish_hold(hold);
+        Ok(())
+    }
+
+    /// Refuses a release for a hold that is not the current one.
+    fn check_hold(&self, hold: &Option<Hold>, token: u64) -> Result<(), ComboLockError> {
         match *hold {
-            None => return Err(ComboLockError::NotHeld { id: self.id }),
-            Some(h) if h.token != token => return Err(ComboLockError::WrongToken { id: self.id }),
-            Some(_) => {}
+            None => Err(ComboLockError::NotHeld { id: self.id }),
+            Some(h) if h.token != token => Err(ComboLockError::WrongToken { id: self.id }),
+            Some(_) => Ok(()),
         }
+    }
+
+    /// Takes the hold out (its mutex held, its token checked) and releases the lock word.
+    fn finish_hold(&self, mut hold: MutexGuard<'_, Option<Hold>>) {
         *hold = None;
         drop(hold);
         self.release();
-        Ok(())
     }
 
     /// Ends whatever user hold there is, writing nothing. True if there was one.
@@ -699,7 +709,7 @@ impl<T: Marshal> Shared<T> {
         let mut new = T::decode(&mut dec).map_err(malformed)?;
         // The hold mutex stays held until the lock word is released: the hold cannot
         // expire (and the lock pass to a kernel locker) while the kernel copy is written.
-        let mut hold = self.hold.lock();
+        let hold = self.hold.lock();
         self.check_hold(&hold, token)?;
         {
             let mut access = self.value.access();
@@ -712,19 +722,8 @@ impl<T: Marshal> Shared<T> {
             new.keep_local(kernel);
             *kernel = new;
         }
-        *hold = None;
-        drop(hold);
-        self.release();
+        self.finish_hold(hold);
         Ok(())
-    }
-
-    /// Refuses a release for a hold that is not the current one.
-    fn check_hold(&self, hold: &Option<Hold>, token: u64) -> Result<(), ComboLockError> {
-        match *hold {
-            None => Err(ComboLockError::NotHeld { id: self.id }),
-            Some(h) if h.token != token => Err(ComboLockError::WrongToken { id: self.id }),
-            Some(_) => Ok(()),
-        }
     }
 }
 
