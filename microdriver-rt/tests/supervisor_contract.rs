@@ -70,6 +70,18 @@ inventory::submit! { Entry { name: "contract::probe", signature: "fn()", served:
 inventory::submit! { Entry { name: "contract::work", signature: "fn() -> bool", served: Served::ByUser, handler: work_handler } }
 inventory::submit! { Entry { name: "contract::hold", signature: "fn(&ComboLock<u64>, u64)", served: Served::ByUser, handler: hold_handler } }
 
+/// A supervisor whose user halves are probed as a driver's would be: the first by hand
+/// (no hook runs on it), every restarted one by the re-attach hook.
+fn probed_supervisor(config: SupervisorConfig) -> (Supervisor, Arc<KernelEndpoint>) {
+    let supervisor = Supervisor::start(config, Arc::new(ObjectTracker::new())).expect("start");
+    supervisor.on_reattach(Box::new(|endpoint| {
+        call_unit(endpoint, "contract::probe").expect("probe from the re-attach hook");
+    }));
+    let endpoint = supervisor.endpoint().clone();
+    call_unit(&endpoint, "contract::probe").expect("first probe");
+    (supervisor, endpoint)
+}
+
 fn call_unit(endpoint: &KernelEndpoint, name: &'static str) -> Result<(), UpcallError> {
     endpoint.call(
         Entry::id_of(name),
@@ -98,24 +110,14 @@ fn work(endpoint: &KernelEndpoint, timeout: Duration) -> Result<bool, UpcallErro
 /// the re-attach hook probes each new user half. No call may be served by a user half
 /// that was not probed yet.
 fn no_upcall_before_reattach() {
-    let supervisor = Supervisor::start(
-        SupervisorConfig {
-            // Every kill is a crash right after a restart: no backoff, no degradation.
-            stable_uptime: Duration::ZERO,
-            max_restarts: 1_000,
-            heartbeat: Duration::from_millis(500),
-            heartbeat_timeout: Duration::from_millis(500),
-            ..SupervisorConfig::default()
-        },
-        Arc::new(ObjectTracker::new()),
-    )
-    .expect("start");
-    supervisor.on_reattach(Box::new(|endpoint| {
-        call_unit(endpoint, "contract::probe").expect("probe from the re-attach hook");
-    }));
-    let endpoint = supervisor.endpoint().clone();
-    // The first user half has no hooks run on it: probe it by hand.
-    call_unit(&endpoint, "contract::probe").expect("first probe");
+    let (supervisor, endpoint) = probed_supervisor(SupervisorConfig {
+        // Every kill is a crash right after a restart: no backoff, no degradation.
+        stable_uptime: Duration::ZERO,
+        max_restarts: 1_000,
+        heartbeat: Duration::from_millis(500),
+        heartbeat_timeout: Duration::from_millis(500),
+        ..SupervisorConfig::default()
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
@@ -334,19 +336,10 @@ fn wait_standby(supervisor: &Supervisor, not: Option<u32>) -> u32 {
 /// restart, the user half keeps answering, and it is replaced. Stopping the supervisor
 /// ends the standby too.
 fn warm_standby_takes_over_and_is_replaced() {
-    let supervisor = Supervisor::start(
-        SupervisorConfig {
-            stable_uptime: Duration::ZERO,
-            ..SupervisorConfig::default()
-        },
-        Arc::new(ObjectTracker::new()),
-    )
-    .expect("start");
-    supervisor.on_reattach(Box::new(|endpoint| {
-        call_unit(endpoint, "contract::probe").expect("probe from the re-attach hook");
-    }));
-    let endpoint = supervisor.endpoint().clone();
-    call_unit(&endpoint, "contract::probe").expect("first probe");
+    let (supervisor, endpoint) = probed_supervisor(SupervisorConfig {
+        stable_uptime: Duration::ZERO,
+        ..SupervisorConfig::default()
+    });
     let standby = wait_standby(&supervisor, None);
     let before = supervisor.pid();
     assert_ne!(before, Some(standby));
