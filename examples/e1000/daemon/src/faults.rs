@@ -196,6 +196,19 @@ inventory::submit! {
 
 /// Asks the user half for forged replies of every kind and checks that the kernel half
 /// refuses each: combolock ids and tracked pointers that name nothing (or the wrong type),
+/// Whether the kernel half accepted the forged reply of `args` decoded as a `T`.
+fn forge_accepted<T: Marshal>(endpoint: &KernelEndpoint, args: (u8, u64, u64)) -> bool {
+    endpoint
+        .call(
+            Entry::id_of(FORGE),
+            FORGE,
+            &mut (),
+            |_, enc| args.encode(enc),
+            |_, dec| T::decode(dec),
+        )
+        .is_ok()
+}
+
 /// and an entry id nobody serves. Returns an error naming any forged value accepted.
 pub fn forged_replies(
     endpoint: &KernelEndpoint,
@@ -207,26 +220,11 @@ pub fn forged_replies(
     let mut refused = 0;
     for kind in 0u8..7 {
         let args = (kind, tx_id, rx_id);
+        // Kinds 0-3 forge a combolock, the rest a tracked pointer.
         let accepted = if kind < 4 {
-            endpoint
-                .call(
-                    Entry::id_of(FORGE),
-                    FORGE,
-                    &mut (),
-                    |_, enc| args.encode(enc),
-                    |_, dec| e1000::Shared::<TxQueue>::decode(dec),
-                )
-                .is_ok()
+            forge_accepted::<e1000::Shared<TxQueue>>(endpoint, args)
         } else {
-            endpoint
-                .call(
-                    Entry::id_of(FORGE),
-                    FORGE,
-                    &mut (),
-                    |_, enc| args.encode(enc),
-                    |_, dec| TrackedPtr::<TxStats>::decode(dec),
-                )
-                .is_ok()
+            forge_accepted::<TrackedPtr<TxStats>>(endpoint, args)
         };
         if accepted {
             return Err(format!("the kernel half accepted forged reply kind {kind}"));
