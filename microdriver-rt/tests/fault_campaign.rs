@@ -295,23 +295,13 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let faults = if args.iter().any(|a| a == "--long") {
+    let number = |flag: &str| support::flag_value(flag).and_then(|v| v.parse::<u64>().ok());
+    let faults = if std::env::args().any(|a| a == "--long") {
         10_000
     } else {
-        value("--faults").map_or(320, |n| n as usize)
+        number("--faults").map_or(320, |n| n as usize)
     };
-    let seed = value("--seed").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed = support::seed_or_clock(number("--seed"));
     Options { faults, seed }
 }
 

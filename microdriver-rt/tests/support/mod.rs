@@ -56,3 +56,21 @@ pub fn run_tests(tests: Vec<(&'static str, fn())>) -> ! {
         .collect();
     libtest_mimic::run(&arguments, trials).exit()
 }
+
+/// The value after `flag` on the command line (`--faults 300`), if given.
+#[allow(dead_code)]
+pub fn flag_value(flag: &str) -> Option<String> {
+    let mut args = std::env::args().skip_while(|a| a != flag);
+    args.next()?;
+    args.next()
+}
+
+/// A campaign's seed: the one given, or one from the clock (printed, so a run repeats).
+#[allow(dead_code)]
+pub fn seed_or_clock(given: Option<u64>) -> u64 {
+    given.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}

@@ -70,21 +70,8 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let seed = value("--seed")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        | 1;
+    let value = support::flag_value;
+    let seed = support::seed_or_clock(value("--seed").and_then(|v| v.parse().ok())) | 1;
     Options {
         faults: value("--faults")
             .and_then(|v| v.parse().ok())
