@@ -117,72 +117,88 @@ fn btree_tracker(objects: usize, rng: &mut Rng) -> (ObjectTracker, Vec<usize>) {
     (tracker, lookups)
 }
 
-fn translation_loop(tracker: &ObjectTracker, lookups: &[usize], cursor: &mut usize) {
-    let tag = TypeTag::of::<RingRecord>();
-    let addr = lookups[*cursor % lookups.len()];
-    *cursor += 1;
-    black_box(tracker.to_local(black_box(addr), tag).expect("translate"));
+/// Lookups of objects of type `T` in a tracker, cycling through its lookup addresses.
+struct Translations<'a> {
+    tracker: &'a ObjectTracker,
+    lookups: &'a [usize],
+    tag: TypeTag,
+    cursor: usize,
 }
+
+impl<'a> Translations<'a> {
+    fn of<T>((tracker, lookups): &'a (ObjectTracker, Vec<usize>)) -> Self {
+        Translations {
+            tracker,
+            lookups,
+            tag: TypeTag::of::<T>(),
+            cursor: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        let addr = self.lookups[self.cursor % self.lookups.len()];
+        self.cursor += 1;
+        black_box(
+            self.tracker
+                .to_local(black_box(addr), self.tag)
+                .expect("translate"),
+        );
+    }
+}
+
+/// Translations in `subject` against the same in the 10-object tracker, interleaved;
+/// reports both and returns the median ratio.
+fn against_small(
+    name: &'static str,
+    mut subject: Translations<'_>,
+    small: &(ObjectTracker, Vec<usize>),
+) -> f64 {
+    let mut small = Translations::of::<RingRecord>(small);
+    let (ratio, subject_s, small_s) = compare(
+        ROUNDS,
+        ROUND_TIME,
+        (name, &mut || subject.step()),
+        ("translate_10", &mut || small.step()),
+    );
+    report(&small_s);
+    report(&subject_s);
+    ratio
+}
+
+const ROUNDS: usize = 15;
+const ROUND_TIME: Duration = Duration::from_millis(40);
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rounds = 15;
-    let round_time = Duration::from_millis(40);
+    let (rounds, round_time) = (ROUNDS, ROUND_TIME);
     let mut rng = Rng::new(0x5eed);
 
     println!("== tracker translation (range lookup)");
-    let (small, small_lookups) = tracker_with(10, &mut rng);
-    let (large, large_lookups) = tracker_with(100_000, &mut rng);
-    let (mut c_small, mut c_large) = (0usize, 0usize);
-    let (translate_ratio, large_s, small_s) = compare(
-        rounds,
-        round_time,
-        ("translate_100k", &mut || {
-            translation_loop(&large, &large_lookups, &mut c_large)
-        }),
-        ("translate_10", &mut || {
-            translation_loop(&small, &small_lookups, &mut c_small)
-        }),
+    let small = tracker_with(10, &mut rng);
+    let large = tracker_with(100_000, &mut rng);
+    let translate_ratio = against_small(
+        "translate_100k",
+        Translations::of::<RingRecord>(&large),
+        &small,
     );
-    report(&small_s);
-    report(&large_s);
 
     println!("== tracker translation off the page index (shared pages, objects over 64 pages)");
-    let (fallback, fallback_lookups) = fallback_tracker(100_000, &mut rng);
-    let (mut c_small, mut c_fallback) = (0usize, 0usize);
-    let (fallback_ratio, fallback_s, small_s) = compare(
-        rounds,
-        round_time,
-        ("translate_100k_fallback", &mut || {
-            translation_loop(&fallback, &fallback_lookups, &mut c_fallback)
-        }),
-        ("translate_10", &mut || {
-            translation_loop(&small, &small_lookups, &mut c_small)
-        }),
+    let fallback = fallback_tracker(100_000, &mut rng);
+    let fallback_ratio = against_small(
+        "translate_100k_fallback",
+        Translations::of::<RingRecord>(&fallback),
+        &small,
     );
-    report(&small_s);
-    report(&fallback_s);
 
     println!("== tracker translation through the B-tree alone (four objects to a line)");
-    let (btree, btree_lookups) = btree_tracker(100_000, &mut rng);
-    let (mut c_small, mut c_btree) = (0usize, 0usize);
-    let tag = TypeTag::of::<[u64; 2]>();
-    let (btree_ratio, btree_s, small_s) = compare(
-        rounds,
-        round_time,
-        ("translate_100k_btree", &mut || {
-            let addr = btree_lookups[c_btree % btree_lookups.len()];
-            c_btree += 1;
-            black_box(btree.to_local(black_box(addr), tag).expect("translate"));
-        }),
-        ("translate_10", &mut || {
-            translation_loop(&small, &small_lookups, &mut c_small)
-        }),
+    let btree = btree_tracker(100_000, &mut rng);
+    let btree_ratio = against_small(
+        "translate_100k_btree",
+        Translations::of::<[u64; 2]>(&btree),
+        &small,
     );
-    report(&small_s);
-    report(&btree_s);
 
     println!("== marshal a 256-entry ring of 32-byte records (encode + decode)");
     assert_eq!(std::mem::size_of::<RingRecord>(), 32);

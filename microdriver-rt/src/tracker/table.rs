@@ -13,9 +13,20 @@ use super::{ObjectId, ObjectInfo, TrackerError, TypeTag, NULL_GUARD};
 /// `Freed` rather than `Unregistered`.
 const TOMBSTONES: usize = 1024;
 
-impl Indexed for usize {
+/// What the local page index holds of an object: its slot and extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LocalHit {
+    slot: usize,
+    start: usize,
+    size: usize,
+}
+
+impl Indexed for LocalHit {
     fn slot(&self) -> usize {
-        *self
+        self.slot
+    }
+    fn extent(&self) -> (usize, usize) {
+        (self.start, self.size)
     }
 }
 
@@ -35,6 +46,9 @@ pub(crate) struct RemoteHit {
 impl Indexed for RemoteHit {
     fn slot(&self) -> usize {
         self.slot
+    }
+    fn extent(&self) -> (usize, usize) {
+        (self.start, self.size)
     }
 }
 
@@ -88,7 +102,7 @@ pub(crate) struct Table {
     tombs_local: BTreeMap<usize, usize>,
     tombs_remote: BTreeMap<usize, usize>,
     tomb_order: VecDeque<(bool, usize)>,
-    pages_local: PageIndex<usize>,
+    pages_local: PageIndex<LocalHit>,
     pages_remote: PageIndex<RemoteHit>,
     bytes: usize,
 }
@@ -180,7 +194,12 @@ impl Table {
             release: None,
         });
         self.by_local.insert(local, slot);
-        self.pages_local.insert(local, size, slot);
+        let hit = LocalHit {
+            slot,
+            start: local,
+            size,
+        };
+        self.pages_local.insert(local, size, hit);
         self.forget_tomb(Space::Local, local, size);
         self.bytes += size;
         Ok(ObjectId {
@@ -343,7 +362,7 @@ impl Table {
             Space::Local => self
                 .pages_local
                 .candidate(addr)
-                .and_then(|slot| Some((self.entries.get(slot)?.local, slot))),
+                .and_then(|hit| Some((self.entries.get(hit.slot)?.local, hit.slot))),
             Space::Remote => self
                 .pages_remote
                 .candidate(addr)
