@@ -368,7 +368,7 @@ fn warm_standby_takes_over_and_is_replaced() {
 /// A test subscriber that keeps every event.
 mod capture {
     use std::fmt::Write as _;
-    use std::sync::Mutex;
+    use std::sync::{Condvar, Mutex};
     use std::time::{Duration, Instant};
 
     use tracing::field::{Field, Visit};
@@ -385,6 +385,8 @@ mod capture {
     }
 
     static EVENTS: Mutex<Vec<Captured>> = Mutex::new(Vec::new());
+    /// Notified on every event captured.
+    static LOGGED: Condvar = Condvar::new();
 
     struct Keep;
 
@@ -419,6 +421,7 @@ mod capture {
                     target: event.metadata().target().to_string(),
                     text: text.0,
                 });
+            LOGGED.notify_all();
         }
     }
 
@@ -429,17 +432,17 @@ mod capture {
     /// Waits (at most 10 s) for an event that `matches`.
     pub fn wait_for(matches: impl Fn(&Captured) -> bool) -> Captured {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = EVENTS.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(found) = EVENTS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .find(|e| matches(e))
-            {
+            if let Some(found) = events.iter().find(|e| matches(e)) {
                 return found.clone();
             }
-            assert!(Instant::now() < deadline, "no such event was logged");
-            std::thread::sleep(Duration::from_millis(1));
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no such event was logged");
+            events = LOGGED
+                .wait_timeout(events, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
