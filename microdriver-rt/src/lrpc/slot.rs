@@ -126,12 +126,13 @@ pub struct Slot<'a> {
 impl<'a> Slot<'a> {
     /// Slot `index` of `area`, or `None` if out of range.
     pub fn new(area: &'a dyn Area, index: usize) -> Option<Slot<'a>> {
+        let words = area.slot_words(index)?;
         Some(Slot {
-            state: area.slot_word(index, word::STATE)?,
-            waiters: area.slot_word(index, word::WAITERS)?,
-            call_id: area.slot_word(index, word::CALL_ID)?,
-            entry: area.slot_word(index, word::ENTRY)?,
-            len: area.slot_word(index, word::LEN)?,
+            state: words.get(word::STATE)?,
+            waiters: words.get(word::WAITERS)?,
+            call_id: words.get(word::CALL_ID)?,
+            entry: words.get(word::ENTRY)?,
+            len: words.get(word::LEN)?,
             index,
         })
     }
@@ -222,18 +223,22 @@ impl<'a> Slot<'a> {
         let mut spins = 0u32;
         loop {
             let seen = self.state();
-            if !pending.contains(&seen) || give_up() {
+            if !pending.contains(&seen) {
                 return seen;
             }
             if spinning {
-                // Between clock reads, check the word a few times: reading the clock costs
-                // several checks, and would delay noticing the change it waits for. The
-                // first read comes after the first few checks, so an answer that is
-                // already on its way is taken without reading the clock at all.
+                // Between clock reads, check the word a few times: reading the clock (and
+                // asking `give_up`, which reads words other threads write) costs several
+                // checks, and would delay noticing the change it waits for. The first read
+                // comes after the first few checks, so an answer that is already on its
+                // way is taken without reading the clock at all.
                 spins = spins.wrapping_add(1);
                 if spins % SPINS_PER_CLOCK_READ != 0 {
                     crate::sync::spin_hint();
                     continue;
+                }
+                if give_up() {
+                    return seen;
                 }
                 let now = Instant::now();
                 if deadline.is_some_and(|deadline| now >= deadline) {
@@ -244,6 +249,9 @@ impl<'a> Slot<'a> {
                     continue;
                 }
                 spinning = false;
+            }
+            if give_up() {
+                return seen;
             }
             // The clock is read only when a deadline needs it (loom models run without
             // one, so their executions stay deterministic).

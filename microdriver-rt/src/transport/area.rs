@@ -77,6 +77,9 @@ pub trait Area: Send + Sync {
     fn header(&self, word: Word) -> &AtomicU32;
     /// Control word `index` (`< SLOT_WORDS`) of slot `slot`, or `None` if out of range.
     fn slot_word(&self, slot: usize, index: usize) -> Option<&AtomicU32>;
+    /// All [`SLOT_WORDS`] control words of slot `slot` at once (one call on the hot path
+    /// instead of one per word), or `None` if out of range.
+    fn slot_words(&self, slot: usize) -> Option<&[AtomicU32]>;
     /// Copies `bytes` into slot `slot`'s data; false if it does not fit.
     fn write_data(&self, slot: usize, bytes: &[u8]) -> bool;
     /// Copies `len` bytes of slot `slot`'s data into `out` (replacing its contents);

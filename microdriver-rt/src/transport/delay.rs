@@ -43,6 +43,9 @@ impl<T: Area> Area for DelayTransport<T> {
     fn slot_word(&self, slot: usize, index: usize) -> Option<&AtomicU32> {
         self.inner.slot_word(slot, index)
     }
+    fn slot_words(&self, slot: usize) -> Option<&[AtomicU32]> {
+        self.inner.slot_words(slot)
+    }
     fn write_data(&self, slot: usize, bytes: &[u8]) -> bool {
         self.inner.write_data(slot, bytes)
     }

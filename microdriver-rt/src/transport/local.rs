@@ -55,6 +55,14 @@ impl Area for LocalTransport {
         self.words.get(HEADER_WORDS + slot * SLOT_WORDS + index)
     }
 
+    fn slot_words(&self, slot: usize) -> Option<&[AtomicU32]> {
+        if slot >= self.slots {
+            return None;
+        }
+        let first = HEADER_WORDS + slot * SLOT_WORDS;
+        self.words.get(first..first + SLOT_WORDS)
+    }
+
     fn write_data(&self, slot: usize, bytes: &[u8]) -> bool {
         if bytes.len() > self.capacity {
             return false;

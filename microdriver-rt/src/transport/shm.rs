@@ -199,6 +199,21 @@ impl Area for ShmTransport {
         self.word_at(self.slot_offset(slot) + index * 4)
     }
 
+    fn slot_words(&self, slot: usize) -> Option<&[AtomicU32]> {
+        if slot >= self.slots {
+            return None;
+        }
+        let offset = self.slot_offset(slot);
+        // The last word is in the mapping (checked by `word_at`), so all before it are.
+        let first = self.word_at(offset)?;
+        self.word_at(offset + (SLOT_WORDS - 1) * 4)?;
+        // SAFETY: the `SLOT_WORDS` words from `first` lie inside the mapping (first and
+        // last checked just above), are 4-aligned and contiguous; `AtomicU32` has the
+        // layout of a `u32` and permits shared mutation; the slice lives no longer than
+        // `self`, which keeps the mapping.
+        Some(unsafe { std::slice::from_raw_parts(std::ptr::from_ref(first), SLOT_WORDS) })
+    }
+
     fn write_data(&self, slot: usize, bytes: &[u8]) -> bool {
         let Some(dst) = self.data_ptr(slot, bytes.len()) else {
             return false;
