@@ -13,6 +13,8 @@
 //!
 //! Drivers depend on this crate alone: it re-exports the macros (`#[derive(Marshal)]`).
 
+#![warn(missing_docs)]
+
 // Lets the derive's `::microdriver_rt::...` paths resolve inside this crate too.
 extern crate self as microdriver_rt;
 
