@@ -289,7 +289,7 @@ pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {
 /// for the user half: the kernel half alone sets COMMAND).
 #[critical]
 pub fn pci_read16(dev: DevId, off: u16) -> Result<u16, DriverError> {
-    if off >= 0x40 || off % 2 != 0 {
+    if off >= 0x40 || !off.is_multiple_of(2) {
         let why = format!("{off:#x}: the user half may read the aligned header (0..0x40) only");
         return Err(DriverError::invalid("PCI config offset", why));
     }
@@ -421,7 +421,7 @@ pub const MAX_RING: u32 = 4096;
 
 /// Validates a ring size.
 pub fn check_ring_size(what: &str, n: u32) -> Result<(), DriverError> {
-    if n % 8 != 0 || !(MIN_RING..=MAX_RING).contains(&n) {
+    if !n.is_multiple_of(8) || !(MIN_RING..=MAX_RING).contains(&n) {
         let why = format!("{n} descriptors: use a multiple of 8 in {MIN_RING}..={MAX_RING}");
         return Err(DriverError::invalid(what, why));
     }

@@ -131,7 +131,7 @@ pub const RCTL_BUF_BITS: u32 = rctl::BSIZE_MASK | rctl::BSEX;
 /// The name of the register at `off`, if the map has one.
 pub fn register_name(off: u32) -> Option<&'static str> {
     let (_, _, name) = MAP.iter().find(|(lo, hi, _)| (*lo..*hi).contains(&off))?;
-    (off % 4 == 0).then_some(*name)
+    off.is_multiple_of(4).then_some(*name)
 }
 
 /// The register policy of one device: whether the kernel half has programmed live rings
@@ -151,7 +151,7 @@ impl RegisterPolicy {
 
     /// Checks a user-half access of `off`: a read (`write` = `None`) or a write of the value.
     pub fn check(&mut self, off: u32, write: Option<u32>) -> Result<(), PolicyError> {
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             return Err(PolicyError::Unaligned(off));
         }
         let name = register_name(off).ok_or(PolicyError::Unmapped(off))?;

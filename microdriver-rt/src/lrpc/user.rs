@@ -131,7 +131,7 @@ impl UserEndpoint {
             while doorbell.seq() == seen && !self.stopping() {
                 if spinning {
                     spins = spins.wrapping_add(1);
-                    if spins % SPINS_PER_CLOCK_READ != 0
+                    if !spins.is_multiple_of(SPINS_PER_CLOCK_READ)
                         || idle_since.get_or_insert_with(Instant::now).elapsed() < spin
                     {
                         crate::sync::spin_hint();

@@ -305,7 +305,7 @@ impl Table {
             });
         }
         let elem_size = entry.info.elem_size;
-        if offset % elem_size != 0 {
+        if !offset.is_multiple_of(elem_size) {
             return Err(TrackerError::Misaligned {
                 addr,
                 offset,

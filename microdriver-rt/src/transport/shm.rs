@@ -125,7 +125,7 @@ impl ShmTransport {
 
     /// The control word at byte `offset` (4-aligned), if inside the mapping.
     fn word_at(&self, offset: usize) -> Option<&AtomicU32> {
-        if offset % 4 != 0 || offset.checked_add(4)? > self.len {
+        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {
             return None;
         }
         // SAFETY: `offset + 4 <= len`, the mapping is page aligned and `offset` a multiple

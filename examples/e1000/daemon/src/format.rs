@@ -364,7 +364,7 @@ pub fn eeprom(offset: u32, data: &[u8]) -> String {
     let mut s = String::from("Offset\t\tValues\n------\t\t------");
     for (i, b) in data.iter().enumerate() {
         let at = offset as usize + i;
-        if i == 0 || at % 16 == 0 {
+        if i == 0 || at.is_multiple_of(16) {
             let _ = write!(s, "\n0x{at:04x}:\t\t");
         }
         let _ = write!(s, "{b:02x} ");

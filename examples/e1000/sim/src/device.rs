@@ -701,7 +701,7 @@ impl Device {
             self.faults.push(Fault::MemorySpaceDisabled { off });
             return !0;
         }
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             self.faults.push(Fault::Unaligned { off });
             return 0;
         }
@@ -782,7 +782,7 @@ impl Device {
             self.faults.push(Fault::MemorySpaceDisabled { off });
             return;
         }
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             self.faults.push(Fault::Unaligned { off });
             return;
         }

@@ -256,7 +256,7 @@ impl Param {
     pub fn check_value(self, v: u32) -> Result<(), DriverError> {
         let ok = match self {
             Param::TxDescriptors | Param::RxDescriptors => {
-                v % DESCRIPTOR_MULTIPLE == 0 && (MIN_RING..=MAX_RING).contains(&v)
+                v.is_multiple_of(DESCRIPTOR_MULTIPLE) && (MIN_RING..=MAX_RING).contains(&v)
             }
             Param::Speed => matches!(v, 0 | 10 | 100 | 1000),
             Param::Duplex => v <= DUPLEX_FULL,

@@ -95,7 +95,9 @@ impl Mapping {
         let page = page_size();
         let end = off
             .checked_add(len)
-            .filter(|e| *e <= self.len && off % page == 0 && len % page == 0 && len > 0)
+            .filter(|e| {
+                *e <= self.len && off.is_multiple_of(page) && len.is_multiple_of(page) && len > 0
+            })
             .ok_or_else(|| io::Error::other("Mapping::keep: range not page-aligned or outside"))?;
         let base = self.ptr.as_ptr();
         let total = self.len;
@@ -135,7 +137,7 @@ impl Mapping {
 
     /// Volatile 32-bit read at `off` (must be 4-aligned and inside), for registers.
     pub fn read32(&self, off: usize) -> Option<u32> {
-        if off % 4 != 0 || !self.in_bounds(off, 4) {
+        if !off.is_multiple_of(4) || !self.in_bounds(off, 4) {
             return None;
         }
         // SAFETY: in bounds and aligned (the mapping is page-aligned); volatile because it is
@@ -148,7 +150,7 @@ impl Mapping {
     /// Volatile 32-bit write at `off` (must be 4-aligned and inside). Earlier memory
     /// writes (descriptors) are ordered before it.
     pub fn write32(&self, off: usize, v: u32) -> bool {
-        if off % 4 != 0 || !self.in_bounds(off, 4) {
+        if !off.is_multiple_of(4) || !self.in_bounds(off, 4) {
             return false;
         }
         fence(Ordering::SeqCst);
@@ -166,7 +168,7 @@ impl Mapping {
         let mut i = 0;
         while i < buf.len() {
             let at = off + i;
-            if at % 8 == 0 && buf.len() - i >= 8 {
+            if at.is_multiple_of(8) && buf.len() - i >= 8 {
                 // SAFETY: `at + 8 <= len` (checked above) and 8-aligned.
                 let w = unsafe { self.ptr.as_ptr().add(at).cast::<u64>().read_volatile() };
                 buf[i..i + 8].copy_from_slice(&w.to_ne_bytes());
@@ -188,7 +190,7 @@ impl Mapping {
         let mut i = 0;
         while i < data.len() {
             let at = off + i;
-            if at % 8 == 0 && data.len() - i >= 8 {
+            if at.is_multiple_of(8) && data.len() - i >= 8 {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&data[i..i + 8]);
                 // SAFETY: `at + 8 <= len` (checked above) and 8-aligned.

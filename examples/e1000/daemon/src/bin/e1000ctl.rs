@@ -190,7 +190,7 @@ fn parse_num(param: &str, v: &str) -> Result<u32, String> {
 
 /// Splits `PARAM VALUE ...` pairs, checking names against `known`.
 fn pairs<'a>(args: &'a [String], known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(format!(
             "{} has no value",
             args.last().map_or("", String::as_str)
@@ -384,7 +384,7 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
 
 /// `-K FEATURE on|off ...`: the names are the driver's to check (it knows which it has).
 fn feature_request(args: &[String]) -> Result<Request, String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(format!(
             "{} has no value",
             args.last().map_or("", String::as_str)
