@@ -11,7 +11,69 @@
 //! - [`sync`]: the one place that switches std and loom types, so the tracker can be
 //!   model-checked.
 //!
-//! Drivers depend on this crate alone: it re-exports the macros (`#[derive(Marshal)]`).
+//! Drivers depend on this crate alone: it re-exports the macros (`#[derive(Marshal)]`,
+//! `#[critical]`, `#[upcall]`), and what an author uses sits at the crate root: [`start`]
+//! and its [`SplitDriver`] guard, [`run_user_half_if_requested`], [`ComboLock`],
+//! [`Marshal`], [`UpcallError`], [`current_half`]. The guide (`docs/guide/` in the
+//! repository) builds a complete driver, `examples/hello-split`, with them.
+//!
+//! # Example
+//!
+//! A driver in miniature: a hot path that stays in the kernel half, a configuration call
+//! that runs in the user half, and state both change behind a [`ComboLock`]. The same code
+//! runs monolithic and split:
+//!
+//! ```
+//! use microdriver_rt::{critical, upcall, ComboLock, ComboLockError, Marshal, UpcallError};
+//!
+//! #[derive(Debug, Marshal)]
+//! struct Nic {
+//!     mtu: ComboLock<u32>,
+//! }
+//!
+//! #[derive(Debug, PartialEq, Marshal)]
+//! struct Error(String);
+//! impl From<UpcallError> for Error {
+//!     fn from(e: UpcallError) -> Self { Error(e.to_string()) }
+//! }
+//! impl From<ComboLockError> for Error {
+//!     fn from(e: ComboLockError) -> Self { Error(e.to_string()) }
+//! }
+//!
+//! /// The hot path: never waits for the user half.
+//! #[critical]
+//! fn transmit(nic: &Nic, frame: &[u8]) -> Result<(), Error> {
+//!     let mtu = *nic.mtu.lock()?;
+//!     if frame.len() > mtu as usize {
+//!         return Err(Error(format!("{} bytes exceed the MTU {mtu}", frame.len())));
+//!     }
+//!     Ok(())
+//! }
+//!
+//! /// Configuration: runs in the user half, which holds the lock on the kernel's copy.
+//! #[upcall]
+//! fn set_mtu(nic: &Nic, mtu: u32) -> Result<(), Error> {
+//!     if !(68..=9000).contains(&mtu) {
+//!         return Err(Error(format!("MTU {mtu} is out of range")));
+//!     }
+//!     *nic.mtu.lock()? = mtu;
+//!     Ok(())
+//! }
+//!
+//! fn main() {
+//!     microdriver_rt::run_user_half_if_requested();
+//!     let nic = Nic { mtu: ComboLock::new(1500) };
+//!     for split in [false, true] {
+//!         let driver = split.then(|| microdriver_rt::start(Default::default()).expect("start"));
+//!         assert_eq!(transmit(&nic, &[0; 2000]).is_err(), true);
+//!         set_mtu(&nic, 9000).expect("set_mtu");
+//!         assert_eq!(transmit(&nic, &[0; 2000]), Ok(()));
+//!         assert!(set_mtu(&nic, 10).is_err());
+//!         set_mtu(&nic, 1500).expect("set_mtu");
+//!         drop(driver);
+//!     }
+//! }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -15,6 +15,37 @@ use crate::tracker::ObjectTracker;
 ///
 /// It dereferences to its [`Supervisor`]: `pid`, `status`, `on_reattach`,
 /// `kill_user_half`, `wait_restarted`.
+///
+/// # Example: a crash and the restart
+///
+/// ```
+/// use std::time::Duration;
+/// use microdriver_rt::{start, upcall, Marshal, SupervisorConfig, UpcallError};
+///
+/// #[derive(Debug, Marshal)]
+/// struct Failed(String);
+/// impl From<UpcallError> for Failed {
+///     fn from(e: UpcallError) -> Self { Failed(e.to_string()) }
+/// }
+///
+/// #[upcall]
+/// fn user_pid() -> Result<u32, Failed> {
+///     Ok(std::process::id())
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     microdriver_rt::run_user_half_if_requested();
+///     let driver = start(SupervisorConfig::default())?;
+///     let old = driver.pid();
+///     driver.kill_user_half(); // as a crash would
+///     assert!(driver.wait_restarted(old, Duration::from_secs(10)));
+///     let new = user_pid().map_err(|Failed(e)| e)?;
+///     assert_ne!(Some(new), old);
+///     assert_eq!(driver.status().restarts, 1);
+///     driver.stop();
+///     Ok(())
+/// }
+/// ```
 #[must_use = "dropping the guard stops the user half at once"]
 pub struct SplitDriver {
     supervisor: Option<Supervisor>,
@@ -27,12 +58,35 @@ pub struct SplitDriver {
 ///
 /// One split driver per process: the kernel endpoint it installs is process-wide.
 ///
-/// ```no_run
-/// fn main() -> Result<(), microdriver_rt::ComponentError> {
+/// ```
+/// use microdriver_rt::{current_half, start, upcall, Half, Marshal, SupervisorConfig, UpcallError};
+///
+/// /// The driver's error: it crosses the split, and a failed call becomes one.
+/// #[derive(Debug, Marshal)]
+/// struct Failed(String);
+/// impl From<UpcallError> for Failed {
+///     fn from(e: UpcallError) -> Self { Failed(e.to_string()) }
+/// }
+///
+/// /// Runs in the user half: returns the pid of the process it ran in.
+/// #[upcall]
+/// fn where_am_i() -> Result<u32, Failed> {
+///     Ok(std::process::id())
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     microdriver_rt::run_user_half_if_requested();
-///     let driver = microdriver_rt::start(microdriver_rt::SupervisorConfig::default())?;
-///     println!("user half running as pid {:?}", driver.pid());
-///     Ok(()) // dropping `driver` stops the user half
+///     // Monolithic until started: the upcall is a direct call.
+///     assert_eq!(where_am_i().map_err(|Failed(e)| e)?, std::process::id());
+///
+///     let driver = start(SupervisorConfig::default())?;
+///     assert_eq!(current_half(), Half::Kernel);
+///     let pid = where_am_i().map_err(|Failed(e)| e)?;
+///     assert_eq!(Some(pid), driver.pid(), "it ran in the user half");
+///
+///     drop(driver); // stops the user half
+///     assert_eq!(current_half(), Half::Monolithic);
+///     Ok(())
 /// }
 /// ```
 pub fn start(config: SupervisorConfig) -> Result<SplitDriver, ComponentError> {

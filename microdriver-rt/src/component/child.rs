@@ -26,6 +26,14 @@ use crate::transport::{wake_all, Area, Word};
 /// dropped (the number dropped is reported with the next one), so logging never stalls
 /// the user half. A subscriber installed before this call takes precedence (its output
 /// goes wherever it writes: only stderr is open in the sandbox).
+///
+/// ```
+/// // First thing in `main`. In a process the runtime started as a user half, this never
+/// // returns: it serves upcalls until the kernel half asks it to exit. Anywhere else it
+/// // returns at once.
+/// microdriver_rt::run_user_half_if_requested();
+/// println!("the kernel half (or a monolithic driver) starts here");
+/// ```
 pub fn run_user_half_if_requested() {
     let Ok(fd) = std::env::var(FD_ENV) else {
         return;

@@ -1,6 +1,6 @@
 //! The user half's sandbox: what a user half may still do once it is running.
 //!
-//! The user half is treated as compromisable. [`enter`] runs in the user-half process
+//! The user half is treated as compromisable. `enter` runs in the user-half process
 //! right after it has mapped the shared slot area and before it serves a single upcall
 //! (and before its worker threads start; its own priming thread has ended by then), and
 //! applies, in this order:
@@ -68,7 +68,7 @@
 //! Some code the user half cannot avoid opens a file the first time it needs an answer
 //! and caches it; under the allow-list that first `openat` kills the user half, however
 //! harmless. Rather than allow `openat` (seccomp cannot see the path, so an allowed
-//! `openat` would allow every file the uid can read), [`enter`] makes each such probe
+//! `openat` would allow every file the uid can read), `enter` makes each such probe
 //! happen **before** the filter is installed, when it is an ordinary read:
 //!
 //! - glibc's malloc, the first time it gives memory at the top of a thread's arena back
@@ -77,7 +77,7 @@
 //!   freed a few hundred KiB, e.g. 80 frames of 1514 bytes sent and received), reads
 //!   `/proc/sys/vm/overcommit_memory` (`check_may_shrink_heap`) to choose between
 //!   `madvise(MADV_DONTNEED)` and an anonymous `PROT_NONE` `mmap(MAP_FIXED)` over the freed
-//!   range (both allowed: no new call is needed afterwards). [`enter`] runs a short-lived
+//!   range (both allowed: no new call is needed afterwards). `enter` runs a short-lived
 //!   thread that allocates and frees enough in its own arena to make glibc read and cache
 //!   the setting. Nothing is added to the allow-list: the read happens once, as the
 //!   (unprivileged) user half, of a world-readable sysctl, before any upcall is served.

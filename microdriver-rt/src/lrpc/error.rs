@@ -5,6 +5,24 @@ use std::time::Duration;
 use crate::marshal::MarshalError;
 
 /// Why an upcall or downcall did not complete.
+///
+/// Drivers convert it into their own error type (an annotated function that returns a
+/// value returns `Result<T, E>` with `E: From<UpcallError>`), and tell a user half that
+/// is gone from one that refused:
+///
+/// ```
+/// use std::time::Duration;
+/// use microdriver_rt::UpcallError;
+///
+/// fn retry_later(e: &UpcallError) -> bool {
+///     matches!(
+///         e,
+///         UpcallError::PeerDied { .. } | UpcallError::Restarting(_) | UpcallError::TimedOut(_)
+///     )
+/// }
+/// assert!(retry_later(&UpcallError::Restarting(Duration::from_secs(1))));
+/// assert!(!retry_later(&UpcallError::UnknownEntry { id: 7 }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpcallError {
     /// The other half is dead (or was killed); the call was failed without waiting.

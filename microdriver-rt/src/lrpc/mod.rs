@@ -10,6 +10,48 @@
 //!   `#[upcall]` functions become upcalls, `#[critical]` ones run directly;
 //! - with neither, the driver is **monolithic**: every stub is a direct call (the
 //!   baseline for comparisons, and what unit tests of driver logic use).
+//!
+//! # Example
+//!
+//! A `#[critical]` function called from the user half becomes a downcall; the kernel half
+//! checks what the user half asks for, since a user half is assumed to fail:
+//!
+//! ```
+//! use microdriver_rt::{critical, upcall, Marshal, UpcallError};
+//!
+//! #[derive(Debug, PartialEq, Marshal)]
+//! enum Error {
+//!     Refused(u32),
+//!     Call(String),
+//! }
+//! impl From<UpcallError> for Error {
+//!     fn from(e: UpcallError) -> Self { Error::Call(e.to_string()) }
+//! }
+//!
+//! /// Kernel half: a register write, only to the registers the user half may write.
+//! #[critical]
+//! fn write_reg(offset: u32, value: u32) -> Result<u32, Error> {
+//!     if offset != 0x04 {
+//!         return Err(Error::Refused(offset));
+//!     }
+//!     Ok(value)
+//! }
+//!
+//! /// User half: configuration, which asks the kernel half for a register write.
+//! #[upcall]
+//! fn configure(value: u32) -> Result<u32, Error> {
+//!     write_reg(0x04, value)
+//! }
+//!
+//! fn main() {
+//!     microdriver_rt::run_user_half_if_requested();
+//!     // Monolithic (no `microdriver_rt::start`): direct calls, the same results.
+//!     assert_eq!(configure(7), Ok(7));
+//!     assert_eq!(write_reg(0x0C, 1), Err(Error::Refused(0x0C)));
+//!     let _split = microdriver_rt::start(Default::default()).expect("user half");
+//!     assert_eq!(configure(7), Ok(7)); // an upcall making a nested downcall
+//! }
+//! ```
 
 mod buffers;
 mod call;
@@ -79,6 +121,20 @@ type Deferred = Box<dyn FnOnce() + Send + 'static>;
 /// Posts work for the user half and returns at once: critical code never waits on the
 /// user half. The work runs on a background thread of the kernel half (which makes the
 /// upcall); its errors are logged.
+///
+/// `#[upcall(deferred)]` functions do this for you; `defer` is for work that is not one
+/// annotated call:
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// let (done, finished) = mpsc::channel();
+/// microdriver_rt::lrpc::defer(move || {
+///     // e.g. a statistics refresh the hot path asks for, made as upcalls
+///     done.send("refreshed").unwrap();
+/// });
+/// assert_eq!(finished.recv().unwrap(), "refreshed");
+/// ```
 pub fn defer(work: impl FnOnce() + Send + 'static) {
     deferred_queue().send(Box::new(work)).ok();
 }

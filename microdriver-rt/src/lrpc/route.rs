@@ -79,6 +79,13 @@ pub(crate) fn enter_user_context(endpoint: Arc<UserEndpoint>) {
 
 /// Which half the calling thread is in (see the module docs of [`super`]). One
 /// thread-local read and one shared, read-only load: no lock, no write.
+///
+/// ```
+/// use microdriver_rt::{current_half, Half};
+///
+/// // No split driver started in this process: every annotated function is a direct call.
+/// assert_eq!(current_half(), Half::Monolithic);
+/// ```
 #[inline]
 pub fn current_half() -> Half {
     if IN_USER_CONTEXT.with(Cell::get) {

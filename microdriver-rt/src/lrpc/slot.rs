@@ -233,7 +233,7 @@ impl<'a> Slot<'a> {
                 // comes after the first few checks, so an answer that is already on its
                 // way is taken without reading the clock at all.
                 spins = spins.wrapping_add(1);
-                if spins % SPINS_PER_CLOCK_READ != 0 {
+                if !spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
                     crate::sync::spin_hint();
                     continue;
                 }

@@ -201,6 +201,18 @@ impl<'a> Decoder<'a> {
 
     /// Checks that the whole input was consumed, then applies every pending change
     /// (object updates, new pairings) at once.
+    ///
+    /// Trailing bytes are an error: a peer cannot smuggle data past what the receiver read.
+    ///
+    /// ```
+    /// use microdriver_rt::{Decoder, Marshal};
+    ///
+    /// let bytes = [7u8, 0xFF];
+    /// let mut dec = Decoder::new(&bytes);
+    /// assert_eq!(u8::decode(&mut dec)?, 7);
+    /// assert!(dec.finish().is_err(), "one byte left over");
+    /// # Ok::<(), microdriver_rt::MarshalError>(())
+    /// ```
     pub fn finish(mut self) -> Result<(), MarshalError> {
         let extra = self.remaining();
         if extra != 0 {

@@ -18,6 +18,23 @@ pub struct Encoder<'a> {
 impl<'a> Encoder<'a> {
     /// An encoder appending to `buf`, without an object tracker: tracked pointers keep
     /// their identity within the frame but are not paired across frames.
+    ///
+    /// Hand-written `Marshal` impls encode their fields in order with it:
+    ///
+    /// ```
+    /// use microdriver_rt::{Decoder, Encoder, Marshal};
+    ///
+    /// let mut bytes = Vec::new();
+    /// let mut enc = Encoder::new(&mut bytes);
+    /// 0x0800u16.encode(&mut enc)?;
+    /// "eth0".to_string().encode(&mut enc)?;
+    ///
+    /// let mut dec = Decoder::new(&bytes);
+    /// assert_eq!(u16::decode(&mut dec)?, 0x0800);
+    /// assert_eq!(String::decode(&mut dec)?, "eth0");
+    /// dec.finish()?; // every byte consumed
+    /// # Ok::<(), microdriver_rt::MarshalError>(())
+    /// ```
     pub fn new(buf: &'a mut Vec<u8>) -> Self {
         Self {
             buf,

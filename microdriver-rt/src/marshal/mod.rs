@@ -47,6 +47,72 @@ pub const MAX_DEPTH: u32 = 128;
 /// Derive it with `#[derive(Marshal)]`; the field attributes `#[marshal(len = ...)]`,
 /// `#[marshal(skip)]` and `#[marshal(opaque)]` say how fields without a self-evident
 /// extent cross.
+///
+/// # Examples
+///
+/// A value crosses and comes back equal:
+///
+/// ```
+/// use microdriver_rt::marshal::{from_bytes, to_bytes};
+/// use microdriver_rt::Marshal;
+///
+/// #[derive(Debug, PartialEq, Marshal)]
+/// struct Link {
+///     speed_mbps: u32,
+///     full_duplex: bool,
+///     name: String,
+/// }
+///
+/// let link = Link { speed_mbps: 1000, full_duplex: true, name: "eth0".into() };
+/// let bytes = to_bytes(&link)?;
+/// assert_eq!(from_bytes::<Link>(&bytes)?, link);
+/// # Ok::<(), microdriver_rt::MarshalError>(())
+/// ```
+///
+/// `#[marshal(len = ...)]` states how many elements an array field carries; the receiver
+/// refuses a value whose array does not match:
+///
+/// ```
+/// use microdriver_rt::marshal::{from_bytes, to_bytes};
+/// use microdriver_rt::Marshal;
+///
+/// #[derive(Debug, PartialEq, Marshal)]
+/// struct Table {
+///     count: u32,
+///     #[marshal(len = count)]
+///     entries: Vec<u16>,
+/// }
+///
+/// let table = Table { count: 3, entries: vec![1, 2, 3] };
+/// assert_eq!(from_bytes::<Table>(&to_bytes(&table)?)?, table);
+/// // An array that disagrees with its stated length does not cross.
+/// assert!(to_bytes(&Table { count: 4, entries: vec![1, 2, 3] }).is_err());
+/// # Ok::<(), microdriver_rt::MarshalError>(())
+/// ```
+///
+/// `#[marshal(skip)]` keeps a field on its side: the peer sees a default, and when the
+/// peer's copy comes back in place ([`Marshal::decode_into`], as for `&mut` arguments) the
+/// receiver keeps its own value:
+///
+/// ```
+/// use microdriver_rt::marshal::{to_bytes, Decoder};
+/// use microdriver_rt::Marshal;
+///
+/// #[derive(Debug, Default, PartialEq, Marshal)]
+/// struct Ring {
+///     tail: u32,
+///     #[marshal(skip)]
+///     buffers: Vec<Vec<u8>>,
+/// }
+///
+/// let mut kernel_copy = Ring { tail: 1, buffers: vec![vec![0; 2048]; 64] };
+/// // The peer changed `tail`; it never saw `buffers`.
+/// let from_peer = to_bytes(&Ring { tail: 2, buffers: Vec::new() })?;
+/// kernel_copy.decode_into(&mut Decoder::new(&from_peer))?;
+/// assert_eq!(kernel_copy.tail, 2);
+/// assert_eq!(kernel_copy.buffers.len(), 64, "the kernel half's buffers are kept");
+/// # Ok::<(), microdriver_rt::MarshalError>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross the split: it does not implement `Marshal`",
     label = "this type does not implement `Marshal`",

@@ -797,6 +797,26 @@ impl<T: Marshal + Send + 'static> ErasedLock for Shared<T> {
 
 /// Shared state the critical path mutates; the user half reaches it only by locking it
 /// (see the [module docs](self)).
+///
+/// # Example
+///
+/// The same code locks it in the kernel half (a fast local lock) and in the user half (a
+/// downcall that holds the kernel half's lock on its behalf and writes the changes back
+/// when the guard drops):
+///
+/// ```
+/// use microdriver_rt::{ComboLock, Marshal};
+///
+/// #[derive(Debug, Clone, PartialEq, Marshal)]
+/// struct Config {
+///     mtu: u32,
+/// }
+///
+/// let config = ComboLock::new(Config { mtu: 1500 });
+/// config.lock()?.mtu = 9000;
+/// assert_eq!(config.lock()?.mtu, 9000);
+/// # Ok::<(), microdriver_rt::ComboLockError>(())
+/// ```
 pub struct ComboLock<T> {
     repr: Repr<T>,
 }
@@ -816,6 +836,17 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
     }
 
     /// A new lock the user half may only take snapshots of ([`UserAccess::Snapshot`]).
+    ///
+    /// ```
+    /// use microdriver_rt::ComboLock;
+    ///
+    /// // Ring indexes are the hot path's invariants: the user half may read, never hold
+    /// // (its `lock()` fails with `ComboLockError::SnapshotOnly`).
+    /// let ring = ComboLock::snapshot_only((0u32, 0u32));
+    /// ring.lock()?.1 = 7; // the kernel half locks it as usual
+    /// assert_eq!(ring.snapshot()?, (0, 7));
+    /// # Ok::<(), microdriver_rt::ComboLockError>(())
+    /// ```
     pub fn snapshot_only(value: T) -> Self {
         Self::with_user_access(value, UserAccess::Snapshot)
     }
@@ -858,7 +889,25 @@ impl<T: Marshal + Send + 'static> ComboLock<T> {
     }
 
     /// A consistent copy of the contents, as the user half sees them: fields marked
-    /// `#[marshal(skip)]` come back as their defaults. In the kernel half (or on a lock of
+    /// `#[marshal(skip)]` come back as their defaults.
+    ///
+    /// ```
+    /// use microdriver_rt::{ComboLock, Marshal};
+    ///
+    /// #[derive(Debug, Default, PartialEq, Marshal)]
+    /// struct Ring {
+    ///     tail: u32,
+    ///     #[marshal(skip)]
+    ///     buffers: Vec<Vec<u8>>,
+    /// }
+    ///
+    /// let ring = ComboLock::new(Ring { tail: 3, buffers: vec![vec![0; 64]; 8] });
+    /// let copy = ring.snapshot()?;
+    /// assert_eq!(copy.tail, 3);
+    /// assert!(copy.buffers.is_empty(), "skipped fields are not copied");
+    /// # Ok::<(), microdriver_rt::ComboLockError>(())
+    /// ```
+    /// In the kernel half (or on a lock of
     /// this process) it locks, encodes, unlocks and decodes, so monolithic and split builds
     /// see the same copy; on a user-half handle it is one downcall ([`SNAPSHOT_ENTRY`]) that
     /// holds the kernel-half lock only while encoding. Works on every lock, whatever its
