@@ -737,11 +737,15 @@ fn user_release_keeps_skipped_fields() {
     half.shutdown(Duration::from_secs(1));
 }
 
-/// A user half that takes the lock back to back (40 ms holds, no limit set) cannot starve
+/// A user half that takes the lock back to back (150 ms holds, no limit set) cannot starve
 /// a kernel-half locker: each kernel lock waits at most for the hold in progress, never
-/// for a series of them.
+/// for a series of them. The holds are long against scheduling noise (a loaded 2-CPU
+/// machine can deschedule the locker for tens of milliseconds before it announces
+/// itself), so the bound of one hold plus half a hold separates "the hold in progress"
+/// from "two holds" (300 ms and more) with room either side.
 fn kernel_locker_not_starved_by_a_series_of_holds() {
-    const HOLD: Duration = Duration::from_millis(40);
+    const HOLD: Duration = Duration::from_millis(150);
+    const KERNEL_LOCKS: usize = 12;
     ComboLock::set_user_hold_limit(Duration::ZERO);
     let half = spawn();
     let lock = Arc::new(ComboLock::new(stats(0)));
@@ -760,7 +764,7 @@ fn kernel_locker_not_starved_by_a_series_of_holds() {
         })
     };
     let mut waits = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..KERNEL_LOCKS {
         wait_until("a user hold", Duration::from_secs(5), || {
             lock.is_user_held()
         });
@@ -774,11 +778,11 @@ fn kernel_locker_not_starved_by_a_series_of_holds() {
     println!("kernel waits across a series of {holds} user holds of {HOLD:?}: {waits:?}");
     let worst = waits.iter().max().copied().unwrap_or_default();
     assert!(
-        worst < HOLD + Duration::from_millis(25),
+        worst < HOLD + HOLD / 2,
         "a kernel locker waited {worst:?} across user holds of {HOLD:?}: {waits:?}"
     );
     assert!(
-        holds >= 20,
+        holds >= KERNEL_LOCKS as u64,
         "the user half kept holding between kernel locks"
     );
     uninstall_kernel();
