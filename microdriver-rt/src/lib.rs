@@ -80,22 +80,22 @@
 // Lets the derive's `::microdriver_rt::...` paths resolve inside this crate too.
 extern crate self as microdriver_rt;
 
+pub mod sync;
+
 pub mod component;
 pub mod fuzzing;
 pub mod lrpc;
 pub mod marshal;
-#[cfg(not(loom))]
-mod split;
-pub mod sync;
 pub mod tracker;
 pub mod transport;
 
-#[cfg(not(loom))]
-pub use component::{run_user_half_if_requested, ComponentError, Supervisor, SupervisorConfig};
+sync::outside_loom! {
+    mod split;
+    pub use component::{run_user_half_if_requested, ComponentError, Supervisor, SupervisorConfig};
+    pub use split::{start, SplitDriver};
+}
 pub use lrpc::{current_half, Half, UpcallError};
 pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
 pub use microdriver_macros::{critical, upcall};
-#[cfg(not(loom))]
-pub use split::{start, SplitDriver};
 pub use sync::{ComboGuard, ComboLock, ComboLockError};
 pub use tracker::{ObjectTracker, TrackerError};

@@ -11,27 +11,19 @@
 //! the moment the child dies, and learns why it died ([`DeathCause`]). The child's
 //! `tracing` events reach the parent's subscriber (see [`run_user_half_if_requested`]).
 
-#[cfg(not(loom))]
-mod child;
-#[cfg(not(loom))]
-mod death;
-#[cfg(not(loom))]
-mod logs;
-#[cfg(not(loom))]
-pub mod sandbox;
-#[cfg(not(loom))]
-mod spawn;
-#[cfg(not(loom))]
-mod supervisor;
+crate::sync::outside_loom! {
+    mod child;
+    mod death;
+    mod logs;
+    pub mod sandbox;
+    mod spawn;
+    mod supervisor;
 
-#[cfg(not(loom))]
-pub use child::run_user_half_if_requested;
-#[cfg(not(loom))]
-pub use death::{signal_name, DeathCause, SECCOMP_EXIT};
-#[cfg(not(loom))]
-pub use spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
-#[cfg(not(loom))]
-pub use supervisor::{DeathHook, ReattachHook, Supervisor, SupervisorConfig, SupervisorStatus};
+    pub use child::run_user_half_if_requested;
+    pub use death::{signal_name, DeathCause, SECCOMP_EXIT};
+    pub use spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
+    pub use supervisor::{DeathHook, ReattachHook, Supervisor, SupervisorConfig, SupervisorStatus};
+}
 
 /// Environment variable naming the slot area's fd in the user half.
 pub const FD_ENV: &str = "MICRODRIVER_UHALF_FD";

@@ -2,7 +2,10 @@
 //! and loom's model-checked types under `cfg(loom)`.
 //!
 //! Everything in the runtime that shares state between threads takes its primitives from
-//! here, so `RUSTFLAGS="--cfg loom"` turns the whole runtime into a loom model.
+//! here, so `RUSTFLAGS="--cfg loom"` turns the whole runtime into a loom model. This is the
+//! only module that names `cfg(loom)`: the futexes, the lock's value cell, and the parts
+//! that only exist outside a model (`outside_loom!`: processes, real shared memory) are
+//! switched here.
 
 #[cfg(not(loom))]
 mod imp {
@@ -64,6 +67,89 @@ mod imp {
     #[inline]
     pub fn spin_hint() {
         std::hint::spin_loop();
+    }
+
+    /// Whether this build is a loom model (`RUSTFLAGS="--cfg loom"`).
+    pub(crate) const MODEL_CHECKED: bool = false;
+
+    /// Sleeps while `word == expected` (a private futex: for words of this process).
+    pub(crate) fn park(word: &atomic::AtomicU32, expected: u32, timeout: std::time::Duration) {
+        use rustix::thread::futex;
+        let timeout = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // EAGAIN, EINTR and ETIMEDOUT all mean "re-check".
+        let _ = futex::wait(word, futex::Flags::PRIVATE, expected, Some(&timeout));
+    }
+
+    /// Wakes every sleeper on `word`.
+    pub(crate) fn unpark_all(word: &atomic::AtomicU32) {
+        use rustix::thread::futex;
+        let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
+    }
+
+    /// Sleeps while `word == expected`, for at most `timeout`, on a **shared** futex: the
+    /// word may live in memory another process maps. May return early: re-check.
+    pub(crate) fn wait_shared(
+        word: &atomic::AtomicU32,
+        expected: u32,
+        timeout: std::time::Duration,
+    ) {
+        use rustix::thread::futex;
+        let timeout = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // EAGAIN (the word already changed), EINTR and ETIMEDOUT all mean "re-check".
+        let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+    }
+
+    /// Wakes up to `count` sleepers on a shared futex `word`.
+    pub(crate) fn wake_shared(word: &atomic::AtomicU32, count: u32) {
+        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
+    }
+
+    /// Items that exist only outside loom models (processes, real shared memory).
+    macro_rules! outside_loom {
+        ($($item:item)*) => { $( $item )* };
+    }
+    pub(crate) use outside_loom;
+
+    /// A value only a lock holder reaches: std's `UnsafeCell`.
+    pub(crate) struct ValueCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> ValueCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// A pointer for the lock holder's accesses.
+        #[inline]
+        pub(crate) fn access(&self) -> Access<T> {
+            Access(self.0.get())
+        }
+    }
+
+    /// The holder's access to the value (ends when dropped).
+    pub(crate) struct Access<T>(*mut T);
+
+    impl<T> Access<T> {
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        #[inline]
+        pub(crate) unsafe fn get(&self) -> &T {
+            // SAFETY: the caller holds the lock, so nothing writes the value meanwhile.
+            unsafe { &*self.0 }
+        }
+
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        #[inline]
+        pub(crate) unsafe fn get_mut(&mut self) -> &mut T {
+            // SAFETY: the caller holds the lock, so this is the only access.
+            unsafe { &mut *self.0 }
+        }
     }
 }
 
@@ -136,9 +222,75 @@ mod imp {
     pub fn spin_hint() {
         loom::thread::yield_now();
     }
+
+    /// Whether this build is a loom model (`RUSTFLAGS="--cfg loom"`).
+    pub(crate) const MODEL_CHECKED: bool = true;
+
+    /// Under loom a sleep is a yield, after which the caller re-checks.
+    pub(crate) fn park(_word: &atomic::AtomicU32, _expected: u32, _timeout: std::time::Duration) {
+        loom::thread::yield_now();
+    }
+
+    /// Under loom waiters poll.
+    pub(crate) fn unpark_all(_word: &atomic::AtomicU32) {}
+
+    /// Under loom there are no futexes: a wait is a yield, after which the caller re-checks.
+    pub(crate) fn wait_shared(
+        _word: &atomic::AtomicU32,
+        _expected: u32,
+        _timeout: std::time::Duration,
+    ) {
+        loom::thread::yield_now();
+    }
+
+    /// Under loom a wake is implicit (waiters poll).
+    pub(crate) fn wake_shared(_word: &atomic::AtomicU32, _count: u32) {}
+
+    /// Items that exist only outside loom models (processes, real shared memory): left
+    /// out of the model.
+    macro_rules! outside_loom {
+        ($($item:item)*) => {};
+    }
+    pub(crate) use outside_loom;
+
+    /// A value only a lock holder reaches: loom's `UnsafeCell`, which checks every access
+    /// for races.
+    pub(crate) struct ValueCell<T>(loom::cell::UnsafeCell<T>);
+
+    impl<T> ValueCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn access(&self) -> Access<T> {
+            Access(self.0.get_mut())
+        }
+    }
+
+    /// The holder's access to the value (ends when dropped).
+    pub(crate) struct Access<T>(loom::cell::MutPtr<T>);
+
+    impl<T> Access<T> {
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        pub(crate) unsafe fn get(&self) -> &T {
+            // SAFETY: as the caller promises; loom checks it.
+            unsafe { &*self.0.deref() }
+        }
+
+        /// # Safety
+        /// The caller holds the lock for as long as the reference lives.
+        pub(crate) unsafe fn get_mut(&mut self) -> &mut T {
+            // SAFETY: as the caller promises; loom checks it.
+            unsafe { self.0.deref() }
+        }
+    }
 }
 
 pub use imp::*;
+pub(crate) use imp::{
+    outside_loom, park, unpark_all, wait_shared, wake_shared, Access, ValueCell, MODEL_CHECKED,
+};
 
 pub mod combolock;
 pub use combolock::{ComboGuard, ComboLock, ComboLockError, HoldToken, UserAccess};

@@ -20,8 +20,9 @@ mod area;
 pub mod delay;
 mod futex;
 pub mod local;
-#[cfg(not(loom))]
-pub mod shm;
+crate::sync::outside_loom! {
+    pub mod shm;
+}
 
 pub use area::{Area, AreaError, Word, HEADER_WORDS, SLOT_WORDS};
 pub use futex::{wait_on, wake_all, wake_one};
