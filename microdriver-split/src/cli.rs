@@ -98,8 +98,8 @@ pub struct Common {
     /// The crate: a directory with src/lib.rs (or src/main.rs), a source directory, or a
     /// root file.
     pub path: PathBuf,
-    /// Root template: `net` (builtin), `none`, or a TOML file. Default: the crate's own
-    /// `microdriver-split.toml` if it has one, else `net`.
+    /// Root template: a builtin (`net`, `block`, `sound`), `none`, or a TOML file.
+    /// Default: the crate's own `microdriver-split.toml` if it has one, else `net`.
     #[arg(long)]
     pub template: Option<String>,
     /// Extra critical root (function path as printed by `report`); repeatable.
@@ -175,7 +175,8 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
         Command::Report { common, json } => {
             let (graph, template, roots) = common.load()?;
             let split = Split::propagate(&graph, &roots);
-            let report = Report::new(&graph, &split, &template.family);
+            let mut report = Report::new(&graph, &split, &template.family);
+            report.warnings = template.family_warnings(&graph);
             if json {
                 serde_json::to_writer_pretty(&mut *out, &report)?;
                 writeln!(out)?;
@@ -189,7 +190,10 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
             json,
             strict_critical,
         } => {
-            let (graph, _, roots) = common.load()?;
+            let (graph, template, roots) = common.load()?;
+            for warning in template.family_warnings(&graph) {
+                writeln!(err, "warning: {warning}")?;
+            }
             let diags = check_with(&graph, &roots, CheckOptions { strict_critical });
             if json {
                 serde_json::to_writer_pretty(&mut *out, &diags)?;

@@ -65,6 +65,8 @@ pub struct Report {
     pub crate_root: String,
     /// Template family used.
     pub template: String,
+    /// Warnings about the template: the roots it found do not look like its family.
+    pub warnings: Vec<String>,
     /// Functions, closures included.
     pub functions: usize,
     /// Critical functions.
@@ -115,6 +117,7 @@ impl Report {
         Report {
             crate_root: graph.root.display().to_string(),
             template: template.to_string(),
+            warnings: Vec::new(),
             functions: graph.fns.len(),
             critical_functions: critical_ids.len(),
             critical_functions_pct: pct(critical_ids.len(), graph.fns.len()),
@@ -196,6 +199,9 @@ impl Report {
             "microdriver split of {} (template: {})",
             self.crate_root, self.template
         );
+        for warning in &self.warnings {
+            let _ = writeln!(s, "warning: {warning}");
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,

@@ -9,6 +9,12 @@ use crate::model::{FnId, FnInfo, FnKind, Mark};
 
 /// The builtin network-driver template.
 pub const NET_TEMPLATE: &str = include_str!("../templates/net.toml");
+/// The builtin block (storage) driver template.
+pub const BLOCK_TEMPLATE: &str = include_str!("../templates/block.toml");
+/// The builtin sound (PCM) driver template.
+pub const SOUND_TEMPLATE: &str = include_str!("../templates/sound.toml");
+/// The builtin family templates (`none` aside).
+pub const BUILTINS: &[&str] = &["net", "block", "sound"];
 
 /// A family template.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +25,9 @@ pub struct Template {
     /// What the roots are.
     #[serde(default)]
     pub description: String,
+    /// Roles a driver of this family has at least one of (none: no expectation).
+    #[serde(default)]
+    pub expect: Vec<String>,
     /// Root rules.
     #[serde(default)]
     pub roots: Vec<RootRule>,
@@ -208,25 +217,27 @@ impl Template {
         Ok(t)
     }
 
-    /// A builtin template: `net`, or `none` (no template roots).
+    /// A builtin template: `net`, `block`, `sound`, or `none` (no template roots).
     pub fn builtin(name: &str) -> Result<Template> {
         match name {
             "net" => Self::parse(NET_TEMPLATE, "builtin:net"),
+            "block" => Self::parse(BLOCK_TEMPLATE, "builtin:block"),
+            "sound" => Self::parse(SOUND_TEMPLATE, "builtin:sound"),
             "none" => Ok(Template {
                 family: "none".into(),
                 ..Template::default()
             }),
             other => Err(Error::Template {
                 path: other.to_string(),
-                message: "no such builtin template (builtins: net, none; or give a .toml path)"
+                message: "no such builtin template (builtins: net, block, sound, none; or give a .toml path)"
                     .into(),
             }),
         }
     }
 
-    /// `net`, `none`, or a path to a TOML file.
+    /// A builtin name (`net`, `block`, `sound`, `none`) or a path to a TOML file.
     pub fn load(spec: &str) -> Result<Template> {
-        if spec == "net" || spec == "none" {
+        if spec == "none" || BUILTINS.contains(&spec) {
             return Self::builtin(spec);
         }
         let text = std::fs::read_to_string(spec).map_err(|source| Error::Io {
@@ -266,6 +277,82 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The functions of `graph` this template's rules match, with their roles.
+    fn matches<'g>(&self, graph: &'g CallGraph) -> Vec<(&'g FnInfo, &str)> {
+        graph
+            .fns
+            .iter()
+            .filter_map(|f| {
+                self.roots
+                    .iter()
+                    .find(|r| r.matches(f))
+                    .map(|r| (f, r.role.as_str()))
+            })
+            .collect()
+    }
+
+    /// Whether the crate looks like a driver of this family: some function takes one of
+    /// the roles in `expect` (always true without an expectation).
+    fn fits(&self, graph: &CallGraph) -> bool {
+        self.expect.is_empty()
+            || self
+                .matches(graph)
+                .iter()
+                .any(|(_, role)| self.expect.iter().any(|e| e == role))
+    }
+
+    /// Warnings when the roots this template found do not look like its family: none at
+    /// all, or none of the roles a driver of the family has. Each names what was found and
+    /// a builtin template whose expected roles the crate does have, if there is one.
+    pub fn family_warnings(&self, graph: &CallGraph) -> Vec<String> {
+        if self.family == "none" || self.fits(graph) {
+            return Vec::new();
+        }
+        let found = self.matches(graph);
+        let mut warning = if found.is_empty() {
+            format!(
+                "template `{}` found no roots in this crate: it may not be a {} driver",
+                self.family, self.family
+            )
+        } else {
+            let list: Vec<String> = found
+                .iter()
+                .take(6)
+                .map(|(f, role)| format!("{} ({role})", f.path))
+                .collect();
+            format!(
+                "template `{}` found only {} ({}), none of the roles a {} driver has ({}): it may not be a {} driver",
+                self.family,
+                if found.len() == 1 { "one root" } else { "roots" },
+                list.join(", "),
+                self.family,
+                self.expect.join(", "),
+                self.family
+            )
+        };
+        let better: Vec<&str> = BUILTINS
+            .iter()
+            .copied()
+            .filter(|name| *name != self.family)
+            .filter(|name| Template::builtin(name).is_ok_and(|t| t.fits(graph)))
+            .collect();
+        match better.as_slice() {
+            [] => warning.push_str(
+                "; name its entry points with --root or #[critical(root)], or write a template",
+            ),
+            names => {
+                let names: Vec<String> = names.iter().map(|n| format!("--template {n}")).collect();
+                warning.push_str(&format!(
+                    "; it looks like another family: try {}",
+                    names.join(" or ")
+                ));
+            }
+        }
+        vec![warning]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +384,21 @@ mod tests {
             roles.into_iter().collect::<Vec<_>>(),
             ["interrupt", "poll", "transmit"]
         );
+    }
+
+    #[test]
+    fn every_builtin_parses_and_expects_roles_it_has() {
+        for name in BUILTINS {
+            let t = Template::builtin(name).expect("builtin parses");
+            assert_eq!(t.family, *name);
+            assert!(!t.expect.is_empty(), "{name} expects no role");
+            for role in &t.expect {
+                assert!(
+                    t.roots.iter().any(|r| &r.role == role),
+                    "{name} expects `{role}` but has no rule for it"
+                );
+            }
+        }
     }
 
     #[test]

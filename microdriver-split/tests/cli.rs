@@ -324,3 +324,28 @@ fn why_prints_the_chain_from_a_root() {
     let out = run(&["why", &path, "no_such_function"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn report_and_check_warn_about_a_template_of_another_family() {
+    let path = fixture("block_template").display().to_string();
+    let out = run(&["report", &path]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning: template `net` found no roots")
+                && l.contains("--template block")),
+        "{text}"
+    );
+    let out = run(&["report", "--json", &path]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{v}");
+    let out = run(&["check", &path]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: template `net`"),
+        "check warns on stderr"
+    );
+    let out = run(&["report", "--template", "block", &path]);
+    assert!(out.status.success());
+    assert!(!stdout(&out).contains("warning:"), "{}", stdout(&out));
+}

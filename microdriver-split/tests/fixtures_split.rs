@@ -211,6 +211,127 @@ fn net_template_splits_an_unannotated_driver() {
 }
 
 #[test]
+fn block_template_splits_an_unannotated_block_driver() {
+    let (graph, roots) = analyze("block_template", "block");
+    let mut found: Vec<(String, RootReason)> = roots
+        .iter()
+        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [
+            (
+                "nvme_irq".to_string(),
+                RootReason::Template("interrupt".into())
+            ),
+            (
+                "nvme_process_cq".to_string(),
+                RootReason::Template("complete".into())
+            ),
+            (
+                "nvme_queue_rq".to_string(),
+                RootReason::Template("submit".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&[
+            "nvme_queue_rq",
+            "nvme_process_cq",
+            "nvme_irq",
+            "Queue::push",
+            "Queue::ring_doorbell",
+            "Queue::next_completion",
+            "end_request",
+        ])
+    );
+}
+
+#[test]
+fn sound_template_splits_an_unannotated_pcm_driver() {
+    let (graph, roots) = analyze("sound_template", "sound");
+    let mut found: Vec<(String, RootReason)> = roots
+        .iter()
+        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [
+            (
+                "snd_demo_interrupt".to_string(),
+                RootReason::Template("interrupt".into())
+            ),
+            (
+                "snd_demo_pcm_pointer".to_string(),
+                RootReason::Template("pointer".into())
+            ),
+            (
+                "snd_demo_pcm_trigger".to_string(),
+                RootReason::Template("trigger".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&[
+            "snd_demo_pcm_trigger",
+            "snd_demo_pcm_pointer",
+            "snd_demo_interrupt",
+            "hw_position",
+            "period_elapsed",
+        ])
+    );
+}
+
+#[test]
+fn a_template_of_another_family_warns_and_names_the_right_one() {
+    use microdriver_split::cfg::CfgSet;
+    use microdriver_split::template::Template;
+    use microdriver_split::CallGraph;
+    let graph = |name: &str| {
+        CallGraph::analyze(&common::fixture(name), &CfgSet::default()).expect("fixture analyses")
+    };
+    let net = Template::builtin("net").expect("builtin");
+    // The block driver's `nvme_irq` is no net root; nothing transmits or polls.
+    let warnings = net.family_warnings(&graph("block_template"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("found no roots"), "{warnings:?}");
+    assert!(warnings[0].contains("--template block"), "{warnings:?}");
+    // The PCM driver's interrupt matches net's interrupt rule, but a net driver also
+    // transmits or polls.
+    let warnings = net.family_warnings(&graph("sound_template"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("snd_demo_interrupt (interrupt)"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("none of the roles a net driver has"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("--template sound"), "{warnings:?}");
+    // A template that fits says nothing.
+    for (fixture, family) in [
+        ("net_template", "net"),
+        ("block_template", "block"),
+        ("sound_template", "sound"),
+    ] {
+        let t = Template::builtin(family).expect("builtin");
+        assert_eq!(
+            t.family_warnings(&graph(fixture)),
+            Vec::<String>::new(),
+            "{fixture}"
+        );
+    }
+    // `none` never warns.
+    let none = Template::builtin("none").expect("builtin");
+    assert!(none.family_warnings(&graph("block_template")).is_empty());
+}
+
+#[test]
 fn listed_roots_add_to_the_template() {
     let (graph, _) = analyze("net_template", "none");
     let roots = microdriver_split::template::Template::builtin("none")
