@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Anything that stops an analysis or a command.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The path given on the command line is not a crate, a source directory or a file.
     #[error(

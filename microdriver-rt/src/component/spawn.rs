@@ -23,6 +23,7 @@ use crate::transport::{wait_on, Area, AreaError, Transport, Word};
 
 /// Errors starting a user half.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ComponentError {
     /// The shared area could not be set up.
     #[error("setting up the call slots: {0}")]

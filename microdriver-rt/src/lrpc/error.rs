@@ -24,6 +24,7 @@ use crate::marshal::MarshalError;
 /// assert!(!retry_later(&UpcallError::UnknownEntry { id: 7 }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpcallError {
     /// The other half is dead (or was killed); the call was failed without waiting.
     #[error("the {peer} half died before answering")]

@@ -6,6 +6,7 @@ use crate::tracker::TrackerError;
 ///
 /// Decoding never panics: every malformed input becomes one of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MarshalError {
     /// The input ended before the value did.
     #[error("frame truncated: needed {needed} more bytes at offset {offset}, {remaining} left")]

@@ -5,6 +5,7 @@
 /// Every address that arrives from the other half goes through the tracker; each of these
 /// is a rejection, never a panic and never a dereference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrackerError {
     /// Within 4096 bytes of null: a null pointer plus a field offset, never an object.
     #[error("address {addr:#x} is within {} bytes of null", super::NULL_GUARD)]

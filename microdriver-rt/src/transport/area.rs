@@ -52,6 +52,7 @@ pub enum Word {
 
 /// Errors setting up an area.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AreaError {
     /// The requested geometry is unusable.
     #[error("invalid transport geometry: {0}")]

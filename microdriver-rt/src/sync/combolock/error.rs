@@ -4,6 +4,7 @@ use super::*;
 
 /// Why a combolock operation requested by (or on behalf of) the user half failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ComboLockError {
     /// No live lock has this id.
     #[error("no combolock with id {id}")]
