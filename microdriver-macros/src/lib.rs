@@ -52,7 +52,7 @@ mod call;
 ///
 /// Arguments may be owned values, `&T`, `&mut T` (carried back after the call), `&[T]`,
 /// `&mut [T]` and `&str`, where every `T` implements `Marshal`. A function that returns a
-/// value must return `Result<T, E>` with `E: From<UpcallError>` (a dead user half becomes
+/// value must return `Result<T, E>` with `E: From<CallError>` (a dead user half becomes
 /// an `Err`); one that returns nothing logs failures. `#[upcall(deferred)]` functions take
 /// only owned `Send + 'static` arguments, return nothing, and return to kernel-half
 /// callers at once (the upcall is made on a background thread).
@@ -68,7 +68,7 @@ pub fn upcall(args: TokenStream, item: TokenStream) -> TokenStream {
 /// same signature that makes a downcall (nested in the upcall being served, if any).
 ///
 /// Arguments follow the rules of [`macro@upcall`]. A `Result<T, E>` return maps call
-/// failures into `E` (`E: From<UpcallError>`); any other return type makes the user half
+/// failures into `E` (`E: From<CallError>`); any other return type makes the user half
 /// exit if the kernel half cannot be reached.
 #[proc_macro_attribute]
 pub fn critical(args: TokenStream, item: TokenStream) -> TokenStream {

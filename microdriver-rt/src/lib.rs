@@ -14,7 +14,7 @@
 //! Drivers depend on this crate alone: it re-exports the macros (`#[derive(Marshal)]`,
 //! `#[critical]`, `#[upcall]`), and what an author uses sits at the crate root: [`start`]
 //! and its [`SplitDriver`] guard, [`run_user_half_if_requested`], [`ComboLock`],
-//! [`Marshal`], [`UpcallError`], [`current_half`]. The guide (`docs/guide/` in the
+//! [`Marshal`], [`CallError`], [`current_half`]. The guide (`docs/guide/` in the
 //! repository) builds a complete driver, `examples/hello-split`, with them.
 //!
 //! # Example
@@ -24,7 +24,7 @@
 //! runs monolithic and split:
 //!
 //! ```
-//! use microdriver_rt::{critical, upcall, ComboLock, ComboLockError, Marshal, UpcallError};
+//! use microdriver_rt::{critical, upcall, ComboLock, ComboLockError, Marshal, CallError};
 //!
 //! #[derive(Debug, Marshal)]
 //! struct Nic {
@@ -33,8 +33,8 @@
 //!
 //! #[derive(Debug, PartialEq, Marshal)]
 //! struct Error(String);
-//! impl From<UpcallError> for Error {
-//!     fn from(e: UpcallError) -> Self { Error(e.to_string()) }
+//! impl From<CallError> for Error {
+//!     fn from(e: CallError) -> Self { Error(e.to_string()) }
 //! }
 //! impl From<ComboLockError> for Error {
 //!     fn from(e: ComboLockError) -> Self { Error(e.to_string()) }
@@ -94,7 +94,7 @@ sync::outside_loom! {
     pub use component::{run_user_half_if_requested, ComponentError, Supervisor, SupervisorConfig};
     pub use split::{start, SplitDriver};
 }
-pub use lrpc::{current_half, Half, UpcallError};
+pub use lrpc::{current_half, CallError, Half};
 pub use marshal::{Decoder, Encoder, Marshal, MarshalError};
 pub use microdriver_macros::{critical, upcall};
 pub use sync::{ComboGuard, ComboLock, ComboLockError};

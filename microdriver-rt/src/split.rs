@@ -20,12 +20,12 @@ use crate::tracker::ObjectTracker;
 ///
 /// ```
 /// use std::time::Duration;
-/// use microdriver_rt::{start, upcall, Marshal, SupervisorConfig, UpcallError};
+/// use microdriver_rt::{start, upcall, Marshal, SupervisorConfig, CallError};
 ///
 /// #[derive(Debug, Marshal)]
 /// struct Failed(String);
-/// impl From<UpcallError> for Failed {
-///     fn from(e: UpcallError) -> Self { Failed(e.to_string()) }
+/// impl From<CallError> for Failed {
+///     fn from(e: CallError) -> Self { Failed(e.to_string()) }
 /// }
 ///
 /// #[upcall]
@@ -59,13 +59,13 @@ pub struct SplitDriver {
 /// One split driver per process: the kernel endpoint it installs is process-wide.
 ///
 /// ```
-/// use microdriver_rt::{current_half, start, upcall, Half, Marshal, SupervisorConfig, UpcallError};
+/// use microdriver_rt::{current_half, start, upcall, Half, Marshal, SupervisorConfig, CallError};
 ///
 /// /// The driver's error: it crosses the split, and a failed call becomes one.
 /// #[derive(Debug, Marshal)]
 /// struct Failed(String);
-/// impl From<UpcallError> for Failed {
-///     fn from(e: UpcallError) -> Self { Failed(e.to_string()) }
+/// impl From<CallError> for Failed {
+///     fn from(e: CallError) -> Self { Failed(e.to_string()) }
 /// }
 ///
 /// /// Runs in the user half: returns the pid of the process it ran in.

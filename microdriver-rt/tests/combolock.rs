@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{downcall, inventory, upcall, Entry, Served};
-use microdriver_rt::lrpc::{install_kernel, uninstall_kernel, UpcallError};
+use microdriver_rt::lrpc::{install_kernel, uninstall_kernel, CallError};
 use microdriver_rt::marshal::{from_bytes, to_bytes, Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::sync::combolock::{
     self, clear_stuck_holder_hook, HoldToken, HOLD_ENTRY, RELEASE_ENTRY, SNAPSHOT_ENTRY,
@@ -49,8 +49,8 @@ enum DriverError {
     Cross(String),
 }
 
-impl From<UpcallError> for DriverError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for DriverError {
+    fn from(e: CallError) -> Self {
         DriverError::Cross(e.to_string())
     }
 }
@@ -258,7 +258,7 @@ fn spawn() -> UserHalf {
     half
 }
 
-fn call_bump(lock: &ComboLock<Stats>, amount: u64, hold_ms: u64) -> Result<u64, UpcallError> {
+fn call_bump(lock: &ComboLock<Stats>, amount: u64, hold_ms: u64) -> Result<u64, CallError> {
     upcall(
         "combolock_test::bump",
         &mut (),
@@ -271,7 +271,7 @@ fn call_bump(lock: &ComboLock<Stats>, amount: u64, hold_ms: u64) -> Result<u64, 
     )
 }
 
-fn call_hold_forever(lock: &ComboLock<Stats>) -> Result<(), UpcallError> {
+fn call_hold_forever(lock: &ComboLock<Stats>) -> Result<(), CallError> {
     upcall(
         "combolock_test::hold_forever",
         &mut (),
@@ -484,7 +484,12 @@ fn killed_holder_loses_its_changes() {
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(half.pid() as i32, libc::SIGKILL) }, 0);
     let result = caller.join().unwrap();
-    assert_eq!(result, Err(UpcallError::PeerDied { peer: "user" }));
+    assert_eq!(
+        result,
+        Err(CallError::PeerDied {
+            peer: microdriver_rt::Half::User
+        })
+    );
     // What the supervisor does once the user half is dead.
     let reclaimed_at = Instant::now();
     assert_eq!(ComboLock::reclaim_user_holds(), 1);
@@ -548,7 +553,9 @@ fn hold_limit_expiry() {
     assert!(held_from.elapsed() >= limit - Duration::from_millis(5));
     assert_eq!(
         caller.join().unwrap(),
-        Err(UpcallError::PeerDied { peer: "user" })
+        Err(CallError::PeerDied {
+            peer: microdriver_rt::Half::User
+        })
     );
     assert_eq!(
         ComboLock::reclaim_user_holds(),
@@ -579,7 +586,9 @@ fn hold_limit_expiry() {
     assert_eq!(hooked.load(Ordering::SeqCst), 2);
     assert_eq!(
         caller.join().unwrap(),
-        Err(UpcallError::PeerDied { peer: "user" })
+        Err(CallError::PeerDied {
+            peer: microdriver_rt::Half::User
+        })
     );
     assert_eq!(*lock.lock().unwrap(), stats(7));
     println!("hold limit {limit:?}: critical path waited {waited:?}, hook ran, lock reclaimed");

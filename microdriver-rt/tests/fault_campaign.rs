@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::{install_kernel, ping, user_endpoint, KernelEndpoint, UpcallError};
+use microdriver_rt::lrpc::{install_kernel, ping, user_endpoint, CallError, KernelEndpoint};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError, TrackedPtr};
 use microdriver_rt::tracker::{ObjectInfo, ObjectTracker, TypeTag};
 
@@ -42,8 +42,8 @@ enum CampaignError {
     Cross(String),
 }
 
-impl From<UpcallError> for CampaignError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for CampaignError {
+    fn from(e: CallError) -> Self {
         CampaignError::Cross(e.to_string())
     }
 }
@@ -192,7 +192,7 @@ fn forge(
     endpoint: &KernelEndpoint,
     kind: u8,
     kernel_addr: u64,
-) -> Result<TrackedPtr<Obj>, UpcallError> {
+) -> Result<TrackedPtr<Obj>, CallError> {
     endpoint.call(
         Entry::id_of(FORGE),
         FORGE,

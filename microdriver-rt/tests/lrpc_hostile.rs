@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
 use microdriver_rt::lrpc::frame::{begin, end, status};
 use microdriver_rt::lrpc::slot::{state, Slot};
-use microdriver_rt::lrpc::{CallOptions, KernelEndpoint, UpcallError, UserEndpoint, WaitPolicy};
+use microdriver_rt::lrpc::{CallError, CallOptions, KernelEndpoint, UserEndpoint, WaitPolicy};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError, TrackedPtr};
 use microdriver_rt::tracker::{ObjectTracker, TypeTag};
 use microdriver_rt::transport::local::LocalTransport;
@@ -54,7 +54,7 @@ fn rig(timeout: Duration) -> Rig {
     Rig { transport, kernel }
 }
 
-fn echo(kernel: &KernelEndpoint, x: u64) -> Result<u64, UpcallError> {
+fn echo(kernel: &KernelEndpoint, x: u64) -> Result<u64, CallError> {
     kernel.call(
         Entry::id_of(ECHO),
         ECHO,
@@ -126,7 +126,7 @@ fn still_works(rig: &Rig) {
 fn expect_rejected(
     rig: &Rig,
     act: impl FnOnce(&LocalTransport, &Slot<'_>, u32, u32, Vec<u8>) + Send + 'static,
-) -> UpcallError {
+) -> CallError {
     let before = rig.kernel.stats().rejected();
     let peer = script(rig.transport.clone(), act);
     let err = echo(&rig.kernel, 1).expect_err("hostile reply accepted");
@@ -151,7 +151,7 @@ fn reply_with_another_call_id() {
             &reply_frame(entry, 2u64),
         );
     });
-    assert!(matches!(err, UpcallError::Rejected { .. }), "{err}");
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn reply_length_past_the_slot() {
         slot.set_header(call_id, entry, 1 << 30);
         slot.publish(state::REPLY);
     });
-    assert!(matches!(err, UpcallError::Rejected { .. }), "{err}");
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn reply_for_another_entry() {
             &reply_frame(0xdead_beef, 2u64),
         );
     });
-    assert!(matches!(err, UpcallError::Rejected { .. }), "{err}");
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn value_that_does_not_decode() {
         // A u8 where a u64 belongs.
         answer(t, slot, call_id, entry, &reply_frame(entry, 2u8));
     });
-    assert!(matches!(err, UpcallError::Marshal(_)), "{err}");
+    assert!(matches!(err, CallError::Marshal(_)), "{err}");
 }
 
 #[test]
@@ -288,7 +288,7 @@ fn forged_pointer_in_a_reply() {
     );
     peer.join().expect("script");
     assert!(
-        matches!(result, Err(UpcallError::Marshal(MarshalError::Tracker(_)))),
+        matches!(result, Err(CallError::Marshal(MarshalError::Tracker(_)))),
         "{result:?}"
     );
     assert!(rig.kernel.stats().rejected() > before);
@@ -308,7 +308,7 @@ fn silent_user_half_times_out_and_the_slot_is_quarantined() {
     });
     let started = Instant::now();
     let err = echo(&rig.kernel, 1).expect_err("silence");
-    assert!(matches!(err, UpcallError::TimedOut(_)), "{err}");
+    assert!(matches!(err, CallError::TimedOut(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(1));
     peer.join().expect("script");
     // The abandoned slot is not reused; the other slots carry calls.
@@ -395,7 +395,7 @@ fn too_large_claim_for_a_reply_that_would_fit() {
         end(&mut buf).expect("end");
         answer(t, slot, call_id, entry, &buf);
     });
-    assert!(matches!(err, UpcallError::Rejected { .. }), "{err}");
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn too_large_reply_is_a_callers_error_not_a_hostile_frame() {
     peer.join().expect("script");
     assert_eq!(
         err,
-        UpcallError::TooLarge {
+        CallError::TooLarge {
             len: 1 << 20,
             capacity: 4096
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::{current_half, Half};
 use microdriver_rt::tracker::ObjectTracker;
-use microdriver_rt::{critical, upcall, Marshal, UpcallError};
+use microdriver_rt::{critical, upcall, CallError, Marshal};
 use parking_lot::ReentrantMutex;
 
 // ---------------------------------------------------------------------------------------
@@ -52,8 +52,8 @@ enum DriverError {
     Cross(String),
 }
 
-impl From<UpcallError> for DriverError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for DriverError {
+    fn from(e: CallError) -> Self {
         DriverError::Cross(e.to_string())
     }
 }

@@ -1,5 +1,5 @@
 //! Payloads that do not fit a call slot, in both directions, across a real user-half
-//! process: each is a caller's error the caller can handle (`UpcallError::TooLarge`,
+//! process: each is a caller's error the caller can handle (`CallError::TooLarge`,
 //! naming the size, the slot capacity and the setting that raises it), never a hostile
 //! frame in the kernel half's counters, and never a reason for the user half to exit.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::{install_kernel, uninstall_kernel, UpcallError};
+use microdriver_rt::lrpc::{install_kernel, uninstall_kernel, CallError};
 use microdriver_rt::marshal::{Decoder, Encoder, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 use microdriver_rt::{critical, upcall, Marshal};
@@ -29,10 +29,10 @@ enum TestError {
     Cross(String),
 }
 
-impl From<UpcallError> for TestError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for TestError {
+    fn from(e: CallError) -> Self {
         match e {
-            UpcallError::TooLarge { len, capacity } => TestError::TooLarge {
+            CallError::TooLarge { len, capacity } => TestError::TooLarge {
                 len: len as u64,
                 capacity: capacity as u64,
                 message: e.to_string(),
@@ -55,7 +55,7 @@ inventory::submit! {
     Entry { name: "oversize::big_reply", signature: "fn(u32) -> Vec<u8>", served: Served::ByUser, handler: big_reply_handler }
 }
 
-fn big_reply(half: &UserHalf, n: u32) -> Result<Vec<u8>, UpcallError> {
+fn big_reply(half: &UserHalf, n: u32) -> Result<Vec<u8>, CallError> {
     half.endpoint().call(
         Entry::id_of("oversize::big_reply"),
         "oversize::big_reply",
@@ -160,7 +160,7 @@ fn upcall_reply_too_large() {
     let before = half.endpoint().stats().rejected();
     let err = big_reply(&half, TOO_BIG).expect_err("a reply larger than the slot");
     match &err {
-        UpcallError::TooLarge { len, capacity } => {
+        CallError::TooLarge { len, capacity } => {
             assert!(*len > CAPACITY, "{err}");
             assert_eq!(*capacity, CAPACITY, "{err}");
             assert_actionable(&err.to_string(), *len as u64);

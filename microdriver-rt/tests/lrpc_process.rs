@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{downcall, inventory, Entry, Served};
-use microdriver_rt::lrpc::UpcallError;
+use microdriver_rt::lrpc::CallError;
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 
@@ -101,7 +101,7 @@ fn run_all() {
     );
     let unknown = endpoint.call(12345, "nothing", &mut (), |_, _| Ok(()), |_, _| Ok(()));
     assert!(
-        matches!(unknown, Err(UpcallError::UnknownEntry { .. })),
+        matches!(unknown, Err(CallError::UnknownEntry { .. })),
         "{unknown:?}"
     );
     half.shutdown(std::time::Duration::from_secs(1));
@@ -136,7 +136,7 @@ fn killed_user_half_fails_the_outstanding_upcall_promptly() {
         let (result, returned_at) = caller.join().expect("caller thread");
         let latency = returned_at.saturating_duration_since(killed_at);
         assert!(
-            matches!(result, Err(UpcallError::PeerDied { .. })),
+            matches!(result, Err(CallError::PeerDied { .. })),
             "round {round}: {result:?}"
         );
         assert!(
@@ -148,7 +148,7 @@ fn killed_user_half_fails_the_outstanding_upcall_promptly() {
         let after = half
             .endpoint()
             .call(12, "x", &mut (), |_, _| Ok(()), |_, _| Ok(()));
-        assert!(matches!(after, Err(UpcallError::PeerDied { .. })));
+        assert!(matches!(after, Err(CallError::PeerDied { .. })));
         drop(half);
     }
     println!("SIGKILL to PeerDied: worst {worst:?} over 5 rounds");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use microdriver_rt::component::sandbox::UNPRIVILEGED_ID;
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{downcall, inventory, Entry, Served};
-use microdriver_rt::lrpc::UpcallError;
+use microdriver_rt::lrpc::CallError;
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 
@@ -192,7 +192,7 @@ fn spawn(sandbox: bool) -> UserHalf {
     UserHalf::spawn(&config, Arc::new(ObjectTracker::new())).expect("spawn a user half")
 }
 
-fn call_string(half: &UserHalf, name: &'static str) -> Result<String, UpcallError> {
+fn call_string(half: &UserHalf, name: &'static str) -> Result<String, CallError> {
     half.endpoint().call(
         Entry::id_of(name),
         name,
@@ -202,7 +202,7 @@ fn call_string(half: &UserHalf, name: &'static str) -> Result<String, UpcallErro
     )
 }
 
-fn work(half: &UserHalf) -> Result<u64, UpcallError> {
+fn work(half: &UserHalf) -> Result<u64, CallError> {
     half.endpoint().call(
         Entry::id_of("sandbox::work"),
         "sandbox::work",
@@ -254,7 +254,9 @@ fn forbidden_calls_kill_the_user_half() {
         let took = started.elapsed();
         assert_eq!(
             result,
-            Err(UpcallError::PeerDied { peer: "user" }),
+            Err(CallError::PeerDied {
+                peer: microdriver_rt::Half::User
+            }),
             "{name}: the user half should have been killed"
         );
         assert!(took < Duration::from_millis(500), "{name}: took {took:?}");
@@ -262,7 +264,7 @@ fn forbidden_calls_kill_the_user_half() {
         let cause = half.death_cause().expect("the cause of death is known");
         assert_eq!(cause.syscall_name(), Some(syscall), "{name}: {cause}");
         // The kernel half carries on: the dead half's calls fail at once...
-        assert!(matches!(work(&half), Err(UpcallError::PeerDied { .. })));
+        assert!(matches!(work(&half), Err(CallError::PeerDied { .. })));
         drop(half);
         // ...and a fresh user half answers.
         let fresh = spawn(true);

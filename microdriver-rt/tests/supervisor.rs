@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use microdriver_rt::component::{run_user_half_if_requested, Supervisor, SupervisorConfig};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::{KernelEndpoint, UpcallError};
+use microdriver_rt::lrpc::{CallError, KernelEndpoint};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 
@@ -24,7 +24,7 @@ fn crash_handler(dec: Decoder<'_>, _enc: &mut Encoder<'_>) -> Result<(), Marshal
 inventory::submit! { Entry { name: "sup::pid", signature: "fn() -> u32", served: Served::ByUser, handler: pid_handler } }
 inventory::submit! { Entry { name: "sup::crash", signature: "fn()", served: Served::ByUser, handler: crash_handler } }
 
-fn user_pid(endpoint: &KernelEndpoint) -> Result<u32, UpcallError> {
+fn user_pid(endpoint: &KernelEndpoint) -> Result<u32, CallError> {
     endpoint.call(
         Entry::id_of("sup::pid"),
         "sup::pid",
@@ -34,7 +34,7 @@ fn user_pid(endpoint: &KernelEndpoint) -> Result<u32, UpcallError> {
     )
 }
 
-fn crash(endpoint: &KernelEndpoint) -> Result<(), UpcallError> {
+fn crash(endpoint: &KernelEndpoint) -> Result<(), CallError> {
     endpoint.call(
         Entry::id_of("sup::crash"),
         "sup::crash",
@@ -68,7 +68,7 @@ fn restart_after_crash_reattaches() {
     for round in 1..=3 {
         let before = supervisor.pid();
         let err = crash(&endpoint).expect_err("the user half crashed");
-        assert!(matches!(err, UpcallError::PeerDied { .. }), "{err}");
+        assert!(matches!(err, CallError::PeerDied { .. }), "{err}");
         assert!(
             supervisor.wait_restarted(before, Duration::from_secs(5)),
             "round {round}: no restart"
@@ -128,7 +128,7 @@ fn crash_loop_ends_degraded() {
         assert!(Instant::now() < deadline, "never degraded");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(user_pid(&endpoint), Err(UpcallError::Degraded));
+    assert_eq!(user_pid(&endpoint), Err(CallError::Degraded));
     assert_eq!(supervisor.status().pid, None);
     supervisor.shutdown();
 }

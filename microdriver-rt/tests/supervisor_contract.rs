@@ -12,7 +12,7 @@ use microdriver_rt::component::{
     run_user_half_if_requested, DeathCause, Supervisor, SupervisorConfig,
 };
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::{KernelEndpoint, UpcallError};
+use microdriver_rt::lrpc::{CallError, KernelEndpoint};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::sync::ComboLock;
 use microdriver_rt::tracker::ObjectTracker;
@@ -82,7 +82,7 @@ fn probed_supervisor(config: SupervisorConfig) -> (Supervisor, Arc<KernelEndpoin
     (supervisor, endpoint)
 }
 
-fn call_unit(endpoint: &KernelEndpoint, name: &'static str) -> Result<(), UpcallError> {
+fn call_unit(endpoint: &KernelEndpoint, name: &'static str) -> Result<(), CallError> {
     endpoint.call(
         Entry::id_of(name),
         name,
@@ -92,7 +92,7 @@ fn call_unit(endpoint: &KernelEndpoint, name: &'static str) -> Result<(), Upcall
     )
 }
 
-fn work(endpoint: &KernelEndpoint, timeout: Duration) -> Result<bool, UpcallError> {
+fn work(endpoint: &KernelEndpoint, timeout: Duration) -> Result<bool, CallError> {
     endpoint.call_with_timeout(
         Entry::id_of("contract::work"),
         "contract::work",
@@ -196,7 +196,7 @@ fn caller_at_closed_gate_gets_restarting() {
     let started = Instant::now();
     let err = work(&endpoint, Duration::from_millis(50)).expect_err("gate closed");
     assert!(
-        matches!(err, UpcallError::Restarting(_)),
+        matches!(err, CallError::Restarting(_)),
         "expected Restarting, got {err}"
     );
     assert!(
@@ -271,7 +271,7 @@ fn seccomp_death_names_the_syscall() {
             |_, dec| bool::decode(dec),
         )
         .expect_err("the sandbox stops an open");
-    assert!(matches!(err, UpcallError::PeerDied { .. }), "{err}");
+    assert!(matches!(err, CallError::PeerDied { .. }), "{err}");
     assert!(supervisor.wait_restarted(before, Duration::from_secs(10)));
     let death = supervisor.status().last_death.expect("a death recorded");
     assert!(

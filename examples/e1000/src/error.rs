@@ -1,7 +1,7 @@
 //! The driver's error type. It crosses the split (it derives `Marshal`), so it carries
 //! plain data only: numbers and messages.
 
-use microdriver_rt::{Marshal, UpcallError};
+use microdriver_rt::{CallError, Marshal};
 
 use crate::hw::DmaError;
 use crate::policy::PolicyError;
@@ -108,8 +108,8 @@ pub enum DriverError {
     Upcall(String),
 }
 
-impl From<UpcallError> for DriverError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for DriverError {
+    fn from(e: CallError) -> Self {
         DriverError::Upcall(e.to_string())
     }
 }

@@ -19,7 +19,7 @@
 
 pub mod device;
 
-use microdriver_rt::{critical, upcall, ComboLock, ComboLockError, Marshal, UpcallError};
+use microdriver_rt::{critical, upcall, CallError, ComboLock, ComboLockError, Marshal};
 use parking_lot::Mutex;
 
 use device::{reg, ToyNic, CTRL_ENABLE, CTRL_RESET, DEVICE_ID, MAX_RING};
@@ -61,8 +61,8 @@ pub enum HelloError {
     Call(String),
 }
 
-impl From<UpcallError> for HelloError {
-    fn from(e: UpcallError) -> Self {
+impl From<CallError> for HelloError {
+    fn from(e: CallError) -> Self {
         HelloError::Call(e.to_string())
     }
 }

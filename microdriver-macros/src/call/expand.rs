@@ -7,7 +7,7 @@
 //!   registration in the entry table.
 //!
 //! Runtime items are named by absolute path. Whatever mentions an argument's type carries
-//! that type's span, so a missing `Marshal` impl (or `From<UpcallError>` for the error
+//! that type's span, so a missing `Marshal` impl (or `From<CallError>` for the error
 //! type) is reported at the type, not at the attribute.
 
 use proc_macro2::{Span, TokenStream};
@@ -125,17 +125,17 @@ pub(crate) fn expand(call: &Call<'_>) -> TokenStream {
                     <#err as __MicrodriverFromUpcallError>::__from_upcall_error);
                 let crossing = crossing(cross_fn.clone());
                 quote! {
-                    /// `From<UpcallError>`, with a message that says why it is needed.
+                    /// `From<CallError>`, with a message that says why it is needed.
                     #[diagnostic::on_unimplemented(
-                        message = "`{Self}` cannot report a failed call across the split: it does not implement `From<UpcallError>`",
-                        label = "this error type needs `From<microdriver_rt::UpcallError>`",
-                        note = "add `impl From<microdriver_rt::UpcallError> for {Self}` (e.g. a variant that carries the `UpcallError`), so a dead or unreachable other half can be reported"
+                        message = "`{Self}` cannot report a failed call across the split: it does not implement `From<CallError>`",
+                        label = "this error type needs `From<microdriver_rt::CallError>`",
+                        note = "add `impl From<microdriver_rt::CallError> for {Self}` (e.g. a variant that carries the `CallError`), so a dead or unreachable other half can be reported"
                     )]
                     trait __MicrodriverFromUpcallError: ::core::marker::Sized {
-                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::UpcallError) -> Self;
+                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::CallError) -> Self;
                     }
-                    impl<E: ::core::convert::From<::microdriver_rt::lrpc::UpcallError>> __MicrodriverFromUpcallError for E {
-                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::UpcallError) -> Self {
+                    impl<E: ::core::convert::From<::microdriver_rt::lrpc::CallError>> __MicrodriverFromUpcallError for E {
+                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::CallError) -> Self {
                             ::core::convert::From::from(error)
                         }
                     }

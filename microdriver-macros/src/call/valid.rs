@@ -107,7 +107,7 @@ impl Call<'_> {
             )),
             Ret::Value(ty) if self.side == Side::Upcall => errors.push(Error::new_spanned(
                 ty,
-                format!("an #[upcall] that returns a value must return Result<_, E> with E: From<UpcallError>, so a dead user half can be reported: change `{name}` to return `Result<{}, E>`", text(ty)),
+                format!("an #[upcall] that returns a value must return Result<_, E> with E: From<CallError>, so a dead user half can be reported: change `{name}` to return `Result<{}, E>`", text(ty)),
             )),
             _ => {}
         }

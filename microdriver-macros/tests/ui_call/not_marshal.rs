@@ -1,4 +1,4 @@
-use microdriver_rt::{upcall, UpcallError};
+use microdriver_rt::{upcall, CallError};
 
 struct NotMarshal {
     _x: u32,
@@ -7,8 +7,8 @@ struct NotMarshal {
 #[derive(Debug, microdriver_rt::Marshal)]
 struct Error;
 
-impl From<UpcallError> for Error {
-    fn from(_: UpcallError) -> Self {
+impl From<CallError> for Error {
+    fn from(_: CallError) -> Self {
         Error
     }
 }

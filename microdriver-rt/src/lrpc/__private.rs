@@ -4,7 +4,7 @@ pub use super::entry::{Entry, Handler, Served};
 pub use inventory;
 
 use super::route::{with_kernel_endpoint, with_user_endpoint};
-use super::{current_half, Half, UpcallError};
+use super::{current_half, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 
 /// How a stub should run its function.
@@ -39,9 +39,9 @@ pub fn upcall<S, R>(
     state: &mut S,
     args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
     values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-) -> Result<R, UpcallError> {
+) -> Result<R, CallError> {
     with_kernel_endpoint(|endpoint| {
-        let endpoint = endpoint.ok_or(UpcallError::NotConnected { peer: "user" })?;
+        let endpoint = endpoint.ok_or(CallError::NotConnected { peer: Half::User })?;
         endpoint.call(Entry::id_of(name), name, state, args, values)
     })
 }
@@ -52,9 +52,9 @@ pub fn downcall<S, R>(
     state: &mut S,
     args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
     values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-) -> Result<R, UpcallError> {
+) -> Result<R, CallError> {
     with_user_endpoint(|endpoint| {
-        let endpoint = endpoint.ok_or(UpcallError::NotConnected { peer: "kernel" })?;
+        let endpoint = endpoint.ok_or(CallError::NotConnected { peer: Half::Kernel })?;
         endpoint.call(Entry::id_of(name), name, state, args, values)
     })
 }
@@ -75,7 +75,7 @@ pub fn downcall_or_exit<S, R>(
 ) -> R {
     match downcall(name, state, args, values) {
         Ok(value) => value,
-        Err(e @ UpcallError::TooLarge { .. }) => {
+        Err(e @ CallError::TooLarge { .. }) => {
             tracing::error!("downcall `{name}` cannot cross: {e}");
             panic!("downcall `{name}` cannot cross: {e}");
         }

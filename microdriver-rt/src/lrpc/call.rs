@@ -1,7 +1,7 @@
 //! The caller's half of a call: building the request and reading the reply.
 
 use super::frame::{self, status};
-use super::UpcallError;
+use super::{CallError, Half};
 use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use crate::tracker::ObjectTracker;
 
@@ -29,17 +29,17 @@ pub(crate) fn reply<R>(
     entry: u32,
     entry_name: &str,
     tracker: &ObjectTracker,
-    peer: &'static str,
+    peer: Half,
     capacity: usize,
     values: impl FnOnce(&mut Decoder<'_>) -> Result<R, MarshalError>,
-) -> Result<R, UpcallError> {
+) -> Result<R, CallError> {
     let (reply_entry, mut dec) =
-        frame::open(frame_bytes, tracker).map_err(|e| UpcallError::Rejected {
+        frame::open(frame_bytes, tracker).map_err(|e| CallError::Rejected {
             peer,
             reason: format!("malformed reply: {e}"),
         })?;
     if reply_entry != entry && reply_entry != 0 {
-        return Err(UpcallError::Rejected {
+        return Err(CallError::Rejected {
             peer,
             reason: format!("reply for entry {reply_entry:#010x} to a call of {entry:#010x}"),
         });
@@ -51,14 +51,14 @@ pub(crate) fn reply<R>(
             dec.finish()?;
             Ok(value)
         }
-        status::UNKNOWN_ENTRY => Err(UpcallError::UnknownEntry { id: entry }),
+        status::UNKNOWN_ENTRY => Err(CallError::UnknownEntry { id: entry }),
         status::TOO_LARGE => {
             let len = dec.take_u64()?;
             dec.finish()?;
             match usize::try_from(len) {
-                Ok(len) if len > capacity => Err(UpcallError::TooLarge { len, capacity }),
+                Ok(len) if len > capacity => Err(CallError::TooLarge { len, capacity }),
                 // A reply that would have fitted is no reason to refuse it.
-                _ => Err(UpcallError::Rejected {
+                _ => Err(CallError::Rejected {
                     peer,
                     reason: format!(
                         "a {len}-byte reply claimed not to fit the {capacity}-byte slot"
@@ -73,12 +73,12 @@ pub(crate) fn reply<R>(
             } else {
                 message
             };
-            Err(UpcallError::Handler {
+            Err(CallError::Handler {
                 entry: entry_name.to_string(),
                 message,
             })
         }
-        tag => Err(UpcallError::Marshal(MarshalError::BadTag {
+        tag => Err(CallError::Marshal(MarshalError::BadTag {
             what: "reply status",
             tag: u64::from(tag),
             offset,

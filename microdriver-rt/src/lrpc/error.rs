@@ -2,35 +2,36 @@
 
 use std::time::Duration;
 
+use super::Half;
 use crate::marshal::MarshalError;
 
-/// Why an upcall or downcall did not complete.
+/// Why a call between the halves (an upcall or a downcall) did not complete.
 ///
 /// Drivers convert it into their own error type (an annotated function that returns a
-/// value returns `Result<T, E>` with `E: From<UpcallError>`), and tell a user half that
+/// value returns `Result<T, E>` with `E: From<CallError>`), and tell a user half that
 /// is gone from one that refused:
 ///
 /// ```
 /// use std::time::Duration;
-/// use microdriver_rt::UpcallError;
+/// use microdriver_rt::CallError;
 ///
-/// fn retry_later(e: &UpcallError) -> bool {
+/// fn retry_later(e: &CallError) -> bool {
 ///     matches!(
 ///         e,
-///         UpcallError::PeerDied { .. } | UpcallError::Restarting(_) | UpcallError::TimedOut(_)
+///         CallError::PeerDied { .. } | CallError::Restarting(_) | CallError::TimedOut(_)
 ///     )
 /// }
-/// assert!(retry_later(&UpcallError::Restarting(Duration::from_secs(1))));
-/// assert!(!retry_later(&UpcallError::UnknownEntry { id: 7 }));
+/// assert!(retry_later(&CallError::Restarting(Duration::from_secs(1))));
+/// assert!(!retry_later(&CallError::UnknownEntry { id: 7 }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum UpcallError {
+pub enum CallError {
     /// The other half is dead (or was killed); the call was failed without waiting.
     #[error("the {peer} half died before answering")]
     PeerDied {
-        /// "user" or "kernel".
-        peer: &'static str,
+        /// The half that was called.
+        peer: Half,
     },
     /// No answer within the call's timeout.
     #[error("no answer within {0:?}")]
@@ -41,8 +42,8 @@ pub enum UpcallError {
     /// The other half sent something the protocol does not allow; it was dropped.
     #[error("rejected frame from the {peer} half: {reason}")]
     Rejected {
-        /// "user" or "kernel".
-        peer: &'static str,
+        /// The half that was called.
+        peer: Half,
         /// What was wrong.
         reason: String,
     },
@@ -63,8 +64,8 @@ pub enum UpcallError {
     /// Split mode, but no channel to the other half is set up in this process.
     #[error("no channel to the {peer} half: start one with microdriver_rt::component")]
     NotConnected {
-        /// "user" or "kernel".
-        peer: &'static str,
+        /// The half that was called.
+        peer: Half,
     },
     /// Every call slot is busy (or quarantined after timeouts).
     #[error("all {0} call slots are busy")]

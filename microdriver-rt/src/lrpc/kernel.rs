@@ -15,12 +15,12 @@ use super::buffers::Buffer;
 use super::entry::{EntryTable, Served};
 use super::slot::{state, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP};
 use super::stats::CallStats;
-use super::{call, serve, UpcallError};
+use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 use crate::tracker::ObjectTracker;
 use crate::transport::{wake_all, Transport, Word};
 
-const PEER: &str = "user";
+const PEER: Half = Half::User;
 
 thread_local! {
     /// Set while this thread runs re-attach hooks ([`KernelEndpoint::pass_gate`]): its
@@ -160,7 +160,7 @@ impl KernelEndpoint {
     }
 
     /// Closes the restart gate: from now on an upcall waits (at most until its deadline,
-    /// then fails with [`UpcallError::Restarting`]) until [`KernelEndpoint::open_gate`],
+    /// then fails with [`CallError::Restarting`]) until [`KernelEndpoint::open_gate`],
     /// except on a thread inside [`KernelEndpoint::pass_gate`]. The supervisor closes it
     /// when the user half dies and opens it once every re-attach hook of the new one has
     /// returned, so no caller reaches a half-initialised user half. Open by default.
@@ -192,7 +192,7 @@ impl KernelEndpoint {
 
     /// Counts the caller in past the gate, or makes it wait while the gate is closed.
     #[inline]
-    fn enter_gate(&self, deadline: Instant, timeout: Duration) -> Result<InGate<'_>, UpcallError> {
+    fn enter_gate(&self, deadline: Instant, timeout: Duration) -> Result<InGate<'_>, CallError> {
         let shard = &self.in_gate[GATE_SHARD.with(|s| *s)].0;
         loop {
             // Counted first, then the gate read (both SeqCst): either `close_gate` sees
@@ -239,18 +239,18 @@ impl KernelEndpoint {
     /// The closed-gate path of a call: pass, wait for the gate to open, or give up at
     /// `deadline`.
     #[cold]
-    fn wait_gate(&self, deadline: Instant, timeout: Duration) -> Result<(), UpcallError> {
+    fn wait_gate(&self, deadline: Instant, timeout: Duration) -> Result<(), CallError> {
         let mut guard = self
             .gate_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while self.gate_closed.load(Ordering::SeqCst) {
             if self.is_degraded() {
-                return Err(UpcallError::Degraded);
+                return Err(CallError::Degraded);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(UpcallError::Restarting(timeout));
+                return Err(CallError::Restarting(timeout));
             }
             guard = self
                 .gate_opened
@@ -277,7 +277,7 @@ impl KernelEndpoint {
     }
 
     /// Marks the user half dead: every outstanding and future call fails at once with
-    /// [`UpcallError::PeerDied`] until [`KernelEndpoint::reset`].
+    /// [`CallError::PeerDied`] until [`KernelEndpoint::reset`].
     pub fn mark_dead(&self) {
         self.peer_dead.store(true, Ordering::SeqCst);
         for index in 0..self.geometry.slot_count {
@@ -288,7 +288,7 @@ impl KernelEndpoint {
     }
 
     /// Marks the driver degraded: the user half is no longer restarted, and every call
-    /// fails at once with [`UpcallError::Degraded`] (the critical path is unaffected).
+    /// fails at once with [`CallError::Degraded`] (the critical path is unaffected).
     pub fn mark_degraded(&self) {
         self.degraded.store(true, Ordering::SeqCst);
         self.mark_dead();
@@ -359,7 +359,7 @@ impl KernelEndpoint {
     }
 
     /// Claims a free upcall slot; returns its index and the epoch it was claimed in.
-    fn acquire_slot(&self, deadline: Instant) -> Result<(usize, u64), UpcallError> {
+    fn acquire_slot(&self, deadline: Instant) -> Result<(usize, u64), CallError> {
         let count = self.slots.len();
         loop {
             let epoch = self.epoch.load(Ordering::SeqCst);
@@ -386,10 +386,10 @@ impl KernelEndpoint {
                 }
             }
             if self.is_peer_dead() {
-                return Err(UpcallError::PeerDied { peer: PEER });
+                return Err(CallError::PeerDied { peer: PEER });
             }
             if Instant::now() >= deadline {
-                return Err(UpcallError::NoSlot(self.geometry.upcall_slots));
+                return Err(CallError::NoSlot(self.geometry.upcall_slots));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -433,7 +433,7 @@ impl KernelEndpoint {
         state: &mut S,
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-    ) -> Result<R, UpcallError> {
+    ) -> Result<R, CallError> {
         self.call_with_timeout(entry, name, self.options.timeout, state, args, values)
     }
 
@@ -446,7 +446,7 @@ impl KernelEndpoint {
         state: &mut S,
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-    ) -> Result<R, UpcallError> {
+    ) -> Result<R, CallError> {
         // One clock read serves both the deadline and the call's latency (a read costs
         // tens of nanoseconds on some VMs: a fair share of a spinning round trip).
         let started = Instant::now();
@@ -465,19 +465,19 @@ impl KernelEndpoint {
         state: &mut S,
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-    ) -> Result<R, UpcallError> {
+    ) -> Result<R, CallError> {
         let deadline = started + timeout;
         let _in_gate = self.enter_gate(deadline, timeout)?;
         if self.is_degraded() {
-            return Err(UpcallError::Degraded);
+            return Err(CallError::Degraded);
         }
         if self.is_peer_dead() {
-            return Err(UpcallError::PeerDied { peer: PEER });
+            return Err(CallError::PeerDied { peer: PEER });
         }
         let mut buf = Buffer::take();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
-            return Err(UpcallError::TooLarge {
+            return Err(CallError::TooLarge {
                 len: buf.len(),
                 capacity: self.geometry.capacity,
             });
@@ -485,7 +485,7 @@ impl KernelEndpoint {
         let (index, epoch) = self.acquire_slot(deadline)?;
         let Some(slot) = Slot::new(&*self.transport, index) else {
             self.release_slot(index, epoch, || true);
-            return Err(UpcallError::NoSlot(self.geometry.upcall_slots));
+            return Err(CallError::NoSlot(self.geometry.upcall_slots));
         };
         let call_id = self.next_call_id();
         // A slot we own is FREE, or was left in a state by a misbehaving user half that we
@@ -506,7 +506,7 @@ impl KernelEndpoint {
                     true
                 });
                 if !handed_back || self.epoch.load(Ordering::SeqCst) != epoch {
-                    return Err(UpcallError::PeerDied { peer: PEER });
+                    return Err(CallError::PeerDied { peer: PEER });
                 }
                 let result = call::reply(
                     &buf,
@@ -517,24 +517,24 @@ impl KernelEndpoint {
                     self.geometry.capacity,
                     |dec| values(state, dec),
                 );
-                if let Err(e @ (UpcallError::Rejected { .. } | UpcallError::Marshal(_))) = &result {
+                if let Err(e @ (CallError::Rejected { .. } | CallError::Marshal(_))) = &result {
                     self.stats.reject(e.to_string());
                 }
                 result
             }
             Err(e) => {
                 if !self.release_slot(index, epoch, || abandon(&slot)) {
-                    return Err(UpcallError::PeerDied { peer: PEER });
+                    return Err(CallError::PeerDied { peer: PEER });
                 }
                 Err(match e {
-                    AwaitError::Dead => UpcallError::PeerDied { peer: PEER },
+                    AwaitError::Dead => CallError::PeerDied { peer: PEER },
                     AwaitError::TimedOut => {
                         self.timed_out.store(true, Ordering::SeqCst);
-                        UpcallError::TimedOut(timeout)
+                        CallError::TimedOut(timeout)
                     }
                     AwaitError::Rejected(reason) => {
                         self.stats.reject(reason.clone());
-                        UpcallError::Rejected { peer: PEER, reason }
+                        CallError::Rejected { peer: PEER, reason }
                     }
                 })
             }

@@ -17,15 +17,15 @@
 //! checks what the user half asks for, since a user half is assumed to fail:
 //!
 //! ```
-//! use microdriver_rt::{critical, upcall, Marshal, UpcallError};
+//! use microdriver_rt::{critical, upcall, Marshal, CallError};
 //!
 //! #[derive(Debug, PartialEq, Marshal)]
 //! enum Error {
 //!     Refused(u32),
 //!     Call(String),
 //! }
-//! impl From<UpcallError> for Error {
-//!     fn from(e: UpcallError) -> Self { Error::Call(e.to_string()) }
+//! impl From<CallError> for Error {
+//!     fn from(e: CallError) -> Self { Error::Call(e.to_string()) }
 //! }
 //!
 //! /// Kernel half: a register write, only to the registers the user half may write.
@@ -69,7 +69,7 @@ mod user;
 pub mod __private;
 
 pub use entry::{Entry, EntryTable, Served};
-pub use error::UpcallError;
+pub use error::CallError;
 pub use kernel::{CallOptions, KernelEndpoint};
 pub(crate) use route::enter_user_context;
 pub use route::{
@@ -78,7 +78,7 @@ pub use route::{
 pub use slot::WaitPolicy;
 pub use user::UserEndpoint;
 
-/// Which half the calling thread is in.
+/// Which half the calling thread is in (and, in a [`CallError`], which half was called).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Half {
     /// No split: every stub is a direct call.
@@ -87,6 +87,16 @@ pub enum Half {
     Kernel,
     /// The user half: downcalls cross.
     User,
+}
+
+impl std::fmt::Display for Half {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Half::Monolithic => "monolithic",
+            Half::Kernel => "kernel",
+            Half::User => "user",
+        })
+    }
 }
 
 /// The name of the built-in entry every user half serves: answers at once. The supervisor
@@ -105,7 +115,7 @@ inventory::submit! {
 }
 
 /// Pings the user half through `endpoint` with `timeout`.
-pub fn ping(endpoint: &KernelEndpoint, timeout: std::time::Duration) -> Result<(), UpcallError> {
+pub fn ping(endpoint: &KernelEndpoint, timeout: std::time::Duration) -> Result<(), CallError> {
     endpoint.call_with_timeout(
         Entry::id_of(PING),
         PING,

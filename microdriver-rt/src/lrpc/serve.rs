@@ -12,7 +12,7 @@ use crate::tracker::ObjectTracker;
 /// panicking handler becomes an error reply; a malformed request an error reply (and
 /// `Err` with the reason, for the rejection counters). A reply larger than `capacity` (the
 /// call slot) is replaced by a [`status::TOO_LARGE`] reply naming its size, so the caller
-/// gets `UpcallError::TooLarge` instead of a frame that cannot cross.
+/// gets `CallError::TooLarge` instead of a frame that cannot cross.
 pub(crate) fn serve(
     served: Served,
     tracker: &ObjectTracker,

@@ -11,12 +11,12 @@ use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
 use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ};
-use super::{call, serve, UpcallError};
+use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 use crate::tracker::ObjectTracker;
 use crate::transport::{Transport, Word};
 
-const PEER: &str = "kernel";
+const PEER: Half = Half::Kernel;
 
 thread_local! {
     /// The upcall this worker thread is serving: (slot, call id).
@@ -179,11 +179,11 @@ impl UserEndpoint {
         state: &mut S,
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
-    ) -> Result<R, UpcallError> {
+    ) -> Result<R, CallError> {
         let mut buf = Buffer::take();
         call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
-            return Err(UpcallError::TooLarge {
+            return Err(CallError::TooLarge {
                 len: buf.len(),
                 capacity: self.geometry.capacity,
             });
@@ -211,15 +211,15 @@ impl UserEndpoint {
         entry: u32,
         deadline: Instant,
         buf: &mut Vec<u8>,
-    ) -> Result<(), UpcallError> {
+    ) -> Result<(), CallError> {
         let slot = Slot::new(&*self.transport, index)
-            .ok_or(UpcallError::NoSlot(self.geometry.slot_count))?;
+            .ok_or(CallError::NoSlot(self.geometry.slot_count))?;
         self.transport.write_data(index, buf);
         slot.set_header(call_id, entry, buf.len() as u32);
         self.transport.before_crossing();
         if !slot.transition_and_wake(state::SERVING, state::DOWN_REQUEST) {
             // The kernel half abandoned the upcall.
-            return Err(UpcallError::PeerDied { peer: PEER });
+            return Err(CallError::PeerDied { peer: PEER });
         }
         let stopping = || self.stopping();
         let seen = slot.wait_while(
@@ -230,16 +230,16 @@ impl UserEndpoint {
         );
         if seen != state::DOWN_REPLY {
             return Err(if seen == state::DOWN_REQUEST {
-                UpcallError::TimedOut(self.options.timeout)
+                CallError::TimedOut(self.options.timeout)
             } else {
-                UpcallError::PeerDied { peer: PEER }
+                CallError::PeerDied { peer: PEER }
             });
         }
         let (_, _, len) = slot.header();
         let ok = self.transport.read_data(index, len as usize, buf);
         slot.transition(state::DOWN_REPLY, state::SERVING);
         if !ok {
-            return Err(UpcallError::Rejected {
+            return Err(CallError::Rejected {
                 peer: PEER,
                 reason: format!("downcall reply length {len}"),
             });
@@ -252,7 +252,7 @@ impl UserEndpoint {
         entry: u32,
         deadline: Instant,
         buf: &mut Vec<u8>,
-    ) -> Result<(), UpcallError> {
+    ) -> Result<(), CallError> {
         let index = loop {
             let claimed = self.down_slots.iter().position(|busy| {
                 !busy.load(Ordering::Relaxed)
@@ -264,7 +264,7 @@ impl UserEndpoint {
                 break self.geometry.upcall_slots + i;
             }
             if Instant::now() >= deadline || self.stopping() {
-                return Err(UpcallError::NoSlot(
+                return Err(CallError::NoSlot(
                     self.geometry.slot_count - self.geometry.upcall_slots,
                 ));
             }
@@ -280,7 +280,7 @@ impl UserEndpoint {
         }
         result.map_err(|e| match e {
             Abandoned::Error(e) => e,
-            Abandoned::Unclean => UpcallError::TimedOut(self.options.timeout),
+            Abandoned::Unclean => CallError::TimedOut(self.options.timeout),
         })
     }
 
@@ -292,7 +292,7 @@ impl UserEndpoint {
         buf: &mut Vec<u8>,
     ) -> Result<(), Abandoned> {
         let slot = Slot::new(&*self.transport, index).ok_or(Abandoned::Error(
-            UpcallError::NoSlot(self.geometry.slot_count),
+            CallError::NoSlot(self.geometry.slot_count),
         ))?;
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed).max(1);
         self.transport.write_data(index, buf);
@@ -313,7 +313,7 @@ impl UserEndpoint {
         );
         if seen != state::REPLY {
             return Err(if super::kernel::abandon(&slot) {
-                Abandoned::Error(UpcallError::TimedOut(self.options.timeout))
+                Abandoned::Error(CallError::TimedOut(self.options.timeout))
             } else {
                 Abandoned::Unclean
             });
@@ -322,7 +322,7 @@ impl UserEndpoint {
         let ok = reply_id == call_id && self.transport.read_data(index, len as usize, buf);
         slot.publish(state::FREE);
         if !ok {
-            return Err(Abandoned::Error(UpcallError::Rejected {
+            return Err(Abandoned::Error(CallError::Rejected {
                 peer: PEER,
                 reason: format!("downcall reply (call {reply_id}, length {len}) to call {call_id}"),
             }));
@@ -334,7 +334,7 @@ impl UserEndpoint {
 /// How a free-standing downcall failed.
 enum Abandoned {
     /// Failed; the slot can be reused.
-    Error(UpcallError),
+    Error(CallError),
     /// Timed out while the kernel half held the slot: keep it out of use.
     Unclean,
 }

@@ -57,7 +57,7 @@ pub enum ComboLockError {
         /// The id.
         id: u64,
         /// Why.
-        error: UpcallError,
+        error: CallError,
     },
 }
 

@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 use super::atomic::{AtomicU32, Ordering};
 use super::{Mutex, MutexGuard};
 use crate::lrpc::__private::{downcall, Entry, Served};
-use crate::lrpc::{current_half, Half, UpcallError};
+use crate::lrpc::{current_half, CallError, Half};
 use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
 
 /// The downcall that takes a lock on the user half's behalf: `id: u64` → code, token, `T`.
