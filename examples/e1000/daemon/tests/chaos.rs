@@ -7,8 +7,12 @@
 //! pointers in replies, holds and snapshot storms on the hot path's combolocks, a slow user
 //! half, a crash during re-attach, a crash during a configuration change (ring resize,
 //! coalescing, features) or during a self-test, online or offline (rounds that close the
-//! interface on purpose, a feature change or the offline test, run without the stream). A
-//! reader thread issues e1000ctl requests all the while. After each fault:
+//! interface on purpose, a feature change or the offline test, run without the stream), and
+//! a crash loop: the user half killed from outside (SIGKILL) as fast as it comes back,
+//! until the driver degrades, a request that needs the user half refused meanwhile, then
+//! recovery, by `e1000ctl revive` or by the supervisor's own next attempt (the daemon runs
+//! with a small restart budget, so an ordinary round may degrade it too: it must recover by
+//! itself). A reader thread issues e1000ctl requests all the while. After each fault:
 //!
 //! * no accepted frame lost or duplicated, received frames in order;
 //! * no counter of `-S` went backwards (nor anywhere in the reader's sequence);
@@ -45,6 +49,15 @@ const STALL_RETRIES: u64 = 2;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Frames each way per round: about 0.15 s of traffic on the model.
 const FRAMES_PER_ROUND: u64 = 20_000;
+/// The daemon's restart budget: more than this many restarts within `RESTART_WINDOW`
+/// degrade it. Ordinary rounds stay under it most of the time; a crash loop goes over.
+const MAX_RESTARTS: &str = "6";
+const RESTART_WINDOW: &str = "1s";
+/// A degraded daemon's first attempt comes after this, doubling up to `REVIVE_MAX`.
+const REVIVE_BACKOFF: &str = "100ms";
+const REVIVE_MAX: Duration = Duration::from_secs(1);
+/// A crash loop gives up (and fails the round) after this many kills without degrading.
+const CRASH_LOOP_KILLS: u32 = 40;
 
 struct Rng(u64);
 
@@ -276,15 +289,24 @@ fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
 
 /// Waits until the user half answers, no reset is pending and the link is up: the
 /// driver has recovered from the fault.
+///
+/// A driver that degraded (its restart budget is small) must come back by itself: the
+/// supervisor's next attempt is due within `REVIVE_MAX`.
 fn wait_settled(socket: &Path, slowest: &AtomicU64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Reply::Status(s)) = ask(socket, &Request::Status, slowest) {
             let split = s.split.as_ref().expect("split mode");
             if split.degraded {
-                return Err("the driver went degraded".into());
-            }
-            if split.pid.is_some() && !s.reset_pending && s.link_up {
+                match split.next_attempt {
+                    Some(next) if next <= REVIVE_MAX => {}
+                    other => {
+                        return Err(format!(
+                            "degraded, next attempt {other:?} (the most is {REVIVE_MAX:?})"
+                        ))
+                    }
+                }
+            } else if split.pid.is_some() && !s.reset_pending && s.link_up {
                 return Ok(());
             }
         }
@@ -312,9 +334,12 @@ enum Kind {
     CrashDuringConfig(Fault),
     /// An online self-test with a crash racing it.
     CrashDuringSelfTest,
+    /// The user half killed from outside as fast as it comes back until the driver
+    /// degrades; then revived by an operator (`revive`) or by the supervisor.
+    CrashLoop,
 }
 
-const KINDS: [Kind; 15] = [
+const KINDS: [Kind; 16] = [
     Kind::Inject(Fault::Crash),
     Kind::Inject(Fault::Kill),
     Kind::Inject(Fault::Hang),
@@ -330,7 +355,113 @@ const KINDS: [Kind; 15] = [
     Kind::CrashDuringConfig(Fault::Kill),
     Kind::CrashDuringConfig(Fault::Crash),
     Kind::CrashDuringSelfTest,
+    Kind::CrashLoop,
 ];
+
+/// The user half as `status` shows it.
+fn split_status(
+    socket: &Path,
+    slowest: &AtomicU64,
+) -> Result<e1000d::protocol::SplitStatus, String> {
+    match ask(socket, &Request::Status, slowest)? {
+        Reply::Status(s) => s
+            .split
+            .ok_or_else(|| "status without the split".to_string()),
+        other => Err(format!("status: {other:?}")),
+    }
+}
+
+/// What one crash loop did.
+struct CrashLoop {
+    kills: u32,
+    /// The request that needs the user half was refused while degraded (not answered by
+    /// a user half revived in between).
+    refused_degraded: bool,
+    /// Revived by `e1000ctl revive` (else by the supervisor's own attempt).
+    by_operator: bool,
+    /// From degraded to a user half answering.
+    down: Duration,
+}
+
+/// Kills the user half (SIGKILL from outside, as an operator's script or the OOM killer
+/// would) each time a new one is up, until the driver degrades; sends `req` (a
+/// configuration change: it needs the user half) while degraded; then revives it.
+/// `answer` gets `req`'s reply.
+fn crash_loop(
+    socket: &Path,
+    slowest: &AtomicU64,
+    operator: bool,
+    req: &Request,
+    answer: &mut Option<Result<Reply, String>>,
+) -> Result<CrashLoop, String> {
+    let mut kills = 0u32;
+    let mut killed: Option<u32> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let degraded = loop {
+        let s = split_status(socket, slowest)?;
+        if s.degraded {
+            break s;
+        }
+        if kills >= CRASH_LOOP_KILLS {
+            return Err(format!("not degraded after {kills} kills"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("not degraded within 30 s ({kills} kills)"));
+        }
+        match s.pid {
+            Some(pid) if Some(pid) != killed => {
+                // SAFETY: kill(2) on the user half's pid as status reported it; it is the
+                // daemon's child, alive until the daemon reaps it.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                killed = Some(pid);
+                kills += 1;
+            }
+            // Not back yet: ask again.
+            _ => std::thread::yield_now(),
+        }
+    };
+    let degraded_at = Instant::now();
+    match degraded.next_attempt {
+        Some(next) if next <= REVIVE_MAX => {}
+        other => return Err(format!("degraded with next attempt {other:?}")),
+    }
+    let reply = ask(socket, req, slowest);
+    let refused_degraded = matches!(&reply, Err(e) if e.contains("degraded"));
+    *answer = Some(reply);
+    if operator {
+        match ask(socket, &Request::Revive, slowest) {
+            Ok(Reply::Status(s)) => {
+                let sp = s.split.as_ref().ok_or("revive: no split status")?;
+                if sp.degraded || sp.pid.is_none() {
+                    return Err(format!("revive answered with a degraded status: {sp:?}"));
+                }
+            }
+            // The supervisor's own attempt came first.
+            Err(e) if e.contains("not degraded") => {}
+            other => return Err(format!("revive: {other:?}")),
+        }
+    }
+    // Either way a user half must be up within the longest backoff.
+    loop {
+        let s = split_status(socket, slowest)?;
+        if !s.degraded && s.pid.is_some() {
+            break;
+        }
+        if degraded_at.elapsed() > REVIVE_MAX + Duration::from_secs(10) {
+            return Err(format!(
+                "still degraded {:?} after degrading: {s:?}",
+                degraded_at.elapsed()
+            ));
+        }
+        std::thread::yield_now();
+    }
+    Ok(CrashLoop {
+        kills,
+        refused_degraded,
+        by_operator: operator,
+        down: degraded_at.elapsed(),
+    })
+}
 
 /// The reader: e1000ctl requests in a loop while the campaign runs; each answered in
 /// time, `-S` never backwards within its own sequence.
@@ -368,7 +499,16 @@ fn main() {
 
 fn campaign() {
     let opts = options();
-    let d = DaemonProcess::start(&["--max-restarts", "100000"]);
+    let d = DaemonProcess::start(&[
+        "--max-restarts",
+        MAX_RESTARTS,
+        "--restart-window",
+        RESTART_WINDOW,
+        "--revive-backoff",
+        REVIVE_BACKOFF,
+        "--revive-backoff-max",
+        "1s",
+    ]);
     let socket = d.socket.clone();
     let slowest = Arc::new(AtomicU64::new(0));
     let mut rng = Rng(opts.seed);
@@ -417,6 +557,10 @@ fn campaign() {
     let mut one_off_stalls = 0u64;
     let (mut refused_frames, mut interrupted, mut config_ok) = (0u64, 0u64, 0u64);
     let mut per_kind: BTreeMap<String, u64> = BTreeMap::new();
+    // Crash loops: how many, revived by an operator, the kills and longest time degraded,
+    // and how many saw their request refused while degraded.
+    let (mut loops, mut loops_operator, mut loop_kills) = (0u64, 0u64, 0u64);
+    let (mut longest_down, mut refused_degraded) = (Duration::ZERO, 0u64);
     let mut failures: Vec<String> = Vec::new();
     loop {
         // A stall being checked again is finished first.
@@ -444,7 +588,7 @@ fn campaign() {
         let offline = kind == Kind::CrashDuringSelfTest && rng.below(3) == 0;
         let streams = !offline
             && (!matches!(req, Request::SetFeatures { .. })
-                || !matches!(kind, Kind::CrashDuringConfig(_)));
+                || !matches!(kind, Kind::CrashDuringConfig(_) | Kind::CrashLoop));
         if streams {
             if let Err(e) = ask(
                 &socket,
@@ -464,13 +608,40 @@ fn campaign() {
                     problems.push(format!("inject {fault:?}: {e}"));
                 }
             }
+            Kind::CrashLoop => {
+                let mut answer = None;
+                match crash_loop(&socket, &slowest, rng.below(2) == 0, &req, &mut answer) {
+                    Ok(c) => {
+                        loops += 1;
+                        loops_operator += u64::from(c.by_operator);
+                        loop_kills += u64::from(c.kills);
+                        longest_down = longest_down.max(c.down);
+                        refused_degraded += u64::from(c.refused_degraded);
+                    }
+                    Err(e) => problems.push(format!("crash loop: {e}")),
+                }
+                // The change sent while degraded: refused (unless a revival beat it), and
+                // then it must have changed nothing.
+                match (answer, &next) {
+                    (Some(Ok(_)), Some(m)) => {
+                        model = m.clone();
+                        config_ok += 1;
+                    }
+                    (Some(Ok(r)), None) => {
+                        problems.push(format!("{req:?} should be refused, got {r:?}"))
+                    }
+                    (Some(Err(_)), Some(_)) => interrupted += 1,
+                    (Some(Err(_)), None) | (None, _) => {}
+                }
+            }
             Kind::CrashDuringConfig(_) | Kind::CrashDuringSelfTest => {
                 let (fault, req) = match kind {
                     Kind::CrashDuringConfig(f) => (f, req.clone()),
-                    _ => (
+                    Kind::CrashDuringSelfTest => (
                         rng.pick(&[Fault::Crash, Fault::Kill]),
                         Request::SelfTest { offline },
                     ),
+                    Kind::Inject(_) | Kind::CrashLoop => unreachable!("handled above"),
                 };
                 // The change and the crash race: the crash may land before, during or
                 // after the change's upcall.
@@ -599,6 +770,28 @@ fn campaign() {
         failures.push(format!("the reader saw -S go backwards: {reader_back:?}"));
     }
     let status = ask(&socket, &Request::Status, &slowest);
+    // Every degradation (the crash loops', and any an ordinary round caused) recovered.
+    let (degradations, revivals) = match &status {
+        Ok(Reply::Status(s)) => s
+            .split
+            .as_ref()
+            .map_or((0, 0), |sp| (sp.degradations, sp.revivals)),
+        _ => (0, 0),
+    };
+    if degradations < loops || revivals != degradations {
+        failures.push(format!(
+            "{loops} crash loops, but the daemon degraded {degradations} times and revived {revivals} times"
+        ));
+    }
+    if loops >= 4 && refused_degraded == 0 {
+        failures.push(format!(
+            "in {loops} crash loops no request was refused while degraded"
+        ));
+    }
+    eprintln!(
+        "chaos: crash loops {loops} ({loops_operator} revived by an operator, the rest by the supervisor), kills {loop_kills}, longest degraded {:.0} ms, requests refused while degraded {refused_degraded}; degraded {degradations} times in all, revived {revivals}",
+        longest_down.as_secs_f64() * 1e3
+    );
     eprintln!(
         "chaos: {:.1} s; kinds {per_kind:?}; configuration changes OK {config_ok}, interrupted {interrupted}; \
          reader requests {reads}; slowest reply {:.1} ms; frames refused at transmit {refused_frames}; \

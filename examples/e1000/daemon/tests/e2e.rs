@@ -696,3 +696,62 @@ fn feature_flags_and_stats64() {
         "two echo requests sent:\n{s}"
     );
 }
+
+/// Kills the user half from outside (as an operator's script would) and waits until a new
+/// one is up or the driver degraded; returns `status`.
+fn kill_user_half(d: &DaemonProcess) -> String {
+    let old = user_half_pid(d);
+    // SAFETY: kill(2) on the daemon's child, as `status` reported it.
+    assert_eq!(unsafe { libc::kill(old as i32, libc::SIGKILL) }, 0);
+    wait_for(d, &["status"], |st| {
+        st.contains("degraded yes")
+            || st.lines().any(|l| {
+                l.trim_start().starts_with("user half: pid ")
+                    && !l.contains(&format!("pid {old},"))
+                    && !l.contains("pid none")
+            })
+    })
+}
+
+/// A crash loop degrades the driver; `status` says when the next attempt comes, requests
+/// that need the user half are refused saying why, and `e1000ctl revive` brings it back at
+/// once (before the next attempt, a minute away).
+#[test]
+fn degraded_then_revived_by_e1000ctl() {
+    let d = DaemonProcess::start(&[
+        "--max-restarts",
+        "1",
+        "--restart-window",
+        "60s",
+        "--revive-backoff",
+        "60s",
+    ]);
+    let first = kill_user_half(&d);
+    assert!(first.contains("degraded no"), "{first}");
+    let st = kill_user_half(&d);
+    let next: u64 = st
+        .split("next attempt in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("status says when the next attempt is:\n{st}"));
+    assert!((50..=60).contains(&next), "next attempt in {next} s:\n{st}");
+    assert!(st.contains("user half: pid none"), "{st}");
+    refused(&d, &["-C", "rx-usecs", "50"], &["degraded"]);
+    let revived = d.ok(&["revive"]);
+    assert!(revived.contains("degraded no"), "{revived}");
+    assert!(
+        revived.contains("crash loops: degraded 1 times, revived 1 times"),
+        "{revived}"
+    );
+    d.ok(&["-C", "rx-usecs", "50"]);
+    refused(&d, &["revive"], &["not degraded"]);
+    let log = d.log_text();
+    for event in [
+        "driver degraded (no user half); next attempt in",
+        "degraded driver: trying a user half again (an operator asked (revive))",
+        "degraded driver revived: user half pid",
+    ] {
+        assert!(log.contains(event), "{event:?} not logged:\n{log}");
+    }
+}
