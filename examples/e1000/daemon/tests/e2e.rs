@@ -183,7 +183,8 @@ fn every_command_against_a_running_daemon() {
     let started = Instant::now();
     let socket = d.socket.clone();
     let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
-    std::thread::sleep(Duration::from_millis(200));
+    // Identifying has begun once LEDCTL leaves its normal value.
+    wait_for(&d, &["-d"], |regs| register(regs, "LEDCTL") != ledctl);
     let (mut seen1, mut seen2) = (false, false);
     while started.elapsed() < Duration::from_millis(1700) && !(seen1 && seen2) {
         let during = register(&d.ok(&["-d"]), "LEDCTL");
@@ -221,7 +222,22 @@ fn every_command_against_a_running_daemon() {
     // A crash during traffic: every accepted frame arrives, the user half comes back.
     let pid = user_half_pid(&d);
     d.ok(&["traffic", "start", "150000"]);
-    std::thread::sleep(Duration::from_millis(100));
+    // The crash lands on a stream that is moving both ways, not after a pause that hopes
+    // it is.
+    let moving = |out: &str, what: &str| {
+        out.split(what)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    };
+    let flowing = wait_for(&d, &["traffic", "status"], |t| {
+        moving(t, "tx accepted ") && moving(t, "received in order ")
+    });
+    assert!(
+        !flowing.contains("; lost "),
+        "the stream ended before the crash: {flowing}"
+    );
     let inj = d.ok(&["inject", "crash"]);
     assert!(inj.contains("restarts 1"), "{inj}");
     let report = d.ok(&["traffic", "wait"]);
