@@ -26,7 +26,9 @@
 //!   is reported, not counted).
 //!
 //! `cargo test -p e1000d --test chaos` runs 300 faults; `-- --faults N`, `-- --soak 10m`
-//! and `-- --seed S` run others.
+//! and `-- --seed S` run others. `-- --record docs/chaos-runs.md` appends the run's line
+//! (and rate) to that table and recomputes its totals, so the runs recorded in the docs
+//! are the campaign's own output, never copied by hand.
 
 mod common;
 #[path = "../../../../microdriver-rt/tests/support/mod.rs"]
@@ -80,6 +82,7 @@ struct Options {
     faults: u64,
     soak: Option<Duration>,
     seed: u64,
+    record: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -93,7 +96,107 @@ fn options() -> Options {
             e1000d::format::parse_duration(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))
         }),
         seed,
+        record: value("--record").map(PathBuf::from),
     }
+}
+
+/// One recorded run, as a row of the record's table.
+struct Recorded {
+    faults: u64,
+    survived: u64,
+    lost: u64,
+    duplicated: u64,
+    counters_back: u64,
+    config_div: u64,
+    stalls: u64,
+    secs: f64,
+}
+
+const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
+
+Appended by `cargo test -p e1000d --test chaos -- --record docs/chaos-runs.md` (with
+`--faults N` or `--soak DURATION`): one row per run, the totals below recomputed from the
+rows on each append. Do not edit by hand.
+
+| date (UTC) | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+";
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time (days to a civil date: H. Hinnant's algorithm).
+fn utc_date_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
+/// Appends `run` to the record at `path` (created if missing) and rewrites its totals.
+fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut rows: Vec<String> = old
+        .lines()
+        .filter(|l| l.starts_with("| 2"))
+        .map(str::to_string)
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kind = match opts.soak {
+        Some(d) => format!("--soak {}s", d.as_secs()),
+        None => format!("--faults {}", opts.faults),
+    };
+    rows.push(format!(
+        "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
+        utc_date_time(now),
+        opts.seed,
+        run.faults,
+        run.survived,
+        run.lost,
+        run.duplicated,
+        run.counters_back,
+        run.config_div,
+        run.stalls,
+        run.secs,
+        run.faults as f64 / run.secs.max(1e-9),
+    ));
+    // Totals over every row: columns 3.. are numbers.
+    let mut sums = [0f64; 9];
+    for row in &rows {
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, sum) in sums.iter_mut().enumerate() {
+            *sum += cols
+                .get(4 + i)
+                .and_then(|c| c.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+    }
+    let [faults, survived, lost, dup, back, div, stalls, secs, _] = sums;
+    let mut text = String::from(RECORD_HEADER);
+    for row in &rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n**Totals:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
+         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
+         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
+        rows.len(),
+        secs / 3600.0,
+        faults / secs.max(1e-9)
+    ));
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// One request with the campaign's deadline; a reply later than that fails the run.
@@ -494,7 +597,11 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 }
 
 fn main() {
-    support::run_single("chaos", &["--faults=", "--soak=", "--seed="], campaign);
+    support::run_single(
+        "chaos",
+        &["--faults=", "--soak=", "--seed=", "--record="],
+        campaign,
+    );
 }
 
 fn campaign() {
@@ -813,6 +920,22 @@ fn campaign() {
          counters backwards {counters_back}, config divergences {config_div}, \
          hot-path stalls over 10ms {stalls}"
     );
+    if let Some(path) = &opts.record {
+        let run = Recorded {
+            faults,
+            survived,
+            lost,
+            duplicated,
+            counters_back,
+            config_div,
+            stalls,
+            secs: started.elapsed().as_secs_f64(),
+        };
+        match record(path, &opts, &run) {
+            Ok(()) => eprintln!("chaos: recorded in {}", path.display()),
+            Err(e) => failures.push(format!("recording the run: {e}")),
+        }
+    }
     if !failures.is_empty() {
         eprintln!("daemon log:\n{}", d.log_text());
         panic!(
