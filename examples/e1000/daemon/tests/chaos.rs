@@ -96,7 +96,12 @@ fn options() -> Options {
             e1000d::format::parse_duration(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))
         }),
         seed,
-        record: value("--record").map(PathBuf::from),
+        // Relative to the workspace root (cargo runs tests in the package's directory).
+        record: value("--record").map(|p| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../..")
+                .join(p)
+        }),
     }
 }
 
