@@ -134,6 +134,25 @@ fn crash_until_degraded(supervisor: &Supervisor, endpoint: &KernelEndpoint, most
     panic!("not degraded after {most} crashes");
 }
 
+/// How often the supervisor's thread has gone to sleep and woken (its voluntary context
+/// switches, from /proc).
+fn supervisor_wakeups() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // A thread name shows truncated to 15 bytes.
+        if "uhalf-supervisor".starts_with(comm.trim()) && !comm.trim().is_empty() {
+            let status = std::fs::read_to_string(task.path().join("status")).expect("status");
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("voluntary_ctxt_switches");
+        }
+    }
+    panic!("no uhalf-supervisor thread");
+}
+
 /// A crash loop degrades the driver, but not for ever: the supervisor tries again after
 /// its backoff (doubled when the revived user half crash-loops straight back), and an
 /// operator's `revive` brings it back at once with a fresh restart budget.
@@ -184,6 +203,18 @@ fn crash_loop_degrades_then_recovers() {
     assert!(
         next > Duration::from_millis(500) && next <= Duration::from_secs(1),
         "the second backoff doubles: {next:?}"
+    );
+
+    // Degraded, the supervisor sleeps until its attempt: no heartbeat, no polling.
+    let before = supervisor_wakeups();
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(300) {
+        std::thread::yield_now();
+    }
+    let woke = supervisor_wakeups() - before;
+    assert!(
+        woke < 10,
+        "a degraded supervisor woke {woke} times in 300 ms with its next attempt {next:?} away"
     );
 
     // The operator does not wait for it.

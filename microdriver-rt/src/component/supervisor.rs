@@ -364,14 +364,19 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let mut standby_due: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         let endpoint = shared.channel.endpoint();
-        let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
-        if let Some(due) = standby_due {
-            wait = wait.min(due.saturating_duration_since(Instant::now()));
-        }
         let attempt_due = *shared.next_attempt.lock();
-        if let Some(due) = attempt_due {
-            wait = wait.min(due.saturating_duration_since(Instant::now()));
-        }
+        let wait = match attempt_due {
+            // Degraded: no heartbeat, no standby; nothing to do until the next attempt (or
+            // a revive's notice).
+            Some(due) => due.saturating_duration_since(Instant::now()),
+            None => {
+                let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
+                if let Some(due) = standby_due {
+                    wait = wait.min(due.saturating_duration_since(Instant::now()));
+                }
+                wait
+            }
+        };
         let wait = wait.max(Duration::from_millis(1));
         let notice = deaths.recv_timeout(wait);
         if shared.stop.load(Ordering::SeqCst) {
@@ -421,6 +426,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 Err(e) => {
                     let why = format!("reviving the user half failed ({e})");
                     degrade(shared, endpoint, &mut revive_backoff, &why);
+                    standby_due = None;
                 }
             }
             continue;
@@ -533,6 +539,8 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 config.restart_window
             );
             degrade(shared, endpoint, &mut revive_backoff, &why);
+            // No standby while degraded (a due one would wake this loop every millisecond).
+            standby_due = None;
             continue;
         }
         backoff = if lived < config.stable_uptime {
