@@ -92,9 +92,7 @@ fn options() -> Options {
         faults: value("--faults")
             .and_then(|v| v.parse().ok())
             .unwrap_or(300),
-        soak: value("--soak").map(|v| {
-            e1000d::format::parse_duration(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))
-        }),
+        soak: value("--soak").map(|v| parse_soak(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))),
         seed,
         // Relative to the workspace root (cargo runs tests in the package's directory).
         record: value("--record").map(|p| {
@@ -202,6 +200,27 @@ fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
         faults / secs.max(1e-9)
     ));
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A soak's length: `30m`, `8h`, or what e1000d's durations take (`90s`, at most an
+/// hour); at most a week.
+fn parse_soak(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let (num, scale) = if let Some(h) = v.strip_suffix('h') {
+        (h, 3600.0)
+    } else if let Some(m) = v.strip_suffix('m').filter(|_| !v.ends_with("ms")) {
+        (m, 60.0)
+    } else {
+        return e1000d::format::parse_duration(v);
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{v:?}: expected a number and a unit, like 30m, 8h or 90s"))?;
+    let secs = n * scale;
+    if !secs.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&secs) {
+        return Err(format!("{v:?}: give 0 to 168 hours"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// One request with the campaign's deadline; a reply later than that fails the run.
