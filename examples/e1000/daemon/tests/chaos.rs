@@ -49,7 +49,8 @@ use e1000d::protocol::{Coalesce, Fault, FeatureChange, Reply, Request, Rings, Tr
 const STALL_RETRIES: u64 = 2;
 /// Every request must be answered within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-/// Frames each way per round: about 0.15 s of traffic on the model.
+/// Frames each way per round by default (`--frames N`): about 0.15 s of traffic on the
+/// model.
 const FRAMES_PER_ROUND: u64 = 20_000;
 /// The daemon's restart budget: more than this many restarts within `RESTART_WINDOW`
 /// degrade it. Ordinary rounds stay under it most of the time; a crash loop goes over.
@@ -83,6 +84,7 @@ struct Options {
     soak: Option<Duration>,
     seed: u64,
     record: Option<PathBuf>,
+    frames: u64,
 }
 
 fn options() -> Options {
@@ -94,6 +96,10 @@ fn options() -> Options {
             .unwrap_or(300),
         soak: value("--soak").map(|v| parse_soak(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))),
         seed,
+        frames: value("--frames").map_or(FRAMES_PER_ROUND, |v| match v.parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("--frames {v}: give a number of frames each way per round, at least 1"),
+        }),
         // Relative to the workspace root (cargo runs tests in the package's directory).
         record: value("--record").map(|p| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -159,6 +165,10 @@ fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
     let kind = match opts.soak {
         Some(d) => format!("--soak {}s", d.as_secs()),
         None => format!("--faults {}", opts.faults),
+    } + &if opts.frames == FRAMES_PER_ROUND {
+        String::new()
+    } else {
+        format!(" --frames {}", opts.frames)
     };
     rows.push(format!(
         "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
@@ -623,7 +633,7 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 fn main() {
     support::run_single(
         "chaos",
-        &["--faults=", "--soak=", "--seed=", "--record="],
+        &["--faults=", "--soak=", "--seed=", "--record=", "--frames="],
         campaign,
     );
 }
@@ -724,7 +734,7 @@ fn campaign() {
             if let Err(e) = ask(
                 &socket,
                 &Request::TrafficStart {
-                    frames: FRAMES_PER_ROUND,
+                    frames: opts.frames,
                     sizes: vec![60, 590, 1514],
                 },
                 &slowest,
