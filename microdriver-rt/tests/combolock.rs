@@ -280,6 +280,18 @@ fn call_hold_forever(lock: &ComboLock<Stats>) -> Result<(), CallError> {
     )
 }
 
+/// Whether thread `tid` of this process is asleep (state S in /proc).
+fn asleep(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        // The state follows the parenthesised name, which may itself contain spaces.
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+        .unwrap_or(false)
+}
+
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
@@ -467,16 +479,24 @@ fn killed_holder_loses_its_changes() {
     wait_until("the user hold", Duration::from_secs(5), || {
         lock.is_user_held()
     });
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let waiter = {
         let lock = lock.clone();
         std::thread::spawn(move || {
+            // SAFETY: gettid(2) takes no arguments and touches no memory.
+            let _ = tid_tx.send(unsafe { libc::gettid() });
             let mut guard = lock.lock().unwrap();
             let seen = guard.clone();
             guard.packets += 1;
             (seen, Instant::now())
         })
     };
-    std::thread::sleep(Duration::from_millis(20));
+    // The locker has gone to sleep in `lock()` (its only work): it waits, rather than
+    // "it had not finished 20 ms later".
+    let tid = tid_rx.recv().expect("the waiter's tid");
+    wait_until("the kernel locker to sleep", Duration::from_secs(5), || {
+        asleep(tid)
+    });
     assert!(
         !waiter.is_finished(),
         "the critical path waits while the user half holds"

@@ -2,11 +2,12 @@
 //! user-half process, upcalls with nested downcalls, a handshake, and SIGKILL of the user
 //! half while an upcall is outstanding.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{downcall, inventory, Entry, Served};
-use microdriver_rt::lrpc::CallError;
+use microdriver_rt::lrpc::{slot, CallError};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 
@@ -128,7 +129,20 @@ fn killed_user_half_fails_the_outstanding_upcall_promptly() {
             );
             (result, Instant::now())
         });
-        std::thread::sleep(Duration::from_millis(30));
+        // Kill once the user half is serving the call (its slot reads SERVING), not after
+        // a pause that hopes it is.
+        let area = half.endpoint().transport().clone();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(0..area.slot_count()).any(|i| {
+            area.slot_word(i, slot::word::STATE)
+                .is_some_and(|w| w.load(Ordering::SeqCst) == slot::state::SERVING)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the user half never took the call"
+            );
+            std::thread::yield_now();
+        }
         let killed_at = Instant::now();
         // SAFETY: plain kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(half.pid() as i32, libc::SIGKILL) };

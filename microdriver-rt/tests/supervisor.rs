@@ -1,5 +1,6 @@
 //! Supervision of a real user-half process: restart after a crash with re-attach, a hang
-//! detected by the heartbeat, and a crash loop that ends degraded.
+//! detected by the heartbeat, and a crash loop that degrades the driver until the next
+//! revival attempt or an operator's revive.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -106,30 +107,133 @@ fn hang_is_detected_and_restarted() {
     supervisor.shutdown();
 }
 
-fn crash_loop_ends_degraded() {
+/// Crashes the user half until the driver degrades (it may take one crash, or
+/// `max_restarts + 1`), restarting in between; returns the crashes it took.
+fn crash_until_degraded(supervisor: &Supervisor, endpoint: &KernelEndpoint, most: usize) -> usize {
+    for n in 1..=most {
+        let before = supervisor.status().restarts;
+        let _ = crash(endpoint);
+        // Either a new user half is re-attached (counted once re-attached) or the driver
+        // degraded.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = supervisor.status();
+            if s.degraded {
+                return n;
+            }
+            if s.restarts > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "crash {n}: neither restarted nor degraded"
+            );
+            std::thread::yield_now();
+        }
+    }
+    panic!("not degraded after {most} crashes");
+}
+
+/// How often the supervisor's thread has gone to sleep and woken (its voluntary context
+/// switches, from /proc).
+fn supervisor_wakeups() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // A thread name shows truncated to 15 bytes.
+        if "uhalf-supervisor".starts_with(comm.trim()) && !comm.trim().is_empty() {
+            let status = std::fs::read_to_string(task.path().join("status")).expect("status");
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("voluntary_ctxt_switches");
+        }
+    }
+    panic!("no uhalf-supervisor thread");
+}
+
+/// A crash loop degrades the driver, but not for ever: the supervisor tries again after
+/// its backoff (doubled when the revived user half crash-loops straight back), and an
+/// operator's `revive` brings it back at once with a fresh restart budget.
+fn crash_loop_degrades_then_recovers() {
     let supervisor = Supervisor::start(
         SupervisorConfig {
             max_restarts: 3,
             restart_window: Duration::from_secs(30),
+            revive_backoff_initial: Duration::from_millis(500),
+            revive_backoff_max: Duration::from_secs(4),
             ..config()
         },
         Arc::new(ObjectTracker::new()),
     )
     .expect("start");
     let endpoint = supervisor.endpoint().clone();
-    for _ in 0..3 {
-        let before = supervisor.pid();
-        let _ = crash(&endpoint);
-        assert!(supervisor.wait_restarted(before, Duration::from_secs(5)));
-    }
-    let _ = crash(&endpoint);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !supervisor.status().degraded {
-        assert!(Instant::now() < deadline, "never degraded");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert_eq!(crash_until_degraded(&supervisor, &endpoint, 10), 4);
+    let s = supervisor.status();
+    assert_eq!((s.pid, s.degradations), (None, 1));
     assert_eq!(user_pid(&endpoint), Err(CallError::Degraded));
-    assert_eq!(supervisor.status().pid, None);
+    let next = s
+        .next_attempt
+        .expect("a degraded driver says when it tries again");
+    assert!(
+        next <= Duration::from_millis(500),
+        "next attempt in {next:?}"
+    );
+
+    // The automatic attempt, after the backoff.
+    let degraded_at = Instant::now();
+    assert!(
+        supervisor.wait_restarted(None, Duration::from_secs(5)),
+        "still degraded 5 s after a 500 ms backoff: degraded for good"
+    );
+    assert!(degraded_at.elapsed() < Duration::from_secs(2));
+    user_pid(&endpoint).expect("the revived user half answers");
+    let s = supervisor.status();
+    assert!(!s.degraded && s.next_attempt.is_none(), "{s:?}");
+    assert_eq!(s.revivals, 1);
+    assert!(!supervisor.revive(), "revive is refused when not degraded");
+
+    // Straight back into the loop (the window still holds the crashes): degraded again
+    // after one crash, with twice the backoff.
+    assert_eq!(crash_until_degraded(&supervisor, &endpoint, 10), 1);
+    let s = supervisor.status();
+    assert_eq!(s.degradations, 2);
+    let next = s.next_attempt.expect("next attempt");
+    assert!(
+        next > Duration::from_millis(500) && next <= Duration::from_secs(1),
+        "the second backoff doubles: {next:?}"
+    );
+
+    // Degraded, the supervisor sleeps until its attempt: no heartbeat, no polling.
+    let before = supervisor_wakeups();
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(300) {
+        std::thread::yield_now();
+    }
+    let woke = supervisor_wakeups() - before;
+    assert!(
+        woke < 10,
+        "a degraded supervisor woke {woke} times in 300 ms with its next attempt {next:?} away"
+    );
+
+    // The operator does not wait for it.
+    let asked = Instant::now();
+    assert!(supervisor.revive());
+    assert!(supervisor.wait_restarted(None, Duration::from_secs(5)));
+    let took = asked.elapsed();
+    user_pid(&endpoint).expect("revived by the operator");
+    let s = supervisor.status();
+    assert_eq!(s.revivals, 2);
+    assert!(
+        took < next,
+        "revive took {took:?}, the automatic attempt was due in {next:?}"
+    );
+    // With a fresh budget: the next crash is restarted, not degraded.
+    let before = supervisor.pid();
+    let _ = crash(&endpoint);
+    assert!(supervisor.wait_restarted(before, Duration::from_secs(5)));
+    assert!(!supervisor.status().degraded);
     supervisor.shutdown();
 }
 
@@ -140,6 +244,6 @@ fn main() {
     support::run_single("supervisor", &[], || {
         restart_after_crash_reattaches();
         hang_is_detected_and_restarted();
-        crash_loop_ends_degraded();
+        crash_loop_degrades_then_recovers();
     });
 }

@@ -290,12 +290,18 @@ fn adaptive_ifs_grows_in_half_duplex_and_resets_when_collisions_fall() {
             advertise: phy::ADV_ALL,
             mdix: phy::ETH_TP_MDI_AUTO,
         };
+        let runs = nd.with_adapter(|a| a.wd.runs);
         nd.configure(|a| ethtool::set_link_ksettings(a, &half))
             .expect("100 Mb/s half duplex");
         assert!(nd.wait_link(Duration::from_secs(5)));
         assert!(nd.with_adapter(|a| !a.link.full_duplex));
-        // Let the link change's deferred watchdog run before counting.
-        std::thread::sleep(Duration::from_millis(50));
+        // The link change's deferred watchdog has run (and no other is posted) before
+        // counting: wait for that, not for a pause that hopes so.
+        let kernel = nd.kernel().clone();
+        wait_for("the link change's watchdog", || {
+            kernel.work.pending() & e1000::kernel::work::LINK == 0
+                && nd.with_adapter(|a| a.wd.runs) > runs
+        });
         let steps: Vec<u32> = (0..6)
             .map(|_| watchdog_after(&sim, &nd, 2000, 4000))
             .collect();

@@ -15,6 +15,12 @@
 //!   splitter counts in the user half, and the share with it left out of the total.
 //!
 //! Run `cargo test -p e1000 --test split_report -- --nocapture` to see them.
+//!
+//! They are asserted against `tests/split_report.expected` (committed), and the docs that
+//! quote them (this crate's README.md, docs/ARCHITECTURE.md) must quote those values: a
+//! change to the driver that moves a number fails here until the expected file and the
+//! docs say so. `SPLIT_REPORT_UPDATE=1` rewrites the expected file with the numbers of
+//! this run (the docs are prose: edit them by hand, this test then checks them).
 
 use std::path::Path;
 
@@ -103,6 +109,66 @@ fn kernel_half_share_and_annotation_count() {
 
     let annotations = count_marshal_annotations(&crate_dir.join("src"));
     println!("marshal_annotations = {annotations}");
+
+    let share = format!(
+        "{:.1}",
+        100.0 * report.critical_lines as f64 / report.lines as f64
+    );
+    let hot_share = format!("{hot_share:.1}");
+    let without = format!(
+        "{:.1}",
+        100.0 * report.critical_lines as f64 / driver_lines as f64
+    );
+    let (critical, lines) = (report.critical_lines, report.lines);
+    let measured = format!(
+        "kernel_half_share = {share}% ({critical} of {lines} lines)\n\
+         hot_path_share = {hot_share}% ({hot_lines} of {lines} lines)\n\
+         host_lines = {host_lines}\n\
+         kernel_half_share_without_host = {without}% ({critical} of {driver_lines} lines)\n\
+         marshal_annotations = {annotations}\n"
+    );
+    let expected_path = crate_dir.join("tests/split_report.expected");
+    if std::env::var_os("SPLIT_REPORT_UPDATE").is_some_and(|v| v == "1") {
+        std::fs::write(&expected_path, &measured).expect("writing split_report.expected");
+    }
+    let expected = std::fs::read_to_string(&expected_path).expect("tests/split_report.expected");
+    assert_eq!(
+        measured, expected,
+        "the split moved: these numbers (left) differ from tests/split_report.expected \
+         (right). If the change is meant, run with SPLIT_REPORT_UPDATE=1 and update the docs \
+         that quote them (examples/e1000/README.md, docs/ARCHITECTURE.md)"
+    );
+    // What the docs quote, in their words (whitespace folded: the prose wraps anywhere).
+    let fold = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (doc, quotes) in [
+        (
+            crate_dir.join("README.md"),
+            vec![
+                format!("`kernel_half_share = {share}%`"),
+                format!("({critical} of {lines} function lines)"),
+                format!("`host_lines = {host_lines}`"),
+                format!("`kernel_half_share_without_host = {without}%` ({critical} of {driver_lines})"),
+                format!("`hot_path_share = {hot_share}%` ({hot_lines} lines)"),
+                format!("`marshal_annotations = {annotations}`"),
+            ],
+        ),
+        (
+            crate_dir.join("../../docs/ARCHITECTURE.md"),
+            vec![
+                format!("`kernel_half_share` is {share}% ({critical} of {lines} function lines; hot path {hot_share}%"),
+                format!("and {without}% with the {host_lines} lines of kernel-side host code"),
+            ],
+        ),
+    ] {
+        let text = fold(&std::fs::read_to_string(&doc).expect("a doc that quotes the split"));
+        for quote in quotes {
+            assert!(
+                text.contains(&quote),
+                "{} does not quote this run's numbers: no {quote:?} in it",
+                doc.display()
+            );
+        }
+    }
 
     // The hot path's entry points and what they call are in the kernel half; nothing of
     // the user half's modules is.

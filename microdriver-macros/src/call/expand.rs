@@ -122,7 +122,7 @@ pub(crate) fn expand(call: &Call<'_>) -> TokenStream {
             (Ret::Result { err, .. }, _) => {
                 let span = span_of(err);
                 let from = quote_spanned!(span=>
-                    <#err as __MicrodriverFromUpcallError>::__from_upcall_error);
+                    <#err as __MicrodriverFromCallError>::__from_call_error);
                 let crossing = crossing(cross_fn.clone());
                 quote! {
                     /// `From<CallError>`, with a message that says why it is needed.
@@ -131,11 +131,11 @@ pub(crate) fn expand(call: &Call<'_>) -> TokenStream {
                         label = "this error type needs `From<microdriver_rt::CallError>`",
                         note = "add `impl From<microdriver_rt::CallError> for {Self}` (e.g. a variant that carries the `CallError`), so a dead or unreachable other half can be reported"
                     )]
-                    trait __MicrodriverFromUpcallError: ::core::marker::Sized {
-                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::CallError) -> Self;
+                    trait __MicrodriverFromCallError: ::core::marker::Sized {
+                        fn __from_call_error(error: ::microdriver_rt::lrpc::CallError) -> Self;
                     }
-                    impl<E: ::core::convert::From<::microdriver_rt::lrpc::CallError>> __MicrodriverFromUpcallError for E {
-                        fn __from_upcall_error(error: ::microdriver_rt::lrpc::CallError) -> Self {
+                    impl<E: ::core::convert::From<::microdriver_rt::lrpc::CallError>> __MicrodriverFromCallError for E {
+                        fn __from_call_error(error: ::microdriver_rt::lrpc::CallError) -> Self {
                             ::core::convert::From::from(error)
                         }
                     }

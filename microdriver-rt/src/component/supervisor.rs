@@ -1,5 +1,12 @@
 //! Supervision: notice a dead or hung user half, fail its calls, restart it with backoff,
-//! let the driver re-attach, and give up (degraded) past a restart-rate limit.
+//! let the driver re-attach, and pause (degraded) past a restart-rate limit.
+//!
+//! Degraded is not forever: a degraded driver tries a new user half after
+//! `revive_backoff_initial`, then after twice as long each time it crash-loops straight back
+//! into degraded, up to `revive_backoff_max`; a user half that then stays up for a whole
+//! `restart_window` resets that backoff. An operator revives it at once with
+//! [`Supervisor::revive`]. Each transition (degraded, an attempt, revived, a failed
+//! attempt) is logged.
 //!
 //! The channel (slot area and kernel endpoint) outlives every user-half process, so an
 //! installed endpoint keeps working across restarts: a call made while the user half is
@@ -36,10 +43,17 @@ pub struct SupervisorConfig {
     /// How long a user half must have run for its death not to count as a crash loop.
     pub stable_uptime: Duration,
     /// At most this many restarts within `restart_window`; one more makes the driver
-    /// degraded.
+    /// degraded (no user half; calls fail at once with `CallError::Degraded`) until the
+    /// next revival attempt.
     pub max_restarts: usize,
     /// The window for `max_restarts`.
     pub restart_window: Duration,
+    /// How long a degraded driver waits before it tries a user half again; doubled each
+    /// time a revived user half crash-loops back into degraded (it died before running for
+    /// `restart_window`), up to `revive_backoff_max`.
+    pub revive_backoff_initial: Duration,
+    /// The longest wait between revival attempts.
+    pub revive_backoff_max: Duration,
     /// How often the user half is pinged when idle.
     pub heartbeat: Duration,
     /// How long a ping may take before the user half is declared hung.
@@ -71,6 +85,8 @@ impl Default for SupervisorConfig {
             stable_uptime: Duration::from_millis(200),
             max_restarts: 20,
             restart_window: Duration::from_secs(10),
+            revive_backoff_initial: Duration::from_secs(1),
+            revive_backoff_max: Duration::from_secs(60),
             heartbeat: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_millis(250),
             user_hold_limit: Duration::from_millis(5),
@@ -96,8 +112,15 @@ pub struct SupervisorStatus {
     pub restarts: u64,
     /// Hangs detected (and killed).
     pub hangs: u64,
-    /// True once the restart-rate limit was exceeded.
+    /// True while degraded: the restart-rate limit was exceeded and no user half runs
+    /// until the next revival attempt (or [`Supervisor::revive`]).
     pub degraded: bool,
+    /// While degraded: how long until the next revival attempt.
+    pub next_attempt: Option<Duration>,
+    /// Times the driver went degraded.
+    pub degradations: u64,
+    /// Times a degraded driver got a user half again.
+    pub revivals: u64,
     /// The last restart's time from death to the new user half answering.
     pub last_recovery: Option<Duration>,
     /// Why the last user half died (exit status, signal, the system call of a seccomp
@@ -123,6 +146,12 @@ struct Shared {
     last_death: Mutex<Option<DeathCause>>,
     /// The pid the stuck-holder hook killed last (0: none).
     lock_killed: std::sync::atomic::AtomicU32,
+    /// While degraded: when the next revival attempt is due.
+    next_attempt: Mutex<Option<Instant>>,
+    /// An operator asked for a revival now ([`Supervisor::revive`]).
+    revive_now: AtomicBool,
+    degradations: AtomicU64,
+    revivals: AtomicU64,
     reattach: Mutex<Vec<ReattachHook>>,
     on_death: Mutex<Vec<DeathHook>>,
     stop: AtomicBool,
@@ -158,6 +187,10 @@ impl Supervisor {
             last_recovery: Mutex::new(None),
             last_death: Mutex::new(None),
             lock_killed: std::sync::atomic::AtomicU32::new(0),
+            next_attempt: Mutex::new(None),
+            revive_now: AtomicBool::new(false),
+            degradations: AtomicU64::new(0),
+            revivals: AtomicU64::new(0),
             reattach: Mutex::new(Vec::new()),
             on_death: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -224,6 +257,20 @@ impl Supervisor {
         }
     }
 
+    /// Revives a degraded driver now: the supervisor starts a user half at once instead of
+    /// at the next attempt (with a fresh restart budget). Returns false (and does nothing)
+    /// if the driver is not degraded. The revival itself is asynchronous: wait for it with
+    /// [`Supervisor::wait_restarted`].
+    pub fn revive(&self) -> bool {
+        if !self.endpoint().is_degraded() || self.shared.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.shared.revive_now.store(true, Ordering::SeqCst);
+        // Any notice wakes the supervisor; while degraded it reads the flag.
+        let _ = self.deaths.send(REVIVE_NOTICE);
+        true
+    }
+
     /// Waits until a user half other than `old_pid` has been re-attached (its hooks ran)
     /// and answers a ping, or `timeout` passes.
     pub fn wait_restarted(&self, old_pid: Option<u32>, timeout: Duration) -> bool {
@@ -245,13 +292,22 @@ impl Supervisor {
 
     /// Counters.
     pub fn status(&self) -> SupervisorStatus {
+        let degraded = self.endpoint().is_degraded();
         let current = self.shared.current.lock();
         SupervisorStatus {
             pid: current.as_ref().map(UserHalf::pid),
             uptime: current.as_ref().map_or(Duration::ZERO, UserHalf::uptime),
             restarts: self.shared.restarts.load(Ordering::SeqCst),
             hangs: self.shared.hangs.load(Ordering::SeqCst),
-            degraded: self.endpoint().is_degraded(),
+            degraded,
+            next_attempt: self
+                .shared
+                .next_attempt
+                .lock()
+                .filter(|_| degraded)
+                .map(|at| at.saturating_duration_since(Instant::now())),
+            degradations: self.shared.degradations.load(Ordering::SeqCst),
+            revivals: self.shared.revivals.load(Ordering::SeqCst),
             last_recovery: *self.shared.last_recovery.lock(),
             last_death: self.shared.last_death.lock().clone(),
             standby_pid: self.shared.standby.lock().as_ref().map(UserHalf::pid),
@@ -289,6 +345,9 @@ impl Drop for Supervisor {
     }
 }
 
+/// The death notice [`Supervisor::revive`] sends to wake the supervisor (no pid is this).
+const REVIVE_NOTICE: u32 = u32::MAX - 1;
+
 /// How long after a restart the next warm standby is started.
 const STANDBY_DELAY: Duration = Duration::from_millis(20);
 
@@ -296,22 +355,84 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let config = &shared.config;
     let mut recent: VecDeque<Instant> = VecDeque::new();
     let mut backoff = Duration::ZERO;
+    // The wait before the last revival attempt (zero: none since the driver was last
+    // stable for a whole restart window).
+    let mut revive_backoff = Duration::ZERO;
     let mut last_ping = Instant::now();
     // When to start the next warm standby (after a restart: not at once, so that its
     // start-up does not compete for the CPUs with the new user half's first calls).
     let mut standby_due: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         let endpoint = shared.channel.endpoint();
-        let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
-        if let Some(due) = standby_due {
-            wait = wait.min(due.saturating_duration_since(Instant::now()));
-        }
-        let wait = wait.max(Duration::from_millis(1));
-        match deaths.recv_timeout(wait) {
-            Ok(pid) => {
-                if shared.stop.load(Ordering::SeqCst) {
-                    return;
+        let attempt_due = *shared.next_attempt.lock();
+        let wait = match attempt_due {
+            // Degraded: no heartbeat, no standby; nothing to do until the next attempt (or
+            // a revive's notice).
+            Some(due) => due.saturating_duration_since(Instant::now()),
+            None => {
+                let mut wait = config.heartbeat.saturating_sub(last_ping.elapsed());
+                if let Some(due) = standby_due {
+                    wait = wait.min(due.saturating_duration_since(Instant::now()));
                 }
+                wait
+            }
+        };
+        let wait = wait.max(Duration::from_millis(1));
+        let notice = deaths.recv_timeout(wait);
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        // Degraded: no user half, no standby; the one thing to do is the next attempt.
+        if let Some(due) = attempt_due {
+            if notice == Err(RecvTimeoutError::Disconnected) {
+                return;
+            }
+            let operator = shared.revive_now.swap(false, Ordering::SeqCst);
+            if !operator && Instant::now() < due {
+                continue;
+            }
+            if operator {
+                // An operator's revival starts with a fresh restart budget.
+                recent.clear();
+            }
+            let why = if operator {
+                "an operator asked (revive)"
+            } else {
+                "its backoff elapsed"
+            };
+            tracing::warn!("degraded driver: trying a user half again ({why})");
+            if !endpoint.close_gate(Duration::from_secs(1)) {
+                tracing::warn!("calls to the degraded driver did not end within 1 s");
+            }
+            *shared.next_attempt.lock() = None;
+            endpoint.clear_degraded();
+            let attempt = Instant::now();
+            match start_next(shared, death_tx, None) {
+                Ok(half) => {
+                    let pid = half.pid();
+                    recent.push_back(attempt);
+                    reattach(shared, endpoint, half);
+                    shared.revivals.fetch_add(1, Ordering::SeqCst);
+                    let took = attempt.elapsed();
+                    *shared.last_recovery.lock() = Some(took);
+                    tracing::info!(
+                        pid,
+                        recovery_us = took.as_micros() as u64,
+                        "degraded driver revived: user half pid {pid} answers ({why}; took {took:.1?})"
+                    );
+                    last_ping = Instant::now();
+                    standby_due = Some(Instant::now() + STANDBY_DELAY);
+                }
+                Err(e) => {
+                    let why = format!("reviving the user half failed ({e})");
+                    degrade(shared, endpoint, &mut revive_backoff, &why);
+                    standby_due = None;
+                }
+            }
+            continue;
+        }
+        match notice {
+            Ok(pid) => {
                 // A standby's death is not the user half's: replace it, unless it died
                 // young (then not before the next restart: no spawn loop).
                 let dead_standby = {
@@ -331,8 +452,9 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                     }
                     continue;
                 }
-                // A stale notice (from an older process) is ignored; with no process at
-                // all (a failed restart) any notice means "try again".
+                // A stale notice (from an older process, or a revival asked for when the
+                // driver was not degraded any more) is ignored; with no process at all (a
+                // failed restart) any notice means "try again".
                 let current_pid = shared.current.lock().as_ref().map(UserHalf::pid);
                 if current_pid.is_some_and(|current| current != pid) {
                     continue;
@@ -400,6 +522,10 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         for hook in shared.on_death.lock().iter() {
             hook();
         }
+        // Up for a whole window: whatever crash loop there was is over.
+        if lived >= config.restart_window {
+            revive_backoff = Duration::ZERO;
+        }
         while recent
             .front()
             .is_some_and(|t| died_at.duration_since(*t) > config.restart_window)
@@ -407,56 +533,35 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             recent.pop_front();
         }
         if recent.len() >= config.max_restarts {
-            tracing::error!(
-                "user half crashed {} times within {:?}: not restarting (driver degraded)",
+            let why = format!(
+                "user half crashed {} times within {:?}",
                 recent.len() + 1,
                 config.restart_window
             );
-            endpoint.mark_degraded();
-            endpoint.open_gate();
-            if let Some(mut standby) = shared.standby.lock().take() {
-                standby.kill();
-            }
-            return;
+            degrade(shared, endpoint, &mut revive_backoff, &why);
+            // No standby while degraded (a due one would wake this loop every millisecond).
+            standby_due = None;
+            continue;
         }
         backoff = if lived < config.stable_uptime {
-            (backoff * 2).clamp(config.backoff_initial, config.backoff_max)
+            (backoff.saturating_mul(2))
+                .max(config.backoff_initial)
+                .min(config.backoff_max)
         } else {
             Duration::ZERO
         };
         if !backoff.is_zero() {
             std::thread::sleep(backoff);
         }
-        // The warm standby if there is one (a failed activation falls back to a cold start).
-        let standby = shared.standby.lock().take();
-        let started = match standby.map(|s| s.activate(&config.component)) {
-            Some(Ok(half)) => Ok(half),
-            Some(Err(e)) => {
-                tracing::warn!("activating the standby user half failed ({e}): starting one");
-                UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone()))
-            }
-            None => UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())),
-        };
-        match started {
+        match start_next(shared, death_tx, Some(died_at)) {
             Ok(half) => {
-                shared.current_pid.store(half.pid(), Ordering::SeqCst);
-                *shared.current.lock() = Some(half);
                 recent.push_back(died_at);
-                // The hooks' own upcalls pass the closed gate; everyone else's wait for it.
-                KernelEndpoint::pass_gate(|| {
-                    for hook in shared.reattach.lock().iter() {
-                        hook(endpoint);
-                    }
-                });
-                endpoint.open_gate();
+                let pid = half.pid();
+                reattach(shared, endpoint, half);
                 // Counted, and visible to `wait_restarted`, only once re-attached.
                 shared.restarts.fetch_add(1, Ordering::SeqCst);
-                shared
-                    .ready_pid
-                    .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);
                 let recovery = died_at.elapsed();
                 *shared.last_recovery.lock() = Some(recovery);
-                let pid = shared.current_pid.load(Ordering::SeqCst);
                 match &cause {
                     Some((old, why)) => tracing::info!(
                         pid,
@@ -478,11 +583,80 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 tracing::error!("restarting the user half failed: {e}");
                 recent.push_back(died_at);
                 // Try again after the backoff: feed ourselves a death notice for "no process".
-                *shared.current.lock() = None;
                 let _ = death_tx.send(u32::MAX);
             }
         }
     }
+}
+
+/// Starts the next user half: the warm standby if there is one (a failed activation falls
+/// back to a cold start). `died_at` is None for a revival (no standby is kept while
+/// degraded).
+fn start_next(
+    shared: &Shared,
+    death_tx: &Sender<u32>,
+    died_at: Option<Instant>,
+) -> Result<UserHalf, ComponentError> {
+    let config = &shared.config;
+    let standby = died_at.and_then(|_| shared.standby.lock().take());
+    let started = match standby.map(|s| s.activate(&config.component)) {
+        Some(Ok(half)) => Ok(half),
+        Some(Err(e)) => {
+            tracing::warn!("activating the standby user half failed ({e}): starting one");
+            UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone()))
+        }
+        None => UserHalf::start(&shared.channel, &config.component, Some(death_tx.clone())),
+    };
+    if started.is_err() {
+        *shared.current.lock() = None;
+    }
+    started
+}
+
+/// Makes `half` the user half, runs the re-attach hooks with the gate closed to everyone
+/// else, then opens it and marks the half ready (for [`Supervisor::wait_restarted`]).
+fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
+    shared.current_pid.store(half.pid(), Ordering::SeqCst);
+    *shared.current.lock() = Some(half);
+    // The hooks' own upcalls pass the closed gate; everyone else's wait for it.
+    KernelEndpoint::pass_gate(|| {
+        for hook in shared.reattach.lock().iter() {
+            hook(endpoint);
+        }
+    });
+    endpoint.open_gate();
+    shared
+        .ready_pid
+        .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);
+}
+
+/// Past the restart-rate limit (or a failed revival): no user half until the next attempt,
+/// which comes after twice the last wait (at least `revive_backoff_initial`, at most
+/// `revive_backoff_max`). Calls fail at once with `CallError::Degraded` meanwhile; the
+/// critical path is unaffected.
+fn degrade(shared: &Shared, endpoint: &KernelEndpoint, revive_backoff: &mut Duration, why: &str) {
+    let config = &shared.config;
+    *revive_backoff = revive_backoff
+        .saturating_mul(2)
+        .max(config.revive_backoff_initial)
+        .min(config.revive_backoff_max);
+    // Counted and scheduled first: whoever sees the driver degraded sees these too.
+    *shared.next_attempt.lock() = Some(Instant::now() + *revive_backoff);
+    shared.degradations.fetch_add(1, Ordering::SeqCst);
+    // A revival asked for before this degradation does not skip its backoff.
+    shared.revive_now.store(false, Ordering::SeqCst);
+    if let Some(mut standby) = shared.standby.lock().take() {
+        standby.kill();
+    }
+    *shared.current.lock() = None;
+    shared.current_pid.store(0, Ordering::SeqCst);
+    endpoint.mark_degraded();
+    endpoint.open_gate();
+    tracing::error!(
+        next_attempt_ms = revive_backoff.as_millis() as u64,
+        "{why}: driver degraded (no user half); next attempt in {:.1?}",
+        *revive_backoff
+    );
 }
 
 /// Starts a warm standby if the configuration asks for one and none is running.

@@ -80,8 +80,9 @@ pub enum CallError {
         /// The slot capacity.
         capacity: usize,
     },
-    /// The driver is degraded: the user half crashed too often and is no longer restarted.
-    #[error("the user half is not running (degraded after repeated crashes)")]
+    /// The driver is degraded: the user half crashed too often and is not restarted until
+    /// the supervisor's next attempt (or an operator's revival).
+    #[error("the user half is not running (degraded after repeated crashes; it is tried again after a backoff)")]
     Degraded,
     /// The user half is being restarted and was not re-attached (its re-attach hooks had
     /// not all returned) within the call's timeout; the call was not sent.

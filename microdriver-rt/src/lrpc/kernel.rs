@@ -287,11 +287,18 @@ impl KernelEndpoint {
         }
     }
 
-    /// Marks the driver degraded: the user half is no longer restarted, and every call
-    /// fails at once with [`CallError::Degraded`] (the critical path is unaffected).
+    /// Marks the driver degraded: no user half runs, and every call fails at once with
+    /// [`CallError::Degraded`] (the critical path is unaffected) until
+    /// [`KernelEndpoint::clear_degraded`].
     pub fn mark_degraded(&self) {
         self.degraded.store(true, Ordering::SeqCst);
         self.mark_dead();
+    }
+
+    /// Ends the degraded state (the supervisor is about to start a user half again); calls
+    /// fail as `PeerDied` or wait at the restart gate until it is re-attached.
+    pub fn clear_degraded(&self) {
+        self.degraded.store(false, Ordering::SeqCst);
     }
 
     /// True once degraded.

@@ -1,10 +1,10 @@
-//! Figure 4: the table (printed and written as `docs/figure4.md`) and the plot
-//! (`docs/figure4.svg`, written by hand: two line series on a log axis are a few dozen
+//! Figure 4: the table (printed and written as `figure4.md`) and the plot (`figure4.svg`),
+//! under `target/bench/` by default, into `docs/` with `--update-docs`. Every number in the
+//! prose is computed from the points (the plot is drawn by hand: two line series on a log axis are a few dozen
 //! SVG elements, and a plotting crate would add dependencies to the shared workspace
 //! manifest and lock file for it).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One delay's medians.
@@ -87,18 +87,46 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The delay (not delay 0 itself, whose ratio is 1 by definition) with the lowest median
+/// packet-rate ratio, if any point has a finite ratio.
+pub fn worst(points: &[Point]) -> Option<&Point> {
+    points
+        .iter()
+        .filter(|p| !p.delay.is_zero() && p.pps_ratio.is_finite())
+        .min_by(|a, b| a.pps_ratio.total_cmp(&b.pps_ratio))
+}
+
 /// The result paragraph, from the numbers.
-fn result(worst: f64, at_20: f64, cpu_20: f64, others: f64) -> String {
+fn result(points: &[Point], others: f64) -> String {
+    let Some(worst) = worst(points) else {
+        return "**Result.** No delay other than 0 has a finite packet-rate ratio in this run: \
+                nothing to compare."
+            .into();
+    };
+    let Some(last) = points.last() else {
+        return String::new();
+    };
+    let (ratio, at) = (worst.pps_ratio, delay_label(worst.delay));
+    let last_label = delay_label(last.delay);
+    let paper_lost = (1.0 - PAPER_20MS_PPS) * 100.0;
+    let paper_cpu = (PAPER_20MS_CPU - 1.0) * 100.0;
     let head = format!(
-        "**Result.** The worst delay's median packet rate is {worst:.4}x that of delay 0 \
-         (goal: above 0.99 at every delay); at 20 ms per crossing the rate is {at_20:.4}x and \
-         CPU per packet {cpu_20:.3}x. The paper's driver lost 6.3% throughput and gained 26% \
-         CPU at 20 ms because its data path waited on the user half; here the kernel half's \
-         interrupt, poll, transmit and receive paths never cross (a slow user half slows only \
-         the watchdog and the statistics queries: see their columns; at 20 ms a watchdog run, \
-         ~60 register downcalls, takes over a second)."
+        "**Result.** The worst delay is {at}: its median packet rate is {ratio:.4}x that of \
+         delay 0 (goal: above 0.99 at every delay); at {last_label} per crossing the rate is \
+         {:.4}x and CPU per packet {:.3}x. The paper's driver lost {paper_lost:.1}% \
+         throughput and gained {paper_cpu:.0}% CPU at 20 ms because its data path waited on \
+         the user half; here the kernel half's interrupt, poll, transmit and receive paths \
+         never cross (a slow user half slows only the watchdog and the statistics queries: \
+         at {last_label}, {:.0} watchdog runs and {:.0} statistics queries in the slice that \
+         had fewest, against {:.0} and {:.0} at delay 0).",
+        last.pps_ratio,
+        last.cpu_ratio,
+        last.watchdogs_min,
+        last.stats_queries,
+        points.first().map_or(f64::NAN, |p| p.watchdogs_min),
+        points.first().map_or(f64::NAN, |p| p.stats_queries),
     );
-    if worst >= 0.99 {
+    if ratio >= 0.99 {
         format!("{head} The measurement agrees: no delay costs 1%.")
     } else {
         format!(
@@ -111,8 +139,9 @@ fn result(worst: f64, at_20: f64, cpu_20: f64, others: f64) -> String {
     }
 }
 
-/// Writes `docs/figure4.md` and `docs/figure4.svg`; returns their paths.
+/// Writes `figure4.md` and `figure4.svg` into `dir`; returns their paths.
 pub fn write_docs(
+    dir: &std::path::Path,
     points: &[Point],
     table: &str,
     command: &str,
@@ -120,16 +149,15 @@ pub fn write_docs(
     sweeps: usize,
     spread: &str,
 ) -> Result<String, String> {
-    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-    let md_path = docs.join("figure4.md");
-    let svg_path = docs.join("figure4.svg");
-    let worst = points
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let md_path = dir.join("figure4.md");
+    let svg_path = dir.join("figure4.svg");
+    // The fastest point, for the bottleneck paragraph.
+    let (top_pps, top_cores) = points
         .iter()
-        .map(|p| p.pps_ratio)
-        .filter(|r| r.is_finite())
-        .fold(f64::INFINITY, f64::min);
-    let at_20 = points.last().map_or(f64::NAN, |p| p.pps_ratio);
-    let cpu_20 = points.last().map_or(f64::NAN, |p| p.cpu_ratio);
+        .filter(|p| p.pps.is_finite())
+        .max_by(|a, b| a.pps.total_cmp(&b.pps))
+        .map_or((f64::NAN, f64::NAN), |p| (p.pps, p.cores));
     let mut md = String::new();
     let _ = write!(
         md,
@@ -158,7 +186,7 @@ transmit path), and the peer streams numbered frames to the NIC as fast as its r
 FIFO takes them (the kernel half's interrupt, poll and receive paths). Every frame is
 checked, in order and byte for byte, on arrival at either end; the bench prints the
 accounting of lost and bad frames. The processes are measured in sweeps, one at a time:
-each slice warms up for 0.3 s, then measures a {window}-second window (two and a half
+each slice warms up for 0.3 s, then measures a {window}-second window ({periods}
 watchdog periods; the *watchdog runs* column counts runs completed inside each slice,
 from the kernel endpoint's call statistics), then stops the traffic and waits until
 every frame is accounted for. The other processes idle meanwhile: their watchdogs and
@@ -191,10 +219,10 @@ half hung.
 **The bottleneck.** The device model is a software NIC whose thread moves every
 descriptor and byte; it shares the two cores with the driver's interrupt thread, the
 bench's transmit and checking threads and everything else on the VM. No single thread
-saturates a core (the model's thread uses about a third of one); the packet rate is
-bounded by the CPU the process gets: with the machine to itself a configuration moves
-~550,000 1514-byte frames/s on ~1.75 cores, and when other work takes CPU (the *others'
-CPU* column) the rate falls with the process's share, whichever configuration runs.
+saturates a core; the packet rate is bounded by the CPU the process gets: the fastest
+point of this run moved {top_pps:.0} 1514-byte frames/s on {top_cores:.2} cores, and when
+other work takes CPU (the *others' CPU* column) the rate falls with the process's share,
+whichever configuration runs.
 Absolute rates are therefore the model's, not a real 82540EM's (which tops out at
 ~81,000 1518-byte frames/s per direction on the wire); what the figure can show is the
 difference the delay makes, measured in the same run, and only to within the spread of
@@ -202,12 +230,13 @@ the per-sweep ratios.
 ",
         date = today(),
         secs = elapsed.as_secs_f64(),
-        result = result(worst, at_20, cpu_20, {
+        result = result(points, {
             let mut o: Vec<f64> = points.iter().map(|p| p.others).collect();
             o.sort_by(f64::total_cmp);
             o.get(o.len() / 2).copied().unwrap_or(f64::NAN)
         }),
         window = super::DELAY_WINDOW.as_secs(),
+        periods = super::DELAY_WINDOW.as_secs_f64() / 2.0,
     );
     std::fs::write(&md_path, md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     std::fs::write(&svg_path, svg(points)).map_err(|e| format!("{}: {e}", svg_path.display()))?;

@@ -16,7 +16,8 @@
 //! by side; only one configuration has traffic at a time. Figures are medians over the
 //! slices and ratios medians of per-sweep ratios; slices during which other processes
 //! took CPU are set aside when enough quiet ones remain (`QUIET`). It prints the tables,
-//! writes `docs/figure4.md` and `docs/figure4.svg`, and ends with
+//! writes `figure4.md` and `figure4.svg` under `target/bench/` (`-- --update-docs`: into
+//! `docs/`, replacing the committed figure), and ends with
 //! `ratio split/monolithic pps_64B = X`, `ratio split/monolithic pps_1514B = X` and
 //! `ratio delay_20ms/delay_0 pps_1514B = X`.
 //!
@@ -342,6 +343,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let update_docs = args.iter().any(|a| a == "--update-docs");
+    if quick && update_docs {
+        eprintln!("--quick writes nothing: a smoke run is no figure for docs/ (drop one of them)");
+        return ExitCode::from(2);
+    }
     let sweeps = if quick { 1 } else { SWEEPS };
     let configs = configs(quick);
     let started = Instant::now();
@@ -565,7 +571,17 @@ fn main() -> ExitCode {
 
     if !quick {
         let command = "cargo bench -p e1000";
+        // A benchmark run does not dirty the checkout: docs/ only when asked.
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = if update_docs {
+            root.join("docs")
+        } else {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), std::path::PathBuf::from)
+                .join("bench")
+        };
         match figure::write_docs(
+            &dir,
             &fig,
             &table,
             command,

@@ -71,6 +71,14 @@ pub struct DaemonConfig {
     /// At most this many user-half restarts within 10 s before the driver runs degraded
     /// (None: the supervisor's default).
     pub max_restarts: Option<usize>,
+    /// The window of `max_restarts` (None: the supervisor's default, 10 s).
+    pub restart_window: Option<Duration>,
+    /// How long a degraded driver waits before its first attempt at a user half again
+    /// (doubled per crash loop straight back; None: the supervisor's default, 1 s).
+    pub revive_backoff: Option<Duration>,
+    /// The longest wait between attempts (None: the supervisor's default, 60 s, or
+    /// `revive_backoff` if longer).
+    pub revive_backoff_max: Option<Duration>,
 }
 
 impl Default for DaemonConfig {
@@ -90,6 +98,9 @@ impl Default for DaemonConfig {
             uio_force: false,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_restarts: None,
+            restart_window: None,
+            revive_backoff: None,
+            revive_backoff_max: None,
         }
     }
 }
@@ -234,6 +245,16 @@ impl Daemon {
             sc.component.options.timeout = cfg.call_timeout + cfg.crossing_delay * 4000;
             if let Some(n) = cfg.max_restarts {
                 sc.max_restarts = n;
+            }
+            if let Some(w) = cfg.restart_window {
+                sc.restart_window = w;
+            }
+            if let Some(b) = cfg.revive_backoff {
+                sc.revive_backoff_initial = b;
+                sc.revive_backoff_max = sc.revive_backoff_max.max(b);
+            }
+            if let Some(m) = cfg.revive_backoff_max {
+                sc.revive_backoff_max = m;
             }
             let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
                 .map_err(|e| DaemonError::Supervisor(e.to_string()))?;

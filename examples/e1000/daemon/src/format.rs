@@ -454,11 +454,25 @@ pub fn status(st: &Status) -> String {
         dur(sp.uptime),
         sp.restarts,
         sp.hangs,
-        if sp.degraded { "yes" } else { "no" },
+        match (sp.degraded, sp.next_attempt) {
+            (false, _) => "no".to_string(),
+            (true, Some(next)) => format!(
+                "yes (next attempt in {} s; `e1000ctl revive` tries now)",
+                next.as_secs_f64().ceil() as u64
+            ),
+            (true, None) => "yes (trying a user half now)".to_string(),
+        },
         sp.last_recovery
             .map(|d| format!(", last recovery {}", dur(d)))
             .unwrap_or_default()
     );
+    if sp.degradations > 0 {
+        let _ = writeln!(
+            s,
+            "     crash loops: degraded {} times, revived {} times",
+            sp.degradations, sp.revivals
+        );
+    }
     let _ = writeln!(
         s,
         "     channel: {} workers, crossing delay {}",

@@ -423,6 +423,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             }))
         }
         Request::Inject { fault } => inject(inner, fault),
+        Request::Revive => revive(inner),
         Request::Ping { count } => {
             if inner.tap.is_some() {
                 return Err("the NIC is bridged to a TAP interface: ping through the host's stack (ping -I TAP 10.0.2.2)".into());
@@ -660,6 +661,9 @@ pub(crate) fn status(inner: &Inner) -> Status {
             restarts: s.restarts,
             hangs: s.hangs,
             degraded: s.degraded,
+            next_attempt: s.next_attempt,
+            degradations: s.degradations,
+            revivals: s.revivals,
             last_recovery: s.last_recovery,
             tracker_objects: tracker.objects,
             tracker_bytes: tracker.bytes,
@@ -700,6 +704,30 @@ pub(crate) fn status(inner: &Inner) -> Status {
             .load(std::sync::atomic::Ordering::Relaxed),
         split,
     }
+}
+
+/// `revive`: a degraded driver tries a user half at once; answers with the status once it
+/// is re-attached, or an error saying why not.
+fn revive(inner: &Inner) -> Result<Reply, String> {
+    let Some(sup) = &inner.supervisor else {
+        return Err("revive needs the split mode (this e1000d runs --monolithic)".into());
+    };
+    tracing::warn!("revive: an operator asks for a user half now");
+    if !sup.revive() {
+        return Err("the driver is not degraded: its user half runs or is being restarted".into());
+    }
+    let limit = inner.cfg.crossing_delay * 8 + Duration::from_secs(20);
+    if !sup.wait_restarted(None, limit) {
+        let s = sup.status();
+        return Err(match s.next_attempt {
+            Some(next) if s.degraded => format!(
+                "the revived user half crashed again: degraded, next attempt in {} s",
+                next.as_secs_f64().ceil() as u64
+            ),
+            _ => format!("no user half answered within {limit:?} of the revival"),
+        });
+    }
+    Ok(Reply::Status(Box::new(status(inner))))
 }
 
 fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {

@@ -195,6 +195,9 @@ pub enum Request {
     Suspend,
     /// `resume`: bring a suspended device back (reset, reprogram, reopen).
     Resume,
+    /// `revive`: a degraded driver (the user half crash-looped) tries a user half now
+    /// instead of at its next attempt.
+    Revive,
     /// `inject`: cause a fault in the user half.
     Inject {
         /// Which.
@@ -455,8 +458,17 @@ pub struct SplitStatus {
     pub restarts: u64,
     /// Hangs detected.
     pub hangs: u64,
-    /// Too many restarts: running degraded (no user half).
+    /// Too many restarts: running degraded (no user half) until the next attempt.
     pub degraded: bool,
+    /// While degraded: how long until the supervisor tries a user half again.
+    #[serde(default)]
+    pub next_attempt: Option<Duration>,
+    /// Times the driver went degraded.
+    #[serde(default)]
+    pub degradations: u64,
+    /// Times a degraded driver got a user half again (by its backoff or `revive`).
+    #[serde(default)]
+    pub revivals: u64,
     /// The last restart's time from death to answering.
     pub last_recovery: Option<Duration>,
     /// Tracker objects.
@@ -738,6 +750,7 @@ mod tests {
                 }],
             },
             Request::Stats64,
+            Request::Revive,
             Request::Suspend,
             Request::Resume,
             Request::Wake,

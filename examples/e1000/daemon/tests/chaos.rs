@@ -7,8 +7,12 @@
 //! pointers in replies, holds and snapshot storms on the hot path's combolocks, a slow user
 //! half, a crash during re-attach, a crash during a configuration change (ring resize,
 //! coalescing, features) or during a self-test, online or offline (rounds that close the
-//! interface on purpose, a feature change or the offline test, run without the stream). A
-//! reader thread issues e1000ctl requests all the while. After each fault:
+//! interface on purpose, a feature change or the offline test, run without the stream), and
+//! a crash loop: the user half killed from outside (SIGKILL) as fast as it comes back,
+//! until the driver degrades, a request that needs the user half refused meanwhile, then
+//! recovery, by `e1000ctl revive` or by the supervisor's own next attempt (the daemon runs
+//! with a small restart budget, so an ordinary round may degrade it too: it must recover by
+//! itself). A reader thread issues e1000ctl requests all the while. After each fault:
 //!
 //! * no accepted frame lost or duplicated, received frames in order;
 //! * no counter of `-S` went backwards (nor anywhere in the reader's sequence);
@@ -22,7 +26,9 @@
 //!   is reported, not counted).
 //!
 //! `cargo test -p e1000d --test chaos` runs 300 faults; `-- --faults N`, `-- --soak 10m`
-//! and `-- --seed S` run others.
+//! and `-- --seed S` run others. `-- --record docs/chaos-runs.md` appends the run's line
+//! (and rate) to that table and recomputes its totals, so the runs recorded in the docs
+//! are the campaign's own output, never copied by hand.
 
 mod common;
 #[path = "../../../../microdriver-rt/tests/support/mod.rs"]
@@ -43,8 +49,18 @@ use e1000d::protocol::{Coalesce, Fault, FeatureChange, Reply, Request, Rings, Tr
 const STALL_RETRIES: u64 = 2;
 /// Every request must be answered within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-/// Frames each way per round: about 0.15 s of traffic on the model.
+/// Frames each way per round by default (`--frames N`): about 0.15 s of traffic on the
+/// model.
 const FRAMES_PER_ROUND: u64 = 20_000;
+/// The daemon's restart budget: more than this many restarts within `RESTART_WINDOW`
+/// degrade it. Ordinary rounds stay under it most of the time; a crash loop goes over.
+const MAX_RESTARTS: &str = "6";
+const RESTART_WINDOW: &str = "1s";
+/// A degraded daemon's first attempt comes after this, doubling up to `REVIVE_MAX`.
+const REVIVE_BACKOFF: &str = "100ms";
+const REVIVE_MAX: Duration = Duration::from_secs(1);
+/// A crash loop gives up (and fails the round) after this many kills without degrading.
+const CRASH_LOOP_KILLS: u32 = 40;
 
 struct Rng(u64);
 
@@ -67,6 +83,8 @@ struct Options {
     faults: u64,
     soak: Option<Duration>,
     seed: u64,
+    record: Option<PathBuf>,
+    frames: u64,
 }
 
 fn options() -> Options {
@@ -76,11 +94,143 @@ fn options() -> Options {
         faults: value("--faults")
             .and_then(|v| v.parse().ok())
             .unwrap_or(300),
-        soak: value("--soak").map(|v| {
-            e1000d::format::parse_duration(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))
-        }),
+        soak: value("--soak").map(|v| parse_soak(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))),
         seed,
+        frames: value("--frames").map_or(FRAMES_PER_ROUND, |v| match v.parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("--frames {v}: give a number of frames each way per round, at least 1"),
+        }),
+        // Relative to the workspace root (cargo runs tests in the package's directory).
+        record: value("--record").map(|p| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../..")
+                .join(p)
+        }),
     }
+}
+
+/// One recorded run, as a row of the record's table.
+struct Recorded {
+    faults: u64,
+    survived: u64,
+    lost: u64,
+    duplicated: u64,
+    counters_back: u64,
+    config_div: u64,
+    stalls: u64,
+    secs: f64,
+}
+
+const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
+
+Appended by `cargo test -p e1000d --test chaos -- --record docs/chaos-runs.md` (with
+`--faults N` or `--soak DURATION`): one row per run, the totals below recomputed from the
+rows on each append. Do not edit by hand.
+
+| date (UTC) | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+";
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time (days to a civil date: H. Hinnant's algorithm).
+fn utc_date_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
+/// Appends `run` to the record at `path` (created if missing) and rewrites its totals.
+fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut rows: Vec<String> = old
+        .lines()
+        .filter(|l| l.starts_with("| 2"))
+        .map(str::to_string)
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kind = match opts.soak {
+        Some(d) => format!("--soak {}s", d.as_secs()),
+        None => format!("--faults {}", opts.faults),
+    } + &if opts.frames == FRAMES_PER_ROUND {
+        String::new()
+    } else {
+        format!(" --frames {}", opts.frames)
+    };
+    rows.push(format!(
+        "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
+        utc_date_time(now),
+        opts.seed,
+        run.faults,
+        run.survived,
+        run.lost,
+        run.duplicated,
+        run.counters_back,
+        run.config_div,
+        run.stalls,
+        run.secs,
+        run.faults as f64 / run.secs.max(1e-9),
+    ));
+    // Totals over every row: columns 3.. are numbers.
+    let mut sums = [0f64; 9];
+    for row in &rows {
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, sum) in sums.iter_mut().enumerate() {
+            *sum += cols
+                .get(4 + i)
+                .and_then(|c| c.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+    }
+    let [faults, survived, lost, dup, back, div, stalls, secs, _] = sums;
+    let mut text = String::from(RECORD_HEADER);
+    for row in &rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n**Totals:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
+         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
+         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
+        rows.len(),
+        secs / 3600.0,
+        faults / secs.max(1e-9)
+    ));
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A soak's length: `30m`, `8h`, or what e1000d's durations take (`90s`, at most an
+/// hour); at most a week.
+fn parse_soak(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let (num, scale) = if let Some(h) = v.strip_suffix('h') {
+        (h, 3600.0)
+    } else if let Some(m) = v.strip_suffix('m').filter(|_| !v.ends_with("ms")) {
+        (m, 60.0)
+    } else {
+        return e1000d::format::parse_duration(v);
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{v:?}: expected a number and a unit, like 30m, 8h or 90s"))?;
+    let secs = n * scale;
+    if !secs.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&secs) {
+        return Err(format!("{v:?}: give 0 to 168 hours"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// One request with the campaign's deadline; a reply later than that fails the run.
@@ -276,15 +426,24 @@ fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
 
 /// Waits until the user half answers, no reset is pending and the link is up: the
 /// driver has recovered from the fault.
+///
+/// A driver that degraded (its restart budget is small) must come back by itself: the
+/// supervisor's next attempt is due within `REVIVE_MAX`.
 fn wait_settled(socket: &Path, slowest: &AtomicU64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Reply::Status(s)) = ask(socket, &Request::Status, slowest) {
             let split = s.split.as_ref().expect("split mode");
             if split.degraded {
-                return Err("the driver went degraded".into());
-            }
-            if split.pid.is_some() && !s.reset_pending && s.link_up {
+                match split.next_attempt {
+                    Some(next) if next <= REVIVE_MAX => {}
+                    other => {
+                        return Err(format!(
+                            "degraded, next attempt {other:?} (the most is {REVIVE_MAX:?})"
+                        ))
+                    }
+                }
+            } else if split.pid.is_some() && !s.reset_pending && s.link_up {
                 return Ok(());
             }
         }
@@ -312,9 +471,12 @@ enum Kind {
     CrashDuringConfig(Fault),
     /// An online self-test with a crash racing it.
     CrashDuringSelfTest,
+    /// The user half killed from outside as fast as it comes back until the driver
+    /// degrades; then revived by an operator (`revive`) or by the supervisor.
+    CrashLoop,
 }
 
-const KINDS: [Kind; 15] = [
+const KINDS: [Kind; 16] = [
     Kind::Inject(Fault::Crash),
     Kind::Inject(Fault::Kill),
     Kind::Inject(Fault::Hang),
@@ -330,7 +492,113 @@ const KINDS: [Kind; 15] = [
     Kind::CrashDuringConfig(Fault::Kill),
     Kind::CrashDuringConfig(Fault::Crash),
     Kind::CrashDuringSelfTest,
+    Kind::CrashLoop,
 ];
+
+/// The user half as `status` shows it.
+fn split_status(
+    socket: &Path,
+    slowest: &AtomicU64,
+) -> Result<e1000d::protocol::SplitStatus, String> {
+    match ask(socket, &Request::Status, slowest)? {
+        Reply::Status(s) => s
+            .split
+            .ok_or_else(|| "status without the split".to_string()),
+        other => Err(format!("status: {other:?}")),
+    }
+}
+
+/// What one crash loop did.
+struct CrashLoop {
+    kills: u32,
+    /// The request that needs the user half was refused while degraded (not answered by
+    /// a user half revived in between).
+    refused_degraded: bool,
+    /// Revived by `e1000ctl revive` (else by the supervisor's own attempt).
+    by_operator: bool,
+    /// From degraded to a user half answering.
+    down: Duration,
+}
+
+/// Kills the user half (SIGKILL from outside, as an operator's script or the OOM killer
+/// would) each time a new one is up, until the driver degrades; sends `req` (a
+/// configuration change: it needs the user half) while degraded; then revives it.
+/// `answer` gets `req`'s reply.
+fn crash_loop(
+    socket: &Path,
+    slowest: &AtomicU64,
+    operator: bool,
+    req: &Request,
+    answer: &mut Option<Result<Reply, String>>,
+) -> Result<CrashLoop, String> {
+    let mut kills = 0u32;
+    let mut killed: Option<u32> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let degraded = loop {
+        let s = split_status(socket, slowest)?;
+        if s.degraded {
+            break s;
+        }
+        if kills >= CRASH_LOOP_KILLS {
+            return Err(format!("not degraded after {kills} kills"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("not degraded within 30 s ({kills} kills)"));
+        }
+        match s.pid {
+            Some(pid) if Some(pid) != killed => {
+                // SAFETY: kill(2) on the user half's pid as status reported it; it is the
+                // daemon's child, alive until the daemon reaps it.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                killed = Some(pid);
+                kills += 1;
+            }
+            // Not back yet: ask again.
+            _ => std::thread::yield_now(),
+        }
+    };
+    let degraded_at = Instant::now();
+    match degraded.next_attempt {
+        Some(next) if next <= REVIVE_MAX => {}
+        other => return Err(format!("degraded with next attempt {other:?}")),
+    }
+    let reply = ask(socket, req, slowest);
+    let refused_degraded = matches!(&reply, Err(e) if e.contains("degraded"));
+    *answer = Some(reply);
+    if operator {
+        match ask(socket, &Request::Revive, slowest) {
+            Ok(Reply::Status(s)) => {
+                let sp = s.split.as_ref().ok_or("revive: no split status")?;
+                if sp.degraded || sp.pid.is_none() {
+                    return Err(format!("revive answered with a degraded status: {sp:?}"));
+                }
+            }
+            // The supervisor's own attempt came first.
+            Err(e) if e.contains("not degraded") => {}
+            other => return Err(format!("revive: {other:?}")),
+        }
+    }
+    // Either way a user half must be up within the longest backoff.
+    loop {
+        let s = split_status(socket, slowest)?;
+        if !s.degraded && s.pid.is_some() {
+            break;
+        }
+        if degraded_at.elapsed() > REVIVE_MAX + Duration::from_secs(10) {
+            return Err(format!(
+                "still degraded {:?} after degrading: {s:?}",
+                degraded_at.elapsed()
+            ));
+        }
+        std::thread::yield_now();
+    }
+    Ok(CrashLoop {
+        kills,
+        refused_degraded,
+        by_operator: operator,
+        down: degraded_at.elapsed(),
+    })
+}
 
 /// The reader: e1000ctl requests in a loop while the campaign runs; each answered in
 /// time, `-S` never backwards within its own sequence.
@@ -363,12 +631,25 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 }
 
 fn main() {
-    support::run_single("chaos", &["--faults=", "--soak=", "--seed="], campaign);
+    support::run_single(
+        "chaos",
+        &["--faults=", "--soak=", "--seed=", "--record=", "--frames="],
+        campaign,
+    );
 }
 
 fn campaign() {
     let opts = options();
-    let d = DaemonProcess::start(&["--max-restarts", "100000"]);
+    let d = DaemonProcess::start(&[
+        "--max-restarts",
+        MAX_RESTARTS,
+        "--restart-window",
+        RESTART_WINDOW,
+        "--revive-backoff",
+        REVIVE_BACKOFF,
+        "--revive-backoff-max",
+        "1s",
+    ]);
     let socket = d.socket.clone();
     let slowest = Arc::new(AtomicU64::new(0));
     let mut rng = Rng(opts.seed);
@@ -417,6 +698,10 @@ fn campaign() {
     let mut one_off_stalls = 0u64;
     let (mut refused_frames, mut interrupted, mut config_ok) = (0u64, 0u64, 0u64);
     let mut per_kind: BTreeMap<String, u64> = BTreeMap::new();
+    // Crash loops: how many, revived by an operator, the kills and longest time degraded,
+    // and how many saw their request refused while degraded.
+    let (mut loops, mut loops_operator, mut loop_kills) = (0u64, 0u64, 0u64);
+    let (mut longest_down, mut refused_degraded) = (Duration::ZERO, 0u64);
     let mut failures: Vec<String> = Vec::new();
     loop {
         // A stall being checked again is finished first.
@@ -444,12 +729,12 @@ fn campaign() {
         let offline = kind == Kind::CrashDuringSelfTest && rng.below(3) == 0;
         let streams = !offline
             && (!matches!(req, Request::SetFeatures { .. })
-                || !matches!(kind, Kind::CrashDuringConfig(_)));
+                || !matches!(kind, Kind::CrashDuringConfig(_) | Kind::CrashLoop));
         if streams {
             if let Err(e) = ask(
                 &socket,
                 &Request::TrafficStart {
-                    frames: FRAMES_PER_ROUND,
+                    frames: opts.frames,
                     sizes: vec![60, 590, 1514],
                 },
                 &slowest,
@@ -464,13 +749,40 @@ fn campaign() {
                     problems.push(format!("inject {fault:?}: {e}"));
                 }
             }
+            Kind::CrashLoop => {
+                let mut answer = None;
+                match crash_loop(&socket, &slowest, rng.below(2) == 0, &req, &mut answer) {
+                    Ok(c) => {
+                        loops += 1;
+                        loops_operator += u64::from(c.by_operator);
+                        loop_kills += u64::from(c.kills);
+                        longest_down = longest_down.max(c.down);
+                        refused_degraded += u64::from(c.refused_degraded);
+                    }
+                    Err(e) => problems.push(format!("crash loop: {e}")),
+                }
+                // The change sent while degraded: refused (unless a revival beat it), and
+                // then it must have changed nothing.
+                match (answer, &next) {
+                    (Some(Ok(_)), Some(m)) => {
+                        model = m.clone();
+                        config_ok += 1;
+                    }
+                    (Some(Ok(r)), None) => {
+                        problems.push(format!("{req:?} should be refused, got {r:?}"))
+                    }
+                    (Some(Err(_)), Some(_)) => interrupted += 1,
+                    (Some(Err(_)), None) | (None, _) => {}
+                }
+            }
             Kind::CrashDuringConfig(_) | Kind::CrashDuringSelfTest => {
                 let (fault, req) = match kind {
                     Kind::CrashDuringConfig(f) => (f, req.clone()),
-                    _ => (
+                    Kind::CrashDuringSelfTest => (
                         rng.pick(&[Fault::Crash, Fault::Kill]),
                         Request::SelfTest { offline },
                     ),
+                    Kind::Inject(_) | Kind::CrashLoop => unreachable!("handled above"),
                 };
                 // The change and the crash race: the crash may land before, during or
                 // after the change's upcall.
@@ -599,6 +911,28 @@ fn campaign() {
         failures.push(format!("the reader saw -S go backwards: {reader_back:?}"));
     }
     let status = ask(&socket, &Request::Status, &slowest);
+    // Every degradation (the crash loops', and any an ordinary round caused) recovered.
+    let (degradations, revivals) = match &status {
+        Ok(Reply::Status(s)) => s
+            .split
+            .as_ref()
+            .map_or((0, 0), |sp| (sp.degradations, sp.revivals)),
+        _ => (0, 0),
+    };
+    if degradations < loops || revivals != degradations {
+        failures.push(format!(
+            "{loops} crash loops, but the daemon degraded {degradations} times and revived {revivals} times"
+        ));
+    }
+    if loops >= 4 && refused_degraded == 0 {
+        failures.push(format!(
+            "in {loops} crash loops no request was refused while degraded"
+        ));
+    }
+    eprintln!(
+        "chaos: crash loops {loops} ({loops_operator} revived by an operator, the rest by the supervisor), kills {loop_kills}, longest degraded {:.0} ms, requests refused while degraded {refused_degraded}; degraded {degradations} times in all, revived {revivals}",
+        longest_down.as_secs_f64() * 1e3
+    );
     eprintln!(
         "chaos: {:.1} s; kinds {per_kind:?}; configuration changes OK {config_ok}, interrupted {interrupted}; \
          reader requests {reads}; slowest reply {:.1} ms; frames refused at transmit {refused_frames}; \
@@ -620,6 +954,22 @@ fn campaign() {
          counters backwards {counters_back}, config divergences {config_div}, \
          hot-path stalls over 10ms {stalls}"
     );
+    if let Some(path) = &opts.record {
+        let run = Recorded {
+            faults,
+            survived,
+            lost,
+            duplicated,
+            counters_back,
+            config_div,
+            stalls,
+            secs: started.elapsed().as_secs_f64(),
+        };
+        match record(path, &opts, &run) {
+            Ok(()) => eprintln!("chaos: recorded in {}", path.display()),
+            Err(e) => failures.push(format!("recording the run: {e}")),
+        }
+    }
     if !failures.is_empty() {
         eprintln!("daemon log:\n{}", d.log_text());
         panic!(

@@ -183,7 +183,8 @@ fn every_command_against_a_running_daemon() {
     let started = Instant::now();
     let socket = d.socket.clone();
     let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
-    std::thread::sleep(Duration::from_millis(200));
+    // Identifying has begun once LEDCTL leaves its normal value.
+    wait_for(&d, &["-d"], |regs| register(regs, "LEDCTL") != ledctl);
     let (mut seen1, mut seen2) = (false, false);
     while started.elapsed() < Duration::from_millis(1700) && !(seen1 && seen2) {
         let during = register(&d.ok(&["-d"]), "LEDCTL");
@@ -221,7 +222,22 @@ fn every_command_against_a_running_daemon() {
     // A crash during traffic: every accepted frame arrives, the user half comes back.
     let pid = user_half_pid(&d);
     d.ok(&["traffic", "start", "150000"]);
-    std::thread::sleep(Duration::from_millis(100));
+    // The crash lands on a stream that is moving both ways, not after a pause that hopes
+    // it is.
+    let moving = |out: &str, what: &str| {
+        out.split(what)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    };
+    let flowing = wait_for(&d, &["traffic", "status"], |t| {
+        moving(t, "tx accepted ") && moving(t, "received in order ")
+    });
+    assert!(
+        !flowing.contains("; lost "),
+        "the stream ended before the crash: {flowing}"
+    );
     let inj = d.ok(&["inject", "crash"]);
     assert!(inj.contains("restarts 1"), "{inj}");
     let report = d.ok(&["traffic", "wait"]);
@@ -695,4 +711,63 @@ fn feature_flags_and_stats64() {
         tx[1] >= 2 && tx[0] >= 2 * 60,
         "two echo requests sent:\n{s}"
     );
+}
+
+/// Kills the user half from outside (as an operator's script would) and waits until a new
+/// one is up or the driver degraded; returns `status`.
+fn kill_user_half(d: &DaemonProcess) -> String {
+    let old = user_half_pid(d);
+    // SAFETY: kill(2) on the daemon's child, as `status` reported it.
+    assert_eq!(unsafe { libc::kill(old as i32, libc::SIGKILL) }, 0);
+    wait_for(d, &["status"], |st| {
+        st.contains("degraded yes")
+            || st.lines().any(|l| {
+                l.trim_start().starts_with("user half: pid ")
+                    && !l.contains(&format!("pid {old},"))
+                    && !l.contains("pid none")
+            })
+    })
+}
+
+/// A crash loop degrades the driver; `status` says when the next attempt comes, requests
+/// that need the user half are refused saying why, and `e1000ctl revive` brings it back at
+/// once (before the next attempt, a minute away).
+#[test]
+fn degraded_then_revived_by_e1000ctl() {
+    let d = DaemonProcess::start(&[
+        "--max-restarts",
+        "1",
+        "--restart-window",
+        "60s",
+        "--revive-backoff",
+        "60s",
+    ]);
+    let first = kill_user_half(&d);
+    assert!(first.contains("degraded no"), "{first}");
+    let st = kill_user_half(&d);
+    let next: u64 = st
+        .split("next attempt in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("status says when the next attempt is:\n{st}"));
+    assert!((50..=60).contains(&next), "next attempt in {next} s:\n{st}");
+    assert!(st.contains("user half: pid none"), "{st}");
+    refused(&d, &["-C", "rx-usecs", "50"], &["degraded"]);
+    let revived = d.ok(&["revive"]);
+    assert!(revived.contains("degraded no"), "{revived}");
+    assert!(
+        revived.contains("crash loops: degraded 1 times, revived 1 times"),
+        "{revived}"
+    );
+    d.ok(&["-C", "rx-usecs", "50"]);
+    refused(&d, &["revive"], &["not degraded"]);
+    let log = d.log_text();
+    for event in [
+        "driver degraded (no user half); next attempt in",
+        "degraded driver: trying a user half again (an operator asked (revive))",
+        "degraded driver revived: user half pid",
+    ] {
+        assert!(log.contains(event), "{event:?} not logged:\n{log}");
+    }
 }

@@ -69,6 +69,8 @@ struct Inner {
     peer: Peer,
     shutdown: bool,
     tx_out: Vec<WireFrame>,
+    /// Passes of the device thread that ended with nothing more to do right away.
+    idle_passes: u64,
 }
 
 impl Inner {
@@ -159,6 +161,8 @@ impl Inner {
 struct Shared {
     inner: Mutex<Inner>,
     cv: Condvar,
+    /// Notified at the end of each idle pass (see [`E1000Sim::settle`]).
+    idle: Condvar,
 }
 
 /// A running model of an 8254x on a wire with a peer.
@@ -201,8 +205,10 @@ impl E1000Sim {
                 peer: Peer::new(cfg.peer),
                 shutdown: false,
                 tx_out: Vec::new(),
+                idle_passes: 0,
             }),
             cv: Condvar::new(),
+            idle: Condvar::new(),
         });
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -427,6 +433,26 @@ impl E1000Sim {
         self.stop();
     }
 
+    /// Waits until the device thread has done everything it can do now with the state as
+    /// it is when this is called (register writes, frames on the wire): one full pass of it
+    /// that started after this call and ended with nothing more ready (timed work, such as
+    /// interrupt delays, may still be pending). For tests that check that something did
+    /// *not* happen, or read what the device made of hostile input. False after `timeout`
+    /// (a device thread that never runs out of work, e.g. spinning on a fault).
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock();
+        // Holding the lock: the pass that ends next started after this call.
+        let seen = g.idle_passes;
+        self.kick();
+        while g.idle_passes == seen {
+            if g.shutdown || self.shared.idle.wait_until(&mut g, deadline).timed_out() {
+                return g.idle_passes != seen;
+            }
+        }
+        true
+    }
+
     fn stop(&mut self) {
         self.lock().shutdown = true;
         self.shared.cv.notify_all();
@@ -482,6 +508,8 @@ fn device_thread(s: &Shared) {
             MutexGuard::bump(&mut g);
             continue;
         }
+        g.idle_passes += 1;
+        s.idle.notify_all();
         let until = g.deadline().unwrap_or(now + IDLE_WAIT).min(now + IDLE_WAIT);
         if until > now {
             s.cv.wait_until(&mut g, until);

@@ -129,6 +129,9 @@ enum Cmd {
     /// Make the simulated peer send a magic packet for the NIC's address (etherwake on
     /// the other end of the wire; --sim only).
     Wake,
+    /// Revive a degraded driver (its user half crash-looped) now, instead of at the
+    /// supervisor's next attempt (`status` says when), and wait until it answers.
+    Revive,
     /// Cause a fault in the user half and wait until it answers again.
     Inject {
         /// crash, kill, hang, garbage, panic, forged, hold-lock, hold-repeatedly, slow MS,
@@ -225,6 +228,7 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
             Cmd::Suspend => Request::Suspend,
             Cmd::Resume => Request::Resume,
             Cmd::Wake => Request::Wake,
+            Cmd::Revive => Request::Revive,
             Cmd::Inject { fault, arg } => Request::Inject {
                 fault: Fault::parse(fault, *arg)?,
             },
@@ -408,6 +412,7 @@ fn timeout_for(req: &Request) -> Duration {
         Request::Ping { count } => Duration::from_secs(u64::from(*count) * 2 + 30),
         Request::SelfTest { .. }
         | Request::Inject { .. }
+        | Request::Revive
         | Request::SetRings { .. }
         | Request::Suspend
         | Request::Resume => Duration::from_secs(120),

@@ -56,10 +56,23 @@ struct Cli {
     /// half that stops answering altogether is caught sooner, by the heartbeat).
     #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration, default_value = "30s")]
     call_timeout: Duration,
-    /// At most N user-half restarts within 10 s; one more and the driver runs degraded
-    /// (traffic flows, configuration and statistics are refused). Default 20.
+    /// At most N user-half restarts within --restart-window; one more and the driver runs
+    /// degraded (traffic flows, configuration and statistics are refused) until the next
+    /// attempt at a user half (see --revive-backoff) or `e1000ctl revive`. Default 20.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_restarts: Option<u32>,
+    /// The window of --max-restarts (e.g. 10s, 500ms). Default 10s.
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
+    restart_window: Option<Duration>,
+    /// How long a degraded driver waits before it tries a user half again; doubled each
+    /// time the new one crash-loops straight back, up to --revive-backoff-max.
+    /// Default 1s.
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
+    revive_backoff: Option<Duration>,
+    /// The longest wait between attempts at a user half while degraded. Default 60s (or
+    /// --revive-backoff, if longer).
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
+    revive_backoff_max: Option<Duration>,
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -79,6 +92,18 @@ fn main() -> ExitCode {
     if cli.monolithic && !cli.crossing_delay.is_zero() {
         eprintln!("e1000d: --crossing-delay needs the split mode (drop --monolithic)");
         return ExitCode::from(2);
+    }
+    if cli.restart_window.is_some_and(|w| w.is_zero()) {
+        eprintln!("e1000d: --restart-window must be more than 0");
+        return ExitCode::from(2);
+    }
+    if let (Some(initial), Some(max)) = (cli.revive_backoff, cli.revive_backoff_max) {
+        if max < initial {
+            eprintln!(
+                "e1000d: --revive-backoff-max ({max:?}) is shorter than --revive-backoff ({initial:?})"
+            );
+            return ExitCode::from(2);
+        }
     }
     if cli.call_timeout.is_zero() {
         eprintln!("e1000d: --call-timeout must be more than 0");
@@ -123,6 +148,9 @@ fn main() -> ExitCode {
         monolithic: cli.monolithic,
         crossing_delay: cli.crossing_delay,
         max_restarts: cli.max_restarts.map(|n| n as usize),
+        restart_window: cli.restart_window,
+        revive_backoff: cli.revive_backoff,
+        revive_backoff_max: cli.revive_backoff_max,
         socket: cli.socket,
         uio_force: cli.uio_force,
         call_timeout: cli.call_timeout,
