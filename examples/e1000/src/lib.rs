@@ -50,6 +50,7 @@ pub mod phy;
 pub mod pm;
 pub mod policy;
 pub mod probe;
+pub mod programmed;
 pub mod regs;
 pub mod selftest;
 pub mod shared;

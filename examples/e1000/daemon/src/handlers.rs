@@ -630,6 +630,7 @@ pub(crate) fn status(inner: &Inner) -> Status {
         link_up,
         reset_pending: inner.nd.reset_pending(),
         suspended,
+        device_fault: inner.nd.device_fault(),
         wake_on,
         rx_frames: inner
             .stack
