@@ -143,6 +143,16 @@ impl Device {
         self.bound_from.as_ref().and_then(|p| p.as_deref())
     }
 
+    /// The VFIO DMA allocator itself (not boxed behind [`Hw::dma`]), for tools that need
+    /// its regions' [`virt_addr`](crate::vfio::VfioRegion::virt_addr); `None` under UIO.
+    #[cfg(feature = "vfio")]
+    pub fn vfio_dma(&self) -> Option<Arc<crate::vfio::VfioDma>> {
+        match &self.handles {
+            Some(Handles::Vfio(h)) => Some(h.dma.clone()),
+            _ => None,
+        }
+    }
+
     /// The claim's lock file.
     pub fn lock_path(&self) -> &std::path::Path {
         self.claim.path()

@@ -90,6 +90,12 @@ pub struct VfioRegion {
 }
 
 impl VfioRegion {
+    /// Where the region lives in this process (for diagnostics: `/proc/self/pagemap`
+    /// shows which physical page that is; the device knows it only by its IOVA).
+    pub fn virt_addr(&self) -> usize {
+        self.map.as_ref().map_or(0, Mapping::addr)
+    }
+
     fn check(&self, off: usize, len: usize) -> Result<&Mapping, DmaError> {
         match &self.map {
             Some(m) if off.checked_add(len).is_some_and(|e| e <= self.len) => Ok(m),
