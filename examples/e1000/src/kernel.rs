@@ -500,6 +500,11 @@ impl Kernel {
 #[critical]
 pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
     let k = lookup(dev)?;
+    // The ring locks first: the service thread's check of the programmed registers
+    // (`programmed::check`) must never see rings that exist with their registers cleared.
+    let (Ok(mut tg), Ok(mut rg)) = (k.tx.lock(), k.rx.lock()) else {
+        return Err(DriverError::Busy);
+    };
     k.policy.lock().live = None;
     for reg in [regs::RCTL, regs::TCTL] {
         k.wr(reg, k.rd(reg) & !(rctl::EN | tctl::EN));
@@ -507,9 +512,6 @@ pub fn rings_free(dev: DevId) -> Result<(), DriverError> {
     for base in [regs::RDBAL, regs::TDBAL] {
         k.program(base, 0, 0);
     }
-    let (Ok(mut tg), Ok(mut rg)) = (k.tx.lock(), k.rx.lock()) else {
-        return Err(DriverError::Busy);
-    };
     (tg.ring, rg.ring) = (None, None);
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! written to be split into a small kernel half and a large user half.
 //!
 //! # Layout
-//! * the hardware seam: [`hw`] (re-exported from the device model's crate) and [`backend`]
-//!   (which builds a device from the model; the UIO backend is the `e1000-uio` crate);
-//! * the register map: [`regs`] (the model's map plus driver-side tables);
+//! * the hardware seam: [`hw`] (`microdriver-hal`'s traits; the model, `e1000-sim`, and the
+//!   HAL's UIO and VFIO backends implement them; this crate depends on none of them);
+//! * the register map: [`regs`] (the shared `e1000-regs` map plus driver-side tables);
 //! * the **kernel half** (`#[critical]`): [`kernel`] (the k-half's device object, its registry
 //!   and the checked register/DMA services the user half calls) and [`hot`] (interrupt
 //!   handler, NAPI-style poll, transmit, TX clean, RX clean and refill);
@@ -29,7 +29,6 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
-pub mod backend;
 pub mod bus;
 pub mod config;
 pub mod eeprom;
@@ -51,6 +50,7 @@ pub mod phy;
 pub mod pm;
 pub mod policy;
 pub mod probe;
+pub mod programmed;
 pub mod regs;
 pub mod selftest;
 pub mod shared;

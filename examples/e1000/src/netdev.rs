@@ -74,6 +74,9 @@ pub struct Netdev {
     plan: Arc<Mutex<Plan>>,
     /// Bumped when a reset or repair starts and when it ends.
     reset_gen: Arc<AtomicU64>,
+    /// Why the device no longer holds what the kernel half programmed (reset or taken
+    /// under the driver), as the service thread last found it.
+    device_fault: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -130,12 +133,14 @@ impl Netdev {
         let reset_pending = Arc::new(AtomicBool::new(false));
         let plan = Arc::new(Mutex::new(Plan::Full));
         let reset_gen = Arc::new(AtomicU64::new(0));
+        let device_fault = Arc::new(Mutex::new(None));
         let svc_thread = {
             let (k, stop, a) = (Arc::clone(&k), Arc::clone(&stop), Arc::clone(&adapter));
             let pending = Service {
                 pending: Arc::clone(&reset_pending),
                 plan: Arc::clone(&plan),
                 generation: Arc::clone(&reset_gen),
+                fault: Arc::clone(&device_fault),
             };
             std::thread::Builder::new()
                 .name("e1000-service".into())
@@ -151,6 +156,7 @@ impl Netdev {
             reset_pending,
             plan,
             reset_gen,
+            device_fault,
             stop,
             threads: vec![irq_thread, svc_thread],
         })
@@ -322,6 +328,14 @@ impl Netdev {
     }
 }
 
+impl Netdev {
+    /// Why the device no longer holds what the kernel half programmed (reset, or taken
+    /// and reprogrammed by someone else), if the watchdog found that; `None` while healthy.
+    pub fn device_fault(&self) -> Option<String> {
+        self.device_fault.lock().clone()
+    }
+}
+
 impl Drop for Netdev {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
@@ -363,9 +377,34 @@ struct Service {
     pending: Arc<AtomicBool>,
     plan: Arc<Mutex<Plan>>,
     generation: Arc<AtomicU64>,
+    fault: Arc<Mutex<Option<String>>>,
 }
 
 impl Service {
+    /// The watchdog's check that the device still holds what the kernel half programmed.
+    /// A mismatch counts once the same one is seen on two ticks in a row (the driver's own
+    /// reconfiguration never spans a tick with the ring locks released), and is logged when
+    /// it starts and when it ends.
+    fn note_programmed(&self, k: &Kernel, suspect: &mut Option<String>) {
+        let now = crate::programmed::check(k);
+        let confirmed = match (&now, suspect.as_ref()) {
+            (Some(n), Some(s)) if n == s => Some(n.clone()),
+            _ => None,
+        };
+        *suspect = now;
+        let mut fault = self.fault.lock();
+        match (&confirmed, fault.as_ref()) {
+            (Some(why), None) => tracing::error!(dev = k.id().0, "device lost: {why}"),
+            (None, Some(_)) if suspect.is_none() => {
+                tracing::info!(dev = k.id().0, "the device holds the driver's rings again")
+            }
+            _ => {}
+        }
+        if confirmed.is_some() || suspect.is_none() {
+            *fault = confirmed;
+        }
+    }
+
     /// Runs the pending plan: the repairs (escalating to the full reset if one fails other
     /// than crossing the split), or the full reset.
     fn run(&self, a: &mut Adapter) -> Result<(), DriverError> {
@@ -407,6 +446,7 @@ fn service_loop(
     period: Duration,
 ) {
     let pending = &*svc.pending;
+    let mut suspect = None;
     let mut next = Instant::now() + period;
     let mut retry = RESET_RETRY_MIN;
     while !stop.load(Ordering::Relaxed) {
@@ -448,6 +488,9 @@ fn service_loop(
             }
         }
         if bits & work::LINK != 0 || Instant::now() >= next {
+            if Instant::now() >= next && !pending.load(Ordering::SeqCst) {
+                svc.note_programmed(k, &mut suspect);
+            }
             if let Err(e) = link::watchdog(&mut g) {
                 tracing::warn!(error = %e, "watchdog failed");
             }

@@ -1,12 +1,12 @@
 //! The 8254x register map.
 //!
-//! Offsets, bitfields and descriptor layouts are the device model's (`e1000_sim::regs`),
-//! re-exported rather than copied: one map, checked by the model's own tests against the
-//! manual. This module adds what only a driver needs: the interrupt causes it enables, the
+//! Offsets, bitfields and descriptor layouts are the `e1000-regs` crate's, which the device
+//! model uses too (docs/ARCHITECTURE.md says why one map rather than two). This module adds
+//! what only a driver needs: the interrupt causes it enables, the
 //! receive buffer-size encodings it programs, the statistics it accumulates (with their
 //! names), and the register set of the ethtool register dump.
 
-pub use e1000_sim::regs::*;
+pub use e1000_regs::*;
 
 /// The interrupt causes the driver enables while the interface is up (SDM 13.4, ICR):
 /// transmit write-back, link status change, receive sequence error, receive minimum

@@ -46,7 +46,7 @@ fn probe_rejects_a_corrupt_eeprom_checksum() {
         e1000::eeprom::write(a, 0x3F, &[c.wrapping_add(1)]).expect("write");
         assert_eq!(e1000::eeprom::read(a, 0x20, 1).expect("read")[0], w);
     });
-    let hw = e1000::backend::sim::hw(&sim);
+    let hw = e1000_sim::handles(&sim);
     drop(nd);
     let err = e1000::Netdev::start(hw, Default::default()).expect_err("bad checksum");
     assert!(

@@ -28,7 +28,7 @@ fn default_image(sim: &E1000Sim) -> [u16; 64] {
 /// Starts a model of `v`, reprograms its EEPROM with `edit` applied to the default image
 /// (checksum fixed), and probes the driver on it.
 fn start_with_image(v: Variant, edit: impl FnOnce(&mut [u16; 64])) -> (Arc<E1000Sim>, Netdev) {
-    let (sim, hw) = e1000::backend::sim::start(config(v)).expect("model starts");
+    let (sim, hw) = e1000_sim::start(config(v)).expect("model starts");
     let mut w = default_image(&sim);
     edit(&mut w);
     fix_checksum(&mut w);
@@ -325,7 +325,7 @@ fn eeprom_writes_keep_neighbour_bytes_and_the_checksum() {
         assert_eq!(sum(&w3), 0xBABA);
         // The driver accepts its own EEPROM again (probe validates the checksum).
         nd.shutdown().expect("remove");
-        let nd = Netdev::start(e1000::backend::sim::hw(&sim), Options::default())
+        let nd = Netdev::start(e1000_sim::handles(&sim), Options::default())
             .expect("probe after the write");
         nd.shutdown().expect("remove");
     }

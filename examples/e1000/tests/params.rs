@@ -17,7 +17,7 @@ use e1000_sim::{net, E1000Sim, Variant};
 /// Starts the driver on `variant` with the parameters `args` (board 0).
 fn start_params(variant: Variant, args: &[&str]) -> Result<(Arc<E1000Sim>, Netdev), DriverError> {
     let params = Params::parse(args.iter().copied(), 0).expect("the arguments parse");
-    let (sim, hw) = e1000::backend::sim::start(config(variant)).expect("model starts");
+    let (sim, hw) = e1000_sim::start(config(variant)).expect("model starts");
     let opts = Options {
         params: Some(params),
         ..Options::default()
@@ -258,7 +258,7 @@ fn refused(variant: Variant, args: &[&str], needles: &[&str]) {
 /// As [`refused`], with a hand-built set (which may hold what the parser refuses).
 fn refused_params(variant: Variant, params: Params, needles: &[&str]) {
     let args = params.to_args();
-    let (sim, hw) = e1000::backend::sim::start(config(variant)).expect("model starts");
+    let (sim, hw) = e1000_sim::start(config(variant)).expect("model starts");
     let opts = Options {
         params: Some(params),
         ..Options::default()

@@ -70,7 +70,7 @@ fn start_split() -> (Arc<E1000Sim>, Supervisor, Netdev) {
         },
         ..SimConfig::default()
     };
-    let (sim, hw) = e1000::backend::sim::start(cfg).expect("model");
+    let (sim, hw) = e1000_sim::start(cfg).expect("model");
     let supervisor = Supervisor::start(SupervisorConfig::default(), Arc::new(ObjectTracker::new()))
         .expect("user half starts");
     install_kernel(supervisor.endpoint().clone());

@@ -85,7 +85,7 @@ fn kernel_half_share_and_annotation_count() {
 
     // Kernel-side host code: what runs in the kernel half's process but is the operating
     // system's part, not the driver's (the interrupt and service threads, the network
-    // stack's entry points, attaching a device, the backends). No critical function
+    // stack's entry points, attaching a device). No critical function
     // reaches it, so the splitter puts it in the user half; it is neither half of the
     // driver, so it is also shown left out of the count.
     let host_lines: usize = graph
@@ -93,7 +93,7 @@ fn kernel_half_share_and_annotation_count() {
         .iter()
         .filter(|f| !split.critical[f.id])
         .filter(|f| {
-            ["netdev::", "backend::", "kernel::"]
+            ["netdev::", "kernel::"]
                 .iter()
                 .any(|m| f.path.starts_with(m))
         })

@@ -45,7 +45,7 @@ fn frame_to(dst: [u8; 6]) -> Vec<u8> {
 
 /// Probes the driver again on the same model (a reboot after the wake-up).
 fn reprobe(sim: &Arc<E1000Sim>) -> Netdev {
-    Netdev::start(e1000::backend::sim::hw(sim), Options::default()).expect("probe again")
+    Netdev::start(e1000_sim::handles(sim), Options::default()).expect("probe again")
 }
 
 #[test]

@@ -441,7 +441,7 @@ pub fn serve(spec: Spec) -> Result<(), String> {
         },
         ..SimConfig::default()
     };
-    let (sim, hw) = e1000::backend::sim::start(cfg).map_err(|e| format!("device model: {e}"))?;
+    let (sim, hw) = e1000_sim::start(cfg).map_err(|e| format!("device model: {e}"))?;
     let supervisor = if spec.split {
         let s = Supervisor::start(
             supervisor_config(spec.delay),

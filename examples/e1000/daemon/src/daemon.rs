@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use e1000::hw::Hw;
 use e1000::netdev::{Netdev, Options};
-use e1000_sim::{E1000Sim, PeerConfig, SimConfig};
+#[cfg(feature = "sim")]
+use e1000_sim::{PeerConfig, SimConfig};
 use microdriver_rt::component::{Supervisor, SupervisorConfig};
 use microdriver_rt::lrpc::install_kernel;
 use microdriver_rt::tracker::ObjectTracker;
 use parking_lot::Mutex;
 
 use crate::handlers;
+pub(crate) use crate::model::Model;
 use crate::protocol::{read_message, write_message, ProtocolError, Reply, Request};
 use crate::stack::Stack;
 use crate::tap::{Tap, TapError};
@@ -26,10 +28,13 @@ use crate::tap::{Tap, TapError};
 /// Where the device comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// The 82540EM model on a simulated wire whose far end answers for 10.0.2.2.
+    /// The 82540EM model on a simulated wire whose far end answers for 10.0.2.2 (the
+    /// `sim` feature).
     Sim,
     /// A PCI function bound to `uio_pci_generic` (e.g. `0000:00:03.0`).
     Uio(String),
+    /// A PCI function bound to `vfio-pci`, its DMA confined by the IOMMU.
+    Vfio(String),
 }
 
 /// The default of [`DaemonConfig::call_timeout`].
@@ -61,8 +66,15 @@ pub struct DaemonConfig {
     pub socket_mode: u32,
     /// How long to wait for the link at start-up before serving anyway.
     pub link_timeout: Duration,
-    /// With [`Backend::Uio`]: take the device from another driver that holds it.
+    /// With [`Backend::Uio`] / [`Backend::Vfio`]: take the device from another driver
+    /// that holds it.
     pub uio_force: bool,
+    /// With a PCI backend: leave the device on uio_pci_generic / vfio-pci at exit instead
+    /// of giving it back to the driver it came from.
+    pub keep_bound: bool,
+    /// With [`Backend::Vfio`]: the interrupt (`auto`: MSI-X, MSI, then INTx).
+    #[cfg(feature = "vfio")]
+    pub irq: microdriver_hal::IrqMode,
     /// How long the kernel half waits for one upcall before giving up on it. It must cover
     /// the slowest legitimate call: the offline self-test (a reset, link waits, the
     /// reopen) takes over 8 s on QEMU under TCG. A user half that stops answering at all
@@ -96,6 +108,9 @@ impl Default for DaemonConfig {
             socket_mode: 0o600,
             link_timeout: Duration::from_secs(10),
             uio_force: false,
+            keep_bound: false,
+            #[cfg(feature = "vfio")]
+            irq: microdriver_hal::IrqMode::Auto,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_restarts: None,
             restart_window: None,
@@ -111,9 +126,12 @@ pub enum DaemonError {
     /// The device model failed.
     #[error("starting the device model: {0}")]
     Model(String),
-    /// The UIO backend failed.
+    /// The PCI backend (UIO or VFIO) failed.
     #[error("{0}")]
     Uio(String),
+    /// This build leaves the backend out.
+    #[error("this e1000d was built without {0}: rebuild with `--features {1}`")]
+    NotBuilt(&'static str, &'static str),
     /// The user half could not start.
     #[error("starting the user half: {0}")]
     Supervisor(String),
@@ -150,7 +168,10 @@ pub struct Daemon {
 pub(crate) struct Inner {
     pub(crate) cfg: DaemonConfig,
     pub(crate) nd: Arc<Netdev>,
-    pub(crate) sim: Option<Arc<E1000Sim>>,
+    pub(crate) sim: Option<Arc<Model>>,
+    /// The PCI device (UIO/VFIO), given back to its driver when dropped: after the driver.
+    #[cfg(any(feature = "uio", feature = "vfio"))]
+    pub(crate) device: Mutex<Option<microdriver_hal::Device>>,
     pub(crate) supervisor: Option<Supervisor>,
     pub(crate) stack: Arc<Stack>,
     pub(crate) tap: Option<Arc<Tap>>,
@@ -162,26 +183,76 @@ pub(crate) struct Inner {
     pub(crate) crash_on_reattach: Arc<AtomicBool>,
 }
 
-fn open_backend(
-    backend: &Backend,
-    force: bool,
-) -> Result<(Hw, Option<Arc<E1000Sim>>, String), DaemonError> {
-    match backend {
+/// An opened device: its handles, the model (with `--sim`), the PCI device (UIO/VFIO) and
+/// its bus address.
+struct Opened {
+    hw: Hw,
+    sim: Option<Arc<Model>>,
+    #[cfg(any(feature = "uio", feature = "vfio"))]
+    device: Option<microdriver_hal::Device>,
+    bus_info: String,
+}
+
+fn open_backend(cfg: &DaemonConfig) -> Result<Opened, DaemonError> {
+    match &cfg.backend {
+        #[cfg(feature = "sim")]
         Backend::Sim => {
-            let cfg = SimConfig {
+            let sc = SimConfig {
                 autoneg_time: Duration::from_millis(100),
                 peer: PeerConfig::default(),
                 ..SimConfig::default()
             };
-            let (sim, hw) =
-                e1000::backend::sim::start(cfg).map_err(|e| DaemonError::Model(e.to_string()))?;
-            Ok((hw, Some(sim), "sim:0000:00:03.0".into()))
+            let (sim, hw) = e1000_sim::start(sc).map_err(|e| DaemonError::Model(e.to_string()))?;
+            Ok(Opened {
+                hw,
+                sim: Some(sim),
+                #[cfg(any(feature = "uio", feature = "vfio"))]
+                device: None,
+                bus_info: "sim:0000:00:03.0".into(),
+            })
         }
-        Backend::Uio(addr) => {
-            let (hw, canonical) = crate::uio::open(addr, force).map_err(DaemonError::Uio)?;
-            Ok((hw, None, canonical))
-        }
+        #[cfg(not(feature = "sim"))]
+        Backend::Sim => Err(DaemonError::NotBuilt("the device model (--sim)", "sim")),
+        Backend::Uio(addr) | Backend::Vfio(addr) => open_pci(cfg, addr),
     }
+}
+
+#[cfg(any(feature = "uio", feature = "vfio"))]
+fn open_pci(cfg: &DaemonConfig, addr: &str) -> Result<Opened, DaemonError> {
+    use microdriver_hal::UserDriver;
+    let driver = match cfg.backend {
+        Backend::Vfio(_) => UserDriver::Vfio,
+        _ => UserDriver::Uio,
+    };
+    if cfg!(not(feature = "uio")) && driver == UserDriver::Uio {
+        return Err(DaemonError::NotBuilt("the UIO backend (--uio)", "uio"));
+    }
+    if cfg!(not(feature = "vfio")) && driver == UserDriver::Vfio {
+        return Err(DaemonError::NotBuilt("the VFIO backend (--vfio)", "vfio"));
+    }
+    let opts = crate::device::PciOptions {
+        force: cfg.uio_force,
+        keep_bound: cfg.keep_bound,
+        hugepages: false,
+        #[cfg(feature = "vfio")]
+        irq: cfg.irq,
+    };
+    let dev =
+        crate::device::open_pci(addr, driver, opts).map_err(|e| DaemonError::Uio(e.to_string()))?;
+    Ok(Opened {
+        hw: dev.hw(),
+        sim: None,
+        bus_info: dev.addr().to_string(),
+        device: Some(dev),
+    })
+}
+
+#[cfg(not(any(feature = "uio", feature = "vfio")))]
+fn open_pci(_: &DaemonConfig, _: &str) -> Result<Opened, DaemonError> {
+    Err(DaemonError::NotBuilt(
+        "the PCI backends (--uio, --vfio)",
+        "uio,vfio",
+    ))
 }
 
 /// Binds the control socket with `mode`, refusing if another daemon answers on it and
@@ -228,7 +299,11 @@ impl Daemon {
         if UnixStream::connect(&cfg.socket).is_ok() {
             return Err(DaemonError::SocketInUse(cfg.socket.clone()));
         }
-        let (hw, sim, bus_info) = open_backend(&cfg.backend, cfg.uio_force)?;
+        let opened = open_backend(&cfg)?;
+        let (hw, sim, bus_info) = (opened.hw, opened.sim, opened.bus_info);
+        // Dropped (the device given back) if anything below fails, after the driver.
+        #[cfg(any(feature = "uio", feature = "vfio"))]
+        let device = opened.device;
         let crash_on_reattach = Arc::new(AtomicBool::new(false));
         let supervisor = if cfg.monolithic {
             tracing::info!("monolithic: both halves run in this process");
@@ -321,14 +396,15 @@ impl Daemon {
         };
         let flow_state = {
             let sim = sim.clone();
-            Box::new(move || {
-                sim.as_ref().map_or(0, |s| {
-                    let p = s.peer_stats();
-                    p.xoff_received + p.xon_received + p.pause_sent
-                })
-            })
+            Box::new(move || sim.as_deref().map_or(0, crate::model::pause_frames))
         };
         let stack = Arc::new(Stack::new(mac, reset_state, flow_state));
+        #[cfg(any(feature = "uio", feature = "vfio"))]
+        let mut device = device;
+        #[cfg(any(feature = "uio", feature = "vfio"))]
+        if let Some(d) = &mut device {
+            d.commit();
+        }
         let inner = Arc::new(Inner {
             cfg,
             nd,
@@ -341,6 +417,8 @@ impl Daemon {
             traffic_thread: Mutex::new(None),
             bus_info,
             crash_on_reattach,
+            #[cfg(any(feature = "uio", feature = "vfio"))]
+            device: Mutex::new(device),
         });
         let mut threads = vec![spawn("e1000d-rx", {
             let inner = Arc::clone(&inner);
@@ -422,7 +500,13 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.inner.cfg.socket);
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => {
-                let Inner { nd, supervisor, .. } = inner;
+                let Inner {
+                    nd,
+                    supervisor,
+                    #[cfg(any(feature = "uio", feature = "vfio"))]
+                    device,
+                    ..
+                } = inner;
                 match Arc::try_unwrap(nd) {
                     Ok(nd) => {
                         if let Err(e) = nd.shutdown() {
@@ -433,6 +517,16 @@ impl Daemon {
                 }
                 if let Some(s) = supervisor {
                     s.shutdown();
+                }
+                // Last: the driver has let go of every handle, so the PCI function can go
+                // back to the driver it came from.
+                #[cfg(any(feature = "uio", feature = "vfio"))]
+                if let Some(dev) = device.into_inner() {
+                    match dev.close() {
+                        Ok(Some(d)) => tracing::info!(driver = d, "device given back"),
+                        Ok(None) => tracing::info!("device closed"),
+                        Err(e) => tracing::error!(error = %e, "giving the device back failed"),
+                    }
                 }
             }
             Err(_) => tracing::warn!("a request is still running; leaving its state to exit"),
@@ -487,7 +581,7 @@ fn serve_one(inner: &Arc<Inner>, stream: UnixStream) {
 
 /// Takes every received frame: to the TAP interface, or to the small stack.
 fn rx_loop(inner: &Inner) {
-    let peer_mac = inner.sim.as_ref().map_or([0; 6], |s| s.peer_addr().0);
+    let peer_mac = inner.sim.as_deref().map_or([0; 6], crate::model::peer_mac);
     while !inner.stop.load(Ordering::Relaxed) {
         let Some(frame) = inner.nd.recv(Duration::from_millis(100)) else {
             continue;

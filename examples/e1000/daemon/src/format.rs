@@ -434,6 +434,14 @@ pub fn status(st: &Status) -> String {
     );
     let _ = writeln!(
         s,
+        "     device: {}",
+        match &st.device_fault {
+            Some(why) => format!("LOST: {why}"),
+            None => "ok (holds the rings the driver programmed)".into(),
+        }
+    );
+    let _ = writeln!(
+        s,
         "     power: {}",
         if st.suspended {
             format!(

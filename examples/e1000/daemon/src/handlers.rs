@@ -86,7 +86,7 @@ fn configure_or_repair<R>(
 }
 
 /// Refuses `op` (which sends frames or only reads) while the device is suspended.
-fn ensure_running(nd: &Netdev, op: &str) -> Result<(), String> {
+pub(crate) fn ensure_running(nd: &Netdev, op: &str) -> Result<(), String> {
     nd.with_adapter(|a| running(a, op)).map_err(drv)
 }
 
@@ -435,70 +435,10 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
             Ok(Reply::Ping(inner.stack.ping(nd, count)?))
         }
         Request::TrafficStart { frames, sizes } => {
-            if inner.tap.is_some() {
-                return Err(
-                    "the NIC is bridged to a TAP interface: the traffic generator needs it free"
-                        .into(),
-                );
-            }
-            let Some(sim) = &inner.sim else {
-                return Err("the traffic generator needs the simulated peer (--sim)".into());
-            };
-            if frames == 0 || frames > MAX_TRAFFIC_FRAMES {
-                return Err(format!(
-                    "traffic of {frames} frames: give 1 to {MAX_TRAFFIC_FRAMES}"
-                ));
-            }
-            let sizes = if sizes.is_empty() { vec![60] } else { sizes };
-            if let Some(bad) = sizes.iter().find(|s| !(60..=1514).contains(*s)) {
-                return Err(format!(
-                    "frame size {bad}: give 60 to 1514 bytes (without FCS)"
-                ));
-            }
-            ensure_running(nd, "traffic")?;
-            let sizes = sizes.into_iter().map(|s| s as usize).collect();
-            let mut slot = inner.traffic_thread.lock();
-            if let Some(old) = slot.take() {
-                if old.is_finished() {
-                    let _ = old.join();
-                } else {
-                    *slot = Some(old);
-                    return Err(
-                        "a traffic stream is already running (see `e1000ctl traffic`)".into(),
-                    );
-                }
-            }
-            let t = inner.stack.start_traffic(
-                Arc::clone(nd),
-                Arc::clone(sim),
-                frames,
-                sizes,
-                Arc::clone(&inner.stop),
-            )?;
-            *slot = Some(t);
-            Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
+            crate::sim_peer::traffic_start(inner, nd, frames, sizes)
         }
-        Request::TrafficStatus => {
-            let Some(sim) = &inner.sim else {
-                return Err("the traffic generator needs the simulated peer (--sim)".into());
-            };
-            Ok(Reply::Traffic(inner.stack.traffic_report(sim)))
-        }
-        Request::Wake => {
-            let Some(sim) = &inner.sim else {
-                return Err(
-                    "wake needs the simulated peer (--sim); on a real wire send the magic \
-                     packet from another host (etherwake)"
-                        .into(),
-                );
-            };
-            // Addressed to the MAC in RA[0], which is what the magic-packet filter
-            // matches (SDM 6.4.3.1.4); the peer is the frame's source.
-            let mac = nd.with_adapter(|a| a.mac);
-            let (peer_mac, _) = sim.peer_addr();
-            sim.peer_send(e1000_sim::net::magic_packet(mac, peer_mac, mac));
-            Ok(Reply::Done)
-        }
+        Request::TrafficStatus => crate::sim_peer::traffic_status(inner),
+        Request::Wake => crate::sim_peer::wake(inner, nd),
         Request::Shutdown => Ok(Reply::Done),
     }
 }
@@ -686,6 +626,7 @@ pub(crate) fn status(inner: &Inner) -> Status {
         backend: match &inner.cfg.backend {
             crate::daemon::Backend::Sim => "sim".into(),
             crate::daemon::Backend::Uio(a) => format!("uio {a}"),
+            crate::daemon::Backend::Vfio(a) => format!("vfio {a}"),
         },
         tap: inner.tap.as_ref().map(|t| t.name().to_string()),
         daemon_pid: std::process::id(),
@@ -693,6 +634,7 @@ pub(crate) fn status(inner: &Inner) -> Status {
         link_up,
         reset_pending: inner.nd.reset_pending(),
         suspended,
+        device_fault: inner.nd.device_fault(),
         wake_on,
         rx_frames: inner
             .stack

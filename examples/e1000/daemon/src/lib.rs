@@ -15,13 +15,15 @@
 
 pub mod client;
 pub mod daemon;
+pub mod device;
 pub mod faults;
 pub mod format;
 mod handlers;
+mod model;
 pub mod protocol;
+mod sim_peer;
 pub mod stack;
 pub mod tap;
-pub mod uio;
 
 pub use client::{request, ClientError, DEFAULT_SOCKET};
 pub use daemon::{Backend, Daemon, DaemonConfig, DaemonError};

@@ -496,7 +496,7 @@ pub struct SplitStatus {
 pub struct Status {
     /// `split` or `monolithic`.
     pub mode: String,
-    /// `sim`, or `uio ADDR`.
+    /// `sim`, `uio ADDR` or `vfio ADDR`.
     pub backend: String,
     /// The TAP interface bridged to, if any.
     pub tap: Option<String>,
@@ -513,6 +513,10 @@ pub struct Status {
     /// The device is suspended (`e1000ctl suspend`) until `e1000ctl resume`.
     #[serde(default)]
     pub suspended: bool,
+    /// Why the device no longer holds what the driver programmed (reset or taken by
+    /// someone else), if the watchdog found that.
+    #[serde(default)]
+    pub device_fault: Option<String>,
     /// The Wake-on-LAN modes armed while suspended (ethtool `WAKE_*` bits).
     #[serde(default)]
     pub wake_on: u32,

@@ -8,15 +8,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e1000::netdev::Netdev;
 use e1000::TxPacket;
-use e1000_sim::net;
+use e1000_wire as net;
 use parking_lot::{Condvar, Mutex};
 
-use crate::protocol::{PingReport, TrafficReport, STALL_THRESHOLD};
+#[cfg(feature = "sim")]
+use crate::protocol::TrafficReport;
+use crate::protocol::{PingReport, STALL_THRESHOLD};
+#[cfg(feature = "sim")]
+use std::sync::Arc;
 
 /// The stack's own address on the simulated wire.
 pub const OUR_IP: [u8; 4] = [10, 0, 2, 15];
@@ -387,6 +390,7 @@ impl Stack {
         })
     }
 
+    #[cfg(feature = "sim")]
     /// The traffic counters now.
     pub fn traffic_report(&self, sim: &e1000_sim::E1000Sim) -> TrafficReport {
         let t = &self.traffic;
@@ -426,6 +430,7 @@ impl Stack {
         }
     }
 
+    #[cfg(feature = "sim")]
     /// Starts a stream of `frames` frames each way, sizes cycled; returns at once.
     pub fn start_traffic(
         self: &Arc<Self>,
@@ -475,6 +480,7 @@ impl Stack {
             })
     }
 
+    #[cfg(feature = "sim")]
     fn run_traffic(
         &self,
         nd: &Netdev,

@@ -8,40 +8,8 @@ pub const CHECKSUM_WORD: usize = 0x3F;
 /// Words `0..=0x3F` must sum (mod 2^16) to this value (SDM ch. 5, EEPROM checksum word).
 pub const CHECKSUM_TARGET: u16 = 0xBABA;
 
-/// Word offsets of the EEPROM fields (SDM 5.6, "EEPROM Address Map").
-pub mod word {
-    /// Ethernet address bytes 0-1.
-    pub const MAC0: usize = 0x00;
-    /// Ethernet address bytes 2-3.
-    pub const MAC1: usize = 0x01;
-    /// Ethernet address bytes 4-5.
-    pub const MAC2: usize = 0x02;
-    /// Compatibility word.
-    pub const COMPAT: usize = 0x03;
-    /// ID LED settings: four 4-bit codes, LED0 in bits 3:0 (0x0000 and 0xFFFF mean "use
-    /// the defaults").
-    pub const ID_LED: usize = 0x04;
-    /// EEPROM image version.
-    pub const IMAGE_VERSION: usize = 0x05;
-    /// PBA (printed board assembly) number, high word.
-    pub const PBA_HIGH: usize = 0x08;
-    /// PBA number, low word.
-    pub const PBA_LOW: usize = 0x09;
-    /// Initialization Control Word 1.
-    pub const ICW1: usize = 0x0A;
-    /// Subsystem ID.
-    pub const SUBSYS_ID: usize = 0x0B;
-    /// Subsystem vendor ID.
-    pub const SUBSYS_VENDOR: usize = 0x0C;
-    /// Device ID.
-    pub const DEVICE_ID: usize = 0x0D;
-    /// Vendor ID.
-    pub const VENDOR_ID: usize = 0x0E;
-    /// Initialization Control Word 2 (on the 82544 also the APM enable bit).
-    pub const ICW2: usize = 0x0F;
-    /// Initialization Control Word 3, port A (82540 and later: the APM enable bit).
-    pub const ICW3_PORT_A: usize = 0x24;
-}
+/// Word offsets of the EEPROM fields (the shared map, `e1000_regs::eeprom::word`).
+pub use e1000_regs::eeprom::word;
 
 /// Field values of the default image, as an Intel copper adapter ships them.
 pub mod default {

@@ -5,9 +5,10 @@
 //! Developer's Manual* (8254x SDM): a driver that works on it should work on QEMU's e1000
 //! and on real cards, and vice versa. See `README.md` for what is modelled and what is not.
 //!
-//! * [`hw`]: the hardware seam shared with the UIO backend ([`Mmio`], [`DmaAllocator`],
-//!   [`DmaRegion`], [`InterruptLine`], [`PciConfig`]).
-//! * [`regs`]: register offsets, bitfields and descriptor layouts.
+//! * [`hw`]: the hardware seam it implements, `microdriver_hal::seam` ([`Mmio`],
+//!   [`DmaAllocator`], [`DmaRegion`], [`InterruptLine`], [`PciConfig`]); [`handles`] and
+//!   [`start`] give a driver a running model as a `microdriver_hal::Hw`.
+//! * [`regs`]: register offsets, bitfields and descriptor layouts (the `e1000-regs` crate).
 //! * [`E1000Sim`]: a running model; [`SimDma`] its DMA memory; [`SimIrq`] its interrupt line.
 //! * [`peer`]: the wire and the peer; [`net`]: frame helpers.
 //! * [`Fault`]: what the model records when the driver misbehaves.
@@ -33,14 +34,18 @@ pub mod dma;
 pub mod eeprom;
 mod error;
 mod fault;
-pub mod hw;
 mod irq;
 mod model;
-pub mod net;
 pub mod pci;
 pub mod peer;
 pub mod phy;
-pub mod regs;
+
+/// The 8254x register map, shared with the driver (`e1000-regs`).
+pub use e1000_regs as regs;
+/// Frame helpers, shared with the daemon's stack (`e1000-wire`).
+pub use e1000_wire as net;
+/// The hardware seam this model implements (`microdriver_hal::seam`).
+pub use microdriver_hal::seam as hw;
 
 pub use device::{SimBus, Variant};
 pub use dma::{BusFault, SimDma, SimDmaRegion};
@@ -50,3 +55,20 @@ pub use hw::{DmaAllocator, DmaError, DmaRegion, InterruptLine, Mmio, PciConfig};
 pub use irq::SimIrq;
 pub use model::{E1000Sim, SimConfig};
 pub use peer::{Direction, PeerConfig, PeerStats, StreamConfig, WireFrame, WireStats};
+
+/// A running model's handles, as a driver's kernel half takes them.
+pub fn handles(sim: &std::sync::Arc<E1000Sim>) -> hw::Hw {
+    hw::Hw {
+        mmio: sim.clone(),
+        pci: sim.clone(),
+        dma: std::sync::Arc::new(sim.dma().clone()),
+        irq: sim.irq(),
+    }
+}
+
+/// Starts a model with `cfg` and returns it with its handles.
+pub fn start(cfg: SimConfig) -> Result<(std::sync::Arc<E1000Sim>, hw::Hw), SimError> {
+    let sim = std::sync::Arc::new(E1000Sim::new(cfg)?);
+    let hw = handles(&sim);
+    Ok((sim, hw))
+}

@@ -8,7 +8,7 @@ use crate::adapter::{Adapter, MacType};
 use crate::error::DriverError;
 use crate::regs::{ctrl, CTRL};
 
-pub use e1000_sim::eeprom::word;
+pub use e1000_regs::eeprom::word;
 
 /// ICW1 bits 15:14: the signature; only `01b` marks the image valid. With any other
 /// signature the part ignores the rest of the word (SDM 5.6).

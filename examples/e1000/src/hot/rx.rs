@@ -77,6 +77,11 @@ impl RxRing {
         self.desc.bus_addr()
     }
 
+    /// The ring's length in bytes, as programmed into RDLEN/TDLEN.
+    pub fn desc_len(&self) -> u32 {
+        self.count * 16
+    }
+
     /// Descriptors still to be filled and cleaned before the ring is at its end with
     /// nothing given (0: a parked ring is there, the hardware's head and tail both 0).
     pub(crate) fn to_end(&self) -> u32 {

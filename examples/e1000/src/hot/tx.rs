@@ -131,6 +131,11 @@ impl TxRing {
         self.desc.bus_addr()
     }
 
+    /// The ring's length in bytes, as programmed into RDLEN/TDLEN.
+    pub fn desc_len(&self) -> u32 {
+        self.count * 16
+    }
+
     fn unused(&self) -> u32 {
         self.count - 1 - self.pending()
     }

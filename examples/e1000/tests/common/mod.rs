@@ -20,7 +20,7 @@ pub fn config(variant: Variant) -> SimConfig {
 }
 
 pub fn start_with(cfg: SimConfig, opts: Options) -> (Arc<E1000Sim>, Netdev) {
-    let (sim, hw) = e1000::backend::sim::start(cfg).expect("model starts");
+    let (sim, hw) = e1000_sim::start(cfg).expect("model starts");
     let nd = Netdev::start(hw, opts).expect("probe succeeds");
     (sim, nd)
 }

@@ -14,18 +14,34 @@ use microdriver_rt::component::run_user_half_if_requested;
 /// The e1000 microdriver daemon.
 #[derive(Debug, Parser)]
 #[command(name = "e1000d", version, about)]
+#[command(group = clap::ArgGroup::new("pci").args(["uio", "vfio"]))]
 struct Cli {
     /// Drive the simulated 82540EM on a simulated wire whose far end is 10.0.2.2 (the
-    /// default).
-    #[arg(long, conflicts_with = "uio")]
+    /// default; needs the `sim` feature).
+    #[arg(long, conflicts_with = "pci")]
     sim: bool,
-    /// Drive the PCI function PCI_ADDR (e.g. 0000:00:03.0) through uio_pci_generic.
+    /// Drive the PCI function PCI_ADDR (e.g. 0000:00:03.0) through uio_pci_generic (no
+    /// IOMMU: the device can reach all memory).
     #[arg(long, value_name = "PCI_ADDR")]
     uio: Option<String>,
-    /// With --uio: take the device even if another driver (e.g. the kernel's e1000) holds
-    /// it.
-    #[arg(long, requires = "uio")]
+    /// Drive the PCI function PCI_ADDR through vfio-pci: its DMA is confined by the IOMMU
+    /// to the memory the driver mapped (needs intel_iommu=on or amd_iommu=on).
+    #[arg(long, value_name = "PCI_ADDR", conflicts_with = "uio")]
+    vfio: Option<String>,
+    /// With --uio/--vfio: take the device even if another driver (e.g. the kernel's e1000)
+    /// holds it. A device another process drives is refused regardless.
+    #[arg(long = "force", visible_alias = "uio-force", requires = "pci")]
     uio_force: bool,
+    /// With --uio/--vfio: leave the device on uio_pci_generic / vfio-pci at exit. By
+    /// default it goes back to the driver it was taken from (and always does when
+    /// start-up fails).
+    #[arg(long, requires = "pci")]
+    keep_bound: bool,
+    /// With --vfio: the interrupt to use: auto (MSI-X, then MSI, then INTx), intx, msi,
+    /// msix.
+    #[cfg(feature = "vfio")]
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_irq, requires = "vfio")]
+    irq: microdriver_hal::IrqMode,
     /// Bridge the NIC to the TAP interface NAME so the host's network stack uses it.
     #[arg(long, value_name = "NAME")]
     tap: Option<String>,
@@ -76,6 +92,11 @@ struct Cli {
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
+}
+
+#[cfg(feature = "vfio")]
+fn parse_irq(s: &str) -> Result<microdriver_hal::IrqMode, String> {
+    microdriver_hal::IrqMode::parse(s).ok_or_else(|| format!("`{s}`: use auto, intx, msi or msix"))
 }
 
 fn main() -> ExitCode {
@@ -140,7 +161,14 @@ fn main() -> ExitCode {
     }
     let cfg = DaemonConfig {
         params: (!params.is_empty()).then_some(params),
-        backend: cli.uio.map_or(Backend::Sim, Backend::Uio),
+        backend: match (cli.uio, cli.vfio) {
+            (Some(a), _) => Backend::Uio(a),
+            (None, Some(a)) => Backend::Vfio(a),
+            (None, None) => Backend::Sim,
+        },
+        keep_bound: cli.keep_bound,
+        #[cfg(feature = "vfio")]
+        irq: cli.irq,
         tap: cli.tap,
         rx_ring: cli.rx_ring,
         tx_ring: cli.tx_ring,

@@ -1,5 +1,6 @@
-//! The only `unsafe` code of the backend: owned memory mappings (BAR0 through `resource0`,
-//! and anonymous or hugetlb memory for DMA) and volatile access to them.
+//! Owned memory mappings (BARs through `resource0` or a VFIO region, and anonymous or
+//! hugetlb memory for DMA) and volatile access to them: one of the HAL's two `unsafe`
+//! modules (the other is `vfio::sys`, the ioctls).
 //!
 //! A [`Mapping`] owns `len` bytes at `ptr` from `mmap` until it is dropped (`munmap`).
 //! Every access method checks its bounds and returns `None`/`false` instead of touching
@@ -30,6 +31,15 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// Maps `len` bytes of `fd` (a PCI `resource0` file) shared, read and write.
     pub fn map_shared(fd: impl AsFd, len: usize) -> io::Result<Self> {
+        Self::map_shared_at(fd, len, 0)
+    }
+
+    /// Maps `len` bytes of `fd` from `offset` (page-aligned: a VFIO region's offset in the
+    /// device file) shared, read and write.
+    pub fn map_shared_at(fd: impl AsFd, len: usize, offset: u64) -> io::Result<Self> {
+        if len == 0 || !offset.is_multiple_of(page_size() as u64) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
         // SAFETY: a fresh mapping chosen by the kernel (null hint): it aliases no Rust
         // object; we own it until Drop unmaps it.
         let ptr = unsafe {
@@ -39,7 +49,7 @@ impl Mapping {
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
                 fd,
-                0,
+                offset,
             )
         }?;
         Self::from_raw(ptr, len)
@@ -116,7 +126,7 @@ impl Mapping {
         Self::from_raw(unsafe { base.add(off) }.cast(), len)
     }
 
-    /// The mapping's virtual address.
+    /// The mapping's virtual address (for the kernel: pagemap lookups, VFIO DMA maps).
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }
@@ -124,11 +134,6 @@ impl Mapping {
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the mapping is empty (never: mmap refuses empty mappings).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     fn in_bounds(&self, off: usize, n: usize) -> bool {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use e1000_sim::hw::{InterruptLine, Mmio, PciConfig};
+use crate::seam::{InterruptLine, Mmio, PciConfig};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use crate::error::UioError;
+use crate::error::HalError;
 use crate::mem::Mapping;
 
 /// COMMAND register offset.
@@ -32,12 +32,12 @@ pub struct SysfsConfig {
 
 impl SysfsConfig {
     /// Opens `path` (the device's `config` file) for reading and writing.
-    pub fn open(path: &Path) -> Result<Self, UioError> {
+    pub fn open(path: &Path) -> Result<Self, HalError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
-            .map_err(UioError::io("opening PCI configuration space", path))?;
+            .map_err(HalError::io("opening PCI configuration space", path))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -121,8 +121,8 @@ pub struct Bar {
 
 impl Bar {
     /// Maps the whole of `path` (the device's `resource0`).
-    pub fn map(addr: &str, path: &Path) -> Result<Self, UioError> {
-        let err = |source| UioError::MapBar {
+    pub fn map(addr: &str, path: &Path) -> Result<Self, HalError> {
+        let err = |source| HalError::MapBar {
             addr: addr.to_string(),
             path: path.to_path_buf(),
             source,
@@ -191,16 +191,16 @@ pub struct UioIrq {
 
 impl UioIrq {
     /// Opens `path` (`/dev/uioN`).
-    pub fn open(path: &Path, cfg: std::sync::Arc<SysfsConfig>) -> Result<Self, UioError> {
+    pub fn open(path: &Path, cfg: std::sync::Arc<SysfsConfig>) -> Result<Self, HalError> {
         let events = OpenOptions::new()
             .read(true)
             .open(path)
-            .map_err(UioError::io("opening the UIO device", path))?;
+            .map_err(HalError::io("opening the UIO device", path))?;
         let counter = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .map_err(UioError::io("opening the UIO device", path))?;
+            .map_err(HalError::io("opening the UIO device", path))?;
         let irq = Self {
             cfg,
             events,

@@ -1,12 +1,39 @@
-//! The sysfs side of the backend against a fake tree: device lookup, id checks, the bind
-//! refusal and the files the bind / unbind dance writes, and the errors' messages.
+//! The sysfs side of the backends against a fake tree: device lookup, id checks, the claim,
+//! the bind refusal and the files the bind / give-back dance writes, and the errors'
+//! messages.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use e1000_uio::sysfs::{normalize_addr, parse_id, BindOutcome, Sysfs};
-use e1000_uio::{open_at, Roots, UioError, UioOptions};
+use microdriver_hal::sysfs::{normalize_addr, parse_id, BindOutcome, Sysfs, UserDriver};
+use microdriver_hal::{open_at, Claim, HalError as UioError, OpenOptions, Roots};
+
+const UIO: UserDriver = UserDriver::Uio;
+
+/// The ids the e1000 driver accepts (its daemon passes them as `OpenOptions::ids`).
+const E1000_IDS: [(u16, u16, &str); 3] = [
+    (0x8086, 0x100E, "82540EM"),
+    (0x8086, 0x100F, "82545EM"),
+    (0x8086, 0x100C, "82544GC"),
+];
+
+fn roots(t: &Path, sysfs: Sysfs) -> Roots {
+    Roots {
+        sysfs,
+        dev: t.join("dev"),
+        proc: t.join("proc"),
+        locks: t.join("run"),
+        require_root: false,
+    }
+}
+
+fn e1000_opts() -> OpenOptions {
+    OpenOptions {
+        ids: E1000_IDS.to_vec(),
+        ..OpenOptions::new(UIO)
+    }
+}
 
 const ADDR: &str = "0000:00:03.0";
 
@@ -16,6 +43,7 @@ fn fake(root: &Path, ids: (&str, &str), driver: Option<&str>, uio_loaded: bool) 
     let dev = root.join("bus/pci/devices").join(ADDR);
     fs::create_dir_all(&dev).unwrap();
     fs::write(dev.join("vendor"), format!("{}\n", ids.0)).unwrap();
+    fs::write(dev.join("class"), "0x020000\n").unwrap();
     fs::write(dev.join("device"), format!("{}\n", ids.1)).unwrap();
     fs::write(dev.join("driver_override"), "").unwrap();
     fs::write(dev.join("config"), [0u8; 256]).unwrap();
@@ -24,9 +52,10 @@ fn fake(root: &Path, ids: (&str, &str), driver: Option<&str>, uio_loaded: bool) 
     if let Some(d) = driver {
         fs::create_dir_all(drivers.join(d)).unwrap();
         fs::write(drivers.join(d).join("unbind"), "").unwrap();
+        fs::write(drivers.join(d).join("bind"), "").unwrap();
         symlink(drivers.join(d), dev.join("driver")).unwrap();
     }
-    if uio_loaded {
+    if uio_loaded && driver != Some("uio_pci_generic") {
         let u = drivers.join("uio_pci_generic");
         fs::create_dir_all(&u).unwrap();
         for f in ["bind", "unbind", "new_id", "remove_id"] {
@@ -69,15 +98,19 @@ fn ids_parse() {
 fn supported_device_is_found_and_its_driver_read() {
     let t = tempfile::tempdir().unwrap();
     let s = fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true);
-    assert_eq!(s.check_device(ADDR).unwrap(), (0x8086, 0x100E));
+    assert_eq!(s.ids(ADDR).unwrap(), (0x8086, 0x100E));
     assert_eq!(s.driver(ADDR).as_deref(), Some("e1000"));
+    let list = s.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].class, 0x020000);
+    assert_eq!(list[0].driver.as_deref(), Some("e1000"));
 }
 
 #[test]
 fn missing_device_is_reported() {
     let t = tempfile::tempdir().unwrap();
     let s = fake(t.path(), ("0x8086", "0x100e"), None, true);
-    let e = s.check_device("0000:00:04.0").unwrap_err();
+    let e = s.device("0000:00:04.0").unwrap_err();
     assert!(matches!(e, UioError::NoSuchDevice { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -89,8 +122,9 @@ fn missing_device_is_reported() {
 #[test]
 fn wrong_ids_are_refused_with_the_supported_list() {
     let t = tempfile::tempdir().unwrap();
-    let s = fake(t.path(), ("0x8086", "0x10d3"), None, true);
-    let e = s.check_device(ADDR).unwrap_err();
+    let s = fake(t.path(), ("0x8086", "0x10d3"), Some("e1000e"), true);
+    let r = roots(t.path(), s);
+    let e = open_at(&r, ADDR, &e1000_opts()).unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, UioError::WrongIds { device: 0x10D3, .. }),
@@ -104,16 +138,28 @@ fn wrong_ids_are_refused_with_the_supported_list() {
     ] {
         assert!(msg.contains(want), "{msg} lacks {want}");
     }
-    // bind checks the ids before touching anything.
-    assert!(matches!(s.bind(ADDR, true), Err(UioError::WrongIds { .. })));
+    // The ids are checked before anything is touched, even with force.
+    let forced = OpenOptions {
+        force: true,
+        ..e1000_opts()
+    };
+    assert!(matches!(
+        open_at(&r, ADDR, &forced),
+        Err(UioError::WrongIds { .. })
+    ));
+    let unbind = t.path().join("bus/pci/drivers/e1000e/unbind");
+    assert_eq!(fs::read_to_string(unbind).unwrap(), "");
 }
 
 #[test]
 fn all_three_qemu_variants_are_accepted() {
     for dev in ["0x100e", "0x100f", "0x100c"] {
         let t = tempfile::tempdir().unwrap();
-        let s = fake(t.path(), ("0x8086", dev), None, true);
-        assert!(s.check_device(ADDR).is_ok(), "{dev}");
+        let s = fake(t.path(), ("0x8086", dev), Some("e1000"), true);
+        let r = roots(t.path(), s);
+        // Accepted ids get as far as the bind refusal (the kernel's e1000 holds it).
+        let e = open_at(&r, ADDR, &e1000_opts()).unwrap_err();
+        assert!(matches!(e, UioError::HeldByDriver { .. }), "{dev}: {e}");
     }
 }
 
@@ -121,8 +167,12 @@ fn all_three_qemu_variants_are_accepted() {
 fn a_device_held_by_another_driver_is_refused_without_force() {
     let t = tempfile::tempdir().unwrap();
     let s = fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true);
-    let e = s.bind(ADDR, false).unwrap_err();
+    let net = t.path().join("bus/pci/devices").join(ADDR).join("net/eth0");
+    fs::create_dir_all(&net).unwrap();
+    fs::write(net.join("flags"), "0x1003\n").unwrap();
+    let e = s.bind(ADDR, UIO, false).unwrap_err();
     let msg = e.to_string();
+    assert!(msg.contains("network interface eth0 (up)"), "{msg}");
     assert!(
         matches!(e, UioError::HeldByDriver { ref driver, .. } if driver == "e1000"),
         "{msg}"
@@ -139,7 +189,7 @@ fn force_unbinds_and_binds_through_driver_override() {
     let s = fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true);
     // The fake kernel does not react to the writes, so the final check fails; the writes
     // are what a real kernel acts on.
-    let e = s.bind(ADDR, true).unwrap_err();
+    let e = s.bind(ADDR, UIO, true).unwrap_err();
     assert!(matches!(e, UioError::NotBound { .. }), "{e}");
     let p = t.path().join("bus/pci");
     assert_eq!(
@@ -171,7 +221,7 @@ fn without_driver_override_new_id_is_used() {
             .join("driver_override"),
     )
     .unwrap();
-    assert!(s.bind(ADDR, false).is_err());
+    assert!(s.bind(ADDR, UIO, false).is_err());
     let u = t.path().join("bus/pci/drivers/uio_pci_generic");
     assert_eq!(fs::read_to_string(u.join("new_id")).unwrap(), "8086 100f");
     assert_eq!(fs::read_to_string(u.join("bind")).unwrap(), ADDR);
@@ -186,16 +236,16 @@ fn already_bound_is_not_touched() {
         Some("uio_pci_generic"),
         true,
     );
-    assert_eq!(s.bind(ADDR, false).unwrap(), BindOutcome::AlreadyBound);
+    assert_eq!(s.bind(ADDR, UIO, false).unwrap(), BindOutcome::AlreadyBound);
 }
 
 #[test]
 fn missing_uio_module_is_reported() {
     let t = tempfile::tempdir().unwrap();
     let s = fake(t.path(), ("0x8086", "0x100e"), None, false);
-    let e = s.bind(ADDR, false).unwrap_err();
+    let e = s.bind(ADDR, UIO, false).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, UioError::UioModuleMissing { .. }), "{msg}");
+    assert!(matches!(e, UioError::DriverModuleMissing { .. }), "{msg}");
     assert!(msg.contains("modprobe uio_pci_generic"), "{msg}");
 }
 
@@ -209,7 +259,10 @@ fn unbind_gives_the_device_back() {
         true,
     );
     // The fake kernel leaves the link in place, so the driver still reads as uio.
-    assert_eq!(s.unbind(ADDR).unwrap().as_deref(), Some("uio_pci_generic"));
+    assert_eq!(
+        s.release(ADDR, None).unwrap().as_deref(),
+        Some("uio_pci_generic")
+    );
     let p = t.path().join("bus/pci");
     assert_eq!(
         fs::read_to_string(p.join("drivers/uio_pci_generic/unbind")).unwrap(),
@@ -243,22 +296,23 @@ fn uio_node_is_found_or_reported() {
 #[test]
 fn open_without_bind_refuses_an_unbound_device() {
     let t = tempfile::tempdir().unwrap();
-    let roots = Roots {
-        sysfs: fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true),
-        dev: t.path().join("dev"),
-        proc: t.path().join("proc"),
-        require_root: false,
-    };
-    let opts = UioOptions {
+    let roots = roots(
+        t.path(),
+        fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true),
+    );
+    let opts = OpenOptions {
         bind: false,
-        ..UioOptions::default()
+        ..e1000_opts()
     };
     let e = open_at(&roots, "00:03.0", &opts).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, UioError::NotBound { .. }), "{msg}");
-    assert!(msg.contains("e1000-uio-bind 0000:00:03.0"), "{msg}");
+    assert!(
+        msg.contains("microdriver-bind --driver uio_pci_generic 0000:00:03.0"),
+        "{msg}"
+    );
     // With bind but no force: refused, naming the driver.
-    let e = open_at(&roots, "00:03.0", &UioOptions::default()).unwrap_err();
+    let e = open_at(&roots, "00:03.0", &e1000_opts()).unwrap_err();
     assert!(
         e.to_string().contains("in use by the `e1000` driver"),
         "{e}"
@@ -289,4 +343,84 @@ fn error_messages_say_what_to_do() {
         let msg = e.to_string();
         assert!(msg.contains(want), "{msg} lacks {want}");
     }
+}
+
+#[test]
+fn a_claimed_device_is_refused_before_anything_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let r = roots(
+        t.path(),
+        fake(t.path(), ("0x8086", "0x100e"), Some("e1000"), true),
+    );
+    let held = Claim::take(&r.locks, ADDR).unwrap();
+    let forced = OpenOptions {
+        force: true,
+        ..e1000_opts()
+    };
+    let e = open_at(&r, "00:03.0", &forced).unwrap_err();
+    assert!(
+        matches!(e, UioError::Claimed { pid: Some(p), .. } if p == std::process::id()),
+        "{e}"
+    );
+    assert!(e.to_string().contains("claimed by process"), "{e}");
+    // The bind helper refuses it too, whatever the flags.
+    let e = microdriver_hal::bind(&r, ADDR, UIO, true).unwrap_err();
+    assert!(matches!(e, UioError::Claimed { .. }), "{e}");
+    let e = microdriver_hal::release(&r, ADDR, None).unwrap_err();
+    assert!(matches!(e, UioError::Claimed { .. }), "{e}");
+    let p = t.path().join("bus/pci");
+    assert_eq!(
+        fs::read_to_string(p.join("drivers/e1000/unbind")).unwrap(),
+        ""
+    );
+    assert_eq!(
+        fs::read_to_string(p.join("devices").join(ADDR).join("driver_override")).unwrap(),
+        ""
+    );
+    drop(held);
+}
+
+#[test]
+fn giving_back_binds_the_previous_driver_and_clears_the_override() {
+    let t = tempfile::tempdir().unwrap();
+    let s = fake(
+        t.path(),
+        ("0x8086", "0x100e"),
+        Some("uio_pci_generic"),
+        true,
+    );
+    let e1000 = t.path().join("bus/pci/drivers/e1000");
+    fs::create_dir_all(&e1000).unwrap();
+    fs::write(e1000.join("bind"), "").unwrap();
+    s.release(ADDR, Some("e1000")).unwrap();
+    let p = t.path().join("bus/pci");
+    assert_eq!(
+        fs::read_to_string(p.join("drivers/uio_pci_generic/unbind")).unwrap(),
+        ADDR
+    );
+    assert_eq!(
+        fs::read_to_string(p.join("devices").join(ADDR).join("driver_override")).unwrap(),
+        "\n"
+    );
+    assert_eq!(fs::read_to_string(e1000.join("bind")).unwrap(), ADDR);
+    // The previous driver's bind file was used, not a generic probe.
+    assert_eq!(fs::read_to_string(p.join("drivers_probe")).unwrap(), "");
+}
+
+#[test]
+fn vfio_needs_an_iommu_group() {
+    let t = tempfile::tempdir().unwrap();
+    let r = roots(
+        t.path(),
+        fake(t.path(), ("0x8086", "0x100e"), Some("vfio-pci"), true),
+    );
+    let opts = OpenOptions {
+        ids: E1000_IDS.to_vec(),
+        ..OpenOptions::new(UserDriver::Vfio)
+    };
+    let e = open_at(&r, ADDR, &opts).unwrap_err();
+    assert!(matches!(e, UioError::NoIommuGroup { .. }), "{e}");
+    assert!(e.to_string().contains("intel_iommu=on"), "{e}");
+    // The claim was given back with the failed open.
+    Claim::take(&r.locks, ADDR).expect("free after a failed open");
 }

@@ -8,7 +8,10 @@
 //! into BAR0; every register is 32 bits wide and must be accessed with aligned 32-bit
 //! accesses.
 //!
-//! This module is `pub` so that a driver can import it instead of keeping its own copy.
+//! One map for the driver (`e1000`) and the device model (`e1000-sim`): see
+//! docs/ARCHITECTURE.md ("Where the register map lives") for why it is shared rather than
+//! kept twice. The crate holds facts from the manual only (offsets, bits, layouts); what a
+//! driver does with them (which causes to enable, the statistics it keeps) is the driver's.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -1225,5 +1228,43 @@ pub mod pci {
         pub const FAST_B2B: u16 = 1 << 7;
         /// DEVSEL timing: medium.
         pub const DEVSEL_MEDIUM: u16 = 1 << 9;
+    }
+}
+
+/// The serial EEPROM's map (SDM ch. 5).
+pub mod eeprom {
+    /// Word offsets of the EEPROM fields (SDM 5.6, "EEPROM Address Map").
+    pub mod word {
+        /// Ethernet address bytes 0-1.
+        pub const MAC0: usize = 0x00;
+        /// Ethernet address bytes 2-3.
+        pub const MAC1: usize = 0x01;
+        /// Ethernet address bytes 4-5.
+        pub const MAC2: usize = 0x02;
+        /// Compatibility word.
+        pub const COMPAT: usize = 0x03;
+        /// ID LED settings: four 4-bit codes, LED0 in bits 3:0 (0x0000 and 0xFFFF mean "use
+        /// the defaults").
+        pub const ID_LED: usize = 0x04;
+        /// EEPROM image version.
+        pub const IMAGE_VERSION: usize = 0x05;
+        /// PBA (printed board assembly) number, high word.
+        pub const PBA_HIGH: usize = 0x08;
+        /// PBA number, low word.
+        pub const PBA_LOW: usize = 0x09;
+        /// Initialization Control Word 1.
+        pub const ICW1: usize = 0x0A;
+        /// Subsystem ID.
+        pub const SUBSYS_ID: usize = 0x0B;
+        /// Subsystem vendor ID.
+        pub const SUBSYS_VENDOR: usize = 0x0C;
+        /// Device ID.
+        pub const DEVICE_ID: usize = 0x0D;
+        /// Vendor ID.
+        pub const VENDOR_ID: usize = 0x0E;
+        /// Initialization Control Word 2 (on the 82544 also the APM enable bit).
+        pub const ICW2: usize = 0x0F;
+        /// Initialization Control Word 3, port A (82540 and later: the APM enable bit).
+        pub const ICW3_PORT_A: usize = 0x24;
     }
 }

@@ -1,19 +1,34 @@
-//! The hardware seam: what a driver's k-half sees of an 8254x, whichever backend provides it.
+//! The hardware seam: what a driver's kernel half sees of a device, whichever backend
+//! provides it (a device model, UIO, VFIO).
 //!
-//! The same three traits are implemented by the software model in this crate and (later) by
-//! the UIO backend for real or QEMU-emulated PCI devices:
-//!
-//! * [`Mmio`]: 32-bit register access to BAR0;
+//! * [`Mmio`]: 32-bit register access to a BAR;
+//! * [`PciConfig`]: PCI configuration space;
 //! * [`DmaAllocator`] / [`DmaRegion`]: device-visible memory with bus addresses;
-//! * [`InterruptLine`]: the device's (INTx-like, level-triggered) interrupt.
+//! * [`InterruptLine`]: the device's interrupt.
+//!
+//! # What every backend promises a driver
+//! * **Bus addresses are stable for a region's life.** [`DmaRegion::bus_addr`] never
+//!   changes while the region exists, and the memory behind it is neither moved nor swapped
+//!   (UIO: locked hugetlb or locked pages, see `uio::dma`; VFIO: pinned by the IOMMU map).
+//!   After the region is dropped the device can no longer reach it through that address
+//!   (VFIO: unmapped from the IOMMU; UIO has no IOMMU, so the driver must have stopped the
+//!   device's use of it first, as it must on any machine without one).
+//! * **Regions are zeroed** when handed out, and are one contiguous run of bus addresses.
+//! * **Accesses are checked**: every offset and length into a region or a BAR is checked;
+//!   an access outside fails (regions) or is ignored with a log line (registers), it never
+//!   touches other memory.
+//! * **Interrupts**: INTx lines (the model, UIO, VFIO INTx) are level-triggered:
+//!   [`InterruptLine::wait`] returns at once while a cause is pending. MSI/MSI-X vectors
+//!   (VFIO) are edge-triggered: `wait` returns once per message;
+//!   [`InterruptLine::level_triggered`] says which the driver has.
 
 use std::time::Duration;
 
-/// 32-bit memory-mapped register access to BAR0.
+/// 32-bit memory-mapped register access to a BAR.
 ///
-/// Offsets are byte offsets; the 8254x only supports aligned 32-bit accesses. An access at an
-/// unmapped or unaligned offset must not panic: reads return an unspecified value (the model
-/// returns 0) and writes are ignored.
+/// Offsets are byte offsets; accesses are aligned 32-bit accesses. An access at an unmapped
+/// or unaligned offset must not panic: reads return an unspecified value (the backends
+/// return 0) and writes are ignored.
 pub trait Mmio: Send + Sync {
     /// Reads the register at `off`. Reading some registers has side effects (ICR and the
     /// statistics registers clear on read).
@@ -22,7 +37,8 @@ pub trait Mmio: Send + Sync {
     fn write32(&self, off: u32, v: u32);
 }
 
-/// PCI configuration space access (sysfs `config` under UIO).
+/// PCI configuration space access (sysfs `config` under UIO, the config region under VFIO,
+/// which virtualizes some fields).
 ///
 /// Offsets are byte offsets into the 256-byte conventional configuration space; accesses
 /// are dword-wide and aligned down to a multiple of 4.
@@ -46,6 +62,7 @@ pub trait PciConfig: Send + Sync {
 
 /// Errors of DMA memory allocation and access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DmaError {
     /// The requested length was zero or too large.
     #[error("invalid DMA allocation length {0}")]
@@ -76,7 +93,7 @@ pub trait DmaRegion: Send + Sync {
     fn bus_addr(&self) -> u64;
     /// Length in bytes.
     fn len(&self) -> usize;
-    /// True if the region has no bytes (never, for regions from the model's allocator).
+    /// True if the region has no bytes (never, for regions from an allocator).
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -118,10 +135,11 @@ pub trait DmaAllocator: Send + Sync {
 
 /// The device's interrupt line, as the k-half sees it.
 ///
-/// It has INTx-like level semantics: it is asserted while the device has an unmasked cause
+/// An INTx line has level semantics: it is asserted while the device has an unmasked cause
 /// pending (for the 8254x: `ICR & IMS != 0`, subject to interrupt throttling) and stays
-/// asserted until the driver clears the cause (reading ICR). Independently of the device's
-/// own mask, the line can be masked at the interrupt controller (as with UIO's
+/// asserted until the driver clears the cause (reading ICR). An MSI/MSI-X vector is an edge:
+/// "asserted" means a message arrived that no `wait` consumed yet. Independently of the
+/// device's own mask, the line can be masked at the interrupt controller (as with UIO's
 /// `irqcontrol`); a masked line never wakes [`wait`](InterruptLine::wait).
 pub trait InterruptLine: Send + Sync {
     /// Waits until the line is asserted and unmasked, or `timeout` passes. Returns whether
@@ -137,6 +155,10 @@ pub trait InterruptLine: Send + Sync {
     fn is_masked(&self) -> bool;
     /// Number of times the line went from deasserted to asserted (like an eventfd count).
     fn assertions(&self) -> u64;
+    /// Whether the line is level-triggered (INTx) rather than edge-triggered (MSI/MSI-X).
+    fn level_triggered(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Mmio + ?Sized> Mmio for std::sync::Arc<T> {
@@ -166,5 +188,44 @@ impl<T: InterruptLine + ?Sized> InterruptLine for std::sync::Arc<T> {
     }
     fn assertions(&self) -> u64 {
         (**self).assertions()
+    }
+    fn level_triggered(&self) -> bool {
+        (**self).level_triggered()
+    }
+}
+
+/// An object-safe DMA allocator (a driver stores allocators of different backends behind
+/// one type).
+pub trait Dma: Send + Sync {
+    /// Allocates `len` zeroed bytes of device-visible memory.
+    fn alloc_region(&self, len: usize) -> Result<Box<dyn DmaRegion>, DmaError>;
+}
+
+impl<A> Dma for A
+where
+    A: DmaAllocator,
+    A::Region: 'static,
+{
+    fn alloc_region(&self, len: usize) -> Result<Box<dyn DmaRegion>, DmaError> {
+        Ok(Box::new(self.alloc(len)?))
+    }
+}
+
+/// One device's handles, as a backend hands them to a driver's kernel half.
+#[derive(Clone)]
+pub struct Hw {
+    /// The register BAR (BAR0).
+    pub mmio: std::sync::Arc<dyn Mmio>,
+    /// PCI configuration space.
+    pub pci: std::sync::Arc<dyn PciConfig>,
+    /// DMA memory.
+    pub dma: std::sync::Arc<dyn Dma>,
+    /// The interrupt line.
+    pub irq: std::sync::Arc<dyn InterruptLine>,
+}
+
+impl std::fmt::Debug for Hw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hw").finish_non_exhaustive()
     }
 }

@@ -10,7 +10,7 @@
 //!   default, up to 4096 x 4096 B = 16 MiB) come from hugetlb pages: one hugepage holds any
 //!   region up to 2 MiB; bigger regions need several hugepages that happen to be
 //!   physically adjacent, which is checked.
-//! * Without hugepages (and unless [`UioOptions::hugepages`](crate::UioOptions) demands
+//! * Without hugepages (and unless [`OpenOptions::hugepages`](crate::OpenOptions) demands
 //!   them) a larger region is carved out of a locked pool of ordinary pages where the
 //!   pagemap shows a physically contiguous run (transparent hugepages make such runs
 //!   likely). Such pages are locked but, unlike hugetlb pages, may be migrated by memory
@@ -21,9 +21,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use e1000_sim::hw::{DmaAllocator, DmaError, DmaRegion};
+use crate::seam::{DmaAllocator, DmaError, DmaRegion};
 
-use crate::error::UioError;
+use crate::error::HalError;
 use crate::mem::{page_size, Mapping};
 use crate::sysfs::meminfo_value;
 
@@ -79,8 +79,8 @@ struct Pagemap {
 }
 
 impl Pagemap {
-    fn open(path: &Path) -> Result<Self, UioError> {
-        let file = File::open(path).map_err(UioError::io("opening the page map", path))?;
+    fn open(path: &Path) -> Result<Self, HalError> {
+        let file = File::open(path).map_err(HalError::io("opening the page map", path))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -108,7 +108,7 @@ impl Pagemap {
         entries
             .into_iter()
             .map(|e| match e {
-                PageEntry::Frame(0) => Err(UioError::PagemapZeroFrames.to_string()),
+                PageEntry::Frame(0) => Err(HalError::PagemapZeroFrames.to_string()),
                 PageEntry::Frame(f) => Ok(f),
                 other => Err(format!("a locked page is {other:?}")),
             })
@@ -150,10 +150,10 @@ impl UioDma {
     /// An allocator. `require_huge` turns a lack of hugepages into an error here (and
     /// failed hugetlb allocations into errors later) instead of the 4 KiB fallback.
     /// Checks up front that the page map shows real frames.
-    pub fn new(proc_root: &Path, require_huge: bool) -> Result<Self, UioError> {
+    pub fn new(proc_root: &Path, require_huge: bool) -> Result<Self, HalError> {
         let meminfo_path = proc_root.join("meminfo");
         let meminfo = std::fs::read_to_string(&meminfo_path)
-            .map_err(UioError::io("reading meminfo", &meminfo_path))?;
+            .map_err(HalError::io("reading meminfo", &meminfo_path))?;
         let info = HugepageInfo::parse(&meminfo);
         let huge_ok = info.size > 0 && info.free > 0;
         if !huge_ok {
@@ -164,7 +164,7 @@ impl UioDma {
                 info.size / 1024
             );
             if require_huge {
-                return Err(UioError::NoHugepages { detail });
+                return Err(HalError::NoHugepages { detail });
             }
             tracing::warn!(
                 "no free hugepages ({detail}): DMA regions over 4 KiB will come from \
@@ -182,20 +182,20 @@ impl UioDma {
         // Probe: a locked page must show a real frame.
         let probe = Mapping::anonymous(page_size(), false)
             .and_then(|m| m.lock().map(|()| m))
-            .map_err(UioError::io("locking a probe page", "mlock"))?;
+            .map_err(HalError::io("locking a probe page", "mlock"))?;
         match dma.pagemap.frames(probe.addr(), 1) {
             Ok(e) if e.first() == Some(&PageEntry::Frame(0)) => {
-                return Err(UioError::PagemapZeroFrames)
+                return Err(HalError::PagemapZeroFrames)
             }
             Ok(e) if matches!(e.first(), Some(PageEntry::Frame(_))) => {}
             Ok(e) => {
-                return Err(UioError::Parse {
+                return Err(HalError::Parse {
                     path: dma.pagemap.path.clone(),
                     contents: format!("locked probe page is {:?}", e.first()),
                 })
             }
             Err(e) => {
-                return Err(UioError::io(
+                return Err(HalError::io(
                     "reading the page map",
                     dma.pagemap.path.clone(),
                 )(e))
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn no_hugepages_is_an_error_when_required() {
-        let t = std::env::temp_dir().join(format!("e1000-uio-proc-{}", std::process::id()));
+        let t = std::env::temp_dir().join(format!("microdriver-hal-proc-{}", std::process::id()));
         std::fs::create_dir_all(&t).unwrap();
         std::fs::write(
             t.join("meminfo"),
@@ -441,7 +441,7 @@ mod tests {
         )
         .unwrap();
         let e = UioDma::new(&t, true).unwrap_err();
-        assert!(matches!(e, UioError::NoHugepages { .. }), "{e}");
+        assert!(matches!(e, HalError::NoHugepages { .. }), "{e}");
         assert!(e.to_string().contains("HugePages_Free 0"), "{e}");
         let _ = std::fs::remove_dir_all(&t);
     }

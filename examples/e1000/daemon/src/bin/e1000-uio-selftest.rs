@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use e1000::netdev::{Netdev, Options};
 use e1000::TxPacket;
-use e1000_sim::net;
-use e1000_uio::{Sysfs, UioOptions};
+use e1000_wire as net;
+use e1000d::device::{open_pci, PciOptions, E1000_IDS};
+use microdriver_hal::{Sysfs, UserDriver};
 
 const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 const PEER_IP: [u8; 4] = [10, 0, 2, 2];
@@ -124,7 +125,11 @@ fn find_nic() -> Result<String, String> {
     addrs.sort();
     addrs
         .into_iter()
-        .find(|a| sysfs.check_device(a).is_ok())
+        .find(|a| {
+            sysfs
+                .ids(a)
+                .is_ok_and(|ids| E1000_IDS.iter().any(|(v, d, _)| (*v, *d) == ids))
+        })
         .ok_or_else(|| "no supported 8254x in /sys/bus/pci/devices".into())
 }
 
@@ -134,31 +139,28 @@ fn run(args: &Args, report: &mut Report) {
         return;
     };
     println!("nic: {addr}");
-    let opts = UioOptions {
+    let opts = PciOptions {
+        force: false,
+        keep_bound: false,
         hugepages: args.hugepages,
-        ..UioOptions::default()
+        #[cfg(feature = "vfio")]
+        irq: microdriver_hal::IrqMode::Auto,
     };
     let Some(dev) = report.check(
         "uio-open",
-        e1000_uio::open(&addr, &opts).map_err(|e| e.to_string()),
+        open_pci(&addr, UserDriver::Uio, opts).map_err(|e| e.to_string()),
     ) else {
         return;
     };
     println!(
-        "uio: {} ids {:04x}:{:04x}, BAR0 {} KiB, hugepages {:?}",
-        dev.uio_name(),
+        "{} ids {:04x}:{:04x}: {}",
+        dev.addr(),
         dev.ids().0,
         dev.ids().1,
-        dev.bar_len() / 1024,
-        dev.dma().hugepage_size()
+        dev.describe()
     );
-    let hw = e1000::hw::Hw {
-        mmio: dev.mmio(),
-        pci: dev.pci(),
-        dma: dev.dma(),
-        irq: dev.irq(),
-    };
-    let irq = dev.irq();
+    let hw = dev.hw();
+    let irq = hw.irq.clone();
     let t = Instant::now();
     let Some(nd) = report.check(
         "probe",
