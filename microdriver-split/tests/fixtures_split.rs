@@ -171,14 +171,23 @@ fn calls_fixture_resolves_everything() {
     );
 }
 
-#[test]
-fn net_template_splits_an_unannotated_driver() {
-    let (graph, roots) = analyze("net_template", "net");
+/// The roots as (function path, why), sorted by path.
+fn roots_by_path(
+    graph: &microdriver_split::CallGraph,
+    roots: &[microdriver_split::template::Root],
+) -> Vec<(String, RootReason)> {
     let mut found: Vec<(String, RootReason)> = roots
         .iter()
         .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
         .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[test]
+fn net_template_splits_an_unannotated_driver() {
+    let (graph, roots) = analyze("net_template", "net");
+    let found = roots_by_path(&graph, &roots);
     assert_eq!(
         found,
         [
@@ -213,11 +222,7 @@ fn net_template_splits_an_unannotated_driver() {
 #[test]
 fn block_template_splits_an_unannotated_block_driver() {
     let (graph, roots) = analyze("block_template", "block");
-    let mut found: Vec<(String, RootReason)> = roots
-        .iter()
-        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
-        .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let found = roots_by_path(&graph, &roots);
     assert_eq!(
         found,
         [
@@ -252,11 +257,7 @@ fn block_template_splits_an_unannotated_block_driver() {
 #[test]
 fn sound_template_splits_an_unannotated_pcm_driver() {
     let (graph, roots) = analyze("sound_template", "sound");
-    let mut found: Vec<(String, RootReason)> = roots
-        .iter()
-        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
-        .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let found = roots_by_path(&graph, &roots);
     assert_eq!(
         found,
         [

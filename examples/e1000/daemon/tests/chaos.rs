@@ -131,20 +131,10 @@ rows on each append. Do not edit by hand.
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ";
 
-/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time (days to a civil date: H. Hinnant's algorithm).
-fn utc_date_time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+/// `YYYY-MM-DD HH:MM` (UTC) of now.
+fn utc_date_time() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..16]
+        .replace('T', " ")
 }
 
 /// Appends `run` to the record at `path` (created if missing) and rewrites its totals.
@@ -159,9 +149,6 @@ fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
         .filter(|l| l.starts_with("| 2"))
         .map(str::to_string)
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let kind = match opts.soak {
         Some(d) => format!("--soak {}s", d.as_secs()),
         None => format!("--faults {}", opts.faults),
@@ -172,7 +159,7 @@ fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
     };
     rows.push(format!(
         "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
-        utc_date_time(now),
+        utc_date_time(),
         opts.seed,
         run.faults,
         run.survived,

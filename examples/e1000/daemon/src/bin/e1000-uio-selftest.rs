@@ -115,21 +115,12 @@ fn main() -> ExitCode {
 
 /// The first supported 8254x in sysfs.
 fn find_nic() -> Result<String, String> {
-    let sysfs = Sysfs::default();
-    let dir = sysfs.device_dir("");
-    let mut addrs: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    addrs.sort();
-    addrs
+    Sysfs::default()
+        .list()
+        .map_err(|e| e.to_string())?
         .into_iter()
-        .find(|a| {
-            sysfs
-                .ids(a)
-                .is_ok_and(|ids| E1000_IDS.iter().any(|(v, d, _)| (*v, *d) == ids))
-        })
+        .find(|f| E1000_IDS.iter().any(|(v, d, _)| (*v, *d) == f.ids))
+        .map(|f| f.addr)
         .ok_or_else(|| "no supported 8254x in /sys/bus/pci/devices".into())
 }
 
