@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use microdriver_rt::fuzzing::decode_user_frame;
+use microdriver_rt::__internal::fuzzing::decode_user_frame;
 
 fuzz_target!(|data: &[u8]| {
     decode_user_frame(data);

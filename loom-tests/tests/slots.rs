@@ -6,9 +6,9 @@
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use microdriver_rt::lrpc::slot::{state, Slot, WaitPolicy};
-use microdriver_rt::transport::local::LocalTransport;
-use microdriver_rt::transport::Area;
+use microdriver_rt::__internal::slot::{state, Slot, WaitPolicy};
+use microdriver_rt::__internal::transport::local::LocalTransport;
+use microdriver_rt::__internal::transport::Area;
 
 fn area() -> Arc<LocalTransport> {
     Arc::new(LocalTransport::new(1, 1, 16))

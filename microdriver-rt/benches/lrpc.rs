@@ -18,16 +18,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{compare, report};
+use microdriver_rt::__internal::slot::{state, Slot};
+use microdriver_rt::__internal::transport::local::LocalTransport;
+use microdriver_rt::__internal::transport::shm::ShmTransport;
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::slot::{state, Slot};
 use microdriver_rt::lrpc::{
     current_half, install_kernel, uninstall_kernel, CallOptions, Half, KernelEndpoint, WaitPolicy,
 };
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
-use microdriver_rt::transport::local::LocalTransport;
-use microdriver_rt::transport::shm::ShmTransport;
 
 fn null_handler(dec: Decoder<'_>, _enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
     dec.finish()

@@ -83,11 +83,55 @@ extern crate self as microdriver_rt;
 pub mod sync;
 
 pub mod component;
-pub mod fuzzing;
+mod fuzzing;
 pub mod lrpc;
 pub mod marshal;
 pub mod tracker;
-pub mod transport;
+mod transport;
+
+/// **Not API.** The one door to the runtime's internals, for its own tests, benches, loom
+/// models (`loom-tests/`) and fuzz targets (`fuzz/`): the call-slot protocol, the frame
+/// codecs, the transports and the fuzzing hooks. Nothing here is covered by semver; driver
+/// code uses the crate root and the documented modules.
+#[doc(hidden)]
+pub mod __internal {
+    /// The call-slot protocol.
+    pub mod slot {
+        pub use crate::lrpc::slot::*;
+    }
+    /// The LRPC frame: piggybacked frees, status, values.
+    pub mod lrpc_frame {
+        pub use crate::lrpc::frame::*;
+    }
+    /// The marshal frame header.
+    pub mod marshal_frame {
+        pub use crate::marshal::frame::*;
+    }
+    /// The transports the slot protocol runs on.
+    pub mod transport {
+        pub use crate::transport::*;
+        /// A heap area (and loom's, under `cfg(loom)`).
+        pub mod local {
+            pub use crate::transport::local::*;
+        }
+        /// A transport that adds latency per crossing.
+        pub mod delay {
+            pub use crate::transport::delay::*;
+        }
+        crate::sync::outside_loom! {
+            /// A memfd area two processes map.
+            pub mod shm {
+                pub use crate::transport::shm::*;
+            }
+        }
+    }
+    /// The kernel half's decode path, for the fuzzer.
+    pub mod fuzzing {
+        pub use crate::fuzzing::*;
+    }
+    /// The hidden entry points the macros' generated code calls.
+    pub use crate::lrpc::__private;
+}
 
 sync::outside_loom! {
     mod split;

@@ -85,17 +85,7 @@ fn panic_now(tag: u32) -> Result<(), CampaignError> {
 #[upcall]
 fn scribble(seed: u64) -> Result<(), CampaignError> {
     let endpoint = user_endpoint().ok_or(CampaignError::Rejected("not in the user half".into()))?;
-    let area = endpoint.transport();
-    let mut rng = Rng(seed | 1);
-    for _ in 0..64 {
-        let slot = (rng.next() as usize) % area.slot_count();
-        let word = (rng.next() as usize) % microdriver_rt::transport::SLOT_WORDS;
-        if let Some(w) = area.slot_word(slot, word) {
-            w.store(rng.next() as u32, Ordering::SeqCst);
-        }
-        let bytes: Vec<u8> = (0..(rng.next() % 64)).map(|_| rng.next() as u8).collect();
-        area.write_data(slot, &bytes);
-    }
+    endpoint.scribble_channel(seed);
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! The bounded, always-run twin of the `kernel_frame` fuzz target: random and mutated
 //! frames through the kernel half's decode path (header, free notices, tracked pointers).
 
-use microdriver_rt::fuzzing::{decode_user_frame, Counters, Reply};
-use microdriver_rt::lrpc::frame::{begin, end};
+use microdriver_rt::__internal::fuzzing::{decode_user_frame, Counters, Reply};
+use microdriver_rt::__internal::lrpc_frame::{begin, end};
 use microdriver_rt::marshal::{Encoder, Marshal, TrackedPtr};
 use proptest::prelude::*;
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use microdriver_rt::__internal::lrpc_frame::{begin, end, status};
+use microdriver_rt::__internal::slot::{state, Slot};
+use microdriver_rt::__internal::transport::local::LocalTransport;
+use microdriver_rt::__internal::transport::{Area, Transport};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
-use microdriver_rt::lrpc::frame::{begin, end, status};
-use microdriver_rt::lrpc::slot::{state, Slot};
 use microdriver_rt::lrpc::{CallError, CallOptions, KernelEndpoint, UserEndpoint, WaitPolicy};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError, TrackedPtr};
 use microdriver_rt::tracker::{ObjectTracker, TypeTag};
-use microdriver_rt::transport::local::LocalTransport;
-use microdriver_rt::transport::{Area, Transport};
 
 const ECHO: &str = "hostile::echo";
 
@@ -332,11 +332,11 @@ fn hostile_downcalls_get_error_replies() {
         slot.set_header(1, entry, frame.len() as u32);
         slot.publish(state::REQUEST);
         rig.transport
-            .header(microdriver_rt::transport::Word::KernelDoorbell)
+            .header(microdriver_rt::__internal::transport::Word::KernelDoorbell)
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        microdriver_rt::transport::wake_all(
+        microdriver_rt::__internal::transport::wake_all(
             rig.transport
-                .header(microdriver_rt::transport::Word::KernelDoorbell),
+                .header(microdriver_rt::__internal::transport::Word::KernelDoorbell),
         );
         let deadline = Instant::now() + Duration::from_secs(2);
         while slot.state() != state::REPLY {

@@ -5,9 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use microdriver_rt::__internal::slot;
 use microdriver_rt::component::{run_user_half_if_requested, ComponentConfig, UserHalf};
 use microdriver_rt::lrpc::__private::{downcall, inventory, Entry, Served};
-use microdriver_rt::lrpc::{slot, CallError};
+use microdriver_rt::lrpc::CallError;
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::tracker::ObjectTracker;
 

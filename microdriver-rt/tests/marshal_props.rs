@@ -1,7 +1,7 @@
 //! Property tests of the wire format: round trips of nested values, and a decoder fed
 //! random bytes that must answer with a value or an error, never a panic.
 
-use microdriver_rt::marshal::frame::{decode_frame, encode_frame};
+use microdriver_rt::__internal::marshal_frame::{decode_frame, encode_frame};
 use microdriver_rt::marshal::{from_bytes, to_bytes, Decoder, TrackedPtr};
 use microdriver_rt::tracker::ObjectTracker;
 use microdriver_rt::{Marshal, MarshalError};

@@ -40,6 +40,42 @@ pub struct Entry {
 
 inventory::collect!(Entry);
 
+/// Registers a hand-written [`Entry`]: a function the other half can call by name, for what
+/// `#[upcall]` and `#[critical]` cannot express (a handler that writes its own reply bytes,
+/// say, to test that the caller rejects a malformed one). The fields are those of
+/// [`Entry`]; call it with [`KernelEndpoint::call`](crate::lrpc::KernelEndpoint::call) and
+/// [`Entry::id_of`] its name.
+///
+/// ```
+/// use microdriver_rt::lrpc::{Entry, Served};
+/// use microdriver_rt::{Decoder, Encoder, MarshalError};
+///
+/// fn always_seven(dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+///     dec.finish()?;
+///     enc.put_u8(7);
+///     Ok(())
+/// }
+///
+/// microdriver_rt::entry! {
+///     name: "my_driver::always_seven",
+///     signature: "fn() -> u8",
+///     served: Served::ByUser,
+///     handler: always_seven,
+/// }
+///
+/// let table = microdriver_rt::lrpc::EntryTable::get();
+/// let id = Entry::id_of("my_driver::always_seven");
+/// assert!(table.lookup(Served::ByUser, id).is_some());
+/// ```
+#[macro_export]
+macro_rules! entry {
+    ($($field:ident : $value:expr),* $(,)?) => {
+        $crate::lrpc::__private::inventory::submit! {
+            $crate::lrpc::Entry { $($field: $value),* }
+        }
+    };
+}
+
 impl Entry {
     /// The entry's id: a hash of its name.
     pub const fn id_of(name: &str) -> u32 {

@@ -266,7 +266,8 @@ impl KernelEndpoint {
         &self.tracker
     }
 
-    /// The transport.
+    /// The transport (not API: the runtime's own tests reach the area through it).
+    #[doc(hidden)]
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
     }

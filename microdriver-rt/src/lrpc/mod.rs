@@ -57,11 +57,11 @@ mod buffers;
 mod call;
 pub mod entry;
 mod error;
-pub mod frame;
+pub(crate) mod frame;
 mod kernel;
 mod route;
 mod serve;
-pub mod slot;
+pub(crate) mod slot;
 pub mod stats;
 mod user;
 

@@ -63,10 +63,63 @@ impl UserEndpoint {
         &self.tracker
     }
 
-    /// The transport (the user half maps the whole area anyway; fault-injection tests use
-    /// this to scribble on it).
+    /// The transport (not API: the runtime's own tests reach the area through it).
+    #[doc(hidden)]
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// **Fault injection**: writes pseudo-random values (from `seed`) over 64 random
+    /// control words and data areas of the channel's call slots, as a user half with a
+    /// wild pointer would. The kernel half must reject whatever that makes it read and
+    /// keep its own state; a driver's chaos tests call this from an `#[upcall]` to prove
+    /// it. Returns the number of slot words written.
+    ///
+    /// ```
+    /// use microdriver_rt::{lrpc::user_endpoint, upcall, CallError, Marshal};
+    ///
+    /// #[derive(Debug, Marshal)]
+    /// struct Failed(String);
+    /// impl From<CallError> for Failed {
+    ///     fn from(e: CallError) -> Self { Failed(e.to_string()) }
+    /// }
+    ///
+    /// /// Runs in the user half: scribbles over the channel.
+    /// #[upcall]
+    /// fn scribble(seed: u64) -> Result<usize, Failed> {
+    ///     let endpoint = user_endpoint().ok_or(Failed("not split".into()))?;
+    ///     Ok(endpoint.scribble_channel(seed))
+    /// }
+    ///
+    /// fn main() {
+    ///     microdriver_rt::run_user_half_if_requested();
+    ///     let driver = microdriver_rt::start(Default::default()).expect("start");
+    ///     // Whatever the garbage does to this call, the kernel half survives it.
+    ///     let _ = scribble(42);
+    ///     assert!(driver.status().pid.is_some() || driver.status().restarts > 0);
+    /// }
+    /// ```
+    pub fn scribble_channel(&self, seed: u64) -> usize {
+        let area = &*self.transport;
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut written = 0;
+        for _ in 0..64 {
+            let slot = (next() as usize) % area.slot_count().max(1);
+            let word = (next() as usize) % crate::transport::SLOT_WORDS;
+            if let Some(w) = area.slot_word(slot, word) {
+                w.store(next() as u32, Ordering::SeqCst);
+                written += 1;
+            }
+            let bytes: Vec<u8> = (0..(next() % 64)).map(|_| next() as u8).collect();
+            area.write_data(slot, &bytes);
+        }
+        written
     }
 
     /// True once the kernel half asked for shutdown or [`UserEndpoint::stop`] was called.

@@ -7,7 +7,7 @@
 //! reached through a [`TrackedPtr`] keep their identity: the first time a frame carries an
 //! object it is sent whole, with the sender's address; later pointers to it in the same
 //! frame are back-references, so shared objects stay shared and cycles end. A whole message
-//! is a [`frame`]: a header with magic, format version and payload length, then the payload.
+//! is a frame: a header with magic, format version and payload length, then the payload.
 //!
 //! # Decoding is hostile-input safe
 //! Every length is checked against the bytes left before anything is allocated, every tag
@@ -18,7 +18,7 @@
 mod decoder;
 mod encoder;
 mod error;
-pub mod frame;
+pub(crate) mod frame;
 mod impls;
 mod layout;
 mod opaque;

@@ -10,7 +10,6 @@
 #[cfg(not(loom))]
 mod imp {
     pub use std::sync::atomic;
-    pub use std::sync::Arc;
     pub use std::thread;
 
     /// A mutex without poisoning (parking_lot outside loom).
@@ -29,11 +28,6 @@ mod imp {
         /// Locks, blocking until the lock is free.
         pub fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
-        }
-
-        /// Takes the value out.
-        pub fn into_inner(self) -> T {
-            self.0.into_inner()
         }
     }
 
@@ -156,7 +150,6 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub use loom::sync::atomic;
-    pub use loom::sync::Arc;
     pub use loom::thread;
 
     /// A mutex without poisoning, over loom's model-checked mutex.
@@ -176,13 +169,6 @@ mod imp {
         pub fn lock(&self) -> MutexGuard<'_, T> {
             self.0
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-
-        /// Takes the value out.
-        pub fn into_inner(self) -> T {
-            self.0
-                .into_inner()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
@@ -287,7 +273,7 @@ mod imp {
     }
 }
 
-pub use imp::*;
+pub(crate) use imp::*;
 pub(crate) use imp::{
     outside_loom, park, unpark_all, wait_shared, wake_shared, Access, ValueCell, MODEL_CHECKED,
 };

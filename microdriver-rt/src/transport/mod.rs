@@ -30,6 +30,6 @@ pub use futex::{wait_on, wake_all, wake_one};
 /// Memory for the slot protocol plus the cost of a crossing.
 pub trait Transport: Area {
     /// Called once per crossing (each request and each reply), before the other half is
-    /// signalled. The [`delay`] transport spends its injected latency here.
+    /// signalled. The `delay` transport spends its injected latency here.
     fn before_crossing(&self) {}
 }

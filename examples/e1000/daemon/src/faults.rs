@@ -4,11 +4,9 @@
 //! answering, or answer with garbage and scribble over its channel. The kernel half's answer to each is the
 //! point of the exercise: traffic keeps flowing and the user half comes back.
 
-use std::sync::atomic::Ordering;
-
 use e1000::DriverError;
-use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
 use microdriver_rt::lrpc::{user_endpoint, KernelEndpoint};
+use microdriver_rt::lrpc::{Entry, Served};
 use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use microdriver_rt::upcall;
 
@@ -30,23 +28,7 @@ pub fn crash_user_half() -> Result<(), DriverError> {
 pub fn scribble_channel(seed: u64) -> Result<(), DriverError> {
     let endpoint = user_endpoint()
         .ok_or_else(|| DriverError::Unsupported("garbage injection needs the split mode".into()))?;
-    let area = endpoint.transport();
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for _ in 0..64 {
-        let slot = (next() as usize) % area.slot_count();
-        let word = (next() as usize) % microdriver_rt::transport::SLOT_WORDS;
-        if let Some(w) = area.slot_word(slot, word) {
-            w.store(next() as u32, Ordering::SeqCst);
-        }
-        let bytes: Vec<u8> = (0..(next() % 64)).map(|_| next() as u8).collect();
-        area.write_data(slot, &bytes);
-    }
+    endpoint.scribble_channel(seed);
     Ok(())
 }
 
@@ -67,13 +49,11 @@ fn garbage_reply_handler(dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), 
     Ok(())
 }
 
-inventory::submit! {
-    Entry {
-        name: GARBAGE_REPLY,
-        signature: "fn() -> Result<(), DriverError>",
-        served: Served::ByUser,
-        handler: garbage_reply_handler,
-    }
+microdriver_rt::entry! {
+    name: GARBAGE_REPLY,
+    signature: "fn() -> Result<(), DriverError>",
+    served: Served::ByUser,
+    handler: garbage_reply_handler,
 }
 
 /// Asks the user half for a reply and gets garbage: the kernel half must reject it.
@@ -185,13 +165,11 @@ fn forge_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Mars
     Ok(())
 }
 
-inventory::submit! {
-    Entry {
-        name: FORGE,
-        signature: "fn((u8, u64, u64)) -> forged",
-        served: Served::ByUser,
-        handler: forge_handler,
-    }
+microdriver_rt::entry! {
+    name: FORGE,
+    signature: "fn((u8, u64, u64)) -> forged",
+    served: Served::ByUser,
+    handler: forge_handler,
 }
 
 /// Asks the user half for forged replies of every kind and checks that the kernel half
