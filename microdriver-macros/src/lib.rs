@@ -39,6 +39,26 @@ use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
 /// Derives `microdriver_rt::marshal::Marshal`; see the [crate documentation](crate).
+///
+/// ```
+/// use microdriver_rt::marshal::{from_bytes, to_bytes};
+/// use microdriver_rt::Marshal;
+///
+/// #[derive(Debug, Default, PartialEq, Marshal)]
+/// struct Ring {
+///     size: u32,
+///     #[marshal(len = size)]
+///     lens: Vec<u16>,
+///     #[marshal(skip)]
+///     buffers: Vec<Vec<u8>>,
+/// }
+///
+/// let ring = Ring { size: 2, lens: vec![60, 1514], buffers: vec![vec![0; 2048]; 2] };
+/// let copy: Ring = from_bytes(&to_bytes(&ring)?)?;
+/// assert_eq!((copy.size, copy.lens), (2, vec![60, 1514]));
+/// assert!(copy.buffers.is_empty(), "skipped fields do not cross");
+/// # Ok::<(), microdriver_rt::MarshalError>(())
+/// ```
 #[proc_macro_derive(Marshal, attributes(marshal))]
 pub fn derive_marshal(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -59,6 +79,30 @@ mod call;
 ///
 /// Which half the calling thread is in is decided at run time: with no kernel endpoint
 /// installed (monolithic mode) and in the user half, the stub calls the body directly.
+///
+/// ```
+/// use microdriver_rt::{upcall, CallError, Marshal};
+///
+/// #[derive(Debug, PartialEq, Marshal)]
+/// struct Error(String);
+/// impl From<CallError> for Error {
+///     fn from(e: CallError) -> Self { Error(e.to_string()) }
+/// }
+///
+/// /// Configuration: runs in the user half once the driver is split.
+/// #[upcall]
+/// fn checked_mtu(mtu: u32) -> Result<u32, Error> {
+///     if (68..=9000).contains(&mtu) { Ok(mtu) } else { Err(Error(format!("MTU {mtu}"))) }
+/// }
+///
+/// fn main() {
+///     microdriver_rt::run_user_half_if_requested();
+///     assert_eq!(checked_mtu(1500), Ok(1500)); // monolithic: a direct call
+///     let _split = microdriver_rt::start(Default::default()).expect("start");
+///     assert_eq!(checked_mtu(1500), Ok(1500)); // an upcall to the user half
+///     assert!(checked_mtu(10).is_err());       // its error crosses back as it is
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn upcall(args: TokenStream, item: TokenStream) -> TokenStream {
     call::expand(call::Side::Upcall, args.into(), item.into()).into()
@@ -70,6 +114,19 @@ pub fn upcall(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Arguments follow the rules of [`macro@upcall`]. A `Result<T, E>` return maps call
 /// failures into `E` (`E: From<CallError>`); any other return type makes the user half
 /// exit if the kernel half cannot be reached.
+///
+/// ```
+/// use microdriver_rt::{critical, current_half, Half};
+///
+/// /// The hot path: a direct call in the kernel half (and monolithic).
+/// #[critical]
+/// fn checksum(frame: &[u8]) -> u16 {
+///     frame.iter().fold(0u16, |sum, b| sum.wrapping_add(u16::from(*b)))
+/// }
+///
+/// assert_eq!(current_half(), Half::Monolithic);
+/// assert_eq!(checksum(&[1, 2, 3]), 6);
+/// ```
 #[proc_macro_attribute]
 pub fn critical(args: TokenStream, item: TokenStream) -> TokenStream {
     call::expand(call::Side::Critical, args.into(), item.into()).into()
