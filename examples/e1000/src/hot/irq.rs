@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use microdriver_rt::Marshal;
 
 use crate::error::DriverError;
-use crate::kernel::{self, work, DevId, Kernel};
+use crate::kernel::device::{self, work, DevId, Kernel};
 use crate::regs::{icr, ICR, IMC};
 
 /// What the interrupt handler found.
@@ -23,7 +23,7 @@ pub struct IrqOutcome {
 /// Handles an interrupt of `dev` (critical).
 #[critical]
 pub fn intr(dev: DevId) -> Result<IrqOutcome, DriverError> {
-    Ok(handle(&*kernel::lookup(dev)?))
+    Ok(handle(&*device::lookup(dev)?))
 }
 
 /// Reads (and so clears) ICR; a link change is deferred to the user half's link check; any

@@ -14,7 +14,7 @@
 
 use microdriver_rt::Marshal;
 
-use crate::kernel::Kernel;
+use crate::kernel::device::Kernel;
 use crate::regs::ITR;
 
 /// Interrupts per second for few, small packets.

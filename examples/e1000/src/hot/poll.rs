@@ -7,7 +7,7 @@ use microdriver_rt::Marshal;
 
 use crate::error::DriverError;
 use crate::hot::{itr, rx, tx};
-use crate::kernel::{self, DevId, Kernel};
+use crate::kernel::device::{self, DevId, Kernel};
 use crate::regs::IMS;
 
 /// What one poll round did.
@@ -24,7 +24,7 @@ pub struct PollOutcome {
 /// Polls `dev` with a budget of `budget` received frames (critical).
 #[critical]
 pub fn poll(dev: DevId, budget: u32) -> Result<PollOutcome, DriverError> {
-    Ok(run(&*kernel::lookup(dev)?, budget))
+    Ok(run(&*device::lookup(dev)?, budget))
 }
 
 /// One poll round: reclaim transmitted packets (waking a stopped queue), receive up to

@@ -17,7 +17,7 @@ use microdriver_rt::Marshal;
 use crate::error::DriverError;
 use crate::frame::{RxCsum, RxFrame};
 use crate::hw::{Dma, DmaMem};
-use crate::kernel::Kernel;
+use crate::kernel::device::Kernel;
 use crate::regs::{rxd_err, rxd_stat, DESC_LEN, RDT};
 use crate::shared::RxQueue;
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use crate::error::DriverError;
 use crate::frame::{tx_offload, CsumOffload, TsoOffload, TxPacket};
 use crate::hw::{Dma, DmaMem};
-use crate::kernel::{self, DevId, Kernel};
+use crate::kernel::device::{self, DevId, Kernel};
 use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
 use crate::shared::{TxQueue, TxStats};
 
@@ -236,7 +236,7 @@ fn validate(pkt: &TxPacket, max_frame: usize) -> Result<(u32, u64, u64), DriverE
 /// Transmits a packet on `dev` (critical).
 #[critical]
 pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
-    xmit(&*kernel::lookup(dev)?, pkt)
+    xmit(&*device::lookup(dev)?, pkt)
 }
 
 /// Queues a packet: returns `Ok` once the hardware owns it (it will be sent: nothing is
