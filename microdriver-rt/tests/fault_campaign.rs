@@ -24,6 +24,7 @@ use microdriver_rt::tracker::{ObjectInfo, ObjectTracker, TypeTag};
 
 use microdriver_rt::sync::ComboLock;
 use microdriver_rt::{critical, upcall};
+use support::Rng;
 
 // ---------------------------------------------------------------------------------------
 // The driver under test: configuration the user half edits, counters the critical path
@@ -193,17 +194,6 @@ fn forge(
 }
 
 // ---------------------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -443,7 +433,7 @@ fn campaign() {
     let mut min_progress = u64::MAX;
     let mut idle_windows = 0usize;
     for i in 0..options.faults {
-        let fault = FAULTS[(rng.next() % FAULTS.len() as u64) as usize];
+        let fault = rng.pick(&FAULTS);
         let kind = FAULTS.iter().position(|f| *f == fault).unwrap_or(0);
         counts[kind] += 1;
         CURRENT_FAULT.store(kind as u64, Ordering::SeqCst);
@@ -496,7 +486,7 @@ fn campaign() {
                 }
             }
             Fault::Forged => {
-                let kind = (rng.next() % 5) as u8;
+                let kind = rng.below(5) as u8;
                 let addr = if kind == 4 {
                     // A kernel object freed before the reply names it.
                     let doomed = TrackedPtr::new(Obj::default());
@@ -522,7 +512,7 @@ fn campaign() {
         let mut recovered = false;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let value = (rng.next() % 1000) as u32;
+            let value = rng.below(1000) as u32;
             let before = config.clone();
             match apply(&mut config, value) {
                 Ok(_) => {

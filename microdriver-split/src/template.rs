@@ -295,9 +295,13 @@ impl Template {
     /// Whether the crate looks like a driver of this family: some function takes one of
     /// the roles in `expect` (always true without an expectation).
     fn fits(&self, graph: &CallGraph) -> bool {
+        self.fits_found(&self.matches(graph))
+    }
+
+    /// Whether `found` (this template's matches) includes a role in `expect`.
+    fn fits_found(&self, found: &[(&FnInfo, &str)]) -> bool {
         self.expect.is_empty()
-            || self
-                .matches(graph)
+            || found
                 .iter()
                 .any(|(_, role)| self.expect.iter().any(|e| e == role))
     }
@@ -306,10 +310,13 @@ impl Template {
     /// all, or none of the roles a driver of the family has. Each names what was found and
     /// a builtin template whose expected roles the crate does have, if there is one.
     pub fn family_warnings(&self, graph: &CallGraph) -> Vec<String> {
-        if self.family == "none" || self.fits(graph) {
+        if self.family == "none" {
             return Vec::new();
         }
         let found = self.matches(graph);
+        if self.fits_found(&found) {
+            return Vec::new();
+        }
         let mut warning = if found.is_empty() {
             format!(
                 "template `{}` found no roots in this crate: it may not be a {} driver",

@@ -74,3 +74,29 @@ pub fn seed_or_clock(given: Option<u64>) -> u64 {
             .map_or(1, |d| d.as_nanos() as u64)
     })
 }
+
+/// The campaigns' pseudo-random source (xorshift64): cheap, and a run repeats from its
+/// seed. The seed must not be 0.
+#[allow(dead_code)]
+pub struct Rng(pub u64);
+
+#[allow(dead_code)]
+impl Rng {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// One of `xs` (not empty).
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}

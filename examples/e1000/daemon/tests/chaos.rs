@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use common::DaemonProcess;
 use e1000d::client::{request, ClientError};
 use e1000d::protocol::{Coalesce, Fault, FeatureChange, Reply, Request, Rings, TrafficReport};
+use support::Rng;
 
 /// A round that stalled runs its fault again up to this many times: a stall counts only
 /// if every one of them stalls too.
@@ -61,23 +62,6 @@ const REVIVE_BACKOFF: &str = "100ms";
 const REVIVE_MAX: Duration = Duration::from_secs(1);
 /// A crash loop gives up (and fails the round) after this many kills without degrading.
 const CRASH_LOOP_KILLS: u32 = 40;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 struct Options {
     faults: u64,
@@ -437,6 +421,8 @@ fn wait_settled(socket: &Path, slowest: &AtomicU64) -> Result<(), String> {
         if Instant::now() > deadline {
             return Err("the driver did not settle within 30 s".into());
         }
+        // The daemon reports its state only when asked: this is the polling interval of
+        // that question, not a wait standing in for an event.
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -445,6 +431,8 @@ fn wait_traffic(socket: &Path, slowest: &AtomicU64) -> TrafficReport {
     loop {
         match ask(socket, &Request::TrafficStatus, slowest) {
             Ok(Reply::Traffic(t)) if !t.running => return t,
+            // Still running: ask again after a polling interval (the daemon has no way to
+            // push the end of a stream to a client).
             Ok(Reply::Traffic(_)) => std::thread::sleep(Duration::from_millis(5)),
             other => panic!("traffic status: {other:?}"),
         }
