@@ -1,0 +1,328 @@
+//! The driver's own cost per frame on its hot path, against copying one frame, in one run:
+//! `cargo bench -p e1000 --bench hot_path`.
+//!
+//! The driver runs monolithic (every stub a direct call) on the device model, which
+//! probes, resets and brings the link up as usual, except that the model never sees a
+//! ring: a thin front ([`NullWire`]) keeps the ring registers to itself and completes
+//! descriptors in place the moment the driver hands them over (a transmit descriptor gets
+//! its DD bit; a receive descriptor DD and EOP with a 64-byte frame, 60 bytes without the
+//! FCS), and the driver's DMA memory is plain memory ([`PlainDma`]), as it is on UIO or
+//! VFIO. No frame is copied to or from a wire and no device thread runs, so what is left is
+//! the driver's work: building descriptors, the tail write, reclaiming, reading the
+//! descriptor back, copying the frame out and refilling, and handing the frame up (its
+//! queue drained by the bench).
+//!
+//! Each round measures, interleaved, transmitting (`Netdev::try_send` until the ring is
+//! full, then a poll that reclaims it), receiving (polls of 64 frames, the delivered frames
+//! drained) and the baseline, copying one 64-byte frame between two buffers. It prints the
+//! medians and ends with `ratio hot_path_per_frame/memcpy_64B = R`, where the hot path's
+//! cost per frame is the mean of the transmit and the receive cost.
+//!
+//! The front's own work (a descriptor write-back per completed descriptor, under the
+//! region's lock) is charged to the driver: a real NIC's write-back costs the CPU nothing,
+//! so the ratio is an upper bound.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e1000::hot::poll;
+use e1000::netdev::{Netdev, Options};
+use e1000::{DriverError, TxPacket};
+use e1000_sim::regs::{self, rxd_stat, txd_stat};
+use e1000_sim::{E1000Sim, Mmio, SimConfig};
+use microdriver_hal::seam::{Dma, DmaError, DmaRegion, Hw};
+use parking_lot::Mutex;
+
+/// Length of each descriptor in both rings.
+const DESC_LEN: usize = 16;
+/// The frame the receive side "receives": 64 bytes on the wire, 60 without the FCS.
+const RX_LEN: u16 = 60;
+
+/// Device-visible memory that is plain memory: a region is a locked buffer at a made-up,
+/// page-aligned bus address.
+#[derive(Default)]
+struct PlainDma {
+    regions: Mutex<Vec<Arc<PlainRegion>>>,
+}
+
+struct PlainRegion {
+    bus: u64,
+    mem: Mutex<Vec<u8>>,
+}
+
+impl PlainDma {
+    /// The region holding bus address `bus` and the offset of `bus` in it.
+    fn find(&self, bus: u64) -> Option<(Arc<PlainRegion>, usize)> {
+        self.regions.lock().iter().find_map(|r| {
+            let off = usize::try_from(bus.checked_sub(r.bus)?).ok()?;
+            (off < r.mem.lock().len()).then(|| (r.clone(), off))
+        })
+    }
+}
+
+impl Dma for PlainDma {
+    fn alloc_region(&self, len: usize) -> Result<Box<dyn DmaRegion>, DmaError> {
+        if len == 0 || len > 64 << 20 {
+            return Err(DmaError::InvalidLength(len));
+        }
+        let mut regions = self.regions.lock();
+        let bus = regions.last().map_or(0x1000_0000, |r| {
+            r.bus + (r.mem.lock().len() as u64).next_multiple_of(4096)
+        });
+        let region = Arc::new(PlainRegion {
+            bus,
+            mem: Mutex::new(vec![0; len]),
+        });
+        regions.push(region.clone());
+        Ok(Box::new(PlainHandle(region)))
+    }
+}
+
+struct PlainHandle(Arc<PlainRegion>);
+
+impl DmaRegion for PlainHandle {
+    fn bus_addr(&self) -> u64 {
+        self.0.bus
+    }
+
+    fn len(&self) -> usize {
+        self.0.mem.lock().len()
+    }
+
+    fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), DmaError> {
+        let mem = self.0.mem.lock();
+        let region_len = mem.len();
+        let src = off
+            .checked_add(buf.len())
+            .and_then(|end| mem.get(off..end))
+            .ok_or(DmaError::OutOfBounds {
+                off,
+                len: buf.len(),
+                region_len,
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&self, off: usize, data: &[u8]) -> Result<(), DmaError> {
+        let mut mem = self.0.mem.lock();
+        let region_len = mem.len();
+        let dst = off
+            .checked_add(data.len())
+            .and_then(|end| mem.get_mut(off..end))
+            .ok_or(DmaError::OutOfBounds {
+                off,
+                len: data.len(),
+                region_len,
+            })?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+/// One ring as the driver programmed it.
+#[derive(Default)]
+struct RingRegs {
+    bal: u32,
+    bah: u32,
+    len: u32,
+    head: u32,
+    tail: u32,
+    /// The region and offset of the ring's base, found at the first tail write after the
+    /// base moved.
+    memory: Option<(Arc<PlainRegion>, usize)>,
+}
+
+/// The model's registers, except the rings': those the front keeps, completing what the
+/// driver hands over at once.
+struct NullWire {
+    sim: Arc<E1000Sim>,
+    dma: Arc<PlainDma>,
+    /// Transmit ring, receive ring.
+    rings: Mutex<[RingRegs; 2]>,
+}
+
+impl NullWire {
+    /// Completes descriptors from the ring's head to `tail` (its new tail) with `done`.
+    fn complete(&self, ring: &mut RingRegs, tail: u32, done: &dyn Fn(&mut [u8])) {
+        let count = (ring.len as usize / DESC_LEN) as u32;
+        let base = u64::from(ring.bal) | (u64::from(ring.bah) << 32);
+        ring.tail = tail;
+        if ring.memory.is_none() {
+            ring.memory = self.dma.find(base);
+        }
+        let Some((region, off)) = &ring.memory else {
+            return;
+        };
+        let (off, mut mem) = (*off, region.mem.lock());
+        while count > 0 && ring.head != tail % count {
+            let at = off + ring.head as usize * DESC_LEN;
+            if let Some(desc) = mem.get_mut(at..at + DESC_LEN) {
+                done(desc);
+            }
+            ring.head = (ring.head + 1) % count;
+        }
+    }
+}
+
+fn tx_done(desc: &mut [u8]) {
+    desc[12] |= txd_stat::DD;
+}
+
+fn rx_done(desc: &mut [u8]) {
+    desc[8..10].copy_from_slice(&RX_LEN.to_le_bytes());
+    desc[12] = rxd_stat::DD | rxd_stat::EOP;
+    desc[13] = 0;
+}
+
+impl Mmio for NullWire {
+    fn read32(&self, off: u32) -> u32 {
+        let rings = self.rings.lock();
+        match off {
+            regs::TDH => rings[0].head,
+            regs::TDT => rings[0].tail,
+            regs::RDH => rings[1].head,
+            regs::RDT => rings[1].tail,
+            _ => {
+                drop(rings);
+                self.sim.read32(off)
+            }
+        }
+    }
+
+    fn write32(&self, off: u32, v: u32) {
+        let mut rings = self.rings.lock();
+        let [tx, rx] = &mut *rings;
+        match off {
+            regs::TDBAL => (tx.bal, tx.memory) = (v, None),
+            regs::TDBAH => (tx.bah, tx.memory) = (v, None),
+            regs::TDLEN => (tx.len, tx.memory) = (v, None),
+            regs::TDH => tx.head = v,
+            regs::TDT => self.complete(tx, v, &tx_done),
+            regs::RDBAL => (rx.bal, rx.memory) = (v, None),
+            regs::RDBAH => (rx.bah, rx.memory) = (v, None),
+            regs::RDLEN => (rx.len, rx.memory) = (v, None),
+            regs::RDH => rx.head = v,
+            regs::RDT => self.complete(rx, v, &rx_done),
+            _ => {
+                drop(rings);
+                self.sim.write32(off, v);
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// ns per frame transmitting `frames` frames: fill the ring, reclaim it, again.
+fn transmit(nd: &Netdev, pkt: &TxPacket, frames: u64) -> f64 {
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < frames {
+        match nd.try_send(pkt) {
+            Ok(()) => sent += 1,
+            Err(DriverError::Busy) => {
+                poll::run(nd.kernel(), 0);
+            }
+            Err(e) => panic!("transmit on the null wire: {e}"),
+        }
+    }
+    poll::run(nd.kernel(), 0);
+    started.elapsed().as_nanos() as f64 / frames as f64
+}
+
+/// ns per frame receiving `frames` frames, 64 per poll, handed up and drained.
+fn receive(nd: &Netdev, frames: u64) -> f64 {
+    let started = Instant::now();
+    let mut got = 0u64;
+    while got < frames {
+        let outcome = poll::run(nd.kernel(), 64);
+        assert!(outcome.rx > 0, "the null wire delivered nothing");
+        got += u64::from(outcome.rx);
+        black_box(nd.drain());
+    }
+    started.elapsed().as_nanos() as f64 / got as f64
+}
+
+/// ns per copy of one 64-byte frame.
+fn memcpy_64(copies: u64) -> f64 {
+    let src = [0x5au8; 64];
+    let mut dst = [0u8; 64];
+    let started = Instant::now();
+    for i in 0..copies {
+        let src = black_box(&src);
+        dst.copy_from_slice(src);
+        dst[0] = i as u8;
+        black_box(&mut dst);
+    }
+    started.elapsed().as_nanos() as f64 / copies as f64
+}
+
+fn main() -> std::process::ExitCode {
+    if std::env::args().any(|a| a == "--list") {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sim = Arc::new(E1000Sim::new(SimConfig::default()).expect("device model"));
+    let dma = Arc::new(PlainDma::default());
+    let wire = Arc::new(NullWire {
+        sim: sim.clone(),
+        dma: dma.clone(),
+        rings: Mutex::new(Default::default()),
+    });
+    let hw = Hw {
+        mmio: wire.clone(),
+        pci: sim.clone(),
+        dma,
+        irq: sim.irq(),
+    };
+    let nd = Netdev::start(hw, Options::default()).expect("probe");
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(30)), "no link");
+    let (peer, _) = sim.peer_addr();
+    let ours = nd.with_adapter(|a| a.mac);
+    let pkt = TxPacket::new(e1000_sim::net::stream_frame(peer, ours, 0, 60));
+
+    let (rounds, frames, copies) = if quick {
+        (5, 20_000, 2_000_000)
+    } else {
+        (21, 200_000, 20_000_000)
+    };
+    // Warm-up: the first laps touch every buffer.
+    transmit(&nd, &pkt, frames / 4);
+    receive(&nd, frames / 4);
+    let (mut tx, mut rx, mut copy, mut ratios) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let t = transmit(&nd, &pkt, frames);
+        let r = receive(&nd, frames);
+        let c = memcpy_64(copies);
+        tx.push(t);
+        rx.push(r);
+        copy.push(c);
+        ratios.push((t + r) / 2.0 / c);
+    }
+    let faults = sim.take_faults();
+    let (tx, rx, copy, ratio) = (median(tx), median(rx), median(copy), median(ratios));
+    println!("== the driver's hot path on a wire that completes descriptors in place (monolithic)");
+    println!("transmit_per_frame   median {tx:8.1} ns over {rounds} rounds of {frames} frames");
+    println!("receive_per_frame    median {rx:8.1} ns over {rounds} rounds of {frames} frames");
+    println!("memcpy_64B           median {copy:8.2} ns over {rounds} rounds of {copies} copies");
+    println!("ratio hot_path_per_frame/memcpy_64B = {ratio:.1}");
+    let _ = nd.shutdown();
+    if ratio < 1.0 {
+        eprintln!(
+            "baseline broken: the hot path ({:.1} ns a frame) beat copying one frame ({copy:.2} ns)",
+            (tx + rx) / 2.0
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    if !faults.is_empty() {
+        eprintln!("the model recorded faults: {faults:?}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
