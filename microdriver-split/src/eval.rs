@@ -150,7 +150,7 @@ pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
         .collect();
     let picked: BTreeSet<&str> = roots
         .iter()
-        .filter(|r| matches!(r.reason, RootReason::Template(_)))
+        .filter(|r| matches!(r.reason, RootReason::Template { .. }))
         .map(|r| graph.fns[r.fn_id].path.as_str())
         .collect();
     let labelled: BTreeSet<&str> = c.roots.iter().map(|r| r.path.as_str()).collect();

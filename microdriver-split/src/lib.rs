@@ -20,6 +20,7 @@ pub mod collect;
 pub mod corpus;
 pub mod cut;
 pub mod dot;
+pub mod edition;
 pub mod error;
 pub mod eval;
 pub mod model;
