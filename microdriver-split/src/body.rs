@@ -816,7 +816,59 @@ impl<'a> Walker<'a> {
     }
 }
 
+impl Walker<'_> {
+    /// `From::from` impls of the crate for the error type of the function being walked
+    /// (`fn f() -> Result<T, E>`): what its `?` calls to convert an error.
+    fn try_conversions(&self) -> Vec<FnId> {
+        let Some(ret) = self.owner.and_then(|o| self.t.ret_types.get(&o)) else {
+            return Vec::new();
+        };
+        let syn::Type::Path(p) = &ret.ty else {
+            return Vec::new();
+        };
+        let Some(last) = p.path.segments.last() else {
+            return Vec::new();
+        };
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return Vec::new();
+        };
+        let types: Vec<&syn::Type> = args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let [_, err] = types.as_slice() else {
+            return Vec::new();
+        };
+        match self.t.type_of(err, ret.scope, &ret.ctx) {
+            Ty::Named(k) => self
+                .t
+                .assoc(&k, "from")
+                .into_iter()
+                .filter(|f| self.t.fns[*f].trait_name.as_deref() == Some("From"))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl<'ast> Visit<'ast> for Walker<'_> {
+    fn visit_expr_try(&mut self, t: &'ast syn::ExprTry) {
+        self.visit_expr(&t.expr);
+        if self.current == self.owner {
+            let line = t.question_token.span.start().line;
+            // Which impl runs depends on the operand's error type, which the syntax does
+            // not give: only an error type with a single `From` impl gets the edge.
+            let targets = self.try_conversions();
+            if targets.len() == 1 {
+                self.call_edges(&targets, EdgeKind::Inserted, line);
+            }
+        }
+    }
+
     fn visit_item(&mut self, _: &'ast syn::Item) {
         // Nested items are functions of their own, collected separately.
     }

@@ -128,6 +128,9 @@ pub enum EdgeKind {
     ViaParameter,
     /// A call by a path that could not be resolved, to every free function of that name.
     NameFallback,
+    /// A call the compiler inserts: `?` converting the error through the crate's
+    /// `From` impl for the function's error type.
+    Inserted,
     /// A deferral: the caller posts a deferred upcall; not a call edge into the critical
     /// set.
     Deferred,

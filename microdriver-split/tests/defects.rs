@@ -190,3 +190,17 @@ fn edition_2015_crates_parse() {
     let helper = graph.find("helper").expect("exists");
     assert!(graph.edges().any(|e| e.from == handle && e.to == helper));
 }
+
+#[test]
+fn question_mark_calls_the_from_impl() {
+    let (graph, roots) = analyze("inserted", "none");
+    assert_eq!(
+        critical_set(&graph, &roots),
+        set(&["xmit", "hw", "<Error as From>::from", "convert"])
+    );
+    let xmit = graph.find("xmit").expect("exists");
+    let from = graph.find("<Error as From>::from").expect("exists");
+    assert!(graph.edges().any(|e| e.from == xmit
+        && e.to == from
+        && e.kind == microdriver_split::model::EdgeKind::Inserted));
+}
