@@ -277,6 +277,12 @@ impl Tables {
             name => {
                 if let Some(bounds) = ctx.generics.get(name) {
                     Res::Generic(bounds.clone())
+                } else if !last
+                    && PRIMITIVES.contains(&name)
+                    && self.type_methods.contains_key(name)
+                {
+                    // `u16::from_parts(..)`: a crate trait implemented for a primitive.
+                    Res::Type(name.to_string())
                 } else {
                     self.lookup_lexical(scope, name, last, depth)
                 }
@@ -780,6 +786,12 @@ pub fn fn_bound_args(t: &syn::TraitBound) -> Option<Vec<Type>> {
         _ => None,
     }
 }
+
+/// Primitive types, which crate traits may be implemented for.
+const PRIMITIVES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+    "f64", "bool", "char", "str",
+];
 
 /// Method names that std, core and common crates' types have: a call of one on a receiver
 /// of unknown type is taken to leave the crate rather than to reach a crate method of the

@@ -192,11 +192,18 @@ fn edition_2015_crates_parse() {
 }
 
 #[test]
-fn question_mark_calls_the_from_impl() {
+fn question_mark_calls_the_from_impl_and_primitive_paths_resolve() {
     let (graph, roots) = analyze("inserted", "none");
     assert_eq!(
         critical_set(&graph, &roots),
-        set(&["xmit", "hw", "<Error as From>::from", "convert"])
+        set(&[
+            "xmit",
+            "hw",
+            "<Error as From>::from",
+            "convert",
+            "rx",
+            "<u16 as U16Ext>::from_parts",
+        ])
     );
     let xmit = graph.find("xmit").expect("exists");
     let from = graph.find("<Error as From>::from").expect("exists");
