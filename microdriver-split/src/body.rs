@@ -26,6 +26,9 @@ pub struct IndirectSite {
     pub file: String,
     /// Line.
     pub line: usize,
+    /// When the callee is a parameter of the function being walked (called in its own
+    /// body, not from a closure): its index, `self` counted.
+    pub param: Option<usize>,
 }
 
 /// What walking the bodies found.
@@ -46,12 +49,19 @@ pub struct Sink {
     pub param_escapes: HashMap<FnId, Vec<bool>>,
     /// Closures and functions passed straight to a crate function's parameter.
     pub via_param: Vec<ViaParam>,
+    /// Arguments other than a closure or a function path passed to a crate function's
+    /// parameter: (the candidate callees, the parameter index).
+    pub opaque_param_args: Vec<(Vec<FnId>, usize)>,
+    /// Functions and closures passed to functions outside the crate.
+    pub registrations: Vec<crate::model::Registration>,
 }
 
 /// A closure or function passed as an argument to crate functions: if none of them lets
 /// that parameter escape, they call it (edges from them); otherwise it is address-taken.
 #[derive(Debug, Clone)]
 pub struct ViaParam {
+    /// The function (or closure) whose body passes it.
+    pub from: Option<FnId>,
     /// The closure or function passed.
     pub value: FnId,
     /// The functions it is passed to (all candidates of the call).
@@ -165,6 +175,8 @@ struct Walker<'a> {
     escaped: Vec<bool>,
     /// For a `Use::Param` argument: the callees and the parameter index.
     param_site: Option<(Vec<FnId>, usize)>,
+    /// The outside function the arguments being walked are passed to.
+    registrar: Option<String>,
 }
 
 /// Methods of iterators and `Option`/`Result` whose closure argument receives the element.
@@ -279,6 +291,19 @@ impl<'a> Walker<'a> {
             params: HashMap::new(),
             escaped: Vec::new(),
             param_site: None,
+            registrar: None,
+        }
+    }
+
+    /// Records a function or closure passed to an outside function.
+    fn register(&mut self, value: FnId, line: usize) {
+        if let Some(with) = self.registrar.clone() {
+            self.sink.registrations.push(crate::model::Registration {
+                value,
+                with,
+                file: self.file.clone(),
+                line,
+            });
         }
     }
 
@@ -331,6 +356,7 @@ impl<'a> Walker<'a> {
     fn via_param(&mut self, value: FnId, line: usize) {
         match self.param_site.clone() {
             Some((targets, index)) => self.sink.via_param.push(ViaParam {
+                from: self.current,
                 value,
                 targets,
                 index,
@@ -518,7 +544,10 @@ impl<'a> Walker<'a> {
         match how {
             Use::Taken => self.sink.taken.push(id),
             Use::Param => self.via_param(id, start),
-            Use::External => self.edge(id, EdgeKind::PassedToExternal, start),
+            Use::External => {
+                self.register(id, start);
+                self.edge(id, EdgeKind::PassedToExternal, start);
+            }
             Use::Deferred => self.edge(id, EdgeKind::Deferred, start),
         }
         let saved = self.current.replace(id);
@@ -541,7 +570,10 @@ impl<'a> Walker<'a> {
             match how {
                 Use::Taken => self.sink.taken.push(f),
                 Use::Param => self.via_param(f, line),
-                Use::External => self.edge(f, EdgeKind::PassedToExternal, line),
+                Use::External => {
+                    self.register(f, line);
+                    self.edge(f, EdgeKind::PassedToExternal, line);
+                }
                 Use::Deferred => self.edge(f, EdgeKind::Deferred, line),
             }
         }
@@ -605,11 +637,55 @@ impl<'a> Walker<'a> {
     /// An argument of a call to `callees` (crate functions) at parameter `index`.
     fn param_arg(&mut self, e: &Expr, how: Use, callees: &[FnId], index: usize) {
         if how == Use::Taken && !callees.is_empty() {
+            let value = match strip(e) {
+                Expr::Closure(_) => true,
+                Expr::Path(p) => !self.path_fns(p).is_empty(),
+                _ => false,
+            };
+            if !value {
+                self.sink.opaque_param_args.push((callees.to_vec(), index));
+            }
+            if matches!(strip(e), Expr::Closure(_)) {
+                if let Some(ty) = self.fn_param_arg_ty(callees[0], index) {
+                    self.closure_hint = Some((ty, false));
+                }
+            }
             self.param_site = Some((callees.to_vec(), index));
             self.arg(e, Use::Param);
             self.param_site = None;
         } else {
             self.arg(e, how);
+        }
+    }
+
+    /// The type of the first argument a crate function's parameter `index` (`self`
+    /// counted) is called with, when that parameter is an `impl Fn*(A, ..)` or a generic
+    /// `F: Fn*(A, ..)`: the type a closure passed there gets for its first parameter.
+    fn fn_param_arg_ty(&self, callee: FnId, index: usize) -> Option<Ty> {
+        let body = self.t.bodies.iter().find(|b| b.fn_id == callee)?;
+        let FnArg::Typed(pt) = body.inputs.get(index)? else {
+            return None;
+        };
+        let mut ty: &syn::Type = &pt.ty;
+        while let syn::Type::Reference(r) = ty {
+            ty = &r.elem;
+        }
+        let args = match ty {
+            syn::Type::ImplTrait(it) => it.bounds.iter().find_map(|b| match b {
+                syn::TypeParamBound::Trait(t) => crate::resolve::fn_bound_args(t),
+                _ => None,
+            })?,
+            syn::Type::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => body
+                .ctx
+                .fn_args
+                .get(&p.path.segments[0].ident.to_string())?
+                .clone(),
+            _ => return None,
+        };
+        let first = args.first()?;
+        match self.t.type_of(first, body.scope, &body.ctx) {
+            Ty::Unknown => None,
+            t => Some(t),
         }
     }
 
@@ -649,7 +725,13 @@ impl<'a> Walker<'a> {
             Expr::Paren(p) => self.infer(&p.expr),
             Expr::Group(g) => self.infer(&g.expr),
             Expr::Reference(r) => self.infer(&r.expr),
-            Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => self.infer(&u.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => {
+                let inner = self.infer(&u.expr);
+                match (&inner, &self.ctx.self_key, &self.ctx.self_deref) {
+                    (Ty::Named(k), Some(sk), Some(target)) if k == sk => target.clone(),
+                    _ => inner,
+                }
+            }
             Expr::Cast(c) => self.t.type_of(&c.ty, self.scope, &self.ctx),
             Expr::Path(p) => {
                 let segs = segs_of(&p.path);
@@ -734,7 +816,59 @@ impl<'a> Walker<'a> {
     }
 }
 
+impl Walker<'_> {
+    /// `From::from` impls of the crate for the error type of the function being walked
+    /// (`fn f() -> Result<T, E>`): what its `?` calls to convert an error.
+    fn try_conversions(&self) -> Vec<FnId> {
+        let Some(ret) = self.owner.and_then(|o| self.t.ret_types.get(&o)) else {
+            return Vec::new();
+        };
+        let syn::Type::Path(p) = &ret.ty else {
+            return Vec::new();
+        };
+        let Some(last) = p.path.segments.last() else {
+            return Vec::new();
+        };
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return Vec::new();
+        };
+        let types: Vec<&syn::Type> = args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let [_, err] = types.as_slice() else {
+            return Vec::new();
+        };
+        match self.t.type_of(err, ret.scope, &ret.ctx) {
+            Ty::Named(k) => self
+                .t
+                .assoc(&k, "from")
+                .into_iter()
+                .filter(|f| self.t.fns[*f].trait_name.as_deref() == Some("From"))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl<'ast> Visit<'ast> for Walker<'_> {
+    fn visit_expr_try(&mut self, t: &'ast syn::ExprTry) {
+        self.visit_expr(&t.expr);
+        if self.current == self.owner {
+            let line = t.question_token.span.start().line;
+            // Which impl runs depends on the operand's error type, which the syntax does
+            // not give: only an error type with a single `From` impl gets the edge.
+            let targets = self.try_conversions();
+            if targets.len() == 1 {
+                self.call_edges(&targets, EdgeKind::Inserted, line);
+            }
+        }
+    }
+
     fn visit_item(&mut self, _: &'ast syn::Item) {
         // Nested items are functions of their own, collected separately.
     }
@@ -806,6 +940,7 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         let arity = call.args.len();
         let mut how = Use::Taken;
         let mut callees: Vec<FnId> = Vec::new();
+        let mut registrar = None;
         match strip(&call.func) {
             Expr::Path(p) => {
                 let segs = segs_of(&p.path);
@@ -824,8 +959,12 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                         Some(Ty::Callable(sig)) => {
                             let sig = sig.clone();
                             self.indirect(arity, sig, line);
+                            self.mark_param_site(&last);
                         }
-                        _ => self.indirect(arity, None, line),
+                        _ => {
+                            self.indirect(arity, None, line);
+                            self.mark_param_site(&last);
+                        }
                     }
                 } else if is_deferral_name(&last) {
                     how = Use::Deferred;
@@ -871,6 +1010,7 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                             let ctor = last.chars().next().is_some_and(char::is_uppercase)
                                 || matches!(last.as_str(), "new" | "pin" | "from" | "new_uninit");
                             how = if ctor { Use::Taken } else { Use::External };
+                            registrar = Some(last.clone());
                         }
                     }
                 }
@@ -884,9 +1024,11 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                 self.indirect(arity, sig, line);
             }
         }
+        self.registrar = registrar;
         for (i, a) in call.args.iter().enumerate() {
             self.param_arg(a, how, &callees, i);
         }
+        self.registrar = None;
     }
 
     fn visit_expr_method_call(&mut self, mc: &'ast syn::ExprMethodCall) {
@@ -900,7 +1042,32 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             return;
         }
         let recv = self.infer(&mc.receiver);
-        let (targets, kind) = self.t.method_targets(&recv, &name, mc.args.len() + 1);
+        let (mut targets, kind) = self.t.method_targets(&recv, &name, mc.args.len() + 1);
+        if self.ctx.self_deref.is_some()
+            && matches!(strip(&mc.receiver), Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)))
+        {
+            // `(**self).m()` in `impl Tr for Box<dyn Tr>`: the boxed value's impls, not
+            // this forwarding impl.
+            targets.retain(|t| Some(*t) != self.owner);
+        }
+        if kind == EdgeKind::MethodByName && targets.is_empty() {
+            let all = self.t.by_name(&name, Some(mc.args.len() + 1));
+            if !all.is_empty() {
+                let names: Vec<&str> = all.iter().map(|f| self.t.fns[*f].path.as_str()).collect();
+                let reason = format!(
+                    "receiver type unknown; {} crate method(s) of that name ({}){}: no edge \
+                     (state the receiver's type, or run the semantic analysis)",
+                    all.len(),
+                    names.join(", "),
+                    if all.len() == 1 {
+                        ", a name common outside the crate"
+                    } else {
+                        ""
+                    }
+                );
+                self.unresolved(line, format!("method call .{name}()"), &reason);
+            }
+        }
         self.call_edges(&targets, kind, line);
         let how = if targets.is_empty() {
             Use::External
@@ -908,10 +1075,12 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             Use::Taken
         };
         let hint = element_hint(&recv, &name);
+        self.registrar = targets.is_empty().then(|| name.clone());
         for (i, a) in mc.args.iter().enumerate() {
             self.closure_hint = hint.clone();
             self.param_arg(a, how, &targets, i + 1);
         }
+        self.registrar = None;
         self.closure_hint = None;
     }
 
@@ -983,7 +1152,43 @@ impl Walker<'_> {
                 sig: sig.filter(|s| s.len() == arity),
                 file: self.file.clone(),
                 line,
+                param: None,
             });
+        }
+    }
+
+    /// The indirect site just recorded calls `name`: when that is a parameter of the
+    /// function being walked (and the call is in its own body), note which one.
+    fn mark_param_site(&mut self, name: &str) {
+        if self.current != self.owner {
+            return;
+        }
+        let Some(&index) = self.params.get(name) else {
+            return;
+        };
+        // Only a generic (`F: FnOnce(..)`) or `impl Fn` parameter: it is monomorphised
+        // per call site, so its values are exactly what the call sites pass. A fn pointer
+        // or `dyn Fn` parameter may carry any address-taken function: it keeps the fan-out.
+        let Some(owner) = self.owner.and_then(|o| self.t.fns.get(o)) else {
+            return;
+        };
+        let declared = if owner.has_self {
+            index.checked_sub(1).and_then(|i| owner.params.get(i))
+        } else {
+            owner.params.get(index)
+        };
+        let Some(declared) = declared else {
+            return;
+        };
+        let ty = declared
+            .trim_start_matches(['&', ' '])
+            .trim_start_matches("mut ");
+        let monomorphic = ty.starts_with("impl ") || owner.generics.iter().any(|g| g == ty.trim());
+        if !monomorphic {
+            return;
+        }
+        if let Some(site) = self.sink.indirect.last_mut() {
+            site.param = Some(index);
         }
     }
 }

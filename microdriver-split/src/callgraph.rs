@@ -11,7 +11,7 @@ use crate::body::{self, Sink};
 use crate::cfg::CfgSet;
 use crate::collect;
 use crate::error::{Error, Result};
-use crate::model::{CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Unresolved};
+use crate::model::{CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Registration, Unresolved};
 use crate::parse;
 use crate::tables::Tables;
 
@@ -28,6 +28,8 @@ pub struct CallGraph {
     pub cfg_notes: Vec<CfgNote>,
     /// What the analysis could not resolve.
     pub unresolved: Vec<Unresolved>,
+    /// Functions and closures handed to functions outside the crate, and to which.
+    pub registrations: Vec<Registration>,
 }
 
 /// Summary counts of the graph.
@@ -104,9 +106,16 @@ impl CallGraph {
                         .is_some_and(|esc| esc.get(v.index) == Some(&false))
                 });
             if contained {
-                for &t in &v.targets {
+                // The callee calls it on the caller's behalf, during the call: an edge
+                // from the caller (context-sensitive: a closure passed from a cold
+                // function stays cold even when a hot function calls the same callee).
+                let froms: Vec<FnId> = match v.from {
+                    Some(f) => vec![f],
+                    None => v.targets.clone(),
+                };
+                for from in froms {
                     edges.push(CallEdge {
-                        from: t,
+                        from,
                         to: v.value,
                         kind: EdgeKind::ViaParameter,
                         file: v.file.clone(),
@@ -130,6 +139,22 @@ impl CallGraph {
             }
         }
         for site in &sink.indirect {
+            // A call of a parameter that does not escape, and that every call site in
+            // the crate passes a closure or function to: those values have edges from
+            // the callers (above); no fan-out.
+            if let Some(index) = site.param {
+                let contained = sink
+                    .param_escapes
+                    .get(&site.from)
+                    .is_some_and(|esc| esc.get(index) == Some(&false))
+                    && !sink
+                        .opaque_param_args
+                        .iter()
+                        .any(|(callees, i)| *i == index && callees.contains(&site.from));
+                if contained {
+                    continue;
+                }
+            }
             let targets: Vec<FnId> = fns
                 .iter()
                 .filter(|f| {
@@ -174,6 +199,7 @@ impl CallGraph {
             graph,
             cfg_notes,
             unresolved: std::mem::take(unresolved),
+            registrations: sink.registrations,
         }
     }
 

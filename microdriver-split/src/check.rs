@@ -150,7 +150,9 @@ pub fn check_with(graph: &CallGraph, roots: &[Root], options: Options) -> Vec<Di
     }
     for r in roots {
         let f = &graph.fns[r.fn_id];
-        if f.mark.is_upcall() && matches!(r.reason, RootReason::Template(_) | RootReason::Listed) {
+        if f.mark.is_upcall()
+            && matches!(r.reason, RootReason::Template { .. } | RootReason::Listed)
+        {
             out.push(Diagnostic {
                 file: f.file.clone(),
                 line: f.line,

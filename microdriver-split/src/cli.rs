@@ -90,6 +90,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Score the splitter on a labelled corpus of crates.io drivers (fetched through cargo):
+    /// prints one line per crate and `precision = X recall = Y`.
+    Eval {
+        /// The corpus directory (one TOML file per crate).
+        corpus: PathBuf,
+        /// Where the throwaway manifests that make cargo fetch the crates go
+        /// (default: `target/microdriver-corpus` of the enclosing workspace).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// List every mismatch by function.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options every subcommand takes.
@@ -298,6 +314,22 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
                 writeln!(out)?;
             } else {
                 write!(out, "{}", outcome.text())?;
+            }
+            Ok(0)
+        }
+        Command::Eval {
+            corpus,
+            cache,
+            verbose,
+            json,
+        } => {
+            let cache = cache.unwrap_or_else(|| crate::corpus::default_cache(&corpus));
+            let outcome = crate::eval::evaluate(&corpus, &cache)?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &outcome)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", outcome.text(verbose))?;
             }
             Ok(0)
         }

@@ -409,8 +409,14 @@ impl Collector<'_> {
         let self_ty = self.t.type_of(&imp.self_ty, scope, &ctx);
         let (self_key, blanket) = match &self_ty {
             Ty::Named(k) => (k.clone(), false),
-            Ty::Generic(_) => (imp.self_ty.to_token_stream().to_string(), true),
-            _ => (imp.self_ty.to_token_stream().to_string(), false),
+            Ty::Generic(_) => (
+                pretty_type(&imp.self_ty.to_token_stream().to_string()),
+                true,
+            ),
+            _ => (
+                pretty_type(&imp.self_ty.to_token_stream().to_string()),
+                false,
+            ),
         };
         let self_name = self_key
             .rsplit("::")
@@ -418,6 +424,9 @@ impl Collector<'_> {
             .unwrap_or(&self_key)
             .to_string();
         ctx.self_key = Some(self_key.clone());
+        if matches!(self_ty, Ty::Dyn(_)) {
+            ctx.self_deref = Some(self_ty.clone());
+        }
         let trait_key = imp
             .trait_
             .as_ref()
@@ -615,4 +624,25 @@ impl Collector<'_> {
             self.t.bodies[i].ctx = ctx;
         }
     }
+}
+
+/// A type's token text without the spaces the tokenizer puts around punctuation:
+/// `Box < dyn Port >` becomes `Box<dyn Port>`.
+fn pretty_type(text: &str) -> String {
+    let mut out = text.to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
 }

@@ -64,6 +64,24 @@ pub enum Error {
         "invalid weights: --line-weight and --crossing-weight must be finite and >= 0 (got {0})"
     )]
     Weights(String),
+    /// A corpus file is malformed.
+    #[error("{path}: bad corpus file: {message} (see microdriver-split/tests/corpus/README.md for the format)")]
+    Corpus {
+        /// The corpus file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Cargo could not fetch a corpus crate.
+    #[error("cannot fetch {name} {version} through cargo: {message} (the first run needs the crates.io registry; later runs work offline)")]
+    Fetch {
+        /// The crate.
+        name: String,
+        /// The pinned version.
+        version: String,
+        /// What cargo said.
+        message: String,
+    },
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

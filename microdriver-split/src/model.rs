@@ -123,10 +123,14 @@ pub enum EdgeKind {
     /// A call of a closure bound to a local variable.
     LocalClosure,
     /// A closure or function passed straight to a parameter of a crate function that only
-    /// calls that parameter (never stores it or passes it on): called by that function.
+    /// calls that parameter (never stores it or passes it on): called during that call, on
+    /// the caller's behalf (the edge is from the caller).
     ViaParameter,
     /// A call by a path that could not be resolved, to every free function of that name.
     NameFallback,
+    /// A call the compiler inserts: `?` converting the error through the crate's
+    /// `From` impl for the function's error type.
+    Inserted,
     /// A deferral: the caller posts a deferred upcall; not a call edge into the critical
     /// set.
     Deferred,
@@ -167,6 +171,20 @@ pub struct CfgNote {
     pub predicate: String,
     /// Whether the item was analysed.
     pub included: bool,
+}
+
+/// A function or closure passed as a value to a function outside the crate (a
+/// registration such as `request_irq(n, handler)`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Registration {
+    /// The function or closure passed.
+    pub value: FnId,
+    /// The last segment of the function (or the method) it was passed to.
+    pub with: String,
+    /// File of the call.
+    pub file: String,
+    /// Line of the call.
+    pub line: usize,
 }
 
 /// Something the analysis could not resolve.

@@ -35,8 +35,10 @@ pub struct Source {
     pub modules: Vec<Module>,
     /// Every `cfg`-gated item seen, and whether it was kept.
     pub cfg_notes: Vec<CfgNote>,
-    /// Module files that could not be found.
+    /// Module files that could not be found, item macros not expanded.
     pub unresolved: Vec<Unresolved>,
+    /// The crate is of edition 2015 (parsed with [`crate::edition::rewrite_2015`]).
+    pub edition2015: bool,
 }
 
 /// Finds the root file for a path given on the command line.
@@ -53,13 +55,34 @@ pub fn find_root(path: &Path) -> Result<PathBuf> {
     Err(Error::NotACrate(path.to_path_buf()))
 }
 
-/// Parses one file.
+/// Parses one file (of a crate of edition 2018 or later).
 pub fn parse_file(path: &Path) -> Result<syn::File> {
+    parse_file_in(path, false)
+}
+
+/// Parses one file; `edition2015` rewrites what syn does not accept from that edition
+/// (see [`crate::edition`]).
+pub fn parse_file_in(path: &Path, edition2015: bool) -> Result<syn::File> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    syn::parse_file(&text).map_err(|e| {
+    let parsed = if edition2015 {
+        // Drop a shebang line the tokenizer would reject, keeping line numbers.
+        let body = match text.strip_prefix("#!") {
+            Some(rest) if !rest.starts_with('[') => {
+                let nl = rest.find('\n').map_or(rest.len(), |i| i);
+                format!("\n{}", &rest[nl..])
+            }
+            _ => text.clone(),
+        };
+        body.parse::<proc_macro2::TokenStream>()
+            .map_err(|e| syn::Error::new(e.span(), e.to_string()))
+            .and_then(|ts| syn::parse2::<syn::File>(crate::edition::rewrite_2015(ts)))
+    } else {
+        syn::parse_file(&text)
+    };
+    parsed.map_err(|e| {
         let start = e.span().start();
         Error::Parse {
             path: path.to_path_buf(),
@@ -72,13 +95,19 @@ pub fn parse_file(path: &Path) -> Result<syn::File> {
 
 /// Loads the crate rooted at `root` (a `.rs` file).
 pub fn load(root: &Path, cfg: &CfgSet) -> Result<Source> {
-    let file = parse_file(root)?;
+    let edition2015 = crate::edition::crate_edition(root).as_deref() == Some("2015");
+    let file = parse_file_in(root, edition2015)?;
     let dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut src = Source {
         root: root.to_path_buf(),
+        edition2015,
         ..Source::default()
     };
-    let mut loader = Loader { cfg, src: &mut src };
+    let mut loader = Loader {
+        cfg,
+        src: &mut src,
+        edition2015,
+    };
     loader.add_module(Vec::new(), None, root.to_path_buf(), dir, true, file.items)?;
     Ok(src)
 }
@@ -86,6 +115,7 @@ pub fn load(root: &Path, cfg: &CfgSet) -> Result<Source> {
 struct Loader<'a> {
     cfg: &'a CfgSet,
     src: &'a mut Source,
+    edition2015: bool,
 }
 
 /// The string value of a `#[path = "..."]` attribute.
@@ -128,8 +158,18 @@ impl Loader<'_> {
             items: Vec::new(),
         });
         let mut kept = Vec::new();
-        for item in items {
+        let mut queue: std::collections::VecDeque<Item> = items.into();
+        while let Some(item) = queue.pop_front() {
             if !self.keep(&item, &file, &path) {
+                continue;
+            }
+            if let Item::Macro(m) = &item {
+                if let Some(included) = self.item_macro(m, &file)? {
+                    for (k, it) in included.into_iter().enumerate() {
+                        queue.insert(k, it);
+                    }
+                }
+                kept.push(item);
                 continue;
             }
             let Item::Mod(m) = item else {
@@ -185,7 +225,7 @@ impl Loader<'_> {
                         });
                         continue;
                     };
-                    let parsed = parse_file(&found)?;
+                    let parsed = parse_file_in(&found, self.edition2015)?;
                     let is_mod_rs = mod_rs_like
                         || found
                             .file_name()
@@ -208,6 +248,59 @@ impl Loader<'_> {
         }
         self.src.modules[index].items = kept;
         Ok(())
+    }
+
+    /// An item-level macro: `include!("file.rs")` returns the file's items (they belong
+    /// to the module); a `macro_rules!` definition or any other item macro is listed as
+    /// unresolved, since the items it expands to are not analysed.
+    fn item_macro(&mut self, m: &syn::ItemMacro, file: &Path) -> Result<Option<Vec<Item>>> {
+        let name = m
+            .mac
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        let line = m.mac.path.span().start().line;
+        let note = |what: String, reason: &str| Unresolved {
+            file: file.display().to_string(),
+            line,
+            what,
+            reason: reason.to_string(),
+        };
+        if let Some(ident) = &m.ident {
+            self.src.unresolved.push(note(
+                format!("macro_rules! {ident}"),
+                "macro definition: items its item-level invocations generate are not analysed \
+                 (calls in its expression-level invocations' arguments are)",
+            ));
+            return Ok(None);
+        }
+        if name == "include" {
+            if let Ok(lit) = m.mac.parse_body::<syn::LitStr>() {
+                let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                let target = dir.join(lit.value());
+                if target.is_file() {
+                    let parsed = parse_file_in(&target, self.edition2015)?;
+                    return Ok(Some(parsed.items));
+                }
+                self.src.unresolved.push(note(
+                    format!("include!(\"{}\")", lit.value()),
+                    "included file not found (generated by a build script?): its items are not analysed",
+                ));
+                return Ok(None);
+            }
+            self.src.unresolved.push(note(
+                "include!(..)".to_string(),
+                "include! of a computed path (concat!/env!): its items are not analysed",
+            ));
+            return Ok(None);
+        }
+        self.src.unresolved.push(note(
+            format!("{name}!"),
+            "item macro not expanded: the items it generates are not analysed",
+        ));
+        Ok(None)
     }
 
     /// Applies `#[cfg]` (and drops `#[test]` functions), noting every gated item.

@@ -258,7 +258,7 @@ impl Report {
             let why = match &r.reason {
                 RootReason::Listed => "--root".to_string(),
                 RootReason::Annotated => "#[critical(root)]".to_string(),
-                RootReason::Template(role) => format!("template: {role}"),
+                RootReason::Template { role, why } => format!("template: {role}: {why}"),
                 RootReason::Critical => "#[critical]".to_string(),
             };
             let _ = writeln!(s, "  {}  [{}]  {}", r.function, why, r.location);

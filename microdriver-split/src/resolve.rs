@@ -62,7 +62,22 @@ const MAX_DEPTH: usize = 12;
 /// or `_` when it involves a generic parameter, `Self`, `impl` or `_`.
 pub fn sig_type(ty: &Type, ctx: &Ctx) -> String {
     let text = ty.to_token_stream().to_string();
-    let generic = text
+    // Lifetimes (`'_`, `'a`) say nothing about the type: `'_` is not the `_` placeholder.
+    let mut no_lifetimes = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+            {
+                chars.next();
+            }
+            continue;
+        }
+        no_lifetimes.push(c);
+    }
+    let generic = no_lifetimes
         .split(|c: char| !c.is_alphanumeric() && c != '_')
         .any(|w| w == "_" || w == "Self" || w == "impl" || ctx.generics.contains_key(w));
     if generic {
@@ -262,6 +277,12 @@ impl Tables {
             name => {
                 if let Some(bounds) = ctx.generics.get(name) {
                     Res::Generic(bounds.clone())
+                } else if !last
+                    && PRIMITIVES.contains(&name)
+                    && self.type_methods.contains_key(name)
+                {
+                    // `u16::from_parts(..)`: a crate trait implemented for a primitive.
+                    Res::Type(name.to_string())
                 } else {
                     self.lookup_lexical(scope, name, last, depth)
                 }
@@ -525,6 +546,23 @@ impl Tables {
             .collect()
     }
 
+    /// Targets of `receiver.name(..)` on a receiver of unknown type: the method of that
+    /// name and arity when the crate has exactly one, and the name is not one that types
+    /// outside the crate commonly have (`len`, `push`, `read`, ...); otherwise none (the
+    /// caller lists the call as unresolved). Fanning out to every method of the name made
+    /// one ambiguous call pull in much of a crate.
+    pub fn unknown_receiver_targets(&self, name: &str, arity: usize) -> Vec<FnId> {
+        if COMMON_METHOD_NAMES.contains(&name) {
+            return Vec::new();
+        }
+        let all = self.by_name(name, Some(arity));
+        if all.len() == 1 {
+            all
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The targets of `receiver.name(..)` given the receiver's type.
     pub fn method_targets(&self, recv: &Ty, method: &str, arity: usize) -> (Vec<FnId>, EdgeKind) {
         let name = method;
@@ -536,7 +574,10 @@ impl Tables {
             Ty::Dyn(traits) | Ty::Generic(traits) => {
                 let fns = self.dispatch_all(traits, name);
                 if fns.is_empty() && traits.iter().all(|t| !self.traits.contains_key(t)) {
-                    (self.by_name(name, Some(arity)), EdgeKind::MethodByName)
+                    (
+                        self.unknown_receiver_targets(name, arity),
+                        EdgeKind::MethodByName,
+                    )
                 } else {
                     (fns, EdgeKind::TraitDispatch)
                 }
@@ -550,7 +591,10 @@ impl Tables {
                     (own, EdgeKind::MethodTyped)
                 }
             }
-            Ty::Unknown => (self.by_name(name, Some(arity)), EdgeKind::MethodByName),
+            Ty::Unknown => (
+                self.unknown_receiver_targets(name, arity),
+                EdgeKind::MethodByName,
+            ),
         }
     }
 
@@ -682,6 +726,9 @@ impl Tables {
             for b in &p.bounds {
                 if let TypeParamBound::Trait(t) = b {
                     keys.push(self.trait_key(&t.path, scope, &snapshot));
+                    if let Some(args) = fn_bound_args(t) {
+                        ctx.fn_args.insert(p.ident.to_string(), args);
+                    }
                 }
             }
             ctx.generics
@@ -695,6 +742,13 @@ impl Tables {
                     let name = pt.bounded_ty.to_token_stream().to_string();
                     if let Some(entry) = ctx.generics.get(&name).map(|_| ()) {
                         let () = entry;
+                        for b in &pt.bounds {
+                            if let TypeParamBound::Trait(t) = b {
+                                if let Some(args) = fn_bound_args(t) {
+                                    ctx.fn_args.insert(name.clone(), args);
+                                }
+                            }
+                        }
                         let keys: Vec<String> = pt
                             .bounds
                             .iter()
@@ -720,3 +774,104 @@ impl Tables {
         }
     }
 }
+
+/// The argument types of an `Fn(..)`/`FnMut(..)`/`FnOnce(..)` bound.
+pub fn fn_bound_args(t: &syn::TraitBound) -> Option<Vec<Type>> {
+    let last = t.path.segments.last()?;
+    if !matches!(last.ident.to_string().as_str(), "Fn" | "FnMut" | "FnOnce") {
+        return None;
+    }
+    match &last.arguments {
+        PathArguments::Parenthesized(p) => Some(p.inputs.iter().cloned().collect()),
+        _ => None,
+    }
+}
+
+/// Primitive types, which crate traits may be implemented for.
+const PRIMITIVES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+    "f64", "bool", "char", "str",
+];
+
+/// Method names that std, core and common crates' types have: a call of one on a receiver
+/// of unknown type is taken to leave the crate rather than to reach a crate method of the
+/// same name.
+pub const COMMON_METHOD_NAMES: &[&str] = &[
+    "len",
+    "is_empty",
+    "push",
+    "pop",
+    "get",
+    "get_mut",
+    "set",
+    "insert",
+    "remove",
+    "clear",
+    "contains",
+    "iter",
+    "iter_mut",
+    "into_iter",
+    "next",
+    "map",
+    "and_then",
+    "ok",
+    "err",
+    "unwrap",
+    "expect",
+    "as_ref",
+    "as_mut",
+    "as_ptr",
+    "as_mut_ptr",
+    "as_slice",
+    "clone",
+    "to_vec",
+    "to_owned",
+    "to_string",
+    "into",
+    "from",
+    "try_into",
+    "read",
+    "write",
+    "flush",
+    "lock",
+    "try_lock",
+    "borrow",
+    "borrow_mut",
+    "load",
+    "store",
+    "swap",
+    "take",
+    "replace",
+    "fill",
+    "copy_from_slice",
+    "extend",
+    "drain",
+    "first",
+    "last",
+    "split_at",
+    "chunks",
+    "fmt",
+    "eq",
+    "cmp",
+    "partial_cmp",
+    "hash",
+    "drop",
+    "deref",
+    "deref_mut",
+    "index",
+    "index_mut",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "wait",
+    "wake",
+    "transfer",
+    "read_volatile",
+    "write_volatile",
+    "bytes",
+    "wrapping_add",
+    "modify",
+    "is_set",
+    "matches_all",
+];

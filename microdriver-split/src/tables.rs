@@ -52,6 +52,11 @@ pub struct Ctx {
     pub generics: HashMap<String, Vec<String>>,
     /// Type parameters standing for known types (while expanding a generic alias).
     pub subst: HashMap<String, crate::resolve::Ty>,
+    /// In an impl for a smart pointer to a trait object (`impl Tr for Box<dyn Tr>`): the
+    /// type a dereferenced `self` has (`(**self).m()` dispatches on `dyn Tr`).
+    pub self_deref: Option<crate::resolve::Ty>,
+    /// Generic parameter name to the argument types of its `Fn*(..)` bound.
+    pub fn_args: HashMap<String, Vec<syn::Type>>,
 }
 
 /// A trait of the crate.

@@ -13,8 +13,10 @@ pub const NET_TEMPLATE: &str = include_str!("../templates/net.toml");
 pub const BLOCK_TEMPLATE: &str = include_str!("../templates/block.toml");
 /// The builtin sound (PCM) driver template.
 pub const SOUND_TEMPLATE: &str = include_str!("../templates/sound.toml");
+/// The builtin serial (UART) driver template.
+pub const SERIAL_TEMPLATE: &str = include_str!("../templates/serial.toml");
 /// The builtin family templates (`none` aside).
-pub const BUILTINS: &[&str] = &["net", "block", "sound"];
+pub const BUILTINS: &[&str] = &["net", "block", "sound", "serial"];
 
 /// A family template.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +30,11 @@ pub struct Template {
     /// Roles a driver of this family has at least one of (none: no expectation).
     #[serde(default)]
     pub expect: Vec<String>,
+    /// Globs on names that are never roots by name or signature alone (configuration
+    /// verbs: `enable_*`, `clear_*`, ...); trait implementations and registered handlers
+    /// are roots whatever their name.
+    #[serde(default)]
+    pub not_names: Vec<String>,
     /// Root rules.
     #[serde(default)]
     pub roots: Vec<RootRule>,
@@ -48,9 +55,30 @@ pub struct RootRule {
     /// Parameter type patterns (`self` excluded).
     #[serde(default)]
     pub params: Option<Vec<String>>,
-    /// `Trait::method` the function must implement.
+    /// Types one of which some parameter's type contains (after normalisation:
+    /// `"[u8]"` matches `&mut [u8]`).
+    #[serde(default)]
+    pub takes: Vec<String>,
+    /// `Trait::method` the function must implement (globs on both parts).
     #[serde(default)]
     pub trait_methods: Vec<String>,
+    /// Globs on the name of the function the candidate is passed to as a value
+    /// (`request_irq`): functions registered as handlers with it.
+    #[serde(default)]
+    pub registered_with: Vec<String>,
+}
+
+/// Why a rule matched, strongest kind of evidence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Evidence {
+    /// Implements one of the family's framework trait methods.
+    Trait,
+    /// Passed to a handler-registration function.
+    Registered,
+    /// Its signature (parameter or return types) fits, with or without a name.
+    Signature,
+    /// Its name alone: the last hint.
+    Name,
 }
 
 /// Why a function is a root.
@@ -61,8 +89,14 @@ pub enum RootReason {
     Listed,
     /// `#[critical(root)]`.
     Annotated,
-    /// Matched a template rule (the role).
-    Template(String),
+    /// Matched a template rule.
+    Template {
+        /// The role (`interrupt`, `transmit`, ...).
+        role: String,
+        /// The evidence: the trait it implements, where it was registered, the
+        /// signature or the name that matched.
+        why: String,
+    },
     /// Plain `#[critical]`: kept in the kernel half, but must itself be reached from an
     /// entry root (see `check`).
     Critical,
@@ -163,41 +197,84 @@ impl RootRule {
         self.names.is_empty()
             && self.returns.is_empty()
             && self.params.is_none()
+            && self.takes.is_empty()
             && self.trait_methods.is_empty()
+            && self.registered_with.is_empty()
     }
 
-    /// Whether a function satisfies every constraint of the rule.
-    pub fn matches(&self, f: &FnInfo) -> bool {
-        if self.is_empty() || f.kind == FnKind::Closure {
-            return false;
+    /// Whether a function satisfies every constraint of the rule, and why: `None` when it
+    /// does not. `not_names` vetoes matches that rest on the name or signature alone.
+    pub fn matches(
+        &self,
+        f: &FnInfo,
+        graph: &CallGraph,
+        not_names: &[String],
+    ) -> Option<(Evidence, String)> {
+        if self.is_empty() || f.kind == FnKind::Closure && self.registered_with.is_empty() {
+            return None;
         }
-        if !self.names.is_empty() && !self.names.iter().any(|g| glob(g, &f.name)) {
-            return false;
+        let mut evidence = Evidence::Name;
+        let mut why: Vec<String> = Vec::new();
+        if !self.trait_methods.is_empty() {
+            let t = f.trait_name.as_ref()?;
+            let hit = self.trait_methods.iter().find(|tm| {
+                tm.split_once("::")
+                    .is_some_and(|(gt, gm)| glob(gt, t) && glob(gm, &f.name))
+            })?;
+            evidence = Evidence::Trait;
+            why.push(format!("implements {t}::{} (rule `{hit}`)", f.name));
+        }
+        if !self.registered_with.is_empty() {
+            let r = graph.registrations.iter().find(|r| {
+                r.value == f.id && self.registered_with.iter().any(|g| glob(g, &r.with))
+            })?;
+            evidence = evidence.min(Evidence::Registered);
+            why.push(format!(
+                "registered as a handler with {} at {}:{}",
+                r.with, r.file, r.line
+            ));
         }
         if !self.returns.is_empty() {
             let ret = f.ret.clone().unwrap_or_default();
             let words: Vec<&str> = ret
                 .split(|c: char| !c.is_alphanumeric() && c != '_')
                 .collect();
-            if !self.returns.iter().any(|r| words.contains(&r.as_str())) {
-                return false;
-            }
+            let hit = self.returns.iter().find(|r| words.contains(&r.as_str()))?;
+            evidence = evidence.min(Evidence::Signature);
+            why.push(format!("returns {hit}"));
+        }
+        if !self.takes.is_empty() {
+            let hit = self.takes.iter().find(|t| {
+                let want = normalise_type(t);
+                f.params.iter().any(|p| normalise_type(p).contains(&want))
+            })?;
+            evidence = evidence.min(Evidence::Signature);
+            why.push(format!("takes {hit}"));
         }
         if let Some(p) = &self.params {
             if !params_match(p, &f.params) {
-                return false;
+                return None;
+            }
+            evidence = evidence.min(Evidence::Signature);
+            why.push(format!("parameters fit ({})", p.join(", ")));
+        }
+        if !self.names.is_empty() {
+            let hit = self.names.iter().find(|g| glob(g, &f.name))?;
+            if evidence == Evidence::Name && !f.public {
+                // An entry point is called from outside the crate: a name alone does not
+                // make a private helper (`fn quiesce_rx`) a root.
+                return None;
+            }
+            if evidence == Evidence::Name {
+                why.push(format!("name matches `{hit}` (a hint only)"));
+            } else {
+                why.push(format!("name matches `{hit}`"));
             }
         }
-        if !self.trait_methods.is_empty() {
-            let Some(t) = &f.trait_name else {
-                return false;
-            };
-            let me = format!("{t}::{}", f.name);
-            if !self.trait_methods.contains(&me) {
-                return false;
-            }
+        if evidence >= Evidence::Signature && not_names.iter().any(|g| glob(g, &f.name)) {
+            return None;
         }
-        true
+        Some((evidence, why.join("; ")))
     }
 }
 
@@ -211,25 +288,26 @@ impl Template {
         if let Some(r) = t.roots.iter().find(|r| r.is_empty()) {
             return Err(Error::Template {
                 path: origin.to_string(),
-                message: format!("rule for role `{}` has no constraint (give names, returns, params or trait_methods)", r.role),
+                message: format!("rule for role `{}` has no constraint (give names, returns, params, takes, trait_methods or registered_with)", r.role),
             });
         }
         Ok(t)
     }
 
-    /// A builtin template: `net`, `block`, `sound`, or `none` (no template roots).
+    /// A builtin template: `net`, `block`, `sound`, `serial`, or `none` (no template roots).
     pub fn builtin(name: &str) -> Result<Template> {
         match name {
             "net" => Self::parse(NET_TEMPLATE, "builtin:net"),
             "block" => Self::parse(BLOCK_TEMPLATE, "builtin:block"),
             "sound" => Self::parse(SOUND_TEMPLATE, "builtin:sound"),
+            "serial" => Self::parse(SERIAL_TEMPLATE, "builtin:serial"),
             "none" => Ok(Template {
                 family: "none".into(),
                 ..Template::default()
             }),
             other => Err(Error::Template {
                 path: other.to_string(),
-                message: "no such builtin template (builtins: net, block, sound, none; or give a .toml path)"
+                message: "no such builtin template (builtins: net, block, sound, serial, none; or give a .toml path)"
                     .into(),
             }),
         }
@@ -261,8 +339,8 @@ impl Template {
             }
             reasons[f.id] = if f.mark == Mark::CriticalRoot {
                 Some(RootReason::Annotated)
-            } else if let Some(rule) = self.roots.iter().find(|r| r.matches(f)) {
-                Some(RootReason::Template(rule.role.clone()))
+            } else if let Some((role, why)) = self.best_match(f, graph) {
+                Some(RootReason::Template { role, why })
             } else if f.mark == Mark::Critical {
                 Some(RootReason::Critical)
             } else {
@@ -278,17 +356,25 @@ impl Template {
 }
 
 impl Template {
+    /// The strongest rule match of `f` (trait, then registration, then signature, then
+    /// name; the first rule among equals): its role and why.
+    pub fn best_match(&self, f: &FnInfo, graph: &CallGraph) -> Option<(String, String)> {
+        self.roots
+            .iter()
+            .filter_map(|r| {
+                r.matches(f, graph, &self.not_names)
+                    .map(|(ev, why)| (ev, r.role.clone(), why))
+            })
+            .min_by_key(|(ev, _, _)| *ev)
+            .map(|(_, role, why)| (role, why))
+    }
+
     /// The functions of `graph` this template's rules match, with their roles.
-    fn matches<'g>(&self, graph: &'g CallGraph) -> Vec<(&'g FnInfo, &str)> {
+    fn matches<'g>(&self, graph: &'g CallGraph) -> Vec<(&'g FnInfo, String)> {
         graph
             .fns
             .iter()
-            .filter_map(|f| {
-                self.roots
-                    .iter()
-                    .find(|r| r.matches(f))
-                    .map(|r| (f, r.role.as_str()))
-            })
+            .filter_map(|f| self.best_match(f, graph).map(|(role, _)| (f, role)))
             .collect()
     }
 
@@ -299,7 +385,7 @@ impl Template {
     }
 
     /// Whether `found` (this template's matches) includes a role in `expect`.
-    fn fits_found(&self, found: &[(&FnInfo, &str)]) -> bool {
+    fn fits_found(&self, found: &[(&FnInfo, String)]) -> bool {
         self.expect.is_empty()
             || found
                 .iter()
@@ -319,7 +405,7 @@ impl Template {
         }
         let mut warning = if found.is_empty() {
             format!(
-                "template `{}` found no roots in this crate: it may not be a {} driver",
+                "template `{}` found no roots in this crate (no implementation of its framework traits, no function registered as a handler, no signature or name that fits): it may not be a {} driver",
                 self.family, self.family
             )
         } else {
@@ -389,7 +475,7 @@ mod tests {
             t.roots.iter().map(|r| r.role.as_str()).collect();
         assert_eq!(
             roles.into_iter().collect::<Vec<_>>(),
-            ["interrupt", "poll", "transmit"]
+            ["interrupt", "poll", "receive", "transmit"]
         );
     }
 

@@ -26,9 +26,8 @@ fn every_call_kind_reaches_exactly_the_expected_set() {
         // associated function by path, method by receiver type (not Queue::push)
         "Ring::new",
         "Ring::push",
-        // method on a receiver of unknown type: every method of that name
-        "A::frob",
-        "B::frob",
+        // (a method on a receiver of unknown type with two candidates, `A::frob` and
+        // `B::frob`, reaches neither: it is listed as unresolved)
         // trait object: every impl; generic bound: the default body
         "dispatch",
         "<H1 as Handler>::handle",
@@ -76,7 +75,11 @@ fn edges_are_classified_by_how_they_were_found() {
     };
     assert_eq!(kind("intr", "util::direct_helper"), [EdgeKind::Direct]);
     assert_eq!(kind("intr", "Ring::push"), [EdgeKind::MethodTyped]);
-    assert_eq!(kind("intr", "A::frob"), [EdgeKind::MethodByName]);
+    assert!(kind("intr", "A::frob").is_empty(), "ambiguous: no fan-out");
+    assert!(graph
+        .unresolved
+        .iter()
+        .any(|u| u.what == "method call .frob()" && u.reason.contains("A::frob, B::frob")));
     assert_eq!(
         kind("dispatch", "<H2 as Handler>::handle"),
         [EdgeKind::TraitDispatch]
@@ -100,9 +103,11 @@ fn edges_are_classified_by_how_they_were_found() {
     );
     assert!(graph.fns[graph.find("typed_closure::{closure#0}").expect("exists")].address_taken);
     assert_eq!(
-        kind("with_ring", "config_path::{closure#0}"),
-        [EdgeKind::ViaParameter]
+        kind("config_path", "config_path::{closure#0}"),
+        [EdgeKind::ViaParameter],
+        "called on the caller's behalf"
     );
+    assert!(kind("with_ring", "config_path::{closure#0}").is_empty());
     assert!(
         kind("call_ptr", "config_path::{closure#0}").is_empty(),
         "passed to a parameter that does not escape"
@@ -164,11 +169,13 @@ fn cfg_switches_change_what_is_analysed() {
 #[test]
 fn calls_fixture_resolves_everything() {
     let (graph, _) = analyze("calls", "none");
-    assert!(
-        graph.unresolved.is_empty(),
-        "unexpected: {:#?}",
-        graph.unresolved
-    );
+    // Everything but the deliberately ambiguous `.frob()` on a receiver of unknown type.
+    let unexpected: Vec<_> = graph
+        .unresolved
+        .iter()
+        .filter(|u| u.what != "method call .frob()")
+        .collect();
+    assert!(unexpected.is_empty(), "unexpected: {unexpected:#?}");
 }
 
 /// The roots as (function path, why), sorted by path.
@@ -178,10 +185,28 @@ fn roots_by_path(
 ) -> Vec<(String, RootReason)> {
     let mut found: Vec<(String, RootReason)> = roots
         .iter()
-        .map(|r| (graph.fns[r.fn_id].path.clone(), r.reason.clone()))
+        .map(|r| {
+            let reason = match &r.reason {
+                // The evidence text is checked in tests/defects.rs.
+                RootReason::Template { role, .. } => role_reason(role),
+                other => other.clone(),
+            };
+            (graph.fns[r.fn_id].path.clone(), reason)
+        })
         .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found
+}
+
+fn role_reason(role: &str) -> RootReason {
+    RootReason::Template {
+        role: role.to_string(),
+        why: String::new(),
+    }
+}
+
+fn role(r: &str) -> RootReason {
+    role_reason(r)
 }
 
 #[test]
@@ -191,18 +216,9 @@ fn net_template_splits_an_unannotated_driver() {
     assert_eq!(
         found,
         [
-            (
-                "e1000_intr".to_string(),
-                RootReason::Template("interrupt".into())
-            ),
-            (
-                "e1000_poll".to_string(),
-                RootReason::Template("poll".into())
-            ),
-            (
-                "e1000_xmit_frame".to_string(),
-                RootReason::Template("transmit".into())
-            ),
+            ("e1000_intr".to_string(), role("interrupt")),
+            ("e1000_poll".to_string(), role("poll")),
+            ("e1000_xmit_frame".to_string(), role("transmit")),
         ]
     );
     assert_eq!(
@@ -226,18 +242,9 @@ fn block_template_splits_an_unannotated_block_driver() {
     assert_eq!(
         found,
         [
-            (
-                "nvme_irq".to_string(),
-                RootReason::Template("interrupt".into())
-            ),
-            (
-                "nvme_process_cq".to_string(),
-                RootReason::Template("complete".into())
-            ),
-            (
-                "nvme_queue_rq".to_string(),
-                RootReason::Template("submit".into())
-            ),
+            ("nvme_irq".to_string(), role("interrupt")),
+            ("nvme_process_cq".to_string(), role("complete")),
+            ("nvme_queue_rq".to_string(), role("submit")),
         ]
     );
     assert_eq!(
@@ -261,18 +268,9 @@ fn sound_template_splits_an_unannotated_pcm_driver() {
     assert_eq!(
         found,
         [
-            (
-                "snd_demo_interrupt".to_string(),
-                RootReason::Template("interrupt".into())
-            ),
-            (
-                "snd_demo_pcm_pointer".to_string(),
-                RootReason::Template("pointer".into())
-            ),
-            (
-                "snd_demo_pcm_trigger".to_string(),
-                RootReason::Template("trigger".into())
-            ),
+            ("snd_demo_interrupt".to_string(), role("interrupt")),
+            ("snd_demo_pcm_pointer".to_string(), role("pointer")),
+            ("snd_demo_pcm_trigger".to_string(), role("trigger")),
         ]
     );
     assert_eq!(
@@ -380,7 +378,11 @@ fn unusual_syntax_is_analysed_and_the_unresolvable_listed() {
         .collect();
     assert_eq!(
         unresolved,
-        [(83, "custom_macro!(..)"), (99, "call not_defined_anywhere")]
+        [
+            (87, "macro_rules! custom_macro"),
+            (83, "custom_macro!(..)"),
+            (99, "call not_defined_anywhere")
+        ]
     );
     let notes: Vec<(&str, bool)> = graph
         .cfg_notes
