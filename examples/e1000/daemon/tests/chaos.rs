@@ -50,18 +50,22 @@ use support::Rng;
 const STALL_RETRIES: u64 = 2;
 /// Every request must be answered within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-/// Frames each way per round by default (`--frames N`): about 0.15 s of traffic on the
-/// model.
-const FRAMES_PER_ROUND: u64 = 20_000;
+/// Frames each way per stream by default (`--frames N`): about 1.5 s of traffic on an
+/// idle model, across several faults.
+const FRAMES_PER_STREAM: u64 = 200_000;
 /// The daemon's restart budget: more than this many restarts within `RESTART_WINDOW`
 /// degrade it. Ordinary rounds stay under it most of the time; a crash loop goes over.
 const MAX_RESTARTS: &str = "6";
+const SOAK_MAX_RESTARTS: &str = "30";
 const RESTART_WINDOW: &str = "1s";
+/// Faults come every few tens of milliseconds: a user half that lived this long died of
+/// the fault, not of a crash loop, and is restarted at once (no young-death backoff).
+const STABLE_UPTIME: &str = "5ms";
 /// A degraded daemon's first attempt comes after this, doubling up to `REVIVE_MAX`.
 const REVIVE_BACKOFF: &str = "100ms";
 const REVIVE_MAX: Duration = Duration::from_secs(1);
 /// A crash loop gives up (and fails the round) after this many kills without degrading.
-const CRASH_LOOP_KILLS: u32 = 40;
+const CRASH_LOOP_KILLS: u32 = 100;
 
 struct Options {
     faults: u64,
@@ -80,9 +84,9 @@ fn options() -> Options {
             .unwrap_or(300),
         soak: value("--soak").map(|v| parse_soak(&v).unwrap_or_else(|e| panic!("--soak {v}: {e}"))),
         seed,
-        frames: value("--frames").map_or(FRAMES_PER_ROUND, |v| match v.parse() {
+        frames: value("--frames").map_or(FRAMES_PER_STREAM, |v| match v.parse() {
             Ok(n) if n > 0 => n,
-            _ => panic!("--frames {v}: give a number of frames each way per round, at least 1"),
+            _ => panic!("--frames {v}: give a number of frames each way per stream, at least 1"),
         }),
         // Relative to the workspace root (cargo runs tests in the package's directory).
         record: value("--record").map(|p| {
@@ -136,7 +140,7 @@ fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
     let kind = match opts.soak {
         Some(d) => format!("--soak {}s", d.as_secs()),
         None => format!("--faults {}", opts.faults),
-    } + &if opts.frames == FRAMES_PER_ROUND {
+    } + &if opts.frames == FRAMES_PER_STREAM {
         String::new()
     } else {
         format!(" --frames {}", opts.frames)
@@ -217,6 +221,21 @@ fn ask(socket: &Path, req: &Request, slowest: &AtomicU64) -> Result<Reply, Strin
     }
 }
 
+/// Requests sent at once, each on its own connection; the replies in their order.
+fn ask_all<const N: usize>(
+    socket: &Path,
+    reqs: [Request; N],
+    slowest: &AtomicU64,
+) -> [Result<Reply, String>; N] {
+    std::thread::scope(|scope| {
+        let handles = reqs.map(|req| scope.spawn(move || ask(socket, &req, slowest)));
+        handles.map(|h| match h.join() {
+            Ok(reply) => reply,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    })
+}
+
 /// Counters that went backwards between two reads of `-S`.
 fn backwards(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<String> {
     before
@@ -246,10 +265,10 @@ struct Model {
 
 /// A configuration request and what it would leave if it took effect (None: the driver
 /// must refuse it).
-fn config_request(rng: &mut Rng, m: &Model) -> (Request, Option<Model>) {
+fn config_request(rng: &mut Rng, m: &Model, features: bool) -> (Request, Option<Model>) {
     const SIZES: [u32; 6] = [80, 128, 256, 512, 1024, 4096];
     const USECS: [u32; 6] = [0, 3, 8, 50, 128, 1000];
-    match rng.below(10) {
+    match rng.below(if features { 10 } else { 8 }) {
         0..=3 => {
             let (rx, tx) = (rng.pick(&SIZES), rng.pick(&SIZES));
             if rng.below(8) == 0 {
@@ -342,8 +361,19 @@ fn config_request(rng: &mut Rng, m: &Model) -> (Request, Option<Model>) {
 /// The configuration as the daemon shows it (`-g`, `-c`, `-k`) and as the device holds it
 /// (`-d`), as a list of differences from `m`.
 fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
+    // The four views asked at once (each is a connection of its own to the daemon).
+    let [rings, coalesce, features, regs] = ask_all(
+        socket,
+        [
+            Request::Rings,
+            Request::Coalesce,
+            Request::Features,
+            Request::Regs,
+        ],
+        slowest,
+    );
     let mut out = Vec::new();
-    match ask(socket, &Request::Rings, slowest) {
+    match rings {
         Ok(Reply::Rings(Rings { rx, tx, .. })) => {
             if (rx, tx) != (m.rx, m.tx) {
                 out.push(format!("-g shows rx {rx} tx {tx}, model {} {}", m.rx, m.tx));
@@ -351,7 +381,7 @@ fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
         }
         other => out.push(format!("-g: {other:?}")),
     }
-    match ask(socket, &Request::Coalesce, slowest) {
+    match coalesce {
         Ok(Reply::Coalesce(c)) => {
             if c != m.coalesce {
                 out.push(format!("-c shows {c:?}, model {:?}", m.coalesce));
@@ -359,7 +389,7 @@ fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
         }
         other => out.push(format!("-c: {other:?}")),
     }
-    match ask(socket, &Request::Features, slowest) {
+    match features {
         Ok(Reply::Features { features }) => {
             let on = features
                 .iter()
@@ -371,7 +401,7 @@ fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
         }
         other => out.push(format!("-k: {other:?}")),
     }
-    match ask(socket, &Request::Regs, slowest) {
+    match regs {
         Ok(Reply::Regs { regs }) => {
             let reg = |name: &str| regs.iter().find(|r| r.name == name).map(|r| r.value);
             let units = |us: u32| ((u64::from(us) * 1000 / 1024) as u32).min(0xFFFF);
@@ -423,7 +453,7 @@ fn wait_settled(socket: &Path, slowest: &AtomicU64) -> Result<(), String> {
         }
         // The daemon reports its state only when asked: this is the polling interval of
         // that question, not a wait standing in for an event.
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -436,6 +466,105 @@ fn wait_traffic(socket: &Path, slowest: &AtomicU64) -> TrafficReport {
             Ok(Reply::Traffic(_)) => std::thread::sleep(Duration::from_millis(5)),
             other => panic!("traffic status: {other:?}"),
         }
+    }
+}
+
+/// Waits for the running stream to end and checks it: every frame the driver accepted
+/// arrived once, in order, both ways. Returns the frames lost and duplicated.
+fn finish_stream(socket: &Path, slowest: &AtomicU64, problems: &mut Vec<String>) -> (u64, u64) {
+    let t = wait_traffic(socket, slowest);
+    stream_verdict(&t, problems)
+}
+
+/// The verdict on a finished stream: frames lost and duplicated (or out of order).
+fn stream_verdict(t: &TrafficReport, problems: &mut Vec<String>) -> (u64, u64) {
+    let l = t.lost();
+    let dup = t.rx_bad + t.peer_bad + t.peer_received.saturating_sub(t.tx_accepted);
+    if l != 0 || dup != 0 || t.peer_sent != t.frames {
+        problems.push(format!(
+            "traffic: lost {l}, duplicated or out of order {dup}: {t:?}"
+        ));
+    }
+    (l, dup)
+}
+
+/// Where the campaign's time went: the stream (starting it, or waiting for its end before
+/// a round that needs the interface quiet), the fault (injecting it and the driver's
+/// recovery, which `inject` waits for), settling (until the user half answers, no reset
+/// is pending and the link is up) and the checks (traffic, configuration, counters); and
+/// each kind's rounds in all.
+#[derive(Default)]
+struct Phases {
+    stream: Duration,
+    fault: Duration,
+    settle: Duration,
+    check: Duration,
+    per_kind: BTreeMap<String, Duration>,
+}
+
+impl Phases {
+    fn summary(&self, per_kind: &BTreeMap<String, u64>) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let total = self.stream + self.fault + self.settle + self.check;
+        let n = per_kind.values().sum::<u64>().max(1) as f64;
+        let mut kinds: Vec<(f64, &String)> = self
+            .per_kind
+            .iter()
+            .map(|(k, d)| {
+                (
+                    ms(*d) / per_kind.get(k).copied().unwrap_or(1).max(1) as f64,
+                    k,
+                )
+            })
+            .collect();
+        kinds.sort_by(|a, b| b.0.total_cmp(&a.0));
+        format!(
+            "per fault {:.1} ms: stream {:.1}, fault and recovery {:.1}, settle {:.1}, checks {:.1}; \
+             mean ms per kind: {}",
+            ms(total) / n,
+            ms(self.stream) / n,
+            ms(self.fault) / n,
+            ms(self.settle) / n,
+            ms(self.check) / n,
+            kinds
+                .iter()
+                .map(|(m, k)| format!("{k} {m:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The soak's mix: the kinds that cost only the driver's own recovery (a restart from the
+/// warm standby, a rejected reply, a refused lock) twenty times as often as those that
+/// cost their own time (a hang lasts the heartbeat's timeout, a slow call its delay, a
+/// snapshot storm 100 ms, a crash loop the revival backoff, a self-test the test, an
+/// offline one the end of the stream). Every kind still comes up: about 3 in 100 faults
+/// are expensive ones.
+fn soak_kind(rng: &mut Rng) -> Kind {
+    const CHEAP: [Kind; 9] = [
+        Kind::Inject(Fault::Crash),
+        Kind::Inject(Fault::Kill),
+        Kind::Inject(Fault::Garbage),
+        Kind::Inject(Fault::Panic),
+        Kind::Inject(Fault::Forged),
+        Kind::Inject(Fault::HoldLock),
+        Kind::Inject(Fault::CrashDuringReattach),
+        Kind::CrashDuringConfig(Fault::Crash),
+        Kind::CrashDuringConfig(Fault::Kill),
+    ];
+    const EXPENSIVE: [Kind; 6] = [
+        Kind::Inject(Fault::Hang),
+        Kind::Inject(Fault::Slow(200)),
+        Kind::Inject(Fault::Slow(500)),
+        Kind::Inject(Fault::HoldRepeatedly),
+        Kind::CrashDuringSelfTest,
+        Kind::CrashLoop,
+    ];
+    let n = rng.below((CHEAP.len() * 20 + EXPENSIVE.len()) as u64) as usize;
+    match n.checked_sub(CHEAP.len() * 20) {
+        None => CHEAP[n / 20],
+        Some(i) => EXPENSIVE[i],
     }
 }
 
@@ -615,15 +744,24 @@ fn main() {
 
 fn campaign() {
     let opts = options();
+    // A soak's faults come fast: a restart budget that its ordinary faults stay under,
+    // which a crash loop (kills as fast as the user half comes back) still exceeds.
+    let max_restarts = if opts.soak.is_some() {
+        SOAK_MAX_RESTARTS
+    } else {
+        MAX_RESTARTS
+    };
     let d = DaemonProcess::start(&[
         "--max-restarts",
-        MAX_RESTARTS,
+        max_restarts,
         "--restart-window",
         RESTART_WINDOW,
         "--revive-backoff",
         REVIVE_BACKOFF,
         "--revive-backoff-max",
         "1s",
+        "--stable-uptime",
+        STABLE_UPTIME,
     ]);
     let socket = d.socket.clone();
     let slowest = Arc::new(AtomicU64::new(0));
@@ -678,6 +816,12 @@ fn campaign() {
     let (mut loops, mut loops_operator, mut loop_kills) = (0u64, 0u64, 0u64);
     let (mut longest_down, mut refused_degraded) = (Duration::ZERO, 0u64);
     let mut failures: Vec<String> = Vec::new();
+    // The stream runs across faults: started when a round needs it and none runs, checked
+    // (live counters) after every fault, and finished (every frame accounted for) when it
+    // has sent its frames or a round needs the interface quiet.
+    let mut stream: Option<TrafficReport> = None;
+    let (mut streams_done, mut stream_faults) = (0u64, 0u64);
+    let mut phases = Phases::default();
     loop {
         // A stall being checked again is finished first.
         let done = retry.is_none()
@@ -688,9 +832,11 @@ fn campaign() {
         if done {
             break;
         }
+        let round_started = Instant::now();
         // A round whose only problem was a stall runs its fault again (see STALL_RETRIES).
         let kind = match retry {
             Some((k, ..)) => k,
+            None if opts.soak.is_some() => soak_kind(&mut rng),
             None => rng.pick(&KINDS),
         };
         faults += 1;
@@ -698,15 +844,25 @@ fn campaign() {
         let mut problems: Vec<String> = Vec::new();
 
         // Feature changes close and reopen the interface (frames arriving meanwhile are
-        // missed at the wire, never accepted): those rounds run without the stream.
-        let (req, next) = config_request(&mut rng, &model);
+        // missed at the wire, never accepted): those rounds run without the stream, so
+        // they are drawn only between two streams (not to wait for one's end).
+        let between = stream.is_none();
+        let (req, next) = config_request(&mut rng, &model, between);
         // The offline self-test closes, resets and reopens the device: no stream either.
-        let offline = kind == Kind::CrashDuringSelfTest && rng.below(3) == 0;
-        let streams = !offline
-            && (!matches!(req, Request::SetFeatures { .. })
-                || !matches!(kind, Kind::CrashDuringConfig(_) | Kind::CrashLoop));
-        if streams {
-            if let Err(e) = ask(
+        let offline = kind == Kind::CrashDuringSelfTest && between && rng.below(3) == 0;
+        let quiet = offline
+            || (matches!(req, Request::SetFeatures { .. })
+                && matches!(kind, Kind::CrashDuringConfig(_) | Kind::CrashLoop));
+        let t = Instant::now();
+        if quiet {
+            if stream.take().is_some() {
+                let (l, dup) = finish_stream(&socket, &slowest, &mut problems);
+                lost += l;
+                duplicated += dup;
+                streams_done += 1;
+            }
+        } else if stream.is_none() {
+            match ask(
                 &socket,
                 &Request::TrafficStart {
                     frames: opts.frames,
@@ -714,10 +870,14 @@ fn campaign() {
                 },
                 &slowest,
             ) {
-                panic!("fault {faults}: traffic start: {e}");
+                Ok(Reply::Traffic(t)) => stream = Some(t),
+                other => panic!("fault {faults}: traffic start: {other:?}"),
             }
         }
+        let streams = stream.is_some();
+        phases.stream += t.elapsed();
 
+        let t = Instant::now();
         match kind {
             Kind::Inject(fault) => {
                 if let Err(e) = ask(&socket, &Request::Inject { fault }, &slowest) {
@@ -788,37 +948,19 @@ fn campaign() {
                 }
             }
         }
+        phases.fault += t.elapsed();
 
+        let t = Instant::now();
         if let Err(e) = wait_settled(&socket, &slowest) {
             problems.push(format!("after the fault: {e}"));
         }
-        let (mut round_stalls, mut stall_note) = (0u64, None);
-        if streams {
-            let t = wait_traffic(&socket, &slowest);
-            let l = t.lost();
-            let dup = t.rx_bad + t.peer_bad + t.peer_received.saturating_sub(t.tx_accepted);
-            if l != 0 || dup != 0 || t.peer_sent != t.frames {
-                problems.push(format!(
-                    "traffic: lost {l}, duplicated or out of order {dup}: {t:?}"
-                ));
-            }
-            lost += l;
-            duplicated += dup;
-            round_stalls = t.stalls;
-            pauses += t.reconfig_pauses;
-            flow_pauses += t.flow_pauses;
-            refused_frames += t.tx_refused;
-            longest_stall = longest_stall.max(t.longest_stall);
-            if t.stalls != 0 {
-                stall_note = Some(format!(
-                    "hot path blocked {:?} ({} stalls over 10 ms)",
-                    t.longest_stall, t.stalls
-                ));
-            }
-        }
-        // Also a plain change now and then, with no fault racing it.
+        phases.settle += t.elapsed();
+
+        let t = Instant::now();
+        // Also a plain change now and then, with no fault racing it (a feature change
+        // only while no stream runs).
         if rng.below(4) == 0 {
-            let (req, next) = config_request(&mut rng, &model);
+            let (req, next) = config_request(&mut rng, &model, stream.is_none());
             match (ask(&socket, &req, &slowest), next) {
                 (Ok(_), Some(m)) => {
                     model = m;
@@ -829,12 +971,60 @@ fn campaign() {
                 (Err(_), None) => {}
             }
         }
-        let div = divergences(&socket, &model, &slowest);
+        // The stream's counters, the configuration's views and the counters of -S, asked
+        // at once.
+        let (mut traffic_now, div, counters) = std::thread::scope(|scope| {
+            let traffic = stream
+                .is_some()
+                .then(|| scope.spawn(|| ask(&socket, &Request::TrafficStatus, &slowest)));
+            let counters = scope.spawn(|| stats(&socket, &slowest));
+            let div = divergences(&socket, &model, &slowest);
+            (
+                traffic.map(|t| t.join().expect("the traffic status thread")),
+                div,
+                counters.join().expect("the -S thread"),
+            )
+        });
+        let (mut round_stalls, mut stall_note) = (0u64, None);
+        if let Some(before) = stream.take() {
+            stream_faults += 1;
+            let now = match traffic_now.take() {
+                Some(Ok(Reply::Traffic(t))) => t,
+                other => panic!("traffic status: {other:?}"),
+            };
+            // Duplicates and reordering show at once; a loss only once every frame had
+            // its chance to arrive (the stream's end).
+            let bad = now.rx_bad + now.peer_bad;
+            if bad != 0 {
+                problems.push(format!(
+                    "traffic: {bad} frames duplicated or out of order so far: {now:?}"
+                ));
+            }
+            round_stalls = now.stalls.saturating_sub(before.stalls);
+            pauses += now.reconfig_pauses.saturating_sub(before.reconfig_pauses);
+            flow_pauses += now.flow_pauses.saturating_sub(before.flow_pauses);
+            longest_stall = longest_stall.max(now.longest_stall);
+            if round_stalls != 0 {
+                stall_note = Some(format!(
+                    "hot path blocked {:?} ({round_stalls} stalls over 10 ms)",
+                    now.longest_stall
+                ));
+            }
+            if now.running {
+                stream = Some(now);
+            } else {
+                let (l, dup) = stream_verdict(&now, &mut problems);
+                lost += l;
+                duplicated += dup;
+                refused_frames += now.tx_refused;
+                streams_done += 1;
+            }
+        }
         if !div.is_empty() {
             config_div += 1;
             problems.push(format!("configuration: {div:?}"));
         }
-        if let Some(now) = stats(&socket, &slowest) {
+        if let Some(now) = counters {
             let back = backwards(&last_stats, &now);
             if !back.is_empty() {
                 counters_back += back.len() as u64;
@@ -844,6 +1034,7 @@ fn campaign() {
         } else {
             problems.push("-S failed after the fault settled".into());
         }
+        phases.check += t.elapsed();
         // A stall that the same fault does not cause again in STALL_RETRIES more rounds
         // was the machine (other work on two shared cores), not the driver: reported, not
         // counted. One that recurs every time is a defect.
@@ -871,12 +1062,24 @@ fn campaign() {
             }
             (None, None) => {}
         }
+        *phases.per_kind.entry(format!("{kind:?}")).or_default() += round_started.elapsed();
         if problems.is_empty() {
             survived += 1;
         } else {
             let line = format!("fault {faults} ({kind:?}): {}", problems.join("; "));
             eprintln!("{line}");
             failures.push(line);
+        }
+    }
+    // The last stream: every frame accounted for.
+    if stream.take().is_some() {
+        let mut problems = Vec::new();
+        let (l, dup) = finish_stream(&socket, &slowest, &mut problems);
+        lost += l;
+        duplicated += dup;
+        streams_done += 1;
+        if !problems.is_empty() {
+            failures.push(format!("the last stream: {}", problems.join("; ")));
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -908,6 +1111,13 @@ fn campaign() {
         "chaos: crash loops {loops} ({loops_operator} revived by an operator, the rest by the supervisor), kills {loop_kills}, longest degraded {:.0} ms, requests refused while degraded {refused_degraded}; degraded {degradations} times in all, revived {revivals}",
         longest_down.as_secs_f64() * 1e3
     );
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "chaos: {faults} faults in {secs:.1} s, {:.2} faults/s sustained; {streams_done} streams of {} frames each way across {stream_faults} faults; {}",
+        faults as f64 / secs.max(1e-9),
+        opts.frames,
+        phases.summary(&per_kind)
+    );
     eprintln!(
         "chaos: {:.1} s; kinds {per_kind:?}; configuration changes OK {config_ok}, interrupted {interrupted}; \
          reader requests {reads}; slowest reply {:.1} ms; frames refused at transmit {refused_frames}; \
@@ -918,8 +1128,8 @@ fn campaign() {
         longest_stall.as_secs_f64() * 1e3,
         match &status {
             Ok(Reply::Status(s)) => s.split.as_ref().map_or(String::new(), |sp| format!(
-                "restarts {}, hangs {}, rejected frames {}",
-                sp.restarts, sp.hangs, sp.rejected_frames
+                "restarts {}, hangs {}, pings sent again for a user half waiting on a CPU {}, rejected frames {}",
+                sp.restarts, sp.hangs, sp.starved_pings, sp.rejected_frames
             )),
             other => format!("{other:?}"),
         }
