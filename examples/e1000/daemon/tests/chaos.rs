@@ -31,6 +31,12 @@
 //! are the campaign's own output, never copied by hand.
 
 mod common;
+#[path = "chaos/config_model.rs"]
+mod config_model;
+#[path = "chaos/kinds.rs"]
+mod kinds;
+#[path = "chaos/record.rs"]
+mod record;
 #[path = "../../../../microdriver-rt/tests/support/mod.rs"]
 mod support;
 
@@ -41,8 +47,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::DaemonProcess;
+use config_model::{config_request, divergences, Model};
 use e1000d::client::{request, ClientError};
-use e1000d::protocol::{Coalesce, Fault, FeatureChange, Reply, Request, Rings, TrafficReport};
+use e1000d::protocol::{Fault, Reply, Request, TrafficReport};
+use kinds::{crash_loop, soak_kind, Kind, KINDS};
+use record::{parse_soak, record, Recorded};
 use support::Rng;
 
 /// A round that stalled runs its fault again up to this many times: a stall counts only
@@ -97,117 +106,6 @@ fn options() -> Options {
     }
 }
 
-/// One recorded run, as a row of the record's table.
-struct Recorded {
-    faults: u64,
-    survived: u64,
-    lost: u64,
-    duplicated: u64,
-    counters_back: u64,
-    config_div: u64,
-    stalls: u64,
-    secs: f64,
-}
-
-const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
-
-Appended by `cargo test -p e1000d --test chaos -- --record docs/chaos-runs.md` (with
-`--faults N` or `--soak DURATION`): one row per run, the totals below recomputed from the
-rows on each append. Do not edit by hand.
-
-| date (UTC) | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-";
-
-/// `YYYY-MM-DD HH:MM` (UTC) of now.
-fn utc_date_time() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..16]
-        .replace('T', " ")
-}
-
-/// Appends `run` to the record at `path` (created if missing) and rewrites its totals.
-fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
-    let old = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let mut rows: Vec<String> = old
-        .lines()
-        .filter(|l| l.starts_with("| 2"))
-        .map(str::to_string)
-        .collect();
-    let kind = match opts.soak {
-        Some(d) => format!("--soak {}s", d.as_secs()),
-        None => format!("--faults {}", opts.faults),
-    } + &if opts.frames == FRAMES_PER_STREAM {
-        String::new()
-    } else {
-        format!(" --frames {}", opts.frames)
-    };
-    rows.push(format!(
-        "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
-        utc_date_time(),
-        opts.seed,
-        run.faults,
-        run.survived,
-        run.lost,
-        run.duplicated,
-        run.counters_back,
-        run.config_div,
-        run.stalls,
-        run.secs,
-        run.faults as f64 / run.secs.max(1e-9),
-    ));
-    // Totals over every row: columns 3.. are numbers.
-    let mut sums = [0f64; 9];
-    for row in &rows {
-        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, sum) in sums.iter_mut().enumerate() {
-            *sum += cols
-                .get(4 + i)
-                .and_then(|c| c.parse::<f64>().ok())
-                .unwrap_or(0.0);
-        }
-    }
-    let [faults, survived, lost, dup, back, div, stalls, secs, _] = sums;
-    let mut text = String::from(RECORD_HEADER);
-    for row in &rows {
-        text.push_str(row);
-        text.push('\n');
-    }
-    text.push_str(&format!(
-        "\n**Totals:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
-         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
-         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
-        rows.len(),
-        secs / 3600.0,
-        faults / secs.max(1e-9)
-    ));
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// A soak's length: `30m`, `8h`, or what e1000d's durations take (`90s`, at most an
-/// hour); at most a week.
-fn parse_soak(v: &str) -> Result<Duration, String> {
-    let v = v.trim();
-    let (num, scale) = if let Some(h) = v.strip_suffix('h') {
-        (h, 3600.0)
-    } else if let Some(m) = v.strip_suffix('m').filter(|_| !v.ends_with("ms")) {
-        (m, 60.0)
-    } else {
-        return e1000d::format::parse_duration(v);
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{v:?}: expected a number and a unit, like 30m, 8h or 90s"))?;
-    let secs = n * scale;
-    if !secs.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&secs) {
-        return Err(format!("{v:?}: give 0 to 168 hours"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// One request with the campaign's deadline; a reply later than that fails the run.
 fn ask(socket: &Path, req: &Request, slowest: &AtomicU64) -> Result<Reply, String> {
     let t = Instant::now();
@@ -252,177 +150,6 @@ fn stats(socket: &Path, slowest: &AtomicU64) -> Option<BTreeMap<String, u64>> {
         Ok(Reply::Stats { stats }) => Some(stats.into_iter().collect()),
         _ => None,
     }
-}
-
-/// What the configuration must be: the requests answered OK, applied in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Model {
-    rx: u32,
-    tx: u32,
-    coalesce: Coalesce,
-    rx_csum: bool,
-}
-
-/// A configuration request and what it would leave if it took effect (None: the driver
-/// must refuse it).
-fn config_request(rng: &mut Rng, m: &Model, features: bool) -> (Request, Option<Model>) {
-    const SIZES: [u32; 6] = [80, 128, 256, 512, 1024, 4096];
-    const USECS: [u32; 6] = [0, 3, 8, 50, 128, 1000];
-    match rng.below(if features { 10 } else { 8 }) {
-        0..=3 => {
-            let (rx, tx) = (rng.pick(&SIZES), rng.pick(&SIZES));
-            if rng.below(8) == 0 {
-                // Not a multiple of 8: refused.
-                return (
-                    Request::SetRings {
-                        rx: Some(rx + 4),
-                        tx: Some(tx),
-                    },
-                    None,
-                );
-            }
-            (
-                Request::SetRings {
-                    rx: Some(rx),
-                    tx: Some(tx),
-                },
-                Some(Model {
-                    rx,
-                    tx,
-                    ..m.clone()
-                }),
-            )
-        }
-        4..=7 => {
-            let c = Coalesce {
-                rx_usecs: rng.pick(&USECS),
-                rx_usecs_abs: rng.pick(&USECS),
-                tx_usecs: rng.pick(&USECS),
-                tx_usecs_abs: rng.pick(&USECS),
-                adaptive: rng.below(2) == 0,
-                ..m.coalesce
-            };
-            if rng.below(8) == 0 {
-                return (
-                    Request::SetCoalesce {
-                        rx_usecs: Some(70_000),
-                        tx_usecs: Some(c.tx_usecs),
-                        rx_usecs_abs: None,
-                        tx_usecs_abs: None,
-                        adaptive_rx: None,
-                    },
-                    None,
-                );
-            }
-            (
-                Request::SetCoalesce {
-                    rx_usecs: Some(c.rx_usecs),
-                    tx_usecs: Some(c.tx_usecs),
-                    rx_usecs_abs: Some(c.rx_usecs_abs),
-                    tx_usecs_abs: Some(c.tx_usecs_abs),
-                    adaptive_rx: Some(c.adaptive),
-                },
-                Some(Model {
-                    coalesce: c,
-                    ..m.clone()
-                }),
-            )
-        }
-        _ => {
-            if rng.below(8) == 0 {
-                // A fixed feature: refused.
-                return (
-                    Request::SetFeatures {
-                        changes: vec![FeatureChange {
-                            name: "rx-all".into(),
-                            on: true,
-                        }],
-                    },
-                    None,
-                );
-            }
-            let on = !m.rx_csum;
-            (
-                Request::SetFeatures {
-                    changes: vec![FeatureChange {
-                        name: "rx".into(),
-                        on,
-                    }],
-                },
-                Some(Model {
-                    rx_csum: on,
-                    ..m.clone()
-                }),
-            )
-        }
-    }
-}
-
-/// The configuration as the daemon shows it (`-g`, `-c`, `-k`) and as the device holds it
-/// (`-d`), as a list of differences from `m`.
-fn divergences(socket: &Path, m: &Model, slowest: &AtomicU64) -> Vec<String> {
-    // The four views asked at once (each is a connection of its own to the daemon).
-    let [rings, coalesce, features, regs] = ask_all(
-        socket,
-        [
-            Request::Rings,
-            Request::Coalesce,
-            Request::Features,
-            Request::Regs,
-        ],
-        slowest,
-    );
-    let mut out = Vec::new();
-    match rings {
-        Ok(Reply::Rings(Rings { rx, tx, .. })) => {
-            if (rx, tx) != (m.rx, m.tx) {
-                out.push(format!("-g shows rx {rx} tx {tx}, model {} {}", m.rx, m.tx));
-            }
-        }
-        other => out.push(format!("-g: {other:?}")),
-    }
-    match coalesce {
-        Ok(Reply::Coalesce(c)) => {
-            if c != m.coalesce {
-                out.push(format!("-c shows {c:?}, model {:?}", m.coalesce));
-            }
-        }
-        other => out.push(format!("-c: {other:?}")),
-    }
-    match features {
-        Ok(Reply::Features { features }) => {
-            let on = features
-                .iter()
-                .find(|f| f.name == "rx-checksumming")
-                .map(|f| f.on);
-            if on != Some(m.rx_csum) {
-                out.push(format!("-k rx-checksumming {on:?}, model {}", m.rx_csum));
-            }
-        }
-        other => out.push(format!("-k: {other:?}")),
-    }
-    match regs {
-        Ok(Reply::Regs { regs }) => {
-            let reg = |name: &str| regs.iter().find(|r| r.name == name).map(|r| r.value);
-            let units = |us: u32| ((u64::from(us) * 1000 / 1024) as u32).min(0xFFFF);
-            for (name, want) in [
-                ("RDLEN", m.rx * 16),
-                ("TDLEN", m.tx * 16),
-                ("RDTR", units(m.coalesce.rx_usecs)),
-                ("TIDV", units(m.coalesce.tx_usecs)),
-                ("RADV", units(m.coalesce.rx_usecs_abs)),
-                ("TADV", units(m.coalesce.tx_usecs_abs)),
-            ] {
-                // RDTR bit 31 is the flush bit, never set by the driver.
-                let got = reg(name).map(|v| if name == "RDTR" { v & 0xFFFF } else { v });
-                if got != Some(want) {
-                    out.push(format!("register {name} {got:x?}, model {want:#x}"));
-                }
-            }
-        }
-        other => out.push(format!("-d: {other:?}")),
-    }
-    out
 }
 
 /// Waits until the user half answers, no reset is pending and the link is up: the
@@ -533,175 +260,6 @@ impl Phases {
                 .join(", ")
         )
     }
-}
-
-/// The soak's mix: the kinds that cost only the driver's own recovery (a restart from the
-/// warm standby, a rejected reply, a refused lock) twenty times as often as those that
-/// cost their own time (a hang lasts the heartbeat's timeout, a slow call its delay, a
-/// snapshot storm 100 ms, a crash loop the revival backoff, a self-test the test, an
-/// offline one the end of the stream). Every kind still comes up: about 3 in 100 faults
-/// are expensive ones.
-fn soak_kind(rng: &mut Rng) -> Kind {
-    const CHEAP: [Kind; 9] = [
-        Kind::Inject(Fault::Crash),
-        Kind::Inject(Fault::Kill),
-        Kind::Inject(Fault::Garbage),
-        Kind::Inject(Fault::Panic),
-        Kind::Inject(Fault::Forged),
-        Kind::Inject(Fault::HoldLock),
-        Kind::Inject(Fault::CrashDuringReattach),
-        Kind::CrashDuringConfig(Fault::Crash),
-        Kind::CrashDuringConfig(Fault::Kill),
-    ];
-    const EXPENSIVE: [Kind; 6] = [
-        Kind::Inject(Fault::Hang),
-        Kind::Inject(Fault::Slow(200)),
-        Kind::Inject(Fault::Slow(500)),
-        Kind::Inject(Fault::HoldRepeatedly),
-        Kind::CrashDuringSelfTest,
-        Kind::CrashLoop,
-    ];
-    let n = rng.below((CHEAP.len() * 20 + EXPENSIVE.len()) as u64) as usize;
-    match n.checked_sub(CHEAP.len() * 20) {
-        None => CHEAP[n / 20],
-        Some(i) => EXPENSIVE[i],
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Inject(Fault),
-    /// A configuration change with a crash (or kill) racing it.
-    CrashDuringConfig(Fault),
-    /// An online self-test with a crash racing it.
-    CrashDuringSelfTest,
-    /// The user half killed from outside as fast as it comes back until the driver
-    /// degrades; then revived by an operator (`revive`) or by the supervisor.
-    CrashLoop,
-}
-
-const KINDS: [Kind; 16] = [
-    Kind::Inject(Fault::Crash),
-    Kind::Inject(Fault::Kill),
-    Kind::Inject(Fault::Hang),
-    Kind::Inject(Fault::Garbage),
-    Kind::Inject(Fault::Panic),
-    Kind::Inject(Fault::Forged),
-    Kind::Inject(Fault::HoldLock),
-    Kind::Inject(Fault::HoldRepeatedly),
-    Kind::Inject(Fault::Slow(200)),
-    Kind::Inject(Fault::Slow(500)),
-    Kind::Inject(Fault::CrashDuringReattach),
-    Kind::CrashDuringConfig(Fault::Crash),
-    Kind::CrashDuringConfig(Fault::Kill),
-    Kind::CrashDuringConfig(Fault::Crash),
-    Kind::CrashDuringSelfTest,
-    Kind::CrashLoop,
-];
-
-/// The user half as `status` shows it.
-fn split_status(
-    socket: &Path,
-    slowest: &AtomicU64,
-) -> Result<e1000d::protocol::SplitStatus, String> {
-    match ask(socket, &Request::Status, slowest)? {
-        Reply::Status(s) => s
-            .split
-            .ok_or_else(|| "status without the split".to_string()),
-        other => Err(format!("status: {other:?}")),
-    }
-}
-
-/// What one crash loop did.
-struct CrashLoop {
-    kills: u32,
-    /// The request that needs the user half was refused while degraded (not answered by
-    /// a user half revived in between).
-    refused_degraded: bool,
-    /// Revived by `e1000ctl revive` (else by the supervisor's own attempt).
-    by_operator: bool,
-    /// From degraded to a user half answering.
-    down: Duration,
-}
-
-/// Kills the user half (SIGKILL from outside, as an operator's script or the OOM killer
-/// would) each time a new one is up, until the driver degrades; sends `req` (a
-/// configuration change: it needs the user half) while degraded; then revives it.
-/// `answer` gets `req`'s reply.
-fn crash_loop(
-    socket: &Path,
-    slowest: &AtomicU64,
-    operator: bool,
-    req: &Request,
-    answer: &mut Option<Result<Reply, String>>,
-) -> Result<CrashLoop, String> {
-    let mut kills = 0u32;
-    let mut killed: Option<u32> = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let degraded = loop {
-        let s = split_status(socket, slowest)?;
-        if s.degraded {
-            break s;
-        }
-        if kills >= CRASH_LOOP_KILLS {
-            return Err(format!("not degraded after {kills} kills"));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("not degraded within 30 s ({kills} kills)"));
-        }
-        match s.pid {
-            Some(pid) if Some(pid) != killed => {
-                // SAFETY: kill(2) on the user half's pid as status reported it; it is the
-                // daemon's child, alive until the daemon reaps it.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                killed = Some(pid);
-                kills += 1;
-            }
-            // Not back yet: ask again.
-            _ => std::thread::yield_now(),
-        }
-    };
-    let degraded_at = Instant::now();
-    match degraded.next_attempt {
-        Some(next) if next <= REVIVE_MAX => {}
-        other => return Err(format!("degraded with next attempt {other:?}")),
-    }
-    let reply = ask(socket, req, slowest);
-    let refused_degraded = matches!(&reply, Err(e) if e.contains("degraded"));
-    *answer = Some(reply);
-    if operator {
-        match ask(socket, &Request::Revive, slowest) {
-            Ok(Reply::Status(s)) => {
-                let sp = s.split.as_ref().ok_or("revive: no split status")?;
-                if sp.degraded || sp.pid.is_none() {
-                    return Err(format!("revive answered with a degraded status: {sp:?}"));
-                }
-            }
-            // The supervisor's own attempt came first.
-            Err(e) if e.contains("not degraded") => {}
-            other => return Err(format!("revive: {other:?}")),
-        }
-    }
-    // Either way a user half must be up within the longest backoff.
-    loop {
-        let s = split_status(socket, slowest)?;
-        if !s.degraded && s.pid.is_some() {
-            break;
-        }
-        if degraded_at.elapsed() > REVIVE_MAX + Duration::from_secs(10) {
-            return Err(format!(
-                "still degraded {:?} after degrading: {s:?}",
-                degraded_at.elapsed()
-            ));
-        }
-        std::thread::yield_now();
-    }
-    Ok(CrashLoop {
-        kills,
-        refused_degraded,
-        by_operator: operator,
-        down: degraded_at.elapsed(),
-    })
 }
 
 /// The reader: e1000ctl requests in a loop while the campaign runs; each answered in
@@ -1006,7 +564,8 @@ fn campaign() {
             longest_stall = longest_stall.max(now.longest_stall);
             if round_stalls != 0 {
                 stall_note = Some(format!(
-                    "hot path blocked {:?} ({round_stalls} stalls over 10 ms)",
+                    "hot path blocked over 10 ms {round_stalls} times (the stream's longest \
+                     gap so far {:?})",
                     now.longest_stall
                 ));
             }
