@@ -107,6 +107,138 @@ fn hang_is_detected_and_restarted() {
     supervisor.shutdown();
 }
 
+/// A stopped user half stays stopped until the supervisor deals with it, whatever is sent
+/// to the kernel half's process group: the kernel's SIGCONT to a group that becomes
+/// orphaned with a stopped member (the shell that started the driver in the background
+/// exits), a terminal's `fg`, `kill -CONT -PGID`. In the kernel half's group, the user half
+/// was continued behind the heartbeat's back: never noticed, the same pid ran on.
+fn stopped_user_half_is_not_continued_by_the_process_group() {
+    let supervisor = Supervisor::start(config(), Arc::new(ObjectTracker::new())).expect("start");
+    let endpoint = supervisor.endpoint().clone();
+    let pid = user_pid(&endpoint).expect("up");
+    // SAFETY: getpgid(2) and getpgrp(2) read process attributes only.
+    let (theirs, ours) = unsafe { (libc::getpgid(pid as i32), libc::getpgrp()) };
+    assert_ne!(
+        theirs, ours,
+        "the user half {pid} is in the kernel half's process group {ours}"
+    );
+    let hangs = supervisor.status().hangs;
+    let started = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    wait_stopped(pid);
+    // SAFETY: killpg(2) of our own group with SIGCONT, which continues any stopped member
+    // and is ignored by the others.
+    assert_eq!(unsafe { libc::killpg(ours, libc::SIGCONT) }, 0);
+    assert!(
+        supervisor.wait_restarted(Some(pid), Duration::from_secs(5)),
+        "the stopped user half {pid} was not noticed within 5 s (continued by the group's SIGCONT?)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(supervisor.status().hangs, hangs + 1);
+    supervisor.shutdown();
+}
+
+/// Waits until `pid` shows as stopped in /proc.
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        // The state follows the parenthesised command name.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('T') {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pid} not stopped: {stat}");
+        std::thread::yield_now();
+    }
+}
+
+/// Puts thread `tid` (0: the caller) on CPU `cpu` alone, under scheduling `policy`.
+fn schedule(tid: i32, cpu: usize, policy: libc::c_int, priority: libc::c_int) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set and CPU_SET writes inside it;
+    // sched_setaffinity(2) and sched_setscheduler(2) read the set and the parameter, which
+    // live across the calls, and change only that thread's scheduling.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let param = libc::sched_param {
+            sched_priority: priority,
+        };
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            && libc::sched_setscheduler(tid, policy, &param) == 0
+    };
+    assert!(
+        ok,
+        "scheduling thread {tid} (policy {policy}) on CPU {cpu} (needs root): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Every thread of `pid` on CPU `cpu` under SCHED_IDLE: it runs only when that CPU has
+/// nothing else to do.
+fn make_idle_on(pid: u32, cpu: usize) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+    {
+        let tid: i32 = task.file_name().to_string_lossy().parse().expect("tid");
+        schedule(tid, cpu, libc::SCHED_IDLE, 0);
+    }
+}
+
+/// A user half that waits for a CPU is not hung: the supervisor grants its ping the time it
+/// waited (up to 16 timeouts) instead of killing it for the machine's load. Its threads are
+/// made SCHED_IDLE on one CPU and that CPU kept busy for several heartbeat timeouts; before
+/// the heartbeat counted CPU waits, the first ping that fell in that window killed it.
+fn starved_user_half_is_not_declared_hung() {
+    let supervisor = Supervisor::start(config(), Arc::new(ObjectTracker::new())).expect("start");
+    let endpoint = supervisor.endpoint().clone();
+    let pid = user_pid(&endpoint).expect("up");
+    make_idle_on(pid, 0);
+    for episode in 1..=5 {
+        // A busy thread on CPU 0 for 6 timeouts of 100 ms (well under the cap of 16).
+        let busy_until = Instant::now() + Duration::from_millis(600);
+        let hogs: Vec<_> = (0..1)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    // Real-time on CPU 0: it preempts every normal thread there (and spins
+                    // for well under the kernel's real-time budget of 950 ms a second).
+                    schedule(0, 0, libc::SCHED_FIFO, 1);
+                    while Instant::now() < busy_until {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for hog in hogs {
+            hog.join().expect("hog");
+        }
+        user_pid(&endpoint).expect("the user half answers once the CPU is free");
+        let s = supervisor.status();
+        assert_eq!(
+            (s.hangs, s.pid),
+            (0, Some(pid)),
+            "episode {episode}: a user half that only waited for a CPU was killed as hung: {s:?}"
+        );
+        if s.starved_pings > 0 {
+            println!(
+                "starved pings sent again: {} (episode {episode})",
+                s.starved_pings
+            );
+            supervisor.shutdown();
+            return;
+        }
+    }
+    panic!("no ping was starved in 5 episodes: the test did not starve the user half");
+}
+
 /// Crashes the user half until the driver degrades (it may take one crash, or
 /// `max_restarts + 1`), restarting in between; returns the crashes it took.
 fn crash_until_degraded(supervisor: &Supervisor, endpoint: &KernelEndpoint, most: usize) -> usize {
@@ -244,6 +376,8 @@ fn main() {
     support::run_single("supervisor", &[], || {
         restart_after_crash_reattaches();
         hang_is_detected_and_restarted();
+        stopped_user_half_is_not_continued_by_the_process_group();
+        starved_user_half_is_not_declared_hung();
         crash_loop_degrades_then_recovers();
     });
 }

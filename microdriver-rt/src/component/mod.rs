@@ -14,6 +14,7 @@
 crate::sync::outside_loom! {
     mod child;
     mod death;
+    mod heartbeat;
     mod logs;
     pub mod sandbox;
     mod spawn;

@@ -320,6 +320,13 @@ impl UserHalf {
         if let Some(name) = arg0 {
             std::os::unix::process::CommandExt::arg0(&mut command, name);
         }
+        // Its own process group: job-control signals meant for the kernel half's job never
+        // reach it behind the supervisor's back. In the kernel half's group, a stopped
+        // user half was continued by the SIGCONT the kernel sends a process group that
+        // becomes orphaned with a stopped member (the shell that started the driver in the
+        // background exits), and a terminal's Ctrl-C, Ctrl-Z or `fg` hit it too. Set by
+        // posix_spawn (POSIX_SPAWN_SETPGROUP): still no fork of this process.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         if config.sandbox {
             // The user half gets no environment but the variables set below.
             command.env_clear();

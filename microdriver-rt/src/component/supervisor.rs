@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use super::death::DeathCause;
+use super::heartbeat::{self, Beat};
 use super::spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
 use crate::lrpc::{ping, KernelEndpoint};
 use crate::tracker::ObjectTracker;
@@ -56,7 +57,10 @@ pub struct SupervisorConfig {
     pub revive_backoff_max: Duration,
     /// How often the user half is pinged when idle.
     pub heartbeat: Duration,
-    /// How long a ping may take before the user half is declared hung.
+    /// How long a ping may go unanswered, in time the user half could run, before it is
+    /// declared hung (default 250 ms). Time its threads spent waiting for a CPU (a busy
+    /// machine) is granted on top, up to 16 × this in all: a stopped or deadlocked user
+    /// half is caught after this, a starved one is not killed for the machine's load.
     pub heartbeat_timeout: Duration,
     /// A user-half hold of a `ComboLock` longer than this is taken away by the next
     /// kernel locker and the user half is killed; `Duration::ZERO` turns the limit off.
@@ -112,6 +116,9 @@ pub struct SupervisorStatus {
     pub restarts: u64,
     /// Hangs detected (and killed).
     pub hangs: u64,
+    /// Heartbeat pings sent again because the user half's threads had waited for a CPU
+    /// while the last one went unanswered (a busy machine, not a hang).
+    pub starved_pings: u64,
     /// True while degraded: the restart-rate limit was exceeded and no user half runs
     /// until the next revival attempt (or [`Supervisor::revive`]).
     pub degraded: bool,
@@ -142,6 +149,7 @@ struct Shared {
     ready_pid: std::sync::atomic::AtomicU32,
     restarts: AtomicU64,
     hangs: AtomicU64,
+    starved_pings: AtomicU64,
     last_recovery: Mutex<Option<Duration>>,
     last_death: Mutex<Option<DeathCause>>,
     /// The pid the stuck-holder hook killed last (0: none).
@@ -184,6 +192,7 @@ impl Supervisor {
             ready_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
+            starved_pings: AtomicU64::new(0),
             last_recovery: Mutex::new(None),
             last_death: Mutex::new(None),
             lock_killed: std::sync::atomic::AtomicU32::new(0),
@@ -299,6 +308,7 @@ impl Supervisor {
             uptime: current.as_ref().map_or(Duration::ZERO, UserHalf::uptime),
             restarts: self.shared.restarts.load(Ordering::SeqCst),
             hangs: self.shared.hangs.load(Ordering::SeqCst),
+            starved_pings: self.shared.starved_pings.load(Ordering::SeqCst),
             degraded,
             next_attempt: self
                 .shared
@@ -472,15 +482,37 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 let due = last_ping.elapsed() >= config.heartbeat || endpoint.take_timed_out();
                 if due {
                     last_ping = Instant::now();
-                    if ping(endpoint, config.heartbeat_timeout).is_err() && !endpoint.is_peer_dead()
-                    {
-                        shared.hangs.fetch_add(1, Ordering::SeqCst);
-                        tracing::warn!("user half does not answer a ping: killing it");
-                        if let Some(half) = shared.current.lock().as_mut() {
-                            half.note_death_cause(DeathCause::Hung);
-                            half.kill();
+                    let pid = shared.current_pid.load(Ordering::SeqCst);
+                    let pid = (pid != 0).then_some(pid);
+                    match heartbeat::beat(endpoint, pid, config.heartbeat_timeout) {
+                        Beat::Answered { resent } => {
+                            if resent > 0 {
+                                shared
+                                    .starved_pings
+                                    .fetch_add(u64::from(resent), Ordering::SeqCst);
+                                // Its own timed-out pings are no cue for another check.
+                                endpoint.take_timed_out();
+                                tracing::info!(
+                                    resent,
+                                    "user half answered a ping after waiting for a CPU"
+                                );
+                            }
                         }
-                        // kill() reaps it; its watcher reports the death.
+                        Beat::Died => {}
+                        Beat::Hung { waited, starved } => {
+                            shared.hangs.fetch_add(1, Ordering::SeqCst);
+                            tracing::warn!(
+                                waited_ms = waited.as_millis() as u64,
+                                starved_ms = starved.as_millis() as u64,
+                                "user half does not answer a ping ({waited:.1?}, of which it \
+                                 waited {starved:.1?} for a CPU): killing it"
+                            );
+                            if let Some(half) = shared.current.lock().as_mut() {
+                                half.note_death_cause(DeathCause::Hung);
+                                half.kill();
+                            }
+                            // kill() reaps it; its watcher reports the death.
+                        }
                     }
                 }
                 continue;

@@ -91,6 +91,9 @@ pub struct DaemonConfig {
     /// The longest wait between attempts (None: the supervisor's default, 60 s, or
     /// `revive_backoff` if longer).
     pub revive_backoff_max: Option<Duration>,
+    /// A user half that dies younger than this is restarted after a doubling backoff
+    /// (None: the supervisor's default, 200 ms).
+    pub stable_uptime: Option<Duration>,
 }
 
 impl Default for DaemonConfig {
@@ -116,6 +119,7 @@ impl Default for DaemonConfig {
             restart_window: None,
             revive_backoff: None,
             revive_backoff_max: None,
+            stable_uptime: None,
         }
     }
 }
@@ -330,6 +334,9 @@ impl Daemon {
             }
             if let Some(m) = cfg.revive_backoff_max {
                 sc.revive_backoff_max = m;
+            }
+            if let Some(u) = cfg.stable_uptime {
+                sc.stable_uptime = u;
             }
             let supervisor = Supervisor::start(sc, Arc::new(ObjectTracker::new()))
                 .map_err(|e| DaemonError::Supervisor(e.to_string()))?;

@@ -458,6 +458,10 @@ pub struct SplitStatus {
     pub restarts: u64,
     /// Hangs detected.
     pub hangs: u64,
+    /// Heartbeat pings sent again because the user half had waited for a CPU (a busy
+    /// machine, not a hang).
+    #[serde(default)]
+    pub starved_pings: u64,
     /// Too many restarts: running degraded (no user half) until the next attempt.
     pub degraded: bool,
     /// While degraded: how long until the supervisor tries a user half again.

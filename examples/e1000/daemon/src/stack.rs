@@ -287,6 +287,15 @@ impl Stack {
                 // report's peer_sent - rx_in_order), not every frame after it as bad.
                 let mut next = t.rx_next.lock();
                 if seq >= *next {
+                    if seq > *next {
+                        // Logged so that a loss can be matched with the faults, restarts
+                        // and repairs around it in the daemon's log.
+                        tracing::warn!(
+                            first = *next,
+                            missing = seq - *next,
+                            "traffic: stream frames missing on receive"
+                        );
+                    }
                     *next = seq + 1;
                     t.rx_in_order.fetch_add(1, Ordering::Release);
                 } else {

@@ -89,6 +89,11 @@ struct Cli {
     /// --revive-backoff, if longer).
     #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
     revive_backoff_max: Option<Duration>,
+    /// A user half that dies younger than this is restarted after a backoff (1 ms,
+    /// doubling per young death up to 1 s); one that ran this long is restarted at once.
+    /// Default 200ms.
+    #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
+    stable_uptime: Option<Duration>,
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         restart_window: cli.restart_window,
         revive_backoff: cli.revive_backoff,
         revive_backoff_max: cli.revive_backoff_max,
+        stable_uptime: cli.stable_uptime,
         socket: cli.socket,
         uio_force: cli.uio_force,
         call_timeout: cli.call_timeout,

@@ -41,6 +41,7 @@ pub(crate) fn status(inner: &Inner) -> Status {
             uptime: s.uptime,
             restarts: s.restarts,
             hangs: s.hangs,
+            starved_pings: s.starved_pings,
             degraded: s.degraded,
             next_attempt: s.next_attempt,
             degradations: s.degradations,

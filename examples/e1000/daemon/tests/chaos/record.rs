@@ -1,0 +1,117 @@
+//! The record of runs (`--record docs/chaos-runs.md`) and the soak's length.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Options, FRAMES_PER_STREAM};
+
+/// One recorded run, as a row of the record's table.
+pub(crate) struct Recorded {
+    pub(crate) faults: u64,
+    pub(crate) survived: u64,
+    pub(crate) lost: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) counters_back: u64,
+    pub(crate) config_div: u64,
+    pub(crate) stalls: u64,
+    pub(crate) secs: f64,
+}
+
+const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
+
+Appended by `cargo test -p e1000d --test chaos -- --record docs/chaos-runs.md` (with
+`--faults N` or `--soak DURATION`): one row per run, the totals below recomputed from the
+rows on each append. Do not edit by hand.
+
+| date (UTC) | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+";
+
+/// `YYYY-MM-DD HH:MM` (UTC) of now.
+fn utc_date_time() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..16]
+        .replace('T', " ")
+}
+
+/// Appends `run` to the record at `path` (created if missing) and rewrites its totals.
+pub(crate) fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut rows: Vec<String> = old
+        .lines()
+        .filter(|l| l.starts_with("| 2"))
+        .map(str::to_string)
+        .collect();
+    let kind = match opts.soak {
+        Some(d) => format!("--soak {}s", d.as_secs()),
+        None => format!("--faults {}", opts.faults),
+    } + &if opts.frames == FRAMES_PER_STREAM {
+        String::new()
+    } else {
+        format!(" --frames {}", opts.frames)
+    };
+    rows.push(format!(
+        "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
+        utc_date_time(),
+        opts.seed,
+        run.faults,
+        run.survived,
+        run.lost,
+        run.duplicated,
+        run.counters_back,
+        run.config_div,
+        run.stalls,
+        run.secs,
+        run.faults as f64 / run.secs.max(1e-9),
+    ));
+    // Totals over every row: columns 3.. are numbers.
+    let mut sums = [0f64; 9];
+    for row in &rows {
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, sum) in sums.iter_mut().enumerate() {
+            *sum += cols
+                .get(4 + i)
+                .and_then(|c| c.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+    }
+    let [faults, survived, lost, dup, back, div, stalls, secs, _] = sums;
+    let mut text = String::from(RECORD_HEADER);
+    for row in &rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n**Totals:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
+         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
+         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
+        rows.len(),
+        secs / 3600.0,
+        faults / secs.max(1e-9)
+    ));
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A soak's length: `30m`, `8h`, or what e1000d's durations take (`90s`, at most an
+/// hour); at most a week.
+pub(crate) fn parse_soak(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let (num, scale) = if let Some(h) = v.strip_suffix('h') {
+        (h, 3600.0)
+    } else if let Some(m) = v.strip_suffix('m').filter(|_| !v.ends_with("ms")) {
+        (m, 60.0)
+    } else {
+        return e1000d::format::parse_duration(v);
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{v:?}: expected a number and a unit, like 30m, 8h or 90s"))?;
+    let secs = n * scale;
+    if !secs.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&secs) {
+        return Err(format!("{v:?}: give 0 to 168 hours"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
