@@ -92,7 +92,7 @@ impl BlockDev {
             spawn("nvme-irq", move || {
                 while !stop.load(Ordering::Relaxed) {
                     if k.hw().irq.wait(Duration::from_millis(20)) {
-                        io::poll_kernel(&k);
+                        io::process_cq(&k);
                     }
                 }
             })?
@@ -181,7 +181,7 @@ impl BlockDev {
             blocks,
             data,
         };
-        if let Err(e) = io::submit(self.kernel.id(), req) {
+        if let Err(e) = io::submit_io(self.kernel.id(), req) {
             if let Some(cb) = self.waiters.lock().remove(&tag) {
                 cb(Err(e));
             }

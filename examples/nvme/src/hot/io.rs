@@ -438,7 +438,7 @@ impl Kernel {
 /// free and the queues are up, else it waits (in order) until they are. Its completion
 /// reaches the sink installed with [`Kernel::set_sink`].
 #[critical]
-pub fn submit(dev: DevId, req: IoRequest) -> Result<(), NvmeError> {
+pub fn submit_io(dev: DevId, req: IoRequest) -> Result<(), NvmeError> {
     let k = lookup(dev)?;
     let done = {
         let mut io = k.io.lock();
@@ -468,14 +468,14 @@ pub fn submit(dev: DevId, req: IoRequest) -> Result<(), NvmeError> {
 /// Reaps completions (critical): the interrupt handler and the polling path. Returns how
 /// many requests completed.
 #[critical]
-pub fn poll(dev: DevId) -> Result<u32, NvmeError> {
+pub fn poll_cq(dev: DevId) -> Result<u32, NvmeError> {
     let k = lookup(dev)?;
-    Ok(poll_kernel(&k))
+    Ok(process_cq(&k))
 }
 
-/// [`poll`] on a kernel object (the interrupt thread's loop): the I/O queue, and the admin
+/// [`poll_cq`] on a kernel object (the interrupt thread's loop): the I/O queue, and the admin
 /// queue if no admin command holds it (so an admin completion never keeps INTx asserted).
-pub fn poll_kernel(k: &Kernel) -> u32 {
+pub fn process_cq(k: &Kernel) -> u32 {
     let done = k.reap(&mut k.io.lock());
     if let Some(mut guard) = k.admin.try_lock() {
         if let Some(a) = guard.as_mut() {
