@@ -28,7 +28,7 @@ fn main() {
     run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 13] = [
+    let tests: [(&str, Test); 14] = [
         (
             "probe_identifies_what_the_controller_was_given",
             probe_identifies,
@@ -59,6 +59,10 @@ fn main() {
         (
             "split_user_half_crash_during_write_stream",
             split_crash_during_stream,
+        ),
+        (
+            "split_recovery_waits_for_a_restarted_user_half",
+            split_recovery_across_restart,
         ),
     ];
     let trials = tests
@@ -541,6 +545,29 @@ fn split_crash_during_stream() -> Result<(), Failed> {
     Arc::try_unwrap(dev)
         .map_err(|_| "still shared")?
         .shutdown()?;
+    driver.stop();
+    Ok(())
+}
+
+fn split_recovery_across_restart() -> Result<(), Failed> {
+    let driver = microdriver_rt::start(SupervisorConfig::default())?;
+    let (sim, dev) = start(SimConfig::default(), Options::default())?;
+    let first = user_half_pid(dev.dev())?;
+    sim.hold_io(true);
+    // The controller fails while no user half answers: recovery is retried until the
+    // restarted one runs it, and the held writes complete once each.
+    in_flight_through(&sim, &dev, 45, || {
+        driver.kill_user_half();
+        sim.set_fatal();
+        sim.hold_io(false);
+    })?;
+    let now = user_half_pid(dev.dev())?;
+    check(
+        now != first && Some(now) == driver.pid() && now != std::process::id(),
+        "a new user half recovered the controller",
+    )?;
+    assert_eq!(sim.counters().enables, 2);
+    dev.shutdown()?;
     driver.stop();
     Ok(())
 }
