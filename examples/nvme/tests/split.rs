@@ -28,7 +28,7 @@ fn main() {
     run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 14] = [
+    let tests: [(&str, Test); 15] = [
         (
             "probe_identifies_what_the_controller_was_given",
             probe_identifies,
@@ -63,6 +63,10 @@ fn main() {
         (
             "split_recovery_waits_for_a_restarted_user_half",
             split_recovery_across_restart,
+        ),
+        (
+            "larger_transfers_after_a_reset_get_larger_buffers",
+            transfer_size_grows,
         ),
     ];
     let trials = tests
@@ -569,5 +573,27 @@ fn split_recovery_across_restart() -> Result<(), Failed> {
     assert_eq!(sim.counters().enables, 2);
     dev.shutdown()?;
     driver.stop();
+    Ok(())
+}
+
+fn transfer_size_grows() -> Result<(), Failed> {
+    let cfg = SimConfig {
+        mdts: 2,
+        ..SimConfig::default()
+    };
+    let (sim, dev) = start(cfg, Options::default())?;
+    assert_eq!(dev.controller().geometry.max_pages, 4);
+    stream(&dev, 0, 64, 11)?;
+    check(dev.read(0, 40).is_err(), "40 blocks exceed 4 pages")?;
+    // After a firmware change and a reset, the slots used before take 32-page transfers.
+    sim.set_mdts(5);
+    dev.reset(Duration::from_secs(10))?;
+    assert_eq!(dev.controller().geometry.max_pages, 32);
+    for lba in (0..40 * 64).step_by(200) {
+        let data = pattern(lba, 200, 12);
+        dev.write(lba, &data)?;
+        check(dev.read(lba, 200)? == data, format!("200 blocks at {lba}"))?;
+    }
+    dev.shutdown()?;
     Ok(())
 }

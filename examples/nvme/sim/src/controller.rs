@@ -177,6 +177,11 @@ impl NvmeSim {
         st.reset_clears_hold = true;
     }
 
+    /// Changes MDTS (as a firmware update would; a driver sees it at its next Identify).
+    pub fn set_mdts(&self, mdts: u8) {
+        self.st.lock().cfg.mdts = mdts;
+    }
+
     /// Fault: a fatal controller error (CSTS.CFS); the controller stops processing until
     /// it is reset (CC.EN cleared).
     pub fn set_fatal(&self) {

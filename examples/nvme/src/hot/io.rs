@@ -324,16 +324,20 @@ impl Kernel {
     ) -> Result<Sqe, NvmeError> {
         geo.check_request(req)?;
         let s = &mut io.slots[slot];
-        if s.data.is_none() {
+        // The slot is free here (nothing of the controller's points into its pages), so
+        // a buffer smaller than the current transfer size is replaced.
+        if s.data
+            .as_ref()
+            .is_none_or(|d| d.pages() < geo.max_pages as usize)
+        {
             s.data = Some(PageBuf::new(&*self.hw.dma, geo.max_pages as usize)?);
+        }
+        if s.list.is_none() {
             s.list = Some(PageBuf::new(&*self.hw.dma, 1)?);
         }
         let (Some(data), Some(list)) = (&s.data, &s.list) else {
             return Err(NvmeError::Dma("slot buffer".into()));
         };
-        if data.pages() < geo.max_pages as usize {
-            return Err(NvmeError::Busy("the geometry grew; reattach".into()));
-        }
         s.generation = s.generation.wrapping_add(1);
         let cid = u16::from(s.generation) << 8 | slot as u16;
         let mut sqe = Sqe {
