@@ -90,10 +90,11 @@ impl BlockDev {
         let irq = {
             let (k, stop) = (Arc::clone(&k), Arc::clone(&stop));
             spawn("nvme-irq", move || {
+                // Reaps after every interrupt, and after every quiet period too: a
+                // completion whose interrupt was not seen waits at most one period.
                 while !stop.load(Ordering::Relaxed) {
-                    if k.hw().irq.wait(Duration::from_millis(20)) {
-                        io::process_cq(&k);
-                    }
+                    k.hw().irq.wait(Duration::from_millis(20));
+                    io::process_cq(&k);
                 }
             })?
         };
