@@ -82,7 +82,9 @@ impl BlockDev {
         let waiters: Arc<Mutex<HashMap<u64, Callback>>> = Arc::default();
         let w = Arc::clone(&waiters);
         k.set_sink(Some(Arc::new(move |d: IoDone| {
-            if let Some(cb) = w.lock().remove(&d.tag) {
+            // Taken out first: the callback runs without the lock (it may submit).
+            let cb = w.lock().remove(&d.tag);
+            if let Some(cb) = cb {
                 cb(d.result);
             }
         })));
@@ -183,7 +185,8 @@ impl BlockDev {
             data,
         };
         if let Err(e) = io::submit_io(self.kernel.id(), req) {
-            if let Some(cb) = self.waiters.lock().remove(&tag) {
+            let cb = self.waiters.lock().remove(&tag);
+            if let Some(cb) = cb {
                 cb(Err(e));
             }
         }

@@ -28,7 +28,7 @@ fn main() {
     run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 15] = [
+    let tests: [(&str, Test); 16] = [
         (
             "probe_identifies_what_the_controller_was_given",
             probe_identifies,
@@ -68,6 +68,7 @@ fn main() {
             "larger_transfers_after_a_reset_get_larger_buffers",
             transfer_size_grows,
         ),
+        ("a_completion_callback_may_submit", callback_submits),
     ];
     let trials = tests
         .into_iter()
@@ -595,5 +596,35 @@ fn transfer_size_grows() -> Result<(), Failed> {
         check(dev.read(lba, 200)? == data, format!("200 blocks at {lba}"))?;
     }
     dev.shutdown()?;
+    Ok(())
+}
+
+fn callback_submits() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), Options::default())?;
+    let dev = Arc::new(dev);
+    let (tx, rx) = mpsc::channel();
+    sim.hold_io(true);
+    let d2 = Arc::clone(&dev);
+    // The first write's completion (on the interrupt thread) submits the second.
+    dev.submit(IoOp::Write, 1, 1, pattern(1, 1, 13), move |r| {
+        let tx2 = tx.clone();
+        d2.submit(IoOp::Write, 2, 1, pattern(2, 1, 13), move |r2| {
+            let _ = tx2.send(r2);
+        });
+        let _ = tx.send(r);
+    });
+    sim.hold_io(false);
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "a callback that submits deadlocked the completion path")??;
+    }
+    assert_eq!(
+        sim.media(512, 1024),
+        [pattern(1, 1, 13), pattern(2, 1, 13)].concat()
+    );
+    drop(rx);
+    Arc::try_unwrap(dev)
+        .map_err(|_| "still shared")?
+        .shutdown()?;
     Ok(())
 }
