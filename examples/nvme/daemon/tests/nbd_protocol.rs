@@ -25,7 +25,8 @@ fn main() {
     microdriver_rt::run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 3] = [
+    let tests: [(&str, Test); 4] = [
+        ("nbd_64_deep_pipelined_reads", qd64),
         ("nbd_requests_reach_the_controller", nbd_requests),
         ("nbd_bad_magic_ends_the_connection", nbd_bad_magic),
         ("daemon_control_socket_split_with_faults", daemon_control),
@@ -227,5 +228,35 @@ fn daemon_control() -> Result<(), Failed> {
     call(&sock, Request::Shutdown)?;
     server.join().map_err(|_| "daemon panicked")?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn qd64() -> Result<(), Failed> {
+    let (_sim, hw) = nvme_sim::start(nvme_sim::SimConfig::default());
+    let dev = Arc::new(BlockDev::start(hw, Options::default())?);
+    let (ours, theirs) = UnixStream::pair()?;
+    let d = Arc::clone(&dev);
+    let server = std::thread::spawn(move || nbd::serve(d, ours, Arc::default()));
+    theirs.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut k = Kernel { sock: theirs };
+    let mut lens = HashMap::new();
+    for round in 0..20u64 {
+        for h in 0..64u64 {
+            lens.insert(round * 100 + h, 4096);
+            k.send(
+                cmd::READ,
+                round * 100 + h,
+                h * 600 * 4096 % (8000 * 512),
+                4096,
+                &[],
+            )?;
+        }
+        for _ in 0..64 {
+            let (_, e, _) = k.reply(&lens)?;
+            assert_eq!(e, 0);
+        }
+    }
+    k.send(cmd::DISC, 1, 0, 0, &[])?;
+    server.join().map_err(|_| "panicked")??;
     Ok(())
 }
