@@ -1,0 +1,334 @@
+//! The kernel half's host: a [`BlockDev`] attaches a controller, probes it through the
+//! user half, and runs two threads: the **interrupt thread** (kernel half: wait for the
+//! line, reap completions) and the **service thread** (the periodic health check, and the
+//! recovery the kernel half asks the user half for). Callers submit block I/O and get
+//! each completion exactly once, through a callback or the blocking helpers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::ctrl::{self, Controller};
+use crate::error::NvmeError;
+use crate::hot::io::{self, IoDone, IoOp, IoRequest, IoStats};
+use crate::hw::Hw;
+use crate::kernel::{self, work, DevId, Kernel};
+
+/// Host options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A request in flight longer than this makes the kernel half ask for a reset.
+    pub io_timeout: Duration,
+    /// How often the service thread checks the controller's health.
+    pub health_period: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            io_timeout: Duration::from_secs(10),
+            health_period: Duration::from_millis(100),
+        }
+    }
+}
+
+type Callback = Box<dyn FnOnce(Result<Vec<u8>, NvmeError>) + Send>;
+
+/// Recovery as the host tracks it.
+#[derive(Debug, Default)]
+pub struct RecoveryState {
+    pending: AtomicBool,
+    /// Completed recoveries.
+    count: Mutex<u64>,
+    cv: Condvar,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A probed controller serving one namespace.
+pub struct BlockDev {
+    kernel: Arc<Kernel>,
+    ctrl: Arc<Mutex<Controller>>,
+    waiters: Arc<Mutex<HashMap<u64, Callback>>>,
+    next_tag: AtomicU64,
+    recovery: Arc<RecoveryState>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BlockDev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockDev")
+            .field("dev", &self.kernel.id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, NvmeError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| NvmeError::Unsupported(format!("spawning {name}: {e}")))
+}
+
+impl BlockDev {
+    /// Attaches and probes the controller behind `hw` and starts the threads.
+    pub fn start(hw: Hw, opts: Options) -> Result<Self, NvmeError> {
+        let dev = kernel::attach(hw)?;
+        let k = kernel::lookup(dev)?;
+        let waiters: Arc<Mutex<HashMap<u64, Callback>>> = Arc::default();
+        let w = Arc::clone(&waiters);
+        k.set_sink(Some(Arc::new(move |d: IoDone| {
+            // Taken out first: the callback runs without the lock (it may submit).
+            let cb = w.lock().remove(&d.tag);
+            if let Some(cb) = cb {
+                cb(d.result);
+            }
+        })));
+        let stop = Arc::new(AtomicBool::new(false));
+        let irq = {
+            let (k, stop) = (Arc::clone(&k), Arc::clone(&stop));
+            spawn("nvme-irq", move || {
+                // Reaps after every interrupt, and after every quiet period too: a
+                // completion whose interrupt was not seen waits at most one period.
+                while !stop.load(Ordering::Relaxed) {
+                    k.hw().irq.wait(Duration::from_millis(20));
+                    io::process_cq(&k);
+                }
+            })?
+        };
+        let ctrl = match ctrl::probe(dev) {
+            Ok(c) => c,
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                let _ = irq.join();
+                let _ = kernel::detach(dev);
+                return Err(e);
+            }
+        };
+        tracing::info!(sn = %ctrl.id.sn, mn = %ctrl.id.mn, nsid = ctrl.nsid, blocks = ctrl.geometry.blocks, "probed");
+        let ctrl = Arc::new(Mutex::new(ctrl));
+        let recovery = Arc::new(RecoveryState::default());
+        let svc = {
+            let (k, stop, c, r) = (
+                Arc::clone(&k),
+                Arc::clone(&stop),
+                Arc::clone(&ctrl),
+                Arc::clone(&recovery),
+            );
+            spawn("nvme-service", move || service(&k, &stop, &c, &r, opts))?
+        };
+        Ok(BlockDev {
+            kernel: k,
+            ctrl,
+            waiters,
+            next_tag: AtomicU64::new(1),
+            recovery,
+            stop,
+            threads: vec![irq, svc],
+        })
+    }
+
+    /// The controller's id (for the user half's management calls).
+    pub fn dev(&self) -> DevId {
+        self.kernel.id()
+    }
+
+    /// The kernel half's object.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// What the last bring-up found.
+    pub fn controller(&self) -> Controller {
+        self.ctrl.lock().clone()
+    }
+
+    /// The hot path's counters.
+    pub fn stats(&self) -> IoStats {
+        self.kernel.io.lock().stats()
+    }
+
+    /// Completed recoveries.
+    pub fn recoveries(&self) -> u64 {
+        *self.recovery.count.lock()
+    }
+
+    /// Whether a recovery is pending, and why the last attempt failed.
+    pub fn recovery_state(&self) -> (bool, Option<String>) {
+        (
+            self.recovery.pending.load(Ordering::SeqCst),
+            self.recovery.last_error.lock().clone(),
+        )
+    }
+
+    /// Submits a request; `done` gets its result exactly once (from the interrupt
+    /// thread, or here if it is refused).
+    pub fn submit(
+        &self,
+        op: IoOp,
+        lba: u64,
+        blocks: u32,
+        data: Vec<u8>,
+        done: impl FnOnce(Result<Vec<u8>, NvmeError>) + Send + 'static,
+    ) {
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        self.waiters.lock().insert(tag, Box::new(done));
+        let req = IoRequest {
+            tag,
+            op,
+            lba,
+            blocks,
+            data,
+        };
+        if let Err(e) = io::submit_io(self.kernel.id(), req) {
+            let cb = self.waiters.lock().remove(&tag);
+            if let Some(cb) = cb {
+                cb(Err(e));
+            }
+        }
+    }
+
+    fn sync(&self, op: IoOp, lba: u64, blocks: u32, data: Vec<u8>) -> Result<Vec<u8>, NvmeError> {
+        let (tx, rx) = mpsc::channel();
+        self.submit(op, lba, blocks, data, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .map_err(|_| NvmeError::Busy("the request was dropped".into()))?
+    }
+
+    /// Reads `blocks` blocks at `lba`.
+    pub fn read(&self, lba: u64, blocks: u32) -> Result<Vec<u8>, NvmeError> {
+        self.sync(IoOp::Read, lba, blocks, Vec::new())
+    }
+
+    /// Writes `data` (whole blocks) at `lba`.
+    pub fn write(&self, lba: u64, data: &[u8]) -> Result<(), NvmeError> {
+        let shift = self.ctrl.lock().geometry.lba_shift;
+        let blocks = u32::try_from(data.len() >> shift)
+            .map_err(|_| NvmeError::invalid("write length", "too long"))?;
+        self.sync(IoOp::Write, lba, blocks, data.to_vec()).map(drop)
+    }
+
+    /// Flushes the controller's volatile write cache.
+    pub fn flush(&self) -> Result<(), NvmeError> {
+        self.sync(IoOp::Flush, 0, 0, Vec::new()).map(drop)
+    }
+
+    /// Discards (deallocates) `blocks` blocks at `lba`.
+    pub fn discard(&self, lba: u64, blocks: u32) -> Result<(), NvmeError> {
+        self.sync(IoOp::Discard, lba, blocks, Vec::new()).map(drop)
+    }
+
+    /// Writes zeroes to `blocks` blocks at `lba`.
+    pub fn write_zeroes(&self, lba: u64, blocks: u32) -> Result<(), NvmeError> {
+        self.sync(IoOp::WriteZeroes, lba, blocks, Vec::new())
+            .map(drop)
+    }
+
+    /// Asks for a controller reset and waits (up to `timeout`) until a recovery after it
+    /// has completed.
+    pub fn reset(&self, timeout: Duration) -> Result<(), NvmeError> {
+        let before = *self.recovery.count.lock();
+        kernel::schedule_reset(self.kernel.id())?;
+        self.wait_recoveries(before + 1, timeout)
+    }
+
+    /// Waits until `n` recoveries have completed.
+    pub fn wait_recoveries(&self, n: u64, timeout: Duration) -> Result<(), NvmeError> {
+        let mut g = self.recovery.count.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        while *g < n {
+            if self.recovery.cv.wait_until(&mut g, deadline).timed_out() {
+                return Err(NvmeError::Timeout {
+                    what: format!(
+                        "recovery ({})",
+                        self.recovery.last_error.lock().clone().unwrap_or_default()
+                    ),
+                    ms: timeout.as_millis() as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Shuts the controller down (user half), detaches it (kernel half) and stops the
+    /// threads. Requests still held complete with an error.
+    pub fn shutdown(mut self) -> Result<(), NvmeError> {
+        let r = ctrl::shutdown(self.kernel.id());
+        self.stop_threads();
+        kernel::detach(self.kernel.id())?;
+        r
+    }
+
+    fn stop_threads(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.kernel.work.kick();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BlockDev {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop_threads();
+            let _ = kernel::detach(self.kernel.id());
+        }
+    }
+}
+
+/// First and longest wait before retrying a recovery that failed (no user half, say).
+const RETRY_MIN: Duration = Duration::from_millis(5);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+fn service(
+    k: &Kernel,
+    stop: &AtomicBool,
+    ctrl: &Mutex<Controller>,
+    r: &RecoveryState,
+    opts: Options,
+) {
+    let mut retry = RETRY_MIN;
+    while !stop.load(Ordering::Relaxed) {
+        let wait = if r.pending.load(Ordering::SeqCst) {
+            retry
+        } else {
+            opts.health_period
+        };
+        let bits = k.work.wait(wait);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if bits & work::RESET != 0 {
+            r.pending.store(true, Ordering::SeqCst);
+        }
+        if !r.pending.load(Ordering::SeqCst) {
+            let h = kernel::health_check(k, opts.io_timeout);
+            if let Some(why) = h.reset_reason {
+                tracing::warn!(reason = %why, "controller needs a reset");
+            }
+            continue;
+        }
+        match ctrl::recover(k.id()) {
+            Ok(c) => {
+                *ctrl.lock() = c;
+                r.pending.store(false, Ordering::SeqCst);
+                *r.last_error.lock() = None;
+                retry = RETRY_MIN;
+                *r.count.lock() += 1;
+                r.cv.notify_all();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "recovery failed; retrying");
+                *r.last_error.lock() = Some(e.to_string());
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
