@@ -3,7 +3,8 @@
 //! * [`daemon`]: start-up (device, supervisor, driver, network side), the control socket
 //!   and shutdown; [`handlers`] answers each request with the driver's ethtool operations;
 //! * [`stack`]: what receives frames when no TAP interface is attached (ARP, ping, the
-//!   traffic generator); [`tap`]: the TAP bridge to the host's stack;
+//!   traffic generator); [`tap`]: the TAP interface to the host's stack, and the data
+//!   path between it and the NIC (`bridge`: batched, carrier following the link);
 //! * [`protocol`] and [`client`]: one JSON request and one JSON reply per connection;
 //! * [`format`]: ethtool's output layout;
 //! * [`faults`]: the user-half faults `e1000ctl inject` causes;
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod bridge;
 pub mod client;
 pub mod daemon;
 pub mod device;
