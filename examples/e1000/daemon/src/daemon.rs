@@ -432,6 +432,14 @@ impl Daemon {
                         }
                     }
                 })?);
+                threads.push(spawn("e1000d-host", {
+                    let inner = Arc::clone(&inner);
+                    move || {
+                        if let Some(tap) = &inner.tap {
+                            crate::hoststate::watch(&inner.nd, tap.name(), &inner.stop)
+                        }
+                    }
+                })?);
             }
             None => threads.push(spawn("e1000d-rx", {
                 let inner = Arc::clone(&inner);
