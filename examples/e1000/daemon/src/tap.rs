@@ -29,6 +29,11 @@ const TUNSETIFF: libc::c_ulong = 0x4004_54CA;
 const TUNSETCARRIER: libc::c_ulong = 0x4004_54E2;
 /// `TUNSETOFFLOAD` (`_IOW('T', 208, unsigned int)`): the offloads the reader takes.
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54D0;
+/// Frames written go through the TAP's NAPI context, i.e. GRO (with the interface's
+/// `gro_flush_timeout`, consecutive writes of one TCP flow merge as they do for a NIC).
+const IFF_NAPI: libc::c_short = 0x0010;
+/// How long GRO holds a merged TCP segment for the next write (`gro_flush_timeout`, ns).
+const GRO_FLUSH_NS: u32 = 20_000;
 /// A `virtio_net_hdr` before every frame, both ways.
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 /// `TUNSETOFFLOAD` bits: partial checksums, TCP/IPv4 segmentation.
@@ -131,7 +136,7 @@ impl Tap {
             .custom_flags(libc::O_NONBLOCK)
             .open("/dev/net/tun")
             .map_err(TapError::NoTun)?;
-        req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_NAPI;
         // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is, for the duration
         // of the call; `file` is an open descriptor of /dev/net/tun.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) };
@@ -146,6 +151,11 @@ impl Tap {
             name: name.to_string(),
         };
         tap.set_mac(mac)?;
+        // Best effort: without it GRO flushes after every write (still correct).
+        let knob = format!("/sys/class/net/{name}/gro_flush_timeout");
+        if let Err(e) = std::fs::write(&knob, GRO_FLUSH_NS.to_string()) {
+            tracing::debug!(error = %e, knob, "cannot set the TAP's GRO flush timeout");
+        }
         Ok(tap)
     }
 
