@@ -285,6 +285,18 @@ impl Netdev {
         }
     }
 
+    /// Transmits `pkts` in order with one hold of the transmit ring's lock and one doorbell
+    /// (TDT) write (see [`hot::tx::xmit_batch`]): `each(i, result)` gets each packet's
+    /// outcome; the batch stops at the first packet refused as busy (ring full or carrier
+    /// off). Returns how many packets were consumed.
+    pub fn send_batch(
+        &self,
+        pkts: &[TxPacket],
+        each: impl FnMut(usize, Result<(), DriverError>),
+    ) -> usize {
+        hot::tx::xmit_batch(&self.kernel, pkts, each)
+    }
+
     /// Transmits `pkt` if the queue has room now.
     pub fn try_send(&self, pkt: &TxPacket) -> Result<(), DriverError> {
         hot::tx::xmit(&self.kernel, pkt)

@@ -199,3 +199,66 @@ fn ring_resize_while_traffic_flows_loses_no_accepted_frame() {
         t0.elapsed()
     );
 }
+
+/// A batch goes out in order; a batch larger than the ring stops at the first packet the
+/// full ring refuses (reported busy, not consumed); with the link down nothing is taken.
+#[test]
+fn send_batch_stops_at_a_full_ring_and_sends_in_order() {
+    let (sim, nd) = start_with(config(Variant::I82540EM), Options::default());
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let mac = sim.mac();
+    sim.peer_take_received();
+    let pkts: Vec<TxPacket> = (0..600)
+        .map(|i| TxPacket::new(stream_frame(PEER_MAC, mac, i, 1514)))
+        .collect();
+    let (mut sent, mut busy_at) = (0u64, Vec::new());
+    let mut done = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done < pkts.len() {
+        assert!(Instant::now() < deadline, "stalled at {done}");
+        let n = nd.send_batch(&pkts[done..], |i, r| match r {
+            Ok(()) => sent += 1,
+            Err(DriverError::Busy) => busy_at.push(done + i),
+            Err(e) => panic!("packet {}: {e}", done + i),
+        });
+        done += n;
+        if done < pkts.len() {
+            // Stopped at a full ring: the busy packet is the first not consumed.
+            assert_eq!(busy_at.last(), Some(&done));
+            nd.kernel().wait_tx_wake(Duration::from_millis(5));
+        }
+    }
+    assert_eq!(sent, 600);
+    assert!(
+        !busy_at.is_empty(),
+        "600 frames never filled a 256-slot ring"
+    );
+    let mut seen = 0u64;
+    let end = Instant::now() + Duration::from_secs(10);
+    while seen < 600 && Instant::now() < end {
+        for f in sim.peer_take_received() {
+            let seq = check_stream_frame(&f, PEER_MAC, mac).expect("peer got our bytes");
+            assert_eq!(seq, seen, "in order, none lost");
+            seen += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(seen, 600);
+    // No carrier: the first packet is refused as busy and nothing is consumed.
+    sim.set_link(false);
+    let end = Instant::now() + Duration::from_secs(10);
+    while nd.kernel().carrier() && Instant::now() < end {
+        nd.kernel().wait_tx_wake(Duration::from_millis(10));
+    }
+    assert!(
+        !nd.kernel().carrier(),
+        "carrier still on 10 s after link down"
+    );
+    let mut results = Vec::new();
+    let n = nd.send_batch(&pkts[..5], |i, r| results.push((i, r)));
+    assert_eq!(n, 0);
+    assert!(matches!(results.as_slice(), [(0, Err(DriverError::Busy))]));
+    nd.shutdown().expect("remove");
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+}

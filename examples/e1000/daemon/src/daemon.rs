@@ -427,15 +427,31 @@ impl Daemon {
             #[cfg(any(feature = "uio", feature = "vfio"))]
             device: Mutex::new(device),
         });
-        let mut threads = vec![spawn("e1000d-rx", {
-            let inner = Arc::clone(&inner);
-            move || rx_loop(&inner)
-        })?];
-        if inner.tap.is_some() {
-            threads.push(spawn("e1000d-tap", {
+        let mut threads = Vec::new();
+        match &inner.tap {
+            Some(tap) => {
+                crate::bridge::attach_rx(&inner.nd, Arc::clone(tap), Arc::clone(&inner.stack));
+                threads.push(spawn("e1000d-tap", {
+                    let inner = Arc::clone(&inner);
+                    move || {
+                        if let Some(tap) = &inner.tap {
+                            crate::bridge::tx_loop(&inner.nd, tap, &inner.stack, &inner.stop)
+                        }
+                    }
+                })?);
+                threads.push(spawn("e1000d-host", {
+                    let inner = Arc::clone(&inner);
+                    move || {
+                        if let Some(tap) = &inner.tap {
+                            crate::hoststate::watch(&inner.nd, tap.name(), &inner.stop)
+                        }
+                    }
+                })?);
+            }
+            None => threads.push(spawn("e1000d-rx", {
                 let inner = Arc::clone(&inner);
-                move || tap_loop(&inner)
-            })?);
+                move || rx_loop(&inner)
+            })?),
         }
         let listener = bind_socket(&inner.cfg.socket, inner.cfg.socket_mode)?;
         tracing::info!(socket = %inner.cfg.socket.display(), "serving");
@@ -586,45 +602,12 @@ fn serve_one(inner: &Arc<Inner>, stream: UnixStream) {
     }
 }
 
-/// Takes every received frame: to the TAP interface, or to the small stack.
+/// Takes every received frame to the small stack (no TAP interface).
 fn rx_loop(inner: &Inner) {
     let peer_mac = inner.sim.as_deref().map_or([0; 6], crate::model::peer_mac);
     while !inner.stop.load(Ordering::Relaxed) {
-        let Some(frame) = inner.nd.recv(Duration::from_millis(100)) else {
-            continue;
-        };
-        match &inner.tap {
-            Some(tap) => {
-                inner.stack.rx_frames.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = tap.send(&frame.data) {
-                    tracing::warn!(error = %e, "dropping a received frame");
-                }
-            }
-            None => inner.stack.deliver(frame.data, peer_mac),
-        }
-    }
-}
-
-/// Transmits what the host sends through the TAP interface.
-fn tap_loop(inner: &Inner) {
-    let Some(tap) = &inner.tap else { return };
-    let mut buf = vec![0u8; 65536];
-    while !inner.stop.load(Ordering::Relaxed) {
-        match tap.recv(&mut buf, Duration::from_millis(100)) {
-            Ok(Some(n)) if n >= 14 => {
-                let pkt = e1000::TxPacket::new(buf[..n].to_vec());
-                match inner.nd.send(&pkt, Duration::from_millis(500)) {
-                    Ok(()) => {
-                        inner.stack.tx_frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::debug!(error = %e, "host frame not sent"),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "TAP read failed");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        if let Some(frame) = inner.nd.recv(Duration::from_millis(100)) {
+            inner.stack.deliver(frame.data, peer_mac);
         }
     }
 }

@@ -420,7 +420,7 @@ pub fn status(st: &Status) -> String {
     );
     let _ = writeln!(
         s,
-        "     e1000d (kernel half) pid {}, up {}; link {}{}; frames rx {} tx {}",
+        "     e1000d (kernel half) pid {}, up {}; link {}{}; frames rx {} tx {}, dropped rx {} tx {}",
         st.daemon_pid,
         dur(st.uptime),
         if st.link_up { "up" } else { "down" },
@@ -430,7 +430,9 @@ pub fn status(st: &Status) -> String {
             ""
         },
         st.rx_frames,
-        st.tx_frames
+        st.tx_frames,
+        st.rx_dropped,
+        st.tx_dropped
     );
     let _ = writeln!(
         s,

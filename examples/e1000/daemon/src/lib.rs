@@ -3,7 +3,10 @@
 //! * [`daemon`]: start-up (device, supervisor, driver, network side), the control socket
 //!   and shutdown; [`handlers`] answers each request with the driver's ethtool operations;
 //! * [`stack`]: what receives frames when no TAP interface is attached (ARP, ping, the
-//!   traffic generator); [`tap`]: the TAP bridge to the host's stack;
+//!   traffic generator); [`tap`]: the TAP interface to the host's stack, and the data
+//!   path between it and the NIC (`bridge`: batched, carrier following the link);
+//!   [`hoststate`]: the host's MTU, MAC, filters and VLAN devices on the TAP reach the
+//!   driver (rtnetlink);
 //! * [`protocol`] and [`client`]: one JSON request and one JSON reply per connection;
 //! * [`format`]: ethtool's output layout;
 //! * [`faults`]: the user-half faults `e1000ctl inject` causes;
@@ -13,12 +16,14 @@
 
 #![warn(missing_docs)]
 
+mod bridge;
 pub mod client;
 pub mod daemon;
 pub mod device;
 pub mod faults;
 pub mod format;
 mod handlers;
+pub mod hoststate;
 mod model;
 pub mod protocol;
 mod sim_peer;

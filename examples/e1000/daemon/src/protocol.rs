@@ -528,6 +528,13 @@ pub struct Status {
     pub rx_frames: u64,
     /// Frames accepted for transmission.
     pub tx_frames: u64,
+    /// Received frames the network side (TAP) did not take.
+    #[serde(default)]
+    pub rx_dropped: u64,
+    /// Frames from the network side (TAP) not transmitted: no carrier, no room in the
+    /// ring in time, or refused by the driver.
+    #[serde(default)]
+    pub tx_dropped: u64,
     /// Split details (None in monolithic mode).
     pub split: Option<SplitStatus>,
 }

@@ -243,6 +243,11 @@ pub struct Stack {
     pub rx_frames: AtomicU64,
     /// Frames accepted for transmission (all).
     pub tx_frames: AtomicU64,
+    /// Received frames the TAP interface did not take.
+    pub rx_dropped: AtomicU64,
+    /// Frames from the TAP interface not transmitted: no carrier, no room in the ring
+    /// within the bridge's wait, or refused by the driver.
+    pub tx_dropped: AtomicU64,
     /// The device's reconfiguration windows.
     pub reconfig: Reconfig,
     reset_state: ResetState,
@@ -270,6 +275,8 @@ impl Stack {
             traffic: Traffic::default(),
             rx_frames: AtomicU64::new(0),
             tx_frames: AtomicU64::new(0),
+            rx_dropped: AtomicU64::new(0),
+            tx_dropped: AtomicU64::new(0),
             reconfig: Reconfig::default(),
             reset_state,
             flow_state,

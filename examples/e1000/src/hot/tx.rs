@@ -20,8 +20,9 @@ use crate::shared::{TxQueue, TxStats};
 
 /// Bytes of buffer behind each transmit descriptor.
 pub const TX_BUF: usize = 2048;
-/// Largest TSO packet (headers + payload) the driver hands to the part.
-pub const MAX_TSO: usize = 64 * 1024;
+/// Largest TSO packet (headers + payload) the driver hands to the part: the largest IPv4
+/// datagram with an Ethernet header and one VLAN tag.
+pub const MAX_TSO: usize = 65_535 + 18;
 /// Descriptors kept free so that a stopped queue wakes with room for a large packet.
 const WAKE_THRESHOLD: u32 = 40;
 
@@ -244,39 +245,88 @@ pub fn xmit_frame(dev: DevId, pkt: &TxPacket) -> Result<(), DriverError> {
 /// (the queue is stopped; wait for [`Kernel::wait_tx_wake`]), or
 /// [`DriverError::BadPacket`] if the part cannot send it as described.
 pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
-    let refuse = |counter: fn(&mut TxStats) -> &mut u64, e| {
-        if let Ok(mut q) = k.tx.lock() {
-            *counter(&mut q.stats) += 1;
-        }
-        Err(e)
-    };
-    if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
-        return refuse(|s| &mut s.busy, DriverError::Busy);
+    let mut r = Err(DriverError::Busy);
+    xmit_batch(k, std::slice::from_ref(pkt), |_, res| r = res);
+    r
+}
+
+/// Queues `pkts` in order under one hold of the ring lock and one TDT write (the doorbell
+/// rings once per batch, as Linux's `xmit_more` does). `each(i, result)` gets every
+/// packet's outcome as [`xmit`] would return it; the batch stops at the first packet
+/// refused as [`DriverError::Busy`] (reported; it and the rest stay the caller's). Returns
+/// how many packets were consumed (queued, or refused as bad: those are counted as
+/// dropped).
+pub fn xmit_batch(
+    k: &Kernel,
+    pkts: &[TxPacket],
+    mut each: impl FnMut(usize, Result<(), DriverError>),
+) -> usize {
+    if pkts.is_empty() {
+        return 0;
     }
-    let off = pkt.offloads_used() & !k.cfg.tx_offloads.load(Ordering::Relaxed);
-    if off != 0 {
-        let e = format!("{} turned off (ethtool -K)", tx_offload::names(off));
-        return refuse(|s| &mut s.dropped, DriverError::BadPacket(e));
-    }
-    let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
-    let (data_descs, bytes, frames) = match validate(pkt, max_frame) {
-        Ok(v) => v,
-        Err(e) => return refuse(|s| &mut s.dropped, e),
-    };
-    let ide = if k.cfg.tx_ide.load(Ordering::Relaxed) {
-        txd_cmd::IDE
-    } else {
-        0
-    };
     let Ok(mut g) = k.tx.lock() else {
-        return Err(DriverError::Busy);
+        each(0, Err(DriverError::Busy));
+        return 0;
     };
     let TxQueue {
         ring: Some(t),
         stats,
     } = &mut *g
     else {
-        return Err(DriverError::Busy);
+        each(0, Err(DriverError::Busy));
+        return 0;
+    };
+    if !k.carrier.load(Ordering::Acquire) || k.tx_frozen.load(Ordering::Acquire) {
+        stats.busy += 1;
+        each(0, Err(DriverError::Busy));
+        return 0;
+    }
+    let enabled = k.cfg.tx_offloads.load(Ordering::Relaxed);
+    let max_frame = k.cfg.max_frame.load(Ordering::Relaxed) as usize;
+    let ide = if k.cfg.tx_ide.load(Ordering::Relaxed) {
+        txd_cmd::IDE
+    } else {
+        0
+    };
+    let tail = t.next_to_use;
+    let mut consumed = 0;
+    for (i, pkt) in pkts.iter().enumerate() {
+        let r = queue_locked(k, t, stats, pkt, enabled, max_frame, ide);
+        let busy = matches!(r, Err(DriverError::Busy));
+        each(i, r);
+        if busy {
+            break;
+        }
+        consumed += 1;
+    }
+    if t.next_to_use != tail {
+        k.wr(TDT, t.next_to_use);
+    }
+    consumed
+}
+
+/// Puts one packet on the ring (the ring lock held; TDT not written).
+fn queue_locked(
+    k: &Kernel,
+    t: &mut TxRing,
+    stats: &mut TxStats,
+    pkt: &TxPacket,
+    enabled: u32,
+    max_frame: usize,
+    ide: u8,
+) -> Result<(), DriverError> {
+    let off = pkt.offloads_used() & !enabled;
+    if off != 0 {
+        stats.dropped += 1;
+        let e = format!("{} turned off (ethtool -K)", tx_offload::names(off));
+        return Err(DriverError::BadPacket(e));
+    }
+    let (data_descs, bytes, frames) = match validate(pkt, max_frame) {
+        Ok(v) => v,
+        Err(e) => {
+            stats.dropped += 1;
+            return Err(e);
+        }
     };
     let off = pkt.offload;
     let need_ctx = match (off.csum, off.tso) {
@@ -375,7 +425,6 @@ pub fn xmit(k: &Kernel, pkt: &TxPacket) -> Result<(), DriverError> {
         bytes,
         frames,
     };
-    k.wr(TDT, t.next_to_use);
     Ok(())
 }
 

@@ -210,6 +210,20 @@ impl Kernel {
         *self.sink.write() = sink;
     }
 
+    /// Whether the carrier is on (the link is up and the interface open): transmit refuses
+    /// while it is off.
+    pub fn carrier(&self) -> bool {
+        self.carrier.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The transmit offloads the user half has turned on ([`tx_offload`] bits): what a
+    /// packet may ask for.
+    pub fn tx_offloads(&self) -> u32 {
+        self.cfg
+            .tx_offloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Wakes transmitters waiting for a stopped queue.
     pub(crate) fn wake_tx(&self) {
         *self.tx_wake.0.lock() += 1;

@@ -14,6 +14,13 @@ use microdriver_rt::component::run_user_half_if_requested;
 /// The e1000 microdriver daemon.
 #[derive(Debug, Parser)]
 #[command(name = "e1000d", version, about)]
+#[command(
+    after_help = "Logging: to stderr, filtered by E1000D_LOG, else RUST_LOG (the \
+    tracing-subscriber EnvFilter syntax of RUST_LOG, e.g. `E1000D_LOG=debug` or \
+    `RUST_LOG=e1000d=debug,info`); default `info`. Logged at info and above: start-up, the \
+    link going up or down (and the TAP carrier with it), user-half crashes and restarts, \
+    resets, a lost device."
+)]
 #[command(group = clap::ArgGroup::new("pci").args(["uio", "vfio"]))]
 struct Cli {
     /// Drive the simulated 82540EM on a simulated wire whose far end is 10.0.2.2 (the
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("E1000D_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)

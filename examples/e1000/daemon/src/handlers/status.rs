@@ -86,6 +86,14 @@ pub(crate) fn status(inner: &Inner) -> Status {
             .stack
             .tx_frames
             .load(std::sync::atomic::Ordering::Relaxed),
+        rx_dropped: inner
+            .stack
+            .rx_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        tx_dropped: inner
+            .stack
+            .tx_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
         split,
     }
 }
