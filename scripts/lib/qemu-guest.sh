@@ -1,12 +1,15 @@
 # shellcheck shell=bash
-# The parts of the QEMU e1000 scripts (qemu-e1000-test, qemu-e1000-bench) that both need:
+# What the QEMU harnesses (qemu-e1000-test, qemu-e1000-bench, qemu-nvme-test) share:
 # installing QEMU and busybox, fetching and caching a Debian kernel and its modules,
 # building static guest binaries, packing an initramfs, choosing an accelerator.
 #
 # Sourced, not run. The sourcing script sets, before calling these functions:
 #   ROOT TARGET_DIR CACHE TRIPLE   the workspace, its target dir, the cache dir, the triple
-#   BACKEND                        uio or vfio (which modules the guest needs)
+#   KCACHE                         where the kernel is cached (default: CACHE)
+#   BACKEND                        uio or vfio (which modules the e1000 guest needs)
 #   log MSG / die MSG              its own progress and fatal-error printers
+# and may define guest_modules again (it sets MODULES: the kernel modules its guest needs,
+# in load order) after sourcing; the default is the e1000 harnesses'.
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -19,8 +22,15 @@ apt_install() {
     } || die "apt-get install $* failed (see $CACHE/apt.log)"
 }
 
+# ensure_tools [CMD:PACKAGE...]: QEMU, a static busybox, cpio and python3, and each CMD
+# (looked for in PATH and in /sbin, /usr/sbin) from its PACKAGE when missing.
 ensure_tools() {
-    local want=()
+    local want=() extra
+    for extra in "$@"; do
+        local cmd=${extra%%:*}
+        command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] ||
+            want+=("${extra#*:}")
+    done
     command -v qemu-system-x86_64 >/dev/null || want+=(qemu-system-x86)
     # busybox-static: the guest's shell and tools (a dynamic busybox would need libc).
     if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
@@ -48,7 +58,7 @@ guest_modules() {
 # the bzImage) and the modules of MODULES, unpacked.
 ensure_kernel() {
     guest_modules
-    local pkg
+    local pkg kcache=${KCACHE:-$CACHE}
     pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-6\.1\.[^ ]*-amd64\)$/\1/p' | head -n1)
     if [ -z "$pkg" ]; then
         # No package lists yet (or not Debian 12): refresh once, else reuse the cache.
@@ -56,19 +66,19 @@ ensure_kernel() {
         pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-6\.1\.[^ ]*-amd64\)$/\1/p' | head -n1)
     fi
     if [ -z "$pkg" ]; then
-        pkg=$(cd "$CACHE" && ls -d linux-image-6.1.*-amd64 2>/dev/null | tail -n1 || true)
+        pkg=$(cd "$kcache" && ls -d linux-image-6.1.*-amd64 2>/dev/null | tail -n1 || true)
         [ -n "$pkg" ] || die "cannot find a linux-image-6.1.*-amd64 package (apt-cache depends linux-image-amd64)"
     fi
     KVER=${pkg#linux-image-}
-    KDIR=$CACHE/$pkg
+    KDIR=$kcache/$pkg
     if [ ! -f "$KDIR/boot/vmlinuz-$KVER" ]; then
         log "fetching $pkg"
-        rm -rf "$CACHE/dl" && mkdir -p "$CACHE/dl"
+        rm -rf "$kcache/dl" && mkdir -p "$kcache/dl"
         # apt drops privileges to _apt for downloads; the cache dir may not be theirs.
-        (cd "$CACHE/dl" && apt-get download "$pkg" >"$CACHE/apt-download.log" 2>&1) ||
+        (cd "$kcache/dl" && apt-get download "$pkg" >"$CACHE/apt-download.log" 2>&1) ||
             die "apt-get download $pkg failed (see $CACHE/apt-download.log)"
-        rm -rf "$KDIR.tmp" && dpkg -x "$CACHE"/dl/"$pkg"_*.deb "$KDIR.tmp" && mv "$KDIR.tmp" "$KDIR"
-        rm -rf "$CACHE/dl"
+        rm -rf "$KDIR.tmp" && dpkg -x "$kcache"/dl/"$pkg"_*.deb "$KDIR.tmp" && mv "$KDIR.tmp" "$KDIR"
+        rm -rf "$kcache/dl"
     fi
     KERNEL=$KDIR/boot/vmlinuz-$KVER
     if [ ! -s "$KDIR/vmlinux" ]; then
