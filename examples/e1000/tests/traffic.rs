@@ -234,17 +234,12 @@ fn send_batch_stops_at_a_full_ring_and_sends_in_order() {
         !busy_at.is_empty(),
         "600 frames never filled a 256-slot ring"
     );
-    let mut seen = 0u64;
-    let end = Instant::now() + Duration::from_secs(10);
-    while seen < 600 && Instant::now() < end {
-        for f in sim.peer_take_received() {
-            let seq = check_stream_frame(&f, PEER_MAC, mac).expect("peer got our bytes");
-            assert_eq!(seq, seen, "in order, none lost");
-            seen += 1;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    let got = take_peer(&sim, 600, Duration::from_secs(10));
+    for (seen, f) in got.iter().enumerate() {
+        let seq = check_stream_frame(f, PEER_MAC, mac).expect("peer got our bytes");
+        assert_eq!(seq, seen as u64, "in order, none lost");
     }
-    assert_eq!(seen, 600);
+    assert_eq!(got.len(), 600);
     // No carrier: the first packet is refused as busy and nothing is consumed.
     sim.set_link(false);
     let end = Instant::now() + Duration::from_secs(10);
