@@ -59,6 +59,7 @@ pub fn end(buf: &mut [u8]) -> Result<(), MarshalError> {
 /// Parses a received frame: checks the header, applies the piggybacked frees to
 /// `tracker` (freeing mirrored copies), and returns the entry id and a decoder positioned
 /// after the notices.
+#[inline]
 pub fn open<'a>(
     frame: &'a [u8],
     tracker: &'a ObjectTracker,

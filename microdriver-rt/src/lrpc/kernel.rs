@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::buffers::Buffer;
 use super::entry::{EntryTable, Served};
-use super::slot::{state, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP};
+use super::slot::{
+    state, word as slot_word, Deadline, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP,
+};
 use super::stats::CallStats;
 use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
@@ -192,7 +194,7 @@ impl KernelEndpoint {
 
     /// Counts the caller in past the gate, or makes it wait while the gate is closed.
     #[inline]
-    fn enter_gate(&self, deadline: Instant, timeout: Duration) -> Result<InGate<'_>, CallError> {
+    fn enter_gate(&self, deadline: &Deadline) -> Result<InGate<'_>, CallError> {
         let shard = &self.in_gate[GATE_SHARD.with(|s| *s)].0;
         loop {
             // Counted first, then the gate read (both SeqCst): either `close_gate` sees
@@ -203,7 +205,7 @@ impl KernelEndpoint {
                 return Ok(pass);
             }
             drop(pass);
-            self.wait_gate(deadline, timeout)?;
+            self.wait_gate(deadline)?;
         }
     }
 
@@ -239,7 +241,7 @@ impl KernelEndpoint {
     /// The closed-gate path of a call: pass, wait for the gate to open, or give up at
     /// `deadline`.
     #[cold]
-    fn wait_gate(&self, deadline: Instant, timeout: Duration) -> Result<(), CallError> {
+    fn wait_gate(&self, deadline: &Deadline) -> Result<(), CallError> {
         let mut guard = self
             .gate_lock
             .lock()
@@ -249,12 +251,12 @@ impl KernelEndpoint {
                 return Err(CallError::Degraded);
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(CallError::Restarting(timeout));
+            if deadline.passed(now) {
+                return Err(CallError::Restarting(deadline.timeout()));
             }
             guard = self
                 .gate_opened
-                .wait_timeout(guard, deadline - now)
+                .wait_timeout(guard, deadline.at() - now)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
@@ -367,7 +369,7 @@ impl KernelEndpoint {
     }
 
     /// Claims a free upcall slot; returns its index and the epoch it was claimed in.
-    fn acquire_slot(&self, deadline: Instant) -> Result<(usize, u64), CallError> {
+    fn acquire_slot(&self, deadline: &Deadline) -> Result<(usize, u64), CallError> {
         let count = self.slots.len();
         loop {
             let epoch = self.epoch.load(Ordering::SeqCst);
@@ -396,7 +398,7 @@ impl KernelEndpoint {
             if self.is_peer_dead() {
                 return Err(CallError::PeerDied { peer: PEER });
             }
-            if Instant::now() >= deadline {
+            if deadline.is_past() {
                 return Err(CallError::NoSlot(self.geometry.upcall_slots));
             }
             std::thread::sleep(Duration::from_micros(50));
@@ -455,11 +457,13 @@ impl KernelEndpoint {
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
     ) -> Result<R, CallError> {
-        // One clock read serves both the deadline and the call's latency (a read costs
-        // tens of nanoseconds on some VMs: a fair share of a spinning round trip).
-        let started = Instant::now();
-        let result = self.call_inner(entry, name, started, timeout, state, args, values);
-        self.stats.record(entry, started.elapsed(), result.is_ok());
+        // The latency is measured with the cheap clock; the deadline reads the system
+        // clock only if the call has to wait (a read costs tens of nanoseconds on some
+        // VMs: a fair share of a spinning round trip).
+        let started = super::clock::now();
+        let result = self.call_inner(entry, name, &Deadline::after(timeout), state, args, values);
+        self.stats
+            .record(entry, super::clock::since(started), result.is_ok());
         result
     }
 
@@ -468,14 +472,13 @@ impl KernelEndpoint {
         &self,
         entry: u32,
         name: &str,
-        started: Instant,
-        timeout: Duration,
+        deadline: &Deadline,
         state: &mut S,
         args: impl FnOnce(&S, &mut Encoder<'_>) -> Result<(), MarshalError>,
         values: impl FnOnce(&mut S, &mut Decoder<'_>) -> Result<R, MarshalError>,
     ) -> Result<R, CallError> {
-        let deadline = started + timeout;
-        let _in_gate = self.enter_gate(deadline, timeout)?;
+        let timeout = deadline.timeout();
+        let _in_gate = self.enter_gate(deadline)?;
         if self.is_degraded() {
             return Err(CallError::Degraded);
         }
@@ -509,10 +512,10 @@ impl KernelEndpoint {
         // then it may already carry someone else's call.
         match outcome {
             Ok(()) => {
-                let handed_back = self.release_slot(index, epoch, || {
-                    slot.publish(state::FREE);
-                    true
-                });
+                // The slot stays in REPLY: no server acts on that state, the next call
+                // through it overwrites it, and publishing FREE would take the line back
+                // from the server (which is scanning it) once more per call.
+                let handed_back = self.release_slot(index, epoch, || true);
                 if !handed_back || self.epoch.load(Ordering::SeqCst) != epoch {
                     return Err(CallError::PeerDied { peer: PEER });
                 }
@@ -573,7 +576,7 @@ impl KernelEndpoint {
         call_id: u32,
         entry: u32,
         epoch: u64,
-        deadline: Instant,
+        deadline: &Deadline,
         buf: &mut Vec<u8>,
     ) -> Result<(), AwaitError> {
         let dead = || self.is_peer_dead() || self.epoch.load(Ordering::SeqCst) != epoch;
@@ -681,6 +684,17 @@ impl KernelEndpoint {
             seq: self.transport.header(Word::KernelDoorbell),
             sleepers: self.transport.header(Word::KernelSleepers),
         };
+        // The downcall slots' state words: checked once more after announcing a sleep, so
+        // a request published before the announcement is not left waiting (requesters
+        // ring only for announced sleepers).
+        let states: Vec<_> = (self.geometry.upcall_slots..self.geometry.slot_count)
+            .filter_map(|index| self.transport.slot_word(index, slot_word::STATE))
+            .collect();
+        let pending = || {
+            states
+                .iter()
+                .any(|s| s.load(Ordering::SeqCst) == state::REQUEST)
+        };
         let mut request = Vec::new();
         let mut reply = Vec::new();
         while !self.stop_servers.load(Ordering::SeqCst) {
@@ -724,7 +738,7 @@ impl KernelEndpoint {
                 }
             }
             if !served_any {
-                doorbell.wait(seen, MAX_SLEEP);
+                doorbell.wait(seen, MAX_SLEEP, &pending);
             }
         }
     }

@@ -55,6 +55,7 @@
 
 mod buffers;
 mod call;
+mod clock;
 pub mod entry;
 mod error;
 pub(crate) mod frame;

@@ -215,7 +215,7 @@ impl<'a> Slot<'a> {
         &self,
         pending: &[u32],
         policy: WaitPolicy,
-        deadline: Option<Instant>,
+        deadline: Option<&Deadline>,
         give_up: &dyn Fn() -> bool,
     ) -> u32 {
         let mut spinning = !policy.spin.is_zero();
@@ -241,7 +241,7 @@ impl<'a> Slot<'a> {
                     return seen;
                 }
                 let now = Instant::now();
-                if deadline.is_some_and(|deadline| now >= deadline) {
+                if deadline.is_some_and(|deadline| deadline.passed(now)) {
                     return seen;
                 }
                 if now < *spin_until.get_or_insert(now + policy.spin) {
@@ -255,15 +255,15 @@ impl<'a> Slot<'a> {
             }
             // The clock is read only when a deadline needs it (loom models run without
             // one, so their executions stay deterministic).
-            let now = deadline.map(|_| Instant::now());
-            if let (Some(now), Some(deadline)) = (now, deadline) {
-                if now >= deadline {
-                    return seen;
+            let sleep = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if deadline.passed(now) {
+                        return seen;
+                    }
+                    (deadline.at() - now).min(MAX_SLEEP)
                 }
-            }
-            let sleep = match (now, deadline) {
-                (Some(now), Some(deadline)) => (deadline - now).min(MAX_SLEEP),
-                _ => MAX_SLEEP,
+                None => MAX_SLEEP,
             };
             self.waiters.fetch_add(1, SeqCst);
             if self.state() == seen && !give_up() {
@@ -274,17 +274,74 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// A doorbell: a sequence word that requesters bump and servers sleep on.
+/// A call's deadline, fixed the first time something needs it: a call that is answered
+/// before it ever has to wait (a spinning round trip) reads no clock for it. It runs from
+/// that first moment, at most one spin interval after the call began.
+pub struct Deadline {
+    timeout: Duration,
+    at: std::cell::Cell<Option<Instant>>,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from the first time it is looked at.
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            timeout,
+            at: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The timeout it was made with.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The instant it passes (fixed on the first call).
+    pub fn at(&self) -> Instant {
+        match self.at.get() {
+            Some(at) => at,
+            None => {
+                let at = Instant::now() + self.timeout;
+                self.at.set(Some(at));
+                at
+            }
+        }
+    }
+
+    /// True once `now` is at or past it.
+    pub fn passed(&self, now: Instant) -> bool {
+        now >= self.at()
+    }
+
+    /// True once it has passed (reads the clock).
+    pub fn is_past(&self) -> bool {
+        self.passed(Instant::now())
+    }
+}
+
+/// A doorbell: a sequence word that requesters bump and servers sleep on. Only a sleeping
+/// server needs it: a spinning one watches the slots themselves, so a requester rings (an
+/// atomic add on a line the other side must then fetch, and a system call) only when a
+/// server announced that it sleeps. A server announces itself, then looks for work once
+/// more before it sleeps ([`Doorbell::wait`]): either it sees the request, or the
+/// requester sees the announcement and rings.
 pub struct Doorbell<'a> {
     pub(crate) seq: &'a AtomicU32,
     pub(crate) sleepers: &'a AtomicU32,
 }
 
-impl Doorbell<'_> {
-    /// Rings: bumps the sequence and wakes one sleeper.
+impl<'a> Doorbell<'a> {
+    /// The doorbell made of the sequence word `seq` and the sleeper count `sleepers`.
+    pub fn new(seq: &'a AtomicU32, sleepers: &'a AtomicU32) -> Doorbell<'a> {
+        Doorbell { seq, sleepers }
+    }
+
+    /// Rings if a server sleeps or is about to: bumps the sequence and wakes one sleeper.
+    /// Call it after publishing the request.
     pub fn ring(&self) {
-        self.seq.fetch_add(1, SeqCst);
+        crate::sync::dekker_fence();
         if self.sleepers.load(SeqCst) > 0 {
+            self.seq.fetch_add(1, SeqCst);
             crate::transport::wake_one(self.seq);
         }
     }
@@ -294,10 +351,12 @@ impl Doorbell<'_> {
         self.seq.load(SeqCst)
     }
 
-    /// Sleeps until the sequence moves past `seen` (or `timeout`).
-    pub fn wait(&self, seen: u32, timeout: Duration) {
+    /// Sleeps until the sequence moves past `seen` (or `timeout`), unless `work` (checked
+    /// after announcing the sleep) finds something to do.
+    pub fn wait(&self, seen: u32, timeout: Duration, work: &dyn Fn() -> bool) {
         self.sleepers.fetch_add(1, SeqCst);
-        if self.seq.load(SeqCst) == seen {
+        crate::sync::dekker_fence();
+        if self.seq.load(SeqCst) == seen && !work() {
             wait_on(self.seq, seen, timeout);
         }
         self.sleepers.fetch_sub(1, SeqCst);

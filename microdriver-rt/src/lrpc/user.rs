@@ -3,6 +3,8 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
+
+use crate::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -10,7 +12,9 @@ use std::time::{Duration, Instant};
 use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
-use super::slot::{state, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ};
+use super::slot::{
+    state, word, Deadline, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ,
+};
 use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
 use crate::tracker::ObjectTracker;
@@ -151,9 +155,21 @@ impl UserEndpoint {
     /// Serves upcalls on this thread until shutdown.
     pub fn serve_upcalls(self: &Arc<Self>) {
         super::enter_user_context(Arc::clone(self));
+        let area = &*self.transport;
         let doorbell = Doorbell {
-            seq: self.transport.header(Word::UserDoorbell),
-            sleepers: self.transport.header(Word::UserSleepers),
+            seq: area.header(Word::UserDoorbell),
+            sleepers: area.header(Word::UserSleepers),
+        };
+        let shutdown = area.header(Word::Shutdown);
+        let stopping = || self.stop.load(Ordering::SeqCst) || shutdown.load(Ordering::SeqCst) != 0;
+        // The upcall slots' state words, looked up once: an idle worker watches them all.
+        let states: Vec<&AtomicU32> = (0..self.geometry.upcall_slots)
+            .filter_map(|index| area.slot_word(index, word::STATE))
+            .collect();
+        let pending = || {
+            states
+                .iter()
+                .any(|s| s.load(Ordering::SeqCst) == state::REQUEST)
         };
         let mut request = Vec::new();
         let mut reply = Vec::new();
@@ -161,11 +177,14 @@ impl UserEndpoint {
         // When the workers last found work: read lazily, at the first clock check of a
         // spin, so serving a call costs no clock read.
         let mut idle_since: Option<Instant> = None;
-        while !self.stopping() {
+        while !stopping() {
             let seen = doorbell.seq();
             let mut served_any = false;
-            for index in 0..self.geometry.upcall_slots {
-                let Some(slot) = Slot::claim_request(&*self.transport, index) else {
+            for (index, word) in states.iter().enumerate() {
+                if word.load(Ordering::SeqCst) != state::REQUEST {
+                    continue;
+                }
+                let Some(slot) = Slot::claim_request(area, index) else {
                     continue;
                 };
                 served_any = true;
@@ -175,14 +194,13 @@ impl UserEndpoint {
                 idle_since = None;
                 continue;
             }
-            // Nothing was waiting when the doorbell read `seen`: every later request rings
-            // it, so watch that one word (spinning, then sleeping) instead of rescanning
-            // every slot, which would add a whole scan to each request's latency.
+            // Nothing was waiting: watch the slots themselves (spinning), then sleep on
+            // the doorbell, which requesters ring only once a worker announced it sleeps.
             // The same policy as `Slot::wait_while`: the clock is read once per
             // `SPINS_PER_CLOCK_READ` checks.
             let mut spins = 0u32;
             let mut spinning = !spin.is_zero();
-            while doorbell.seq() == seen && !self.stopping() {
+            while !pending() && doorbell.seq() == seen && !stopping() {
                 if spinning {
                     spins = spins.wrapping_add(1);
                     if !spins.is_multiple_of(SPINS_PER_CLOCK_READ)
@@ -193,7 +211,7 @@ impl UserEndpoint {
                     }
                     spinning = false;
                 }
-                doorbell.wait(seen, MAX_SLEEP);
+                doorbell.wait(seen, MAX_SLEEP, &pending);
             }
         }
     }
@@ -242,10 +260,10 @@ impl UserEndpoint {
                 capacity: self.geometry.capacity,
             });
         }
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = Deadline::after(self.options.timeout);
         match SERVING.with(Cell::get) {
-            Some((index, call_id)) => self.nested(index, call_id, entry, deadline, &mut buf)?,
-            None => self.free_standing(entry, deadline, &mut buf)?,
+            Some((index, call_id)) => self.nested(index, call_id, entry, &deadline, &mut buf)?,
+            None => self.free_standing(entry, &deadline, &mut buf)?,
         }
         call::reply(
             &buf,
@@ -263,7 +281,7 @@ impl UserEndpoint {
         index: usize,
         call_id: u32,
         entry: u32,
-        deadline: Instant,
+        deadline: &Deadline,
         buf: &mut Vec<u8>,
     ) -> Result<(), CallError> {
         let slot = Slot::new(&*self.transport, index)
@@ -304,7 +322,7 @@ impl UserEndpoint {
     fn free_standing(
         &self,
         entry: u32,
-        deadline: Instant,
+        deadline: &Deadline,
         buf: &mut Vec<u8>,
     ) -> Result<(), CallError> {
         let index = loop {
@@ -317,7 +335,7 @@ impl UserEndpoint {
             if let Some(i) = claimed {
                 break self.geometry.upcall_slots + i;
             }
-            if Instant::now() >= deadline || self.stopping() {
+            if deadline.is_past() || self.stopping() {
                 return Err(CallError::NoSlot(
                     self.geometry.slot_count - self.geometry.upcall_slots,
                 ));
@@ -342,7 +360,7 @@ impl UserEndpoint {
         &self,
         index: usize,
         entry: u32,
-        deadline: Instant,
+        deadline: &Deadline,
         buf: &mut Vec<u8>,
     ) -> Result<(), Abandoned> {
         let slot = Slot::new(&*self.transport, index).ok_or(Abandoned::Error(

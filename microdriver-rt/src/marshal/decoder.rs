@@ -37,8 +37,10 @@ pub struct Decoder<'a> {
     tracker: Option<&'a ObjectTracker>,
     pub(crate) objects: Vec<FrameObject>,
     pending: Vec<Box<dyn PendingAction + 'a>>,
-    /// Sender addresses of the objects this frame carried whole.
-    pub(crate) senders: Option<std::collections::HashSet<u64>>,
+    /// Sender addresses of the objects this frame carried whole. Boxed: most frames carry
+    /// no object, and a decoder is moved on every call (a smaller one moves in registers).
+    #[allow(clippy::box_collection)]
+    pub(crate) senders: Option<Box<std::collections::HashSet<u64>>>,
 }
 
 impl<'a> Decoder<'a> {

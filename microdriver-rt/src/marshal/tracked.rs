@@ -19,7 +19,6 @@
 //! stays valid until [`TrackedPtr::free`], and no reference to it is held while a frame
 //! that carries it is encoded or finished.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -427,6 +426,8 @@ impl Decoder<'_> {
     /// Records that the frame carried the object with this sender address whole; false if
     /// it already had.
     fn note_sender(&mut self, sender: u64) -> bool {
-        self.senders.get_or_insert_with(HashSet::new).insert(sender)
+        self.senders
+            .get_or_insert_with(Default::default)
+            .insert(sender)
     }
 }

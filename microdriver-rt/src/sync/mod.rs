@@ -63,6 +63,14 @@ mod imp {
         std::hint::spin_loop();
     }
 
+    /// Between a SeqCst write and a SeqCst read of another word whose writer does the
+    /// mirror image (a Dekker pair: "I published, do you sleep?" against "I sleep, is
+    /// anything published?"). SeqCst operations are totally ordered, so one of the two
+    /// reads sees the other's write and nothing more is needed here; loom models SeqCst
+    /// accesses as acquire/release only, so in a model this is a SeqCst fence.
+    #[inline]
+    pub fn dekker_fence() {}
+
     /// Whether this build is a loom model (`RUSTFLAGS="--cfg loom"`).
     pub(crate) const MODEL_CHECKED: bool = false;
 
@@ -207,6 +215,13 @@ mod imp {
     #[inline]
     pub fn spin_hint() {
         loom::thread::yield_now();
+    }
+
+    /// A SeqCst fence: what loom needs to honour the total order of SeqCst accesses
+    /// (see the std version).
+    #[inline]
+    pub fn dekker_fence() {
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether this build is a loom model (`RUSTFLAGS="--cfg loom"`).
