@@ -9,7 +9,8 @@
 //! * [`open`]: claims the device ([`claim`]: one process at a time, a lock that dies with
 //!   the process), binds it to the backend's driver ([`sysfs`]), opens it, and on a failure
 //!   or when the [`Device`] is dropped gives it back to the driver it came from;
-//! * the `microdriver-bind` tool (list, bind, unbind, refusing a device in use).
+//! * the `microdriver-bind` tool (list, bind, unbind, refusing a device in use);
+//! * [`sim`] (feature `sim`): simulated DMA memory and interrupt line for device models.
 //!
 //! A device model implements the [`seam`] traits itself and never depends on a backend.
 //! `unsafe` code lives in `mem` (mappings, volatile access) and `vfio::sys` (ioctls).
@@ -20,6 +21,8 @@
 //! ```
 
 pub mod seam;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use seam::{Dma, DmaAllocator, DmaError, DmaRegion, Hw, InterruptLine, Mmio, PciConfig};
 

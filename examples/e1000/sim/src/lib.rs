@@ -30,11 +30,9 @@
 #![warn(missing_docs)]
 
 mod device;
-pub mod dma;
 pub mod eeprom;
 mod error;
 mod fault;
-mod irq;
 mod model;
 pub mod pci;
 pub mod peer;
@@ -48,11 +46,10 @@ pub use e1000_wire as net;
 pub use microdriver_hal::seam as hw;
 
 pub use device::{SimBus, Variant};
-pub use dma::{BusFault, SimDma, SimDmaRegion};
 pub use error::SimError;
 pub use fault::{DmaSource, Fault, Ring, FAULT_LOG_LIMIT};
 pub use hw::{DmaAllocator, DmaError, DmaRegion, InterruptLine, Mmio, PciConfig};
-pub use irq::SimIrq;
+pub use microdriver_hal::sim::{BusFault, SimDma, SimDmaRegion, SimIrq};
 pub use model::{E1000Sim, SimConfig};
 pub use peer::{Direction, PeerConfig, PeerStats, StreamConfig, WireFrame, WireStats};
 

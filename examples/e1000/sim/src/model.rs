@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::device::{Device, SimBus, Variant};
-use crate::dma::SimDma;
 use crate::error::SimError;
 use crate::fault::Fault;
 use crate::hw::{Mmio, PciConfig};
-use crate::irq::SimIrq;
 use crate::peer::{
     Direction, Peer, PeerConfig, PeerStats, StreamConfig, Wire, WireFrame, WireStats,
 };
+use crate::SimDma;
+use crate::SimIrq;
 
 /// Configuration of a model instance.
 #[derive(Debug, Clone)]

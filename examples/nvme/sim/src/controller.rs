@@ -7,9 +7,9 @@ use microdriver_hal::seam::{Mmio, PciConfig};
 use nvme_regs::{cap, cc, csts, Cqe, Sqe, CQE_LEN, SQE_LEN};
 use parking_lot::Mutex;
 
-use crate::dma::SimDma;
-use crate::irq::SimIrq;
 use crate::SimConfig;
+use crate::SimDma;
+use crate::SimIrq;
 
 /// A submission queue.
 #[derive(Debug, Clone)]

@@ -18,8 +18,6 @@
 
 mod commands;
 mod controller;
-pub mod dma;
-pub mod irq;
 mod prp;
 
 use std::sync::Arc;
@@ -27,8 +25,7 @@ use std::sync::Arc;
 use microdriver_hal::seam::Hw;
 
 pub use controller::{NvmeSim, SimCounters};
-pub use dma::SimDma;
-pub use irq::SimIrq;
+pub use microdriver_hal::sim::{BusFault, SimDma, SimDmaRegion, SimIrq};
 
 /// The controller's identity and geometry.
 #[derive(Debug, Clone)]

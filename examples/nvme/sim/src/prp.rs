@@ -3,7 +3,7 @@
 
 use nvme_regs::status;
 
-use crate::dma::SimDma;
+use crate::SimDma;
 
 const PAGE: u64 = nvme_regs::PAGE as u64;
 

@@ -14,16 +14,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dma::SimDma;
 use crate::eeprom::{self, Eeprom};
 use crate::fault::{Defects, DmaSource, Fault, FaultLog, Ring};
-use crate::irq::SimIrq;
 use crate::model::SimConfig;
 use crate::net;
 use crate::pci::PciConfigSpace;
 use crate::peer::WireFrame;
 use crate::phy::{Phy, Speed};
 use crate::regs::{self, *};
+use crate::SimDma;
+use crate::SimIrq;
 
 use regfile::Stats;
 use rx::RxFrame;

@@ -1,10 +1,11 @@
-//! The simulated interrupt line: a level, a mask and a wake-up, like an eventfd behind UIO.
+//! A simulated level-triggered interrupt line for device models: a level, a mask and a
+//! wake-up, like an eventfd behind UIO.
 
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::hw::InterruptLine;
+use crate::seam::InterruptLine;
 
 #[derive(Debug, Default)]
 struct State {
@@ -27,7 +28,7 @@ impl SimIrq {
     }
 
     /// Device side: drive the level.
-    pub(crate) fn set_level(&self, level: bool) {
+    pub fn set_level(&self, level: bool) {
         let mut s = self.state.lock();
         if level && !s.asserted {
             s.assertions += 1;

@@ -1,4 +1,5 @@
-//! Simulated DMA memory: regions with fake bus addresses and bounds-checked access.
+//! Simulated DMA memory for device models: regions with bus addresses and bounds-checked
+//! access.
 //!
 //! There is no unsafe code here: every region is a lock-protected byte buffer. The device
 //! side reaches memory only through [`SimDma::bus_read`] / [`SimDma::bus_write`], which
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::hw::{DmaAllocator, DmaError, DmaRegion};
+use crate::seam::{DmaAllocator, DmaError, DmaRegion};
 
 /// First bus address handed out. Never zero, above 4 GiB so that drivers must program the
 /// high halves of 64-bit descriptor base registers correctly.
@@ -210,17 +211,18 @@ mod tests {
     #[test]
     fn regions_are_page_aligned_nonzero_and_bounds_checked() {
         let dma = SimDma::new();
-        let a = dma.alloc(100).unwrap();
-        let b = dma.alloc(8192).unwrap();
+        let a = dma.alloc(100).expect("region a");
+        let b = dma.alloc(8192).expect("region b");
         assert_eq!(a.bus_addr(), BUS_BASE);
         assert_eq!(a.bus_addr() % PAGE, 0);
         assert_eq!(b.bus_addr() % PAGE, 0);
         assert!(b.bus_addr() >= a.bus_addr() + 2 * PAGE);
-        a.write(96, &[1, 2, 3, 4]).unwrap();
+        a.write(96, &[1, 2, 3, 4]).expect("in bounds");
         assert!(a.write(97, &[1, 2, 3, 4]).is_err());
         assert!(a.read(usize::MAX, &mut [0u8; 2]).is_err());
         let mut buf = [0u8; 4];
-        dma.bus_read(a.bus_addr() + 96, &mut buf).unwrap();
+        dma.bus_read(a.bus_addr() + 96, &mut buf)
+            .expect("in bounds");
         assert_eq!(buf, [1, 2, 3, 4]);
         // The guard gap, address zero and u64::MAX are faults, not panics.
         assert!(dma.bus_read(a.bus_addr() + 100, &mut buf).is_err());
