@@ -52,6 +52,8 @@ pub struct DaemonConfig {
     pub keep_bound: bool,
     /// Command timeout before the kernel half asks for a reset.
     pub io_timeout: Duration,
+    /// Completion by polling instead of by interrupt.
+    pub poll: bool,
     /// How long the kernel half waits for one upcall.
     pub call_timeout: Duration,
     /// With [`Backend::Sim`]: the namespace's size in 512-byte blocks.
@@ -68,6 +70,7 @@ impl Default for DaemonConfig {
             force: false,
             keep_bound: false,
             io_timeout: Duration::from_secs(10),
+            poll: false,
             call_timeout: Duration::from_secs(30),
             sim_blocks: 65_536,
         }
@@ -280,6 +283,7 @@ impl Daemon {
         };
         let opts = Options {
             io_timeout: cfg.io_timeout,
+            poll: cfg.poll,
             ..Options::default()
         };
         let dev = Arc::new(BlockDev::start(opened.hw, opts)?);
@@ -457,9 +461,10 @@ fn handle(inner: &Inner, req: Request) -> Result<String, String> {
         Request::Reset => {
             inner.dev.reset(Duration::from_secs(60)).map_err(e)?;
             let c = inner.dev.controller();
+            let s = inner.dev.stats();
             format!(
-                "controller reset: queues re-created, {} requests in flight resubmitted\n",
-                c.requeued
+                "controller reset: queues re-created; {} requests in flight when submission stopped, {} of them resubmitted (the controller completed the others before its reset); {} held for the new queues\n",
+                s.reset_inflight, c.requeued, s.reset_held
             )
         }
         Request::Status => status(inner),
@@ -474,13 +479,18 @@ fn status(inner: &Inner) -> String {
     let g = c.geometry;
     let s = inner.dev.stats();
     let (pending, last) = inner.dev.recovery_state();
+    let irq = inner.dev.irq_stats();
     let mut out = format!(
-        "nvmed: {} namespace {} ({} blocks of {} bytes) on {} for {} s\ncontroller: sn {} mn {} fr {}\nrecoveries: {} (pending: {}{})\nio: submitted {} completed {} errors {} bogus {} resubmitted {} resets {} inflight {} waiting {}\nnbd: requests {} errors {} bytes {}\n",
+        "nvmed: {} namespace {} ({} blocks of {} bytes) on {} for {} s\ncontroller: sn {} mn {} fr {}\nrecoveries: {} (pending: {}{})\nio: submitted {} completed {} errors {} bogus {} resubmitted {} resets {} inflight {} waiting {} device-avg {} us\nirq: interrupts {} wakes {} timed-polls {} reaped-by-irq {} reaped-by-poll {}\nnbd: requests {} errors {} bytes {} service-avg {} us commands {} driver-avg {} us\n",
         node(inner), c.nsid, g.blocks, 1u32 << g.lba_shift, inner.bus_info, inner.started.elapsed().as_secs(),
         c.id.sn, c.id.mn, c.id.fr,
         inner.dev.recoveries(), if pending { "yes" } else { "no" }, last.map(|l| format!(", last error: {l}")).unwrap_or_default(),
-        s.submitted, s.completed, s.errors, s.bogus, s.resubmitted, s.resets, s.inflight, s.waiting,
+        s.submitted, s.completed, s.errors, s.bogus, s.resubmitted, s.resets, s.inflight, s.waiting, s.device_us / s.completed.max(1),
+        inner.dev.kernel().hw().irq.assertions(), irq.irq_wakes, irq.timed_polls, irq.reaped_by_irq, irq.reaped_by_poll,
         inner.nbd_stats.requests.load(Ordering::Relaxed), inner.nbd_stats.errors.load(Ordering::Relaxed), inner.nbd_stats.bytes.load(Ordering::Relaxed),
+        inner.nbd_stats.service_ns.load(Ordering::Relaxed) / 1000 / inner.nbd_stats.requests.load(Ordering::Relaxed).max(1),
+        inner.nbd_stats.commands.load(Ordering::Relaxed),
+        inner.nbd_stats.driver_ns.load(Ordering::Relaxed) / 1000 / inner.nbd_stats.commands.load(Ordering::Relaxed).max(1),
     );
     let Some(sup) = &inner.split else {
         out.push_str("split: monolithic (both halves in this process)\n");

@@ -157,6 +157,17 @@ pub struct IoStats {
     pub inflight: u32,
     /// Requests held (waiting for a slot or for the queues).
     pub waiting: u32,
+    /// Microseconds from ringing the doorbell to taking the completion, summed over the
+    /// completed commands (the controller's part of a request's latency, interrupt or
+    /// poll delivery included).
+    pub device_us: u64,
+    /// Requests in flight when submission last stopped for a reset: each is either
+    /// completed by the controller before its queues go (QEMU finishes its I/O on a reset)
+    /// or moved back and resubmitted (`resubmitted`).
+    pub reset_inflight: u32,
+    /// Requests that waited for the queues when they last came back (those resubmitted
+    /// and those that arrived during the reset), submitted on the new queues.
+    pub reset_held: u32,
 }
 
 #[derive(Debug)]
@@ -209,10 +220,29 @@ impl IoState {
         }
     }
 
+    /// Requests in flight now.
+    pub(crate) fn inflight(&self) -> u32 {
+        self.slots.iter().filter(|s| s.inflight.is_some()).count() as u32
+    }
+
+    /// Requests waiting (for a slot or for the queues).
+    pub(crate) fn waiting_len(&self) -> u32 {
+        self.waiting.len() as u32
+    }
+
+    /// Stops submission for a reset (nothing reaches the controller until the queues are
+    /// back), noting what was in flight when it stopped.
+    pub(crate) fn freeze(&mut self) {
+        if !self.frozen {
+            self.frozen = true;
+            self.stats.reset_inflight = self.inflight();
+        }
+    }
+
     /// Counters, with the current depths.
     pub fn stats(&self) -> IoStats {
         IoStats {
-            inflight: self.slots.iter().filter(|s| s.inflight.is_some()).count() as u32,
+            inflight: self.inflight(),
             waiting: self.waiting.len() as u32,
             ..self.stats
         }
@@ -405,6 +435,8 @@ impl Kernel {
             let Some(inf) = s.inflight.take() else {
                 continue;
             };
+            let us = u64::try_from(inf.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            io.stats.device_us = io.stats.device_us.saturating_add(us);
             let result = if cqe.status != 0 {
                 io.stats.errors += 1;
                 Err(NvmeError::Status {

@@ -39,7 +39,7 @@ pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), NvmeError> {
     let k = lookup(dev)?;
     let mut policy = k.policy.lock();
     if policy.check(off, Some(value))? == Effect::Disable {
-        k.io.lock().frozen = true;
+        k.io.lock().freeze();
     }
     k.wr(off, value);
     Ok(())
@@ -291,6 +291,7 @@ pub fn io_start(dev: DevId, geometry: &Geometry) -> Result<u32, NvmeError> {
             }
         }
         io.geometry = Some(*geometry);
+        io.stats.reset_held = io.waiting_len();
         (io.live, io.frozen) = (true, false);
         k.reap(&mut io)
     };
@@ -337,7 +338,7 @@ pub fn health_check(k: &Kernel, io_timeout: Duration) -> Health {
         None
     };
     if reason.is_some() {
-        io.frozen = true;
+        io.freeze();
         k.work.post(work::RESET);
     }
     Health {
@@ -352,7 +353,7 @@ pub fn health_check(k: &Kernel, io_timeout: Duration) -> Health {
 #[critical]
 pub fn schedule_reset(dev: DevId) -> Result<(), NvmeError> {
     let k = lookup(dev)?;
-    k.io.lock().frozen = true;
+    k.io.lock().freeze();
     k.work.post(work::RESET);
     Ok(())
 }

@@ -44,6 +44,10 @@ struct Args {
     /// Leave the function on the user-space driver at exit.
     #[arg(long)]
     keep_bound: bool,
+    /// Reap completions by polling the completion queue instead of waiting for the
+    /// interrupt.
+    #[arg(long)]
+    poll: bool,
     /// Seconds a command may be in flight before the controller is reset.
     #[arg(long, default_value_t = 10)]
     io_timeout: u64,
@@ -76,6 +80,7 @@ fn main() {
         force: a.force,
         keep_bound: a.keep_bound,
         io_timeout: Duration::from_secs(a.io_timeout.max(1)),
+        poll: a.poll,
         ..DaemonConfig::default()
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use nvme::{BlockDev, IoOp, NvmeError};
 use parking_lot::{Condvar, Mutex};
@@ -63,11 +64,21 @@ pub struct NbdStats {
     pub errors: AtomicU64,
     /// Bytes read and written.
     pub bytes: AtomicU64,
+    /// Nanoseconds from reading requests to writing their replies, summed (divided by
+    /// `requests`: the time nvmed and the controller took per request, the rest of a
+    /// request's latency is the kernel's NBD driver and the socket).
+    pub service_ns: AtomicU64,
+    /// Commands the requests became.
+    pub commands: AtomicU64,
+    /// Nanoseconds from handing a command to the driver to its completion, summed
+    /// (divided by `commands`: the driver's and the controller's part of `service_ns`).
+    pub driver_ns: AtomicU64,
 }
 
 /// A request in progress: its parts complete in any order; the last one replies.
 struct Pending {
     handle: [u8; 8],
+    since: Instant,
     data: Vec<u8>,
     left: usize,
     error: u32,
@@ -81,7 +92,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn reply(&self, handle: [u8; 8], error: u32, data: &[u8]) {
+    fn reply(&self, handle: [u8; 8], since: Instant, error: u32, data: &[u8]) {
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&REPLY_MAGIC.to_be_bytes());
         h[4..8].copy_from_slice(&error.to_be_bytes());
@@ -92,6 +103,8 @@ impl Shared {
             tracing::warn!(error = %e, "NBD reply not sent");
         }
         drop(w);
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats.service_ns.fetch_add(ns, Ordering::Relaxed);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if error != 0 {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -147,6 +160,7 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(()),
             Err(e) => break Err(e.into()),
         }
+        let since = Instant::now();
         let magic = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         if magic != REQUEST_MAGIC {
             break Err(NbdError::Protocol(format!("magic {magic:#x}")));
@@ -182,12 +196,12 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
             cmd::TRIM => IoOp::Discard,
             cmd::WRITE_ZEROES => IoOp::WriteZeroes,
             _ => {
-                shared.reply(handle, EINVAL, &[]);
+                shared.reply(handle, since, EINVAL, &[]);
                 continue;
             }
         };
         if op != IoOp::Flush && (!aligned || !in_range) {
-            shared.reply(handle, if aligned { ENOSPC } else { EINVAL }, &[]);
+            shared.reply(handle, since, if aligned { ENOSPC } else { EINVAL }, &[]);
             continue;
         }
         let list = match op {
@@ -197,7 +211,7 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
             IoOp::Discard => parts(op, lba, blocks, u64::from(u32::MAX)),
         };
         if list.is_empty() {
-            shared.reply(handle, 0, &[]);
+            shared.reply(handle, since, 0, &[]);
             continue;
         }
         shared
@@ -206,6 +220,7 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
             .fetch_add(u64::from(len), Ordering::Relaxed);
         let pending = Arc::new(Mutex::new(Pending {
             handle,
+            since,
             data: if op == IoOp::Read {
                 vec![0u8; len as usize]
             } else {
@@ -222,7 +237,11 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
                 Vec::new()
             };
             let (p, s) = (Arc::clone(&pending), Arc::clone(&shared));
+            let submitted = Instant::now();
             dev.submit(op, lba, n, data, move |r| {
+                let ns = u64::try_from(submitted.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                s.stats.driver_ns.fetch_add(ns, Ordering::Relaxed);
+                s.stats.commands.fetch_add(1, Ordering::Relaxed);
                 let mut g = p.lock();
                 match r {
                     Ok(d) if op == IoOp::Read && d.len() == bytes => {
@@ -238,8 +257,9 @@ pub fn serve(dev: Arc<BlockDev>, sock: UnixStream, stats: Arc<NbdStats>) -> Resu
                 g.left -= 1;
                 if g.left == 0 {
                     let (handle, error, data) = (g.handle, g.error, std::mem::take(&mut g.data));
+                    let since = g.since;
                     drop(g);
-                    s.reply(handle, error, &data);
+                    s.reply(handle, since, error, &data);
                 }
             });
         }
