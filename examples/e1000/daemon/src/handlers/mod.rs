@@ -18,6 +18,8 @@ mod power;
 mod status;
 mod traffic;
 
+pub(crate) use status::status;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
