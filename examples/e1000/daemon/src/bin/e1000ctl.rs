@@ -10,7 +10,7 @@
 //! e1000ctl -k | -K tso off sg on ... | stats64
 //! e1000ctl status | suspend | resume | wake | inject FAULT [MS] | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
-//! e1000ctl shutdown
+//! e1000ctl cable plug|unplug | shutdown
 //! e1000ctl --json ANY-OF-THE-ABOVE
 //! ```
 
@@ -176,6 +176,13 @@ enum Cmd {
         #[command(subcommand)]
         action: TrafficCmd,
     },
+    /// Plug or unplug the simulated wire's cable (--sim only): the link goes down and up
+    /// as with a real cable.
+    Cable {
+        /// plug or unplug.
+        #[arg(value_parser = ["plug", "unplug"])]
+        action: String,
+    },
     /// Set the e1000's absolute interrupt delay timers, which ethtool has no parameters
     /// for: rx-usecs-abs N (RADV) tx-usecs-abs N (TADV). `-c --e1000-extras` shows them.
     AbsDelay {
@@ -273,6 +280,9 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
                 TrafficCmd::Status | TrafficCmd::Wait => Request::TrafficStatus,
             },
             Cmd::Shutdown => Request::Shutdown,
+            Cmd::Cable { action } => Request::Cable {
+                plugged: action == "plug",
+            },
             Cmd::AbsDelay { params } => {
                 let (mut rx, mut tx) = (None, None);
                 for (k, v) in pairs(params, &["rx-usecs-abs", "tx-usecs-abs"])? {

@@ -153,6 +153,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
         }
         Request::TrafficStatus => crate::sim_peer::traffic_status(inner),
         Request::Wake => crate::sim_peer::wake(inner, nd),
+        Request::Cable { plugged } => crate::sim_peer::cable(inner, plugged),
         Request::Shutdown => Ok(Reply::Done),
     }
 }
