@@ -775,6 +775,7 @@ mod tests {
             Request::Suspend,
             Request::Resume,
             Request::Wake,
+            Request::Cable { plugged: false },
             Request::SetLink {
                 speed: None,
                 full_duplex: None,
