@@ -64,6 +64,8 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// The control socket's permissions.
     pub socket_mode: u32,
+    /// Serve the Prometheus metrics here (`--metrics`; None: no endpoint).
+    pub metrics: Option<std::net::SocketAddr>,
     /// How long to wait for the link at start-up before serving anyway.
     pub link_timeout: Duration,
     /// With [`Backend::Uio`] / [`Backend::Vfio`]: take the device from another driver
@@ -109,6 +111,7 @@ impl Default for DaemonConfig {
             crossing_delay: Duration::ZERO,
             socket: PathBuf::from(crate::client::DEFAULT_SOCKET),
             socket_mode: 0o600,
+            metrics: None,
             link_timeout: Duration::from_secs(10),
             uio_force: false,
             keep_bound: false,
@@ -159,6 +162,14 @@ pub enum DaemonError {
     /// A thread could not be spawned.
     #[error("spawning a thread: {0}")]
     Thread(std::io::Error),
+    /// The metrics endpoint could not be bound.
+    #[error("--metrics {addr}: {source} (is the port in use? pick another, or 0 for any)")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A running daemon.
@@ -166,6 +177,8 @@ pub struct Daemon {
     pub(crate) inner: Arc<Inner>,
     listener: UnixListener,
     threads: Vec<JoinHandle<()>>,
+    /// Where the metrics endpoint listens (`--metrics`), as bound.
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// What the connection handlers share.
@@ -453,13 +466,35 @@ impl Daemon {
                 move || rx_loop(&inner)
             })?),
         }
+        let metrics = match inner.cfg.metrics {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|source| DaemonError::Metrics { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| DaemonError::Metrics { addr, source })?;
+                tracing::info!(addr = %bound, "metrics: Prometheus text format at /metrics");
+                threads.push(spawn("e1000d-metrics", {
+                    let inner = Arc::clone(&inner);
+                    move || crate::metrics::serve(&inner, listener)
+                })?);
+                Some(bound)
+            }
+            None => None,
+        };
         let listener = bind_socket(&inner.cfg.socket, inner.cfg.socket_mode)?;
         tracing::info!(socket = %inner.cfg.socket.display(), "serving");
         Ok(Daemon {
             inner,
             listener,
             threads,
+            metrics,
         })
+    }
+
+    /// Where the metrics endpoint listens, if `--metrics` asked for one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
     }
 
     /// The flag that stops [`serve`](Daemon::serve) (signal handlers set it, then
@@ -505,6 +540,10 @@ impl Daemon {
         }
         tracing::info!("shutting down");
         self.inner.stop.store(true, Ordering::SeqCst);
+        if let Some(addr) = self.metrics {
+            // Wakes the metrics thread out of accept (it sees the stop flag).
+            let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         for c in conns {
             while !c.is_finished() && Instant::now() < deadline {

@@ -98,15 +98,21 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-/// `ethtool -i`.
+/// `ethtool -i`: exactly ethtool's lines.
 pub fn drvinfo(d: &DrvInfo) -> String {
     format!(
         "driver: {}\nversion: {}\nfirmware-version: N/A\nexpansion-rom-version: \nbus-info: {}\n\
          supports-statistics: yes\nsupports-test: yes\nsupports-eeprom-access: yes\n\
-         supports-register-dump: yes\nsupports-priv-flags: no\npart: {}\nPBA No: {}\n",
-        d.driver,
-        d.version,
-        d.bus_info,
+         supports-register-dump: yes\nsupports-priv-flags: no\n",
+        d.driver, d.version, d.bus_info,
+    )
+}
+
+/// What `e1000ctl -i --e1000-extras` adds after ethtool's lines: the part and the board's
+/// PBA number (Linux's e1000 logs them at probe; ethtool does not show them).
+pub fn drvinfo_extras(d: &DrvInfo) -> String {
+    format!(
+        "part: {}\nPBA No: {}\n",
         d.part,
         if d.pba.is_empty() { "N/A" } else { &d.pba }
     )
@@ -333,29 +339,62 @@ pub fn rings(dev: &str, r: &Rings) -> String {
     )
 }
 
-/// `ethtool -a`.
-pub fn pause(dev: &str, p: &Pause) -> String {
-    format!(
+/// `ethtool -a`: the settings and, with pause auto-negotiated and a link partner that
+/// advertised its abilities, what was resolved (`lp`: the partner's PAUSE and
+/// asymmetric-PAUSE bits), then a blank line.
+pub fn pause(dev: &str, p: &Pause, lp: Option<(bool, bool)>) -> String {
+    let mut s = format!(
         "Pause parameters for {dev}:\nAutonegotiate:\t{}\nRX:\t\t{}\nTX:\t\t{}\n",
         on_off(p.autoneg),
         on_off(p.rx),
         on_off(p.tx)
-    )
+    );
+    if let (true, Some((peer_pause, peer_asym))) = (p.autoneg, lp) {
+        // What this side advertises for its settings (IEEE 802.3 Annex 28B), then the
+        // resolution both sides make from the two advertisements.
+        let (our_pause, our_asym) = (p.rx, p.rx != p.tx);
+        let (rx, tx) = if our_pause && peer_pause {
+            (true, true)
+        } else if our_asym && peer_asym {
+            (our_pause, !our_pause && peer_pause)
+        } else {
+            (false, false)
+        };
+        let _ = write!(
+            s,
+            "RX negotiated: {}\nTX negotiated: {}\n",
+            on_off(rx),
+            on_off(tx)
+        );
+    }
+    s.push('\n');
+    s
 }
 
-/// `ethtool -c`.
+/// `ethtool -c` (ethtool 6.1's layout; the e1000 has no frame counts, per-IRQ timers or
+/// rate bands: `n/a`). rx-usecs and tx-usecs are the receive and transmit delay timers
+/// (RDTR, TIDV).
 pub fn coalesce(dev: &str, c: &Coalesce) -> String {
     format!(
         "Coalesce parameters for {dev}:\nAdaptive RX: {}  TX: n/a\n\
-         rate-limit: {}\n\nrx-usecs: {}\nrx-frames: n/a\nrx-usecs-irq: n/a\nrx-frames-irq: n/a\n\n\
+         stats-block-usecs: n/a\nsample-interval: n/a\npkt-rate-low: n/a\npkt-rate-high: n/a\n\n\
+         rx-usecs: {}\nrx-frames: n/a\nrx-usecs-irq: n/a\nrx-frames-irq: n/a\n\n\
          tx-usecs: {}\ntx-frames: n/a\ntx-usecs-irq: n/a\ntx-frames-irq: n/a\n\n\
-         rx-usecs-abs: {}\ntx-usecs-abs: {}\n",
+         rx-usecs-low: n/a\nrx-frame-low: n/a\ntx-usecs-low: n/a\ntx-frame-low: n/a\n\n\
+         rx-usecs-high: n/a\nrx-frame-high: n/a\ntx-usecs-high: n/a\ntx-frame-high: n/a\n\n\
+         CQE mode RX: n/a  TX: n/a\n\n",
         on_off(c.adaptive),
-        c.max_irq_rate,
         c.rx_usecs,
         c.tx_usecs,
-        c.rx_usecs_abs,
-        c.tx_usecs_abs
+    )
+}
+
+/// What `e1000ctl -c --e1000-extras` adds: the e1000's absolute delay timers (RADV,
+/// TADV) and its interrupt rate limit (ITR), which ethtool has no lines for.
+pub fn coalesce_extras(c: &Coalesce) -> String {
+    format!(
+        "rx-usecs-abs: {}\ntx-usecs-abs: {}\nrate-limit: {}\n",
+        c.rx_usecs_abs, c.tx_usecs_abs, c.max_irq_rate
     )
 }
 

@@ -8,8 +8,9 @@
 //!   [`hoststate`]: the host's MTU, MAC, filters and VLAN devices on the TAP reach the
 //!   driver (rtnetlink);
 //! * [`protocol`] and [`client`]: one JSON request and one JSON reply per connection;
-//! * [`format`]: ethtool's output layout;
-//! * [`faults`]: the user-half faults `e1000ctl inject` causes;
+//! * [`format`]: ethtool's output layout; [`json`]: `e1000ctl --json`'s documents;
+//! * [`faults`]: the user-half faults `e1000ctl inject` causes; [`metrics`]: the
+//!   Prometheus endpoint (`--metrics ADDR`);
 //! * [`uio`]: the seam to the UIO backend (`--uio PCI_ADDR`).
 //!
 //! The binaries: `e1000d`, `e1000ctl` and `e1000-demo` (README's main command).
@@ -24,6 +25,8 @@ pub mod faults;
 pub mod format;
 mod handlers;
 pub mod hoststate;
+pub mod json;
+pub mod metrics;
 mod model;
 pub mod protocol;
 mod sim_peer;

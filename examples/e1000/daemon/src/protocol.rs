@@ -220,6 +220,12 @@ pub enum Request {
     /// `wake`: the simulated peer sends a magic packet for the NIC's address (what
     /// `etherwake` does on a real wire), to wake a suspended device.
     Wake,
+    /// `cable plug|unplug`: the simulated wire's cable (`--sim` only), so the link can be
+    /// taken away and given back as a real cable would.
+    Cable {
+        /// Plugged in.
+        plugged: bool,
+    },
     /// `shutdown`: stop the daemon cleanly.
     Shutdown,
 }
@@ -769,6 +775,7 @@ mod tests {
             Request::Suspend,
             Request::Resume,
             Request::Wake,
+            Request::Cable { plugged: false },
             Request::SetLink {
                 speed: None,
                 full_duplex: None,

@@ -82,6 +82,22 @@ pub(crate) fn wake(inner: &Inner, nd: &Arc<Netdev>) -> Result<Reply, String> {
     Ok(Reply::Done)
 }
 
+/// Plugs or unplugs the simulated wire's cable.
+#[cfg(feature = "sim")]
+pub(crate) fn cable(inner: &Inner, plugged: bool) -> Result<Reply, String> {
+    let Some(sim) = &inner.sim else {
+        return Err("cable needs the simulated wire (--sim); on a real one, pull the cable".into());
+    };
+    sim.set_link(plugged);
+    tracing::info!(plugged, "simulated cable");
+    Ok(Reply::Done)
+}
+
+#[cfg(not(feature = "sim"))]
+pub(crate) fn cable(_: &Inner, _: bool) -> Result<Reply, String> {
+    Err(NO_PEER.into())
+}
+
 #[cfg(not(feature = "sim"))]
 const NO_PEER: &str = "this e1000d was built without the device model (`--features sim`): \
                        the traffic generator and wake need the simulated peer";

@@ -58,6 +58,9 @@ fn every_command_against_a_running_daemon() {
     let info = d.ok(&["-i"]);
     assert_eq!(field(&info, "driver"), Some("e1000"), "{info}");
     assert_eq!(field(&info, "supports-statistics"), Some("yes"));
+    // What ethtool does not show comes only with --e1000-extras.
+    assert!(!info.contains("part:"), "{info}");
+    let info = d.ok(&["-i", "--e1000-extras"]);
     assert!(info.contains("part: 82540EM"), "{info}");
 
     // no option: link settings
@@ -592,7 +595,7 @@ fn mdix_settings_like_ethtool() {
 #[test]
 fn driver_info_shows_the_pba_number() {
     let d = DaemonProcess::start(&["--sim", "--monolithic"]);
-    let info = d.ok(&["-i"]);
+    let info = d.ok(&["-i", "--e1000-extras"]);
     // EEPROM words 0x08 and 0x09 (bytes 16-19, little-endian words) hold the PBA number;
     // the model's board is a C91016-006.
     let ee = d.ok(&["-e", "offset", "16", "length", "4"]);

@@ -92,7 +92,7 @@ fn good_params_show_in_e1000ctl() {
         .expect("-g shows current settings");
     assert_eq!(field(cur, "RX:"), Some("1024"), "{g}");
     assert_eq!(field(cur, "TX:"), Some("512"), "board 0's value: {g}");
-    let c = d.ok(&["-c"]);
+    let c = d.ok(&["-c", "--e1000-extras"]);
     // 50 units of 1.024 us are 51.2 us: shown rounded up, so the register gets 50.
     assert_eq!(field(&c, "rx-usecs"), Some("52"), "{c}");
     assert_eq!(field(&c, "rate-limit"), Some("8000"), "{c}");

@@ -46,8 +46,9 @@ fn ip(args: &[&str]) {
 struct Netns(String);
 
 impl Netns {
-    fn create() -> Netns {
-        let name = format!("e1000d-test-{}", std::process::id());
+    /// A namespace of its own for the test `tag` (the tests run in parallel).
+    fn create(tag: &str) -> Netns {
+        let name = format!("e1000d-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
         Netns(name)
@@ -164,7 +165,7 @@ fn kernel_stack_pings_the_peer_through_a_tap_interface() {
         eprintln!("skipped: {why}");
         return;
     }
-    let ns = Netns::create();
+    let ns = Netns::create("ping");
     let d = DaemonProcess::start_with(&["ip", "netns", "exec", &ns.0], &["--sim", "--tap", TAP]);
     ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
     ip(&["-n", &ns.0, "addr", "add", "10.0.2.15/24", "dev", TAP]);
@@ -201,4 +202,87 @@ fn kernel_stack_pings_the_peer_through_a_tap_interface() {
     d.ok(&["shutdown"]);
     let status = d.wait_exit(Duration::from_secs(20)).expect("e1000d exits");
     assert!(status.success(), "{status}");
+}
+
+/// The value of register `name` in `e1000ctl -d`.
+fn reg(d: &DaemonProcess, name: &str) -> u32 {
+    common::register(&d.ok(&["-d"]), name)
+}
+
+/// Polls `cond` (what the daemon's host-state watcher or watchdog does in the
+/// background) until it holds, up to 20 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The TAP's carrier as the namespace's kernel sees it.
+fn carrier(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", TAP])
+        .output()
+        .expect("ip link show");
+    let s = String::from_utf8_lossy(&out.stdout);
+    !s.contains("NO-CARRIER")
+}
+
+/// The host's MTU on the TAP reaches the NIC: MTU 9000 turns on long-packet reception
+/// (RCTL.LPE) and receive buffers of 4 KiB (RCTL.BSEX with BSIZE 11), and back; the
+/// cable pulled on the simulated wire takes the TAP's carrier away, plugged in gives it
+/// back, and pings flow again.
+#[test]
+fn host_mtu_and_the_wire_reach_the_tap_and_the_nic() {
+    if let Some(why) = missing_prerequisite() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const LPE: u32 = 1 << 5;
+    const BSIZE: u32 = 3 << 16;
+    const BSEX: u32 = 1 << 25;
+    let ns = Netns::create("mtu");
+    let d = DaemonProcess::start_with(&["ip", "netns", "exec", &ns.0], &["--sim", "--tap", TAP]);
+    ip(&["-n", &ns.0, "addr", "add", "10.0.2.15/24", "dev", TAP]);
+    ip(&["-n", &ns.0, "link", "set", TAP, "up"]);
+    let rctl = reg(&d, "RCTL");
+    assert_eq!(rctl & LPE, 0, "RCTL {rctl:#x} at MTU 1500");
+
+    ip(&["-n", &ns.0, "link", "set", TAP, "mtu", "9000"]);
+    wait_until("RCTL.LPE after mtu 9000", || reg(&d, "RCTL") & LPE != 0);
+    let rctl = reg(&d, "RCTL");
+    assert_eq!(
+        rctl & (BSIZE | BSEX),
+        BSEX | BSIZE,
+        "4 KiB buffers (a 9018-byte frame spans three, as with Linux's e1000 on 4 KiB \
+         pages): RCTL {rctl:#x}"
+    );
+    ip(&["-n", &ns.0, "link", "set", TAP, "mtu", "1500"]);
+    wait_until("RCTL.LPE off after mtu 1500", || reg(&d, "RCTL") & LPE == 0);
+    let rctl = reg(&d, "RCTL");
+    assert_eq!(
+        rctl & (BSIZE | BSEX),
+        0,
+        "2 KiB buffers again: RCTL {rctl:#x}"
+    );
+
+    wait_until("carrier on", || carrier(&ns.0));
+    d.ok(&["cable", "unplug"]);
+    wait_until("TAP carrier off after unplug", || !carrier(&ns.0));
+    let link = d.ok(&[]);
+    assert!(link.contains("Link detected: no"), "{link}");
+    d.ok(&["cable", "plug"]);
+    wait_until("TAP carrier on after plug", || carrier(&ns.0));
+    let answered = ping_in(&ns.0, 5, Duration::from_millis(50), || {});
+    assert_eq!(answered, 5, "daemon log:\n{}", d.log_text());
+    let log = d.log_text();
+    assert!(
+        log.contains("link down: TAP carrier off") && log.contains("link up: TAP carrier on"),
+        "{log}"
+    );
 }

@@ -4,12 +4,14 @@
 //! ```text
 //! e1000ctl -i | -S | -g | -a | -c | -e | -d | -r
 //! e1000ctl -G rx N tx N | -A autoneg on rx on tx off | -C rx-usecs N tx-usecs N
+//! e1000ctl abs-delay rx-usecs-abs N tx-usecs-abs N | -i/-c --e1000-extras
 //! e1000ctl -s speed 100 duplex full autoneg off mdix auto|on|off wol pumbg|d
 //! e1000ctl -t [offline|online] | -p SECONDS
 //! e1000ctl -k | -K tso off sg on ... | stats64
 //! e1000ctl status | suspend | resume | wake | inject FAULT [MS] | ping [COUNT]
 //! e1000ctl traffic start FRAMES [--sizes 60,1514] | traffic status | traffic wait
-//! e1000ctl shutdown
+//! e1000ctl cable plug|unplug | shutdown
+//! e1000ctl --json ANY-OF-THE-ABOVE
 //! ```
 
 use std::io::Write;
@@ -25,13 +27,35 @@ use e1000d::{request, ClientError};
 /// The name shown in ethtool's headers.
 const DEV: &str = "e1000";
 
+/// Exit statuses: what `--help` says and [`main`] returns.
+const EXIT_STATUS: &str = "Exit status:
+  0  done
+  1  the command line is wrong, or e1000d refused or failed the request (its reason on
+     stderr), a self-test failed (-t), an echo request went unanswered (ping), or the
+     traffic stream lost frames (traffic wait)
+  2  no answer from e1000d: no daemon at --socket, a timeout, or a malformed reply";
+/// Exit status 1 (see [`EXIT_STATUS`]).
+const EXIT_FAILED: u8 = 1;
+/// Exit status 2 (see [`EXIT_STATUS`]).
+const EXIT_NO_ANSWER: u8 = 2;
+
 /// Control the e1000 microdriver daemon (ethtool's options).
 #[derive(Debug, Parser)]
-#[command(name = "e1000ctl", version, about)]
+#[command(name = "e1000ctl", version, about, after_help = EXIT_STATUS)]
 struct Cli {
     /// e1000d's control socket.
     #[arg(long, global = true, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Print the reply as one JSON document (for scripts) instead of ethtool's layout:
+    /// the reply's fields, durations in seconds, MAC addresses as strings, -S as an
+    /// object by name; `{}` for a command that only acts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// With -i or -c: after ethtool's lines, what the e1000 has and ethtool does not show
+    /// (-i: the part and PBA number; -c: the absolute delay timers and the interrupt rate
+    /// limit).
+    #[arg(long, global = true)]
+    e1000_extras: bool,
     #[command(flatten)]
     op: Ops,
     #[command(subcommand)]
@@ -62,7 +86,8 @@ struct Ops {
     /// Show interrupt coalescing.
     #[arg(short = 'c', long = "show-coalesce")]
     show_coalesce: bool,
-    /// Set interrupt coalescing: rx-usecs N tx-usecs N rx-usecs-abs N tx-usecs-abs N adaptive-rx on|off.
+    /// Set interrupt coalescing: rx-usecs N (receive delay, RDTR) tx-usecs N (transmit
+    /// delay, TIDV) adaptive-rx on|off. The e1000's absolute timers: `abs-delay`.
     #[arg(short = 'C', long = "coalesce", num_args = 2.., value_names = ["PARAM", "VALUE"])]
     coalesce: Option<Vec<String>>,
     /// Dump the EEPROM: [offset N] [length N].
@@ -151,6 +176,20 @@ enum Cmd {
         #[command(subcommand)]
         action: TrafficCmd,
     },
+    /// Plug or unplug the simulated wire's cable (--sim only): the link goes down and up
+    /// as with a real cable.
+    Cable {
+        /// plug or unplug.
+        #[arg(value_parser = ["plug", "unplug"])]
+        action: String,
+    },
+    /// Set the e1000's absolute interrupt delay timers, which ethtool has no parameters
+    /// for: rx-usecs-abs N (RADV) tx-usecs-abs N (TADV). `-c --e1000-extras` shows them.
+    AbsDelay {
+        /// rx-usecs-abs N and/or tx-usecs-abs N.
+        #[arg(num_args = 2.., value_names = ["PARAM", "VALUE"], required = true)]
+        params: Vec<String>,
+    },
     /// Stop the daemon.
     Shutdown,
 }
@@ -175,7 +214,7 @@ enum TrafficCmd {
 fn bad_args(msg: &str) -> ExitCode {
     eprintln!("e1000ctl: bad command line argument(s): {msg}");
     eprintln!("For more information run e1000ctl -h");
-    ExitCode::from(1)
+    ExitCode::from(EXIT_FAILED)
 }
 
 fn parse_on_off(param: &str, v: &str) -> Result<bool, String> {
@@ -241,6 +280,27 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
                 TrafficCmd::Status | TrafficCmd::Wait => Request::TrafficStatus,
             },
             Cmd::Shutdown => Request::Shutdown,
+            Cmd::Cable { action } => Request::Cable {
+                plugged: action == "plug",
+            },
+            Cmd::AbsDelay { params } => {
+                let (mut rx, mut tx) = (None, None);
+                for (k, v) in pairs(params, &["rx-usecs-abs", "tx-usecs-abs"])? {
+                    let n = Some(parse_num(k, v)?);
+                    if k == "rx-usecs-abs" {
+                        rx = n;
+                    } else {
+                        tx = n;
+                    }
+                }
+                Request::SetCoalesce {
+                    rx_usecs: None,
+                    tx_usecs: None,
+                    rx_usecs_abs: rx,
+                    tx_usecs_abs: tx,
+                    adaptive_rx: None,
+                }
+            }
         });
     }
     if o.driver {
@@ -283,31 +343,20 @@ fn build_request(cli: &Cli) -> Result<Request, String> {
         return Ok(Request::Coalesce);
     }
     if let Some(args) = &o.coalesce {
-        let mut req = (None, None, None, None, None);
-        for (k, v) in pairs(
-            args,
-            &[
-                "rx-usecs",
-                "tx-usecs",
-                "rx-usecs-abs",
-                "tx-usecs-abs",
-                "adaptive-rx",
-            ],
-        )? {
+        let (mut rx_usecs, mut tx_usecs, mut adaptive_rx) = (None, None, None);
+        for (k, v) in pairs(args, &["rx-usecs", "tx-usecs", "adaptive-rx"])? {
             match k {
-                "rx-usecs" => req.0 = Some(parse_num(k, v)?),
-                "tx-usecs" => req.1 = Some(parse_num(k, v)?),
-                "rx-usecs-abs" => req.2 = Some(parse_num(k, v)?),
-                "tx-usecs-abs" => req.3 = Some(parse_num(k, v)?),
-                _ => req.4 = Some(parse_on_off(k, v)?),
+                "rx-usecs" => rx_usecs = Some(parse_num(k, v)?),
+                "tx-usecs" => tx_usecs = Some(parse_num(k, v)?),
+                _ => adaptive_rx = Some(parse_on_off(k, v)?),
             }
         }
         return Ok(Request::SetCoalesce {
-            rx_usecs: req.0,
-            tx_usecs: req.1,
-            rx_usecs_abs: req.2,
-            tx_usecs_abs: req.3,
-            adaptive_rx: req.4,
+            rx_usecs,
+            tx_usecs,
+            rx_usecs_abs: None,
+            tx_usecs_abs: None,
+            adaptive_rx,
         });
     }
     if let Some(args) = &o.eeprom_dump {
@@ -420,25 +469,63 @@ fn timeout_for(req: &Request) -> Duration {
     }
 }
 
-fn print_reply(reply: &Reply) -> Result<(), String> {
+/// Whether `reply` means the command failed (exit status 1), and why.
+fn failure(reply: &Reply) -> Result<(), String> {
+    match reply {
+        Reply::SelfTest { results } if results.iter().any(|r| r.result != 0) => {
+            Err("a self-test failed".into())
+        }
+        Reply::Ping(p) if p.replies.iter().any(Option::is_none) => {
+            Err("some echo requests were not answered".into())
+        }
+        Reply::Error { message } => Err(message.clone()),
+        _ => Ok(()),
+    }
+}
+
+/// The link partner's PAUSE and asymmetric-PAUSE bits, if it advertised anything (what
+/// `ethtool -a` resolves the negotiated pause from).
+fn partner_pause(socket: &Path) -> Option<(bool, bool)> {
+    match request(socket, &Request::LinkSettings, Duration::from_secs(30)) {
+        Ok(Reply::Link(l)) if !l.lp_advertised.is_empty() || l.lp_pause || l.lp_asym_pause => {
+            Some((l.lp_pause, l.lp_asym_pause))
+        }
+        _ => None,
+    }
+}
+
+/// Prints `reply` (ethtool's layout, or JSON with `--json`); errors say why the command
+/// failed.
+fn print_reply(cli: &Cli, reply: &Reply) -> Result<(), String> {
+    if cli.json && !matches!(reply, Reply::Error { .. }) {
+        println!("{}", e1000d::json::reply(reply));
+        return failure(reply);
+    }
+    let extras = cli.e1000_extras;
     let out = match reply {
         Reply::Done => String::new(),
+        Reply::DrvInfo(d) if extras => {
+            format!("{}{}", format::drvinfo(d), format::drvinfo_extras(d))
+        }
         Reply::DrvInfo(d) => format::drvinfo(d),
         Reply::Link(l) => format::link(DEV, l),
         Reply::Stats { stats } => format::stats(stats),
         Reply::Rings(r) => format::rings(DEV, r),
-        Reply::Pause(p) => format::pause(DEV, p),
+        Reply::Pause(p) => {
+            let lp = if p.autoneg {
+                partner_pause(&cli.socket)
+            } else {
+                None
+            };
+            format::pause(DEV, p, lp)
+        }
+        Reply::Coalesce(c) if extras => {
+            format!("{}{}", format::coalesce(DEV, c), format::coalesce_extras(c))
+        }
         Reply::Coalesce(c) => format::coalesce(DEV, c),
         Reply::Eeprom { offset, data } => format::eeprom(*offset, data),
         Reply::Regs { regs } => format::regs(regs),
-        Reply::SelfTest { results } => {
-            let text = format::selftest(results);
-            print!("{text}");
-            if results.iter().any(|r| r.result != 0) {
-                return Err("a self-test failed".into());
-            }
-            return Ok(());
-        }
+        Reply::SelfTest { results } => format::selftest(results),
         Reply::Features { features } => format::features(DEV, features),
         Reply::FeatureChanges {
             requested,
@@ -449,29 +536,31 @@ fn print_reply(reply: &Reply) -> Result<(), String> {
         Reply::Status(s) => format::status(s),
         Reply::Suspended(r) => format::suspended(DEV, r),
         Reply::Resumed(r) => format::resumed(DEV, r),
-        Reply::Ping(p) => {
-            print!("{}", format::ping(p));
-            if p.replies.iter().any(Option::is_none) {
-                return Err("some echo requests were not answered".into());
-            }
-            return Ok(());
-        }
+        Reply::Ping(p) => format::ping(p),
         Reply::Traffic(t) => format!("{}\n", format::traffic(t)),
-        Reply::Error { message } => return Err(message.clone()),
+        Reply::Error { .. } => String::new(),
     };
     print!("{out}");
-    Ok(())
+    failure(reply)
 }
 
-fn wait_traffic(socket: &Path) -> Result<TrafficReport, ClientError> {
+fn wait_traffic(socket: &Path, json: bool) -> Result<TrafficReport, ClientError> {
     loop {
         let t = match request(socket, &Request::TrafficStatus, Duration::from_secs(30))? {
             Reply::Traffic(t) => t,
             other => return Err(ClientError::Unexpected(format!("{other:?}"))),
         };
         if !t.running {
-            println!("\r{}", format::traffic(&t));
+            if json {
+                println!("{}", e1000d::json::reply(&Reply::Traffic(t.clone())));
+            } else {
+                println!("\r{}", format::traffic(&t));
+            }
             return Ok(t);
+        }
+        if json {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
         }
         print!("\r{}   ", format::traffic(&t));
         let _ = std::io::stdout().flush();
@@ -504,7 +593,7 @@ fn main() -> ExitCode {
         action: TrafficCmd::Wait,
     }) = &cli.cmd
     {
-        return match wait_traffic(&cli.socket) {
+        return match wait_traffic(&cli.socket, cli.json) {
             Ok(t) if t.lost() == 0 && t.rx_bad == 0 && t.tx_refused == 0 => ExitCode::SUCCESS,
             Ok(t) => {
                 eprintln!(
@@ -513,11 +602,11 @@ fn main() -> ExitCode {
                     t.rx_bad,
                     t.tx_refused
                 );
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_FAILED)
             }
             Err(e) => {
                 eprintln!("e1000ctl: {e}");
-                ExitCode::from(2)
+                ExitCode::from(EXIT_NO_ANSWER)
             }
         };
     }
@@ -534,6 +623,10 @@ fn main() -> ExitCode {
         None
     };
     match request(&cli.socket, &req, timeout_for(&req)) {
+        Ok(Reply::Status(s)) if fault.is_some() && cli.json => {
+            println!("{}", e1000d::json::reply(&Reply::Status(s)));
+            ExitCode::SUCCESS
+        }
         Ok(Reply::Status(s)) if fault.is_some() => {
             let sp = s.split.as_ref();
             println!(
@@ -550,20 +643,20 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(reply) => match print_reply(&reply) {
+        Ok(reply) => match print_reply(&cli, &reply) {
             Ok(()) => ExitCode::SUCCESS,
             Err(msg) => {
                 eprintln!("e1000ctl: {msg}");
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_FAILED)
             }
         },
         Err(e @ ClientError::Daemon(_)) => {
             eprintln!("e1000ctl: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_FAILED)
         }
         Err(e) => {
             eprintln!("e1000ctl: {e}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_NO_ANSWER)
         }
     }
 }

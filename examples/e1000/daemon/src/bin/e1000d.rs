@@ -104,6 +104,11 @@ struct Cli {
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = e1000d::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Serve the daemon's counters in the Prometheus text format at http://ADDR/metrics:
+    /// frames, bytes, drops, link, user-half restarts and recovery time, calls per entry.
+    /// ADDR is PORT (bound to 127.0.0.1), IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = e1000d::metrics::parse_addr)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[cfg(feature = "vfio")]
@@ -194,6 +199,7 @@ fn main() -> ExitCode {
         revive_backoff_max: cli.revive_backoff_max,
         stable_uptime: cli.stable_uptime,
         socket: cli.socket,
+        metrics: cli.metrics,
         uio_force: cli.uio_force,
         call_timeout: cli.call_timeout,
         ..DaemonConfig::default()

@@ -18,6 +18,8 @@ mod power;
 mod status;
 mod traffic;
 
+pub(crate) use status::status;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +153,7 @@ fn dispatch(inner: &Arc<Inner>, req: Request) -> Result<Reply, String> {
         }
         Request::TrafficStatus => crate::sim_peer::traffic_status(inner),
         Request::Wake => crate::sim_peer::wake(inner, nd),
+        Request::Cable { plugged } => crate::sim_peer::cable(inner, plugged),
         Request::Shutdown => Ok(Reply::Done),
     }
 }
