@@ -471,6 +471,12 @@ fn resize_live(a: &Adapter) -> Result<(), DriverError> {
         std::thread::sleep(Duration::from_micros(200));
     }
     // Idle link: swap with the receiver off.
+    tracing::info!(
+        dev = a.dev.0,
+        still_owned = owned,
+        waited = ?start.elapsed(),
+        "resize: the receive ring made no progress; swapping with the receiver off"
+    );
     quiesce_rx(a)?;
     let rctl = a.rd(RCTL)?;
     a.wr(RCTL, rctl & !rctl::EN)?;

@@ -266,6 +266,7 @@ impl Device {
                 self.set(RCTL, v);
                 if (old ^ v) & rctl::EN != 0 && v & rctl::EN == 0 {
                     // Disabling the receiver drops what the FIFO holds.
+                    self.rx_fifo_discarded += self.rx_fifo.len() as u64;
                     self.rx_fifo.clear();
                     self.rx_fifo_bytes = 0;
                     self.rx_partial = 0;
