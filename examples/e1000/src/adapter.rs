@@ -343,6 +343,11 @@ impl Adapter {
         kernel::reg_read(self.dev, off)
     }
 
+    /// Reads registers in order with one checked kernel call ([`kernel::reg_read_many`]).
+    pub fn rd_many(&self, offs: Vec<u32>) -> Result<Vec<u32>, DriverError> {
+        kernel::reg_read_many(self.dev, offs)
+    }
+
     /// Writes a register (a checked kernel call).
     pub fn wr(&self, off: u32, v: u32) -> Result<(), DriverError> {
         kernel::reg_write(self.dev, off, v)

@@ -24,8 +24,9 @@ pub(crate) struct Recorded {
 /// * 1: the first campaign (runs that found the false transmit hang and the streams
 ///   ended while their frames were still in flight).
 /// * 2: the watchdog measures transmit progress by packets reclaimed (no false hang from
-///   a ring gone round), and a stream ends when its frames stop moving, not at a fixed
-///   deadline.
+///   a ring gone round); a ring resize never turns the receiver off while the packet
+///   buffer holds frames (RDFPC); a stream ends when its frames stop moving, not at a
+///   fixed deadline.
 pub(crate) const CAMPAIGN_VERSION: u32 = 2;
 
 const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs

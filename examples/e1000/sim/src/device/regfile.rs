@@ -163,6 +163,8 @@ impl Device {
             IMS => self.ims,
             ICS | IMC => 0, // write-only
             RCTL | TCTL | RDLEN | TDLEN | RDH | RDT | TDH | TDT | RDTR | TIDV | WUS => self.r(off),
+            // The packets the receive FIFO holds (13 bits).
+            RDFPC => (self.rx_fifo_len() as u32).min(0x1FFF),
             o if is_stat(o) => self.read_stat(o),
             o if is_storage(o) => self.r(o),
             _ => {
