@@ -271,8 +271,11 @@ impl LinkState {
 pub struct WatchdogState {
     /// Runs so far.
     pub runs: u64,
-    /// The transmit head (TDH) at the previous run.
-    pub last_tx_clean: u32,
+    /// Packets transmit clean had reclaimed at the previous run (the kernel half's
+    /// `TxStats::packets`, which only grows): the measure of progress. A ring index would
+    /// not do: between two runs far enough apart (a user half killed mid-watchdog leaves
+    /// the previous run's values) the ring can go round to the same slot.
+    pub last_tx_cleaned: u64,
     /// Whether descriptors were pending (TDH != TDT) at the previous run.
     pub last_tx_pending: bool,
     /// When the transmit ring last moved or was empty (milliseconds since the Unix epoch).
@@ -338,6 +341,11 @@ impl Adapter {
     /// Reads a register (a checked kernel call).
     pub fn rd(&self, off: u32) -> Result<u32, DriverError> {
         kernel::reg_read(self.dev, off)
+    }
+
+    /// Reads registers in order with one checked kernel call ([`kernel::reg_read_many`]).
+    pub fn rd_many(&self, offs: Vec<u32>) -> Result<Vec<u32>, DriverError> {
+        kernel::reg_read_many(self.dev, offs)
     }
 
     /// Writes a register (a checked kernel call).

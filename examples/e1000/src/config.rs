@@ -425,10 +425,11 @@ pub fn reinit(a: &mut Adapter) -> Result<(), DriverError> {
 ///    runs (SDM 13.4.28).
 ///
 /// Step 3 needs traffic to bring the NIC to the ring's end. On a link that stays idle (no
-/// progress for [`RESIZE_IDLE_MS`], or not there after [`RESIZE_WAIT_MS`]) the receiver,
-/// which then still owns descriptors and so holds nothing in its packet buffer, is
+/// progress for [`RESIZE_IDLE_MS`], or not there after [`RESIZE_WAIT_MS`]) the receiver is
 /// disabled for the swap instead (as close does: XOFF first, then wait for the FIFO to
-/// drain into the ring).
+/// drain into the ring), but only once the packet buffer is seen empty (RDFPC): a NIC that
+/// owns descriptors yet holds frames it has not moved (DMA stalled) would lose them. If it
+/// still holds some after [`RESIZE_WAIT_MS`], the resize fails and changes nothing.
 #[upcall]
 pub fn set_ringparam(a: &mut Adapter, p: &RingParam) -> Result<(), DriverError> {
     kernel::check_ring_size("receive ring size", p.rx)?;
@@ -465,13 +466,41 @@ fn resize_live(a: &Adapter) -> Result<(), DriverError> {
             (owned, moved) = (rx, Instant::now());
         }
         let idle = moved.elapsed() > Duration::from_millis(RESIZE_IDLE_MS);
-        if idle || start.elapsed() > Duration::from_millis(RESIZE_WAIT_MS) {
-            break;
+        let late = start.elapsed() > Duration::from_millis(RESIZE_WAIT_MS);
+        if idle || late {
+            // The NIC owns descriptors and filled none of them for a while: the link looks
+            // idle. It is only if the packet buffer is empty too (XOFF first, so that the
+            // partner stops): frames the NIC holds without moving them (its DMA stalled,
+            // or a device model's thread not scheduled) would be dropped by turning the
+            // receiver off. Then wait on, and give up the resize (the rings stay as they
+            // were, nothing lost) rather than drop them.
+            quiesce_rx(a)?;
+            let held = a.rd(RDFPC)?;
+            if held == 0 {
+                break;
+            }
+            if late {
+                return Err(DriverError::timeout(
+                    "the NIC to move the frames its packet buffer holds (resize)",
+                    RESIZE_WAIT_MS,
+                ));
+            }
+            tracing::info!(
+                dev = a.dev.0,
+                held,
+                "resize: no receive progress, but the packet buffer holds frames: waiting on"
+            );
+            moved = Instant::now();
         }
         std::thread::sleep(Duration::from_micros(200));
     }
     // Idle link: swap with the receiver off.
-    quiesce_rx(a)?;
+    tracing::info!(
+        dev = a.dev.0,
+        still_owned = owned,
+        waited = ?start.elapsed(),
+        "resize: the receive ring made no progress; swapping with the receiver off"
+    );
     let rctl = a.rd(RCTL)?;
     a.wr(RCTL, rctl & !rctl::EN)?;
     let r = kernel::ring_quiesce(a.dev, true, true)

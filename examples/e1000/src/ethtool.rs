@@ -179,13 +179,11 @@ impl RegDump {
 #[upcall]
 pub fn get_regs(a: &Adapter) -> Result<RegDump, DriverError> {
     let rev = u32::from(crate::kernel::pci_read16(a.dev, regs::pci::REVISION_ID)? & 0xFF);
-    let values = regdump_layout()
-        .into_iter()
-        .map(|(src, _)| match src {
-            DumpSource::Mac(off) => a.rd(off),
-            DumpSource::Phy(reg) => phy::read(a, reg).map(u32::from),
-        })
-        .collect::<Result<Vec<u32>, DriverError>>()?;
+    // The MAC registers in one crossing, then the PHY's (each an MDIC exchange).
+    let mut values = a.rd_many(regs::DUMP_REGS.iter().map(|&(off, _)| off).collect())?;
+    for reg in DUMP_PHY_REGS.map(|(reg, _)| reg) {
+        values.push(u32::from(phy::read(a, reg)?));
+    }
     Ok(RegDump {
         version: REGDUMP_LAYOUT << 24 | rev << 16 | u32::from(a.info.device),
         values,

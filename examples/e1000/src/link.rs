@@ -191,7 +191,9 @@ pub fn watchdog(a: &mut Adapter) -> Result<WatchdogReport, DriverError> {
 /// than `Config::tx_timeout_ms`, the link up and the transmitter not paused by flow
 /// control. Schedules a reset. The ring's state is a snapshot of the kernel half's (its
 /// combolock: [`crate::shared`]), so progress is the driver's own reclaiming, as the
-/// hardware's head alone would not show a ring whose completions are never cleaned.
+/// hardware's head alone would not show a ring whose completions are never cleaned; and it
+/// is the count of packets reclaimed, not the ring's clean index, which can come back to
+/// the same slot between two runs.
 fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -201,10 +203,11 @@ fn tx_hang_check(a: &mut Adapter) -> Result<bool, DriverError> {
         .ring
         .as_ref()
         .map_or((false, 0), |r| (r.pending() > 0, r.next_to_clean()));
-    if !pending || !a.wd.last_tx_pending || head != a.wd.last_tx_clean {
+    let cleaned = tx.stats.packets;
+    if !pending || !a.wd.last_tx_pending || cleaned != a.wd.last_tx_cleaned {
         a.wd.last_tx_move_ms = now;
     }
-    a.wd.last_tx_clean = head;
+    a.wd.last_tx_cleaned = cleaned;
     a.wd.last_tx_pending = pending;
     let stuck_ms = now.saturating_sub(a.wd.last_tx_move_ms);
     if pending && stuck_ms > a.conf.tx_timeout_ms && a.link.up && a.rd(STATUS)? & status::TXOFF == 0

@@ -79,6 +79,7 @@ pub const MAP: &[(u32, u32, &str)] = &[
     (FCRTH, FCRTH + 4, "FCRTH"),
     (RDFH, RDFH + 4, "RDFH"),
     (RDFT, RDFT + 4, "RDFT"),
+    (RDFPC, RDFPC + 4, "RDFPC"),
     (RDBAL, RDBAL + 4, "RDBAL"),
     (RDBAH, RDBAH + 4, "RDBAH"),
     (RDLEN, RDLEN + 4, "RDLEN"),

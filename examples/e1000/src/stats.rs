@@ -41,10 +41,17 @@ pub fn update(a: &mut Adapter) -> Result<(), DriverError> {
     if a.stats.counters.len() != N_STAT_REGS {
         a.stats = HwStats::default();
     }
+    // One crossing for every register, low halves before high ones as the hardware wants.
+    let offs: Vec<u32> = STAT_REGS
+        .iter()
+        .flat_map(|r| std::iter::once(r.off).chain(r.wide.then_some(r.off + 4)))
+        .collect();
+    let mut values = a.rd_many(offs)?.into_iter();
+    let short_batch = || DriverError::invalid("statistics read", "fewer values than registers");
     for (i, r) in STAT_REGS.iter().enumerate() {
-        let mut v = u64::from(a.rd(r.off)?);
+        let mut v = u64::from(values.next().ok_or_else(short_batch)?);
         if r.wide {
-            v |= u64::from(a.rd(r.off + 4)?) << 32;
+            v |= u64::from(values.next().ok_or_else(short_batch)?) << 32;
         }
         a.stats.counters[i] = a.stats.counters[i].saturating_add(v);
     }

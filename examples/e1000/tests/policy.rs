@@ -47,6 +47,58 @@ fn bad_offsets_and_kernel_owned_registers_are_refused() {
     nd.shutdown().expect("remove");
 }
 
+/// A batch of register reads is one crossing with the policy of one read each, checked
+/// before anything is read: a refused register fails the batch with no register read (the
+/// statistics registers clear on read, so a partly read batch would lose counts).
+#[test]
+fn a_batch_of_reads_is_checked_whole_before_any_is_read() {
+    // No periodic watchdog run (its statistics update would read the counter below).
+    let opts = e1000::netdev::Options {
+        watchdog_period: std::time::Duration::from_secs(3600),
+        ..e1000::netdev::Options::default()
+    };
+    let (sim, nd) = start_with(config(Variant::I82540EM), opts);
+    nd.open().expect("open");
+    assert!(nd.wait_link(std::time::Duration::from_secs(5)));
+    // The link check the link's coming up posted has run.
+    wait_for("the link check", || nd.with_adapter(|a| a.wd.runs) >= 1);
+    let dev = nd.kernel().id();
+    let plain = [CTRL, STATUS, RCTL, TCTL, RDLEN, TDLEN, RDH, TDH];
+    let one_by_one: Vec<u32> = plain
+        .iter()
+        .map(|&off| reg_read(dev, off).expect("readable"))
+        .collect();
+    assert_eq!(
+        kernel::reg_read_many(dev, plain.to_vec()).expect("readable"),
+        one_by_one
+    );
+    // A frame sent: the total-packets-transmitted counter (clear on read) is 1.
+    nd.send(
+        &e1000::TxPacket::new(e1000_sim::net::stream_frame(PEER_MAC, sim.mac(), 0, 60)),
+        std::time::Duration::from_secs(2),
+    )
+    .expect("sent");
+    wait_for("the frame on the wire", || sim.wire_stats().to_peer >= 1);
+    for bad in [ICR, 0x0002, BAR0_LEN + 4] {
+        let r = kernel::reg_read_many(dev, vec![TPT, bad]);
+        assert!(matches!(r, Err(DriverError::Policy(_))), "{bad:#x}: {r:?}");
+    }
+    assert_eq!(
+        reg_read(dev, TPT).expect("readable"),
+        1,
+        "the refused batches read nothing"
+    );
+    let too_many = vec![CTRL; kernel::MAX_REG_BATCH + 1];
+    assert!(kernel::reg_read_many(dev, too_many).is_err());
+    assert_eq!(
+        kernel::reg_read_many(dev, vec![CTRL; kernel::MAX_REG_BATCH])
+            .expect("readable")
+            .len(),
+        kernel::MAX_REG_BATCH
+    );
+    nd.shutdown().expect("remove");
+}
+
 #[test]
 fn dma_registers_belong_to_the_kernel_half() {
     let (sim, nd) = up(Variant::I82540EM);

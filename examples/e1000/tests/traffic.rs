@@ -200,6 +200,68 @@ fn ring_resize_while_traffic_flows_loses_no_accepted_frame() {
     );
 }
 
+/// A NIC whose DMA stalls (bus mastering off) while its packet buffer fills holds frames
+/// it does not move, and a resize meanwhile sees no receive progress, as on an idle link.
+/// The receiver must not be turned off for the swap with those frames in it (the chaos
+/// campaign lost 62-63 frames, a full buffer, each time a starved device thread made this
+/// happen): the resize waits, the DMA comes back, and every frame of the stream arrives.
+#[test]
+fn a_resize_while_the_nic_holds_frames_it_does_not_move_loses_none() {
+    use e1000::regs::pci::{command::BUS_MASTER, COMMAND};
+    use e1000_sim::PciConfig;
+    let (sim, nd) = start_with(config(Variant::I82540EM), Options::default());
+    nd.open().expect("open");
+    assert!(nd.wait_link(Duration::from_secs(5)));
+    let mac = sim.mac();
+    let n = 2000u64;
+    let cmd = sim.config_read16(COMMAND);
+    sim.config_write16(COMMAND, cmd & !BUS_MASTER);
+    sim.peer_start_stream(StreamConfig {
+        dst: mac,
+        count: n,
+        sizes: RX_SIZES.to_vec(),
+        rate: None,
+    });
+    wait_for("the packet buffer to fill", || sim.rx_fifo_frames() >= 30);
+    // The DMA stall lasts well past the resize's idle time.
+    let restore = {
+        let sim = std::sync::Arc::clone(&sim);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(4 * e1000::config::RESIZE_IDLE_MS));
+            sim.config_write16(COMMAND, cmd | BUS_MASTER);
+        })
+    };
+    nd.with_adapter(|a| {
+        e1000::config::set_ringparam(
+            a,
+            &RingParam {
+                rx: 512,
+                tx: 256,
+                rx_max: 4096,
+                tx_max: 4096,
+            },
+        )
+    })
+    .expect("resize");
+    restore.join().expect("the DMA stall's thread");
+    let mut next = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while next < n {
+        assert!(Instant::now() < deadline, "received {next} of {n} frames");
+        if let Some(f) = nd.recv(Duration::from_millis(100)) {
+            let seq = check_stream_frame(&f.data, mac, PEER_MAC).expect("intact");
+            assert_eq!(seq, next, "in order, none lost");
+            next += 1;
+        }
+    }
+    assert_eq!(
+        sim.rx_fifo_discarded(),
+        0,
+        "nothing dropped from the packet buffer"
+    );
+    nd.shutdown().expect("remove");
+}
+
 /// A batch goes out in order; a batch larger than the ring stops at the first packet the
 /// full ring refuses (reported busy, not consumed); with the link down nothing is taken.
 #[test]

@@ -614,6 +614,11 @@ pub struct TrafficReport {
     /// link's flow control held the frames): reported, not stalls.
     #[serde(default)]
     pub flow_pauses: u64,
+    /// Frames the device model discarded from the NIC's packet buffer during the stream
+    /// (a reset, or the receiver turned off, while it held them): where lost frames went,
+    /// as only the model can tell. It names a loss, never excuses one.
+    #[serde(default)]
+    pub nic_discarded: u64,
 }
 
 /// A hot-path gap longer than this counts as a stall.

@@ -27,6 +27,10 @@ pub const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 pub const PEER_IP: [u8; 4] = [10, 0, 2, 2];
 /// Most frames kept for ping while nobody reads them.
 const CONTROL_QUEUE: usize = 256;
+/// A stream whose frames stop moving (none sent, received or reclaimed) for this long
+/// after its last transmit is over: what has not arrived by then counts as lost.
+#[cfg(feature = "sim")]
+const STREAM_END_IDLE: Duration = Duration::from_secs(10);
 
 /// Marks the windows in which the device is being reconfigured on purpose (a control
 /// request that changes it is running): a hot-path gap that overlaps one is a
@@ -195,6 +199,9 @@ pub struct Traffic {
     pub peer_base: Mutex<(u64, u64, u64)>,
     /// The final peer counters (deltas) once the stream ended.
     pub peer_final: Mutex<Option<(u64, u64, u64)>>,
+    /// The model's count of frames discarded from the NIC's packet buffer when the stream
+    /// started, and the stream's share once it ended.
+    nic_discarded: Mutex<(u64, Option<u64>)>,
     /// When the stream started.
     pub started: Mutex<Option<Instant>>,
     /// When it ended.
@@ -424,6 +431,10 @@ impl Stack {
         };
         let started = *t.started.lock();
         let ended = *t.ended.lock();
+        let nic_discarded = match *t.nic_discarded.lock() {
+            (_, Some(n)) => n,
+            (base, None) => sim.rx_fifo_discarded().saturating_sub(base),
+        };
         TrafficReport {
             running: t.running.load(Ordering::Acquire),
             frames: t.frames.load(Ordering::Relaxed),
@@ -443,6 +454,7 @@ impl Stack {
             stalls: t.stalls.load(Ordering::Relaxed),
             reconfig_pauses: t.reconfig_pauses.load(Ordering::Relaxed),
             flow_pauses: t.flow_pauses.load(Ordering::Relaxed),
+            nic_discarded,
         }
     }
 
@@ -463,6 +475,7 @@ impl Stack {
         let p = sim.peer_stats();
         *t.peer_base.lock() = (p.rx_frames, p.stream_sent, p.stream_rx_bad);
         *t.peer_final.lock() = None;
+        *t.nic_discarded.lock() = (sim.rx_fifo_discarded(), None);
         *t.started.lock() = Some(Instant::now());
         *t.ended.lock() = None;
         t.frames.store(frames, Ordering::Relaxed);
@@ -533,9 +546,13 @@ impl Stack {
             }
         }
         // Let the last frames land: the peer's stream finishes and everything the driver
-        // accepted reaches the peer (or the deadline passes and the report shows the gap).
+        // accepted reaches the peer (or nothing moves for STREAM_END_IDLE and the report
+        // shows the gap). A deadline counted from here instead would end a stream that is
+        // merely slow (a loaded machine can starve the daemon for seconds) with frames
+        // still in flight, which would then arrive in the next stream.
         let base = *t.peer_base.lock();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last_progress = Instant::now();
+        let mut seen = None;
         let deltas = loop {
             // Whether the peer's stream is done first, then its counters: read the other
             // way round, a stream that ends between the two reads leaves `sent` short.
@@ -548,12 +565,25 @@ impl Stack {
                     >= sent
                     || *t.rx_next.lock() >= sent);
             let tx_done = received >= t.tx_accepted.load(Ordering::Relaxed);
-            if (rx_done && tx_done) || Instant::now() > deadline || stop.load(Ordering::Relaxed) {
+            let now = (
+                remaining,
+                received,
+                t.rx_in_order.load(Ordering::Acquire) + t.rx_bad.load(Ordering::Relaxed),
+            );
+            if seen != Some(now) {
+                (seen, last_progress) = (Some(now), Instant::now());
+            }
+            let idle = last_progress.elapsed() > STREAM_END_IDLE;
+            if (rx_done && tx_done) || idle || stop.load(Ordering::Relaxed) {
                 break (received, sent, p.stream_rx_bad.saturating_sub(base.2));
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         *t.peer_final.lock() = Some(deltas);
+        {
+            let mut d = t.nic_discarded.lock();
+            d.1 = Some(sim.rx_fifo_discarded().saturating_sub(d.0));
+        }
         *t.ended.lock() = Some(Instant::now());
         t.running.store(false, Ordering::Release);
     }

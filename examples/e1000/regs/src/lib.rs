@@ -91,6 +91,8 @@ pub const FCRTH: u32 = 0x2168;
 pub const RDFH: u32 = 0x2410;
 /// Receive Data FIFO Tail (diagnostic).
 pub const RDFT: u32 = 0x2418;
+/// Receive Data FIFO Packet Count (diagnostic): the packets the receive FIFO holds.
+pub const RDFPC: u32 = 0x2430;
 /// Receive Descriptor Base Address Low (SDM 13.4).
 pub const RDBAL: u32 = 0x2800;
 /// Receive Descriptor Base Address High (SDM 13.4).

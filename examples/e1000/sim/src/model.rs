@@ -428,6 +428,13 @@ impl E1000Sim {
         self.lock().dev.rx_fifo_len()
     }
 
+    /// Frames discarded from the receive FIFO so far by a device reset or by the receiver
+    /// turned off while it held them. Hardware counts these nowhere a driver can read; the
+    /// model counts them so that a test can say where lost frames went.
+    pub fn rx_fifo_discarded(&self) -> u64 {
+        self.lock().dev.rx_fifo_discarded
+    }
+
     /// Stops the device thread and waits for it.
     pub fn shutdown(mut self) {
         self.stop();

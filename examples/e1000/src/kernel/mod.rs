@@ -51,6 +51,30 @@ pub fn reg_read(dev: DevId, off: u32) -> Result<u32, DriverError> {
     Ok(k.rd(off))
 }
 
+/// Most registers one [`reg_read_many`] reads.
+pub const MAX_REG_BATCH: usize = 256;
+
+/// Reads registers `offs` in order on behalf of the user half, in one crossing instead of
+/// one each (a statistics update reads some fifty). Every offset is checked by the register
+/// policy as [`reg_read`] checks it before any is read: one refused, or more than
+/// [`MAX_REG_BATCH`], fails the call with nothing read (statistics registers clear on
+/// read, so a half-done batch would lose counts).
+#[critical]
+pub fn reg_read_many(dev: DevId, offs: Vec<u32>) -> Result<Vec<u32>, DriverError> {
+    if offs.len() > MAX_REG_BATCH {
+        return Err(DriverError::invalid(
+            "register batch",
+            format!("{} registers: at most {MAX_REG_BATCH}", offs.len()),
+        ));
+    }
+    let k = lookup(dev)?;
+    let mut policy = k.policy.lock();
+    for &off in &offs {
+        policy.check(off, None)?;
+    }
+    Ok(offs.into_iter().map(|off| k.rd(off)).collect())
+}
+
 /// Writes a register on behalf of the user half (checked by the register policy).
 #[critical]
 pub fn reg_write(dev: DevId, off: u32, value: u32) -> Result<(), DriverError> {

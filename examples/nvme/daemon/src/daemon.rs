@@ -58,6 +58,20 @@ pub struct DaemonConfig {
     pub call_timeout: Duration,
     /// With [`Backend::Sim`]: the namespace's size in 512-byte blocks.
     pub sim_blocks: u64,
+    /// At most this many user-half restarts within `restart_window` before the driver
+    /// runs degraded (None: the supervisor's default).
+    pub max_restarts: Option<usize>,
+    /// The window of `max_restarts` (None: the supervisor's default).
+    pub restart_window: Option<Duration>,
+    /// How long a degraded driver waits before its first attempt at a user half again
+    /// (None: the supervisor's default).
+    pub revive_backoff: Option<Duration>,
+    /// The longest wait between such attempts (None: the supervisor's default, or
+    /// `revive_backoff` if longer).
+    pub revive_backoff_max: Option<Duration>,
+    /// A user half that dies younger than this is restarted after a doubling backoff
+    /// (None: the supervisor's default).
+    pub stable_uptime: Option<Duration>,
 }
 
 impl Default for DaemonConfig {
@@ -73,6 +87,11 @@ impl Default for DaemonConfig {
             poll: false,
             call_timeout: Duration::from_secs(30),
             sim_blocks: 65_536,
+            max_restarts: None,
+            restart_window: None,
+            revive_backoff: None,
+            revive_backoff_max: None,
+            stable_uptime: None,
         }
     }
 }
@@ -273,6 +292,22 @@ impl Daemon {
         } else {
             let mut sc = SupervisorConfig::default();
             sc.component.options.timeout = cfg.call_timeout;
+            if let Some(n) = cfg.max_restarts {
+                sc.max_restarts = n;
+            }
+            if let Some(w) = cfg.restart_window {
+                sc.restart_window = w;
+            }
+            if let Some(b) = cfg.revive_backoff {
+                sc.revive_backoff_initial = b;
+                sc.revive_backoff_max = sc.revive_backoff_max.max(b);
+            }
+            if let Some(m) = cfg.revive_backoff_max {
+                sc.revive_backoff_max = m;
+            }
+            if let Some(u) = cfg.stable_uptime {
+                sc.stable_uptime = u;
+            }
             let s =
                 microdriver_rt::start(sc).map_err(|e| DaemonError::Supervisor(e.to_string()))?;
             tracing::info!(
@@ -320,6 +355,13 @@ impl Daemon {
     /// The control socket.
     pub fn socket(&self) -> &Path {
         &self.inner.cfg.socket
+    }
+
+    /// The namespace's block device, to serve it over another connection than
+    /// `/dev/nbdN` (a test serves NBD on a socket pair with [`crate::nbd::serve`], as
+    /// the daemon does for the kernel).
+    pub fn block_dev(&self) -> Arc<BlockDev> {
+        Arc::clone(&self.inner.dev)
     }
 
     /// Serves control requests until `shutdown` or the stop flag, then shuts down.

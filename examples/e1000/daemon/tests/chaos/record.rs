@@ -17,15 +17,85 @@ pub(crate) struct Recorded {
     pub(crate) secs: f64,
 }
 
+/// The campaign's version, recorded with each run: it changes when a fix changes what a
+/// run can find, so that the totals of the runs since a fix are not mixed with those
+/// before it.
+///
+/// * 1: the first campaign (runs that found the false transmit hang and the streams
+///   ended while their frames were still in flight).
+/// * 2: the watchdog measures transmit progress by packets reclaimed (no false hang from
+///   a ring gone round); a ring resize never turns the receiver off while the packet
+///   buffer holds frames (RDFPC); a stream ends when its frames stop moving, not at a
+///   fixed deadline.
+pub(crate) const CAMPAIGN_VERSION: u32 = 2;
+
 const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
 
 Appended by `cargo test -p e1000d --test chaos -- --record docs/chaos-runs.md` (with
 `--faults N` or `--soak DURATION`): one row per run, the totals below recomputed from the
-rows on each append. Do not edit by hand.
+rows on each append, for each version of the campaign (the `CAMPAIGN_VERSION` in
+`examples/e1000/daemon/tests/chaos/record.rs` says what each changed) and in all. Do not
+edit by hand.
 
-| date (UTC) | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| date (UTC) | campaign | run | seed | faults | survived | frames lost | duplicated | counters backwards | config divergences | hot-path stalls over 10ms | seconds | faults/s |
+|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ";
+
+/// Columns of a row (between the outer bars) before the campaign version was recorded.
+const VERSION_1_COLUMNS: usize = 12;
+
+/// A recorded row in the current layout: rows from before the campaign column get version
+/// 1 (they are all version 1's).
+fn with_version(row: &str) -> String {
+    let cols: Vec<&str> = row
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    if cols.len() != VERSION_1_COLUMNS {
+        return row.to_string();
+    }
+    let mut out = vec![cols[0], "1"];
+    out.extend(&cols[1..]);
+    format!("| {} |", out.join(" | "))
+}
+
+/// The numbers of a row: its campaign version, and faults, survived, lost, duplicated,
+/// counters backwards, divergences, stalls, seconds.
+fn numbers(row: &str) -> Option<(u32, [f64; 8])> {
+    let cols: Vec<&str> = row
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let version = cols.get(1)?.parse().ok()?;
+    let mut n = [0f64; 8];
+    for (i, v) in n.iter_mut().enumerate() {
+        *v = cols.get(4 + i)?.parse().ok()?;
+    }
+    Some((version, n))
+}
+
+/// The totals line of `rows` (named `what`).
+fn totals(what: &str, rows: &[[f64; 8]]) -> String {
+    let mut sums = [0f64; 8];
+    for r in rows {
+        for (s, v) in sums.iter_mut().zip(r) {
+            *s += v;
+        }
+    }
+    let [faults, survived, lost, dup, back, div, stalls, secs] = sums;
+    format!(
+        "**{what}:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
+         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
+         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
+        rows.len(),
+        secs / 3600.0,
+        faults / secs.max(1e-9)
+    )
+}
 
 /// `YYYY-MM-DD HH:MM` (UTC) of now.
 fn utc_date_time() -> String {
@@ -43,7 +113,7 @@ pub(crate) fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), 
     let mut rows: Vec<String> = old
         .lines()
         .filter(|l| l.starts_with("| 2"))
-        .map(str::to_string)
+        .map(with_version)
         .collect();
     let kind = match opts.soak {
         Some(d) => format!("--soak {}s", d.as_secs()),
@@ -54,7 +124,7 @@ pub(crate) fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), 
         format!(" --frames {}", opts.frames)
     };
     rows.push(format!(
-        "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
+        "| {} | {CAMPAIGN_VERSION} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
         utc_date_time(),
         opts.seed,
         run.faults,
@@ -67,31 +137,35 @@ pub(crate) fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), 
         run.secs,
         run.faults as f64 / run.secs.max(1e-9),
     ));
-    // Totals over every row: columns 3.. are numbers.
-    let mut sums = [0f64; 9];
-    for row in &rows {
-        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, sum) in sums.iter_mut().enumerate() {
-            *sum += cols
-                .get(4 + i)
-                .and_then(|c| c.parse::<f64>().ok())
-                .unwrap_or(0.0);
-        }
+    let parsed: Vec<(u32, [f64; 8])> = rows.iter().filter_map(|r| numbers(r)).collect();
+    if parsed.len() != rows.len() {
+        return Err(format!(
+            "{}: {} of its {} rows do not parse as runs",
+            path.display(),
+            rows.len() - parsed.len(),
+            rows.len()
+        ));
     }
-    let [faults, survived, lost, dup, back, div, stalls, secs, _] = sums;
     let mut text = String::from(RECORD_HEADER);
     for row in &rows {
         text.push_str(row);
         text.push('\n');
     }
-    text.push_str(&format!(
-        "\n**Totals:** {} runs, {faults:.0} faults, {survived:.0} survived, frames lost {lost:.0}, \
-         duplicated {dup:.0}, counters backwards {back:.0}, config divergences {div:.0}, \
-         hot-path stalls over 10ms {stalls:.0}; {:.1} h of campaign at {:.2} faults/s overall.\n",
-        rows.len(),
-        secs / 3600.0,
-        faults / secs.max(1e-9)
-    ));
+    let mut versions: Vec<u32> = parsed.iter().map(|(v, _)| *v).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    text.push('\n');
+    for v in versions {
+        let of: Vec<[f64; 8]> = parsed
+            .iter()
+            .filter(|(w, _)| *w == v)
+            .map(|(_, n)| *n)
+            .collect();
+        text.push_str(&totals(&format!("Campaign {v}"), &of));
+        text.push('\n');
+    }
+    let all: Vec<[f64; 8]> = parsed.iter().map(|(_, n)| *n).collect();
+    text.push_str(&totals("All runs", &all));
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -64,6 +64,9 @@ pub(crate) struct Device {
     tx: TxState,
     rx_fifo: VecDeque<RxFrame>,
     rx_fifo_bytes: usize,
+    /// Frames discarded from the receive FIFO by a reset or by the receiver turned off
+    /// while it held them (the hardware counts them nowhere; the model does, for tests).
+    pub(crate) rx_fifo_discarded: u64,
     rx_partial: usize,
     rx_stalled: bool,
     rdtr_at: Option<Instant>,
@@ -115,6 +118,7 @@ impl Device {
             tx: TxState::default(),
             rx_fifo: VecDeque::new(),
             rx_fifo_bytes: 0,
+            rx_fifo_discarded: 0,
             rx_partial: 0,
             rx_stalled: false,
             rdtr_at: None,
@@ -190,6 +194,7 @@ impl Device {
         self.eerd_pending = false;
         self.mdic_pending = false;
         self.tx = TxState::default();
+        self.rx_fifo_discarded += self.rx_fifo.len() as u64;
         self.rx_fifo.clear();
         self.rx_fifo_bytes = 0;
         self.rx_partial = 0;

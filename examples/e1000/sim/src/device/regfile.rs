@@ -163,6 +163,8 @@ impl Device {
             IMS => self.ims,
             ICS | IMC => 0, // write-only
             RCTL | TCTL | RDLEN | TDLEN | RDH | RDT | TDH | TDT | RDTR | TIDV | WUS => self.r(off),
+            // The packets the receive FIFO holds (13 bits).
+            RDFPC => (self.rx_fifo_len() as u32).min(0x1FFF),
             o if is_stat(o) => self.read_stat(o),
             o if is_storage(o) => self.r(o),
             _ => {
@@ -266,6 +268,7 @@ impl Device {
                 self.set(RCTL, v);
                 if (old ^ v) & rctl::EN != 0 && v & rctl::EN == 0 {
                     // Disabling the receiver drops what the FIFO holds.
+                    self.rx_fifo_discarded += self.rx_fifo.len() as u64;
                     self.rx_fifo.clear();
                     self.rx_fifo_bytes = 0;
                     self.rx_partial = 0;
