@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::liveness;
 use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{install_user, CallOptions, EntryTable, UserEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
@@ -102,6 +103,13 @@ fn run(fd: &str) -> Result<(), String> {
         }
     }
     let transport = Arc::new(ShmTransport::attach(fd).map_err(|e| e.to_string())?);
+    // The death word: registered now, before the sandbox, and held
+    // (our thread id stored) once we are the active user half. Only the main thread's id
+    // is one the kernel half can check (against the pid it spawned).
+    let death_word_id = liveness::main_thread_id();
+    if death_word_id.is_some() {
+        liveness::register(transport.header(Word::Alive))?;
+    }
     let workers: usize = std::env::var(WORKERS_ENV)
         .ok()
         .and_then(|w| w.parse().ok())
@@ -179,6 +187,9 @@ fn run(fd: &str) -> Result<(), String> {
     transport
         .header(Word::UserWorkers)
         .store(workers as u32, SeqCst);
+    if let Some(id) = death_word_id {
+        transport.header(Word::Alive).store(id, SeqCst);
+    }
     transport.header(Word::Hello).store(1, SeqCst);
     wake_all(transport.header(Word::Hello));
 

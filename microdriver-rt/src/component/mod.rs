@@ -15,6 +15,7 @@ crate::sync::outside_loom! {
     mod child;
     mod death;
     mod heartbeat;
+    mod liveness;
     mod logs;
     pub mod sandbox;
     mod spawn;

@@ -14,6 +14,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::death::DeathCause;
+use super::liveness;
 use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
@@ -206,6 +207,15 @@ pub struct UserHalf {
     /// True once it serves the channel: only then does its death fail the channel's calls
     /// (a standby's death is not the user half's).
     active: Arc<std::sync::atomic::AtomicBool>,
+    /// Where its death is reported.
+    on_death: Option<crossbeam_channel::Sender<u32>>,
+    /// Set by whichever watcher reports the death first (the death word's or the pidfd's):
+    /// one notice per death.
+    reported: Arc<std::sync::atomic::AtomicBool>,
+    /// The death-word watcher (see `liveness`), once it is the active user half.
+    early: Option<JoinHandle<()>>,
+    /// Tells the death-word watcher to end (the process was reaped).
+    early_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn os_error(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> ComponentError {
@@ -235,9 +245,12 @@ impl UserHalf {
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
         channel.endpoint.reset();
-        let half = UserHalf::launch(channel, config, false)?;
+        // No death word left by a predecessor (it is dead: its kernel no longer marks it).
+        channel.transport.header(Word::Alive).store(0, SeqCst);
+        let mut half = UserHalf::launch(channel, config, false)?;
         half.active.store(true, SeqCst);
-        half.handshake_and_watch(config, on_death)
+        half.on_death = on_death;
+        half.handshake_and_watch(config)
     }
 
     /// Starts a **warm standby** on `channel`: a user-half process that does everything up
@@ -250,7 +263,8 @@ impl UserHalf {
         on_death: Option<crossbeam_channel::Sender<u32>>,
     ) -> Result<UserHalf, ComponentError> {
         let mut half = UserHalf::launch(channel, config, true)?;
-        half.watcher = Some(half.watch(on_death));
+        half.on_death = on_death;
+        half.watcher = Some(half.watch());
         Ok(half)
     }
 
@@ -267,6 +281,7 @@ impl UserHalf {
             return Ok(self);
         };
         self.channel.endpoint.reset();
+        self.channel.transport.header(Word::Alive).store(0, SeqCst);
         self.active.store(true, SeqCst);
         let written = rustix::io::write(&activation, &[1]);
         drop(activation);
@@ -278,16 +293,14 @@ impl UserHalf {
             });
         }
         self.handshake_or_kill(config)?;
+        self.early = self.watch_death_word();
         Ok(self)
     }
 
-    fn handshake_and_watch(
-        mut self,
-        config: &ComponentConfig,
-        on_death: Option<crossbeam_channel::Sender<u32>>,
-    ) -> Result<UserHalf, ComponentError> {
+    fn handshake_and_watch(mut self, config: &ComponentConfig) -> Result<UserHalf, ComponentError> {
         self.handshake_or_kill(config)?;
-        self.watcher = Some(self.watch(on_death));
+        self.watcher = Some(self.watch());
+        self.early = self.watch_death_word();
         Ok(self)
     }
 
@@ -420,6 +433,10 @@ impl UserHalf {
             trap: Arc::new(trap_rx),
             activation,
             active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            on_death: None,
+            reported: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            early: None,
+            early_stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -467,25 +484,16 @@ impl UserHalf {
         Ok(())
     }
 
-    /// Starts the thread that fails every call the moment the child dies.
-    fn watch(&self, on_death: Option<crossbeam_channel::Sender<u32>>) -> JoinHandle<()> {
-        let pidfd = Arc::clone(&self.pidfd);
+    /// What either watcher does when it learns of the death: fail every call (if it is
+    /// the active user half) and send the notice, once.
+    fn death_notice(&self) -> impl Fn() + Send + 'static {
         let endpoint = Arc::clone(&self.channel.endpoint);
+        let (active, reported) = (Arc::clone(&self.active), Arc::clone(&self.reported));
+        let on_death = self.on_death.clone();
         let pid = self.pid;
-        let (death, trap) = (Arc::clone(&self.death), Arc::clone(&self.trap));
-        let waitfd = Arc::clone(&pidfd);
-        let active = Arc::clone(&self.active);
-        let died = move || {
-            // Its wait status, without reaping it (`kill` reaps): a zombie still has one.
-            use rustix::process::{waitid, WaitId, WaitIdOptions};
-            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
-            if let Ok(Some(status)) = waitid(WaitId::PidFd(waitfd.as_fd()), options) {
-                let cause = DeathCause::from_status(
-                    status.exit_status(),
-                    status.terminating_signal(),
-                    Some(&trap),
-                );
-                death.lock().get_or_insert(cause);
+        move || {
+            if reported.swap(true, SeqCst) {
+                return;
             }
             if active.load(SeqCst) {
                 endpoint.mark_dead();
@@ -493,6 +501,38 @@ impl UserHalf {
             if let Some(tx) = &on_death {
                 let _ = tx.send(pid);
             }
+        }
+    }
+
+    /// Starts the thread that reports the death the moment the kernel marks the death word
+    /// (the main thread is exiting; see `liveness`), when the user half holds it. None when
+    /// it does not (the pidfd watcher reports the death then).
+    fn watch_death_word(&self) -> Option<JoinHandle<()>> {
+        let word = self.channel.transport.header(Word::Alive).load(SeqCst);
+        if word & liveness::TID_MASK != self.pid {
+            return None;
+        }
+        let channel = Arc::clone(&self.channel);
+        let stop = Arc::clone(&self.early_stop);
+        let (pid, notice) = (self.pid, self.death_notice());
+        std::thread::Builder::new()
+            .name(format!("uhalf-death-word-{pid}"))
+            .spawn(move || {
+                let word = channel.transport.header(Word::Alive);
+                liveness::watch(word, pid, &stop, Duration::from_millis(100), notice);
+            })
+            .ok()
+    }
+
+    /// Starts the thread that fails every call the moment the child dies.
+    fn watch(&self) -> JoinHandle<()> {
+        let pidfd = Arc::clone(&self.pidfd);
+        let (death, trap) = (Arc::clone(&self.death), Arc::clone(&self.trap));
+        let waitfd = Arc::clone(&pidfd);
+        let notice = self.death_notice();
+        let died = move || {
+            record_wait_status(&waitfd, &trap, &death);
+            notice();
         };
         std::thread::Builder::new()
             .name(format!("uhalf-watch-{}", self.pid))
@@ -546,8 +586,20 @@ impl UserHalf {
         matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
-    /// Why it died: None while it runs (or until its death was noticed).
+    /// Why it died: None while it runs (or until its death was noticed). Once its death
+    /// was reported (its calls fail with `PeerDied`), this waits for the exit to complete
+    /// (at most a second) so that the wait status is known.
     pub fn death_cause(&self) -> Option<DeathCause> {
+        if self.death.lock().is_none() && self.reported.load(SeqCst) {
+            // Reported by the death word: the process is still being torn down.
+            let mut fds = [PollFd::new(&*self.pidfd, PollFlags::IN)];
+            let second = rustix::time::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            let _ = poll(&mut fds, Some(&second));
+            record_wait_status(&self.pidfd, &self.trap, &self.death);
+        }
         self.death.lock().clone()
     }
 
@@ -555,6 +607,18 @@ impl UserHalf {
     /// a hang); the first cause recorded wins.
     pub(crate) fn note_death_cause(&self, cause: DeathCause) {
         self.death.lock().get_or_insert(cause);
+    }
+
+    /// Sends the child SIGKILL without waiting for it to go: every thread of it is marked
+    /// for death when this returns, so none runs user code again (its memory is freed
+    /// later; [`UserHalf::kill`] reaps it).
+    /// It no longer serves the channel then: reaping it later leaves the channel (and a
+    /// successor on it) alone.
+    pub(crate) fn signal_kill(&mut self) {
+        let _ = self.child.kill();
+        if self.active.swap(false, SeqCst) {
+            self.channel.endpoint.mark_dead();
+        }
     }
 
     /// Kills the child (SIGKILL) and reaps it.
@@ -569,6 +633,10 @@ impl UserHalf {
         }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
+        }
+        if let Some(early) = self.early.take() {
+            liveness::stop_watch(self.channel.transport.header(Word::Alive), &self.early_stop);
+            let _ = early.join();
         }
     }
 
@@ -588,6 +656,22 @@ impl UserHalf {
     /// The spin policy both halves use when configured with `spin`.
     pub fn policy(spin: Duration) -> WaitPolicy {
         WaitPolicy::spinning(spin)
+    }
+}
+
+/// Records why the process behind `pidfd` died from its wait status, without reaping it
+/// (`kill` reaps: a zombie still has one). Nothing while it runs.
+fn record_wait_status(
+    pidfd: &OwnedFd,
+    trap: &OwnedFd,
+    death: &parking_lot::Mutex<Option<DeathCause>>,
+) {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+    if let Ok(Some(status)) = waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+        let cause =
+            DeathCause::from_status(status.exit_status(), status.terminating_signal(), Some(trap));
+        death.lock().get_or_insert(cause);
     }
 }
 

@@ -423,6 +423,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                     recent.push_back(attempt);
                     reattach(shared, endpoint, half);
                     shared.revivals.fetch_add(1, Ordering::SeqCst);
+                    mark_ready(shared);
                     let took = attempt.elapsed();
                     *shared.last_recovery.lock() = Some(took);
                     tracing::info!(
@@ -531,24 +532,19 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         let died_at = Instant::now();
         shared.current_pid.store(0, Ordering::SeqCst);
         // No process (its start failed) counts as dying at once: back off before retrying.
+        // A dead one is only sent SIGKILL here (every thread of it is marked for death
+        // when that returns, so its successor may have the area): it is reaped, and its
+        // death logged, once the successor answers, off the recovery path (the kernel
+        // frees a process's memory before its pidfd reports the exit: a few hundred µs).
         let mut lived = Duration::ZERO;
-        let mut cause = None;
+        let mut dying = None;
         if let Some(mut old) = shared.current.lock().take() {
             lived = old.uptime();
             if shared.lock_killed.swap(0, Ordering::SeqCst) == old.pid() {
                 old.note_death_cause(DeathCause::HeldComboLock);
             }
-            old.kill();
-            let why = old.death_cause().unwrap_or(DeathCause::Unknown);
-            tracing::error!(
-                pid = old.pid(),
-                uptime_ms = lived.as_millis() as u64,
-                cause = %why,
-                "user half {} died after {lived:.1?}: {why}",
-                old.pid()
-            );
-            *shared.last_death.lock() = Some(why.clone());
-            cause = Some((old.pid(), why));
+            old.signal_kill();
+            dying = Some(old);
         }
         crate::sync::combolock::reclaim_user_holds();
         for hook in shared.on_death.lock().iter() {
@@ -565,6 +561,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             recent.pop_front();
         }
         if recent.len() >= config.max_restarts {
+            reap(shared, dying.take(), lived);
             let why = format!(
                 "user half crashed {} times within {:?}",
                 recent.len() + 1,
@@ -590,9 +587,8 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                 recent.push_back(died_at);
                 let pid = half.pid();
                 reattach(shared, endpoint, half);
-                // Counted, and visible to `wait_restarted`, only once re-attached.
-                shared.restarts.fetch_add(1, Ordering::SeqCst);
                 let recovery = died_at.elapsed();
+                let cause = reap(shared, dying.take(), lived);
                 *shared.last_recovery.lock() = Some(recovery);
                 match &cause {
                     Some((old, why)) => tracing::info!(
@@ -607,11 +603,16 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
                         "user half started as pid {pid} after a failed restart; recovered in {recovery:.1?}"
                     ),
                 }
+                // Counted, and visible to `wait_restarted`, only once re-attached (and the
+                // death it recovered from recorded).
+                shared.restarts.fetch_add(1, Ordering::SeqCst);
+                mark_ready(shared);
                 last_ping = Instant::now();
                 // Recovered: prepare for the next death, shortly.
                 standby_due = Some(Instant::now() + STANDBY_DELAY);
             }
             Err(e) => {
+                reap(shared, dying.take(), lived);
                 tracing::error!("restarting the user half failed: {e}");
                 recent.push_back(died_at);
                 // Try again after the backoff: feed ourselves a death notice for "no process".
@@ -619,6 +620,23 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             }
         }
     }
+}
+
+/// Reaps a dead user half (already sent SIGKILL), records and logs why it died. Returns
+/// its pid and the cause.
+fn reap(shared: &Shared, dying: Option<UserHalf>, lived: Duration) -> Option<(u32, DeathCause)> {
+    let mut old = dying?;
+    old.kill();
+    let why = old.death_cause().unwrap_or(DeathCause::Unknown);
+    tracing::error!(
+        pid = old.pid(),
+        uptime_ms = lived.as_millis() as u64,
+        cause = %why,
+        "user half {} died after {lived:.1?}: {why}",
+        old.pid()
+    );
+    *shared.last_death.lock() = Some(why.clone());
+    Some((old.pid(), why))
 }
 
 /// Starts the next user half: the warm standby if there is one (a failed activation falls
@@ -646,7 +664,8 @@ fn start_next(
 }
 
 /// Makes `half` the user half, runs the re-attach hooks with the gate closed to everyone
-/// else, then opens it and marks the half ready (for [`Supervisor::wait_restarted`]).
+/// else, then opens it. The caller marks it ready ([`mark_ready`]) once it has recorded
+/// the recovery.
 fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
     shared.current_pid.store(half.pid(), Ordering::SeqCst);
     *shared.current.lock() = Some(half);
@@ -657,6 +676,10 @@ fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
         }
     });
     endpoint.open_gate();
+}
+
+/// Marks the current user half ready (for [`Supervisor::wait_restarted`]).
+fn mark_ready(shared: &Shared) {
     shared
         .ready_pid
         .store(shared.current_pid.load(Ordering::SeqCst), Ordering::SeqCst);

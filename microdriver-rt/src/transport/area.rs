@@ -48,6 +48,9 @@ pub enum Word {
     UserFormat = 16,
     /// Workers the user half started.
     UserWorkers = 17,
+    /// The active user half's death word: its main thread's id, which the kernel marks
+    /// `FUTEX_OWNER_DIED` the moment that thread exits (see `component::liveness`).
+    Alive = 18,
 }
 
 /// Errors setting up an area.
