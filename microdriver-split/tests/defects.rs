@@ -211,3 +211,29 @@ fn question_mark_calls_the_from_impl_and_primitive_paths_resolve() {
         && e.to == from
         && e.kind == microdriver_split::model::EdgeKind::Inserted));
 }
+
+/// eth-intel's `TxQueue::reclaim` calls `desc.is_done()` on a value read out of an external
+/// `CoherentArray<TxDesc>`: with two `is_done` methods in the crate the call had no edge
+/// and the corpus missed both. The caller's own fields name `TxDesc`: that one is taken.
+#[test]
+fn an_unknown_receiver_takes_the_method_of_the_type_the_callers_fields_name() {
+    let (graph, _) = analyze("field_hint", "none");
+    let reclaim = graph.find("TxQueue::reclaim").expect("reclaim");
+    let check = graph.find("Other::check").expect("check");
+    let callees = |from: usize| -> Vec<String> {
+        let mut v: Vec<String> = graph
+            .edges()
+            .filter(|e| e.from == from)
+            .map(|e| graph.fns[e.to].path.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(callees(reclaim), ["TxDesc::is_done"]);
+    // A caller whose fields name neither type: no edge, listed as unresolved.
+    assert!(callees(check).is_empty(), "{:?}", callees(check));
+    assert!(graph
+        .unresolved
+        .iter()
+        .any(|u| u.what.contains("is_done") && u.reason.contains("2 crate method(s)")));
+}
