@@ -783,6 +783,18 @@ impl<'a> Walker<'a> {
                     if let Some(ty) = self.env.get(&segs[0]) {
                         return ty.clone();
                     }
+                    // A static or const of the function's body or of its module: its
+                    // declared type.
+                    let mut scope = Some(self.scope);
+                    while let Some(s) = scope {
+                        if let Some(ty) = self.t.value_types.get(&(s, segs[0].clone())) {
+                            return self.t.type_of(ty, s, &Ctx::default());
+                        }
+                        scope = self.t.scopes[s]
+                            .is_fn
+                            .then(|| self.t.scopes[s].parent)
+                            .flatten();
+                    }
                 }
                 match self.resolve_expr_path(p) {
                     Res::Fn(_) | Res::Fns(..) => Ty::Callable(None),

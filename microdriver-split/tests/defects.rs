@@ -237,3 +237,40 @@ fn an_unknown_receiver_takes_the_method_of_the_type_the_callers_fields_name() {
         .iter()
         .any(|u| u.what.contains("is_done") && u.reason.contains("2 crate method(s)")));
 }
+
+/// rtl8139-rs transmits through `STATE.try_get().expect(..).try_write()` on a
+/// `OnceCell<Arc<RwLock<State>>>` static and calls `lock.write(frame)`: `try_get` and
+/// `try_write` were not known to yield the cell's value and a guard, so the call (to a
+/// method named like `RwLock::write`) had no edge and the corpus missed
+/// `Rtl8139State::write`.
+#[test]
+fn a_guard_from_try_get_and_try_write_reaches_the_state_method() {
+    let (graph, _) = analyze("once_cell", "none");
+    let send = graph.find("send").expect("send");
+    let write = graph.find("State::write").expect("State::write");
+    assert!(
+        graph.edges().any(|e| e.from == send && e.to == write),
+        "no edge send -> State::write"
+    );
+}
+
+/// enc28j60 has no interrupt line of its own: its user's handler calls
+/// `interrupt_pending()` and bounds its receive loop with `pending_packets()`. Neither
+/// name was in the `net` template, so both (hot) were missed. They are roots by name with
+/// a status result (a `bool`, a count); the same name with another result is not.
+#[test]
+fn polled_interrupt_status_and_pending_count_are_net_roots() {
+    let roots = template_roots("polled_net", "net");
+    let picked: Vec<&str> = roots.keys().map(String::as_str).collect();
+    assert_eq!(
+        picked,
+        [
+            "Dev::interrupt_pending",
+            "Dev::pending_packets",
+            "Dev::receive"
+        ]
+    );
+    assert_eq!(roots["Dev::interrupt_pending"].0, "interrupt");
+    assert_eq!(roots["Dev::pending_packets"].0, "receive");
+    assert!(roots["Dev::pending_packets"].1.contains("returns u8"));
+}
