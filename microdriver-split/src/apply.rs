@@ -152,6 +152,8 @@ pub struct Plan {
     pub shared: Vec<String>,
     /// Marshal prompts.
     pub prompts: Vec<Prompt>,
+    /// What the user must do besides answering the prompts (a missing dependency).
+    pub notes: Vec<String>,
     /// With `check_guesses`: fields annotated by hand that `apply` would not prompt for.
     pub hand_unprompted: Vec<String>,
     /// The `microdriver-split.toml` written (`None`: one is there already).
@@ -652,6 +654,7 @@ pub fn plan(
         skipped: Vec::new(),
         shared: Vec::new(),
         prompts: Vec::new(),
+        notes: Vec::new(),
         hand_unprompted: Vec::new(),
         toml: None,
         edits: BTreeMap::new(),
@@ -805,6 +808,15 @@ pub fn plan(
             .entry(PathBuf::from(&p.file))
             .or_default()
             .push((p.line - 1, format!("{indent}{text}")));
+    }
+    let manifest = crate_dir.join("Cargo.toml");
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        if !plan.annotations.is_empty() && !text.contains("microdriver-rt") {
+            plan.notes.push(format!(
+                "{}: the attributes written come from microdriver-rt: add it to [dependencies]",
+                manifest.display()
+            ));
+        }
     }
     let toml_path = crate_dir.join("microdriver-split.toml");
     if !toml_path.is_file() {
@@ -1269,6 +1281,9 @@ impl Plan {
         }
         for p in &self.prompts {
             let _ = writeln!(out, "{}", p.text());
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
         }
         let sure = self.prompts.iter().filter(|p| p.sure).count();
         let _ = writeln!(

@@ -300,3 +300,35 @@ fn compare_prints_the_agreement_line() {
         "{out}"
     );
 }
+
+#[test]
+fn a_crate_without_the_runtime_is_told_to_add_it() {
+    let dir = copy_fixture("dependency");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"apply-fixture\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .expect("write manifest");
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(
+        out.contains(
+            "Cargo.toml: the attributes written come from microdriver-rt: add it to [dependencies]"
+        ),
+        "{out}"
+    );
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"apply-fixture\"\nversion = \"0.1.0\"\n\n[dependencies]\nmicrodriver-rt = \"0.1\"\n",
+    )
+    .expect("write manifest");
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(!out.contains("note:"), "{out}");
+}
