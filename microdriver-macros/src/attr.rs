@@ -152,6 +152,26 @@ pub fn field(attrs: &[Attribute], what: &str, errors: &mut Errors) -> FieldAttrs
                 "len" => Key::Len,
                 "skip" => Key::Skip,
                 "opaque" => Key::Opaque,
+                "prompt" => {
+                    // A question `cargo microdriver apply` left for the user: the build
+                    // refuses it until it is answered.
+                    let question = if meta.input.peek(Token![=]) {
+                        meta.value()?.parse::<LitStr>()?.value()
+                    } else {
+                        String::new()
+                    };
+                    errors.push(syn::Error::new(
+                        span,
+                        format!(
+                            "{what} has an unanswered `cargo microdriver apply` prompt: \
+                             {question}. Replace `#[marshal(prompt = ...)]` with the \
+                             annotation it needs (its guess is above), or run `cargo \
+                             microdriver apply --accept-guesses` to write the guesses it is \
+                             sure of"
+                        ),
+                    ));
+                    return Ok(());
+                }
                 _ => {
                     errors.push(syn::Error::new(
                         span,
@@ -291,5 +311,27 @@ mod tests {
         assert_eq!(suggest("ignore", &keys), Some("skip"));
         assert_eq!(suggest("rename", &keys), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn a_prompt_is_an_error_that_carries_the_question() {
+        let item: syn::ItemStruct = syn::parse_quote! {
+            struct Ring {
+                count: u32,
+                #[marshal(prompt = "raw pointer; guess: len = count")]
+                ptr: *mut u8,
+            }
+        };
+        let field = item.fields.iter().nth(1).expect("two fields");
+        let mut errors = Errors::default();
+        let attrs = super::field(&field.attrs, "field `ptr`", &mut errors);
+        assert!(attrs.order.is_empty(), "a prompt answers nothing");
+        let err = errors.finish().expect_err("a prompt must fail the build");
+        let text = err.to_string();
+        assert!(
+            text.contains("field `ptr` has an unanswered `cargo microdriver apply` prompt")
+                && text.contains("guess: len = count"),
+            "{text}"
+        );
     }
 }

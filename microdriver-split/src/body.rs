@@ -708,6 +708,50 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Among several crate methods named `name` for a receiver of unknown type, the one
+    /// whose `Self` type the caller's own struct names in its fields (`desc:
+    /// CoherentArray<TxDesc>` in `TxQueue::reclaim` picks `TxDesc::is_done` over
+    /// `RxDesc::is_done`): the receiver most likely comes out of that field. `None` unless
+    /// exactly one candidate is named there (and never for names common outside the crate).
+    fn hinted_by_fields(&self, all: &[FnId], name: &str) -> Option<FnId> {
+        use quote::ToTokens;
+        if all.len() < 2 || crate::resolve::COMMON_METHOD_NAMES.contains(&name) {
+            return None;
+        }
+        let owner = self.owner.and_then(|o| self.t.fns.get(o))?;
+        let self_ty = owner.self_ty.as_deref()?;
+        let suffix = format!("::{self_ty}");
+        let words: std::collections::HashSet<String> = self
+            .t
+            .structs
+            .iter()
+            .filter(|(k, _)| k.as_str() == self_ty || k.ends_with(&suffix))
+            .flat_map(|(_, s)| s.fields.values())
+            .flat_map(|ty| {
+                ty.to_token_stream()
+                    .to_string()
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let hits: Vec<FnId> = all
+            .iter()
+            .copied()
+            .filter(|f| {
+                self.t.fns[*f]
+                    .self_ty
+                    .as_deref()
+                    .is_some_and(|t| t != self_ty && words.contains(t))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
     /// Edges to resolved call targets; `#[upcall(deferred)]` targets get deferral edges.
     fn call_edges(&mut self, targets: &[FnId], kind: EdgeKind, line: usize) {
         for &f in targets {
@@ -738,6 +782,18 @@ impl<'a> Walker<'a> {
                 if segs.len() == 1 {
                     if let Some(ty) = self.env.get(&segs[0]) {
                         return ty.clone();
+                    }
+                    // A static or const of the function's body or of its module: its
+                    // declared type.
+                    let mut scope = Some(self.scope);
+                    while let Some(s) = scope {
+                        if let Some(ty) = self.t.value_types.get(&(s, segs[0].clone())) {
+                            return self.t.type_of(ty, s, &Ctx::default());
+                        }
+                        scope = self.t.scopes[s]
+                            .is_fn
+                            .then(|| self.t.scopes[s].parent)
+                            .flatten();
                     }
                 }
                 match self.resolve_expr_path(p) {
@@ -1052,7 +1108,9 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         }
         if kind == EdgeKind::MethodByName && targets.is_empty() {
             let all = self.t.by_name(&name, Some(mc.args.len() + 1));
-            if !all.is_empty() {
+            if let Some(hinted) = self.hinted_by_fields(&all, &name) {
+                targets = vec![hinted];
+            } else if !all.is_empty() {
                 let names: Vec<&str> = all.iter().map(|f| self.t.fns[*f].path.as_str()).collect();
                 let reason = format!(
                     "receiver type unknown; {} crate method(s) of that name ({}){}: no edge \

@@ -90,6 +90,58 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Refactor an unannotated crate into a split one: writes `#[critical]`, `#[upcall]`,
+    /// `#[upcall(deferred)]`, a `microdriver-split.toml`, and a `#[marshal(prompt = ..)]`
+    /// (which the build refuses until answered) on every field that cannot cross the cut.
+    Apply {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Print a unified diff of the edits instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Annotate `cut`'s minimum cut instead of the propagation split.
+        #[arg(long)]
+        from_cut: bool,
+        /// The profile for `--from-cut` (as `cut --profile`). Without one, every call edge
+        /// the propagation split keeps inside the kernel half counts `--hot-rate` calls/s
+        /// and every other edge none (a static estimate: a NIC's per-packet path).
+        #[arg(long, requires = "from_cut")]
+        profile: Option<PathBuf>,
+        /// Calls/s of a kernel-half edge in the static estimate.
+        #[arg(long, default_value_t = 100_000.0)]
+        hot_rate: f64,
+        /// Cost of one line of code in the kernel half (`--from-cut`).
+        #[arg(long, default_value_t = 1.0)]
+        line_weight: f64,
+        /// Cost of one crossing per second (`--from-cut`).
+        #[arg(long, default_value_t = 1.0)]
+        crossing_weight: f64,
+        /// Write the guesses it is sure of instead of prompting for them.
+        #[arg(long)]
+        accept_guesses: bool,
+        /// Also judge fields that already have a `#[marshal]` annotation and compare the
+        /// guess with it (prints `marshal prompts = N, guesses right = R of H`).
+        #[arg(long)]
+        check_guesses: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the splits of two copies of a crate function by function (a hand split and
+    /// `apply`'s): prints `apply agreement with the hand split = X%`.
+    Compare {
+        /// The hand-split crate.
+        hand: PathBuf,
+        /// The crate `apply` annotated.
+        applied: PathBuf,
+        /// Root template for both (default: each crate's own, else `net`).
+        #[arg(long)]
+        template: Option<String>,
+        /// List every function on different sides.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Score the splitter on a labelled corpus of crates.io drivers (fetched through cargo):
     /// prints one line per crate and `precision = X recall = Y`.
     Eval {
@@ -162,6 +214,41 @@ pub fn crate_template(path: &std::path::Path) -> Option<String> {
         .map(|d| d.join("microdriver-split.toml"))
         .find(|p| p.is_file())
         .map(|p| p.display().to_string())
+}
+
+/// The crate directory of a path given on the command line (a crate directory, its `src`
+/// directory, or a root file in it).
+fn crate_dir(path: &std::path::Path) -> PathBuf {
+    let mut dir = if path.is_file() {
+        path.parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    };
+    if dir.file_name().is_some_and(|n| n == "src") && !dir.join("Cargo.toml").is_file() {
+        dir = dir
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+    }
+    dir
+}
+
+/// The TOML text of a template spec (a builtin's, or the file's).
+fn template_text(spec: &str) -> Result<String> {
+    use crate::template::{BLOCK_TEMPLATE, NET_TEMPLATE, SERIAL_TEMPLATE, SOUND_TEMPLATE};
+    Ok(match spec {
+        "net" => NET_TEMPLATE.to_string(),
+        "block" => BLOCK_TEMPLATE.to_string(),
+        "sound" => SOUND_TEMPLATE.to_string(),
+        "serial" => SERIAL_TEMPLATE.to_string(),
+        "none" => "family = \"none\"\n".to_string(),
+        path => std::fs::read_to_string(path).map_err(|source| crate::error::Error::Io {
+            path: path.into(),
+            source,
+        })?,
+    })
 }
 
 /// Drops the `microdriver` argument cargo inserts when running `cargo microdriver`.
@@ -315,6 +402,97 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> Res
             } else {
                 write!(out, "{}", outcome.text())?;
             }
+            Ok(0)
+        }
+        Command::Apply {
+            common,
+            dry_run,
+            from_cut,
+            profile,
+            hot_rate,
+            line_weight,
+            crossing_weight,
+            accept_guesses,
+            check_guesses,
+            json,
+        } => {
+            let (graph, template, roots) = common.load()?;
+            let spec = common
+                .template
+                .clone()
+                .or_else(|| crate_template(&common.path))
+                .unwrap_or_else(|| "net".to_string());
+            let template_text = template_text(&spec)?;
+            let source = if from_cut {
+                let freq = match &profile {
+                    Some(p) => Profile::load(p)?.resolve(&graph, p)?,
+                    None => crate::apply::static_profile(&graph, &roots, hot_rate),
+                };
+                crate::apply::Source::Cut {
+                    freq,
+                    weights: Weights {
+                        line_weight,
+                        crossing_weight,
+                    },
+                }
+            } else {
+                crate::apply::Source::Propagation
+            };
+            let opts = crate::apply::Options {
+                source,
+                accept_guesses,
+                check_guesses,
+            };
+            let cfg = CfgSet::new(&common.cfg, &common.no_cfg);
+            let crate_dir = crate_dir(&common.path);
+            let plan = crate::apply::plan(
+                &crate_dir,
+                &cfg,
+                &graph,
+                &template,
+                &template_text,
+                &roots,
+                &opts,
+            )?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &plan)?;
+                writeln!(out)?;
+            } else {
+                if dry_run {
+                    write!(out, "{}", plan.diff()?)?;
+                }
+                write!(out, "{}", plan.text())?;
+                if check_guesses {
+                    writeln!(out, "{}", plan.guess_line())?;
+                }
+            }
+            if !dry_run {
+                plan.write()?;
+            }
+            Ok(0)
+        }
+        Command::Compare {
+            hand,
+            applied,
+            template,
+            verbose,
+        } => {
+            let load = |path: &PathBuf| -> Result<(CallGraph, Vec<bool>)> {
+                let common = Common {
+                    path: path.clone(),
+                    template: template.clone(),
+                    roots: Vec::new(),
+                    cfg: Vec::new(),
+                    no_cfg: Vec::new(),
+                };
+                let (graph, _, roots) = common.load()?;
+                let split = Split::propagate(&graph, &roots);
+                Ok((graph, split.critical))
+            };
+            let (hg, hs) = load(&hand)?;
+            let (ag, asplit) = load(&applied)?;
+            let outcome = crate::apply::agreement(&hg, &hs, &ag, &asplit);
+            write!(out, "{}", outcome.text(verbose))?;
             Ok(0)
         }
         Command::Eval {

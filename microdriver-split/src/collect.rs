@@ -336,11 +336,17 @@ impl Collector<'_> {
             Item::Const(c) => {
                 self.t.scopes[scope].values.insert(c.ident.to_string());
                 self.t
+                    .value_types
+                    .insert((scope, c.ident.to_string()), (*c.ty).clone());
+                self.t
                     .inits
                     .push((scope, join(&path, &c.ident.to_string()), *c.expr));
             }
             Item::Static(s) => {
                 self.t.scopes[scope].values.insert(s.ident.to_string());
+                self.t
+                    .value_types
+                    .insert((scope, s.ident.to_string()), (*s.ty).clone());
                 self.t
                     .inits
                     .push((scope, join(&path, &s.ident.to_string()), *s.expr));

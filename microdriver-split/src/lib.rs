@@ -11,6 +11,7 @@
 //! # Ok::<(), microdriver_split::error::Error>(())
 //! ```
 
+pub mod apply;
 pub mod body;
 pub mod callgraph;
 pub mod cfg;

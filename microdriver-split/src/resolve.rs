@@ -209,6 +209,13 @@ pub fn holder_method(recv: &Ty, method: &str) -> Option<Ty> {
             "lock" | "read" | "write" | "borrow" | "borrow_mut" | "try_lock" | "try_borrow"
             | "try_borrow_mut",
         ) => Some(Ty::Holder(GUARD.into(), Box::new(inner))),
+        // `spin`'s locks: `Option` of a guard (std's: a `Result`; `Ok(g)` binds it alike).
+        ("lock", "try_read" | "try_write") => Some(Ty::Holder(
+            "Option".into(),
+            Box::new(Ty::Holder(GUARD.into(), Box::new(inner))),
+        )),
+        // `conquer_once`'s `OnceCell::try_get`: a `Result` of the value.
+        ("lock", "try_get") => Some(Ty::Holder("Result".into(), Box::new(inner))),
         ("lock", "get_mut" | "into_inner" | "get") => Some(inner),
         (GUARD, "unwrap" | "expect") => same(),
         _ => None,

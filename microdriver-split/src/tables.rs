@@ -136,6 +136,8 @@ pub struct Tables {
     pub free_by_name: HashMap<String, Vec<FnId>>,
     /// Bodies to walk.
     pub bodies: Vec<Body>,
+    /// Declared types of consts and statics, by (scope, name).
+    pub value_types: HashMap<(ScopeId, String), syn::Type>,
     /// Initialisers of consts and statics (scanned for functions whose address is taken).
     /// (scope, path of the const/static, initialiser).
     pub inits: Vec<(ScopeId, String, syn::Expr)>,

@@ -11,7 +11,7 @@ use microdriver_split::eval::evaluate;
 /// The numbers the splitter reaches today: a change that lowers either fails here. Raise
 /// them when the splitter improves.
 const HELD_PRECISION: f64 = 0.982;
-const HELD_RECALL: f64 = 0.915;
+const HELD_RECALL: f64 = 0.957;
 
 #[test]
 fn corpus_precision_and_recall_hold() {

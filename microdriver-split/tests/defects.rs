@@ -211,3 +211,66 @@ fn question_mark_calls_the_from_impl_and_primitive_paths_resolve() {
         && e.to == from
         && e.kind == microdriver_split::model::EdgeKind::Inserted));
 }
+
+/// eth-intel's `TxQueue::reclaim` calls `desc.is_done()` on a value read out of an external
+/// `CoherentArray<TxDesc>`: with two `is_done` methods in the crate the call had no edge
+/// and the corpus missed both. The caller's own fields name `TxDesc`: that one is taken.
+#[test]
+fn an_unknown_receiver_takes_the_method_of_the_type_the_callers_fields_name() {
+    let (graph, _) = analyze("field_hint", "none");
+    let reclaim = graph.find("TxQueue::reclaim").expect("reclaim");
+    let check = graph.find("Other::check").expect("check");
+    let callees = |from: usize| -> Vec<String> {
+        let mut v: Vec<String> = graph
+            .edges()
+            .filter(|e| e.from == from)
+            .map(|e| graph.fns[e.to].path.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(callees(reclaim), ["TxDesc::is_done"]);
+    // A caller whose fields name neither type: no edge, listed as unresolved.
+    assert!(callees(check).is_empty(), "{:?}", callees(check));
+    assert!(graph
+        .unresolved
+        .iter()
+        .any(|u| u.what.contains("is_done") && u.reason.contains("2 crate method(s)")));
+}
+
+/// rtl8139-rs transmits through `STATE.try_get().expect(..).try_write()` on a
+/// `OnceCell<Arc<RwLock<State>>>` static and calls `lock.write(frame)`: `try_get` and
+/// `try_write` were not known to yield the cell's value and a guard, so the call (to a
+/// method named like `RwLock::write`) had no edge and the corpus missed
+/// `Rtl8139State::write`.
+#[test]
+fn a_guard_from_try_get_and_try_write_reaches_the_state_method() {
+    let (graph, _) = analyze("once_cell", "none");
+    let send = graph.find("send").expect("send");
+    let write = graph.find("State::write").expect("State::write");
+    assert!(
+        graph.edges().any(|e| e.from == send && e.to == write),
+        "no edge send -> State::write"
+    );
+}
+
+/// enc28j60 has no interrupt line of its own: its user's handler calls
+/// `interrupt_pending()` and bounds its receive loop with `pending_packets()`. Neither
+/// name was in the `net` template, so both (hot) were missed. They are roots by name with
+/// a status result (a `bool`, a count); the same name with another result is not.
+#[test]
+fn polled_interrupt_status_and_pending_count_are_net_roots() {
+    let roots = template_roots("polled_net", "net");
+    let picked: Vec<&str> = roots.keys().map(String::as_str).collect();
+    assert_eq!(
+        picked,
+        [
+            "Dev::interrupt_pending",
+            "Dev::pending_packets",
+            "Dev::receive"
+        ]
+    );
+    assert_eq!(roots["Dev::interrupt_pending"].0, "interrupt");
+    assert_eq!(roots["Dev::pending_packets"].0, "receive");
+    assert!(roots["Dev::pending_packets"].1.contains("returns u8"));
+}
