@@ -406,6 +406,15 @@ fn reset_during_write_stream() -> Result<(), Failed> {
     };
     let mut caught = 0;
     for _ in 0..3 {
+        // Reset while writes are in flight: the writer thread may not have submitted yet,
+        // and the model completes a write as soon as its doorbell rings, so it holds them
+        // until the reset.
+        sim.hold_io_until_reset();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while dev.stats().inflight == 0 && !writer.is_finished() {
+            check(Instant::now() < deadline, "the stream started")?;
+            std::thread::yield_now();
+        }
         dev.reset(Duration::from_secs(10))?;
         caught += dev.stats().reset_inflight;
     }
