@@ -175,6 +175,11 @@ fn bring_up(dev: DevId) -> Result<Controller, NvmeError> {
         max_pages,
     };
     kernel::io_start(dev, &geometry)?;
+    // Asynchronous events are a convenience: a controller that refuses the request still
+    // serves I/O.
+    if let Err(e) = crate::events::arm(dev, 0) {
+        tracing::warn!(error = %e, "no asynchronous event request outstanding");
+    }
     Ok(Controller {
         cap: cap_v,
         id,

@@ -10,7 +10,8 @@
 //!   it owns, and the checked services the user half calls), [`hot`] (I/O submission
 //!   and completion, PRPs), [`queue`] (ring arithmetic, the phase tag);
 //! * the register policy every user-half access passes: [`policy`];
-//! * the **user half** (`#[upcall]`): [`ctrl`] (bring-up, recovery, shutdown) and
+//! * the **user half** (`#[upcall]`): [`ctrl`] (bring-up, recovery, shutdown),
+//!   [`events`] (command timeouts: Abort, then reset; asynchronous events) and
 //!   [`manage`] (identify, logs, features, format), with [`identify`]'s parsers;
 //! * [`host`]: the kernel half's host (interrupt thread, service thread, block I/O API).
 //!
@@ -24,6 +25,7 @@
 
 pub mod ctrl;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod hot;
 pub mod hw;

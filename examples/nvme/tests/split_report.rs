@@ -63,6 +63,9 @@ fn kernel_half_share_and_annotation_count() {
     let split = Split::propagate(&graph, &roots);
     let report = Report::new(&graph, &split, "block");
     println!("{}", report.share_line());
+    if std::env::var_os("SPLIT_REPORT_TEXT").is_some() {
+        println!("{}", report.text(&graph));
+    }
     let host_lines: usize = graph
         .fns
         .iter()

@@ -20,6 +20,31 @@ use crate::queue::{CompQueue, SubQueue};
 pub const ADMIN_ENTRIES: u16 = 32;
 /// How long the kernel half waits for one admin command.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most asynchronous event requests the kernel half leaves outstanding.
+pub const MAX_AERS: usize = 4;
+/// Most completed asynchronous events kept for the user half (older ones are dropped
+/// and counted).
+pub const MAX_EVENTS: usize = 64;
+
+/// An asynchronous event request's completion, as the controller posted it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Marshal)]
+pub struct AsyncEvent {
+    /// Completion dword 0 (type, information, log page).
+    pub result: u32,
+    /// Status (non-zero: the request failed, no event).
+    pub status: u16,
+}
+
+/// What [`crate::kernel::take_events`] hands the user half.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Marshal)]
+pub struct Events {
+    /// Events completed since the last call, oldest first.
+    pub events: Vec<AsyncEvent>,
+    /// Asynchronous event requests still outstanding on the controller.
+    pub armed: u32,
+    /// Events dropped because the user half did not take them in time.
+    pub dropped: u64,
+}
 
 /// An admin command, as the user half asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Marshal)]
@@ -32,7 +57,8 @@ pub enum AdminCmd {
         /// Namespace id.
         nsid: u32,
     },
-    /// Get Log Page; returns `len` bytes (a multiple of 4, at most 4096).
+    /// Get Log Page; returns `len` bytes (a multiple of 4, at most 4096) from byte
+    /// `offset` of the log (a multiple of 4; non-zero needs LPA bit 2).
     GetLogPage {
         /// Log page id.
         lid: u8,
@@ -40,6 +66,10 @@ pub enum AdminCmd {
         nsid: u32,
         /// Bytes.
         len: u32,
+        /// Byte offset in the log.
+        offset: u64,
+        /// Retain asynchronous event: false clears the event this log reports.
+        rae: bool,
     },
     /// Set Features (the features that carry no data buffer).
     SetFeatures {
@@ -54,6 +84,8 @@ pub enum AdminCmd {
         fid: u8,
         /// Select: 0 current, 1 default, 2 saved, 3 supported capabilities.
         sel: u8,
+        /// Dword 11 (which threshold, for the temperature threshold).
+        cdw11: u32,
     },
     /// Create I/O Completion Queue: the kernel half allocates it (interrupts enabled,
     /// vector 0).
@@ -88,6 +120,10 @@ pub enum AdminCmd {
         /// Its command id.
         cid: u16,
     },
+    /// Asynchronous Event Request: left outstanding on the controller until an event
+    /// completes it; the kernel half keeps the event for the user half
+    /// ([`crate::kernel::take_events`]).
+    AsyncEventRequest,
     /// Format NVM.
     FormatNvm {
         /// Namespace id.
@@ -113,6 +149,7 @@ impl AdminCmd {
             AdminCmd::DeleteIoCq { .. } => "delete-cq",
             AdminCmd::Abort { .. } => "abort",
             AdminCmd::FormatNvm { .. } => "format",
+            AdminCmd::AsyncEventRequest => "async-event-request",
         }
     }
 
@@ -122,10 +159,12 @@ impl AdminCmd {
             AdminCmd::Identify { cns, .. } if cns > 2 => {
                 Err(NvmeError::invalid("identify CNS", "0, 1 or 2"))
             }
-            AdminCmd::GetLogPage { len, .. } if len == 0 || len % 4 != 0 || len as usize > PAGE => {
+            AdminCmd::GetLogPage { len, offset, .. }
+                if len == 0 || len % 4 != 0 || len as usize > PAGE || offset % 4 != 0 =>
+            {
                 Err(NvmeError::invalid(
-                    "log page length",
-                    format!("{len}: a multiple of 4 in 4..={PAGE}"),
+                    "log page length or offset",
+                    format!("{len} bytes at {offset}: a multiple of 4 in 4..={PAGE}, at a multiple of 4"),
                 ))
             }
             AdminCmd::SetFeatures { fid, .. } | AdminCmd::GetFeatures { fid, .. }
@@ -157,20 +196,27 @@ impl AdminCmd {
                 (s.opcode, s.nsid, s.prp1) = (admin::IDENTIFY, nsid, prp1);
                 s.cdw[0] = u32::from(cns);
             }
-            AdminCmd::GetLogPage { lid, nsid, len } => {
+            AdminCmd::GetLogPage {
+                lid,
+                nsid,
+                len,
+                offset,
+                rae,
+            } => {
                 (s.opcode, s.nsid, s.prp1) = (admin::GET_LOG_PAGE, nsid, prp1);
                 let numd = len / 4 - 1;
-                s.cdw[0] = u32::from(lid) | (numd & 0xFFFF) << 16;
-                s.cdw[1] = numd >> 16;
+                s.cdw[0] = u32::from(lid) | u32::from(rae) << 15 | (numd & 0xFFFF) << 16;
+                (s.cdw[1], s.cdw[2], s.cdw[3]) = (numd >> 16, offset as u32, (offset >> 32) as u32);
             }
             AdminCmd::SetFeatures { fid, value } => {
                 s.opcode = admin::SET_FEATURES;
                 (s.cdw[0], s.cdw[1]) = (u32::from(fid), value);
             }
-            AdminCmd::GetFeatures { fid, sel } => {
+            AdminCmd::GetFeatures { fid, sel, cdw11 } => {
                 s.opcode = admin::GET_FEATURES;
-                s.cdw[0] = u32::from(fid) | u32::from(sel) << 8;
+                (s.cdw[0], s.cdw[1]) = (u32::from(fid) | u32::from(sel) << 8, cdw11);
             }
+            AdminCmd::AsyncEventRequest => s.opcode = admin::ASYNC_EVENT,
             AdminCmd::CreateIoCq { qid, size } => {
                 (s.opcode, s.prp1) = (admin::CREATE_CQ, prp1);
                 s.cdw[0] = u32::from(qid) | u32::from(size - 1) << 16;
@@ -223,6 +269,8 @@ pub struct AdminQueue {
     pub(crate) done: Option<Cqe>,
     /// Completions that named no outstanding command (or another queue).
     pub(crate) bogus: u64,
+    /// Command ids of the asynchronous event requests outstanding.
+    pub(crate) aers: Vec<u16>,
     /// Queue memory of create commands that timed out: the controller may still use it,
     /// so it lives until the admin queue goes (the controller is disabled by then).
     pub(crate) orphans: Vec<Box<dyn std::any::Any + Send>>,
@@ -239,30 +287,46 @@ impl AdminQueue {
             outstanding: None,
             done: None,
             bogus: 0,
+            aers: Vec::new(),
             orphans: Vec::new(),
         })
     }
 
-    /// A fresh command id.
+    /// A fresh command id (not one an outstanding event request holds).
     pub(crate) fn cid(&mut self) -> u16 {
-        self.next_cid = self.next_cid.wrapping_add(1);
-        self.next_cid
+        loop {
+            self.next_cid = self.next_cid.wrapping_add(1);
+            if !self.aers.contains(&self.next_cid) {
+                return self.next_cid;
+            }
+        }
     }
 
-    /// Consumes new completions: the awaited one is kept, any other is counted bogus.
-    /// Returns whether any entry was consumed (the head doorbell must be written).
-    pub(crate) fn reap(&mut self) -> bool {
-        let mut any = false;
+    /// Consumes new completions: the awaited one is kept, an event request's is queued
+    /// for the user half, any other is counted bogus. Returns whether any entry was
+    /// consumed (the head doorbell must be written) and the events that arrived.
+    pub(crate) fn reap(&mut self) -> (bool, Vec<AsyncEvent>) {
+        let (mut any, mut events) = (false, Vec::new());
         while let Some(c) = self.cq.pop() {
             any = true;
-            if c.sqid != 0 || Some(c.cid) != self.outstanding || !self.sq.set_head(c.sqhd) {
+            let aer = self.aers.iter().position(|&a| a == c.cid);
+            let known = Some(c.cid) == self.outstanding || aer.is_some();
+            if c.sqid != 0 || !known || !self.sq.set_head(c.sqhd) {
                 self.bogus += 1;
+                continue;
+            }
+            if let Some(i) = aer {
+                self.aers.swap_remove(i);
+                events.push(AsyncEvent {
+                    result: c.result,
+                    status: c.status,
+                });
                 continue;
             }
             self.outstanding = None;
             self.done = Some(c);
         }
-        any
+        (any, events)
     }
 }
 

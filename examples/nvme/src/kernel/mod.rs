@@ -15,11 +15,11 @@ use microdriver_rt::{critical, Marshal};
 use nvme_regs::{csts, ACQ, AQA, ASQ, CC, CSTS};
 
 use crate::error::NvmeError;
-use crate::hot::io::{Geometry, IoStats, IO_ENTRIES};
+use crate::hot::io::{Geometry, IoStats, Overdue, IO_ENTRIES};
 use crate::policy::Effect;
 use crate::queue::{CompQueue, SubQueue};
 
-pub use admin::{AdminCmd, AdminReply};
+pub use admin::{AdminCmd, AdminReply, AsyncEvent, Events};
 use device::REGISTRY;
 pub use device::{attach, lookup, work, DevId, IoSink, Kernel, WorkQueue};
 
@@ -172,6 +172,17 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             None
         }
+        AdminCmd::Abort { sqid, cid } => {
+            // Only an I/O command in flight: the kernel half times out admin commands
+            // itself, and an abort naming nothing would only cost an abort slot.
+            if sqid != 1 || !io.mark_abort(cid) {
+                return Err(NvmeError::invalid(
+                    "abort",
+                    format!("no command {cid:#06x} in flight on submission queue {sqid} (the driver aborts I/O commands on queue 1 only)"),
+                ));
+            }
+            None
+        }
         _ => None,
     })
 }
@@ -194,6 +205,9 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
             needed: "a ready controller".into(),
         });
     }
+    if *cmd == AdminCmd::AsyncEventRequest {
+        return arm_event_request(&k, a);
+    }
     let new_queue = prepare(&k, cmd)?;
     let prp1 = match (&new_queue, cmd) {
         (Some(NewQueue::Cq(q)), _) => q.bus(),
@@ -210,9 +224,7 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     let deadline = Instant::now() + admin::ADMIN_TIMEOUT;
     let mut pause = Duration::from_micros(5);
     let cqe = loop {
-        if a.reap() {
-            k.ring_cq(0, a.cq.head());
-        }
+        k.reap_admin(a);
         if let Some(c) = a.done.take() {
             break c;
         }
@@ -259,6 +271,43 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     };
     a.buf.read(0, &mut reply.data)?;
     Ok(reply)
+}
+
+/// Leaves an asynchronous event request outstanding (at most [`admin::MAX_AERS`]):
+/// its completion is an event, kept for the user half ([`take_events`]).
+fn arm_event_request(k: &Kernel, a: &mut admin::AdminQueue) -> Result<AdminReply, NvmeError> {
+    if a.aers.len() >= admin::MAX_AERS {
+        return Err(NvmeError::Busy(format!(
+            "{} asynchronous event requests are outstanding already",
+            admin::MAX_AERS
+        )));
+    }
+    let cid = a.cid();
+    let tail =
+        a.sq.push(&AdminCmd::AsyncEventRequest.sqe(cid, 0))
+            .map_err(|_| {
+                NvmeError::Busy("the admin queue is full of timed-out commands: reset".into())
+            })?;
+    a.aers.push(cid);
+    k.ring_sq(0, tail);
+    Ok(AdminReply {
+        result: a.aers.len() as u32,
+        data: Vec::new(),
+    })
+}
+
+/// Hands the user half the asynchronous events completed since the last call, with the
+/// number of requests still outstanding (it re-arms up to what it wants).
+#[critical]
+pub fn take_events(dev: DevId) -> Result<Events, NvmeError> {
+    let k = lookup(dev)?;
+    let armed = k.admin.lock().as_ref().map_or(0, |a| a.aers.len() as u32);
+    let mut q = k.events.lock();
+    Ok(Events {
+        events: std::mem::take(&mut q.0),
+        armed,
+        dropped: q.1,
+    })
 }
 
 impl admin::AdminQueue {
@@ -315,36 +364,47 @@ pub struct Health {
     pub oldest_ms: u64,
     /// Why a reset is needed (None: healthy).
     pub reset_reason: Option<String>,
+    /// Commands newly past the I/O timeout, for the user half to decide on
+    /// ([`crate::events::command_timeout`]).
+    pub overdue: Vec<Overdue>,
 }
 
-/// Checks the controller (CSTS.CFS, a vanished device) and the age of the oldest request
-/// in flight against `io_timeout`; if a reset is needed, stops submission and posts
-/// [`work::RESET`] for the user half. The kernel half's host calls it periodically.
+/// Checks the controller (CSTS.CFS, a vanished device) and the commands in flight against
+/// `io_timeout`. A command newly past it is reported in [`Health::overdue`] for the user
+/// half to decide on (Abort, or a reset); a command still in flight `io_timeout` after it
+/// was reported, a fatal status or a vanished device make the kernel half stop submission
+/// and post [`work::RESET`] itself. The kernel half's host calls it periodically.
 pub fn health_check(k: &Kernel, io_timeout: Duration) -> Health {
     let st = k.rd(CSTS);
     let mut io = k.io.lock();
     let oldest = io.oldest().unwrap_or_default();
+    let (mut overdue, stuck) = if io.live && !io.frozen {
+        io.overdue(io_timeout)
+    } else {
+        (Vec::new(), None)
+    };
     let reason = if st == u32::MAX {
         Some("the controller reads as all ones (gone from the bus?)".to_string())
     } else if io.live && st & csts::CFS != 0 {
         Some("controller fatal status (CSTS.CFS)".into())
-    } else if io.live && oldest > io_timeout {
-        Some(format!(
-            "a command has been in flight for {} ms (timeout {} ms)",
-            oldest.as_millis(),
-            io_timeout.as_millis()
-        ))
     } else {
-        None
+        stuck.map(|o| {
+            format!(
+                "command {:#06x} ({:?} at lba {}) is still in flight after {} ms, {} ms after the user half was told",
+                o.cid, o.op, o.lba, o.age_ms, io_timeout.as_millis()
+            )
+        })
     };
     if reason.is_some() {
         io.freeze();
         k.work.post(work::RESET);
+        overdue.clear();
     }
     Health {
         csts: st,
         oldest_ms: oldest.as_millis() as u64,
         reset_reason: reason,
+        overdue,
     }
 }
 
