@@ -20,10 +20,11 @@
 use microdriver_rt::{upcall, Marshal};
 use nvme_regs::{aer, log};
 
+use crate::command::{self, AdminCmd};
 use crate::error::NvmeError;
 use crate::hot::io::Overdue;
 use crate::identify::{ErrorEntry, SmartLog};
-use crate::kernel::{self, AdminCmd, DevId};
+use crate::kernel::{self, DevId};
 
 /// Most overdue commands aborted one by one; more at once and the user half resets.
 pub const MAX_ABORTS: usize = 4;
@@ -63,7 +64,7 @@ pub fn command_timeout(dev: DevId, overdue: Vec<Overdue>) -> Result<TimeoutActio
             sqid: o.sqid,
             cid: o.cid,
         };
-        let why = match kernel::admin_command(dev, &abort) {
+        let why = match command::send(dev, &abort) {
             Ok(r) if r.result & 1 == 0 => {
                 commands += 1;
                 continue;
@@ -152,7 +153,7 @@ fn clear(dev: DevId, lid: u8) -> Result<String, NvmeError> {
         offset: 0,
         rae: false,
     };
-    let data = kernel::admin_command(dev, &cmd)?.data;
+    let data = command::send(dev, &cmd)?.data;
     Ok(match lid {
         log::SMART => {
             let s = SmartLog::parse(&data);
@@ -179,7 +180,7 @@ fn clear(dev: DevId, lid: u8) -> Result<String, NvmeError> {
 /// are already).
 pub fn arm(dev: DevId, armed: u32) -> Result<(), NvmeError> {
     for _ in armed..AERS {
-        kernel::admin_command(dev, &AdminCmd::AsyncEventRequest)?;
+        command::send(dev, &AdminCmd::AsyncEventRequest)?;
     }
     Ok(())
 }

@@ -16,13 +16,15 @@
 //! * [`host`]: the kernel half's host (interrupt thread, service thread, block I/O API).
 //!
 //! The user half never writes a doorbell or a queue base: it names admin commands
-//! ([`kernel::AdminCmd`]) and the kernel half builds them with memory it allocated.
+//! ([`command::AdminCmd`], encoded by the user half) and the kernel half checks them and
+//! completes them with memory it allocated.
 //!
 //! [`PageBuf`]: hw::PageBuf
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod ctrl;
 pub mod error;
 pub mod events;

@@ -9,12 +9,13 @@
 use microdriver_rt::{upcall, Marshal};
 use nvme_regs::{cns, feat, log, PAGE};
 
+use crate::command::{self, AdminCmd};
 use crate::error::NvmeError;
 use crate::identify::{ErrorEntry, IdCtrl, IdNs, SmartLog};
-use crate::kernel::{self, AdminCmd, DevId};
+use crate::kernel::{self, DevId};
 
 fn admin(dev: DevId, cmd: AdminCmd) -> Result<kernel::AdminReply, NvmeError> {
-    kernel::admin_command(dev, &cmd)
+    command::send(dev, &cmd)
 }
 
 /// `id-ctrl`.

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use microdriver_rt::{run_user_half_if_requested, upcall, SupervisorConfig};
+use nvme::command::{self, AdminCmd};
 use nvme::host::Options;
-use nvme::kernel::{self, AdminCmd, DevId};
+use nvme::kernel::{self, AdminSqe, DevId};
 use nvme::regs::{self, Cqe};
 use nvme::{manage, BlockDev, IoOp, NvmeError};
 use nvme_sim::{NvmeSim, SimConfig};
@@ -540,10 +541,45 @@ fn policy_refusals() -> Result<(), Failed> {
         AdminCmd::Abort { sqid: 0, cid: 1 },
     ];
     for cmd in refused {
-        check(
-            kernel::admin_command(d, &cmd).is_err(),
-            format!("{cmd:?} refused"),
-        )?;
+        check(command::send(d, &cmd).is_err(), format!("{cmd:?} refused"))?;
+    }
+    // Entries the user half encodes itself reach the kernel half's own checks: an opcode
+    // with a data pointer it does not fill, a log page past its buffer, a feature whose
+    // dwords carry addresses (host memory buffer), a short entry, a foreign or oversized
+    // queue, an abort of nothing.
+    let raw = |opcode, cdw: &[u32]| AdminSqe {
+        opcode,
+        nsid: 0,
+        cdw: cdw.to_vec(),
+    };
+    for (entry, why) in [
+        (raw(0x11, &[0; 6]), "admin opcode"),
+        (
+            raw(regs::admin::GET_LOG_PAGE, &[2 | 2047 << 16, 0, 0, 0, 0, 0]),
+            "log page length",
+        ),
+        (
+            raw(regs::admin::SET_FEATURES, &[0x0D, 1, 0, 0, 0, 0]),
+            "feature id",
+        ),
+        (raw(regs::admin::IDENTIFY, &[1, 0, 0]), "six command dwords"),
+        (
+            raw(regs::admin::CREATE_SQ, &[2 | 15 << 16, 0, 0, 0, 0, 0]),
+            "queue id",
+        ),
+        (
+            raw(regs::admin::CREATE_CQ, &[2 | 999 << 16, 0, 0, 0, 0, 0]),
+            "queue id",
+        ),
+        (
+            raw(regs::admin::ABORT, &[1 | 0x1234 << 16, 0, 0, 0, 0, 0]),
+            "no command 0x1234",
+        ),
+    ] {
+        match kernel::admin_command(d, &entry) {
+            Err(e) if e.to_string().contains(why) => {}
+            other => return Err(format!("{entry:?}: {other:?}, wanted {why}").into()),
+        }
     }
     // Enabling a controller whose admin queue the kernel half has not programmed since
     // the last disable is refused.

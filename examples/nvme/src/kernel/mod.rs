@@ -4,7 +4,7 @@
 //! Every `pub fn` taking a [`DevId`] is `#[critical]`: called from the user half it is a
 //! downcall, so the user half reaches registers, the admin queue and the I/O queues only
 //! through these functions, and each checks what it is asked ([`crate::policy`] for
-//! registers, [`AdminCmd::check`] and the I/O state for admin commands).
+//! registers, [`AdminSqe`]'s checks and the I/O state for admin commands).
 
 pub mod admin;
 pub(crate) mod device;
@@ -15,11 +15,12 @@ use microdriver_rt::{critical, Marshal};
 use nvme_regs::{csts, ACQ, AQA, ASQ, CC, CSTS};
 
 use crate::error::NvmeError;
-use crate::hot::io::{Geometry, IoStats, Overdue, IO_ENTRIES};
+use crate::hot::io::{Geometry, Overdue, IO_ENTRIES};
 use crate::policy::Effect;
 use crate::queue::{CompQueue, SubQueue};
 
-pub use admin::{AdminCmd, AdminReply, AsyncEvent, Events};
+use admin::Kind;
+pub use admin::{AdminReply, AdminSqe, AsyncEvent, Events};
 use device::REGISTRY;
 pub use device::{attach, lookup, work, DevId, IoSink, Kernel, WorkQueue};
 
@@ -110,7 +111,7 @@ enum NewQueue {
 
 /// Checks a queue creation or deletion against the I/O state; allocates the memory a
 /// creation needs.
-fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
+fn prepare(k: &Kernel, kind: Kind) -> Result<Option<NewQueue>, NvmeError> {
     let mut io = k.io.lock();
     let check_size = |size: u16| {
         if (2..=IO_ENTRIES).contains(&size) {
@@ -132,8 +133,8 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             ))
         }
     };
-    Ok(match *cmd {
-        AdminCmd::CreateIoCq { qid, size } => {
+    Ok(match kind {
+        Kind::CreateCq(qid, size) => {
             one(qid)?;
             check_size(size)?;
             if io.cq.is_some() || io.pending_cq.is_some() {
@@ -141,7 +142,7 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             Some(NewQueue::Cq(CompQueue::new(&*k.hw.dma, qid, size)?))
         }
-        AdminCmd::CreateIoSq { qid, size } => {
+        Kind::CreateSq(qid, size) => {
             one(qid)?;
             check_size(size)?;
             if io.sq.is_some() || io.pending_cq.is_none() {
@@ -152,9 +153,9 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             Some(NewQueue::Sq(SubQueue::new(&*k.hw.dma, qid, size)?))
         }
-        AdminCmd::DeleteIoSq { qid } => {
+        Kind::DeleteSq(qid) => {
             one(qid)?;
-            if io.stats().inflight > 0 {
+            if io.inflight() > 0 {
                 return Err(NvmeError::Busy(
                     "requests are in flight on submission queue 1".into(),
                 ));
@@ -162,7 +163,7 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             io.live = false;
             None
         }
-        AdminCmd::DeleteIoCq { qid } => {
+        Kind::DeleteCq(qid) => {
             one(qid)?;
             if io.sq.is_some() {
                 return Err(NvmeError::invalid(
@@ -172,7 +173,7 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             None
         }
-        AdminCmd::Abort { sqid, cid } => {
+        Kind::Abort(sqid, cid) => {
             // Only an I/O command in flight: the kernel half times out admin commands
             // itself, and an abort naming nothing would only cost an abort slot.
             if sqid != 1 || !io.mark_abort(cid) {
@@ -191,32 +192,32 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
 /// [`admin::ADMIN_TIMEOUT`]). The kernel half builds the entry: the data buffer of
 /// Identify and Get Log Page and the memory of a created queue are its own.
 #[critical]
-pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError> {
-    cmd.check()?;
+pub fn admin_command(dev: DevId, cmd: &AdminSqe) -> Result<AdminReply, NvmeError> {
+    let kind = cmd.kind()?;
     let k = lookup(dev)?;
     let mut guard = k.admin.lock();
     let a = guard.as_mut().ok_or_else(|| NvmeError::WrongState {
-        op: cmd.name().into(),
+        op: cmd.name(),
         needed: "an admin queue (admin_queue_setup, then enable the controller)".into(),
     })?;
     if k.rd(CSTS) & (csts::RDY | csts::CFS) != csts::RDY {
         return Err(NvmeError::WrongState {
-            op: cmd.name().into(),
+            op: cmd.name(),
             needed: "a ready controller".into(),
         });
     }
-    if *cmd == AdminCmd::AsyncEventRequest {
-        return arm_event_request(&k, a);
+    if kind == Kind::EventRequest {
+        return arm_event_request(&k, a, cmd);
     }
-    let new_queue = prepare(&k, cmd)?;
-    let prp1 = match (&new_queue, cmd) {
+    let new_queue = prepare(&k, kind)?;
+    let prp1 = match (&new_queue, kind) {
         (Some(NewQueue::Cq(q)), _) => q.bus(),
         (Some(NewQueue::Sq(q)), _) => q.bus(),
-        (None, AdminCmd::Identify { .. } | AdminCmd::GetLogPage { .. }) => a.buf.bus(0),
+        (None, Kind::Buffer(_)) => a.buf.bus(0),
         (None, _) => 0,
     };
     let cid = a.cid();
-    let tail = a.sq.push(&cmd.sqe(cid, prp1)).map_err(|_| {
+    let tail = a.sq.push(&cmd.sqe(kind, cid, prp1)).map_err(|_| {
         NvmeError::Busy("the admin queue is full of timed-out commands: reset".into())
     })?;
     (a.outstanding, a.done) = (Some(cid), None);
@@ -244,25 +245,24 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     };
     if cqe.status != 0 {
         return Err(NvmeError::Status {
-            what: cmd.name().into(),
+            what: cmd.name(),
             status: cqe.status,
         });
     }
     let mut io = k.io.lock();
-    match (new_queue, cmd) {
+    match (new_queue, kind) {
         (Some(NewQueue::Cq(q)), _) => io.pending_cq = Some(q),
         (Some(NewQueue::Sq(q)), _) => {
             io.sq = Some(q);
             io.cq = io.pending_cq.take();
         }
-        (None, AdminCmd::DeleteIoSq { .. }) => io.sq = None,
-        (None, AdminCmd::DeleteIoCq { .. }) => io.cq = None,
+        (None, Kind::DeleteSq(_)) => io.sq = None,
+        (None, Kind::DeleteCq(_)) => io.cq = None,
         _ => {}
     }
     drop(io);
-    let data = match *cmd {
-        AdminCmd::Identify { .. } => nvme_regs::PAGE,
-        AdminCmd::GetLogPage { len, .. } => len as usize,
+    let data = match kind {
+        Kind::Buffer(len) => len,
         _ => 0,
     };
     let mut reply = AdminReply {
@@ -275,7 +275,11 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
 
 /// Leaves an asynchronous event request outstanding (at most [`admin::MAX_AERS`]):
 /// its completion is an event, kept for the user half ([`take_events`]).
-fn arm_event_request(k: &Kernel, a: &mut admin::AdminQueue) -> Result<AdminReply, NvmeError> {
+fn arm_event_request(
+    k: &Kernel,
+    a: &mut admin::AdminQueue,
+    cmd: &AdminSqe,
+) -> Result<AdminReply, NvmeError> {
     if a.aers.len() >= admin::MAX_AERS {
         return Err(NvmeError::Busy(format!(
             "{} asynchronous event requests are outstanding already",
@@ -284,7 +288,7 @@ fn arm_event_request(k: &Kernel, a: &mut admin::AdminQueue) -> Result<AdminReply
     }
     let cid = a.cid();
     let tail =
-        a.sq.push(&AdminCmd::AsyncEventRequest.sqe(cid, 0))
+        a.sq.push(&cmd.sqe(Kind::EventRequest, cid, 0))
             .map_err(|_| {
                 NvmeError::Busy("the admin queue is full of timed-out commands: reset".into())
             })?;
@@ -344,15 +348,9 @@ pub fn io_start(dev: DevId, geometry: &Geometry) -> Result<u32, NvmeError> {
         (io.live, io.frozen) = (true, false);
         k.reap(&mut io)
     };
-    let waiting = k.io.lock().stats().inflight;
+    let waiting = k.io.lock().inflight();
     k.deliver(done);
     Ok(waiting)
-}
-
-/// The hot path's counters.
-#[critical]
-pub fn io_stats(dev: DevId) -> Result<IoStats, NvmeError> {
-    Ok(lookup(dev)?.io.lock().stats())
 }
 
 /// What the kernel half's health check found.
