@@ -2,10 +2,10 @@
 //!
 //! Every request gets a slot (its command id is the slot index with the slot's generation
 //! above it, so a completion naming a command of an earlier use of the slot is refused)
-//! and the slot's data pages. A request waits in [`IoState::waiting`] while no slot is
+//! and the slot's data pages. A request waits in `IoState::waiting` while no slot is
 //! free or while the queues are down (not created yet, or being re-created by recovery);
 //! **recovery moves every in-flight request back to the front of the queue in submission
-//! order** ([`IoState::requeue_inflight`]), and they are submitted again once the user
+//! order** (`IoState::requeue_inflight`), and they are submitted again once the user
 //! half has the queues back. A request completes to its caller exactly once: the slot is
 //! emptied when its completion is taken, and after a reset the old queue memory is gone,
 //! so no late completion can name it.

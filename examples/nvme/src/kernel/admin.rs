@@ -3,7 +3,7 @@
 //!
 //! The user half names a command and encodes it ([`crate::command`]) into an entry
 //! without a command id or a data pointer. The kernel half checks what that entry could
-//! do to it ([`AdminSqe::kind`]: an opcode it sends, a log page that fits its buffer, a
+//! do to it (`AdminSqe::kind`: an opcode it sends, a log page that fits its buffer, a
 //! feature without a data buffer; queue ids and sizes against its I/O state, in
 //! [`crate::kernel`]) and completes it, filling every DMA address itself (the Identify
 //! and log page buffer, the memory of a queue it creates) and the flags of a queue it

@@ -1,5 +1,5 @@
 //! The kernel half's checked services: what the user half calls (downcalls). The device
-//! object is in [`device`], the admin queue in [`admin`].
+//! object is in `device`, the admin queue in [`admin`].
 //!
 //! Every `pub fn` taking a [`DevId`] is `#[critical]`: called from the user half it is a
 //! downcall, so the user half reaches registers, the admin queue and the I/O queues only
