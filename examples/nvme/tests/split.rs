@@ -413,6 +413,16 @@ fn timeout_recovers() -> Result<(), Failed> {
     sim.hold_io_until_reset();
     in_flight_through(&sim, &dev, 40, || {})?;
     assert_eq!(sim.counters().enables, 2, "one reset");
+    // 32 commands overdue at once: the user half resets rather than abort each.
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeout_resets == 1)?;
+    check(
+        log.aborted == 0
+            && log
+                .last_timeout
+                .as_deref()
+                .is_some_and(|t| t.contains("overdue at once")),
+        format!("{log:?}"),
+    )?;
     dev.shutdown()?;
     Ok(())
 }

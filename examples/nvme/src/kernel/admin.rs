@@ -270,4 +270,44 @@ mod tests {
         };
         assert_eq!(sq.sqe(sq.kind().unwrap(), 1, 0).cdw[1], 1 << 16 | 1);
     }
+
+    proptest::proptest! {
+        /// Whatever entry the user half sends, the kernel half's check never panics, and an
+        /// entry it accepts carries only the kernel half's data pointer, a transfer that
+        /// fits its one-page buffer and, for a queue it creates, its flags.
+        #[test]
+        fn any_entry_is_checked_and_completed_safely(
+            opcode in proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    admin::IDENTIFY, admin::GET_LOG_PAGE, admin::SET_FEATURES,
+                    admin::GET_FEATURES, admin::CREATE_CQ, admin::CREATE_SQ, admin::DELETE_SQ,
+                    admin::DELETE_CQ, admin::ABORT, admin::ASYNC_EVENT, admin::FORMAT_NVM,
+                ]),
+                proptest::prelude::any::<u8>(),
+            ],
+            nsid in proptest::prelude::any::<u32>(),
+            cdw in proptest::collection::vec(
+                proptest::prop_oneof![0u32..0x20, proptest::prelude::any::<u32>()],
+                5..8,
+            ),
+        ) {
+            let raw = AdminSqe { opcode, nsid, cdw };
+            let Ok(kind) = raw.kind() else { return Ok(()) };
+            proptest::prop_assert_eq!(raw.cdw.len(), 6);
+            let e = raw.sqe(kind, 7, 0x9000);
+            proptest::prop_assert_eq!((e.cid, e.prp1, e.prp2), (7, 0x9000, 0));
+            match kind {
+                Kind::Buffer(len) => proptest::prop_assert!((4..=PAGE).contains(&len)),
+                Kind::CreateCq(..) => proptest::prop_assert_eq!(&e.cdw[1..], &[0b11, 0, 0, 0, 0]),
+                Kind::CreateSq(qid, _) => {
+                    proptest::prop_assert_eq!(e.cdw[1], u32::from(qid) << 16 | 1)
+                }
+                Kind::Plain if opcode != admin::FORMAT_NVM => {
+                    let fid = e.cdw[0] as u8;
+                    proptest::prop_assert!(feat::KNOWN.iter().any(|(f, _)| *f == fid));
+                }
+                _ => {}
+            }
+        }
+    }
 }
