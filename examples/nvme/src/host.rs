@@ -413,6 +413,19 @@ impl Drop for BlockDev {
 const RETRY_MIN: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
+/// Text from the user half as the host keeps and shows it: one line, at most
+/// [`TEXT_MAX`] characters (a garbage or hostile user half cannot forge status lines or
+/// grow the log).
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(TEXT_MAX)
+        .collect()
+}
+
+/// Longest user-half text the host keeps.
+pub const TEXT_MAX: usize = 240;
+
 /// Has the user half handle the asynchronous events the kernel half kept; false if it
 /// could not (no user half: retried later).
 fn handle_events(dev: DevId, r: &RecoveryState) -> bool {
@@ -424,7 +437,7 @@ fn handle_events(dev: DevId, r: &RecoveryState) -> bool {
                     if l.recent.len() >= RECENT_EVENTS {
                         l.recent.pop_front();
                     }
-                    l.recent.push_back(e.text);
+                    l.recent.push_back(printable(&e.text));
                 }
             });
             true
@@ -443,7 +456,7 @@ fn handle_timeouts(dev: DevId, overdue: Vec<Overdue>, r: &RecoveryState) {
     let decision = events::command_timeout(dev, overdue);
     let text = match &decision {
         Ok(TimeoutAction::Aborted { commands }) => format!("aborted {commands}"),
-        Ok(TimeoutAction::Reset { why }) => format!("reset: {why}"),
+        Ok(TimeoutAction::Reset { why }) => format!("reset: {}", printable(why)),
         Err(e) => format!("reset by the kernel half: the user half did not decide ({e})"),
     };
     if decision.is_err() {
@@ -511,5 +524,19 @@ fn service(
                 retry = (retry * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_half_text_is_one_bounded_line() {
+        let forged = format!("ok\nrecoveries: 0 (pending: no)\r{}", "x".repeat(1000));
+        let kept = printable(&forged);
+        assert!(!kept.contains('\n') && !kept.contains('\r'));
+        assert_eq!(kept.chars().count(), TEXT_MAX);
+        assert!(kept.starts_with("okrecoveries: 0"));
     }
 }
