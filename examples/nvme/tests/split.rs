@@ -29,7 +29,7 @@ fn main() {
     run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 25] = [
+    let tests: [(&str, Test); 26] = [
         (
             "probe_identifies_what_the_controller_was_given",
             probe_identifies,
@@ -94,6 +94,10 @@ fn main() {
         ("bad_event_completions_are_handled", bad_event_completions),
         ("features_have_their_own_functions", feature_functions),
         ("error_log_pages_past_one_page", error_log_paging),
+        (
+            "split_timeout_with_no_user_half_resets_from_the_kernel_half",
+            split_timeout_without_user_half,
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -1018,5 +1022,51 @@ fn error_log_paging() -> Result<(), Failed> {
         "what the controller keeps (ELPE + 1)"
     );
     dev.shutdown()?;
+    Ok(())
+}
+
+/// A command times out while no user half answers (it died, and its restart is slow):
+/// the kernel half resets on its own, and recovery waits for the restarted user half; the
+/// lost write completes once.
+fn split_timeout_without_user_half() -> Result<(), Failed> {
+    let cfg = SupervisorConfig {
+        // The first death makes the driver degraded (calls fail at once) until a revival
+        // 1.5 s later: longer than the 300 ms I/O timeout, so the timeout finds no user
+        // half to decide.
+        max_restarts: 0,
+        revive_backoff_initial: Duration::from_millis(1500),
+        warm_standby: false,
+        ..SupervisorConfig::default()
+    };
+    let driver = microdriver_rt::start(cfg)?;
+    let (sim, dev) = start(SimConfig::default(), fast_timeouts())?;
+    let first = user_half_pid(dev.dev())?;
+    sim.lose_io(1);
+    let (tx, rx) = mpsc::channel();
+    dev.submit(IoOp::Write, 3, 1, pattern(3, 1, 19), move |r| {
+        let _ = tx.send(r);
+    });
+    driver.kill_user_half();
+    rx.recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "the lost write never completed")??;
+    check(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "completed once",
+    )?;
+    verify_media(&sim, 3, 1, 19)?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeout_resets == 1)?;
+    check(
+        log.last_timeout
+            .as_deref()
+            .is_some_and(|t| t.contains("reset by the kernel half")),
+        format!("{log:?}"),
+    )?;
+    // The write completes when the new queues start, before recovery returns.
+    dev.wait_recoveries(1, Duration::from_secs(10))?;
+    assert_eq!(dev.recoveries(), 1);
+    let now = user_half_pid(dev.dev())?;
+    check(now != first, "a revived user half recovered the controller")?;
+    dev.shutdown()?;
+    driver.stop();
     Ok(())
 }
