@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use microdriver_rt::{upcall, Marshal};
 use nvme_regs::{cap, cc, cns, csts, feat, CAP, CC, CSTS};
 
+use crate::command::{self, AdminCmd};
 use crate::error::NvmeError;
 use crate::hot::io::{Geometry, IO_ENTRIES, MAX_PAGES};
 use crate::identify::{IdCtrl, IdNs};
-use crate::kernel::{self, AdminCmd, DevId};
+use crate::kernel::{self, DevId};
 
 /// What bring-up found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Marshal)]
@@ -86,7 +87,7 @@ pub fn disable(dev: DevId, cap_v: u64) -> Result<(), NvmeError> {
 }
 
 fn admin(dev: DevId, cmd: AdminCmd) -> Result<kernel::AdminReply, NvmeError> {
-    kernel::admin_command(dev, &cmd)
+    command::send(dev, &cmd)
 }
 
 /// Brings the controller up from whatever state it is in and starts I/O.
@@ -175,6 +176,11 @@ fn bring_up(dev: DevId) -> Result<Controller, NvmeError> {
         max_pages,
     };
     kernel::io_start(dev, &geometry)?;
+    // Asynchronous events are a convenience: a controller that refuses the request still
+    // serves I/O.
+    if let Err(e) = crate::events::arm(dev, 0) {
+        tracing::warn!(error = %e, "no asynchronous event request outstanding");
+    }
     Ok(Controller {
         cap: cap_v,
         id,

@@ -4,7 +4,7 @@
 //! recovery the kernel half asks the user half for). Callers submit block I/O and get
 //! each completion exactly once, through a callback or the blocking helpers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -14,7 +14,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::ctrl::{self, Controller};
 use crate::error::NvmeError;
-use crate::hot::io::{self, IoDone, IoOp, IoRequest, IoStats};
+use crate::events::{self, TimeoutAction};
+use crate::hot::io::{self, IoDone, IoOp, IoRequest, IoStats, Overdue};
 use crate::hw::Hw;
 use crate::kernel::{self, work, DevId, Kernel};
 
@@ -91,6 +92,27 @@ impl IrqCounters {
     }
 }
 
+/// Asynchronous events the user half handled, most recent last (at most
+/// [`RECENT_EVENTS`] kept), and what the user half decided about overdue commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventLog {
+    /// Events handled.
+    pub events: u64,
+    /// The last ones, as the user half described them.
+    pub recent: VecDeque<String>,
+    /// Overdue commands handed to the user half.
+    pub timeouts: u64,
+    /// Of its decisions: aborts (the kernel half resubmits the command) ...
+    pub aborted: u64,
+    /// ... and resets.
+    pub timeout_resets: u64,
+    /// The last decision.
+    pub last_timeout: Option<String>,
+}
+
+/// How many handled events [`EventLog`] keeps.
+pub const RECENT_EVENTS: usize = 8;
+
 /// Recovery as the host tracks it.
 #[derive(Debug, Default)]
 pub struct RecoveryState {
@@ -99,6 +121,15 @@ pub struct RecoveryState {
     count: Mutex<u64>,
     cv: Condvar,
     last_error: Mutex<Option<String>>,
+    log: Mutex<EventLog>,
+    log_cv: Condvar,
+}
+
+impl RecoveryState {
+    fn note(&self, f: impl FnOnce(&mut EventLog)) {
+        f(&mut self.log.lock());
+        self.log_cv.notify_all();
+    }
 }
 
 /// A probed controller serving one namespace.
@@ -221,6 +252,35 @@ impl BlockDev {
     /// Completed recoveries.
     pub fn recoveries(&self) -> u64 {
         *self.recovery.count.lock()
+    }
+
+    /// The asynchronous events and command timeouts the user half handled.
+    pub fn event_log(&self) -> EventLog {
+        self.recovery.log.lock().clone()
+    }
+
+    /// Waits (up to `timeout`) until the event log satisfies `done`; returns it.
+    pub fn wait_event_log(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&EventLog) -> bool,
+    ) -> Result<EventLog, NvmeError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = self.recovery.log.lock();
+        while !done(&g) {
+            if self
+                .recovery
+                .log_cv
+                .wait_until(&mut g, deadline)
+                .timed_out()
+            {
+                return Err(NvmeError::Timeout {
+                    what: format!("the event log ({:?})", *g),
+                    ms: timeout.as_millis() as u64,
+                });
+            }
+        }
+        Ok(g.clone())
     }
 
     /// Whether a recovery is pending, and why the last attempt failed.
@@ -353,6 +413,66 @@ impl Drop for BlockDev {
 const RETRY_MIN: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
+/// Text from the user half as the host keeps and shows it: one line, at most
+/// [`TEXT_MAX`] characters (a garbage or hostile user half cannot forge status lines or
+/// grow the log).
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(TEXT_MAX)
+        .collect()
+}
+
+/// Longest user-half text the host keeps.
+pub const TEXT_MAX: usize = 240;
+
+/// Has the user half handle the asynchronous events the kernel half kept; false if it
+/// could not (no user half: retried later).
+fn handle_events(dev: DevId, r: &RecoveryState) -> bool {
+    match events::async_events(dev) {
+        Ok(reports) => {
+            r.note(|l| {
+                for e in reports {
+                    l.events += 1;
+                    if l.recent.len() >= RECENT_EVENTS {
+                        l.recent.pop_front();
+                    }
+                    l.recent.push_back(printable(&e.text));
+                }
+            });
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "asynchronous events not handled yet");
+            false
+        }
+    }
+}
+
+/// Hands overdue commands to the user half, which aborts them or resets the controller;
+/// if it cannot decide (no user half, a garbage answer), the kernel half resets.
+fn handle_timeouts(dev: DevId, overdue: Vec<Overdue>, r: &RecoveryState) {
+    let n = overdue.len() as u64;
+    let decision = events::command_timeout(dev, overdue);
+    let text = match &decision {
+        Ok(TimeoutAction::Aborted { commands }) => format!("aborted {commands}"),
+        Ok(TimeoutAction::Reset { why }) => format!("reset: {}", printable(why)),
+        Err(e) => format!("reset by the kernel half: the user half did not decide ({e})"),
+    };
+    if decision.is_err() {
+        let _ = kernel::schedule_reset(dev);
+    }
+    tracing::warn!(commands = n, decision = %text, "command timeout");
+    r.note(|l| {
+        l.timeouts += n;
+        match decision {
+            Ok(TimeoutAction::Aborted { commands }) => l.aborted += u64::from(commands),
+            _ => l.timeout_resets += 1,
+        }
+        l.last_timeout = Some(text);
+    });
+}
+
 fn service(
     k: &Kernel,
     stop: &AtomicBool,
@@ -361,6 +481,7 @@ fn service(
     opts: Options,
 ) {
     let mut retry = RETRY_MIN;
+    let mut events_pending = false;
     while !stop.load(Ordering::Relaxed) {
         let wait = if r.pending.load(Ordering::SeqCst) {
             retry
@@ -374,10 +495,17 @@ fn service(
         if bits & work::RESET != 0 {
             r.pending.store(true, Ordering::SeqCst);
         }
+        events_pending |= bits & work::EVENT != 0;
         if !r.pending.load(Ordering::SeqCst) {
+            if events_pending {
+                // Retried at the next period if no user half answers.
+                events_pending = !handle_events(k.id(), r);
+            }
             let h = kernel::health_check(k, opts.io_timeout);
             if let Some(why) = h.reset_reason {
                 tracing::warn!(reason = %why, "controller needs a reset");
+            } else if !h.overdue.is_empty() {
+                handle_timeouts(k.id(), h.overdue, r);
             }
             continue;
         }
@@ -396,5 +524,19 @@ fn service(
                 retry = (retry * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_half_text_is_one_bounded_line() {
+        let forged = format!("ok\nrecoveries: 0 (pending: no)\r{}", "x".repeat(1000));
+        let kept = printable(&forged);
+        assert!(!kept.contains('\n') && !kept.contains('\r'));
+        assert_eq!(kept.chars().count(), TEXT_MAX);
+        assert!(kept.starts_with("okrecoveries: 0"));
     }
 }

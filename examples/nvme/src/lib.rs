@@ -10,20 +10,24 @@
 //!   it owns, and the checked services the user half calls), [`hot`] (I/O submission
 //!   and completion, PRPs), [`queue`] (ring arithmetic, the phase tag);
 //! * the register policy every user-half access passes: [`policy`];
-//! * the **user half** (`#[upcall]`): [`ctrl`] (bring-up, recovery, shutdown) and
+//! * the **user half** (`#[upcall]`): [`ctrl`] (bring-up, recovery, shutdown),
+//!   [`events`] (command timeouts: Abort, then reset; asynchronous events) and
 //!   [`manage`] (identify, logs, features, format), with [`identify`]'s parsers;
 //! * [`host`]: the kernel half's host (interrupt thread, service thread, block I/O API).
 //!
 //! The user half never writes a doorbell or a queue base: it names admin commands
-//! ([`kernel::AdminCmd`]) and the kernel half builds them with memory it allocated.
+//! ([`command::AdminCmd`], encoded by the user half) and the kernel half checks them and
+//! completes them with memory it allocated.
 //!
 //! [`PageBuf`]: hw::PageBuf
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod ctrl;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod hot;
 pub mod hw;

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use microdriver_rt::{run_user_half_if_requested, upcall, SupervisorConfig};
+use nvme::command::{self, AdminCmd};
 use nvme::host::Options;
-use nvme::kernel::{self, AdminCmd, DevId};
+use nvme::kernel::{self, AdminSqe, DevId};
 use nvme::regs::{self, Cqe};
 use nvme::{manage, BlockDev, IoOp, NvmeError};
 use nvme_sim::{NvmeSim, SimConfig};
@@ -28,7 +29,7 @@ fn main() {
     run_user_half_if_requested();
     let mut arguments = Arguments::from_args();
     arguments.test_threads = Some(1);
-    let tests: [(&str, Test); 18] = [
+    let tests: [(&str, Test); 26] = [
         (
             "probe_identifies_what_the_controller_was_given",
             probe_identifies,
@@ -73,6 +74,29 @@ fn main() {
         (
             "completion_by_polling_takes_no_interrupt",
             reaped_by_polling,
+        ),
+        (
+            "timed_out_commands_are_aborted_and_resubmitted",
+            timeout_aborts,
+        ),
+        (
+            "a_command_the_controller_does_not_abort_resets_it",
+            timeout_abort_refused_resets,
+        ),
+        (
+            "a_controller_that_lies_about_an_abort_is_reset",
+            timeout_abort_lies_resets,
+        ),
+        (
+            "temperature_event_reported_cleared_and_rearmed",
+            temperature_event,
+        ),
+        ("bad_event_completions_are_handled", bad_event_completions),
+        ("features_have_their_own_functions", feature_functions),
+        ("error_log_pages_past_one_page", error_log_paging),
+        (
+            "split_timeout_with_no_user_half_resets_from_the_kernel_half",
+            split_timeout_without_user_half,
         ),
     ];
     let trials = tests
@@ -393,6 +417,16 @@ fn timeout_recovers() -> Result<(), Failed> {
     sim.hold_io_until_reset();
     in_flight_through(&sim, &dev, 40, || {})?;
     assert_eq!(sim.counters().enables, 2, "one reset");
+    // 32 commands overdue at once: the user half resets rather than abort each.
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeout_resets == 1)?;
+    check(
+        log.aborted == 0
+            && log
+                .last_timeout
+                .as_deref()
+                .is_some_and(|t| t.contains("overdue at once")),
+        format!("{log:?}"),
+    )?;
     dev.shutdown()?;
     Ok(())
 }
@@ -406,6 +440,15 @@ fn reset_during_write_stream() -> Result<(), Failed> {
     };
     let mut caught = 0;
     for _ in 0..3 {
+        // Reset while writes are in flight: the writer thread may not have submitted yet,
+        // and the model completes a write as soon as its doorbell rings, so it holds them
+        // until the reset.
+        sim.hold_io_until_reset();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while dev.stats().inflight == 0 && !writer.is_finished() {
+            check(Instant::now() < deadline, "the stream started")?;
+            std::thread::yield_now();
+        }
         dev.reset(Duration::from_secs(10))?;
         caught += dev.stats().reset_inflight;
     }
@@ -493,14 +536,64 @@ fn policy_refusals() -> Result<(), Failed> {
             lid: 2,
             nsid: 0,
             len: 8192,
+            offset: 0,
+            rae: true,
+        },
+        AdminCmd::GetLogPage {
+            lid: 1,
+            nsid: 0,
+            len: 64,
+            offset: 6,
+            rae: true,
         },
         AdminCmd::Identify { cns: 9, nsid: 0 },
+        // An abort naming no command in flight, or an admin command.
+        AdminCmd::Abort {
+            sqid: 1,
+            cid: 0x1234,
+        },
+        AdminCmd::Abort { sqid: 0, cid: 1 },
     ];
     for cmd in refused {
-        check(
-            kernel::admin_command(d, &cmd).is_err(),
-            format!("{cmd:?} refused"),
-        )?;
+        check(command::send(d, &cmd).is_err(), format!("{cmd:?} refused"))?;
+    }
+    // Entries the user half encodes itself reach the kernel half's own checks: an opcode
+    // with a data pointer it does not fill, a log page past its buffer, a feature whose
+    // dwords carry addresses (host memory buffer), a short entry, a foreign or oversized
+    // queue, an abort of nothing.
+    let raw = |opcode, cdw: &[u32]| AdminSqe {
+        opcode,
+        nsid: 0,
+        cdw: cdw.to_vec(),
+    };
+    for (entry, why) in [
+        (raw(0x11, &[0; 6]), "admin opcode"),
+        (
+            raw(regs::admin::GET_LOG_PAGE, &[2 | 2047 << 16, 0, 0, 0, 0, 0]),
+            "log page length",
+        ),
+        (
+            raw(regs::admin::SET_FEATURES, &[0x0D, 1, 0, 0, 0, 0]),
+            "feature id",
+        ),
+        (raw(regs::admin::IDENTIFY, &[1, 0, 0]), "six command dwords"),
+        (
+            raw(regs::admin::CREATE_SQ, &[2 | 15 << 16, 0, 0, 0, 0, 0]),
+            "queue id",
+        ),
+        (
+            raw(regs::admin::CREATE_CQ, &[2 | 999 << 16, 0, 0, 0, 0, 0]),
+            "queue id",
+        ),
+        (
+            raw(regs::admin::ABORT, &[1 | 0x1234 << 16, 0, 0, 0, 0, 0]),
+            "no command 0x1234",
+        ),
+    ] {
+        match kernel::admin_command(d, &entry) {
+            Err(e) if e.to_string().contains(why) => {}
+            other => return Err(format!("{entry:?}: {other:?}, wanted {why}").into()),
+        }
     }
     // Enabling a controller whose admin queue the kernel half has not programmed since
     // the last disable is refused.
@@ -706,5 +799,274 @@ fn reaped_by_polling() -> Result<(), Failed> {
         format!("all by polling: {irq:?}"),
     )?;
     dev.shutdown()?;
+    Ok(())
+}
+
+/// Fast timeouts for the timeout tests.
+fn fast_timeouts() -> Options {
+    Options {
+        io_timeout: Duration::from_millis(300),
+        health_period: Duration::from_millis(20),
+        ..Options::default()
+    }
+}
+
+/// Two commands the controller loses: each is reported overdue to the user half, which
+/// aborts it; the kernel half resubmits it; each write completes once, no reset.
+fn timeout_aborts() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), fast_timeouts())?;
+    sim.lose_io(2);
+    let seen = stream(&dev, 0, 20, 14)?;
+    check(seen.values().all(|&c| c == 1), "each write completed once")?;
+    verify_media(&sim, 0, 20, 14)?;
+    let s = dev.stats();
+    assert_eq!((s.timeouts, s.aborted, s.errors), (2, 2, 0));
+    assert_eq!(sim.counters().aborted, 2);
+    // The host notes the decision once the upcall returns, after the aborts completed.
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeouts == 2)?;
+    assert_eq!((log.timeouts, log.aborted, log.timeout_resets), (2, 2, 0));
+    assert_eq!(
+        (dev.recoveries(), sim.counters().enables),
+        (0, 1),
+        "no reset"
+    );
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// QEMU's controller never aborts (dword 0 bit 0 set): the user half resets instead, and
+/// the lost write is resubmitted on the new queues.
+fn timeout_abort_refused_resets() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), fast_timeouts())?;
+    sim.set_abort_works(false);
+    sim.lose_io(1);
+    let seen = stream(&dev, 0, 10, 15)?;
+    check(seen.values().all(|&c| c == 1), "each write completed once")?;
+    verify_media(&sim, 0, 10, 15)?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeout_resets == 1)?;
+    check(
+        log.last_timeout
+            .as_deref()
+            .is_some_and(|t| t.contains("did not abort")),
+        format!("{log:?}"),
+    )?;
+    assert_eq!((dev.recoveries(), sim.counters().enables), (1, 2));
+    assert_eq!(dev.stats().aborted, 0);
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// A controller that says it aborted a command and never completes it: the kernel half
+/// does not wait for the user half again, it resets once the command is a timeout past
+/// its report.
+fn timeout_abort_lies_resets() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), fast_timeouts())?;
+    sim.set_abort_lies(true);
+    sim.lose_io(1);
+    let seen = stream(&dev, 0, 10, 16)?;
+    check(seen.values().all(|&c| c == 1), "each write completed once")?;
+    verify_media(&sim, 0, 10, 16)?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeouts == 1)?;
+    assert_eq!((log.timeouts, log.aborted, log.timeout_resets), (1, 1, 0));
+    assert_eq!(dev.recoveries(), 1, "the kernel half reset on its own");
+    assert_eq!(
+        dev.stats().timeouts,
+        1,
+        "reported once, not again after the abort"
+    );
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// A temperature threshold below the temperature raises a SMART / health event: the user
+/// half logs it, reads the SMART log (which clears it) and re-arms. The model withholds
+/// a second event of the type until the log is read, so the second one proves the clear.
+fn temperature_event() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), Options::default())?;
+    let d = dev.dev();
+    check(sim.outstanding_aers() == 1, "bring-up arms one request")?;
+    manage::set_async_event_config(
+        d,
+        manage::AsyncEventConfig {
+            smart: regs::aer::SMART_TEMPERATURE,
+            notices: 0,
+        },
+    )?;
+    manage::set_temp_threshold(d, 300, false)?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.events >= 1)?;
+    let text = log.recent.back().cloned().unwrap_or_default();
+    check(
+        text.contains("temperature threshold") && text.contains("310 K"),
+        format!("the event as reported: {text}"),
+    )?;
+    check(
+        manage::smart_log(d)?.critical_warning & 2 != 0,
+        "SMART critical warning: temperature",
+    )?;
+    // Cool down, raise the threshold, heat up past it: a second event.
+    sim.set_temperature(290);
+    manage::set_temp_threshold(d, 350, false)?;
+    sim.set_temperature(360);
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.events >= 2)?;
+    assert_eq!(log.events, 2);
+    assert_eq!(sim.counters().events, 2);
+    let rearmed = Instant::now() + Duration::from_secs(5);
+    while sim.outstanding_aers() != 1 {
+        check(Instant::now() < rearmed, "re-armed after the second event")?;
+        std::thread::yield_now();
+    }
+    dev.write(0, &pattern(0, 1, 17))?;
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// Event completions the driver cannot make sense of: a reserved type naming a log page
+/// the controller does not have, then a failed request (not re-armed: a controller that
+/// fails every request would keep the driver busy); a reset arms it again.
+fn bad_event_completions() -> Result<(), Failed> {
+    let (sim, dev) = start(SimConfig::default(), Options::default())?;
+    check(sim.complete_aer_raw(0xFFFF_FFFD, 0), "completed")?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.events >= 1)?;
+    let text = log.recent.back().cloned().unwrap_or_default();
+    check(
+        text.contains("reserved-type") && text.contains("log page 0xff:"),
+        format!("the event as reported: {text}"),
+    )?;
+    let rearmed = Instant::now() + Duration::from_secs(5);
+    while sim.outstanding_aers() != 1 {
+        check(Instant::now() < rearmed, "re-armed after a strange event")?;
+        std::thread::yield_now();
+    }
+    check(
+        sim.complete_aer_raw(0, regs::status::AER_LIMIT),
+        "failed the request",
+    )?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.events >= 2)?;
+    check(
+        log.recent
+            .back()
+            .is_some_and(|t| t.contains("not re-armed")),
+        format!("{log:?}"),
+    )?;
+    assert_eq!(sim.outstanding_aers(), 0);
+    dev.reset(Duration::from_secs(10))?;
+    assert_eq!(sim.outstanding_aers(), 1, "bring-up arms it again");
+    dev.write(0, &pattern(0, 1, 18))?;
+    dev.shutdown()?;
+    Ok(())
+}
+
+fn feature_functions() -> Result<(), Failed> {
+    let (_sim, dev) = start(SimConfig::default(), Options::default())?;
+    let d = dev.dev();
+    let c = manage::IrqCoalescing {
+        time_100us: 5,
+        threshold: 7,
+    };
+    manage::set_irq_coalescing(d, c)?;
+    assert_eq!(manage::irq_coalescing(d)?, c);
+    assert_eq!(
+        manage::get_feature(d, regs::feat::IRQ_COALESCE, 0)?,
+        0x0507,
+        "time in bits 15:8, threshold in 7:0"
+    );
+    manage::set_write_cache(d, false)?;
+    check(!manage::write_cache(d)?, "write cache off")?;
+    manage::set_write_cache(d, true)?;
+    check(manage::write_cache(d)?, "write cache on")?;
+    manage::set_temp_threshold(d, 350, false)?;
+    manage::set_temp_threshold(d, 270, true)?;
+    assert_eq!(
+        (
+            manage::temp_threshold(d, false)?,
+            manage::temp_threshold(d, true)?
+        ),
+        (350, 270)
+    );
+    let aec = manage::AsyncEventConfig {
+        smart: 0x1F,
+        notices: 0x3,
+    };
+    manage::set_async_event_config(d, aec)?;
+    assert_eq!(manage::async_event_config(d)?, aec);
+    let too_wide = manage::AsyncEventConfig {
+        smart: 0,
+        notices: 1 << 24,
+    };
+    check(
+        matches!(
+            manage::set_async_event_config(d, too_wide),
+            Err(NvmeError::Invalid { .. })
+        ),
+        "notices beyond the dword refused",
+    )?;
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// More errors than a log page holds: the user half reads them a page at a time.
+fn error_log_paging() -> Result<(), Failed> {
+    let (_sim, dev) = start(SimConfig::default(), Options::default())?;
+    let d = dev.dev();
+    for _ in 0..100 {
+        check(manage::format(d, 1, 3, 0).is_err(), "format lbaf 3 fails")?;
+    }
+    let log = manage::error_log(d, 150)?;
+    assert_eq!(log.len(), 150);
+    let counts: Vec<u64> = log.iter().map(|e| e.error_count).collect();
+    let want: Vec<u64> = (1..=100).rev().chain(std::iter::repeat_n(0, 50)).collect();
+    assert_eq!(counts, want, "newest first, across the page boundary at 64");
+    assert_eq!(
+        manage::error_log(d, 100_000)?.len(),
+        160,
+        "what the controller keeps (ELPE + 1)"
+    );
+    dev.shutdown()?;
+    Ok(())
+}
+
+/// A command times out while no user half answers (it died, and its restart is slow):
+/// the kernel half resets on its own, and recovery waits for the restarted user half; the
+/// lost write completes once.
+fn split_timeout_without_user_half() -> Result<(), Failed> {
+    let cfg = SupervisorConfig {
+        // The first death makes the driver degraded (calls fail at once) until a revival
+        // 1.5 s later: longer than the 300 ms I/O timeout, so the timeout finds no user
+        // half to decide.
+        max_restarts: 0,
+        revive_backoff_initial: Duration::from_millis(1500),
+        warm_standby: false,
+        ..SupervisorConfig::default()
+    };
+    let driver = microdriver_rt::start(cfg)?;
+    let (sim, dev) = start(SimConfig::default(), fast_timeouts())?;
+    let first = user_half_pid(dev.dev())?;
+    sim.lose_io(1);
+    let (tx, rx) = mpsc::channel();
+    dev.submit(IoOp::Write, 3, 1, pattern(3, 1, 19), move |r| {
+        let _ = tx.send(r);
+    });
+    driver.kill_user_half();
+    rx.recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "the lost write never completed")??;
+    check(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "completed once",
+    )?;
+    verify_media(&sim, 3, 1, 19)?;
+    let log = dev.wait_event_log(Duration::from_secs(5), |l| l.timeout_resets == 1)?;
+    check(
+        log.last_timeout
+            .as_deref()
+            .is_some_and(|t| t.contains("reset by the kernel half")),
+        format!("{log:?}"),
+    )?;
+    // The write completes when the new queues start, before recovery returns.
+    dev.wait_recoveries(1, Duration::from_secs(10))?;
+    assert_eq!(dev.recoveries(), 1);
+    let now = user_half_pid(dev.dev())?;
+    check(now != first, "a revived user half recovered the controller")?;
+    dev.shutdown()?;
+    driver.stop();
     Ok(())
 }

@@ -10,7 +10,8 @@
 //!
 //! `cargo test -p nvme --test split_report -- --nocapture` prints them; they are asserted
 //! against `tests/split_report.expected` (`SPLIT_REPORT_UPDATE=1` rewrites it), and the
-//! docs quoting them must follow.
+//! docs quoting them must follow. `SPLIT_REPORT_TEXT=1` also prints the splitter's full
+//! report (every kernel-half function and its lines: where to look for code to move).
 
 use std::path::Path;
 
@@ -63,6 +64,9 @@ fn kernel_half_share_and_annotation_count() {
     let split = Split::propagate(&graph, &roots);
     let report = Report::new(&graph, &split, "block");
     println!("{}", report.share_line());
+    if std::env::var_os("SPLIT_REPORT_TEXT").is_some() {
+        println!("{}", report.text(&graph));
+    }
     let host_lines: usize = graph
         .fns
         .iter()

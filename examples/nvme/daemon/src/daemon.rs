@@ -500,6 +500,14 @@ fn handle(inner: &Inner, req: Request) -> Result<String, String> {
             manage::format(d, nsid, lbaf, ses).map_err(e)?;
             format!("Success formatting namespace:{nsid:x}\n")
         }
+        Request::Abort { sqid, cid } => {
+            let done = if manage::abort(d, sqid, cid).map_err(e)? {
+                "aborted"
+            } else {
+                "not aborted"
+            };
+            format!("abort sqid:{sqid} cid:{cid:#06x}: {done}\n")
+        }
         Request::Reset => {
             inner.dev.reset(Duration::from_secs(60)).map_err(e)?;
             let c = inner.dev.controller();
@@ -534,6 +542,20 @@ fn status(inner: &Inner) -> String {
         inner.nbd_stats.commands.load(Ordering::Relaxed),
         inner.nbd_stats.driver_ns.load(Ordering::Relaxed) / 1000 / inner.nbd_stats.commands.load(Ordering::Relaxed).max(1),
     );
+    let ev = inner.dev.event_log();
+    let _ = writeln!(
+        out,
+        "events: {} (last: {})\ntimeouts: {} aborted {} resets {} (last: {})",
+        ev.events,
+        ev.recent.back().map_or("-", String::as_str),
+        ev.timeouts,
+        ev.aborted,
+        ev.timeout_resets,
+        ev.last_timeout.as_deref().unwrap_or("-"),
+    );
+    for e in &ev.recent {
+        let _ = writeln!(out, "  event: {e}");
+    }
     let Some(sup) = &inner.split else {
         out.push_str("split: monolithic (both halves in this process)\n");
         return out;

@@ -59,6 +59,13 @@ pub enum Request {
         /// Secure erase setting.
         ses: u8,
     },
+    /// `abort`: the Abort command, for an I/O command in flight.
+    Abort {
+        /// Submission queue.
+        sqid: u16,
+        /// Command id.
+        cid: u16,
+    },
     /// `reset`: a controller reset with the queues re-created.
     Reset,
     /// `status`.

@@ -218,7 +218,42 @@ fn daemon_control() -> Result<(), Failed> {
     call(&sock, Request::SetFeature { fid: 6, value: 1 })?;
     let f = call(&sock, Request::GetFeature { fid: 6, sel: 0 })?;
     assert!(f.contains("Current value:0x00000001"), "{f}");
-    let st = call(&sock, Request::Status)?;
+    // An abort naming no command in flight is refused, clearly.
+    match call(
+        &sock,
+        Request::Abort {
+            sqid: 1,
+            cid: 0x1234,
+        },
+    ) {
+        Err(e) => assert!(
+            format!("{e:?}").contains("no command 0x1234 in flight"),
+            "{e:?}"
+        ),
+        Ok(t) => return Err(format!("an abort of nothing answered {t}").into()),
+    }
+    // Temperature warnings on, a threshold under the model's 310 K: an event, reported.
+    call(
+        &sock,
+        Request::SetFeature {
+            fid: 0x0B,
+            value: 2,
+        },
+    )?;
+    call(&sock, Request::SetFeature { fid: 4, value: 300 })?;
+    let f = call(&sock, Request::GetFeature { fid: 4, sel: 0 })?;
+    assert!(f.contains("Current value:0x0000012c"), "{f}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st = call(&sock, Request::Status)?;
+        if st.contains("events: 1 (last: smart: temperature threshold") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no event in the status: {st}").into());
+        }
+        std::thread::yield_now();
+    };
     assert!(st.contains("recoveries: 1 (pending: no)"), "{st}");
     assert!(
         st.contains("restarts 2") || st.contains("restarts 3"),

@@ -247,6 +247,42 @@ pub mod status {
     pub const INVALID_FORMAT: u16 = 0x10A;
     /// Command-specific: feature not changeable / not supported.
     pub const FEATURE_NOT_CHANGEABLE: u16 = 0x10E;
+    /// Command-specific: abort command limit exceeded.
+    pub const ABORT_LIMIT: u16 = 0x103;
+    /// Command-specific: asynchronous event request limit exceeded.
+    pub const AER_LIMIT: u16 = 0x105;
+}
+
+/// Asynchronous events (NVMe 1.4, 5.2): the completion dword 0 of an Asynchronous Event
+/// Request, and the Asynchronous Event Configuration feature's bits.
+pub mod aer {
+    /// Event type: error status.
+    pub const TYPE_ERROR: u8 = 0;
+    /// Event type: SMART / health status.
+    pub const TYPE_SMART: u8 = 1;
+    /// Event type: notice.
+    pub const TYPE_NOTICE: u8 = 2;
+    /// Event type: I/O command set specific.
+    pub const TYPE_IO_SPECIFIC: u8 = 6;
+    /// Event type: vendor specific.
+    pub const TYPE_VENDOR: u8 = 7;
+    /// SMART / health information: temperature threshold.
+    pub const INFO_SMART_TEMPERATURE: u8 = 0x01;
+    /// Asynchronous event configuration: SMART critical warning bits 7:0; bit 1 is the
+    /// temperature warning.
+    pub const SMART_TEMPERATURE: u8 = 1 << 1;
+
+    /// Event type (bits 2:0), information (15:8) and the log page to read (23:16).
+    pub fn decode(dw0: u32) -> (u8, u8, u8) {
+        ((dw0 & 7) as u8, (dw0 >> 8) as u8, (dw0 >> 16) as u8)
+    }
+
+    /// The completion of a temperature threshold event.
+    pub fn smart_temperature_event() -> u32 {
+        u32::from(TYPE_SMART)
+            | u32::from(INFO_SMART_TEMPERATURE) << 8
+            | u32::from(super::log::SMART) << 16
+    }
 }
 
 /// Size of a submission queue entry.

@@ -9,6 +9,10 @@ use crate::prp;
 
 type Outcome = (u32, u16);
 
+/// Error information log entries the model keeps (ELPE + 1): more than one log page's
+/// worth, so reading them all needs log page offsets.
+pub(crate) const ERROR_ENTRIES: usize = 160;
+
 fn ok(result: u32) -> Outcome {
     (result, status::SUCCESS)
 }
@@ -51,15 +55,20 @@ impl NvmeSim {
                     ok(0)
                 }
             }
-            admin::SET_FEATURES => set_features(st, c),
+            admin::SET_FEATURES => {
+                let out = set_features(st, c);
+                self.check_temperature(st);
+                out
+            }
             admin::GET_FEATURES => get_features(st, c),
             admin::GET_LOG_PAGE => self.get_log_page(st, c),
-            admin::ABORT => ok(1), // bit 0 set: the command was not aborted
+            admin::ABORT => self.abort(st, c),
             admin::ASYNC_EVENT => {
                 if st.aers.len() >= 4 {
-                    err(0x105) // asynchronous event request limit exceeded
+                    err(status::AER_LIMIT)
                 } else {
                     st.aers.push(c.cid);
+                    self.deliver_events(st);
                     return None;
                 }
             }
@@ -78,6 +87,38 @@ impl NvmeSim {
         Some(out)
     }
 
+    /// Abort: a lost command (fetched, never completed) completes with Command Abort
+    /// Requested; anything else is not aborted (dword 0 bit 0 set), as the specification
+    /// allows.
+    fn abort(&self, st: &mut State, c: &Sqe) -> Outcome {
+        let sqid = c.cdw[0] as u16;
+        let cid = (c.cdw[0] >> 16) as u16;
+        let Some(sq) = st.sqs.get(&sqid).cloned() else {
+            return err(status::INVALID_FIELD);
+        };
+        let at = st.lost.iter().position(|l| l.sqid == sqid && l.cid == cid);
+        let (true, Some(at)) = (st.abort_works, at) else {
+            return ok(1);
+        };
+        if st.abort_lies {
+            return ok(0);
+        }
+        st.lost.remove(at);
+        let cqe = nvme_regs::Cqe {
+            result: 0,
+            sqhd: sq.head,
+            sqid,
+            cid,
+            phase: false,
+            status: status::ABORT_REQ,
+            dnr: false,
+        };
+        if self.post(st, sq.cqid, cqe) {
+            st.counters.aborted += 1;
+        }
+        ok(0)
+    }
+
     fn identify(&self, st: &State, c: &Sqe) -> Outcome {
         let mut d = vec![0u8; PAGE];
         match c.cdw[0] as u8 {
@@ -93,8 +134,8 @@ impl NvmeSim {
                 d[256..258].copy_from_slice(&0x0002u16.to_le_bytes()); // OACS: format
                 d[258] = 3; // ACL (0-based)
                 d[259] = 3; // AERL (0-based)
-                d[261] = 0x02; // LPA: commands supported and effects... (namespace SMART)
-                d[262] = 63; // ELPE (0-based)
+                d[261] = 0x04; // LPA: extended data (log page offsets)
+                d[262] = (ERROR_ENTRIES - 1) as u8; // ELPE (0-based)
                 d[512] = 0x66; // SQES
                 d[513] = 0x44; // CQES
                 d[516..520].copy_from_slice(&1u32.to_le_bytes()); // NN
@@ -127,13 +168,21 @@ impl NvmeSim {
         }
     }
 
-    fn get_log_page(&self, st: &State, c: &Sqe) -> Outcome {
+    fn get_log_page(&self, st: &mut State, c: &Sqe) -> Outcome {
         let numd = ((c.cdw[0] >> 16) | (c.cdw[1] & 0xFFFF) << 16) as usize + 1;
         let len = numd * 4;
-        let mut d = match c.cdw[0] as u8 {
+        let offset = u64::from(c.cdw[2]) | u64::from(c.cdw[3]) << 32;
+        let rae = c.cdw[0] & 1 << 15 != 0;
+        if offset % 4 != 0 {
+            return err(status::INVALID_FIELD);
+        }
+        let lid = c.cdw[0] as u8;
+        let d = match lid {
             log::SMART => {
                 let mut d = vec![0u8; log::SMART_LEN];
-                d[1..3].copy_from_slice(&310u16.to_le_bytes()); // 37 C
+                let hot = st.temperature >= st.temp_over || st.temperature <= st.temp_under;
+                d[0] = if hot { 0x02 } else { 0 }; // critical warning: temperature
+                d[1..3].copy_from_slice(&st.temperature.to_le_bytes());
                 d[3] = 100; // available spare
                 d[4] = 10; // threshold
                 d[32..40].copy_from_slice(&st.units_read.div_ceil(1000).to_le_bytes());
@@ -144,9 +193,22 @@ impl NvmeSim {
                 d[176..184].copy_from_slice(&st.error_count.to_le_bytes());
                 d
             }
-            log::ERROR => st.errors.iter().flatten().copied().collect(),
+            log::ERROR => st.errors.iter().flatten().copied().collect::<Vec<u8>>(),
             _ => return err(status::INVALID_LOG_PAGE),
         };
+        if !rae {
+            // Reading the log clears the event type it reports (NVMe 1.4, 5.2).
+            let ty = if lid == log::SMART {
+                nvme_regs::aer::TYPE_SMART
+            } else {
+                nvme_regs::aer::TYPE_ERROR
+            };
+            st.event_mask &= !(1 << ty);
+            st.events.retain(|e| e & 7 != u32::from(ty));
+            self.deliver_events(st);
+        }
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(d.len());
+        let mut d = d[start..].to_vec();
         d.resize(len, 0);
         match prp::write(&self.dma, c.prp1, c.prp2, &d) {
             Ok(()) => ok(0),
@@ -306,6 +368,17 @@ fn set_features(st: &mut State, c: &Sqe) -> Outcome {
             st.granted_queues = Some(nsq.min(ncq));
             ok(u32::from(ncq - 1) << 16 | u32::from(nsq - 1))
         }
+        feat::TEMP_THRESH => {
+            if (v >> 16) & 0xF != 0 {
+                return ok(0); // a sensor the model does not have: ignored, like QEMU
+            }
+            match (v >> 20) & 3 {
+                0 => st.temp_over = v as u16,
+                1 => st.temp_under = v as u16,
+                _ => return err(status::INVALID_FIELD),
+            }
+            ok(0)
+        }
         f if feat::KNOWN.iter().any(|(k, _)| *k == f) => {
             st.features.insert(f, v);
             ok(0)
@@ -321,7 +394,11 @@ fn get_features(st: &State, c: &Sqe) -> Outcome {
             let n = u32::from(st.granted_queues.unwrap_or(st.cfg.max_io_queues).max(1) - 1);
             ok(n << 16 | n)
         }
-        feat::TEMP_THRESH => ok(st.features.get(&fid).copied().unwrap_or(343)),
+        feat::TEMP_THRESH => match (c.cdw[1] >> 20) & 3 {
+            0 => ok(u32::from(st.temp_over)),
+            1 => ok(u32::from(st.temp_under) | 1 << 20),
+            _ => err(status::INVALID_FIELD),
+        },
         f if feat::KNOWN.iter().any(|(k, _)| *k == f) => {
             ok(st.features.get(&f).copied().unwrap_or(0))
         }

@@ -49,6 +49,18 @@ pub struct SimCounters {
     pub writes: u64,
     /// Flush commands.
     pub flushes: u64,
+    /// I/O commands aborted by an Abort command.
+    pub aborted: u64,
+    /// Asynchronous event requests completed (events delivered).
+    pub events: u64,
+}
+
+/// A command the controller fetched and swallowed (the [`NvmeSim::lose_io`] fault): it
+/// completes only if it is aborted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lost {
+    pub sqid: u16,
+    pub cid: u16,
 }
 
 pub(crate) struct State {
@@ -66,6 +78,16 @@ pub(crate) struct State {
     pub features: BTreeMap<u8, u32>,
     pub granted_queues: Option<u16>,
     pub aers: Vec<u16>,
+    /// Asynchronous events raised and not yet delivered (completion dword 0 of each).
+    pub events: std::collections::VecDeque<u32>,
+    /// Event types (bit per type) delivered and not yet cleared by reading their log.
+    pub event_mask: u8,
+    /// Composite temperature, Kelvin.
+    pub temperature: u16,
+    /// Over and under temperature thresholds, Kelvin.
+    pub temp_over: u16,
+    pub temp_under: u16,
+    pub lost: Vec<Lost>,
     pub errors: Vec<[u8; 64]>,
     pub error_count: u64,
     pub counters: SimCounters,
@@ -76,6 +98,9 @@ pub(crate) struct State {
     pub never_ready: bool,
     pub hold_io: bool,
     pub reset_clears_hold: bool,
+    pub lose_io: u32,
+    pub abort_works: bool,
+    pub abort_lies: bool,
 }
 
 /// The NVMe controller model.
@@ -109,6 +134,12 @@ impl NvmeSim {
             features: BTreeMap::new(),
             granted_queues: None,
             aers: Vec::new(),
+            events: std::collections::VecDeque::new(),
+            event_mask: 0,
+            temperature: 310,
+            temp_over: 343,
+            temp_under: 0,
+            lost: Vec::new(),
             errors: Vec::new(),
             error_count: 0,
             counters: SimCounters::default(),
@@ -118,6 +149,9 @@ impl NvmeSim {
             never_ready: false,
             hold_io: false,
             reset_clears_hold: false,
+            lose_io: 0,
+            abort_works: true,
+            abort_lies: false,
         };
         NvmeSim {
             st: Mutex::new(st),
@@ -175,6 +209,121 @@ impl NvmeSim {
         let mut st = self.st.lock();
         st.hold_io = true;
         st.reset_clears_hold = true;
+    }
+
+    /// Fault: the next `n` I/O commands are fetched and never completed, like commands a
+    /// controller lost; an Abort naming one completes it (status Command Abort Requested).
+    /// A controller reset forgets them.
+    pub fn lose_io(&self, n: u32) {
+        self.st.lock().lose_io = n;
+    }
+
+    /// Whether Abort aborts a lost command (true, the default) or, like QEMU's controller,
+    /// never aborts anything (completion dword 0 bit 0 set).
+    pub fn set_abort_works(&self, on: bool) {
+        self.st.lock().abort_works = on;
+    }
+
+    /// Fault: Abort reports a lost command aborted (dword 0 bit 0 clear) but never
+    /// completes it: a controller that lies.
+    pub fn set_abort_lies(&self, on: bool) {
+        self.st.lock().abort_lies = on;
+    }
+
+    /// Commands fetched and swallowed, not aborted yet.
+    pub fn lost_io(&self) -> usize {
+        self.st.lock().lost.len()
+    }
+
+    /// Sets the composite temperature (Kelvin); crossing a threshold raises a SMART /
+    /// health asynchronous event if the asynchronous event configuration enables it.
+    pub fn set_temperature(&self, kelvin: u16) {
+        let mut st = self.st.lock();
+        st.temperature = kelvin;
+        self.check_temperature(&mut st);
+        self.update_irq(&st);
+    }
+
+    /// Posts a raw completion for an outstanding asynchronous event request (any dword 0
+    /// and status): a device's bad input. Returns false if no request is outstanding.
+    pub fn complete_aer_raw(&self, result: u32, status: u16) -> bool {
+        let mut st = self.st.lock();
+        if st.aers.is_empty() {
+            return false;
+        }
+        let cid = st.aers.remove(0);
+        let sqhd = st.sqs.get(&0).map_or(0, |s| s.head);
+        let cqe = Cqe {
+            result,
+            sqhd,
+            sqid: 0,
+            cid,
+            phase: false,
+            status,
+            dnr: status != 0,
+        };
+        let ok = self.post(&mut st, 0, cqe);
+        self.update_irq(&st);
+        ok
+    }
+
+    /// Asynchronous event requests the controller holds.
+    pub fn outstanding_aers(&self) -> usize {
+        self.st.lock().aers.len()
+    }
+
+    /// Raises the temperature event if the temperature is past a threshold and the
+    /// asynchronous event configuration enables temperature warnings (bit 1).
+    pub(crate) fn check_temperature(&self, st: &mut State) {
+        let enabled = st
+            .features
+            .get(&nvme_regs::feat::ASYNC_EVENT)
+            .copied()
+            .unwrap_or(0)
+            & u32::from(nvme_regs::aer::SMART_TEMPERATURE)
+            != 0;
+        if enabled && (st.temperature >= st.temp_over || st.temperature <= st.temp_under) {
+            self.raise_event(st, nvme_regs::aer::smart_temperature_event());
+        }
+    }
+
+    /// Queues an asynchronous event and delivers what can be delivered.
+    pub(crate) fn raise_event(&self, st: &mut State, result: u32) {
+        if !st.events.contains(&result) {
+            st.events.push_back(result);
+        }
+        self.deliver_events(st);
+    }
+
+    /// Completes outstanding asynchronous event requests with queued events whose type is
+    /// not masked (a delivered type stays masked until its log page is read with RAE 0).
+    pub(crate) fn deliver_events(&self, st: &mut State) {
+        while !st.aers.is_empty() {
+            let Some(i) = st
+                .events
+                .iter()
+                .position(|e| st.event_mask & 1 << (e & 7) == 0)
+            else {
+                return;
+            };
+            let Some(result) = st.events.remove(i) else {
+                return;
+            };
+            st.event_mask |= 1 << (result & 7);
+            let cid = st.aers.remove(0);
+            let sqhd = st.sqs.get(&0).map_or(0, |s| s.head);
+            let cqe = Cqe {
+                result,
+                sqhd,
+                sqid: 0,
+                cid,
+                phase: false,
+                status: 0,
+                dnr: false,
+            };
+            self.post(st, 0, cqe);
+            st.counters.events += 1;
+        }
     }
 
     /// Changes MDTS (as a firmware update would; a driver sees it at its next Identify).
@@ -275,6 +424,14 @@ impl NvmeSim {
                 break;
             }
             let sqe = Sqe::decode(&raw);
+            if qid != 0 && st.lose_io > 0 {
+                st.lose_io -= 1;
+                st.lost.push(crate::controller::Lost {
+                    sqid: qid,
+                    cid: sqe.cid,
+                });
+                continue;
+            }
             let outcome = if qid == 0 {
                 st.counters.admin_commands += 1;
                 self.admin(st, &sqe)
@@ -310,7 +467,7 @@ impl NvmeSim {
         e[12..14].copy_from_slice(&(status << 1).to_le_bytes());
         e[24..28].copy_from_slice(&sqe.nsid.to_le_bytes());
         st.errors.insert(0, e);
-        st.errors.truncate(64);
+        st.errors.truncate(crate::commands::ERROR_ENTRIES);
     }
 
     fn write_cc(&self, st: &mut State, v: u32) {
@@ -324,6 +481,9 @@ impl NvmeSim {
             st.csts = 0;
             st.granted_queues = None;
             st.aers.clear();
+            st.events.clear();
+            st.event_mask = 0;
+            st.lost.clear();
             if st.reset_clears_hold {
                 (st.hold_io, st.reset_clears_hold) = (false, false);
             }

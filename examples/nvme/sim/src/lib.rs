@@ -8,10 +8,14 @@
 //! register write (a submission doorbell processes the queue at once, unless commands are
 //! held) and the controller reaches memory only through [`SimDma`]'s bus, which faults
 //! on anything outside a live region. It implements as much NVMe as the tests need:
-//! Identify (controller, namespace, active namespace list), Set/Get Features, Get Log Page
-//! (SMART, error information), Create/Delete I/O SQ/CQ, Format NVM, Abort (never aborts),
-//! Asynchronous Event Request (held, no events), and Read/Write/Flush/Write Zeroes/Dataset
-//! Management.
+//! Identify (controller, namespace, active namespace list), Set/Get Features (the
+//! temperature thresholds against a composite temperature the tests set), Get Log Page
+//! (SMART, error information with offsets, RAE), Create/Delete I/O SQ/CQ, Format NVM,
+//! Abort (of a command the controller lost; a knob makes it never abort, like QEMU's, or
+//! lie), Asynchronous Event Request (held until an event: a temperature threshold crossed
+//! with the event enabled; a type stays masked until its log page is read with RAE clear,
+//! and a reset drops them, as in QEMU), and Read/Write/Flush/Write Zeroes/Dataset
+//! Management. Faults also include lost I/O commands and raw event completions.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

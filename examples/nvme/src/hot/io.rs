@@ -2,10 +2,10 @@
 //!
 //! Every request gets a slot (its command id is the slot index with the slot's generation
 //! above it, so a completion naming a command of an earlier use of the slot is refused)
-//! and the slot's data pages. A request waits in [`IoState::waiting`] while no slot is
+//! and the slot's data pages. A request waits in `IoState::waiting` while no slot is
 //! free or while the queues are down (not created yet, or being re-created by recovery);
 //! **recovery moves every in-flight request back to the front of the queue in submission
-//! order** ([`IoState::requeue_inflight`]), and they are submitted again once the user
+//! order** (`IoState::requeue_inflight`), and they are submitted again once the user
 //! half has the queues back. A request completes to its caller exactly once: the slot is
 //! emptied when its completion is taken, and after a reset the old queue memory is gone,
 //! so no late completion can name it.
@@ -168,6 +168,10 @@ pub struct IoStats {
     /// Requests that waited for the queues when they last came back (those resubmitted
     /// and those that arrived during the reset), submitted on the new queues.
     pub reset_held: u32,
+    /// Commands reported overdue to the user half.
+    pub timeouts: u64,
+    /// Commands the controller aborted at the user half's request, resubmitted.
+    pub aborted: u64,
 }
 
 #[derive(Debug)]
@@ -176,6 +180,37 @@ struct Inflight {
     cid: u16,
     req: IoRequest,
     since: Instant,
+    /// Times the request was aborted (by the user half's Abort) and resubmitted.
+    aborts: u8,
+    /// When the kernel half reported it overdue to the user half.
+    reported: Option<Instant>,
+    /// The user half sent an Abort naming it: a Command Abort Requested completion
+    /// resubmits it instead of failing it.
+    abort_requested: bool,
+}
+
+/// A request waiting for a slot or for the queues: its submission order, the request,
+/// and how many times it was aborted.
+type Held = (u64, IoRequest, u8);
+
+/// Most times one request is aborted and resubmitted before its abort completes it with
+/// the error.
+pub const MAX_ABORT_RETRIES: u8 = 3;
+
+/// A command in flight longer than the I/O timeout, as the kernel half reports it to the
+/// user half (which decides: Abort, then a reset).
+#[derive(Debug, Clone, PartialEq, Eq, Marshal)]
+pub struct Overdue {
+    /// Its submission queue.
+    pub sqid: u16,
+    /// Its command id.
+    pub cid: u16,
+    /// The operation.
+    pub op: IoOp,
+    /// First logical block.
+    pub lba: u64,
+    /// How long it has been in flight, in milliseconds.
+    pub age_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -199,7 +234,7 @@ pub struct IoState {
     pub(crate) frozen: bool,
     pub(crate) geometry: Option<Geometry>,
     slots: Vec<Slot>,
-    waiting: VecDeque<(u64, IoRequest)>,
+    waiting: VecDeque<Held>,
     seq: u64,
     pub(crate) stats: IoStats,
 }
@@ -257,16 +292,61 @@ impl IoState {
             .max()
     }
 
+    /// The commands in flight longer than `timeout` not reported yet (now marked
+    /// reported), and the oldest command reported at least `timeout` ago and still in
+    /// flight: the user half's abort did not help, so the kernel half resets.
+    pub(crate) fn overdue(&mut self, timeout: Duration) -> (Vec<Overdue>, Option<Overdue>) {
+        let (mut new, mut stuck) = (Vec::new(), None::<Overdue>);
+        for i in self.slots.iter_mut().filter_map(|s| s.inflight.as_mut()) {
+            let age = i.since.elapsed();
+            let o = Overdue {
+                sqid: 1,
+                cid: i.cid,
+                op: i.req.op,
+                lba: i.req.lba,
+                age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            };
+            match i.reported {
+                None if age > timeout => {
+                    i.reported = Some(Instant::now());
+                    new.push(o);
+                }
+                Some(at)
+                    if at.elapsed() > timeout
+                        && stuck.as_ref().is_none_or(|s| s.age_ms < o.age_ms) =>
+                {
+                    stuck = Some(o);
+                }
+                _ => {}
+            }
+        }
+        self.stats.timeouts += new.len() as u64;
+        (new, stuck)
+    }
+
+    /// Marks the command `cid` in flight as being aborted by the user half; false if no
+    /// such command is in flight.
+    pub(crate) fn mark_abort(&mut self, cid: u16) -> bool {
+        let slot = self.slots.get_mut(usize::from(cid & 0xFF));
+        match slot.and_then(|s| s.inflight.as_mut()) {
+            Some(i) if i.cid == cid => {
+                i.abort_requested = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Moves every in-flight request back to the front of the waiting queue, oldest
     /// first, and forgets the queues (their memory goes: the controller is disabled).
     pub(crate) fn requeue_inflight(&mut self) -> usize {
-        let mut back: Vec<(u64, IoRequest)> = self
+        let mut back: Vec<Held> = self
             .slots
             .iter_mut()
             .filter_map(|s| s.inflight.take())
-            .map(|i| (i.seq, i.req))
+            .map(|i| (i.seq, i.req, i.aborts))
             .collect();
-        back.sort_by_key(|(seq, _)| *seq);
+        back.sort_by_key(|h| h.0);
         let n = back.len();
         for r in back.into_iter().rev() {
             self.waiting.push_front(r);
@@ -280,7 +360,7 @@ impl IoState {
     /// Fails every request in flight or waiting (the controller is going away).
     pub(crate) fn abandon(&mut self) -> Vec<IoDone> {
         self.requeue_inflight();
-        let gone = |(_, r): (u64, IoRequest)| IoDone {
+        let gone = |(_, r, _): Held| IoDone {
             tag: r.tag,
             result: Err(NvmeError::WrongState {
                 op: "I/O".into(),
@@ -308,7 +388,7 @@ impl Kernel {
         let Some(geo) = io.geometry else { return };
         let mut rang = None;
         while let Some(slot) = io.slots.iter().position(|s| s.inflight.is_none()) {
-            let Some((seq, req)) = io.waiting.pop_front() else {
+            let Some((seq, req, aborts)) = io.waiting.pop_front() else {
                 break;
             };
             match self.build(io, slot, &geo, &req) {
@@ -317,7 +397,7 @@ impl Kernel {
                     match sq.push(&sqe) {
                         Ok(tail) => rang = Some(tail),
                         Err(_) => {
-                            io.waiting.push_front((seq, req));
+                            io.waiting.push_front((seq, req, aborts));
                             break;
                         }
                     }
@@ -327,6 +407,9 @@ impl Kernel {
                         cid: sqe.cid,
                         req,
                         since: Instant::now(),
+                        aborts,
+                        reported: None,
+                        abort_requested: false,
                     });
                 }
                 Err(e) => {
@@ -435,6 +518,15 @@ impl Kernel {
             let Some(inf) = s.inflight.take() else {
                 continue;
             };
+            if cqe.status == nvme_regs::status::ABORT_REQ
+                && inf.abort_requested
+                && inf.aborts < MAX_ABORT_RETRIES
+            {
+                // Aborted at the user half's request: submitted again, in its place.
+                io.stats.aborted += 1;
+                io.waiting.push_front((inf.seq, inf.req, inf.aborts + 1));
+                continue;
+            }
             let us = u64::try_from(inf.since.elapsed().as_micros()).unwrap_or(u64::MAX);
             io.stats.device_us = io.stats.device_us.saturating_add(us);
             let result = if cqe.status != 0 {
@@ -492,7 +584,7 @@ pub fn submit_io(dev: DevId, req: IoRequest) -> Result<(), NvmeError> {
         }
         io.seq += 1;
         let seq = io.seq;
-        io.waiting.push_back((seq, req));
+        io.waiting.push_back((seq, req, 0));
         let mut done = Vec::new();
         k.pump(&mut io, &mut done);
         done
@@ -515,9 +607,7 @@ pub fn process_cq(k: &Kernel) -> u32 {
     let done = k.reap(&mut k.io.lock());
     if let Some(mut guard) = k.admin.try_lock() {
         if let Some(a) = guard.as_mut() {
-            if a.reap() {
-                k.ring_cq(0, a.cq.head());
-            }
+            k.reap_admin(a);
         }
     }
     let n = done.len() as u32;

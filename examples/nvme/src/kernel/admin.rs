@@ -1,11 +1,14 @@
-//! The admin queue as the kernel half keeps it, and the admin commands the user half may
-//! have it send ([`AdminCmd`]).
+//! The admin queue as the kernel half keeps it, and the admin entries the user half may
+//! have it send ([`AdminSqe`]).
 //!
-//! The user half drives the controller's bring-up and management with admin commands,
-//! but never builds a submission entry: it names a command and its plain arguments, and
-//! the kernel half builds the entry, filling every DMA address itself (the Identify and
-//! log page buffer, the memory of a queue it creates). A command that would need a
-//! pointer the kernel half cannot vouch for has no variant here.
+//! The user half names a command and encodes it ([`crate::command`]) into an entry
+//! without a command id or a data pointer. The kernel half checks what that entry could
+//! do to it (`AdminSqe::kind`: an opcode it sends, a log page that fits its buffer, a
+//! feature without a data buffer; queue ids and sizes against its I/O state, in
+//! [`crate::kernel`]) and completes it, filling every DMA address itself (the Identify
+//! and log page buffer, the memory of a queue it creates) and the flags of a queue it
+//! creates. An opcode that would need a pointer the kernel half cannot vouch for is
+//! refused.
 
 use std::time::{Duration, Instant};
 
@@ -20,185 +23,134 @@ use crate::queue::{CompQueue, SubQueue};
 pub const ADMIN_ENTRIES: u16 = 32;
 /// How long the kernel half waits for one admin command.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most asynchronous event requests the kernel half leaves outstanding.
+pub const MAX_AERS: usize = 4;
+/// Most completed asynchronous events kept for the user half (older ones are dropped
+/// and counted).
+pub const MAX_EVENTS: usize = 64;
 
-/// An admin command, as the user half asks for it.
-#[derive(Debug, Clone, PartialEq, Eq, Marshal)]
-pub enum AdminCmd {
-    /// Identify (CNS 0: namespace, 1: controller, 2: active namespace list); returns the
-    /// 4 KiB data structure.
-    Identify {
-        /// Controller or namespace structure.
-        cns: u8,
-        /// Namespace id.
-        nsid: u32,
-    },
-    /// Get Log Page; returns `len` bytes (a multiple of 4, at most 4096).
-    GetLogPage {
-        /// Log page id.
-        lid: u8,
-        /// Namespace id (0xFFFFFFFF: the controller).
-        nsid: u32,
-        /// Bytes.
-        len: u32,
-    },
-    /// Set Features (the features that carry no data buffer).
-    SetFeatures {
-        /// Feature id.
-        fid: u8,
-        /// Dword 11.
-        value: u32,
-    },
-    /// Get Features.
-    GetFeatures {
-        /// Feature id.
-        fid: u8,
-        /// Select: 0 current, 1 default, 2 saved, 3 supported capabilities.
-        sel: u8,
-    },
-    /// Create I/O Completion Queue: the kernel half allocates it (interrupts enabled,
-    /// vector 0).
-    CreateIoCq {
-        /// Queue id.
-        qid: u16,
-        /// Entries.
-        size: u16,
-    },
-    /// Create I/O Submission Queue on completion queue `qid`.
-    CreateIoSq {
-        /// Queue id.
-        qid: u16,
-        /// Entries.
-        size: u16,
-    },
-    /// Delete I/O Submission Queue (its in-flight commands are held and resubmitted on
-    /// the next queues).
-    DeleteIoSq {
-        /// Queue id.
-        qid: u16,
-    },
-    /// Delete I/O Completion Queue.
-    DeleteIoCq {
-        /// Queue id.
-        qid: u16,
-    },
-    /// Abort a command.
-    Abort {
-        /// Its submission queue.
-        sqid: u16,
-        /// Its command id.
-        cid: u16,
-    },
-    /// Format NVM.
-    FormatNvm {
-        /// Namespace id.
-        nsid: u32,
-        /// LBA format index.
-        lbaf: u8,
-        /// Secure erase setting (0 none, 1 user data, 2 cryptographic).
-        ses: u8,
-    },
+/// An asynchronous event request's completion, as the controller posted it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Marshal)]
+pub struct AsyncEvent {
+    /// Completion dword 0 (type, information, log page).
+    pub result: u32,
+    /// Status (non-zero: the request failed, no event).
+    pub status: u16,
 }
 
-impl AdminCmd {
-    /// nvme-cli's name for the command (for messages).
-    pub fn name(&self) -> &'static str {
-        match self {
-            AdminCmd::Identify { .. } => "identify",
-            AdminCmd::GetLogPage { .. } => "get-log",
-            AdminCmd::SetFeatures { .. } => "set-feature",
-            AdminCmd::GetFeatures { .. } => "get-feature",
-            AdminCmd::CreateIoCq { .. } => "create-cq",
-            AdminCmd::CreateIoSq { .. } => "create-sq",
-            AdminCmd::DeleteIoSq { .. } => "delete-sq",
-            AdminCmd::DeleteIoCq { .. } => "delete-cq",
-            AdminCmd::Abort { .. } => "abort",
-            AdminCmd::FormatNvm { .. } => "format",
-        }
-    }
+/// What [`crate::kernel::take_events`] hands the user half.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Marshal)]
+pub struct Events {
+    /// Events completed since the last call, oldest first.
+    pub events: Vec<AsyncEvent>,
+    /// Asynchronous event requests still outstanding on the controller.
+    pub armed: u32,
+    /// Events dropped because the user half did not take them in time.
+    pub dropped: u64,
+}
 
-    /// Checks the plain arguments (queue ids and memory are the I/O state's to check).
-    pub fn check(&self) -> Result<(), NvmeError> {
-        match *self {
-            AdminCmd::Identify { cns, .. } if cns > 2 => {
-                Err(NvmeError::invalid("identify CNS", "0, 1 or 2"))
+/// An admin submission entry as the user half encoded it: no command id, no data pointer
+/// (the kernel half's to fill). `cdw` holds command dwords 10 to 15.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Marshal)]
+pub struct AdminSqe {
+    /// Opcode.
+    pub opcode: u8,
+    /// Namespace id.
+    pub nsid: u32,
+    /// Command dwords 10..=15 (six).
+    pub cdw: Vec<u32>,
+}
+
+/// What an admin entry is, for the kernel half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The controller writes this many bytes to the kernel half's buffer.
+    Buffer(usize),
+    /// Create I/O completion / submission queue `qid` of `size` entries.
+    CreateCq(u16, u16),
+    CreateSq(u16, u16),
+    /// Delete I/O submission / completion queue `qid`.
+    DeleteSq(u16),
+    DeleteCq(u16),
+    /// Abort command `cid` of submission queue `sqid`.
+    Abort(u16, u16),
+    /// An asynchronous event request (left outstanding).
+    EventRequest,
+    /// No data, no queue.
+    Plain,
+}
+
+impl AdminSqe {
+    /// Checks the entry against what the kernel half allows and says what it is.
+    pub(crate) fn kind(&self) -> Result<Kind, NvmeError> {
+        if self.cdw.len() != 6 {
+            return Err(NvmeError::invalid("admin entry", "six command dwords"));
+        }
+        let (c10, c11) = (self.cdw[0], self.cdw[1]);
+        let (lo, hi) = (c10 as u16, (c10 >> 16) as u16);
+        Ok(match self.opcode {
+            admin::IDENTIFY => Kind::Buffer(PAGE),
+            admin::GET_LOG_PAGE => {
+                let bytes = ((c10 >> 16 | (c11 & 0xFFFF) << 16) as usize + 1) * 4;
+                if bytes > PAGE {
+                    return Err(NvmeError::invalid(
+                        "log page length",
+                        format!("{bytes} bytes: at most {PAGE} (the kernel half's buffer)"),
+                    ));
+                }
+                Kind::Buffer(bytes)
             }
-            AdminCmd::GetLogPage { len, .. } if len == 0 || len % 4 != 0 || len as usize > PAGE => {
-                Err(NvmeError::invalid(
-                    "log page length",
-                    format!("{len}: a multiple of 4 in 4..={PAGE}"),
+            admin::SET_FEATURES | admin::GET_FEATURES => {
+                let fid = c10 as u8;
+                if !feat::KNOWN.iter().any(|(f, _)| *f == fid) {
+                    return Err(NvmeError::invalid(
+                        "feature id",
+                        format!("{fid:#x} is not one the driver handles without a data buffer"),
+                    ));
+                }
+                Kind::Plain
+            }
+            admin::CREATE_CQ => Kind::CreateCq(lo, hi.wrapping_add(1)),
+            admin::CREATE_SQ => Kind::CreateSq(lo, hi.wrapping_add(1)),
+            admin::DELETE_SQ => Kind::DeleteSq(lo),
+            admin::DELETE_CQ => Kind::DeleteCq(lo),
+            admin::ABORT => Kind::Abort(lo, hi),
+            admin::ASYNC_EVENT => Kind::EventRequest,
+            admin::FORMAT_NVM => Kind::Plain,
+            op => {
+                return Err(NvmeError::invalid(
+                    "admin opcode",
+                    format!("{op:#04x} is not one the kernel half sends"),
                 ))
             }
-            AdminCmd::SetFeatures { fid, .. } | AdminCmd::GetFeatures { fid, .. }
-                if !feat::KNOWN.iter().any(|(f, _)| *f == fid) =>
-            {
-                Err(NvmeError::invalid(
-                    "feature id",
-                    format!("{fid:#x} is not one the driver handles without a data buffer"),
-                ))
-            }
-            AdminCmd::GetFeatures { sel, .. } if sel > 3 => {
-                Err(NvmeError::invalid("get-feature select", "0..=3"))
-            }
-            AdminCmd::FormatNvm { lbaf, ses, .. } if lbaf > 15 || ses > 2 => {
-                Err(NvmeError::invalid("format", "lbaf 0..=15, ses 0..=2"))
-            }
-            _ => Ok(()),
-        }
+        })
     }
 
-    /// The submission entry, with the kernel half's buffer or queue memory at `prp1`.
-    pub(crate) fn sqe(&self, cid: u16, prp1: u64) -> Sqe {
-        let mut s = Sqe {
+    /// The entry the controller gets: the kernel half's command id and data pointer, and
+    /// for a queue it creates, its flags (contiguous, interrupts on vector 0, on CQ `qid`).
+    pub(crate) fn sqe(&self, kind: Kind, cid: u16, prp1: u64) -> Sqe {
+        let mut cdw = [0u32; 6];
+        cdw.iter_mut().zip(&self.cdw).for_each(|(d, s)| *d = *s);
+        match kind {
+            Kind::CreateCq(..) => cdw[1..].copy_from_slice(&[0b11, 0, 0, 0, 0]),
+            Kind::CreateSq(qid, _) => {
+                cdw[1..].copy_from_slice(&[u32::from(qid) << 16 | 1, 0, 0, 0, 0])
+            }
+            _ => {}
+        }
+        Sqe {
+            opcode: self.opcode,
             cid,
-            ..Sqe::default()
-        };
-        match *self {
-            AdminCmd::Identify { cns, nsid } => {
-                (s.opcode, s.nsid, s.prp1) = (admin::IDENTIFY, nsid, prp1);
-                s.cdw[0] = u32::from(cns);
-            }
-            AdminCmd::GetLogPage { lid, nsid, len } => {
-                (s.opcode, s.nsid, s.prp1) = (admin::GET_LOG_PAGE, nsid, prp1);
-                let numd = len / 4 - 1;
-                s.cdw[0] = u32::from(lid) | (numd & 0xFFFF) << 16;
-                s.cdw[1] = numd >> 16;
-            }
-            AdminCmd::SetFeatures { fid, value } => {
-                s.opcode = admin::SET_FEATURES;
-                (s.cdw[0], s.cdw[1]) = (u32::from(fid), value);
-            }
-            AdminCmd::GetFeatures { fid, sel } => {
-                s.opcode = admin::GET_FEATURES;
-                s.cdw[0] = u32::from(fid) | u32::from(sel) << 8;
-            }
-            AdminCmd::CreateIoCq { qid, size } => {
-                (s.opcode, s.prp1) = (admin::CREATE_CQ, prp1);
-                s.cdw[0] = u32::from(qid) | u32::from(size - 1) << 16;
-                s.cdw[1] = 0b11; // interrupts enabled (vector 0), physically contiguous
-            }
-            AdminCmd::CreateIoSq { qid, size } => {
-                (s.opcode, s.prp1) = (admin::CREATE_SQ, prp1);
-                s.cdw[0] = u32::from(qid) | u32::from(size - 1) << 16;
-                s.cdw[1] = u32::from(qid) << 16 | 1; // on CQ `qid`, physically contiguous
-            }
-            AdminCmd::DeleteIoSq { qid } => {
-                s.opcode = admin::DELETE_SQ;
-                s.cdw[0] = u32::from(qid);
-            }
-            AdminCmd::DeleteIoCq { qid } => {
-                s.opcode = admin::DELETE_CQ;
-                s.cdw[0] = u32::from(qid);
-            }
-            AdminCmd::Abort { sqid, cid } => {
-                s.opcode = admin::ABORT;
-                s.cdw[0] = u32::from(sqid) | u32::from(cid) << 16;
-            }
-            AdminCmd::FormatNvm { nsid, lbaf, ses } => {
-                (s.opcode, s.nsid) = (admin::FORMAT_NVM, nsid);
-                s.cdw[0] = u32::from(lbaf) | u32::from(ses) << 9;
-            }
+            nsid: self.nsid,
+            prp1,
+            prp2: 0,
+            cdw,
         }
-        s
+    }
+
+    /// How the kernel half names it in errors.
+    pub(crate) fn name(&self) -> String {
+        format!("admin opcode {:#04x}", self.opcode)
     }
 }
 
@@ -223,6 +175,8 @@ pub struct AdminQueue {
     pub(crate) done: Option<Cqe>,
     /// Completions that named no outstanding command (or another queue).
     pub(crate) bogus: u64,
+    /// Command ids of the asynchronous event requests outstanding.
+    pub(crate) aers: Vec<u16>,
     /// Queue memory of create commands that timed out: the controller may still use it,
     /// so it lives until the admin queue goes (the controller is disabled by then).
     pub(crate) orphans: Vec<Box<dyn std::any::Any + Send>>,
@@ -239,30 +193,46 @@ impl AdminQueue {
             outstanding: None,
             done: None,
             bogus: 0,
+            aers: Vec::new(),
             orphans: Vec::new(),
         })
     }
 
-    /// A fresh command id.
+    /// A fresh command id (not one an outstanding event request holds).
     pub(crate) fn cid(&mut self) -> u16 {
-        self.next_cid = self.next_cid.wrapping_add(1);
-        self.next_cid
+        loop {
+            self.next_cid = self.next_cid.wrapping_add(1);
+            if !self.aers.contains(&self.next_cid) {
+                return self.next_cid;
+            }
+        }
     }
 
-    /// Consumes new completions: the awaited one is kept, any other is counted bogus.
-    /// Returns whether any entry was consumed (the head doorbell must be written).
-    pub(crate) fn reap(&mut self) -> bool {
-        let mut any = false;
+    /// Consumes new completions: the awaited one is kept, an event request's is queued
+    /// for the user half, any other is counted bogus. Returns whether any entry was
+    /// consumed (the head doorbell must be written) and the events that arrived.
+    pub(crate) fn reap(&mut self) -> (bool, Vec<AsyncEvent>) {
+        let (mut any, mut events) = (false, Vec::new());
         while let Some(c) = self.cq.pop() {
             any = true;
-            if c.sqid != 0 || Some(c.cid) != self.outstanding || !self.sq.set_head(c.sqhd) {
+            let aer = self.aers.iter().position(|&a| a == c.cid);
+            let known = Some(c.cid) == self.outstanding || aer.is_some();
+            if c.sqid != 0 || !known || !self.sq.set_head(c.sqhd) {
                 self.bogus += 1;
+                continue;
+            }
+            if let Some(i) = aer {
+                self.aers.swap_remove(i);
+                events.push(AsyncEvent {
+                    result: c.result,
+                    status: c.status,
+                });
                 continue;
             }
             self.outstanding = None;
             self.done = Some(c);
         }
-        any
+        (any, events)
     }
 }
 
@@ -274,4 +244,70 @@ pub(crate) fn backoff(pause: &mut Duration, deadline: Instant) -> bool {
     std::thread::sleep(*pause);
     *pause = (*pause * 2).min(Duration::from_millis(1));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The user half's dwords cannot change where a created queue lives or how the
+    /// controller reads it: the kernel half sets the flags.
+    #[test]
+    fn created_queue_flags_are_the_kernel_halfs() {
+        let raw = AdminSqe {
+            opcode: admin::CREATE_CQ,
+            nsid: 0,
+            cdw: vec![1 | 15 << 16, u32::MAX, 7, 7, 7, 7],
+        };
+        let kind = raw.kind().unwrap();
+        assert_eq!(kind, Kind::CreateCq(1, 16));
+        let e = raw.sqe(kind, 9, 0x5000);
+        assert_eq!((e.cid, e.prp1, e.prp2), (9, 0x5000, 0));
+        assert_eq!(e.cdw, [1 | 15 << 16, 0b11, 0, 0, 0, 0]);
+        let sq = AdminSqe {
+            opcode: admin::CREATE_SQ,
+            ..raw
+        };
+        assert_eq!(sq.sqe(sq.kind().unwrap(), 1, 0).cdw[1], 1 << 16 | 1);
+    }
+
+    proptest::proptest! {
+        /// Whatever entry the user half sends, the kernel half's check never panics, and an
+        /// entry it accepts carries only the kernel half's data pointer, a transfer that
+        /// fits its one-page buffer and, for a queue it creates, its flags.
+        #[test]
+        fn any_entry_is_checked_and_completed_safely(
+            opcode in proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    admin::IDENTIFY, admin::GET_LOG_PAGE, admin::SET_FEATURES,
+                    admin::GET_FEATURES, admin::CREATE_CQ, admin::CREATE_SQ, admin::DELETE_SQ,
+                    admin::DELETE_CQ, admin::ABORT, admin::ASYNC_EVENT, admin::FORMAT_NVM,
+                ]),
+                proptest::prelude::any::<u8>(),
+            ],
+            nsid in proptest::prelude::any::<u32>(),
+            cdw in proptest::collection::vec(
+                proptest::prop_oneof![0u32..0x20, proptest::prelude::any::<u32>()],
+                5..8,
+            ),
+        ) {
+            let raw = AdminSqe { opcode, nsid, cdw };
+            let Ok(kind) = raw.kind() else { return Ok(()) };
+            proptest::prop_assert_eq!(raw.cdw.len(), 6);
+            let e = raw.sqe(kind, 7, 0x9000);
+            proptest::prop_assert_eq!((e.cid, e.prp1, e.prp2), (7, 0x9000, 0));
+            match kind {
+                Kind::Buffer(len) => proptest::prop_assert!((4..=PAGE).contains(&len)),
+                Kind::CreateCq(..) => proptest::prop_assert_eq!(&e.cdw[1..], &[0b11, 0, 0, 0, 0]),
+                Kind::CreateSq(qid, _) => {
+                    proptest::prop_assert_eq!(e.cdw[1], u32::from(qid) << 16 | 1)
+                }
+                Kind::Plain if opcode != admin::FORMAT_NVM => {
+                    let fid = e.cdw[0] as u8;
+                    proptest::prop_assert!(feat::KNOWN.iter().any(|(f, _)| *f == fid));
+                }
+                _ => {}
+            }
+        }
+    }
 }

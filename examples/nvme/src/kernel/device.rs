@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::NvmeError;
 use crate::hot::io::{IoDone, IoState};
 use crate::hw::Hw;
-use crate::kernel::admin::AdminQueue;
+use crate::kernel::admin::{AdminQueue, AsyncEvent, MAX_EVENTS};
 use crate::policy::RegisterPolicy;
 use crate::regs;
 
@@ -24,6 +24,9 @@ pub struct DevId(pub u64);
 pub mod work {
     /// The controller needs a reset: fatal status, or a command timed out.
     pub const RESET: u32 = 1 << 0;
+    /// An asynchronous event request completed: the user half reads the event's log
+    /// page and re-arms.
+    pub const EVENT: u32 = 1 << 1;
 }
 
 /// Pending deferred work and its condition variable.
@@ -70,6 +73,9 @@ pub struct Kernel {
     /// The I/O queue pair, the in-flight table and the held requests.
     pub(crate) io: Mutex<IoState>,
     pub(crate) sink: RwLock<Option<IoSink>>,
+    /// Asynchronous events completed and not yet taken by the user half, and how many
+    /// were dropped because it did not take them (it survives controller resets).
+    pub(crate) events: Mutex<(Vec<AsyncEvent>, u64)>,
     /// Deferred work for the user half.
     pub work: WorkQueue,
 }
@@ -110,6 +116,7 @@ pub fn attach(hw: Hw) -> Result<DevId, NvmeError> {
         admin: Mutex::new(None),
         io: Mutex::new(IoState::new()),
         sink: RwLock::new(None),
+        events: Mutex::new((Vec::new(), 0)),
         work: WorkQueue::default(),
     });
     if slot == reg.len() {
@@ -164,6 +171,29 @@ impl Kernel {
     /// Rings completion queue `qid`'s head doorbell.
     pub(crate) fn ring_cq(&self, qid: u16, head: u16) {
         self.wr(regs::doorbell(qid, true, self.dstrd), u32::from(head));
+    }
+
+    /// Reaps the admin completion queue (the caller holds the admin queue): rings its head
+    /// doorbell, keeps the events that arrived for the user half and posts
+    /// [`work::EVENT`] for them.
+    pub(crate) fn reap_admin(&self, a: &mut AdminQueue) {
+        let (any, events) = a.reap();
+        if any {
+            self.ring_cq(0, a.cq.head());
+        }
+        if events.is_empty() {
+            return;
+        }
+        let mut q = self.events.lock();
+        for e in events {
+            if q.0.len() >= MAX_EVENTS {
+                q.0.remove(0);
+                q.1 += 1;
+            }
+            q.0.push(e);
+        }
+        drop(q);
+        self.work.post(work::EVENT);
     }
 
     /// Installs where completed I/O goes.

@@ -1,10 +1,10 @@
 //! The kernel half's checked services: what the user half calls (downcalls). The device
-//! object is in [`device`], the admin queue in [`admin`].
+//! object is in `device`, the admin queue in [`admin`].
 //!
 //! Every `pub fn` taking a [`DevId`] is `#[critical]`: called from the user half it is a
 //! downcall, so the user half reaches registers, the admin queue and the I/O queues only
 //! through these functions, and each checks what it is asked ([`crate::policy`] for
-//! registers, [`AdminCmd::check`] and the I/O state for admin commands).
+//! registers, [`AdminSqe`]'s checks and the I/O state for admin commands).
 
 pub mod admin;
 pub(crate) mod device;
@@ -15,11 +15,12 @@ use microdriver_rt::{critical, Marshal};
 use nvme_regs::{csts, ACQ, AQA, ASQ, CC, CSTS};
 
 use crate::error::NvmeError;
-use crate::hot::io::{Geometry, IoStats, IO_ENTRIES};
+use crate::hot::io::{Geometry, Overdue, IO_ENTRIES};
 use crate::policy::Effect;
 use crate::queue::{CompQueue, SubQueue};
 
-pub use admin::{AdminCmd, AdminReply};
+use admin::Kind;
+pub use admin::{AdminReply, AdminSqe, AsyncEvent, Events};
 use device::REGISTRY;
 pub use device::{attach, lookup, work, DevId, IoSink, Kernel, WorkQueue};
 
@@ -110,7 +111,7 @@ enum NewQueue {
 
 /// Checks a queue creation or deletion against the I/O state; allocates the memory a
 /// creation needs.
-fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
+fn prepare(k: &Kernel, kind: Kind) -> Result<Option<NewQueue>, NvmeError> {
     let mut io = k.io.lock();
     let check_size = |size: u16| {
         if (2..=IO_ENTRIES).contains(&size) {
@@ -132,8 +133,8 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             ))
         }
     };
-    Ok(match *cmd {
-        AdminCmd::CreateIoCq { qid, size } => {
+    Ok(match kind {
+        Kind::CreateCq(qid, size) => {
             one(qid)?;
             check_size(size)?;
             if io.cq.is_some() || io.pending_cq.is_some() {
@@ -141,7 +142,7 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             Some(NewQueue::Cq(CompQueue::new(&*k.hw.dma, qid, size)?))
         }
-        AdminCmd::CreateIoSq { qid, size } => {
+        Kind::CreateSq(qid, size) => {
             one(qid)?;
             check_size(size)?;
             if io.sq.is_some() || io.pending_cq.is_none() {
@@ -152,9 +153,9 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             }
             Some(NewQueue::Sq(SubQueue::new(&*k.hw.dma, qid, size)?))
         }
-        AdminCmd::DeleteIoSq { qid } => {
+        Kind::DeleteSq(qid) => {
             one(qid)?;
-            if io.stats().inflight > 0 {
+            if io.inflight() > 0 {
                 return Err(NvmeError::Busy(
                     "requests are in flight on submission queue 1".into(),
                 ));
@@ -162,12 +163,23 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
             io.live = false;
             None
         }
-        AdminCmd::DeleteIoCq { qid } => {
+        Kind::DeleteCq(qid) => {
             one(qid)?;
             if io.sq.is_some() {
                 return Err(NvmeError::invalid(
                     "delete-cq",
                     "delete submission queue 1 first",
+                ));
+            }
+            None
+        }
+        Kind::Abort(sqid, cid) => {
+            // Only an I/O command in flight: the kernel half times out admin commands
+            // itself, and an abort naming nothing would only cost an abort slot.
+            if sqid != 1 || !io.mark_abort(cid) {
+                return Err(NvmeError::invalid(
+                    "abort",
+                    format!("no command {cid:#06x} in flight on submission queue {sqid} (the driver aborts I/O commands on queue 1 only)"),
                 ));
             }
             None
@@ -180,29 +192,32 @@ fn prepare(k: &Kernel, cmd: &AdminCmd) -> Result<Option<NewQueue>, NvmeError> {
 /// [`admin::ADMIN_TIMEOUT`]). The kernel half builds the entry: the data buffer of
 /// Identify and Get Log Page and the memory of a created queue are its own.
 #[critical]
-pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError> {
-    cmd.check()?;
+pub fn admin_command(dev: DevId, cmd: &AdminSqe) -> Result<AdminReply, NvmeError> {
+    let kind = cmd.kind()?;
     let k = lookup(dev)?;
     let mut guard = k.admin.lock();
     let a = guard.as_mut().ok_or_else(|| NvmeError::WrongState {
-        op: cmd.name().into(),
+        op: cmd.name(),
         needed: "an admin queue (admin_queue_setup, then enable the controller)".into(),
     })?;
     if k.rd(CSTS) & (csts::RDY | csts::CFS) != csts::RDY {
         return Err(NvmeError::WrongState {
-            op: cmd.name().into(),
+            op: cmd.name(),
             needed: "a ready controller".into(),
         });
     }
-    let new_queue = prepare(&k, cmd)?;
-    let prp1 = match (&new_queue, cmd) {
+    if kind == Kind::EventRequest {
+        return arm_event_request(&k, a, cmd);
+    }
+    let new_queue = prepare(&k, kind)?;
+    let prp1 = match (&new_queue, kind) {
         (Some(NewQueue::Cq(q)), _) => q.bus(),
         (Some(NewQueue::Sq(q)), _) => q.bus(),
-        (None, AdminCmd::Identify { .. } | AdminCmd::GetLogPage { .. }) => a.buf.bus(0),
+        (None, Kind::Buffer(_)) => a.buf.bus(0),
         (None, _) => 0,
     };
     let cid = a.cid();
-    let tail = a.sq.push(&cmd.sqe(cid, prp1)).map_err(|_| {
+    let tail = a.sq.push(&cmd.sqe(kind, cid, prp1)).map_err(|_| {
         NvmeError::Busy("the admin queue is full of timed-out commands: reset".into())
     })?;
     (a.outstanding, a.done) = (Some(cid), None);
@@ -210,9 +225,7 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     let deadline = Instant::now() + admin::ADMIN_TIMEOUT;
     let mut pause = Duration::from_micros(5);
     let cqe = loop {
-        if a.reap() {
-            k.ring_cq(0, a.cq.head());
-        }
+        k.reap_admin(a);
         if let Some(c) = a.done.take() {
             break c;
         }
@@ -232,25 +245,24 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     };
     if cqe.status != 0 {
         return Err(NvmeError::Status {
-            what: cmd.name().into(),
+            what: cmd.name(),
             status: cqe.status,
         });
     }
     let mut io = k.io.lock();
-    match (new_queue, cmd) {
+    match (new_queue, kind) {
         (Some(NewQueue::Cq(q)), _) => io.pending_cq = Some(q),
         (Some(NewQueue::Sq(q)), _) => {
             io.sq = Some(q);
             io.cq = io.pending_cq.take();
         }
-        (None, AdminCmd::DeleteIoSq { .. }) => io.sq = None,
-        (None, AdminCmd::DeleteIoCq { .. }) => io.cq = None,
+        (None, Kind::DeleteSq(_)) => io.sq = None,
+        (None, Kind::DeleteCq(_)) => io.cq = None,
         _ => {}
     }
     drop(io);
-    let data = match *cmd {
-        AdminCmd::Identify { .. } => nvme_regs::PAGE,
-        AdminCmd::GetLogPage { len, .. } => len as usize,
+    let data = match kind {
+        Kind::Buffer(len) => len,
         _ => 0,
     };
     let mut reply = AdminReply {
@@ -259,6 +271,47 @@ pub fn admin_command(dev: DevId, cmd: &AdminCmd) -> Result<AdminReply, NvmeError
     };
     a.buf.read(0, &mut reply.data)?;
     Ok(reply)
+}
+
+/// Leaves an asynchronous event request outstanding (at most [`admin::MAX_AERS`]):
+/// its completion is an event, kept for the user half ([`take_events`]).
+fn arm_event_request(
+    k: &Kernel,
+    a: &mut admin::AdminQueue,
+    cmd: &AdminSqe,
+) -> Result<AdminReply, NvmeError> {
+    if a.aers.len() >= admin::MAX_AERS {
+        return Err(NvmeError::Busy(format!(
+            "{} asynchronous event requests are outstanding already",
+            admin::MAX_AERS
+        )));
+    }
+    let cid = a.cid();
+    let tail =
+        a.sq.push(&cmd.sqe(Kind::EventRequest, cid, 0))
+            .map_err(|_| {
+                NvmeError::Busy("the admin queue is full of timed-out commands: reset".into())
+            })?;
+    a.aers.push(cid);
+    k.ring_sq(0, tail);
+    Ok(AdminReply {
+        result: a.aers.len() as u32,
+        data: Vec::new(),
+    })
+}
+
+/// Hands the user half the asynchronous events completed since the last call, with the
+/// number of requests still outstanding (it re-arms up to what it wants).
+#[critical]
+pub fn take_events(dev: DevId) -> Result<Events, NvmeError> {
+    let k = lookup(dev)?;
+    let armed = k.admin.lock().as_ref().map_or(0, |a| a.aers.len() as u32);
+    let mut q = k.events.lock();
+    Ok(Events {
+        events: std::mem::take(&mut q.0),
+        armed,
+        dropped: q.1,
+    })
 }
 
 impl admin::AdminQueue {
@@ -295,15 +348,9 @@ pub fn io_start(dev: DevId, geometry: &Geometry) -> Result<u32, NvmeError> {
         (io.live, io.frozen) = (true, false);
         k.reap(&mut io)
     };
-    let waiting = k.io.lock().stats().inflight;
+    let waiting = k.io.lock().inflight();
     k.deliver(done);
     Ok(waiting)
-}
-
-/// The hot path's counters.
-#[critical]
-pub fn io_stats(dev: DevId) -> Result<IoStats, NvmeError> {
-    Ok(lookup(dev)?.io.lock().stats())
 }
 
 /// What the kernel half's health check found.
@@ -315,36 +362,47 @@ pub struct Health {
     pub oldest_ms: u64,
     /// Why a reset is needed (None: healthy).
     pub reset_reason: Option<String>,
+    /// Commands newly past the I/O timeout, for the user half to decide on
+    /// ([`crate::events::command_timeout`]).
+    pub overdue: Vec<Overdue>,
 }
 
-/// Checks the controller (CSTS.CFS, a vanished device) and the age of the oldest request
-/// in flight against `io_timeout`; if a reset is needed, stops submission and posts
-/// [`work::RESET`] for the user half. The kernel half's host calls it periodically.
+/// Checks the controller (CSTS.CFS, a vanished device) and the commands in flight against
+/// `io_timeout`. A command newly past it is reported in [`Health::overdue`] for the user
+/// half to decide on (Abort, or a reset); a command still in flight `io_timeout` after it
+/// was reported, a fatal status or a vanished device make the kernel half stop submission
+/// and post [`work::RESET`] itself. The kernel half's host calls it periodically.
 pub fn health_check(k: &Kernel, io_timeout: Duration) -> Health {
     let st = k.rd(CSTS);
     let mut io = k.io.lock();
     let oldest = io.oldest().unwrap_or_default();
+    let (mut overdue, stuck) = if io.live && !io.frozen {
+        io.overdue(io_timeout)
+    } else {
+        (Vec::new(), None)
+    };
     let reason = if st == u32::MAX {
         Some("the controller reads as all ones (gone from the bus?)".to_string())
     } else if io.live && st & csts::CFS != 0 {
         Some("controller fatal status (CSTS.CFS)".into())
-    } else if io.live && oldest > io_timeout {
-        Some(format!(
-            "a command has been in flight for {} ms (timeout {} ms)",
-            oldest.as_millis(),
-            io_timeout.as_millis()
-        ))
     } else {
-        None
+        stuck.map(|o| {
+            format!(
+                "command {:#06x} ({:?} at lba {}) is still in flight after {} ms, {} ms after the user half was told",
+                o.cid, o.op, o.lba, o.age_ms, io_timeout.as_millis()
+            )
+        })
     };
     if reason.is_some() {
         io.freeze();
         k.work.post(work::RESET);
+        overdue.clear();
     }
     Health {
         csts: st,
         oldest_ms: oldest.as_millis() as u64,
         reset_reason: reason,
+        overdue,
     }
 }
 

@@ -78,6 +78,15 @@ enum Cmd {
         #[arg(short = 's', long = "ses", default_value_t = 0)]
         ses: u8,
     },
+    /// Abort an I/O command in flight (the driver aborts overdue commands itself).
+    Abort {
+        /// Submission queue id.
+        #[arg(short = 'q', long = "sqid", default_value_t = 1)]
+        sqid: u16,
+        /// Command id.
+        #[arg(short = 'c', long = "cid", value_parser = parse_int)]
+        cid: u32,
+    },
     /// Reset the controller (queues re-created, in-flight I/O resubmitted).
     Reset,
     /// The driver's state: split, restarts, recoveries, calls per entry.
@@ -123,6 +132,13 @@ fn main() {
             value,
         },
         Cmd::Format { nsid, lbaf, ses } => Request::Format { nsid, lbaf, ses },
+        Cmd::Abort { sqid, cid } => Request::Abort {
+            sqid,
+            cid: u16::try_from(cid).unwrap_or_else(|_| {
+                eprintln!("nvmectl: command id {cid:#x} does not fit 16 bits");
+                std::process::exit(2)
+            }),
+        },
         Cmd::Reset => Request::Reset,
         Cmd::Status => Request::Status,
         Cmd::Inject { fault } => Request::Inject {
