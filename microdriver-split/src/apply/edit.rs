@@ -1,7 +1,7 @@
 //! The source edits: the file cache that places them, the rewritten files, the unified
 //! diff `--dry-run` prints.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::Plan;
@@ -96,19 +96,30 @@ impl Plan {
     /// The new text of each edited file.
     pub fn rewritten(&self) -> Result<Vec<(PathBuf, String, String)>> {
         let mut out = Vec::new();
-        for (file, edits) in &self.edits {
+        let files: BTreeSet<&PathBuf> = self.edits.keys().chain(self.replaced.keys()).collect();
+        for file in files {
             let old = std::fs::read_to_string(file).map_err(|source| Error::Io {
                 path: file.clone(),
                 source,
             })?;
-            let mut lines: Vec<String> = old.lines().map(str::to_string).collect();
-            let mut edits = edits.clone();
+            // Replaced lines keep their slot (`None`: removed) until the insertions, made
+            // by index into the old file, are done.
+            let replaced = self.replaced.get(file);
+            let mut lines: Vec<Option<String>> = old
+                .lines()
+                .enumerate()
+                .map(|(i, l)| match replaced.and_then(|r| r.get(&i)) {
+                    Some(new) => new.clone(),
+                    None => Some(l.to_string()),
+                })
+                .collect();
+            let mut edits = self.edits.get(file).cloned().unwrap_or_default();
             edits.sort_by_key(|e| std::cmp::Reverse(e.0));
             edits.dedup();
             for (at, text) in edits {
-                lines.insert(at.min(lines.len()), text);
+                lines.insert(at.min(lines.len()), Some(text));
             }
-            let mut new = lines.join("\n");
+            let mut new = lines.into_iter().flatten().collect::<Vec<_>>().join("\n");
             if old.ends_with('\n') {
                 new.push('\n');
             }
@@ -209,4 +220,156 @@ fn unified_diff(path: &str, old: &str, new: &str) -> String {
         }
     }
     out
+}
+
+/// The attributes `apply` writes by their short name where the file imports them.
+const ATTRIBUTES: [&str; 2] = ["critical", "upcall"];
+
+/// Whether `line` is the attribute `name` (`#[name]` or `#[name(...)]`).
+fn is_attribute(line: &str, name: &str) -> bool {
+    let t = line.trim_start();
+    t.strip_prefix("#[")
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|rest| rest.starts_with(']') || rest.starts_with('('))
+}
+
+/// Whether the module glob-imports its parent (`use super::*;`), and so the parent's
+/// private imports.
+fn globs_parent(m: &crate::parse::Module) -> bool {
+    m.items.iter().any(|item| {
+        let syn::Item::Use(u) = item else {
+            return false;
+        };
+        matches!(&u.tree, syn::UseTree::Path(p)
+            if p.ident == "super" && matches!(&*p.tree, syn::UseTree::Glob(_)))
+    })
+}
+
+/// Plans the removal of the `critical` / `upcall` imports from `microdriver_rt` that no
+/// attribute uses once the edits are made (in the file, or in a module that glob-imports
+/// it), so the applied crate builds without unused-import warnings. Only one-line
+/// `use microdriver_rt::name;` and `use microdriver_rt::{a, b};` imports are edited.
+pub(super) fn drop_unused_imports(
+    src: &crate::parse::Source,
+    files: &mut FileCache,
+    plan: &mut Plan,
+) {
+    let names: Vec<String> = src
+        .modules
+        .iter()
+        .map(|m| m.file.display().to_string())
+        .collect();
+    // Which attributes each file carries once applied.
+    let mut used: HashMap<String, [bool; 2]> = HashMap::new();
+    for name in &names {
+        let inserted = plan.edits.get(&PathBuf::from(name));
+        let lines = files.lines(name).cloned().unwrap_or_default();
+        let all = lines
+            .iter()
+            .map(String::as_str)
+            .chain(inserted.into_iter().flatten().map(|e| e.1.as_str()));
+        let mut u = [false; 2];
+        for line in all {
+            for (k, attr) in ATTRIBUTES.iter().enumerate() {
+                u[k] |= is_attribute(line, attr);
+            }
+        }
+        used.insert(name.clone(), u);
+    }
+    // A module that glob-imports its parent uses the parent's imports.
+    loop {
+        let mut changed = false;
+        for (i, m) in src.modules.iter().enumerate() {
+            let Some(p) = m.parent else { continue };
+            if !globs_parent(m) {
+                continue;
+            }
+            let child = used.get(&names[i]).copied().unwrap_or_default();
+            let parent = used.entry(names[p].clone()).or_default();
+            for k in 0..ATTRIBUTES.len() {
+                if child[k] && !parent[k] {
+                    parent[k] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut done = HashSet::new();
+    for name in &names {
+        if !done.insert(name.clone()) {
+            continue;
+        }
+        let u = used.get(name).copied().unwrap_or_default();
+        let Some(lines) = files.lines(name).cloned() else {
+            continue;
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim();
+            let Some(body) = t
+                .strip_prefix("use microdriver_rt::")
+                .and_then(|b| b.strip_suffix(';'))
+            else {
+                continue;
+            };
+            let imported: Vec<&str> = match body.strip_prefix('{').and_then(|b| b.strip_suffix('}'))
+            {
+                Some(group) => group
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                None => vec![body.trim()],
+            };
+            let unused: Vec<&str> = imported
+                .iter()
+                .copied()
+                .filter(|n| ATTRIBUTES.iter().zip(u).any(|(a, used)| n == a && !used))
+                .collect();
+            if unused.is_empty() {
+                continue;
+            }
+            let keep: Vec<&str> = imported
+                .iter()
+                .copied()
+                .filter(|n| !unused.contains(n))
+                .collect();
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let replaced = plan.replaced.entry(PathBuf::from(name)).or_default();
+            match keep.as_slice() {
+                [] => {
+                    replaced.insert(i, None);
+                    // Not two blank lines where the import was.
+                    let blank = |j: usize| lines.get(j).is_none_or(|l| l.trim().is_empty());
+                    if i > 0 && blank(i - 1) && i + 1 < lines.len() && blank(i + 1) {
+                        replaced.insert(i + 1, None);
+                    }
+                }
+                [one] => {
+                    replaced.insert(i, Some(format!("{indent}use microdriver_rt::{one};")));
+                }
+                many => {
+                    replaced.insert(
+                        i,
+                        Some(format!(
+                            "{indent}use microdriver_rt::{{{}}};",
+                            many.join(", ")
+                        )),
+                    );
+                }
+            }
+            plan.imports.push(format!(
+                "{name}:{}: `{}` no longer imports {}: no attribute uses it once applied",
+                i + 1,
+                t,
+                unused
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
 }

@@ -58,6 +58,8 @@ pub struct Plan {
     pub prompts: Vec<Prompt>,
     /// What the user must do besides answering the prompts (a missing dependency).
     pub notes: Vec<String>,
+    /// Imports of `critical` / `upcall` edited because no attribute uses them once applied.
+    pub imports: Vec<String>,
     /// With `check_guesses`: fields annotated by hand that `apply` would not prompt for.
     pub hand_unprompted: Vec<String>,
     /// The `microdriver-split.toml` written (`None`: one is there already).
@@ -65,6 +67,9 @@ pub struct Plan {
     /// Line insertions by file: (0-based line index to insert before, lines).
     #[serde(skip)]
     pub(super) edits: BTreeMap<PathBuf, Vec<(usize, String)>>,
+    /// Lines replaced by file: (0-based line index, new text; `None`: removed).
+    #[serde(skip)]
+    pub(super) replaced: BTreeMap<PathBuf, BTreeMap<usize, Option<String>>>,
     /// The crate directory.
     #[serde(skip)]
     pub(super) crate_dir: PathBuf,
@@ -157,6 +162,8 @@ pub fn plan(
         hand_unprompted: Vec::new(),
         toml: None,
         edits: BTreeMap::new(),
+        replaced: BTreeMap::new(),
+        imports: Vec::new(),
         crate_dir: crate_dir.to_path_buf(),
     };
     let mut crossing_types: Vec<(String, String)> = Vec::new();
@@ -308,6 +315,7 @@ pub fn plan(
             .or_default()
             .push((p.line - 1, format!("{indent}{text}")));
     }
+    super::edit::drop_unused_imports(&src, &mut files, &mut plan);
     let manifest = crate_dir.join("Cargo.toml");
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         if !plan.annotations.is_empty() && !text.contains("microdriver-rt") {
@@ -506,6 +514,9 @@ impl Plan {
         }
         for p in &self.prompts {
             let _ = writeln!(out, "{}", p.text());
+        }
+        for i in &self.imports {
+            let _ = writeln!(out, "{i}");
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
