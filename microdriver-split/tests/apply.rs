@@ -394,3 +394,32 @@ fn unused_attribute_imports_are_dropped() {
     ]));
     assert!(!second.contains("+++ "), "{second}");
 }
+
+/// A root that is a method cannot carry `#[critical]`: the summary counts it and says why
+/// (third-party drivers' entry points are mostly methods).
+#[test]
+fn the_summary_counts_the_methods_it_skips() {
+    let dir = copy_fixture("methods");
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        "--root",
+        "user::Rings::give",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(
+        out.contains("skipped: user::Rings::give wants #[critical]: a method cannot carry"),
+        "{out}"
+    );
+    assert!(
+        out.contains(", 2 skipped (1 of them a method or closure: #[critical] and #[upcall] take free functions only"),
+        "{out}"
+    );
+    // Without the method root, only the generic function is skipped, and no count is given.
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(out.contains(", 1 skipped, "), "{out}");
+}

@@ -52,6 +52,9 @@ pub struct Plan {
     pub annotations: Vec<Annotation>,
     /// Wanted but impossible annotations.
     pub skipped: Vec<Skipped>,
+    /// Of the skipped, the methods and closures (the attributes take free functions only:
+    /// on drivers whose entry points are methods, most of what the split wants).
+    pub skipped_methods: usize,
     /// Critical functions the user half calls that get no stub (linked into both halves).
     pub shared: Vec<String>,
     /// Marshal prompts.
@@ -156,6 +159,7 @@ pub fn plan(
             .collect(),
         annotations: Vec::new(),
         skipped: Vec::new(),
+        skipped_methods: 0,
         shared: Vec::new(),
         prompts: Vec::new(),
         notes: Vec::new(),
@@ -239,6 +243,9 @@ pub fn plan(
         let attribute = format!("#[{attr}]");
         if let Err(reason) = annotatable(f, attr, &types) {
             if attr == "critical" || !f.mark.is_upcall() {
+                if f.kind != FnKind::Free {
+                    plan.skipped_methods += 1;
+                }
                 plan.skipped.push(Skipped {
                     function: f.path.clone(),
                     location: f.location(),
@@ -524,10 +531,17 @@ impl Plan {
         let sure = self.prompts.iter().filter(|p| p.sure).count();
         let _ = writeln!(
             out,
-            "apply ({} split): {} annotations, {} skipped, {} shared functions (linked into both halves), {} marshal prompts ({} sure guesses){}",
+            "apply ({} split): {} annotations, {} skipped{}, {} shared functions (linked into both halves), {} marshal prompts ({} sure guesses){}",
             self.split,
             self.annotations.len(),
             self.skipped.len(),
+            match self.skipped_methods {
+                0 => String::new(),
+                n => format!(
+                    " ({n} of them {}: #[critical] and #[upcall] take free functions only, so wrap each in a free function and annotate that)",
+                    if n == 1 { "a method or closure" } else { "methods or closures" }
+                ),
+            },
             self.shared.len(),
             self.prompts.len(),
             sure,
