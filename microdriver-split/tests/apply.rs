@@ -332,3 +332,94 @@ fn a_crate_without_the_runtime_is_told_to_add_it() {
     ]));
     assert!(!out.contains("note:"), "{out}");
 }
+
+/// The `critical` / `upcall` imports no attribute uses once applied are dropped (a whole
+/// line, or one name of a group), so the applied crate builds without unused-import
+/// warnings; one a glob-importing child module still uses is kept.
+#[test]
+fn unused_attribute_imports_are_dropped() {
+    let dir = copy_fixture("imports");
+    let edit = |file: &str, from: &str, to: &str| {
+        let text = read(&dir, file);
+        assert!(text.contains(from), "{file}: {from}");
+        std::fs::write(dir.join(file), text.replacen(from, to, 1)).expect("write source");
+    };
+    let host_before = read(&dir, "src/host.rs");
+    // A line of its own, between blank lines: nothing in host.rs is annotated.
+    edit(
+        "src/host.rs",
+        "use crate::{hot",
+        "use microdriver_rt::critical;\n\nuse crate::{hot",
+    );
+    // A group: hot.rs gets #[critical] only.
+    edit(
+        "src/hot.rs",
+        "use crate::{DevId, DriverError};\n",
+        "use crate::{DevId, DriverError};\nuse microdriver_rt::{critical, upcall};\n",
+    );
+    edit(
+        "src/lib.rs",
+        "use microdriver_rt::{CallError, Marshal};",
+        "use microdriver_rt::{upcall, CallError, Marshal};",
+    );
+    // kernel.rs writes no #[upcall], but its child `hand` glob-imports it and uses it.
+    edit(
+        "src/kernel.rs",
+        "use microdriver_rt::Marshal;\n",
+        "use microdriver_rt::Marshal;\nuse microdriver_rt::upcall;\n\npub mod hand;\n",
+    );
+    std::fs::create_dir_all(dir.join("src/kernel")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/kernel/hand.rs"),
+        "//! Annotated by hand, with the parent's import.\n\nuse super::*;\n\n\
+         /// Resets the device.\n#[upcall]\npub fn reset(_dev: DevId) -> Result<(), DriverError> {\n    Ok(())\n}\n",
+    )
+    .expect("write child module");
+    let out = stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    assert_eq!(read(&dir, "src/host.rs"), host_before, "{out}");
+    let hot = read(&dir, "src/hot.rs");
+    assert!(hot.contains("\nuse microdriver_rt::critical;\n"), "{hot}");
+    assert_eq!(attrs_of(&hot, "intr"), ["#[critical]"]);
+    assert!(read(&dir, "src/lib.rs").contains("\nuse microdriver_rt::{CallError, Marshal};\n"));
+    assert!(read(&dir, "src/kernel.rs").contains("\nuse microdriver_rt::upcall;\n"));
+    assert!(
+        out.contains("src/host.rs:3: `use microdriver_rt::critical;` no longer imports `critical`"),
+        "{out}"
+    );
+    // And a second run finds nothing more to drop.
+    let second = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(!second.contains("+++ "), "{second}");
+}
+
+/// A root that is a method cannot carry `#[critical]`: the summary counts it and says why
+/// (third-party drivers' entry points are mostly methods).
+#[test]
+fn the_summary_counts_the_methods_it_skips() {
+    let dir = copy_fixture("methods");
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        "--root",
+        "user::Rings::give",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(
+        out.contains("skipped: user::Rings::give wants #[critical]: a method cannot carry"),
+        "{out}"
+    );
+    assert!(
+        out.contains(", 2 skipped (1 of them a method or closure: #[critical] and #[upcall] take free functions only"),
+        "{out}"
+    );
+    // Without the method root, only the generic function is skipped, and no count is given.
+    let out = stdout(&run(&[
+        "apply",
+        "--dry-run",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    assert!(out.contains(", 1 skipped, "), "{out}");
+}
