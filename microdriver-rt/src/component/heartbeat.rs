@@ -107,7 +107,19 @@ pub(crate) fn beat(endpoint: &KernelEndpoint, pid: Option<u32>, timeout: Duratio
                 before = now;
                 window = granted.min(left);
             }
-            // No slot, the gate closed past the deadline, a rejected reply: no answer.
+            // An answer the kernel half rejected (a garbled reply, or the ping's slot
+            // scribbled over by a user half with a wild pointer) is still an answer: the
+            // user half runs. Hangs are the heartbeat's business; garbage is refused
+            // (and counted) by the call path, as for any other call. Declared hung, a user
+            // half that scribbled its channel once was killed for a ping that happened to
+            // be in flight at that moment.
+            Err(
+                CallError::Rejected { .. }
+                | CallError::Marshal(_)
+                | CallError::Handler { .. }
+                | CallError::UnknownEntry { .. },
+            ) => return Beat::Answered { resent },
+            // No slot, the gate closed past the deadline: no answer.
             Err(_) => {
                 return Beat::Hung {
                     waited: started.elapsed(),

@@ -448,8 +448,13 @@ impl UserHalf {
             config.handshake_timeout,
             self.channel.table_hash,
         );
-        if result.is_err() {
-            self.kill();
+        match result {
+            // Its uptime as the user half starts with its hello: the time it waited as a
+            // standby, or took to start, is not time it ran (counted, a standby that
+            // waited longer than `stable_uptime` and then died at once was no young
+            // death, and `status` showed an uptime it never had).
+            Ok(()) => self.started = Instant::now(),
+            Err(_) => self.kill(),
         }
         result
     }
@@ -571,7 +576,8 @@ impl UserHalf {
         self.pid
     }
 
-    /// How long ago it started.
+    /// How long it has been the user half: since it answered its hello (a standby not yet
+    /// activated: since it was launched).
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

@@ -47,7 +47,12 @@ pub struct SupervisorConfig {
     /// degraded (no user half; calls fail at once with `CallError::Degraded`) until the
     /// next revival attempt.
     pub max_restarts: usize,
-    /// The window for `max_restarts`.
+    /// The window for `max_restarts`, in the time user halves ran: restarts count as
+    /// recent until the user halves since have run for this long together. Time spent
+    /// starting them, waiting out the young-death backoff or degraded does not age a
+    /// crash loop out of the window (in wall time, a backoff grown towards `backoff_max`,
+    /// or slow restarts on a busy machine, spread a crash loop too thin for the budget
+    /// ever to be exceeded: restarted once a second for ever, never degraded).
     pub restart_window: Duration,
     /// How long a degraded driver waits before it tries a user half again; doubled each
     /// time a revived user half crash-loops back into degraded (it died before running for
@@ -363,7 +368,11 @@ const STANDBY_DELAY: Duration = Duration::from_millis(20);
 
 fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
     let config = &shared.config;
-    let mut recent: VecDeque<Instant> = VecDeque::new();
+    // The restarts within the window, each as the time user halves had run when it
+    // happened (`ran`): the window is measured in the user halves' running time, not in
+    // wall time (see `SupervisorConfig::restart_window`).
+    let mut recent: VecDeque<Duration> = VecDeque::new();
+    let mut ran = Duration::ZERO;
     let mut backoff = Duration::ZERO;
     // The wait before the last revival attempt (zero: none since the driver was last
     // stable for a whole restart window).
@@ -420,7 +429,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             match start_next(shared, death_tx, None) {
                 Ok(half) => {
                     let pid = half.pid();
-                    recent.push_back(attempt);
+                    recent.push_back(ran);
                     reattach(shared, endpoint, half);
                     shared.revivals.fetch_add(1, Ordering::SeqCst);
                     mark_ready(shared);
@@ -554,16 +563,17 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         if lived >= config.restart_window {
             revive_backoff = Duration::ZERO;
         }
+        ran += lived;
         while recent
             .front()
-            .is_some_and(|t| died_at.duration_since(*t) > config.restart_window)
+            .is_some_and(|t| ran.saturating_sub(*t) > config.restart_window)
         {
             recent.pop_front();
         }
         if recent.len() >= config.max_restarts {
             reap(shared, dying.take(), lived);
             let why = format!(
-                "user half crashed {} times within {:?}",
+                "user half crashed {} times within {:?} of running time",
                 recent.len() + 1,
                 config.restart_window
             );
@@ -584,7 +594,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         }
         match start_next(shared, death_tx, Some(died_at)) {
             Ok(half) => {
-                recent.push_back(died_at);
+                recent.push_back(ran);
                 let pid = half.pid();
                 reattach(shared, endpoint, half);
                 let recovery = died_at.elapsed();
@@ -614,7 +624,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
             Err(e) => {
                 reap(shared, dying.take(), lived);
                 tracing::error!("restarting the user half failed: {e}");
-                recent.push_back(died_at);
+                recent.push_back(ran);
                 // Try again after the backoff: feed ourselves a death notice for "no process".
                 let _ = death_tx.send(u32::MAX);
             }

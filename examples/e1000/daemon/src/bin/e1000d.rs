@@ -84,7 +84,8 @@ struct Cli {
     /// attempt at a user half (see --revive-backoff) or `e1000ctl revive`. Default 20.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_restarts: Option<u32>,
-    /// The window of --max-restarts (e.g. 10s, 500ms). Default 10s.
+    /// The window of --max-restarts (e.g. 10s, 500ms), in the time user halves ran (time
+    /// spent restarting them, backing off or degraded does not count). Default 10s.
     #[arg(long, value_name = "DURATION", value_parser = e1000d::format::parse_duration)]
     restart_window: Option<Duration>,
     /// How long a degraded driver waits before it tries a user half again; doubled each
