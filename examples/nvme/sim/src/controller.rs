@@ -248,6 +248,15 @@ impl NvmeSim {
     /// and status): a device's bad input. Returns false if no request is outstanding.
     pub fn complete_aer_raw(&self, result: u32, status: u16) -> bool {
         let mut st = self.st.lock();
+        let ok = self.complete_oldest_aer(&mut st, result, status);
+        self.update_irq(&st);
+        ok
+    }
+
+    /// Completes the oldest outstanding asynchronous event request with `result` and
+    /// `status` on the admin completion queue. False if none is outstanding (or the
+    /// completion could not be posted).
+    fn complete_oldest_aer(&self, st: &mut State, result: u32, status: u16) -> bool {
         if st.aers.is_empty() {
             return false;
         }
@@ -262,9 +271,7 @@ impl NvmeSim {
             status,
             dnr: status != 0,
         };
-        let ok = self.post(&mut st, 0, cqe);
-        self.update_irq(&st);
-        ok
+        self.post(st, 0, cqe)
     }
 
     /// Asynchronous event requests the controller holds.
@@ -310,18 +317,7 @@ impl NvmeSim {
                 return;
             };
             st.event_mask |= 1 << (result & 7);
-            let cid = st.aers.remove(0);
-            let sqhd = st.sqs.get(&0).map_or(0, |s| s.head);
-            let cqe = Cqe {
-                result,
-                sqhd,
-                sqid: 0,
-                cid,
-                phase: false,
-                status: 0,
-                dnr: false,
-            };
-            self.post(st, 0, cqe);
+            self.complete_oldest_aer(st, result, 0);
             st.counters.events += 1;
         }
     }
