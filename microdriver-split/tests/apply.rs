@@ -5,16 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::fixture;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-microdriver"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use common::{fixture, run_cli as run};
 
 fn stdout(o: &Output) -> String {
     assert!(

@@ -9,6 +9,14 @@ use microdriver_split::propagate::Split;
 use microdriver_split::template::{Root, Template};
 use microdriver_split::CallGraph;
 
+/// Runs the `cargo-microdriver` binary with `args`.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cargo-microdriver"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
 /// Path of a fixture crate.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
