@@ -629,13 +629,10 @@ impl UserHalf {
 
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        self.signal_kill();
         if let Ok(status) = self.child.wait() {
             let cause = DeathCause::from_status(status.code(), status.signal(), Some(&self.trap));
             self.death.lock().get_or_insert(cause);
-        }
-        if self.active.load(SeqCst) {
-            self.channel.endpoint.mark_dead();
         }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
