@@ -63,6 +63,30 @@ pub(super) struct FieldDecl {
     marshal: Option<String>,
 }
 
+impl FieldDecl {
+    /// Field `index` of a struct, or of enum variant `variant` (named `Variant.field`).
+    fn of(variant: Option<&syn::Ident>, index: usize, f: &syn::Field) -> FieldDecl {
+        let field = f
+            .ident
+            .as_ref()
+            .map_or_else(|| index.to_string(), ToString::to_string);
+        FieldDecl {
+            name: match variant {
+                Some(v) => format!("{v}.{field}"),
+                None => field,
+            },
+            ty: f.ty.clone(),
+            line: f
+                .ident
+                .as_ref()
+                .map_or_else(|| f.ty.span(), syn::Ident::span)
+                .start()
+                .line,
+            marshal: marshal_attr(&f.attrs),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct TypeDecl {
     file: PathBuf,
@@ -119,20 +143,7 @@ impl Types {
                     .fields
                     .iter()
                     .enumerate()
-                    .map(|(i, f)| FieldDecl {
-                        name: f
-                            .ident
-                            .as_ref()
-                            .map_or_else(|| i.to_string(), ToString::to_string),
-                        ty: f.ty.clone(),
-                        line: f
-                            .ident
-                            .as_ref()
-                            .map_or_else(|| f.ty.span(), syn::Ident::span)
-                            .start()
-                            .line,
-                        marshal: marshal_attr(&f.attrs),
-                    })
+                    .map(|(i, f)| FieldDecl::of(None, i, f))
                     .collect();
                 self.add(&s.ident, &s.attrs, file, fields);
             }
@@ -141,23 +152,11 @@ impl Types {
                     .variants
                     .iter()
                     .flat_map(|v| {
-                        v.fields.iter().enumerate().map(move |(i, f)| FieldDecl {
-                            name: format!(
-                                "{}.{}",
-                                v.ident,
-                                f.ident
-                                    .as_ref()
-                                    .map_or_else(|| i.to_string(), ToString::to_string)
-                            ),
-                            ty: f.ty.clone(),
-                            line: f
-                                .ident
-                                .as_ref()
-                                .map_or_else(|| f.ty.span(), syn::Ident::span)
-                                .start()
-                                .line,
-                            marshal: marshal_attr(&f.attrs),
-                        })
+                        let variant = &v.ident;
+                        v.fields
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, f)| FieldDecl::of(Some(variant), i, f))
                     })
                     .collect();
                 self.add(&e.ident, &e.attrs, file, fields);
