@@ -18,6 +18,14 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `cargo microdriver apply FLAGS... DIR`: its standard output (it must succeed).
+fn apply(flags: &[&str], dir: &Path) -> String {
+    let mut args = vec!["apply"];
+    args.extend_from_slice(flags);
+    args.push(dir.to_str().expect("utf-8 path"));
+    stdout(&run(&args))
+}
+
 /// A fresh copy of the fixture in a directory of the test's own.
 fn copy_fixture(name: &str) -> PathBuf {
     let dest = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("apply-{name}"));
@@ -71,7 +79,7 @@ fn attrs_of(text: &str, name: &str) -> Vec<String> {
 #[test]
 fn annotates_entry_points_services_and_user_entry_points() {
     let dir = copy_fixture("annotates");
-    let out = stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    let out = apply(&[], &dir);
     let hot = read(&dir, "src/hot.rs");
     let kernel = read(&dir, "src/kernel.rs");
     let user = read(&dir, "src/user.rs");
@@ -117,7 +125,7 @@ fn annotates_entry_points_services_and_user_entry_points() {
 fn edits_only_insert_lines() {
     let dir = copy_fixture("formatting");
     let before: Vec<String> = FILES.iter().map(|f| read(&dir, f)).collect();
-    stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    apply(&[], &dir);
     for (file, old) in FILES.iter().zip(&before) {
         let new = read(&dir, file);
         // Removing the inserted lines gives the old file back, byte for byte: comments,
@@ -141,16 +149,15 @@ fn edits_only_insert_lines() {
 #[test]
 fn apply_twice_is_apply_once() {
     let dir = copy_fixture("idempotent");
-    let path = dir.to_str().expect("utf-8 path");
-    stdout(&run(&["apply", path]));
+    apply(&[], &dir);
     let once: Vec<String> = FILES.iter().map(|f| read(&dir, f)).collect();
-    let second = stdout(&run(&["apply", "--dry-run", path]));
+    let second = apply(&["--dry-run"], &dir);
     assert!(
         !second.contains("+++ "),
         "a second run still edits: {second}"
     );
     assert!(second.contains(": 0 annotations"), "{second}");
-    stdout(&run(&["apply", path]));
+    apply(&[], &dir);
     let twice: Vec<String> = FILES.iter().map(|f| read(&dir, f)).collect();
     assert_eq!(once, twice);
 }
@@ -159,11 +166,7 @@ fn apply_twice_is_apply_once() {
 fn dry_run_prints_a_diff_and_writes_nothing() {
     let dir = copy_fixture("dry-run");
     let before: Vec<String> = FILES.iter().map(|f| read(&dir, f)).collect();
-    let out = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--dry-run"], &dir);
     let after: Vec<String> = FILES.iter().map(|f| read(&dir, f)).collect();
     assert_eq!(before, after, "a dry run wrote");
     assert!(!dir.join("microdriver-split.toml").exists());
@@ -179,11 +182,7 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
 #[test]
 fn prompts_each_kind_with_its_guess() {
     let dir = copy_fixture("prompts");
-    let out = stdout(&run(&[
-        "apply",
-        "--json",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--json"], &dir);
     let plan: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     let prompts = plan["prompts"].as_array().expect("prompts");
     let find = |field: &str| {
@@ -237,11 +236,7 @@ fn prompts_each_kind_with_its_guess() {
 #[test]
 fn accept_guesses_writes_the_sure_ones() {
     let dir = copy_fixture("accept");
-    stdout(&run(&[
-        "apply",
-        "--accept-guesses",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    apply(&["--accept-guesses"], &dir);
     let kernel = read(&dir, "src/kernel.rs");
     assert!(kernel.contains("    #[marshal(len = count)]\n    pub buf: *mut u8,"));
     assert!(kernel.contains("    #[marshal(skip)]\n    pub desc: DmaMem,"));
@@ -256,13 +251,8 @@ fn accept_guesses_writes_the_sure_ones() {
 fn from_cut_defers_a_rare_call_whose_result_is_dropped() {
     let dir = copy_fixture("cut");
     let profile = dir.join("profile.json");
-    let out = stdout(&run(&[
-        "apply",
-        "--from-cut",
-        "--profile",
-        profile.to_str().expect("utf-8 path"),
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let profile = profile.to_str().expect("utf-8 path");
+    let out = apply(&["--from-cut", "--profile", profile], &dir);
     let hot = read(&dir, "src/hot.rs");
     assert_eq!(
         attrs_of(&hot, "note_done"),
@@ -273,14 +263,14 @@ fn from_cut_defers_a_rare_call_whose_result_is_dropped() {
     assert!(out.contains("apply (cut split)"), "{out}");
     // The propagation split keeps it in the kernel half, unannotated.
     let dir = copy_fixture("cut-propagation");
-    stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    apply(&[], &dir);
     assert!(attrs_of(&read(&dir, "src/hot.rs"), "note_done").is_empty());
 }
 
 #[test]
 fn compare_prints_the_agreement_line() {
     let dir = copy_fixture("compare");
-    stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    apply(&[], &dir);
     let out = stdout(&run(&[
         "compare",
         fixture("apply").to_str().expect("utf-8 path"),
@@ -302,11 +292,7 @@ fn a_crate_without_the_runtime_is_told_to_add_it() {
         "[package]\nname = \"apply-fixture\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
     )
     .expect("write manifest");
-    let out = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--dry-run"], &dir);
     assert!(
         out.contains(
             "Cargo.toml: the attributes written come from microdriver-rt: add it to [dependencies]"
@@ -318,11 +304,7 @@ fn a_crate_without_the_runtime_is_told_to_add_it() {
         "[package]\nname = \"apply-fixture\"\nversion = \"0.1.0\"\n\n[dependencies]\nmicrodriver-rt = \"0.1\"\n",
     )
     .expect("write manifest");
-    let out = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--dry-run"], &dir);
     assert!(!out.contains("note:"), "{out}");
 }
 
@@ -368,7 +350,7 @@ fn unused_attribute_imports_are_dropped() {
          /// Resets the device.\n#[upcall]\npub fn reset(_dev: DevId) -> Result<(), DriverError> {\n    Ok(())\n}\n",
     )
     .expect("write child module");
-    let out = stdout(&run(&["apply", dir.to_str().expect("utf-8 path")]));
+    let out = apply(&[], &dir);
     assert_eq!(read(&dir, "src/host.rs"), host_before, "{out}");
     let hot = read(&dir, "src/hot.rs");
     assert!(hot.contains("\nuse microdriver_rt::critical;\n"), "{hot}");
@@ -380,11 +362,7 @@ fn unused_attribute_imports_are_dropped() {
         "{out}"
     );
     // And a second run finds nothing more to drop.
-    let second = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let second = apply(&["--dry-run"], &dir);
     assert!(!second.contains("+++ "), "{second}");
 }
 
@@ -393,13 +371,7 @@ fn unused_attribute_imports_are_dropped() {
 #[test]
 fn the_summary_counts_the_methods_it_skips() {
     let dir = copy_fixture("methods");
-    let out = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        "--root",
-        "user::Rings::give",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--dry-run", "--root", "user::Rings::give"], &dir);
     assert!(
         out.contains("skipped: user::Rings::give wants #[critical]: a method cannot carry"),
         "{out}"
@@ -409,10 +381,6 @@ fn the_summary_counts_the_methods_it_skips() {
         "{out}"
     );
     // Without the method root, only the generic function is skipped, and no count is given.
-    let out = stdout(&run(&[
-        "apply",
-        "--dry-run",
-        dir.to_str().expect("utf-8 path"),
-    ]));
+    let out = apply(&["--dry-run"], &dir);
     assert!(out.contains(", 1 skipped, "), "{out}");
 }
