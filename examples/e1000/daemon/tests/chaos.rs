@@ -36,7 +36,10 @@
 //! `cargo test -p e1000d --test chaos` runs 300 faults; `-- --faults N`, `-- --soak 10m`
 //! (a mix where the faults that cost only the driver's recovery come 20 times as often as
 //! those that cost their own time), `-- --seed S` and `-- --frames N` (each way per stream)
-//! run others. The summary prints the sustained fault rate and where the time went.
+//! run others; `-- --kinds Hang,CrashLoop` draws only the kinds whose names (as the summary
+//! prints them: `Inject(Hang)`, `CrashDuringConfig(Kill)`, `CrashLoop`...) contain one of
+//! the given words, to chase one kind's failure. The summary prints the sustained fault
+//! rate and where the time went.
 //! `-- --record docs/chaos-runs.md` appends the run's line (and rate) to that table and
 //! recomputes its totals, so the runs recorded in the docs are the campaign's own output,
 //! never copied by hand.
@@ -98,6 +101,8 @@ struct Options {
     seed: u64,
     record: Option<PathBuf>,
     frames: u64,
+    /// `--kinds`: the words a kind's name must contain one of (empty: every kind).
+    kinds: Vec<String>,
 }
 
 fn options() -> Options {
@@ -113,12 +118,41 @@ fn options() -> Options {
             Ok(n) if n > 0 => n,
             _ => panic!("--frames {v}: give a number of frames each way per stream, at least 1"),
         }),
+        kinds: value("--kinds").map_or_else(Vec::new, |v| {
+            let words: Vec<String> = v.split(',').map(|w| w.trim().to_string()).collect();
+            if words.iter().any(String::is_empty)
+                || !KINDS
+                    .iter()
+                    .any(|k| words.iter().any(|w| format!("{k:?}").contains(w.as_str())))
+            {
+                panic!(
+                    "--kinds {v}: give comma-separated words from the kinds' names: {:?}",
+                    KINDS
+                );
+            }
+            words
+        }),
         // Relative to the workspace root (cargo runs tests in the package's directory).
         record: value("--record").map(|p| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../..")
                 .join(p)
         }),
+    }
+}
+
+/// The next round's kind: from the soak's mix or uniformly, only among those `--kinds`
+/// selects.
+fn draw_kind(rng: &mut Rng, opts: &Options) -> Kind {
+    loop {
+        let kind = match opts.soak {
+            Some(_) => soak_kind(rng),
+            None => rng.pick(&KINDS),
+        };
+        let name = format!("{kind:?}");
+        if opts.kinds.is_empty() || opts.kinds.iter().any(|w| name.contains(w.as_str())) {
+            return kind;
+        }
     }
 }
 
@@ -311,7 +345,7 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 fn main() {
     support::run_single(
         "chaos",
-        &["--faults=", "--soak=", "--seed=", "--record=", "--frames="],
+        &["--faults=", "--soak=", "--seed=", "--record=", "--frames=", "--kinds="],
         campaign,
     );
 }
@@ -403,8 +437,7 @@ fn campaign() {
         // A round whose only problem was a stall runs its fault again (see STALL_RETRIES).
         let kind = match retry {
             Some((k, ..)) => k,
-            None if opts.soak.is_some() => soak_kind(&mut rng),
-            None => rng.pick(&KINDS),
+            None => draw_kind(&mut rng, &opts),
         };
         faults += 1;
         *per_kind.entry(format!("{kind:?}")).or_default() += 1;

@@ -129,6 +129,10 @@ pub(crate) fn record(path: &Path, opts: &Options, run: &Recorded) -> Result<(), 
         String::new()
     } else {
         format!(" --frames {}", opts.frames)
+    } + &if opts.kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" --kinds {}", opts.kinds.join(","))
     };
     rows.push(format!(
         "| {} | {CAMPAIGN_VERSION} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
