@@ -121,8 +121,9 @@ fn hang_is_detected_and_restarted() {
     let endpoint = supervisor.endpoint().clone();
     let pid = user_pid(&endpoint).expect("up");
     let started = Instant::now();
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    // As the daemons' fault injection does it: through the supervisor, which signals the
+    // process itself (its pidfd), not a pid.
+    assert_eq!(supervisor.stop_user_half(), Some(pid));
     assert!(
         supervisor.wait_restarted(Some(pid), Duration::from_secs(5)),
         "hang not detected"

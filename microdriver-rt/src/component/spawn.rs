@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use super::death::DeathCause;
 use super::liveness;
@@ -186,6 +186,19 @@ impl Channel {
     /// The endpoint upcalls go through.
     pub fn endpoint(&self) -> &Arc<KernelEndpoint> {
         &self.endpoint
+    }
+}
+
+/// Signals one user-half process through its pidfd: a signal never reaches another
+/// process that was given the same pid after this one was reaped (on a busy machine pids
+/// come round again within a minute), it fails with `ESRCH` instead.
+#[derive(Clone)]
+pub(crate) struct Signaller(Arc<OwnedFd>);
+
+impl Signaller {
+    /// Sends `signal` to the process (`ESRCH` once it has been reaped).
+    pub(crate) fn send(&self, signal: Signal) -> rustix::io::Result<()> {
+        pidfd_send_signal(&*self.0, signal)
     }
 }
 
@@ -609,6 +622,13 @@ impl UserHalf {
         self.death.lock().clone()
     }
 
+    /// A handle that signals this process and no other, also after it was reaped and its
+    /// pid reused (it signals through the process's pidfd): for code that must signal the
+    /// user half without holding whatever owns this `UserHalf`.
+    pub(crate) fn signaller(&self) -> Signaller {
+        Signaller(Arc::clone(&self.pidfd))
+    }
+
     /// Records why it is about to die (a kill for a reason the wait status cannot tell:
     /// a hang); the first cause recorded wins.
     pub(crate) fn note_death_cause(&self, cause: DeathCause) {
@@ -683,5 +703,72 @@ impl Drop for UserHalf {
         if self.watcher.is_some() {
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state letter of process `pid` (`T`: stopped), None once it is gone.
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    /// Starts `sleep` with the pid `wanted` (the kernel hands out the pid after
+    /// `ns_last_pid`; another process may take it first, so this tries a few times).
+    /// None if this process may not set `ns_last_pid` (not root).
+    fn spawn_with_pid(wanted: u32) -> Option<Child> {
+        for _ in 0..50 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (wanted - 1).to_string()).ok()?;
+            let child = Command::new("sleep").arg("30").spawn().expect("spawning sleep");
+            if child.id() == wanted {
+                return Some(child);
+            }
+            reap(child);
+        }
+        panic!("no process got pid {wanted} in 50 tries");
+    }
+
+    fn reap(mut child: Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// A user half's pid can name another process once the user half was reaped (pids come
+    /// round again within a minute on a busy machine): `kill(pid)` would stop or kill that
+    /// one. The signaller signals the user half's own process or nothing.
+    #[test]
+    #[cfg_attr(miri, ignore = "process and pidfd system calls")]
+    fn a_signaller_never_reaches_a_process_that_reused_the_pid() {
+        let old = Command::new("sleep").arg("30").spawn().expect("spawning sleep");
+        let pid = old.id();
+        let fd = pidfd_open(
+            Pid::from_raw(pid as i32).expect("a child's pid is positive"),
+            PidfdFlags::empty(),
+        )
+        .expect("pidfd_open");
+        let signaller = Signaller(Arc::new(fd));
+        reap(old);
+        let Some(newcomer) = spawn_with_pid(pid) else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "this test needs root (it sets /proc/sys/kernel/ns_last_pid)"
+            );
+            eprintln!("skipped: setting ns_last_pid needs root");
+            return;
+        };
+        // The pid names a live process again: what kill(pid, SIGSTOP) would stop.
+        assert_eq!(state(pid).map(|s| s != 'Z'), Some(true));
+        assert_eq!(
+            signaller.send(Signal::STOP),
+            Err(rustix::io::Errno::SRCH),
+            "the signaller must refuse: its process is gone"
+        );
+        let now = state(pid);
+        reap(newcomer);
+        assert_ne!(now, Some('T'), "the process that reused pid {pid} was stopped");
     }
 }

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 
 use super::death::DeathCause;
 use super::heartbeat::{self, Beat};
-use super::spawn::{Channel, ComponentConfig, ComponentError, UserHalf};
+use super::spawn::{Channel, ComponentConfig, ComponentError, Signaller, UserHalf};
 use crate::lrpc::{ping, KernelEndpoint};
 use crate::tracker::ObjectTracker;
 
@@ -150,6 +150,11 @@ struct Shared {
     standby: Mutex<Option<UserHalf>>,
     /// The running user half's pid (0: none), readable without the lock above.
     current_pid: std::sync::atomic::AtomicU32,
+    /// Signals the running user half (None: none), without the lock above (which is held
+    /// while a dying user half is reaped): the stuck-holder hook kills through it. Never
+    /// by the pid, which another process may have been given once the user half was
+    /// reaped.
+    current_signal: Mutex<Option<Signaller>>,
     /// The pid of the user half whose re-attach hooks have completed (0: none yet).
     ready_pid: std::sync::atomic::AtomicU32,
     restarts: AtomicU64,
@@ -188,12 +193,14 @@ impl Supervisor {
         let (deaths, death_rx) = crossbeam_channel::unbounded();
         let first = UserHalf::start(&channel, &config.component, Some(deaths.clone()))?;
         let first_pid = first.pid();
+        let first_signal = first.signaller();
         let shared = Arc::new(Shared {
             config,
             channel,
             current: Mutex::new(Some(first)),
             standby: Mutex::new(None),
             current_pid: std::sync::atomic::AtomicU32::new(first_pid),
+            current_signal: Mutex::new(Some(first_signal)),
             ready_pid: std::sync::atomic::AtomicU32::new(first_pid),
             restarts: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
@@ -216,11 +223,12 @@ impl Supervisor {
         crate::sync::combolock::set_stuck_holder_hook(Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
                 let pid = shared.current_pid.load(Ordering::SeqCst);
-                if pid != 0 {
+                let signal = shared.current_signal.lock().clone();
+                if let (Some(signal), true) = (signal, pid != 0) {
                     shared.lock_killed.store(pid, Ordering::SeqCst);
                     tracing::warn!("user half {pid} held a combolock past its limit: killing it");
-                    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    // ESRCH: it died meanwhile (and was reaped): nothing left to kill.
+                    let _ = signal.send(rustix::process::Signal::KILL);
                 }
             }
         }));
@@ -262,6 +270,19 @@ impl Supervisor {
     /// The running user half's pid.
     pub fn pid(&self) -> Option<u32> {
         self.shared.current.lock().as_ref().map(UserHalf::pid)
+    }
+
+    /// Stops the running user half (SIGSTOP), as a hang would: the heartbeat finds it
+    /// hung and the supervisor restarts it. For fault injection and tests; signals the
+    /// process itself, never a pid that another process may have been given since.
+    /// Returns its pid, or None if no user half runs (or it died meanwhile).
+    pub fn stop_user_half(&self) -> Option<u32> {
+        let current = self.shared.current.lock();
+        let half = current.as_ref()?;
+        half.signaller()
+            .send(rustix::process::Signal::STOP)
+            .ok()
+            .map(|()| half.pid())
     }
 
     /// Kills the running user half (as a crash would); the supervisor restarts it.
@@ -539,7 +560,7 @@ fn supervise(shared: &Shared, deaths: &Receiver<u32>, death_tx: &Sender<u32>) {
         // Its combolock holds are void (the kernel copies stay as they were before it
         // locked them).
         let died_at = Instant::now();
-        shared.current_pid.store(0, Ordering::SeqCst);
+        set_current(shared, None);
         // No process (its start failed) counts as dying at once: back off before retrying.
         // A dead one is only sent SIGKILL here (every thread of it is marked for death
         // when that returns, so its successor may have the area): it is reaped, and its
@@ -677,7 +698,7 @@ fn start_next(
 /// else, then opens it. The caller marks it ready ([`mark_ready`]) once it has recorded
 /// the recovery.
 fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
-    shared.current_pid.store(half.pid(), Ordering::SeqCst);
+    set_current(shared, Some(&half));
     *shared.current.lock() = Some(half);
     // The hooks' own upcalls pass the closed gate; everyone else's wait for it.
     KernelEndpoint::pass_gate(|| {
@@ -686,6 +707,15 @@ fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
         }
     });
     endpoint.open_gate();
+}
+
+/// Publishes the running user half's pid and signaller (None: none runs) to readers that
+/// do not take the `current` lock.
+fn set_current(shared: &Shared, half: Option<&UserHalf>) {
+    shared
+        .current_pid
+        .store(half.map_or(0, UserHalf::pid), Ordering::SeqCst);
+    *shared.current_signal.lock() = half.map(UserHalf::signaller);
 }
 
 /// Marks the current user half ready (for [`Supervisor::wait_restarted`]).
@@ -714,7 +744,7 @@ fn degrade(shared: &Shared, endpoint: &KernelEndpoint, revive_backoff: &mut Dura
         standby.kill();
     }
     *shared.current.lock() = None;
-    shared.current_pid.store(0, Ordering::SeqCst);
+    set_current(shared, None);
     endpoint.mark_degraded();
     endpoint.open_gate();
     tracing::error!(

@@ -345,7 +345,14 @@ fn reader(socket: PathBuf, stop: Arc<AtomicBool>, slowest: Arc<AtomicU64>) -> (u
 fn main() {
     support::run_single(
         "chaos",
-        &["--faults=", "--soak=", "--seed=", "--record=", "--frames=", "--kinds="],
+        &[
+            "--faults=",
+            "--soak=",
+            "--seed=",
+            "--record=",
+            "--frames=",
+            "--kinds=",
+        ],
         campaign,
     );
 }

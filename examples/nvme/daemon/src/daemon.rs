@@ -617,9 +617,17 @@ fn inject(inner: &Inner, fault: Fault) -> Result<String, String> {
             let _ = crate::faults::crash_user_half();
         }
         Fault::Hang => {
-            let pid = rustix::process::Pid::from_raw(old as i32).ok_or("bad pid")?;
-            rustix::process::kill_process(pid, rustix::process::Signal::STOP)
-                .map_err(|e| format!("stopping the user half (pid {old}): {e}"))?;
+            // Through the supervisor, which signals the process itself: the pid `status`
+            // gave may belong to another process by now if that one was restarted.
+            let stopped = sup
+                .stop_user_half()
+                .ok_or("the user half went away before it could be stopped")?;
+            if stopped != old {
+                return Err(format!(
+                    "the user half was restarted (pid {old} to {stopped}) before the fault; \
+                     stopped the new one"
+                ));
+            }
         }
         Fault::Garbage => {
             let r = crate::faults::garbage_reply(sup.endpoint());

@@ -239,8 +239,16 @@ fn inject(sock: &Path, kind: Kind) -> Result<(), String> {
         Kind::Reset => call(sock, &Request::Reset).map(|_| ()),
         Kind::Kill => {
             let pid = user_half_pid(sock).ok_or("no user half to kill")?;
+            // Through a pidfd, opened while `status` still names the pid: a user half it
+            // names is not reaped yet, so the signal cannot reach a process that was given
+            // the pid after the user half was reaped.
             let p = rustix::process::Pid::from_raw(pid).ok_or("bad pid")?;
-            rustix::process::kill_process(p, rustix::process::Signal::KILL)
+            let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                .map_err(|e| format!("pidfd_open {pid}: {e}"))?;
+            if user_half_pid(sock) != Some(pid) {
+                return Err(format!("user half {pid} was replaced before the kill"));
+            }
+            rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL)
                 .map_err(|e| format!("kill {pid}: {e}"))?;
             wait_new_user_half(sock, pid)
         }

@@ -89,10 +89,17 @@ pub(super) fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
             tracing::info!(refused, "forged replies refused");
         }
         Fault::Hang => {
-            let pid = rustix::process::Pid::from_raw(old_pid as i32)
-                .ok_or_else(|| format!("bad user-half pid {old_pid}"))?;
-            rustix::process::kill_process(pid, rustix::process::Signal::STOP)
-                .map_err(|e| format!("stopping the user half (pid {old_pid}): {e}"))?;
+            // Through the supervisor, which signals the process itself: the pid `status`
+            // gave may belong to another process by now if that one was restarted.
+            let stopped = sup
+                .stop_user_half()
+                .ok_or("the user half went away before it could be stopped")?;
+            if stopped != old_pid {
+                return Err(format!(
+                    "the user half was restarted (pid {old_pid} to {stopped}) before the fault; \
+                     stopped the new one"
+                ));
+            }
         }
         Fault::Garbage => {
             let seed = u64::from(old_pid) ^ inner.started.elapsed().as_nanos() as u64;

@@ -86,6 +86,25 @@ pub(crate) fn split_status(
     }
 }
 
+/// SIGKILLs the user half `pid` from outside, as an operator's script would, but never
+/// another process that was given the pid after the daemon reaped that user half (a
+/// crash loop turns pids over fast): the process is opened by pid, then `status` must
+/// still name it (a user half `status` names is not reaped yet, so the opened process is
+/// it), and the signal goes through that pidfd. False: it was replaced meanwhile.
+fn kill_user_half(socket: &Path, slowest: &AtomicU64, pid: u32) -> Result<bool, String> {
+    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+    let Some(raw) = Pid::from_raw(pid as i32) else {
+        return Err(format!("status named user half pid {pid}"));
+    };
+    let Ok(fd) = pidfd_open(raw, PidfdFlags::empty()) else {
+        return Ok(false);
+    };
+    if split_status(socket, slowest)?.pid != Some(pid) {
+        return Ok(false);
+    }
+    Ok(pidfd_send_signal(&fd, Signal::KILL).is_ok())
+}
+
 /// What one crash loop did.
 pub(crate) struct CrashLoop {
     pub(crate) kills: u32,
@@ -125,11 +144,10 @@ pub(crate) fn crash_loop(
         }
         match s.pid {
             Some(pid) if Some(pid) != killed => {
-                // SAFETY: kill(2) on the user half's pid as status reported it; it is the
-                // daemon's child, alive until the daemon reaps it.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                killed = Some(pid);
-                kills += 1;
+                if kill_user_half(socket, slowest, pid)? {
+                    killed = Some(pid);
+                    kills += 1;
+                }
             }
             // Not back yet: ask again.
             _ => std::thread::yield_now(),
