@@ -34,7 +34,12 @@ pub(crate) struct Recorded {
 ///   garbage fault); the daemon runs with 15 restarts within 100 ms of running time
 ///   (was 6, or 30 in a soak, within 1 s of wall time) and a 2 ms stable uptime (was 5),
 ///   so ordinary rounds no longer degrade it and a crash loop takes 16 quick kills.
-pub(crate) const CAMPAIGN_VERSION: u32 = 3;
+/// * 4: the supervisor learns of a death from the user half's death word (before the
+///   kernel has freed its memory), and every signal to a user half goes through its pidfd
+///   (the hang fault, the stuck-holder hook, the crash loop's kills from outside), never
+///   through a pid that another process may have been given since (pid_max is 32768
+///   here, and a run turns pids over within a minute).
+pub(crate) const CAMPAIGN_VERSION: u32 = 4;
 
 const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
 
