@@ -47,6 +47,8 @@
 mod common;
 #[path = "chaos/config_model.rs"]
 mod config_model;
+#[path = "chaos/freeze.rs"]
+mod freeze;
 #[path = "chaos/kinds.rs"]
 mod kinds;
 #[path = "chaos/record.rs"]
@@ -408,6 +410,8 @@ fn campaign() {
         std::thread::spawn(move || reader(socket, stop, slowest))
     };
 
+    let freeze_watch = freeze::watch(d.child.id(), socket.clone(), Arc::clone(&stop));
+
     let started = Instant::now();
     let (mut faults, mut survived) = (0u64, 0u64);
     let (mut lost, mut duplicated, mut counters_back, mut config_div) = (0u64, 0u64, 0u64, 0u64);
@@ -692,6 +696,9 @@ fn campaign() {
     }
     stop.store(true, Ordering::Relaxed);
     let (reads, reader_back) = reader_thread.join().expect("the reader thread");
+    // Evidence, not a verdict: a freeze long enough to matter fails the requests that
+    // met it (REPLY_TIMEOUT) or the checks after its round.
+    let freezes = freeze_watch.join().expect("the freeze watch").len();
     counters_back += reader_back.len() as u64;
     if !reader_back.is_empty() {
         failures.push(format!("the reader saw -S go backwards: {reader_back:?}"));
@@ -730,7 +737,8 @@ fn campaign() {
         "chaos: {:.1} s; kinds {per_kind:?}; configuration changes OK {config_ok}, interrupted {interrupted}; \
          reader requests {reads}; slowest reply {:.1} ms; frames refused at transmit {refused_frames}; \
          reconfiguration pauses {pauses}, flow-control pauses {flow_pauses}; longest hot-path stall {:.1} ms; \
-         stalls over 10 ms the same fault did not cause again {one_off_stalls}; status {}",
+         stalls over 10 ms the same fault did not cause again {one_off_stalls}; \
+         status answers slower than 5 s {freezes} (each dumped when it happened); status {}",
         started.elapsed().as_secs_f64(),
         slowest.load(Ordering::Relaxed) as f64 / 1e3,
         longest_stall.as_secs_f64() * 1e3,
