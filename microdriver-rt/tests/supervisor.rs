@@ -543,6 +543,46 @@ fn activated_standby_uptime_starts_at_activation() {
     supervisor.shutdown();
 }
 
+/// A standby that hangs (stopped here, as an operator's `kill -STOP` on its group or a
+/// deadlock in its start-up would leave it) must not hold recovery hostage: found at the
+/// next death, it does not say hello within a heartbeat timeout of time it could run, and
+/// a fresh user half is started instead. Before, the supervisor waited for its hello for
+/// the whole handshake timeout (10 s) with the gate closed: every upcall of the driver
+/// stalled meanwhile (a chaos campaign's daemon froze for that long).
+fn hung_standby_does_not_stall_recovery() {
+    let supervisor = Supervisor::start(config(), Arc::new(ObjectTracker::new())).expect("start");
+    let endpoint = supervisor.endpoint().clone();
+    let standby = loop {
+        if let Some(pid) = supervisor.status().standby_pid {
+            break pid;
+        }
+        std::thread::yield_now();
+    };
+    // SAFETY: kill(2) on our own child (the standby, not reaped: the supervisor holds it).
+    assert_eq!(unsafe { libc::kill(standby as i32, libc::SIGSTOP) }, 0);
+    wait_stopped(standby);
+    let before = supervisor.pid();
+    let crashed = Instant::now();
+    let _ = crash(&endpoint);
+    let back = supervisor.wait_restarted(before, Duration::from_secs(15));
+    let took = crashed.elapsed();
+    let s = supervisor.status();
+    supervisor.shutdown();
+    assert!(
+        back,
+        "no user half answered within 15 s of the crash: {s:?}"
+    );
+    assert_ne!(
+        s.pid,
+        Some(standby),
+        "the stopped standby cannot answer: {s:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "recovery took {took:?} with a stopped standby (a fresh start takes well under a second)"
+    );
+}
+
 mod support;
 
 fn main() {
@@ -580,6 +620,10 @@ fn main() {
         (
             "activated_standby_uptime_starts_at_activation",
             activated_standby_uptime_starts_at_activation,
+        ),
+        (
+            "hung_standby_does_not_stall_recovery",
+            hung_standby_does_not_stall_recovery,
         ),
     ]);
 }

@@ -60,6 +60,27 @@ pub(crate) fn cpu_wait(pid: u32) -> Option<CpuWait> {
     any.then_some(found)
 }
 
+/// The time granted on top of `window` to a process that did not answer within it, for
+/// its threads' waiting on a CPU meanwhile: what they waited (`before` to `now`), or a
+/// whole window again if one of them is runnable as it closed (woken and not yet run);
+/// zero below [`STARVED_MIN`] or when the scheduler's view is unknown.
+pub(crate) fn starvation_grant(
+    before: Option<CpuWait>,
+    now: Option<CpuWait>,
+    window: Duration,
+) -> Duration {
+    let granted = match (before, now) {
+        (Some(_), Some(n)) if n.runnable => window,
+        (Some(b), Some(n)) => n.waited.saturating_sub(b.waited),
+        _ => Duration::ZERO,
+    };
+    if granted < STARVED_MIN {
+        Duration::ZERO
+    } else {
+        granted
+    }
+}
+
 /// What one heartbeat found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Beat {
@@ -86,17 +107,9 @@ pub(crate) fn beat(endpoint: &KernelEndpoint, pid: Option<u32>, timeout: Duratio
                 let now = pid.and_then(cpu_wait);
                 // Waits that ended during the window, or one going on as it closed (a
                 // thread runnable at its end: one woken by the ping and not yet run).
-                let (waited_for_cpu, runnable) = match (before, now) {
-                    (Some(b), Some(n)) => (n.waited.saturating_sub(b.waited), n.runnable),
-                    _ => (Duration::ZERO, false),
-                };
                 let left = cap.saturating_sub(started.elapsed());
-                let granted = if runnable {
-                    window
-                } else {
-                    waited_for_cpu
-                };
-                if granted < STARVED_MIN || left.is_zero() {
+                let granted = starvation_grant(before, now, window);
+                if granted.is_zero() || left.is_zero() {
                     return Beat::Hung {
                         waited: started.elapsed(),
                         starved,

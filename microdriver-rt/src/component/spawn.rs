@@ -14,7 +14,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use super::death::DeathCause;
-use super::liveness;
+use super::{heartbeat, liveness};
 use super::{FD_ENV, LOG_FD_ENV, PARENT_ENV, SPIN_ENV, STANDBY_FD_ENV, STATUS_FD_ENV, WORKERS_ENV};
 use crate::lrpc::{CallOptions, EntryTable, KernelEndpoint, WaitPolicy};
 use crate::marshal::frame::FORMAT_VERSION;
@@ -41,6 +41,10 @@ pub enum ComponentError {
     /// `component::run_user_half_if_requested()` first?).
     #[error("the user half did not answer the handshake within {0:?}; does the executable call microdriver_rt::component::run_user_half_if_requested() at the start of main?")]
     NoHello(Duration),
+    /// An activated warm standby did not say hello in time (it is stopped or hung): the
+    /// caller starts a fresh user half instead.
+    #[error("the warm standby did not say hello within {0:?} of its activation (time it could run): it is stopped or hung, so it was killed")]
+    StandbyNoHello(Duration),
     /// The child runs a different build.
     #[error("the user half was built from different sources (entry table {theirs:#018x}, ours {ours:#018x}; format {their_format}, ours {our_format})")]
     Mismatch {
@@ -289,7 +293,17 @@ impl UserHalf {
     /// Makes a standby the channel's user half (after the previous one is dead and
     /// reaped): the channel is reset, the standby told to go on, and its hello checked.
     /// A user half that is already active is returned as it is.
-    pub fn activate(mut self, config: &ComponentConfig) -> Result<UserHalf, ComponentError> {
+    ///
+    /// The hello must come within `hello_within` of time the standby could run (time its
+    /// threads waited for a CPU is granted on top, up to the handshake timeout), not the
+    /// whole handshake timeout: a warm standby answers at once, and one that hangs
+    /// (stopped, deadlocked) must not hold the caller, who keeps every upcall waiting at
+    /// the closed gate meanwhile. It is killed then, and the error returned.
+    pub fn activate(
+        mut self,
+        config: &ComponentConfig,
+        hello_within: Duration,
+    ) -> Result<UserHalf, ComponentError> {
         let Some(activation) = self.activation.take() else {
             return Ok(self);
         };
@@ -305,9 +319,40 @@ impl UserHalf {
                 source: e.into(),
             });
         }
-        self.handshake_or_kill(config)?;
+        self.activation_handshake(config, hello_within)?;
         self.early = self.watch_death_word();
         Ok(self)
+    }
+
+    /// The hello of an activated standby: see [`UserHalf::activate`].
+    fn activation_handshake(
+        &mut self,
+        config: &ComponentConfig,
+        within: Duration,
+    ) -> Result<(), ComponentError> {
+        let asked = Instant::now();
+        let mut window = within;
+        let mut before = heartbeat::cpu_wait(self.pid);
+        let result = loop {
+            match self.handshake(&*self.channel.transport, window, self.channel.table_hash) {
+                Err(ComponentError::NoHello(_)) if !self.is_dead() => {
+                    let now = heartbeat::cpu_wait(self.pid);
+                    let left = config.handshake_timeout.saturating_sub(asked.elapsed());
+                    let granted = heartbeat::starvation_grant(before, now, window).min(left);
+                    if granted.is_zero() {
+                        break Err(ComponentError::StandbyNoHello(asked.elapsed()));
+                    }
+                    before = now;
+                    window = granted;
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(()) => self.started = Instant::now(),
+            Err(_) => self.kill(),
+        }
+        result
     }
 
     fn handshake_and_watch(mut self, config: &ComponentConfig) -> Result<UserHalf, ComponentError> {

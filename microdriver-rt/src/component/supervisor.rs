@@ -680,7 +680,7 @@ fn start_next(
 ) -> Result<UserHalf, ComponentError> {
     let config = &shared.config;
     let standby = died_at.and_then(|_| shared.standby.lock().take());
-    let started = match standby.map(|s| s.activate(&config.component)) {
+    let started = match standby.map(|s| s.activate(&config.component, config.heartbeat_timeout)) {
         Some(Ok(half)) => Ok(half),
         Some(Err(e)) => {
             tracing::warn!("activating the standby user half failed ({e}): starting one");
