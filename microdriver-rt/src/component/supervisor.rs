@@ -285,6 +285,19 @@ impl Supervisor {
             .map(|()| half.pid())
     }
 
+    /// Stops the warm standby (SIGSTOP), as a standby that hangs would be: at the next
+    /// death it does not say hello and a fresh user half is started instead (see
+    /// [`UserHalf::activate`]). For fault injection and tests. Returns its pid, or None if
+    /// there is no standby right now (`warm_standby` off, or it is being replaced).
+    pub fn stop_standby(&self) -> Option<u32> {
+        let standby = self.shared.standby.lock();
+        let half = standby.as_ref()?;
+        half.signaller()
+            .send(rustix::process::Signal::STOP)
+            .ok()
+            .map(|()| half.pid())
+    }
+
     /// Kills the running user half (as a crash would); the supervisor restarts it.
     pub fn kill_user_half(&self) {
         if let Some(half) = self.shared.current.lock().as_mut() {

@@ -47,6 +47,11 @@ pub enum Fault {
     /// (inside the supervisor's re-attach hook); a third one must come up.
     #[serde(rename = "crash-during-reattach")]
     CrashDuringReattach,
+    /// The warm standby is stopped (SIGSTOP: a standby that hangs), then the user half is
+    /// killed: the supervisor must find the standby hung within a heartbeat timeout and
+    /// start a fresh user half, not hold every upcall while it waits for a hello.
+    #[serde(rename = "hang-standby")]
+    HangStandby,
 }
 
 impl Fault {
@@ -68,6 +73,7 @@ impl Fault {
                 ))
             }
             ("crash-during-reattach", None) => Fault::CrashDuringReattach,
+            ("hang-standby", None) => Fault::HangStandby,
             (w, Some(_)) if FAULT_WORDS.contains(&w) => {
                 return Err(format!("inject {w} takes no argument"))
             }
@@ -85,7 +91,7 @@ impl Fault {
 pub const MAX_SLOW_MS: u32 = 10_000;
 
 /// The faults `e1000ctl inject` names.
-pub const FAULT_WORDS: [&str; 10] = [
+pub const FAULT_WORDS: [&str; 11] = [
     "crash",
     "hang",
     "garbage",
@@ -96,6 +102,7 @@ pub const FAULT_WORDS: [&str; 10] = [
     "hold-repeatedly",
     "slow",
     "crash-during-reattach",
+    "hang-standby",
 ];
 
 /// What `e1000ctl` asks.

@@ -5,7 +5,8 @@
 //! sequence checker, each across many faults, while one fault after another, drawn at
 //! random, hits the user half: SIGKILL, SIGSTOP (hang), an abort or a panic inside an
 //! upcall, garbage over the channel, forged ids and pointers in replies, holds and snapshot
-//! storms on the hot path's combolocks, a slow user half, a crash during re-attach, a crash
+//! storms on the hot path's combolocks, a slow user half, a hung warm standby met by the
+//! next recovery, a crash during re-attach, a crash
 //! during a configuration change (ring resize, coalescing, features) or during a self-test,
 //! online or offline (rounds that close the interface on purpose, a feature change or the
 //! offline test, are drawn only between two streams and run without one), and a crash

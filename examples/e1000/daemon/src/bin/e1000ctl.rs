@@ -160,7 +160,7 @@ enum Cmd {
     /// Cause a fault in the user half and wait until it answers again.
     Inject {
         /// crash, kill, hang, garbage, panic, forged, hold-lock, hold-repeatedly, slow MS,
-        /// crash-during-reattach.
+        /// crash-during-reattach, hang-standby.
         fault: String,
         /// Milliseconds, for `slow`.
         arg: Option<u32>,

@@ -101,6 +101,24 @@ pub(super) fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
                 ));
             }
         }
+        Fault::HangStandby => {
+            // A standby is started shortly after each restart: wait for it.
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            let standby = loop {
+                if let Some(pid) = sup.stop_standby() {
+                    break pid;
+                }
+                if std::time::Instant::now() > end {
+                    return Err("no warm standby to stop within 5 s (is it off?)".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            tracing::info!(
+                standby,
+                "standby stopped; killing the user half so that recovery meets it"
+            );
+            sup.kill_user_half();
+        }
         Fault::Garbage => {
             let seed = u64::from(old_pid) ^ inner.started.elapsed().as_nanos() as u64;
             let garbage = crate::faults::garbage_reply(sup.endpoint());
@@ -110,7 +128,13 @@ pub(super) fn inject(inner: &Inner, fault: Fault) -> Result<Reply, String> {
             let _ = microdriver_rt::lrpc::ping(sup.endpoint(), Duration::from_secs(2));
         }
     }
-    let limit = inner.cfg.crossing_delay * 8 + Duration::from_secs(20);
+    // A hung standby is given up within a heartbeat timeout of time it could run: the
+    // recovery must not take anywhere near the 10 s handshake timeout it waited before.
+    let limit = inner.cfg.crossing_delay * 8
+        + match fault {
+            Fault::HangStandby => Duration::from_secs(5),
+            _ => Duration::from_secs(20),
+        };
     let restarted = match fault {
         _ if survives => {
             // The same user half answers again (a ping crosses the channel).

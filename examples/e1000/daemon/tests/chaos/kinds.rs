@@ -12,9 +12,9 @@ use super::{ask, CRASH_LOOP_KILLS, REVIVE_MAX};
 /// The soak's mix: the kinds that cost only the driver's own recovery (a restart from the
 /// warm standby, a rejected reply, a refused lock) twenty times as often as those that
 /// cost their own time (a hang lasts the heartbeat's timeout, a slow call its delay, a
-/// snapshot storm 100 ms, a crash loop the revival backoff, a self-test the test, an
-/// offline one the end of the stream). Every kind still comes up: about 3 in 100 faults
-/// are expensive ones.
+/// snapshot storm 100 ms, a hung standby the wait for its hello, a crash loop the revival
+/// backoff, a self-test the test, an offline one the end of the stream). Every kind still
+/// comes up: about 4 in 100 faults are expensive ones.
 pub(crate) fn soak_kind(rng: &mut Rng) -> Kind {
     const CHEAP: [Kind; 9] = [
         Kind::Inject(Fault::Crash),
@@ -27,8 +27,9 @@ pub(crate) fn soak_kind(rng: &mut Rng) -> Kind {
         Kind::CrashDuringConfig(Fault::Crash),
         Kind::CrashDuringConfig(Fault::Kill),
     ];
-    const EXPENSIVE: [Kind; 6] = [
+    const EXPENSIVE: [Kind; 7] = [
         Kind::Inject(Fault::Hang),
+        Kind::Inject(Fault::HangStandby),
         Kind::Inject(Fault::Slow(200)),
         Kind::Inject(Fault::Slow(500)),
         Kind::Inject(Fault::HoldRepeatedly),
@@ -54,10 +55,11 @@ pub(crate) enum Kind {
     CrashLoop,
 }
 
-pub(crate) const KINDS: [Kind; 16] = [
+pub(crate) const KINDS: [Kind; 17] = [
     Kind::Inject(Fault::Crash),
     Kind::Inject(Fault::Kill),
     Kind::Inject(Fault::Hang),
+    Kind::Inject(Fault::HangStandby),
     Kind::Inject(Fault::Garbage),
     Kind::Inject(Fault::Panic),
     Kind::Inject(Fault::Forged),
