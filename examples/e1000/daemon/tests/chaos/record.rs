@@ -39,7 +39,11 @@ pub(crate) struct Recorded {
 ///   (the hang fault, the stuck-holder hook, the crash loop's kills from outside), never
 ///   through a pid that another process may have been given since (pid_max is 32768
 ///   here, and a run turns pids over within a minute).
-pub(crate) const CAMPAIGN_VERSION: u32 = 4;
+/// * 5: an activated warm standby that does not say hello within a heartbeat timeout of
+///   time it could run is replaced by a fresh start (a stopped standby held every upcall
+///   for the 10 s handshake timeout: the daemon froze), and the `hang-standby` fault
+///   makes that happen on purpose.
+pub(crate) const CAMPAIGN_VERSION: u32 = 5;
 
 const RECORD_HEADER: &str = "# e1000d chaos campaign: recorded runs
 
