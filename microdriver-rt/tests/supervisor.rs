@@ -512,17 +512,22 @@ fn crash_loop_is_declared_despite_the_backoff() {
 /// activated. Counted from its launch, a standby that waited longer than `stable_uptime`
 /// and then died at once was not a young death (no backoff, and a crash loop of such deaths
 /// looked stable), and `status` showed an uptime the user half never had.
+/// The warm standby's pid, once it is up (it is started with the supervisor).
+fn wait_standby(supervisor: &Supervisor) -> u32 {
+    loop {
+        if let Some(pid) = supervisor.status().standby_pid {
+            return pid;
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn activated_standby_uptime_starts_at_activation() {
     let supervisor = Supervisor::start(config(), Arc::new(ObjectTracker::new())).expect("start");
     let endpoint = supervisor.endpoint().clone();
     // The standby is started with the supervisor; let it wait a while (its age is what
     // the test is about, not a synchronisation).
-    let standby = loop {
-        if let Some(pid) = supervisor.status().standby_pid {
-            break pid;
-        }
-        std::thread::yield_now();
-    };
+    let standby = wait_standby(&supervisor);
     const AGE: Duration = Duration::from_millis(300);
     let waited_from = Instant::now();
     while waited_from.elapsed() < AGE {
@@ -552,12 +557,7 @@ fn activated_standby_uptime_starts_at_activation() {
 fn hung_standby_does_not_stall_recovery() {
     let supervisor = Supervisor::start(config(), Arc::new(ObjectTracker::new())).expect("start");
     let endpoint = supervisor.endpoint().clone();
-    let standby = loop {
-        if let Some(pid) = supervisor.status().standby_pid {
-            break pid;
-        }
-        std::thread::yield_now();
-    };
+    let standby = wait_standby(&supervisor);
     // SAFETY: kill(2) on our own child (the standby, not reaped: the supervisor holds it).
     assert_eq!(unsafe { libc::kill(standby as i32, libc::SIGSTOP) }, 0);
     wait_stopped(standby);

@@ -277,12 +277,7 @@ impl Supervisor {
     /// process itself, never a pid that another process may have been given since.
     /// Returns its pid, or None if no user half runs (or it died meanwhile).
     pub fn stop_user_half(&self) -> Option<u32> {
-        let current = self.shared.current.lock();
-        let half = current.as_ref()?;
-        half.signaller()
-            .send(rustix::process::Signal::STOP)
-            .ok()
-            .map(|()| half.pid())
+        stop(self.shared.current.lock().as_ref())
     }
 
     /// Stops the warm standby (SIGSTOP), as a standby that hangs would be: at the next
@@ -290,12 +285,7 @@ impl Supervisor {
     /// [`UserHalf::activate`]). For fault injection and tests. Returns its pid, or None if
     /// there is no standby right now (`warm_standby` off, or it is being replaced).
     pub fn stop_standby(&self) -> Option<u32> {
-        let standby = self.shared.standby.lock();
-        let half = standby.as_ref()?;
-        half.signaller()
-            .send(rustix::process::Signal::STOP)
-            .ok()
-            .map(|()| half.pid())
+        stop(self.shared.standby.lock().as_ref())
     }
 
     /// Kills the running user half (as a crash would); the supervisor restarts it.
@@ -720,6 +710,16 @@ fn reattach(shared: &Shared, endpoint: &KernelEndpoint, half: UserHalf) {
         }
     });
     endpoint.open_gate();
+}
+
+/// Stops `half` (SIGSTOP through its pidfd); its pid, or None if there is none or it is
+/// gone.
+fn stop(half: Option<&UserHalf>) -> Option<u32> {
+    let half = half?;
+    half.signaller()
+        .send(rustix::process::Signal::STOP)
+        .ok()
+        .map(|()| half.pid())
 }
 
 /// Publishes the running user half's pid and signaller (None: none runs) to readers that

@@ -608,7 +608,7 @@ fn inject(inner: &Inner, fault: Fault) -> Result<String, String> {
     let Some(sup) = &inner.split else {
         return Err("fault injection needs the split mode (this nvmed runs --monolithic)".into());
     };
-    let Some(old) = sup.status().pid else {
+    let Some(mut old) = sup.status().pid else {
         return Err("the user half is not running right now (restarting or degraded)".into());
     };
     tracing::warn!(?fault, pid = old, "injecting a fault into the user half");
@@ -617,17 +617,12 @@ fn inject(inner: &Inner, fault: Fault) -> Result<String, String> {
             let _ = crate::faults::crash_user_half();
         }
         Fault::Hang => {
-            // Through the supervisor, which signals the process itself: the pid `status`
-            // gave may belong to another process by now if that one was restarted.
-            let stopped = sup
+            // Through the supervisor, which signals the process itself (the pid `status`
+            // gave may name another process by now): the one stopped is the one whose
+            // restart to wait for.
+            old = sup
                 .stop_user_half()
                 .ok_or("the user half went away before it could be stopped")?;
-            if stopped != old {
-                return Err(format!(
-                    "the user half was restarted (pid {old} to {stopped}) before the fault; \
-                     stopped the new one"
-                ));
-            }
         }
         Fault::Garbage => {
             let r = crate::faults::garbage_reply(sup.endpoint());
