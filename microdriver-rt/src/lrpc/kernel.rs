@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::buffers::Buffer;
 use super::entry::{EntryTable, Served};
 use super::slot::{
-    state, word as slot_word, Deadline, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP,
+    state, word as slot_word, Deadline, Doorbell, Geometry, Slot, WaitPolicy, MAX_SLEEP, SMALL,
 };
 use super::stats::CallStats;
 use super::{call, serve, CallError, Half};
@@ -110,7 +110,8 @@ pub struct KernelEndpoint {
     slots: Box<[StdAtomicU64]>,
     /// Serialises resets (never taken by calls).
     resetting: parking_lot::Mutex<()>,
-    next_call: StdAtomicU32,
+    /// The last call id of each upcall slot (see [`KernelEndpoint::next_call_id`]).
+    call_ids: Box<[StdAtomicU32]>,
     /// Bumped by every [`KernelEndpoint::reset`]: a call from an older epoch lost its
     /// slot to the reset and must neither read nor release it.
     epoch: StdAtomicU64,
@@ -147,7 +148,9 @@ impl KernelEndpoint {
                 .map(|_| StdAtomicU64::new(slot_use::pack(0, slot_use::FREE)))
                 .collect(),
             resetting: parking_lot::Mutex::new(()),
-            next_call: StdAtomicU32::new(1),
+            call_ids: (0..geometry.upcall_slots)
+                .map(|_| StdAtomicU32::new(0))
+                .collect(),
             epoch: StdAtomicU64::new(0),
             peer_dead: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
@@ -433,6 +436,21 @@ impl KernelEndpoint {
         true
     }
 
+    /// Hands slot `index`, claimed in `epoch`, back after a call that ended cleanly (its
+    /// reply read; the shared slot needs nothing more): one compare-and-swap. False if a
+    /// reset took the slot meanwhile.
+    fn hand_back_clean(&self, index: usize, epoch: u64) -> bool {
+        self.slots.get(index).is_some_and(|word| {
+            word.compare_exchange(
+                slot_use::pack(epoch, slot_use::BUSY),
+                slot_use::pack(epoch, slot_use::FREE),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        })
+    }
+
     /// Makes a synchronous upcall to entry `entry` (named `name` for messages): `args`
     /// encodes the arguments, `values` decodes the reply's values. Nested downcalls the
     /// user half makes while serving it run on this thread.
@@ -486,7 +504,7 @@ impl KernelEndpoint {
             return Err(CallError::PeerDied { peer: PEER });
         }
         let mut buf = Buffer::take();
-        call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
+        let small = call::request(&mut buf, entry, &self.tracker, |enc| args(state, enc))?;
         if buf.len() > self.geometry.capacity {
             return Err(CallError::TooLarge {
                 len: buf.len(),
@@ -498,11 +516,15 @@ impl KernelEndpoint {
             self.release_slot(index, epoch, || true);
             return Err(CallError::NoSlot(self.geometry.upcall_slots));
         };
-        let call_id = self.next_call_id();
+        let call_id = self.next_call_id(index);
         // A slot we own is FREE, or was left in a state by a misbehaving user half that we
         // now overwrite; either way we own it (our bookkeeping is authoritative).
-        self.transport.write_data(index, &buf);
-        slot.set_header(call_id, entry, buf.len() as u32);
+        if small {
+            slot.set_header(call_id, entry, SMALL);
+        } else {
+            self.transport.write_data(index, &buf);
+            slot.set_header(call_id, entry, buf.len() as u32);
+        }
         self.transport.before_crossing();
         slot.publish(state::REQUEST);
         self.doorbell().ring();
@@ -511,23 +533,26 @@ impl KernelEndpoint {
         // Hand the slot back, unless a reset (a new user half) took every slot meanwhile:
         // then it may already carry someone else's call.
         match outcome {
-            Ok(()) => {
+            Ok(reply) => {
                 // The slot stays in REPLY: no server acts on that state, the next call
                 // through it overwrites it, and publishing FREE would take the line back
                 // from the server (which is scanning it) once more per call.
-                let handed_back = self.release_slot(index, epoch, || true);
-                if !handed_back || self.epoch.load(Ordering::SeqCst) != epoch {
+                if !self.hand_back_clean(index, epoch) || self.epoch.load(Ordering::SeqCst) != epoch
+                {
                     return Err(CallError::PeerDied { peer: PEER });
                 }
-                let result = call::reply(
-                    &buf,
-                    entry,
-                    name,
-                    &self.tracker,
-                    PEER,
-                    self.geometry.capacity,
-                    |dec| values(state, dec),
-                );
+                let result = match reply {
+                    Reply::Small => call::unit_reply(&self.tracker, |dec| values(state, dec)),
+                    Reply::Frame => call::reply(
+                        &buf,
+                        entry,
+                        name,
+                        &self.tracker,
+                        PEER,
+                        self.geometry.capacity,
+                        |dec| values(state, dec),
+                    ),
+                };
                 if let Err(e @ (CallError::Rejected { .. } | CallError::Marshal(_))) = &result {
                     self.stats.reject(e.to_string());
                 }
@@ -552,13 +577,17 @@ impl KernelEndpoint {
         }
     }
 
-    fn next_call_id(&self) -> u32 {
-        loop {
-            let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-            if id != 0 {
-                return id;
-            }
-        }
+    /// The next call id of slot `index`, which the caller holds: ids only tell one call
+    /// through a slot from the one before, so each slot counts its own (a load and a store
+    /// by the slot's holder, where one counter for the endpoint would be a read-modify-write
+    /// on a line every calling thread shares).
+    fn next_call_id(&self, index: usize) -> u32 {
+        let Some(counter) = self.call_ids.get(index) else {
+            return 1;
+        };
+        let id = counter.load(Ordering::Relaxed).wrapping_add(1).max(1);
+        counter.store(id, Ordering::Relaxed);
+        id
     }
 
     fn doorbell(&self) -> Doorbell<'_> {
@@ -569,7 +598,7 @@ impl KernelEndpoint {
     }
 
     /// Waits for the reply to `call_id` on `slot`, serving nested downcalls; on success the
-    /// reply frame is in `buf`.
+    /// reply frame is in `buf`, unless the reply came without one.
     fn await_reply(
         &self,
         slot: &Slot<'_>,
@@ -578,7 +607,7 @@ impl KernelEndpoint {
         epoch: u64,
         deadline: &Deadline,
         buf: &mut Vec<u8>,
-    ) -> Result<(), AwaitError> {
+    ) -> Result<Reply, AwaitError> {
         let dead = || self.is_peer_dead() || self.epoch.load(Ordering::SeqCst) != epoch;
         loop {
             let seen = slot.wait_while(
@@ -591,15 +620,17 @@ impl KernelEndpoint {
                 return Err(AwaitError::Dead);
             }
             match seen {
-                state::REPLY => {
-                    self.read_checked(slot, call_id, buf)?;
-                    return Ok(());
-                }
+                state::REPLY => return self.read_checked(slot, call_id, entry, buf),
                 state::DOWN_REQUEST => {
                     // The request this call sent is in the slot already: `buf` can carry
                     // the nested one.
                     let request = &mut *buf;
-                    self.read_checked(slot, call_id, request)?;
+                    if self.read_checked(slot, call_id, entry, request)? == Reply::Small {
+                        return Err(AwaitError::Rejected(format!(
+                            "nested downcall in slot {} carries no frame",
+                            slot.index()
+                        )));
+                    }
                     let mut reply = Buffer::take();
                     let started = Instant::now();
                     let result = serve::serve(
@@ -654,18 +685,28 @@ impl KernelEndpoint {
         }
     }
 
-    /// Copies the slot's data out after checking its call id and length.
+    /// Copies the slot's data out after checking its call id and length; a message without
+    /// a frame ([`SMALL`]) must also name the call's entry, and leaves `out` alone.
     fn read_checked(
         &self,
         slot: &Slot<'_>,
         call_id: u32,
+        entry: u32,
         out: &mut Vec<u8>,
-    ) -> Result<(), AwaitError> {
-        let (seen_id, _, len) = slot.header();
+    ) -> Result<Reply, AwaitError> {
+        let (seen_id, seen_entry, len) = slot.header();
         if seen_id != call_id {
             return Err(AwaitError::Rejected(format!(
                 "reply carries call id {seen_id}, the call was {call_id}"
             )));
+        }
+        if len == SMALL {
+            if seen_entry != entry {
+                return Err(AwaitError::Rejected(format!(
+                    "reply for entry {seen_entry:#010x} to a call of {entry:#010x}"
+                )));
+            }
+            return Ok(Reply::Small);
         }
         let len = len as usize;
         if len > self.geometry.capacity || !self.transport.read_data(slot.index(), len, out) {
@@ -674,7 +715,7 @@ impl KernelEndpoint {
                 self.geometry.capacity
             )));
         }
-        Ok(())
+        Ok(Reply::Frame)
     }
 
     /// Serves free-standing downcalls (from user-half threads outside any upcall) until
@@ -774,6 +815,15 @@ pub(crate) fn abandon(slot: &Slot<'_>) -> bool {
     }
     slot.publish(state::ABANDONED);
     false
+}
+
+/// How a reply arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// As a frame, now copied out of the slot.
+    Frame,
+    /// Without one ([`SMALL`]): a success with nothing in it.
+    Small,
 }
 
 enum AwaitError {
