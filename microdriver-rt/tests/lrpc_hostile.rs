@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use microdriver_rt::__internal::lrpc_frame::{begin, end, status};
-use microdriver_rt::__internal::slot::{state, Slot};
+use microdriver_rt::__internal::slot::{state, Slot, SMALL};
 use microdriver_rt::__internal::transport::local::LocalTransport;
 use microdriver_rt::__internal::transport::{Area, Transport};
 use microdriver_rt::lrpc::__private::{inventory, Entry, Served};
@@ -16,6 +16,11 @@ use microdriver_rt::marshal::{Decoder, Encoder, Marshal, MarshalError, TrackedPt
 use microdriver_rt::tracker::{ObjectTracker, TypeTag};
 
 const ECHO: &str = "hostile::echo";
+const NULL: &str = "hostile::null";
+
+fn null_handler(dec: Decoder<'_>, _enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
+    dec.finish()
+}
 
 fn echo_handler(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), MarshalError> {
     let x = u64::decode(&mut dec)?;
@@ -31,6 +36,9 @@ fn kernel_add(mut dec: Decoder<'_>, enc: &mut Encoder<'_>) -> Result<(), Marshal
 
 inventory::submit! {
     Entry { name: ECHO, signature: "fn(u64) -> u64", served: Served::ByUser, handler: echo_handler }
+}
+inventory::submit! {
+    Entry { name: NULL, signature: "fn()", served: Served::ByUser, handler: null_handler }
 }
 inventory::submit! {
     Entry { name: "hostile::kernel_add", signature: "fn((u32, u32)) -> u32", served: Served::ByKernel, handler: kernel_add }
@@ -77,7 +85,10 @@ fn script(
                 if slot.transition(state::REQUEST, state::SERVING) {
                     let (call_id, entry, len) = slot.header();
                     let mut request = Vec::new();
-                    assert!(transport.read_data(index, len as usize, &mut request));
+                    // A call without a frame leaves `request` empty.
+                    if len != SMALL {
+                        assert!(transport.read_data(index, len as usize, &mut request));
+                    }
                     act(&transport, &slot, call_id, entry, request);
                     return;
                 }
@@ -123,13 +134,39 @@ fn still_works(rig: &Rig) {
     }
 }
 
+fn null(kernel: &KernelEndpoint) -> Result<(), CallError> {
+    kernel.call(
+        Entry::id_of(NULL),
+        NULL,
+        &mut (),
+        |_, _| Ok(()),
+        |_, _| Ok(()),
+    )
+}
+
 fn expect_rejected(
     rig: &Rig,
     act: impl FnOnce(&LocalTransport, &Slot<'_>, u32, u32, Vec<u8>) + Send + 'static,
 ) -> CallError {
+    expect_rejected_call(rig, |kernel| echo(kernel, 1).map(drop), act)
+}
+
+/// A null upcall (it travels without a frame) answered by `act`: rejected and counted.
+fn expect_null_rejected(
+    rig: &Rig,
+    act: impl FnOnce(&LocalTransport, &Slot<'_>, u32, u32, Vec<u8>) + Send + 'static,
+) -> CallError {
+    expect_rejected_call(rig, null, act)
+}
+
+fn expect_rejected_call(
+    rig: &Rig,
+    call: impl FnOnce(&KernelEndpoint) -> Result<(), CallError>,
+    act: impl FnOnce(&LocalTransport, &Slot<'_>, u32, u32, Vec<u8>) + Send + 'static,
+) -> CallError {
     let before = rig.kernel.stats().rejected();
     let peer = script(rig.transport.clone(), act);
-    let err = echo(&rig.kernel, 1).expect_err("hostile reply accepted");
+    let err = call(&rig.kernel).expect_err("hostile reply accepted");
     peer.join().expect("script");
     assert!(
         rig.kernel.stats().rejected() > before,
@@ -421,4 +458,156 @@ fn too_large_reply_is_a_callers_error_not_a_hostile_frame() {
     );
     assert_eq!(rig.kernel.stats().rejected(), before);
     still_works(&rig);
+}
+
+/// A reply without a frame: the header words say it all.
+fn answer_small(slot: &Slot<'_>, call_id: u32, entry: u32) {
+    slot.set_header(call_id, entry, SMALL);
+    slot.publish(state::REPLY);
+}
+
+#[test]
+fn a_null_upcall_and_its_reply_travel_without_a_frame() {
+    let rig = rig(Duration::from_secs(2));
+    let peer = script(rig.transport.clone(), |_, slot, call_id, entry, request| {
+        let (_, _, len) = slot.header();
+        assert_eq!(len, SMALL, "the request came as a frame of {len} bytes");
+        assert_eq!(entry, Entry::id_of(NULL));
+        assert!(request.is_empty());
+        answer_small(slot, call_id, entry);
+    });
+    null(&rig.kernel).expect("a small reply to a small call");
+    peer.join().expect("script");
+    assert_eq!(rig.kernel.stats().rejected(), 0);
+    // A call with arguments still carries a frame.
+    let peer = script(rig.transport.clone(), |t, slot, call_id, entry, request| {
+        let (_, _, len) = slot.header();
+        assert_eq!(len as usize, request.len());
+        assert!(!request.is_empty());
+        answer(t, slot, call_id, entry, &reply_frame(entry, 8u64));
+    });
+    assert_eq!(echo(&rig.kernel, 7).expect("echo"), 8);
+    peer.join().expect("script");
+}
+
+#[test]
+fn the_user_endpoint_answers_small_calls() {
+    let rig = rig(Duration::from_secs(2));
+    let user = Arc::new(UserEndpoint::new(
+        rig.transport.clone() as Arc<dyn Transport>,
+        Arc::new(ObjectTracker::new()),
+        CallOptions::default(),
+    ));
+    let workers = user.spawn_workers(1);
+    null(&rig.kernel).expect("null upcall");
+    // The slot keeps its reply after the call: it came without a frame.
+    let small_replies = (0..4)
+        .map(|i| Slot::new(&*rig.transport, i).expect("slot"))
+        .filter(|slot| slot.state() == state::REPLY && slot.header().2 == SMALL)
+        .count();
+    assert_eq!(small_replies, 1);
+    assert_eq!(echo(&rig.kernel, 1).expect("echo"), 2);
+    // No arguments to an entry the user half does not serve: still `UnknownEntry`.
+    let err = rig
+        .kernel
+        .call(
+            0x0bad_0bad,
+            "nowhere",
+            &mut (),
+            |_, _| Ok(()),
+            |_, _| Ok(()),
+        )
+        .expect_err("unknown entry");
+    assert_eq!(err, CallError::UnknownEntry { id: 0x0bad_0bad });
+    // No arguments to an entry that wants some: the handler's decoding error.
+    let err = rig
+        .kernel
+        .call(
+            Entry::id_of(ECHO),
+            ECHO,
+            &mut (),
+            |_, _| Ok(()),
+            |_, dec| u64::decode(dec),
+        )
+        .expect_err("echo without its argument");
+    assert!(matches!(err, CallError::Handler { .. }), "{err}");
+    user.stop();
+    for w in workers {
+        w.join().expect("worker");
+    }
+}
+
+#[test]
+fn small_reply_with_another_call_id() {
+    let rig = rig(Duration::from_secs(2));
+    let err = expect_null_rejected(&rig, |_, slot, call_id, entry, _| {
+        answer_small(slot, call_id.wrapping_add(7), entry);
+    });
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn small_reply_for_another_entry() {
+    let rig = rig(Duration::from_secs(2));
+    let err = expect_null_rejected(&rig, |_, slot, call_id, _, _| {
+        answer_small(slot, call_id, 0xdead_beef);
+    });
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn stale_small_reply_is_not_taken_for_the_next_call() {
+    let rig = rig(Duration::from_secs(2));
+    let first = script(rig.transport.clone(), |_, slot, call_id, entry, _| {
+        answer_small(slot, call_id, entry);
+    });
+    null(&rig.kernel).expect("first call");
+    first.join().expect("script");
+    let err = expect_null_rejected(&rig, |_, slot, call_id, entry, _| {
+        answer_small(slot, call_id.wrapping_sub(1), entry);
+    });
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn garbage_lengths_near_small_are_rejected() {
+    for len in [SMALL - 1, 4097, 1 << 31] {
+        let rig = rig(Duration::from_secs(2));
+        let err = expect_null_rejected(&rig, move |_, slot, call_id, entry, _| {
+            slot.set_header(call_id, entry, len);
+            slot.publish(state::REPLY);
+        });
+        assert!(matches!(err, CallError::Rejected { .. }), "{len}: {err}");
+    }
+}
+
+#[test]
+fn small_reply_in_a_state_the_user_half_may_not_set() {
+    for bad in [state::FREE, state::ABANDONED, state::REQUEST + 40] {
+        let rig = rig(Duration::from_secs(2));
+        let err = expect_null_rejected(&rig, move |_, slot, call_id, entry, _| {
+            slot.set_header(call_id, entry, SMALL);
+            slot.publish(bad);
+        });
+        assert!(matches!(err, CallError::Rejected { .. }), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn nested_downcall_without_a_frame_is_rejected() {
+    let rig = rig(Duration::from_secs(2));
+    let err = expect_null_rejected(&rig, |_, slot, call_id, _, _| {
+        slot.set_header(call_id, Entry::id_of("hostile::kernel_add"), SMALL);
+        slot.publish(state::DOWN_REQUEST);
+    });
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn small_reply_to_a_call_that_expects_values() {
+    let rig = rig(Duration::from_secs(2));
+    let err = expect_rejected(&rig, |_, slot, call_id, entry, _| {
+        answer_small(slot, call_id, entry);
+    });
+    assert!(matches!(err, CallError::Marshal(_)), "{err}");
 }

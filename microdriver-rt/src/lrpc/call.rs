@@ -5,20 +5,37 @@ use super::{CallError, Half};
 use crate::marshal::{Decoder, Encoder, Marshal, MarshalError};
 use crate::tracker::ObjectTracker;
 
-/// Builds a request frame for `entry` into `buf`.
+/// Builds a request frame for `entry` into `buf`. True if the frame carries nothing (no
+/// free notices, no argument bytes): the call can then travel without it
+/// ([`super::slot::SMALL`]).
 pub(crate) fn request(
     buf: &mut Vec<u8>,
     entry: u32,
     tracker: &ObjectTracker,
     args: impl FnOnce(&mut Encoder<'_>) -> Result<(), MarshalError>,
-) -> Result<(), MarshalError> {
+) -> Result<bool, MarshalError> {
     let frees = frame::drain_frees(tracker);
     frame::begin(buf, entry, &frees);
+    let bare = buf.len();
     {
         let mut enc = Encoder::with_tracker(buf, tracker);
         args(&mut enc)?;
     }
-    frame::end(buf)
+    frame::end(buf)?;
+    Ok(frees.is_empty() && buf.len() == bare)
+}
+
+/// Reads a reply that came without a frame ([`super::slot::SMALL`]): the handler returned
+/// nothing, successfully. `values` must then expect nothing: a call whose reply has values
+/// gets the decoding error (the peer claimed a unit reply to it).
+pub(crate) fn unit_reply<R>(
+    tracker: &ObjectTracker,
+    values: impl FnOnce(&mut Decoder<'_>) -> Result<R, MarshalError>,
+) -> Result<R, CallError> {
+    let mut dec = Decoder::with_tracker(&[], tracker);
+    let value = values(&mut dec)?;
+    dec.finish()?;
+    Ok(value)
 }
 
 /// Reads a reply frame for `entry`: applies its frees, checks its status, and decodes the

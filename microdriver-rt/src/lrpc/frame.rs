@@ -35,11 +35,16 @@ pub fn drain_frees(tracker: &ObjectTracker) -> Vec<(u64, u64)> {
 /// Starts a frame for `entry` in `buf`: header, then the free notices.
 pub fn begin(buf: &mut Vec<u8>, entry: u32, frees: &[(u64, u64)]) {
     buf.clear();
-    buf.extend_from_slice(&MAGIC.to_le_bytes());
-    buf.push(FORMAT_VERSION);
-    buf.push(0);
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&entry.to_le_bytes());
+    // The header (its payload length filled in by `end`) and, most often, an empty list
+    // of notices, in one copy.
+    let [m0, m1] = MAGIC.to_le_bytes();
+    let [e0, e1, e2, e3] = entry.to_le_bytes();
+    let start: [u8; HEADER_LEN + 1] = [m0, m1, FORMAT_VERSION, 0, 0, 0, 0, 0, e0, e1, e2, e3, 0];
+    if frees.is_empty() {
+        buf.extend_from_slice(&start);
+        return;
+    }
+    buf.extend_from_slice(&start[..HEADER_LEN]);
     let mut enc = Encoder::new(buf);
     enc.put_len(frees.len());
     for &(addr, type_id) in frees {

@@ -17,6 +17,11 @@
 //!
 //! Whatever one side reads from a slot, the other may have scribbled: readers check the
 //! state, the call id and the length before using anything, and copy data out first.
+//!
+//! A call with nothing to carry travels without a frame: `len` is [`SMALL`] and the slot's
+//! data is not touched. An upcall request that way is the entry (in `entry`) called with no
+//! arguments and no piggybacked free notices; a reply that way says the handler returned
+//! nothing, successfully, with no free notices. Everything else travels as a frame.
 
 use std::time::{Duration, Instant};
 
@@ -54,9 +59,13 @@ pub mod word {
     pub const CALL_ID: usize = 2;
     /// The entry id.
     pub const ENTRY: usize = 3;
-    /// Bytes of data.
+    /// Bytes of data, or [`super::SMALL`].
     pub const LEN: usize = 4;
 }
+
+/// A `len` word saying the message carries no frame (see the module documentation). Any
+/// other value above the slot's capacity is a bad length.
+pub const SMALL: u32 = u32::MAX;
 
 /// The slot geometry an endpoint fixes when it is created: never re-read from the shared
 /// area afterwards, where the other half could change it.

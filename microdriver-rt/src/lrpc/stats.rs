@@ -6,7 +6,10 @@
 //! entries beyond it are counted in [`CallStats::untracked`] only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::time::Duration;
 
 use crate::sync::Mutex;
@@ -52,7 +55,7 @@ impl EntryCounters {
 struct Counters {
     /// `USED | id`, or 0 while the row is free; set once.
     key: AtomicU64,
-    calls: AtomicU64,
+    // Calls are the sum of the buckets: one atomic add per call, not two.
     errors: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
 }
@@ -61,17 +64,21 @@ impl Counters {
     fn new() -> Self {
         Counters {
             key: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
     fn snapshot(&self) -> EntryCounters {
+        // Errors first, with acquire: a call counted there (with release, after its
+        // bucket) is then in the buckets too, so a snapshot never shows more errors than
+        // calls.
+        let errors = self.errors.load(Acquire);
+        let buckets: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
         EntryCounters {
-            calls: self.calls.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            calls: buckets.iter().sum(),
+            errors,
+            buckets,
         }
     }
 }
@@ -131,13 +138,12 @@ impl CallStats {
             self.untracked.fetch_add(1, Relaxed);
             return;
         };
-        row.calls.fetch_add(1, Relaxed);
-        if !ok {
-            row.errors.fetch_add(1, Relaxed);
-        }
         let micros = took.as_micros().max(1) as u64;
         let bucket = (64 - micros.leading_zeros() as usize).min(BUCKETS - 1);
         row.buckets[bucket].fetch_add(1, Relaxed);
+        if !ok {
+            row.errors.fetch_add(1, Release);
+        }
     }
 
     /// Counts a rejected frame (keeps the last 32 reasons).

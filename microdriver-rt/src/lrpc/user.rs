@@ -13,7 +13,7 @@ use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
 use super::slot::{
-    state, word, Deadline, Doorbell, Geometry, Slot, MAX_SLEEP, SPINS_PER_CLOCK_READ,
+    state, word, Deadline, Doorbell, Geometry, Slot, MAX_SLEEP, SMALL, SPINS_PER_CLOCK_READ,
 };
 use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
@@ -218,23 +218,39 @@ impl UserEndpoint {
 
     fn serve_one(&self, slot: &Slot<'_>, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
         let (call_id, entry, len) = slot.header();
-        let len = len as usize;
-        if len > self.geometry.capacity || !self.transport.read_data(slot.index(), len, request) {
-            request.clear();
-        }
         SERVING.with(|s| s.set(Some((slot.index(), call_id))));
-        let _ = serve::serve(
-            Served::ByUser,
-            &self.tracker,
-            request,
-            reply,
-            self.geometry.capacity,
-        );
+        let served = if len == SMALL {
+            serve::serve_small(
+                Served::ByUser,
+                &self.tracker,
+                entry,
+                reply,
+                self.geometry.capacity,
+            )
+        } else {
+            let len = len as usize;
+            if len > self.geometry.capacity || !self.transport.read_data(slot.index(), len, request)
+            {
+                request.clear();
+            }
+            serve::serve(
+                Served::ByUser,
+                &self.tracker,
+                request,
+                reply,
+                self.geometry.capacity,
+            )
+        };
         SERVING.with(|s| s.set(None));
-        if !self.transport.write_data(slot.index(), reply) {
-            reply.clear();
+        if served == Ok(serve::Reply::Unit) {
+            // Nothing to carry: the header says it all, the data stays untouched.
+            slot.set_header(call_id, entry, SMALL);
+        } else {
+            if !self.transport.write_data(slot.index(), reply) {
+                reply.clear();
+            }
+            slot.set_header(call_id, entry, reply.len() as u32);
         }
-        slot.set_header(call_id, entry, reply.len() as u32);
         self.transport.before_crossing();
         if !slot.transition_and_wake(state::SERVING, state::REPLY) {
             // The kernel half gave up on this call: hand the slot back.

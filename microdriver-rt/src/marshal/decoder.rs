@@ -220,9 +220,12 @@ impl<'a> Decoder<'a> {
         if extra != 0 {
             return Err(MarshalError::TrailingBytes { extra });
         }
-        let tracker = self.tracker;
-        for action in std::mem::take(&mut self.pending) {
-            action.commit(tracker);
+        // Most frames carry no object: nothing pending, nothing to take apart.
+        if !self.pending.is_empty() {
+            let tracker = self.tracker;
+            for action in std::mem::take(&mut self.pending) {
+                action.commit(tracker);
+            }
         }
         Ok(())
     }

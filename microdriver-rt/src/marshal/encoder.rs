@@ -1,7 +1,5 @@
 //! The encoder: appends values to a byte buffer in the wire format.
 
-use std::collections::HashMap;
-
 use super::MarshalError;
 use crate::tracker::ObjectTracker;
 
@@ -12,7 +10,10 @@ pub struct Encoder<'a> {
     tracker: Option<&'a ObjectTracker>,
     /// Address of every object this frame has carried, mapped to its frame-local index, so
     /// that a second pointer to the same object becomes a back-reference (and cycles end).
-    objects: HashMap<usize, u64>,
+    /// Keys are this process's own addresses, not input: FxHash, whose empty map costs
+    /// nothing to make (every call makes an encoder; the standard hasher seeds itself
+    /// from thread-local state each time).
+    objects: rustc_hash::FxHashMap<usize, u64>,
 }
 
 impl<'a> Encoder<'a> {
@@ -39,7 +40,7 @@ impl<'a> Encoder<'a> {
         Self {
             buf,
             tracker: None,
-            objects: HashMap::new(),
+            objects: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -48,7 +49,7 @@ impl<'a> Encoder<'a> {
         Self {
             buf,
             tracker: Some(tracker),
-            objects: HashMap::new(),
+            objects: rustc_hash::FxHashMap::default(),
         }
     }
 

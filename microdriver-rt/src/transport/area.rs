@@ -93,8 +93,9 @@ pub trait Area: Send + Sync {
 
 /// "MDRV".
 pub const MAGIC: u32 = 0x5652_444d;
-/// Version of this layout (2: each slot's data follows its control words on the same line).
-pub const LAYOUT_VERSION: u32 = 2;
+/// Version of this layout (2: each slot's data follows its control words on the same line;
+/// 3: a slot's length word may say the message carries no frame, `lrpc::slot::SMALL`).
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Writes a fresh header (the kernel half does this before the user half exists).
 pub(crate) fn init_header(area: &dyn Area, upcall_slots: usize) {
