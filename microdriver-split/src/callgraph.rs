@@ -11,7 +11,9 @@ use crate::body::{self, Sink};
 use crate::cfg::CfgSet;
 use crate::collect;
 use crate::error::{Error, Result};
-use crate::model::{CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Registration, Unresolved};
+use crate::model::{
+    Analysis, CallEdge, CfgNote, EdgeKind, FnId, FnInfo, FnKind, Registration, Unresolved,
+};
 use crate::parse;
 use crate::tables::Tables;
 
@@ -30,6 +32,8 @@ pub struct CallGraph {
     pub unresolved: Vec<Unresolved>,
     /// Functions and closures handed to functions outside the crate, and to which.
     pub registrations: Vec<Registration>,
+    /// Which analysis built it, and why when it is the syntax pass.
+    pub analysis: Analysis,
 }
 
 /// Summary counts of the graph.
@@ -69,8 +73,28 @@ pub fn signature_fits(sig: Option<&[String]>, f: &FnInfo) -> bool {
 }
 
 impl CallGraph {
-    /// Analyses the crate at `path` (a crate directory, a source directory or a root file).
+    /// Analyses the crate at `path` (a crate directory, a source directory or a root file)
+    /// with the semantic model where it can load (the `semantic` feature, a `Cargo.toml`),
+    /// else with the syntax pass alone; [`CallGraph::analysis`] says which ran and why.
+    /// `MICRODRIVER_ANALYSIS=syntax` in the environment forces the syntax pass.
     pub fn analyze(path: &Path, cfg: &CfgSet) -> Result<CallGraph> {
+        let graph = Self::analyze_syntax(path, cfg)?;
+        if std::env::var_os("MICRODRIVER_ANALYSIS").is_some_and(|v| v == "syntax") {
+            return Ok(graph.with_analysis(Analysis::Syntax {
+                reason: "MICRODRIVER_ANALYSIS=syntax".into(),
+            }));
+        }
+        Ok(crate::semantic::refine(graph))
+    }
+
+    /// Sets which analysis built the graph.
+    pub fn with_analysis(mut self, analysis: Analysis) -> CallGraph {
+        self.analysis = analysis;
+        self
+    }
+
+    /// Analyses the crate at `path` with the syntax pass alone.
+    pub fn analyze_syntax(path: &Path, cfg: &CfgSet) -> Result<CallGraph> {
         let root = parse::find_root(path)?;
         let src = parse::load(&root, cfg)?;
         let (tables, notes) = collect::collect(&src, cfg);
@@ -200,6 +224,9 @@ impl CallGraph {
             cfg_notes,
             unresolved: std::mem::take(unresolved),
             registrations: sink.registrations,
+            analysis: Analysis::Syntax {
+                reason: "not yet refined".into(),
+            },
         }
     }
 

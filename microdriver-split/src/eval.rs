@@ -27,7 +27,7 @@ pub struct CrateScore {
     pub version: String,
     /// Template run.
     pub template: String,
-    /// Which analysis ran (`syntax`), or why none could.
+    /// Which analysis ran (`semantic`, `syntax (why)`), or why none could.
     pub analysis: String,
     /// Functions the analysis found.
     pub functions: usize,
@@ -120,7 +120,7 @@ pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
             return Ok(s);
         }
     };
-    s.analysis = "syntax".into();
+    s.analysis = graph.analysis.to_string();
     s.functions = graph.fns.len();
     let roots = template.roots(&graph, &[])?;
     let split = Split::propagate(&graph, &roots);

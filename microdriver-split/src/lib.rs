@@ -30,6 +30,7 @@ pub mod profile;
 pub mod propagate;
 pub mod report;
 pub mod resolve;
+pub mod semantic;
 pub mod tables;
 pub mod template;
 

@@ -129,7 +129,9 @@ pub enum EdgeKind {
     /// A call by a path that could not be resolved, to every free function of that name.
     NameFallback,
     /// A call the compiler inserts: `?` converting the error through the crate's
-    /// `From` impl for the function's error type.
+    /// `From` impl for the function's error type; with the semantic analysis also an
+    /// operator or `Index`/`IndexMut` through its trait impl, `Deref`/`DerefMut` on
+    /// autoderef, and `Drop` of a local whose type (or a field of it) implements `Drop`.
     Inserted,
     /// A deferral: the caller posts a deferred upcall; not a call edge into the critical
     /// set.
@@ -198,4 +200,29 @@ pub struct Unresolved {
     pub what: String,
     /// Why, and what the analysis did instead.
     pub reason: String,
+}
+
+/// Which analysis built the call graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Analysis {
+    /// rust-analyzer's semantic model (name, type, method and trait resolution, macro
+    /// expansion, compiler-inserted calls); the syntax pass supplies the function
+    /// identities and the indirect-call, closure and deferral edges.
+    Semantic,
+    /// The syntax pass alone.
+    Syntax {
+        /// Why the semantic model did not run.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Analysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Analysis::Semantic => write!(f, "semantic"),
+            Analysis::Syntax { reason } => write!(f, "syntax ({reason})"),
+        }
+    }
 }

@@ -65,6 +65,8 @@ pub struct Report {
     pub crate_root: String,
     /// Template family used.
     pub template: String,
+    /// Which analysis built the call graph: `semantic`, or `syntax (why)`.
+    pub analysis: String,
     /// Warnings about the template: the roots it found do not look like its family.
     pub warnings: Vec<String>,
     /// Functions, closures included.
@@ -117,6 +119,7 @@ impl Report {
         Report {
             crate_root: graph.root.display().to_string(),
             template: template.to_string(),
+            analysis: graph.analysis.to_string(),
             warnings: Vec::new(),
             functions: graph.fns.len(),
             critical_functions: critical_ids.len(),
@@ -199,6 +202,7 @@ impl Report {
             "microdriver split of {} (template: {})",
             self.crate_root, self.template
         );
+        let _ = writeln!(s, "analysis: {}", self.analysis);
         for warning in &self.warnings {
             let _ = writeln!(s, "warning: {warning}");
         }

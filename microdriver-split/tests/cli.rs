@@ -84,6 +84,26 @@ fn report_json_has_the_figure_2_numbers() {
 }
 
 #[test]
+fn report_says_which_analysis_ran_and_why() {
+    // A fixture without a Cargo.toml: the syntax pass, with the reason (without the
+    // `semantic` feature the reason is that instead).
+    let path = fixture("net_template").display().to_string();
+    let text = stdout(&run(&["report", &path]));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("analysis: "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("analysis: syntax (")
+            && (line.contains("Cargo.toml") || line.contains("`semantic` feature")),
+        "{text}"
+    );
+    let out = run(&["report", "--json", &path]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["analysis"].as_str(), line.strip_prefix("analysis: "));
+}
+
+#[test]
 fn report_lists_crossing_edges() {
     let path = fixture("calls").display().to_string();
     let out = run(&["report", "--json", "--template", "none", &path]);

@@ -1,0 +1,129 @@
+//! The semantic pass (feature `semantic`): hot-path calls the syntax pass cannot see, or
+//! over-approximates. Each case fails with the syntax pass
+//! (`MICRODRIVER_ANALYSIS=syntax cargo test -p microdriver-split --features semantic
+//! --test semantic` shows which).
+#![cfg(feature = "semantic")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use common::{critical_set, fixture};
+use microdriver_split::cfg::CfgSet;
+use microdriver_split::model::Analysis;
+use microdriver_split::template::Template;
+use microdriver_split::CallGraph;
+
+const ROOTS: [&str; 7] = [
+    "deref::hot_deref",
+    "dropping::hot_drop",
+    "index::hot_index",
+    "ops::hot_ops",
+    "dynamic::hot_dyn",
+    "untyped::hot_untyped",
+    "macros::hot_macro",
+];
+
+/// The fixture's graph (loaded once: loading the model takes seconds) and critical set.
+fn analysed() -> &'static (CallGraph, BTreeSet<String>) {
+    static GRAPH: OnceLock<(CallGraph, BTreeSet<String>)> = OnceLock::new();
+    GRAPH.get_or_init(|| {
+        let graph = CallGraph::analyze(&fixture("semantic"), &CfgSet::default()).expect("analyses");
+        let roots: Vec<String> = ROOTS.iter().map(|r| r.to_string()).collect();
+        let roots = Template::load("none")
+            .expect("template")
+            .roots(&graph, &roots)
+            .expect("roots resolve");
+        let critical = critical_set(&graph, &roots);
+        (graph, critical)
+    })
+}
+
+/// Asserts `hot` are critical and `cold` are not.
+fn assert_split(hot: &[&str], cold: &[&str]) {
+    let (graph, critical) = analysed();
+    for h in hot {
+        assert!(
+            critical.contains(*h),
+            "{h} should be critical ({}); critical: {critical:?}",
+            graph.analysis
+        );
+    }
+    for c in cold {
+        assert!(
+            !critical.contains(*c),
+            "{c} should not be critical ({}); critical: {critical:?}",
+            graph.analysis
+        );
+    }
+}
+
+#[test]
+fn the_semantic_model_ran() {
+    let (graph, _) = analysed();
+    assert_eq!(graph.analysis, Analysis::Semantic);
+}
+
+#[test]
+fn deref_mut_on_autoderef_and_the_target_types_method() {
+    assert_split(
+        &[
+            "deref::<Guard as DerefMut>::deref_mut",
+            "deref::lock_work",
+            "deref::Ring::advance",
+        ],
+        &["deref::Eeprom::advance", "deref::cold_eeprom_step"],
+    );
+}
+
+#[test]
+fn drop_of_a_local_runs_its_drop_impl() {
+    assert_split(
+        &["dropping::<DmaBuf as Drop>::drop", "dropping::unmap_work"],
+        &[],
+    );
+}
+
+#[test]
+fn index_on_a_custom_type_calls_its_index_impl() {
+    assert_split(
+        &["index::<Regs as Index>::index", "index::barrier_work"],
+        &[],
+    );
+}
+
+#[test]
+fn an_operator_calls_its_trait_impl() {
+    assert_split(&["ops::<Csum as Add>::add", "ops::fold_work"], &[]);
+}
+
+#[test]
+fn dyn_dispatch_reaches_only_the_types_coerced_to_the_dyn() {
+    assert_split(
+        &["dynamic::<Fast as Sink>::put", "dynamic::fast_work"],
+        &["dynamic::<Slow as Sink>::put", "dynamic::cold_slow_put"],
+    );
+}
+
+#[test]
+fn an_inferred_receiver_calls_only_its_types_method() {
+    assert_split(
+        &["untyped::Nic::kick", "untyped::doorbell_work"],
+        &["untyped::Phy::kick", "untyped::cold_phy_reset"],
+    );
+}
+
+#[test]
+fn calls_in_an_item_level_macro_expansion_are_followed() {
+    assert_split(&["macros::kick_queue", "macros::ring_work"], &[]);
+}
+
+#[test]
+fn a_crate_without_cargo_toml_falls_back_to_the_syntax_pass_and_says_why() {
+    let graph = CallGraph::analyze(&fixture("box_dyn"), &CfgSet::default()).expect("analyses");
+    match &graph.analysis {
+        Analysis::Syntax { reason } => assert!(reason.contains("Cargo.toml"), "{reason}"),
+        other => panic!("expected the syntax pass, got {other}"),
+    }
+}
