@@ -498,7 +498,15 @@ fn campaign() {
             }
             Kind::CrashLoop => {
                 let mut answer = None;
-                match crash_loop(&socket, &slowest, rng.below(2) == 0, &req, &mut answer) {
+                let daemon = d.child.id();
+                match crash_loop(
+                    &socket,
+                    daemon,
+                    &slowest,
+                    rng.below(2) == 0,
+                    &req,
+                    &mut answer,
+                ) {
                     Ok(c) => {
                         loops += 1;
                         loops_operator += u64::from(c.by_operator);

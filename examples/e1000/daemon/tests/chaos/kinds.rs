@@ -90,10 +90,12 @@ pub(crate) fn split_status(
 
 /// SIGKILLs the user half `pid` from outside, as an operator's script would, but never
 /// another process that was given the pid after the daemon reaped that user half (a
-/// crash loop turns pids over fast): the process is opened by pid, then `status` must
-/// still name it (a user half `status` names is not reaped yet, so the opened process is
-/// it), and the signal goes through that pidfd. False: it was replaced meanwhile.
-fn kill_user_half(socket: &Path, slowest: &AtomicU64, pid: u32) -> Result<bool, String> {
+/// crash loop turns pids over fast): the process is opened by pid, and signalled through
+/// that pidfd only if it is a child of the daemon `daemon` (a user half; the daemon's own
+/// threads cannot be opened). Asking `status` again instead doubled the time each user
+/// half lived under a loaded machine's kills, so crash loops stopped looking like loops.
+/// False: it was gone or replaced meanwhile.
+fn kill_user_half(daemon: u32, pid: u32) -> Result<bool, String> {
     use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
     let Some(raw) = Pid::from_raw(pid as i32) else {
         return Err(format!("status named user half pid {pid}"));
@@ -101,7 +103,16 @@ fn kill_user_half(socket: &Path, slowest: &AtomicU64, pid: u32) -> Result<bool, 
     let Ok(fd) = pidfd_open(raw, PidfdFlags::empty()) else {
         return Ok(false);
     };
-    if split_status(socket, slowest)?.pid != Some(pid) {
+    // Read after the open: if this names a child of the daemon, so did the opened process
+    // (were it gone and the pid reused since, the signal below fails with ESRCH).
+    let parent = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        });
+    if parent != Some(daemon) {
         return Ok(false);
     }
     Ok(pidfd_send_signal(&fd, Signal::KILL).is_ok())
@@ -125,6 +136,7 @@ pub(crate) struct CrashLoop {
 /// `answer` gets `req`'s reply.
 pub(crate) fn crash_loop(
     socket: &Path,
+    daemon: u32,
     slowest: &AtomicU64,
     operator: bool,
     req: &Request,
@@ -146,7 +158,7 @@ pub(crate) fn crash_loop(
         }
         match s.pid {
             Some(pid) if Some(pid) != killed => {
-                if kill_user_half(socket, slowest, pid)? {
+                if kill_user_half(daemon, pid)? {
                     killed = Some(pid);
                     kills += 1;
                 }
