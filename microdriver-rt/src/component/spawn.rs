@@ -696,8 +696,16 @@ impl UserHalf {
     pub fn kill(&mut self) {
         self.signal_kill();
         if let Ok(status) = self.child.wait() {
-            let cause = DeathCause::from_status(status.code(), status.signal(), Some(&self.trap));
-            self.death.lock().get_or_insert(cause);
+            // Read the trap record only if no one recorded the death yet (see
+            // `record_wait_status`).
+            let mut known = self.death.lock();
+            if known.is_none() {
+                *known = Some(DeathCause::from_status(
+                    status.code(),
+                    status.signal(),
+                    Some(&self.trap),
+                ));
+            }
         }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
@@ -736,10 +744,20 @@ fn record_wait_status(
 ) {
     use rustix::process::{waitid, WaitId, WaitIdOptions};
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+    // Under the lock, from the wait to the record: the trap record is read (consumed)
+    // from the status pipe once, so two threads recording at once (the pidfd watcher and
+    // `death_cause` after the death word) must not both read it, the loser's empty read
+    // then winning the record (a seccomp death reported without its system call).
+    let mut known = death.lock();
+    if known.is_some() {
+        return;
+    }
     if let Ok(Some(status)) = waitid(WaitId::PidFd(pidfd.as_fd()), options) {
-        let cause =
-            DeathCause::from_status(status.exit_status(), status.terminating_signal(), Some(trap));
-        death.lock().get_or_insert(cause);
+        *known = Some(DeathCause::from_status(
+            status.exit_status(),
+            status.terminating_signal(),
+            Some(trap),
+        ));
     }
 }
 
