@@ -15,7 +15,7 @@ use microdriver_split::model::Analysis;
 use microdriver_split::template::Template;
 use microdriver_split::CallGraph;
 
-const ROOTS: [&str; 7] = [
+const ROOTS: [&str; 8] = [
     "deref::hot_deref",
     "dropping::hot_drop",
     "index::hot_index",
@@ -23,6 +23,7 @@ const ROOTS: [&str; 7] = [
     "dynamic::hot_dyn",
     "untyped::hot_untyped",
     "macros::hot_macro",
+    "pointers::hot_ptr",
 ];
 
 /// The fixture's graph (loaded once: loading the model takes seconds) and critical set.
@@ -117,6 +118,11 @@ fn an_inferred_receiver_calls_only_its_types_method() {
 #[test]
 fn calls_in_an_item_level_macro_expansion_are_followed() {
     assert_split(&["macros::kick_queue", "macros::ring_work"], &[]);
+}
+
+#[test]
+fn a_fn_pointer_call_reaches_only_functions_of_its_signature() {
+    assert_split(&["pointers::rx_work"], &["pointers::cold_scale"]);
 }
 
 #[test]

@@ -3,8 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use ra_ap_hir::{
-    Adjust, AsAssocItem, AssocItemContainer, CallableKind, Crate, DropGlue, Function, Impl,
-    Mutability, OverloadedDeref, PointerCast, Semantics, Trait, Type,
+    Adjust, AsAssocItem, AssocItemContainer, Callable, CallableKind, Crate, DropGlue, Function,
+    Impl, ModuleDef, Mutability, OverloadedDeref, PathResolution, PointerCast, Semantics, Trait,
+    Type,
 };
 use ra_ap_ide_db::famous_defs::FamousDefs;
 use ra_ap_ide_db::RootDatabase;
@@ -27,6 +28,19 @@ struct DynSite {
     line: usize,
 }
 
+/// A call through a function pointer, resolved once every address-taken function is known.
+struct PtrSite<'db> {
+    from: FnId,
+    params: Vec<Type<'db>>,
+    ret: Type<'db>,
+    file: String,
+    line: usize,
+}
+
+/// A function's signature as a pointer to it: parameter types and return type (regions
+/// erased).
+type Signature<'db> = (Vec<Type<'db>>, Type<'db>);
+
 /// The walk's state.
 pub(super) struct Walk<'a, 'db> {
     sema: &'a Semantics<'db, RootDatabase>,
@@ -42,6 +56,12 @@ pub(super) struct Walk<'a, 'db> {
     /// Types coerced to a `dyn Trait` somewhere in the crate.
     coerced: Vec<(Trait, Type<'db>)>,
     dyn_sites: Vec<DynSite>,
+    /// Functions of the crate used as values (their address taken), anywhere in it.
+    taken: Vec<Function>,
+    ptr_sites: Vec<PtrSite<'db>>,
+    /// Calls through a function pointer the model resolved (caller, file, line): the
+    /// syntax pass's arity-matched edges for them are replaced.
+    pub resolved_indirect: HashSet<(FnId, String, usize)>,
     krate: Option<Crate>,
     /// The crate's impls of each trait met in a generic call.
     impls: HashMap<Trait, Vec<Impl>>,
@@ -62,6 +82,9 @@ impl<'a, 'db> Walk<'a, 'db> {
             unresolved: Vec::new(),
             coerced: Vec::new(),
             dyn_sites: Vec::new(),
+            taken: Vec::new(),
+            ptr_sites: Vec::new(),
+            resolved_indirect: HashSet::new(),
             krate: None,
             impls: HashMap::new(),
             deref: None,
@@ -108,6 +131,7 @@ impl<'a, 'db> Walk<'a, 'db> {
                 }
                 continue;
             }
+            self.address_taken(&child);
             if let Some(from) = here {
                 self.visit(&child, from);
             }
@@ -135,11 +159,24 @@ impl<'a, 'db> Walk<'a, 'db> {
         let sema = self.sema;
         if let Some(call) = ast::CallExpr::cast(node.clone()) {
             let callee = call.expr().and_then(|e| sema.resolve_expr_as_callable(&e));
-            if let Some(CallableKind::Function(f)) = callee.map(|c| c.kind()) {
-                match self.trait_of(f) {
+            match callee.as_ref().map(Callable::kind) {
+                Some(CallableKind::Function(f)) => match self.trait_of(f) {
                     Some(tr) => self.dispatch_generic(from, tr, f, node),
                     None => self.call(from, f, node, EdgeKind::Direct),
+                },
+                Some(CallableKind::FnPtr) => {
+                    if let Some(c) = callee {
+                        let (file, line) = self.site(node);
+                        self.ptr_sites.push(PtrSite {
+                            from,
+                            params: c.params().iter().map(|p| p.ty().clone()).collect(),
+                            ret: c.return_type(),
+                            file,
+                            line,
+                        });
+                    }
                 }
+                _ => {}
             }
         } else if let Some(mc) = ast::MethodCallExpr::cast(node.clone()) {
             if let Some(f) = sema.resolve_method_call(&mc) {
@@ -192,6 +229,30 @@ impl<'a, 'db> Walk<'a, 'db> {
         }
         if let Some(e) = ast::Expr::cast(node.clone()) {
             self.adjustments(from, &e, node);
+        }
+    }
+
+    /// Notes a function of the crate used as a value (a path to it that is not the callee
+    /// of a call): its address can reach a function pointer.
+    fn address_taken(&mut self, node: &SyntaxNode) {
+        let Some(pe) = ast::PathExpr::cast(node.clone()) else {
+            return;
+        };
+        let callee = node
+            .parent()
+            .and_then(ast::CallExpr::cast)
+            .and_then(|c| c.expr())
+            .is_some_and(|e| e.syntax() == node);
+        if callee {
+            return;
+        }
+        let Some(path) = pe.path() else {
+            return;
+        };
+        if let Some(PathResolution::Def(ModuleDef::Function(f))) = self.sema.resolve_path(&path) {
+            if !self.taken.contains(&f) {
+                self.taken.push(f);
+            }
         }
     }
 
@@ -352,8 +413,63 @@ impl<'a, 'db> Walk<'a, 'db> {
         }
     }
 
-    /// Resolves the `dyn Trait` calls now that every coercion is known.
+    /// Resolves the calls through function pointers now that every address-taken function
+    /// is known: each goes to the address-taken functions of exactly its signature. A site
+    /// the model finds no such function for, or where a generic function's address is
+    /// taken (its signature is not known here), is left to the syntax pass's arity match.
+    fn finish_pointers(&mut self) {
+        let db = self.sema.db;
+        let signatures: Vec<(Function, Option<Signature<'db>>)> = self
+            .taken
+            .iter()
+            .map(|&f| {
+                let ty = f.fn_ptr_type(db);
+                let sig = (ty.generic_params(db).is_empty())
+                    .then(|| ty.as_callable(db))
+                    .flatten()
+                    .map(|c| {
+                        let params = c.params().iter().map(|p| p.ty().clone()).collect();
+                        (params, c.return_type())
+                    });
+                (f, sig)
+            })
+            .collect();
+        for site in std::mem::take(&mut self.ptr_sites) {
+            // (Whether `num_params` counts `self` is not assumed: one either way.)
+            let uncertain = signatures
+                .iter()
+                .any(|(f, sig)| sig.is_none() && f.num_params(db).abs_diff(site.params.len()) <= 1);
+            let targets: Vec<Function> = signatures
+                .iter()
+                .filter(|(_, sig)| {
+                    sig.as_ref()
+                        .is_some_and(|(params, ret)| *params == site.params && *ret == site.ret)
+                })
+                .map(|(f, _)| *f)
+                .collect();
+            if uncertain || targets.is_empty() {
+                continue;
+            }
+            self.resolved_indirect
+                .insert((site.from, site.file.clone(), site.line));
+            for f in targets {
+                if let Some(to) = self.ids.function(self.sema, self.vfs, f) {
+                    self.edges.push(CallEdge {
+                        from: site.from,
+                        to,
+                        kind: EdgeKind::Indirect,
+                        file: site.file.clone(),
+                        line: site.line,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Resolves the `dyn Trait` calls now that every coercion is known, and the calls
+    /// through function pointers now that every address-taken function is.
     pub fn finish(&mut self) {
+        self.finish_pointers();
         for site in std::mem::take(&mut self.dyn_sites) {
             let targets: Vec<Function> = self
                 .coerced

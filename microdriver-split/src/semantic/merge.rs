@@ -30,6 +30,8 @@ struct Walked {
     fns: Vec<FnInfo>,
     edges: Vec<CallEdge>,
     walked: HashSet<usize>,
+    /// Calls through function pointers the model resolved (caller, file, line).
+    resolved_indirect: HashSet<(usize, String, usize)>,
     unresolved: Vec<Unresolved>,
     has_std: bool,
 }
@@ -73,10 +75,12 @@ fn walk(graph: &CallGraph, loaded: &Loaded) -> Walked {
     let edges = std::mem::take(&mut walk.edges);
     let walked = std::mem::take(&mut walk.walked);
     let unresolved = std::mem::take(&mut walk.unresolved);
+    let resolved_indirect = std::mem::take(&mut walk.resolved_indirect);
     Walked {
         fns: ids.fns,
         edges,
         walked,
+        resolved_indirect,
         unresolved,
         has_std,
     }
@@ -91,9 +95,18 @@ fn merge(graph: CallGraph, walked: Walked) -> CallGraph {
         registrations,
         ..
     } = graph;
+    // The syntax pass's arity-matched edges of a call through a function pointer the model
+    // resolved by its signature are replaced too (matched by caller and site).
+    let replaced_indirect = |e: &CallEdge| {
+        e.kind == EdgeKind::Indirect
+            && walked
+                .resolved_indirect
+                .contains(&(e.from, e.file.clone(), e.line))
+    };
     let kept = old
         .edge_weights()
         .filter(|e| !(walked.walked.contains(&e.from) && REPLACED.contains(&e.kind)))
+        .filter(|e| !replaced_indirect(e))
         .cloned();
     let edges: Vec<CallEdge> = kept.chain(walked.edges).collect();
     let mut g = DiGraph::with_capacity(walked.fns.len(), edges.len());
