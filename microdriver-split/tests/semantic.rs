@@ -15,7 +15,7 @@ use microdriver_split::model::Analysis;
 use microdriver_split::template::Template;
 use microdriver_split::CallGraph;
 
-const ROOTS: [&str; 8] = [
+const ROOTS: [&str; 10] = [
     "deref::hot_deref",
     "dropping::hot_drop",
     "index::hot_index",
@@ -24,6 +24,8 @@ const ROOTS: [&str; 8] = [
     "untyped::hot_untyped",
     "macros::hot_macro",
     "pointers::hot_ptr",
+    "index_mut::hot_index_mut",
+    "callbacks::hot_callback",
 ];
 
 /// The fixture's graph (loaded once: loading the model takes seconds) and critical set.
@@ -95,6 +97,20 @@ fn index_on_a_custom_type_calls_its_index_impl() {
 }
 
 #[test]
+fn an_indexed_assignment_calls_index_mut_not_index() {
+    assert_split(
+        &[
+            "index_mut::<Table as IndexMut>::index_mut",
+            "index_mut::dirty_work",
+        ],
+        &[
+            "index_mut::<Table as Index>::index",
+            "index_mut::cold_read_work",
+        ],
+    );
+}
+
+#[test]
 fn an_operator_calls_its_trait_impl() {
     assert_split(&["ops::<Csum as Add>::add", "ops::fold_work"], &[]);
 }
@@ -123,6 +139,17 @@ fn calls_in_an_item_level_macro_expansion_are_followed() {
 #[test]
 fn a_fn_pointer_call_reaches_only_functions_of_its_signature() {
     assert_split(&["pointers::rx_work"], &["pointers::cold_scale"]);
+}
+
+#[test]
+fn a_dyn_fn_callback_reaches_only_closures_of_its_signature() {
+    assert_split(
+        &["callbacks::cold_new::{closure#0}", "callbacks::rx_cb_work"],
+        &[
+            "callbacks::cold_new::{closure#1}",
+            "callbacks::cold_config_work",
+        ],
+    );
 }
 
 #[test]

@@ -37,6 +37,14 @@ struct PtrSite<'db> {
     line: usize,
 }
 
+/// A closure or function coerced to a `dyn Fn*` somewhere in the crate, with its signature.
+enum FnValue {
+    /// A closure, by where its expression is (its id is known once the walk met it).
+    Closure((ra_ap_vfs::FileId, ra_ap_syntax::TextRange)),
+    /// A function item.
+    Function(Function),
+}
+
 /// A function's signature as a pointer to it: parameter types and return type (regions
 /// erased).
 type Signature<'db> = (Vec<Type<'db>>, Type<'db>);
@@ -59,6 +67,12 @@ pub(super) struct Walk<'a, 'db> {
     /// Functions of the crate used as values (their address taken), anywhere in it.
     taken: Vec<Function>,
     ptr_sites: Vec<PtrSite<'db>>,
+    /// Calls through a `dyn Fn*` (a boxed callback in a field, say).
+    dyn_fn_sites: Vec<PtrSite<'db>>,
+    /// Closures and functions coerced to a `dyn Fn*`, with their signatures.
+    fn_values: Vec<(Signature<'db>, FnValue)>,
+    /// The closures the walk met, by where their expressions are.
+    closure_at: HashMap<(ra_ap_vfs::FileId, ra_ap_syntax::TextRange), FnId>,
     /// Calls through a function pointer the model resolved (caller, file, line): the
     /// syntax pass's arity-matched edges for them are replaced.
     pub resolved_indirect: HashSet<(FnId, String, usize)>,
@@ -84,6 +98,9 @@ impl<'a, 'db> Walk<'a, 'db> {
             dyn_sites: Vec::new(),
             taken: Vec::new(),
             ptr_sites: Vec::new(),
+            dyn_fn_sites: Vec::new(),
+            fn_values: Vec::new(),
+            closure_at: HashMap::new(),
             resolved_indirect: HashSet::new(),
             krate: None,
             impls: HashMap::new(),
@@ -119,6 +136,9 @@ impl<'a, 'db> Walk<'a, 'db> {
                     .and_then(|at| self.ids.closure(at))
                 {
                     self.walked.insert(id);
+                    let range = self.sema.original_range(&child);
+                    self.closure_at
+                        .insert((range.file_id.file_id(self.sema.db), range.range), id);
                     here = Some(id);
                 }
             } else if let Some(mc) = ast::MacroCall::cast(child.clone()) {
@@ -166,14 +186,22 @@ impl<'a, 'db> Walk<'a, 'db> {
                 },
                 Some(CallableKind::FnPtr) => {
                     if let Some(c) = callee {
-                        let (file, line) = self.site(node);
-                        self.ptr_sites.push(PtrSite {
-                            from,
-                            params: c.params().iter().map(|p| p.ty().clone()).collect(),
-                            ret: c.return_type(),
-                            file,
-                            line,
-                        });
+                        let site = self.ptr_site(from, &c, node);
+                        self.ptr_sites.push(site);
+                    }
+                }
+                Some(CallableKind::FnImpl(_)) => {
+                    let through_dyn =
+                        call.expr()
+                            .and_then(|e| sema.type_of_expr(&e))
+                            .is_some_and(|t| {
+                                t.original
+                                    .autoderef(sema.db)
+                                    .any(|t| t.as_dyn_trait().is_some())
+                            });
+                    if let (true, Some(c)) = (through_dyn, callee) {
+                        let site = self.ptr_site(from, &c, node);
+                        self.dyn_fn_sites.push(site);
                     }
                 }
                 _ => {}
@@ -211,7 +239,7 @@ impl<'a, 'db> Walk<'a, 'db> {
             let target = sema.type_of_expr(&ast::Expr::CastExpr(e.clone()));
             let source = e.expr().and_then(|x| sema.type_of_expr(&x));
             if let (Some(t), Some(s)) = (target, source) {
-                self.coercion(&s.original, &t.original);
+                self.coercion(&s.original, &t.original, node);
             }
         } else if let Some(p) = ast::IdentPat::cast(node.clone()) {
             // A binding (`let`, parameter, `match` arm): its value is dropped in this body
@@ -270,7 +298,9 @@ impl<'a, 'db> Walk<'a, 'db> {
                         self.call(from, f, node, EdgeKind::Inserted);
                     }
                 }
-                Adjust::Pointer(PointerCast::Unsize) => self.coercion(&adj.source, &adj.target),
+                Adjust::Pointer(PointerCast::Unsize) => {
+                    self.coercion(&adj.source, &adj.target, node);
+                }
                 _ => {}
             }
         }
@@ -386,17 +416,81 @@ impl<'a, 'db> Walk<'a, 'db> {
             })
     }
 
+    /// A call through a function pointer or a `dyn Fn*`: its signature and where it is.
+    fn ptr_site(&mut self, from: FnId, c: &Callable<'db>, node: &SyntaxNode) -> PtrSite<'db> {
+        let (file, line) = self.site(node);
+        PtrSite {
+            from,
+            params: c.params().iter().map(|p| p.ty().clone()).collect(),
+            ret: c.return_type(),
+            file,
+            line,
+        }
+    }
+
     /// Records the concrete types of `source` that implement the trait of the `dyn` in
-    /// `target`.
-    fn coercion(&mut self, source: &Type<'db>, target: &Type<'db>) {
+    /// `target` (the coercion happens at `node`); for a `dyn Fn*`, the closures and
+    /// functions in `source` with their signatures.
+    fn coercion(&mut self, source: &Type<'db>, target: &Type<'db>, node: &SyntaxNode) {
         let Some(tr) = dyn_of(target, 0) else {
             return;
         };
+        if is_fn_trait(self.sema.db, tr) {
+            self.fn_coercion(source, node);
+            return;
+        }
         let mut found = Vec::new();
         concrete(self.sema.db, source, tr, 0, &mut found);
         for c in found {
             if !self.coerced.iter().any(|(t, ty)| *t == tr && *ty == c) {
                 self.coerced.push((tr, c));
+            }
+        }
+    }
+
+    /// The closures and functions in `source` (itself, behind references, in type
+    /// arguments: `Box<closure>`) coerced to a `dyn Fn*` at `node`; a closure is found by
+    /// its expression under `node` (where it is written).
+    fn fn_coercion(&mut self, source: &Type<'db>, node: &SyntaxNode) {
+        let db = self.sema.db;
+        let mut found = Vec::new();
+        fn_values_in(db, source, 0, &mut found);
+        for ty in found {
+            let Some(c) = ty.as_callable(db) else {
+                continue;
+            };
+            let sig = (
+                c.params().iter().map(|p| p.ty().clone()).collect(),
+                c.return_type(),
+            );
+            let value = match c.kind() {
+                CallableKind::Function(f) => Some(FnValue::Function(f)),
+                CallableKind::Closure(_) => {
+                    let closures: Vec<ast::ClosureExpr> = node
+                        .descendants()
+                        .filter_map(ast::ClosureExpr::cast)
+                        .collect();
+                    // The closure of that type; the only one, if types do not compare.
+                    let of_type = closures.iter().find(|e| {
+                        self.sema
+                            .type_of_expr(&ast::Expr::ClosureExpr((*e).clone()))
+                            .is_some_and(|t| t.original == ty)
+                    });
+                    of_type
+                        .or(if closures.len() == 1 {
+                            closures.first()
+                        } else {
+                            None
+                        })
+                        .map(|e| {
+                            let range = self.sema.original_range(e.syntax());
+                            FnValue::Closure((range.file_id.file_id(db), range.range))
+                        })
+                }
+                _ => None,
+            };
+            if let Some(value) = value {
+                self.fn_values.push((sig, value));
             }
         }
     }
@@ -466,10 +560,45 @@ impl<'a, 'db> Walk<'a, 'db> {
         }
     }
 
+    /// Resolves the calls through a `dyn Fn*` now that every coercion is known: each goes
+    /// to the closures and functions coerced to a `dyn Fn*` of exactly its signature. A call
+    /// none matches is left to the syntax pass.
+    fn finish_dyn_fns(&mut self) {
+        for site in std::mem::take(&mut self.dyn_fn_sites) {
+            let mut targets = Vec::new();
+            for ((params, ret), value) in &self.fn_values {
+                if *params != site.params || *ret != site.ret {
+                    continue;
+                }
+                let id = match value {
+                    FnValue::Closure(at) => self.closure_at.get(at).copied(),
+                    FnValue::Function(f) => self.ids.function(self.sema, self.vfs, *f),
+                };
+                targets.extend(id);
+            }
+            if targets.is_empty() {
+                continue;
+            }
+            self.resolved_indirect
+                .insert((site.from, site.file.clone(), site.line));
+            for to in targets {
+                self.edges.push(CallEdge {
+                    from: site.from,
+                    to,
+                    kind: EdgeKind::Indirect,
+                    file: site.file.clone(),
+                    line: site.line,
+                });
+            }
+        }
+    }
+
     /// Resolves the `dyn Trait` calls now that every coercion is known, and the calls
-    /// through function pointers now that every address-taken function is.
+    /// through function pointers and `dyn Fn*` now that every address-taken function and
+    /// every coercion is.
     pub fn finish(&mut self) {
         self.finish_pointers();
+        self.finish_dyn_fns();
         for site in std::mem::take(&mut self.dyn_sites) {
             let targets: Vec<Function> = self
                 .coerced
@@ -509,6 +638,37 @@ fn method_named(imp: Impl, db: &RootDatabase, name: &str) -> Option<Function> {
         .into_iter()
         .filter_map(|i| i.as_function())
         .find(|f| f.name(db).as_str() == name)
+}
+
+/// Whether `tr` is one of the standard library's `Fn`, `FnMut`, `FnOnce`.
+fn is_fn_trait(db: &RootDatabase, tr: Trait) -> bool {
+    matches!(tr.name(db).as_str(), "Fn" | "FnMut" | "FnOnce")
+        && tr.module(db).krate(db).origin(db).is_lang()
+}
+
+/// The closure and function-item types in `ty` (itself, behind references, in type
+/// arguments).
+fn fn_values_in<'db>(
+    db: &'db RootDatabase,
+    ty: &Type<'db>,
+    depth: usize,
+    out: &mut Vec<Type<'db>>,
+) {
+    if depth > MAX_DROP_DEPTH {
+        return;
+    }
+    let ty = ty.strip_references();
+    if ty.is_closure()
+        || ty
+            .as_callable(db)
+            .is_some_and(|c| matches!(c.kind(), CallableKind::Function(_)))
+    {
+        out.push(ty.clone());
+        return;
+    }
+    for a in ty.type_arguments() {
+        fn_values_in(db, &a, depth + 1, out);
+    }
 }
 
 /// The trait of a `dyn Trait` in `ty` (behind references and smart pointers).

@@ -9,13 +9,16 @@
 //! item-level macros become new nodes), and the calls the compiler inserts (operators,
 //! `Index`, `Deref` on autoderef, `Drop`). `dyn Trait` calls go to the impls of the types
 //! coerced to that `dyn Trait` in the crate; a call through a function pointer goes to the
-//! crate's address-taken functions of exactly its signature.
+//! crate's address-taken functions of exactly its signature, and one through a `dyn Fn*`
+//! (a boxed callback in a field) to the closures and functions coerced to a `dyn Fn*` of
+//! exactly its signature.
 //!
 //! For each function the model analysed, its semantic edges replace the syntax pass's
 //! name- and type-guessing edges (direct, method, trait dispatch, name fallback), and at
-//! each function-pointer call it resolved, the syntax pass's arity-matched indirect edges;
-//! the syntax pass's other indirect-call edges (`dyn Fn`, closures in fields) and its
-//! closure, parameter, external-callback, deferral and `?` edges are kept. Where the model cannot load, the syntax graph is returned unchanged and
+//! each function-pointer or `dyn Fn*` call it resolved, the syntax pass's arity-matched
+//! indirect edges; the syntax pass's other indirect-call edges (calls through a generic
+//! `F: Fn*`, calls it could not resolve) and its closure, parameter, external-callback,
+//! deferral and `?` edges are kept. Where the model cannot load, the syntax graph is returned unchanged and
 //! [`CallGraph::analysis`] says why.
 
 use crate::callgraph::CallGraph;
