@@ -15,7 +15,7 @@ use microdriver_split::model::Analysis;
 use microdriver_split::template::Template;
 use microdriver_split::CallGraph;
 
-const ROOTS: [&str; 10] = [
+const ROOTS: [&str; 12] = [
     "deref::hot_deref",
     "dropping::hot_drop",
     "index::hot_index",
@@ -26,6 +26,8 @@ const ROOTS: [&str; 10] = [
     "pointers::hot_ptr",
     "index_mut::hot_index_mut",
     "callbacks::hot_callback",
+    "std_callbacks::hot_sum",
+    "std_callbacks::hot_for",
 ];
 
 /// The fixture's graph (loaded once: loading the model takes seconds) and critical set.
@@ -148,6 +150,22 @@ fn a_dyn_fn_callback_reaches_only_closures_of_its_signature() {
         &[
             "callbacks::cold_new::{closure#1}",
             "callbacks::cold_config_work",
+        ],
+    );
+}
+
+#[test]
+fn std_calls_back_into_the_crates_impls_through_provided_methods_and_for_loops() {
+    assert_split(
+        &[
+            "std_callbacks::<RxRing as Iterator>::next",
+            "std_callbacks::rx_desc_work",
+            "std_callbacks::<TxRing as Iterator>::next",
+            "std_callbacks::tx_desc_work",
+        ],
+        &[
+            "std_callbacks::<Stats as Display>::fmt",
+            "std_callbacks::cold_format_work",
         ],
     );
 }

@@ -82,6 +82,8 @@ pub(super) struct Walk<'a, 'db> {
     deref: Option<Trait>,
     deref_mut: Option<Trait>,
     drop: Option<Trait>,
+    iterator: Option<Trait>,
+    into_iterator: Option<Trait>,
     depth: usize,
 }
 
@@ -107,6 +109,8 @@ impl<'a, 'db> Walk<'a, 'db> {
             deref: None,
             deref_mut: None,
             drop: None,
+            iterator: None,
+            into_iterator: None,
             depth: 0,
         }
     }
@@ -167,6 +171,8 @@ impl<'a, 'db> Walk<'a, 'db> {
             self.deref = famous.core_ops_Deref();
             self.deref_mut = famous.core_ops_DerefMut();
             self.drop = famous.core_ops_Drop();
+            self.iterator = famous.core_iter_Iterator();
+            self.into_iterator = famous.core_iter_IntoIterator();
             self.krate = Some(krate);
         }
         let id = self.ids.function(self.sema, self.vfs, def)?;
@@ -219,10 +225,15 @@ impl<'a, 'db> Walk<'a, 'db> {
                             line,
                         });
                     }
-                    Some(tr) => self.dispatch_generic(from, tr, f, node),
+                    Some(tr) => {
+                        self.dispatch_generic(from, tr, f, node);
+                        self.calls_back(from, tr, f, mc.receiver(), node);
+                    }
                     None => self.call(from, f, node, EdgeKind::MethodTyped),
                 }
             }
+        } else if let Some(e) = ast::ForExpr::cast(node.clone()) {
+            self.for_loop(from, &e, node);
         } else if let Some(e) = ast::BinExpr::cast(node.clone()) {
             if let Some(f) = sema.resolve_bin_expr(&e) {
                 self.inserted(from, f, e.lhs(), node);
@@ -281,6 +292,69 @@ impl<'a, 'db> Walk<'a, 'db> {
             if !self.taken.contains(&f) {
                 self.taken.push(f);
             }
+        }
+    }
+
+    /// A provided method of another crate's trait (`Iterator::sum`, whose body is in the
+    /// standard library) called on a value whose type implements that trait in this
+    /// crate: the other crate's body calls back into the impl, so every method of the
+    /// crate's impl for the receiver's type is called on the caller's behalf
+    /// (`PassedToExternal` edges from the caller).
+    fn calls_back(
+        &mut self,
+        from: FnId,
+        tr: Trait,
+        f: Function,
+        receiver: Option<ast::Expr>,
+        node: &SyntaxNode,
+    ) {
+        let db = self.sema.db;
+        let ours = self.krate;
+        if ours.is_none() || Some(tr.module(db).krate(db)) == ours || !f.has_body(db) {
+            return;
+        }
+        let Some(ty) = receiver.and_then(|r| self.sema.type_of_expr(&r)) else {
+            return;
+        };
+        self.impl_methods_called_back(from, &ty.original, tr, node);
+    }
+
+    /// `for x in iterable`: the loop calls `IntoIterator::into_iter` on the iterable and
+    /// `Iterator::next` on what that returns; where the iterable's type implements either
+    /// in this crate, those impls' methods are called.
+    fn for_loop(&mut self, from: FnId, e: &ast::ForExpr, node: &SyntaxNode) {
+        let Some(ty) = e.iterable().and_then(|i| self.sema.type_of_expr(&i)) else {
+            return;
+        };
+        for tr in [self.into_iterator, self.iterator].into_iter().flatten() {
+            self.impl_methods_called_back(from, &ty.original, tr, node);
+        }
+    }
+
+    /// Edges from `from` to every method of this crate's impl of `tr` for `ty` (or for
+    /// the type it refers to).
+    fn impl_methods_called_back(
+        &mut self,
+        from: FnId,
+        ty: &Type<'db>,
+        tr: Trait,
+        node: &SyntaxNode,
+    ) {
+        let db = self.sema.db;
+        let Some(ours) = self.krate else {
+            return;
+        };
+        let mut methods = Vec::new();
+        for t in [ty.clone(), ty.strip_references()] {
+            for imp in Impl::all_for_type(db, t) {
+                if imp.trait_(db) == Some(tr) && imp.module(db).krate(db) == ours {
+                    methods.extend(imp.items(db).into_iter().filter_map(|i| i.as_function()));
+                }
+            }
+        }
+        methods.dedup();
+        for m in methods {
+            self.call(from, m, node, EdgeKind::PassedToExternal);
         }
     }
 

@@ -11,7 +11,10 @@
 //! coerced to that `dyn Trait` in the crate; a call through a function pointer goes to the
 //! crate's address-taken functions of exactly its signature, and one through a `dyn Fn*`
 //! (a boxed callback in a field) to the closures and functions coerced to a `dyn Fn*` of
-//! exactly its signature.
+//! exactly its signature. Calls back from the standard library are edges too: a provided
+//! method of its trait (`Iterator::sum`) called on a value of a type the crate implements
+//! that trait for calls the impl's methods, and so does a `for` loop over one
+//! (`PassedToExternal` edges from the caller).
 //!
 //! For each function the model analysed, its semantic edges replace the syntax pass's
 //! name- and type-guessing edges (direct, method, trait dispatch, name fallback), and at
