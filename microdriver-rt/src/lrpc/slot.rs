@@ -328,6 +328,31 @@ impl Deadline {
     }
 }
 
+/// The state words of a range of slots, looked up once: what an idle server watches for a
+/// request (spinning, and once more after announcing a sleep on its [`Doorbell`]).
+pub(crate) struct StateWords<'a>(Vec<&'a AtomicU32>);
+
+impl<'a> StateWords<'a> {
+    /// The state words of the slots `slots` of `area` (those it has).
+    pub(crate) fn of(area: &'a dyn Area, slots: std::ops::Range<usize>) -> StateWords<'a> {
+        StateWords(
+            slots
+                .filter_map(|index| area.slot_word(index, word::STATE))
+                .collect(),
+        )
+    }
+
+    /// The words, in slot order from the range's start.
+    pub(crate) fn words(&self) -> &[&'a AtomicU32] {
+        &self.0
+    }
+
+    /// Whether any of the slots holds a request.
+    pub(crate) fn any_request(&self) -> bool {
+        self.0.iter().any(|s| s.load(SeqCst) == state::REQUEST)
+    }
+}
+
 /// A doorbell: a sequence word that requesters bump and servers sleep on. Only a sleeping
 /// server needs it: a spinning one watches the slots themselves, so a requester rings (an
 /// atomic add on a line the other side must then fetch, and a system call) only when a

@@ -4,7 +4,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, Ordering};
 
-use crate::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use super::buffers::Buffer;
 use super::entry::Served;
 use super::kernel::CallOptions;
 use super::slot::{
-    state, word, Deadline, Doorbell, Geometry, Slot, MAX_SLEEP, SMALL, SPINS_PER_CLOCK_READ,
+    state, Deadline, Doorbell, Geometry, Slot, StateWords, MAX_SLEEP, SMALL, SPINS_PER_CLOCK_READ,
 };
 use super::{call, serve, CallError, Half};
 use crate::marshal::{Decoder, Encoder, MarshalError};
@@ -163,14 +162,8 @@ impl UserEndpoint {
         let shutdown = area.header(Word::Shutdown);
         let stopping = || self.stop.load(Ordering::SeqCst) || shutdown.load(Ordering::SeqCst) != 0;
         // The upcall slots' state words, looked up once: an idle worker watches them all.
-        let states: Vec<&AtomicU32> = (0..self.geometry.upcall_slots)
-            .filter_map(|index| area.slot_word(index, word::STATE))
-            .collect();
-        let pending = || {
-            states
-                .iter()
-                .any(|s| s.load(Ordering::SeqCst) == state::REQUEST)
-        };
+        let states = StateWords::of(area, 0..self.geometry.upcall_slots);
+        let pending = || states.any_request();
         let mut request = Vec::new();
         let mut reply = Vec::new();
         let spin = self.options.wait.spin;
@@ -180,7 +173,7 @@ impl UserEndpoint {
         while !stopping() {
             let seen = doorbell.seq();
             let mut served_any = false;
-            for (index, word) in states.iter().enumerate() {
+            for (index, word) in states.words().iter().enumerate() {
                 if word.load(Ordering::SeqCst) != state::REQUEST {
                     continue;
                 }

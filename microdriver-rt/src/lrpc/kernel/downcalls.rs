@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::KernelEndpoint;
 use crate::lrpc::entry::{EntryTable, Served};
 use crate::lrpc::serve;
-use crate::lrpc::slot::{state, word as slot_word, Doorbell, Slot, MAX_SLEEP};
+use crate::lrpc::slot::{state, Doorbell, Slot, StateWords, MAX_SLEEP};
 use crate::transport::Word;
 
 impl KernelEndpoint {
@@ -29,14 +29,11 @@ impl KernelEndpoint {
         // The downcall slots' state words: checked once more after announcing a sleep, so
         // a request published before the announcement is not left waiting (requesters
         // ring only for announced sleepers).
-        let states: Vec<_> = (self.geometry.upcall_slots..self.geometry.slot_count)
-            .filter_map(|index| self.transport.slot_word(index, slot_word::STATE))
-            .collect();
-        let pending = || {
-            states
-                .iter()
-                .any(|s| s.load(Ordering::SeqCst) == state::REQUEST)
-        };
+        let states = StateWords::of(
+            &*self.transport,
+            self.geometry.upcall_slots..self.geometry.slot_count,
+        );
+        let pending = || states.any_request();
         let mut request = Vec::new();
         let mut reply = Vec::new();
         while !self.stop_servers.load(Ordering::SeqCst) {
