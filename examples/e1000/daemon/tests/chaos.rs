@@ -704,6 +704,7 @@ fn campaign() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    freeze_watch.thread().unpark();
     let (reads, reader_back) = reader_thread.join().expect("the reader thread");
     // Evidence, not a verdict: a freeze long enough to matter fails the requests that
     // met it (REPLY_TIMEOUT) or the checks after its round.
