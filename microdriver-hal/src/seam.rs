@@ -85,9 +85,22 @@ pub enum DmaError {
 /// A region of device-visible (DMA) memory.
 ///
 /// The device addresses it by [`bus_addr`](DmaRegion::bus_addr); the driver reads and writes
-/// it through bounds-checked accessors. Accesses are "volatile-ish": every call reads or
-/// writes the shared memory, nothing is cached on the CPU side, and each call is atomic with
-/// respect to device DMA to the same region (the device never sees half of one `write`).
+/// it through bounds-checked accessors, without a lock. Every call reads or writes the shared
+/// memory (nothing is cached on the CPU side), with the rules of real DMA memory:
+///
+/// * **an aligned 8-byte word is one access**: the device never sees half of a word the
+///   driver writes, nor the driver half of one the device writes;
+/// * **a longer access is not atomic**: it is a series of word (and byte) accesses in
+///   ascending address order, stores with release and loads with acquire ordering. The
+///   device may write between two of them. So a driver reads the word that holds a
+///   record's completion flag (a descriptor's DD bit, a completion entry's phase tag) on
+///   its own and first, and the rest of the record only after the flag says it is there;
+///   and it publishes records it writes with a register write (a tail or doorbell) after
+///   writing them, never by a flag the device might read early.
+///
+/// The UIO and VFIO regions are the memory itself (volatile word copies); the model's
+/// (`sim::SimDma`, feature `sim`) follows the same rules, so a driver that breaks them can fail on
+/// the model too.
 pub trait DmaRegion: Send + Sync {
     /// The address the device uses for this region's first byte.
     fn bus_addr(&self) -> u64;

@@ -6,8 +6,8 @@
 //! ring: a thin front ([`NullWire`]) keeps the ring registers to itself and completes
 //! descriptors in place the moment the driver hands them over (a transmit descriptor gets
 //! its DD bit; a receive descriptor DD and EOP with a 64-byte frame, 60 bytes without the
-//! FCS), and the driver's DMA memory is plain memory ([`PlainDma`]), as it is on UIO or
-//! VFIO. No frame is copied to or from a wire and no device thread runs, so what is left is
+//! FCS), and the driver's DMA memory is the HAL's simulated memory ([`SimDma`]: 8-byte
+//! words read and written without a lock, as UIO and VFIO memory is). No frame is copied to or from a wire and no device thread runs, so what is left is
 //! the driver's work: building descriptors, the tail write, reclaiming, reading the
 //! descriptor back, copying the frame out and refilling, and handing the frame up (its
 //! queue drained by the bench).
@@ -19,9 +19,9 @@
 //! medians and ends with `ratio hot_path_per_frame/memcpy_64B = R`, where the hot path's
 //! cost per frame is the mean of the batched transmit and the receive cost.
 //!
-//! The front's own work (a descriptor write-back per completed descriptor, under the
-//! region's lock) is charged to the driver: a real NIC's write-back costs the CPU nothing,
-//! so the ratio is an upper bound.
+//! The front's own work (reading and writing back each run of completed descriptors) is
+//! charged to the driver: a real NIC's write-back costs the CPU nothing, so the ratio is an
+//! upper bound.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -32,95 +32,14 @@ use e1000::netdev::{Netdev, Options};
 use e1000::{DriverError, TxPacket};
 use e1000_sim::regs::{self, rxd_stat, txd_stat};
 use e1000_sim::{E1000Sim, Mmio, SimConfig};
-use microdriver_hal::seam::{Dma, DmaError, DmaRegion, Hw};
+use microdriver_hal::seam::Hw;
+use microdriver_hal::sim::SimDma;
 use parking_lot::Mutex;
 
 /// Length of each descriptor in both rings.
 const DESC_LEN: usize = 16;
 /// The frame the receive side "receives": 64 bytes on the wire, 60 without the FCS.
 const RX_LEN: u16 = 60;
-
-/// Device-visible memory that is plain memory: a region is a locked buffer at a made-up,
-/// page-aligned bus address.
-#[derive(Default)]
-struct PlainDma {
-    regions: Mutex<Vec<Arc<PlainRegion>>>,
-}
-
-struct PlainRegion {
-    bus: u64,
-    mem: Mutex<Vec<u8>>,
-}
-
-impl PlainDma {
-    /// The region holding bus address `bus` and the offset of `bus` in it.
-    fn find(&self, bus: u64) -> Option<(Arc<PlainRegion>, usize)> {
-        self.regions.lock().iter().find_map(|r| {
-            let off = usize::try_from(bus.checked_sub(r.bus)?).ok()?;
-            (off < r.mem.lock().len()).then(|| (r.clone(), off))
-        })
-    }
-}
-
-impl Dma for PlainDma {
-    fn alloc_region(&self, len: usize) -> Result<Box<dyn DmaRegion>, DmaError> {
-        if len == 0 || len > 64 << 20 {
-            return Err(DmaError::InvalidLength(len));
-        }
-        let mut regions = self.regions.lock();
-        let bus = regions.last().map_or(0x1000_0000, |r| {
-            r.bus + (r.mem.lock().len() as u64).next_multiple_of(4096)
-        });
-        let region = Arc::new(PlainRegion {
-            bus,
-            mem: Mutex::new(vec![0; len]),
-        });
-        regions.push(region.clone());
-        Ok(Box::new(PlainHandle(region)))
-    }
-}
-
-struct PlainHandle(Arc<PlainRegion>);
-
-impl DmaRegion for PlainHandle {
-    fn bus_addr(&self) -> u64 {
-        self.0.bus
-    }
-
-    fn len(&self) -> usize {
-        self.0.mem.lock().len()
-    }
-
-    fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), DmaError> {
-        let mem = self.0.mem.lock();
-        let region_len = mem.len();
-        let src = off
-            .checked_add(buf.len())
-            .and_then(|end| mem.get(off..end))
-            .ok_or(DmaError::OutOfBounds {
-                off,
-                len: buf.len(),
-                region_len,
-            })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn write(&self, off: usize, data: &[u8]) -> Result<(), DmaError> {
-        let mut mem = self.0.mem.lock();
-        let region_len = mem.len();
-        let dst = off
-            .checked_add(data.len())
-            .and_then(|end| mem.get_mut(off..end))
-            .ok_or(DmaError::OutOfBounds {
-                off,
-                len: data.len(),
-                region_len,
-            })?;
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-}
 
 /// One ring as the driver programmed it.
 #[derive(Default)]
@@ -130,39 +49,43 @@ struct RingRegs {
     len: u32,
     head: u32,
     tail: u32,
-    /// The region and offset of the ring's base, found at the first tail write after the
-    /// base moved.
-    memory: Option<(Arc<PlainRegion>, usize)>,
+    /// The run of descriptors being completed (kept to spare an allocation per run).
+    scratch: Vec<u8>,
 }
 
 /// The model's registers, except the rings': those the front keeps, completing what the
 /// driver hands over at once.
 struct NullWire {
     sim: Arc<E1000Sim>,
-    dma: Arc<PlainDma>,
+    dma: SimDma,
     /// Transmit ring, receive ring.
     rings: Mutex<[RingRegs; 2]>,
 }
 
 impl NullWire {
-    /// Completes descriptors from the ring's head to `tail` (its new tail) with `done`.
-    fn complete(&self, ring: &mut RingRegs, tail: u32, done: &dyn Fn(&mut [u8])) {
+    /// Completes descriptors from the ring's head to `tail` (its new tail) with `done`: each
+    /// contiguous run is read, completed and written back with one bus access each.
+    fn complete(&self, ring: &mut RingRegs, tail: u32, done: fn(&mut [u8])) {
         let count = (ring.len as usize / DESC_LEN) as u32;
         let base = u64::from(ring.bal) | (u64::from(ring.bah) << 32);
         ring.tail = tail;
-        if ring.memory.is_none() {
-            ring.memory = self.dma.find(base);
-        }
-        let Some((region, off)) = &ring.memory else {
+        if count == 0 {
             return;
-        };
-        let (off, mut mem) = (*off, region.mem.lock());
-        while count > 0 && ring.head != tail % count {
-            let at = off + ring.head as usize * DESC_LEN;
-            if let Some(desc) = mem.get_mut(at..at + DESC_LEN) {
-                done(desc);
+        }
+        let tail = tail % count;
+        while ring.head != tail {
+            let end = if tail > ring.head { tail } else { count };
+            let addr = base + u64::from(ring.head) * DESC_LEN as u64;
+            ring.scratch
+                .resize((end - ring.head) as usize * DESC_LEN, 0);
+            if self.dma.bus_read(addr, &mut ring.scratch).is_err() {
+                return;
             }
-            ring.head = (ring.head + 1) % count;
+            ring.scratch.chunks_mut(DESC_LEN).for_each(done);
+            if self.dma.bus_write(addr, &ring.scratch).is_err() {
+                return;
+            }
+            ring.head = end % count;
         }
     }
 }
@@ -196,16 +119,16 @@ impl Mmio for NullWire {
         let mut rings = self.rings.lock();
         let [tx, rx] = &mut *rings;
         match off {
-            regs::TDBAL => (tx.bal, tx.memory) = (v, None),
-            regs::TDBAH => (tx.bah, tx.memory) = (v, None),
-            regs::TDLEN => (tx.len, tx.memory) = (v, None),
+            regs::TDBAL => tx.bal = v,
+            regs::TDBAH => tx.bah = v,
+            regs::TDLEN => tx.len = v,
             regs::TDH => tx.head = v,
-            regs::TDT => self.complete(tx, v, &tx_done),
-            regs::RDBAL => (rx.bal, rx.memory) = (v, None),
-            regs::RDBAH => (rx.bah, rx.memory) = (v, None),
-            regs::RDLEN => (rx.len, rx.memory) = (v, None),
+            regs::TDT => self.complete(tx, v, tx_done),
+            regs::RDBAL => rx.bal = v,
+            regs::RDBAH => rx.bah = v,
+            regs::RDLEN => rx.len = v,
             regs::RDH => rx.head = v,
-            regs::RDT => self.complete(rx, v, &rx_done),
+            regs::RDT => self.complete(rx, v, rx_done),
             _ => {
                 drop(rings);
                 self.sim.write32(off, v);
@@ -296,7 +219,7 @@ fn main() -> std::process::ExitCode {
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let sim = Arc::new(E1000Sim::new(SimConfig::default()).expect("device model"));
-    let dma = Arc::new(PlainDma::default());
+    let dma = SimDma::new();
     let wire = Arc::new(NullWire {
         sim: sim.clone(),
         dma: dma.clone(),
@@ -305,7 +228,7 @@ fn main() -> std::process::ExitCode {
     let hw = Hw {
         mmio: wire.clone(),
         pci: sim.clone(),
-        dma,
+        dma: Arc::new(dma),
         irq: sim.irq(),
     };
     let nd = Netdev::start(hw, Options::default()).expect("probe");

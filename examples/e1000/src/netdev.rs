@@ -111,12 +111,14 @@ impl Netdev {
         let rxq: RxQueue = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
         let q = Arc::clone(&rxq);
         let limit = opts.rx_queue_limit;
-        k.set_sink(Some(Arc::new(move |f| {
+        k.set_sink(Some(Arc::new(move |frames: Vec<RxFrame>| {
             let mut g = q.0.lock();
-            if g.len() >= limit {
-                g.pop_front();
+            for f in frames {
+                if g.len() >= limit {
+                    g.pop_front();
+                }
+                g.push_back(f);
             }
-            g.push_back(f);
             q.1.notify_all();
         })));
         let stop = Arc::new(AtomicBool::new(false));

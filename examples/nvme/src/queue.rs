@@ -129,15 +129,20 @@ impl CompQueue {
 
     /// The next new entry, consumed (the head advances, the phase flips on wrap), or None
     /// if the entry at the head still has the old phase.
+    ///
+    /// The second 8-byte word (dwords 2-3: the phase tag, status, command id and SQ head)
+    /// is read first and on its own, the result dwords only once the tag says the entry is
+    /// new: a 16-byte read is two loads, and the controller may write the entry between them
+    /// (see `DmaRegion`'s access rules).
     pub fn pop(&mut self) -> Option<Cqe> {
+        let at = usize::from(self.head) * CQE_LEN;
         let mut raw = [0u8; CQE_LEN];
-        self.mem
-            .read(usize::from(self.head) * CQE_LEN, &mut raw)
-            .ok()?;
-        let cqe = Cqe::decode(&raw);
-        if cqe.phase != self.phase {
+        self.mem.read(at + 8, &mut raw[8..]).ok()?;
+        if Cqe::decode(&raw).phase != self.phase {
             return None;
         }
+        self.mem.read(at, &mut raw[..8]).ok()?;
+        let cqe = Cqe::decode(&raw);
         self.head = (self.head + 1) % self.size;
         if self.head == 0 {
             self.phase = !self.phase;
@@ -220,5 +225,63 @@ mod tests {
         assert_eq!(sq.push(&Sqe::default()).unwrap(), 0, "tail wrapped");
         assert!(sq.set_head(0));
         assert_eq!(sq.in_use(), 0);
+    }
+
+    /// Memory whose device writes a posted completion entry between the two 8-byte loads
+    /// of the driver's next access (a 16-byte read is two loads on real hardware).
+    #[derive(Default)]
+    struct Racing {
+        mem: parking_lot::Mutex<Vec<u8>>,
+        posted: parking_lot::Mutex<Option<(usize, [u8; CQE_LEN])>>,
+    }
+    struct RacingRegion(std::sync::Arc<Racing>);
+    impl DmaRegion for RacingRegion {
+        fn bus_addr(&self) -> u64 {
+            0x2000
+        }
+        fn len(&self) -> usize {
+            self.0.mem.lock().len()
+        }
+        fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), DmaError> {
+            for (i, chunk) in buf.chunks_mut(8).enumerate() {
+                let at = off + 8 * i;
+                chunk.copy_from_slice(&self.0.mem.lock()[at..at + chunk.len()]);
+                if let Some((to, e)) = self.0.posted.lock().take() {
+                    self.0.mem.lock()[to..to + CQE_LEN].copy_from_slice(&e);
+                }
+            }
+            Ok(())
+        }
+        fn write(&self, off: usize, d: &[u8]) -> Result<(), DmaError> {
+            self.0.mem.lock()[off..off + d.len()].copy_from_slice(d);
+            Ok(())
+        }
+    }
+    struct RacingDma(std::sync::Arc<Racing>);
+    impl Dma for RacingDma {
+        fn alloc_region(&self, len: usize) -> Result<Box<dyn DmaRegion>, DmaError> {
+            *self.0.mem.lock() = vec![0; len];
+            Ok(Box::new(RacingRegion(self.0.clone())))
+        }
+    }
+
+    #[test]
+    fn a_completion_posted_during_the_read_is_not_taken_half_old() {
+        let dev = std::sync::Arc::new(Racing::default());
+        let mut cq = CompQueue::new(&RacingDma(dev.clone()), 1, 4).unwrap();
+        for i in 0..4u16 {
+            let e = Cqe {
+                result: 0xabcd_0000 | u32::from(i),
+                cid: i,
+                phase: true,
+                ..Cqe::default()
+            };
+            *dev.posted.lock() = Some((usize::from(i) * CQE_LEN, e.encode()));
+            let got = (0..3).find_map(|_| cq.pop()).expect("the entry is seen");
+            assert_eq!(
+                got, e,
+                "entry {i}: its phase tag was new, its result still the old one"
+            );
+        }
     }
 }

@@ -1,12 +1,16 @@
 //! Simulated DMA memory for device models: regions with bus addresses and bounds-checked
 //! access.
 //!
-//! There is no unsafe code here: every region is a lock-protected byte buffer. The device
-//! side reaches memory only through [`SimDma::bus_read`] / [`SimDma::bus_write`], which
-//! return a [`BusFault`] for any address range not wholly inside one live region (the
-//! hardware equivalent is a master abort on the PCI bus).
+//! There is no unsafe code here: a region is an array of 8-byte atomic words, so the driver
+//! and the device model share it without a lock, with the access rules of real DMA memory
+//! (each aligned 8-byte word is one access, a longer access is a series of them in
+//! ascending address order; see [`DmaRegion`](crate::seam::DmaRegion)). The device side
+//! reaches memory only through [`SimDma::bus_read`] / [`SimDma::bus_write`], which return a
+//! [`BusFault`] for any address range not wholly inside one live region (the hardware
+//! equivalent is a master abort on the PCI bus).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -33,7 +37,71 @@ pub struct BusFault {
 struct RegionMem {
     bus: u64,
     len: usize,
-    data: Mutex<Box<[u8]>>,
+    data: Words,
+}
+
+/// Memory as 8-byte words, each loaded with acquire and stored with release ordering, in
+/// ascending address order: what a CPU and a device see of shared memory, without a lock.
+/// Callers check bounds first (an access past the end panics).
+struct Words(Box<[AtomicU64]>);
+
+impl Words {
+    fn zeroed(len: usize) -> Self {
+        Self((0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        let (mut w, b) = (off / 8, off % 8);
+        let mut rest = buf;
+        if b != 0 {
+            let n = (8 - b).min(rest.len());
+            let word = self.0[w].load(Ordering::Acquire).to_ne_bytes();
+            rest[..n].copy_from_slice(&word[b..b + n]);
+            rest = &mut rest[n..];
+            w += 1;
+        }
+        let full = rest.len() / 8;
+        let (mid, tail) = rest.split_at_mut(full * 8);
+        for (chunk, word) in mid.chunks_exact_mut(8).zip(&self.0[w..w + full]) {
+            chunk.copy_from_slice(&word.load(Ordering::Acquire).to_ne_bytes());
+        }
+        if !tail.is_empty() {
+            let word = self.0[w + full].load(Ordering::Acquire).to_ne_bytes();
+            tail.copy_from_slice(&word[..tail.len()]);
+        }
+    }
+
+    fn write(&self, off: usize, data: &[u8]) {
+        let (mut w, b) = (off / 8, off % 8);
+        let mut rest = data;
+        if b != 0 {
+            let n = (8 - b).min(rest.len());
+            self.merge(w, b, &rest[..n]);
+            rest = &rest[n..];
+            w += 1;
+        }
+        let full = rest.len() / 8;
+        let (mid, tail) = rest.split_at(full * 8);
+        for (chunk, word) in mid.chunks_exact(8).zip(&self.0[w..w + full]) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            word.store(u64::from_ne_bytes(bytes), Ordering::Release);
+        }
+        if !tail.is_empty() {
+            self.merge(w + full, 0, tail);
+        }
+    }
+
+    /// Writes `part` into word `w` from its byte `b`. The word's other bytes may be written
+    /// concurrently by the other side (a status byte beside a length): they are merged,
+    /// never overwritten.
+    fn merge(&self, w: usize, b: usize, part: &[u8]) {
+        let _ = self.0[w].fetch_update(Ordering::Release, Ordering::Relaxed, |old| {
+            let mut word = old.to_ne_bytes();
+            word[b..b + part.len()].copy_from_slice(part);
+            Some(u64::from_ne_bytes(word))
+        });
+    }
 }
 
 #[derive(Default)]
@@ -79,8 +147,7 @@ impl SimDma {
     /// Device-side read of `buf.len()` bytes at bus address `addr`.
     pub fn bus_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), BusFault> {
         let (r, off) = self.space.find(addr, buf.len())?;
-        let data = r.data.lock();
-        buf.copy_from_slice(&data[off..off + buf.len()]);
+        r.data.read(off, buf);
         Ok(())
     }
 
@@ -92,16 +159,16 @@ impl SimDma {
         out: &mut Vec<u8>,
     ) -> Result<(), BusFault> {
         let (r, off) = self.space.find(addr, len)?;
-        let data = r.data.lock();
-        out.extend_from_slice(&data[off..off + len]);
+        let start = out.len();
+        out.resize(start + len, 0);
+        r.data.read(off, &mut out[start..]);
         Ok(())
     }
 
     /// Device-side write of `data` at bus address `addr`.
     pub fn bus_write(&self, addr: u64, data: &[u8]) -> Result<(), BusFault> {
         let (r, off) = self.space.find(addr, data.len())?;
-        let mut mem = r.data.lock();
-        mem[off..off + data.len()].copy_from_slice(data);
+        r.data.write(off, data);
         Ok(())
     }
 
@@ -157,15 +224,13 @@ impl DmaRegion for SimDmaRegion {
 
     fn read(&self, off: usize, buf: &mut [u8]) -> Result<(), DmaError> {
         self.check(off, buf.len())?;
-        let data = self.mem.data.lock();
-        buf.copy_from_slice(&data[off..off + buf.len()]);
+        self.mem.data.read(off, buf);
         Ok(())
     }
 
     fn write(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
         self.check(off, src.len())?;
-        let mut data = self.mem.data.lock();
-        data[off..off + src.len()].copy_from_slice(src);
+        self.mem.data.write(off, src);
         Ok(())
     }
 }
@@ -193,7 +258,7 @@ impl DmaAllocator for SimDma {
         let mem = Arc::new(RegionMem {
             bus,
             len,
-            data: Mutex::new(vec![0u8; len].into_boxed_slice()),
+            data: Words::zeroed(len),
         });
         self.space.regions.write().insert(bus, Arc::clone(&mem));
         Ok(SimDmaRegion {
@@ -233,5 +298,88 @@ mod tests {
         assert!(dma.bus_read(bus, &mut buf).is_err());
         assert_eq!(dma.region_count(), 1);
         assert!(dma.alloc(0).is_err());
+    }
+
+    /// Any access at any offset reads back what was written, like a plain byte array.
+    #[test]
+    fn unaligned_accesses_behave_as_bytes() {
+        proptest::proptest!(|(ops in proptest::collection::vec((0usize..200, proptest::collection::vec(proptest::num::u8::ANY, 0..40)), 1..30))| {
+            let dma = SimDma::new();
+            let r = dma.alloc(200).expect("region");
+            let mut model = vec![0u8; 200];
+            for (off, data) in ops {
+                let fits = off + data.len() <= 200;
+                proptest::prop_assert_eq!(r.write(off, &data).is_ok(), fits);
+                if fits {
+                    model[off..off + data.len()].copy_from_slice(&data);
+                }
+                let mut all = vec![0u8; 200];
+                r.read(0, &mut all).expect("whole region");
+                proptest::prop_assert_eq!(&all, &model);
+                let mut part = vec![0u8; data.len().min(200 - off.min(200))];
+                dma.bus_read(r.bus_addr() + off as u64, &mut part).expect("in bounds");
+                proptest::prop_assert_eq!(&part[..], &model[off..off + part.len()]);
+            }
+        });
+    }
+
+    /// The driver and the device write different bytes of one word at the same time (a
+    /// status byte beside a length): neither write is lost.
+    #[test]
+    fn concurrent_writes_to_one_word_keep_both() {
+        let dma = SimDma::new();
+        let r = dma.alloc(8).expect("region");
+        let bus = r.bus_addr();
+        let device = {
+            let dma = dma.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    dma.bus_write(bus + 4, &i.to_le_bytes()).expect("in bounds");
+                }
+            })
+        };
+        for i in 0..20_000u32 {
+            r.write(0, &i.to_le_bytes()).expect("in bounds");
+            assert_eq!(
+                r.read_u32(0).expect("in bounds"),
+                i,
+                "the device's write undid ours"
+            );
+        }
+        device.join().expect("device thread");
+        assert_eq!(r.read_u32(4).expect("in bounds"), 19_999);
+    }
+
+    /// The protocol of real DMA memory: the device writes a record's data, then the word
+    /// holding its flag; a driver that reads the flag word first, then the data, never sees
+    /// a flag with stale data.
+    #[test]
+    fn flag_word_read_first_orders_the_data() {
+        let dma = SimDma::new();
+        let r = dma.alloc(16).expect("region");
+        let bus = r.bus_addr();
+        let rounds = 50_000u64;
+        let device = {
+            let dma = dma.clone();
+            std::thread::spawn(move || {
+                for seq in 1..=rounds {
+                    let mut rec = [0u8; 16];
+                    rec[..8].copy_from_slice(&(seq * 3).to_le_bytes());
+                    rec[8..].copy_from_slice(&seq.to_le_bytes());
+                    dma.bus_write(bus, &rec).expect("in bounds");
+                }
+            })
+        };
+        let mut last = 0;
+        while last < rounds {
+            let seq = r.read_u64(8).expect("in bounds");
+            let data = r.read_u64(0).expect("in bounds");
+            assert!(
+                data >= seq * 3,
+                "flag {seq} seen with the data of an older record ({data})"
+            );
+            last = seq;
+        }
+        device.join().expect("device thread");
     }
 }

@@ -49,29 +49,34 @@ pub const STALE_AFTER: Duration = Duration::from_millis(200);
 
 /// Installs the receive sink: every frame the driver receives goes to `tap`.
 pub(crate) fn attach_rx(nd: &Netdev, tap: Arc<Tap>, stack: Arc<Stack>) {
-    nd.kernel().set_sink(Some(Arc::new(move |f: RxFrame| {
-        let hdr = VnetHdr {
-            flags: if f.csum == RxCsum::Good {
-                VnetHdr::DATA_VALID
-            } else {
-                0
-            },
-            ..VnetHdr::default()
-        };
-        let r = match f.vlan {
-            Some(tci) => tap.send(&hdr, &with_tag(&f.data, tci)),
-            None => tap.send(&hdr, &f.data),
-        };
-        match r {
-            Ok(()) => stack.rx_frames.fetch_add(1, Ordering::Relaxed),
-            Err(e) => {
-                if stack.rx_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(error = %e, "dropping a received frame (counted in status)");
-                }
-                0
-            }
-        };
-    })));
+    nd.kernel()
+        .set_sink(Some(Arc::new(move |frames: Vec<RxFrame>| {
+            frames.into_iter().for_each(|f| send_up(&tap, &stack, f))
+        })));
+}
+
+/// Writes one received frame to the TAP, its tag re-inserted, its checksum status in the
+/// virtio-net header.
+fn send_up(tap: &Tap, stack: &Stack, f: RxFrame) {
+    let hdr = VnetHdr {
+        flags: if f.csum == RxCsum::Good {
+            VnetHdr::DATA_VALID
+        } else {
+            0
+        },
+        ..VnetHdr::default()
+    };
+    let r = match f.vlan {
+        Some(tci) => tap.send(&hdr, &with_tag(&f.data, tci)),
+        None => tap.send(&hdr, &f.data),
+    };
+    if let Err(e) = r {
+        if stack.rx_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(error = %e, "dropping a received frame (counted in status)");
+        }
+    } else {
+        stack.rx_frames.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// `frame` with the 802.1Q tag `tci` inserted after the MAC addresses.

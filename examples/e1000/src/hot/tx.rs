@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::DriverError;
 use crate::frame::{tx_offload, CsumOffload, TsoOffload, TxPacket};
+use crate::hot::ring_next;
 use crate::hw::{Dma, DmaMem};
 use crate::kernel::device::{self, DevId, Kernel};
 use crate::regs::{dtyp, popts, tucmd, txd_cmd, txd_stat, DESC_LEN, TDT};
@@ -143,10 +144,9 @@ impl TxRing {
 
     /// Descriptors in flight.
     pub fn pending(&self) -> u32 {
-        match self.count {
-            0 => 0,
-            n => (self.next_to_use + n - self.next_to_clean) % n,
-        }
+        let (u, c, n) = (self.next_to_use, self.next_to_clean, self.count);
+        let wrap = if u < c { n } else { 0 };
+        (u.saturating_add(wrap).saturating_sub(c)).min(n.saturating_sub(1))
     }
 
     /// The oldest slot not yet reclaimed (TX clean's progress).
@@ -162,7 +162,7 @@ impl TxRing {
     fn push(&mut self, d: [u8; 16]) -> Result<u32, DriverError> {
         let i = self.next_to_use;
         self.desc.write(i as usize * DESC_LEN, &d)?;
-        self.next_to_use = (i + 1) % self.count;
+        self.next_to_use = ring_next(i, self.count);
         Ok(i)
     }
 }
@@ -452,7 +452,7 @@ pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing, stats: &mut TxStats) -> u
         let Some(eop) = info.eop else {
             // Cannot happen (every packet's first slot records its EOP); recover by
             // treating the slot as a lone done descriptor.
-            t.next_to_clean = (first + 1) % t.count;
+            t.next_to_clean = ring_next(first, t.count);
             continue;
         };
         let mut st = [0u8; 1];
@@ -461,7 +461,7 @@ pub(crate) fn clean_locked(k: &Kernel, t: &mut TxRing, stats: &mut TxStats) -> u
             break;
         }
         t.info[first as usize] = TxInfo::default();
-        t.next_to_clean = (eop + 1) % t.count;
+        t.next_to_clean = ring_next(eop, t.count);
         packets += 1;
         frames += info.frames;
         bytes += info.bytes;

@@ -87,8 +87,9 @@ impl Default for HotConfig {
     }
 }
 
-/// Where received frames go.
-pub type RxSink = Arc<dyn Fn(RxFrame) + Send + Sync>;
+/// Where received frames go: called once per receive poll with the frames it took off the
+/// ring, in ring order (one call, so a sink takes its own locks once per batch).
+pub type RxSink = Arc<dyn Fn(Vec<RxFrame>) + Send + Sync>;
 
 /// The kernel half of one device.
 pub struct Kernel {
@@ -195,14 +196,17 @@ impl Kernel {
         self.hw.mmio.write32(off, v)
     }
 
-    /// Sends a received frame up (or into the self-test capture); false if nobody was
-    /// listening (the frame is dropped).
-    pub(crate) fn deliver(&self, f: RxFrame) -> bool {
+    /// Sends received frames up (or into the self-test capture); returns how many were
+    /// dropped because nobody was listening.
+    pub(crate) fn deliver(&self, frames: Vec<RxFrame>) -> u64 {
         if let Some(c) = self.capture.lock().as_mut() {
-            c.push(f);
-            return true;
+            c.extend(frames);
+            return 0;
         }
-        self.sink.read().clone().map(|s| s(f)).is_some()
+        self.sink.read().clone().map_or(frames.len() as u64, |s| {
+            s(frames);
+            0
+        })
     }
 
     /// Installs where received frames go (the network stack's entry point).
