@@ -412,13 +412,260 @@ pub fn eeprom(offset: u32, data: &[u8]) -> String {
     s
 }
 
-/// `ethtool -d`: one register per line.
+/// `ethtool -d`: the registers ethtool decodes for an 8254x (CTRL, STATUS, RCTL, the
+/// receive and transmit ring registers, TCTL, the M88 PHY's status and control), laid out
+/// as it prints them: a header per register with its value in column 41, its fields
+/// indented below. A register the dump lacks is left out.
 pub fn regs(regs: &[Register]) -> String {
-    let mut s = String::from("Offset\t\tName\t\tValue\n------\t\t----\t\t-----\n");
+    let get = |name: &str| regs.iter().find(|r| r.name == name).map(|r| r.value);
+    let mut s = String::from("MAC Registers\n-------------\n");
+    let reg = |s: &mut String,
+               name: &str,
+               title: &str,
+               fields: &dyn Fn(u32) -> Vec<(&'static str, String)>| {
+        let Some(v) = get(name) else { return };
+        let _ = writeln!(s, "{title:<41}0x{v:08X}");
+        for (label, value) in fields(v) {
+            let _ = writeln!(s, "      {label:<35}{value}");
+        }
+    };
+    let none = |_| Vec::new();
+    reg(
+        &mut s,
+        "CTRL",
+        "0x00000: CTRL (Device control register)",
+        &ctrl_fields,
+    );
+    reg(
+        &mut s,
+        "STATUS",
+        "0x00008: STATUS (Device status register)",
+        &status_fields,
+    );
+    reg(
+        &mut s,
+        "RCTL",
+        "0x00100: RCTL (Receive control register)",
+        &rctl_fields,
+    );
+    reg(
+        &mut s,
+        "RDLEN",
+        "0x02808: RDLEN (Receive desc length)",
+        &none,
+    );
+    reg(&mut s, "RDH", "0x02810: RDH   (Receive desc head)", &none);
+    reg(&mut s, "RDT", "0x02818: RDT   (Receive desc tail)", &none);
+    reg(
+        &mut s,
+        "RDTR",
+        "0x02820: RDTR  (Receive delay timer)",
+        &none,
+    );
+    reg(
+        &mut s,
+        "TCTL",
+        "0x00400: TCTL (Transmit ctrl register)",
+        &tctl_fields,
+    );
+    reg(
+        &mut s,
+        "TDLEN",
+        "0x03808: TDLEN (Transmit desc length)",
+        &none,
+    );
+    reg(&mut s, "TDH", "0x03810: TDH   (Transmit desc head)", &none);
+    reg(&mut s, "TDT", "0x03818: TDT   (Transmit desc tail)", &none);
+    reg(
+        &mut s,
+        "TIDV",
+        "0x03820: TIDV  (Transmit delay timer)",
+        &none,
+    );
+    if get("PHY_PSSR").is_some() {
+        let _ = writeln!(s, "{:<41}M88", "PHY type:");
+    }
+    reg(&mut s, "PHY_PSSR", "M88 PHY STATUS REGISTER:", &pssr_fields);
+    reg(
+        &mut s,
+        "PHY_PSCR",
+        "M88 PHY CONTROL REGISTER:",
+        &pscr_fields,
+    );
+    s
+}
+
+/// `-d --e1000-extras`: after ethtool's lines, every word of the dump, named.
+pub fn regs_extras(regs: &[Register]) -> String {
+    let mut s = String::from("\nAll registers of the dump\n-------------------------\n");
     for r in regs {
         let _ = writeln!(s, "0x{:05x}:\t{:<8}\t0x{:08x}", r.offset, r.name, r.value);
     }
     s
+}
+
+/// `yes` if any bit of `mask` is set in `v`, else `no`.
+fn bit(v: u32, mask: u32, yes: &str, no: &str) -> String {
+    (if v & mask != 0 { yes } else { no }).to_string()
+}
+
+fn enabled(v: u32, mask: u32) -> String {
+    bit(v, mask, "enabled", "disabled")
+}
+
+fn ctrl_fields(v: u32) -> Vec<(&'static str, String)> {
+    let speed = match v & 0x300 {
+        0x000 => "10Mb/s",
+        0x100 => "100Mb/s",
+        0x200 => "1000Mb/s",
+        _ => "not used",
+    };
+    vec![
+        ("Endian mode (buffers):", bit(v, 1 << 1, "big", "little")),
+        ("Link reset:", bit(v, 1 << 3, "reset", "normal")),
+        ("Set link up:", bit(v, 1 << 6, "1", "0")),
+        ("Invert Loss-Of-Signal:", bit(v, 1 << 7, "yes", "no")),
+        ("Receive flow control:", enabled(v, 1 << 27)),
+        ("Transmit flow control:", enabled(v, 1 << 28)),
+        ("VLAN mode:", enabled(v, 1 << 30)),
+        ("Auto speed detect:", enabled(v, 1 << 5)),
+        ("Speed select:", speed.to_string()),
+        ("Force speed:", bit(v, 1 << 11, "yes", "no")),
+        ("Force duplex:", bit(v, 1 << 12, "yes", "no")),
+    ]
+}
+
+/// STATUS as ethtool decodes it for the conventional-PCI and PCI-X parts (82540 to 82547).
+fn status_fields(v: u32) -> Vec<(&'static str, String)> {
+    let speed = match v & 0xC0 {
+        0x00 => "10Mb/s",
+        0x40 => "100Mb/s",
+        0x80 => "1000Mb/s",
+        _ => "not used",
+    };
+    let pcix = v & (1 << 13) != 0;
+    let bus_speed = match (pcix, v & 0xC000) {
+        (true, 0x8000) => "133MHz",
+        (true, 0x4000) => "100MHz",
+        (true, _) => "66MHz",
+        (false, _) if v & (1 << 11) != 0 => "66MHz",
+        (false, _) => "33MHz",
+    };
+    vec![
+        ("Duplex:", bit(v, 1, "full", "half")),
+        ("Link up:", bit(v, 1 << 1, "link config", "no link config")),
+        ("TBI mode:", enabled(v, 1 << 5)),
+        ("Link speed:", speed.to_string()),
+        (
+            "Bus type:",
+            (if pcix { "PCI-X" } else { "PCI" }).to_string(),
+        ),
+        ("Bus speed:", bus_speed.to_string()),
+        ("Bus width:", bit(v, 1 << 12, "64-bit", "32-bit")),
+    ]
+}
+
+fn rctl_fields(v: u32) -> Vec<(&'static str, String)> {
+    let threshold = match v & 0x300 {
+        0x000 => "1/2",
+        0x100 => "1/4",
+        0x200 => "1/8",
+        _ => "reserved",
+    };
+    let size = match (v & (1 << 25) != 0, v & 0x3_0000) {
+        (false, 0x0_0000) => "2048",
+        (false, 0x1_0000) => "1024",
+        (false, 0x2_0000) => "512",
+        (false, _) => "256",
+        (true, 0x1_0000) => "16384",
+        (true, 0x2_0000) => "8192",
+        (true, 0x3_0000) => "4096",
+        (true, _) => "reserved",
+    };
+    vec![
+        ("Receiver:", enabled(v, 1 << 1)),
+        ("Store bad packets:", enabled(v, 1 << 2)),
+        ("Unicast promiscuous:", enabled(v, 1 << 3)),
+        ("Multicast promiscuous:", enabled(v, 1 << 4)),
+        ("Long packet:", enabled(v, 1 << 5)),
+        ("Descriptor minimum threshold size:", threshold.to_string()),
+        (
+            "Broadcast accept mode:",
+            bit(v, 1 << 15, "accept", "ignore"),
+        ),
+        ("VLAN filter:", enabled(v, 1 << 18)),
+        ("Canonical form indicator:", enabled(v, 1 << 19)),
+        (
+            "Discard pause frames:",
+            bit(v, 1 << 22, "ignored", "filtered"),
+        ),
+        (
+            "Pass MAC control frames:",
+            bit(v, 1 << 23, "pass", "don't pass"),
+        ),
+        ("Receive buffer size:", size.to_string()),
+    ]
+}
+
+fn tctl_fields(v: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("Transmitter:", enabled(v, 1 << 1)),
+        ("Pad short packets:", enabled(v, 1 << 3)),
+        ("Software XOFF Transmission:", enabled(v, 1 << 22)),
+        ("Re-transmit on late collision:", enabled(v, 1 << 24)),
+    ]
+}
+
+/// The M88 PHY specific status register (16 bits in the dump's word).
+fn pssr_fields(v: u32) -> Vec<(&'static str, String)> {
+    let cable = match (v >> 7) & 7 {
+        0 => "0-50",
+        1 => "50-80",
+        2 => "80-110",
+        3 => "110-140",
+        4 => "140+",
+        _ => "unknown",
+    };
+    let speed = match v & 0xC000 {
+        0x0000 => "10",
+        0x4000 => "100",
+        0x8000 => "1000",
+        _ => "unknown",
+    };
+    vec![
+        ("Jabber:", bit(v, 1, "yes", "no")),
+        ("Polarity:", bit(v, 1 << 1, "reverse", "normal")),
+        ("Downshifted:", bit(v, 1 << 5, "yes", "no")),
+        ("MDI/MDIX:", bit(v, 1 << 6, "MDIX", "MDI")),
+        ("Cable Length Estimate:", format!("{cable} meters")),
+        ("Link State:", bit(v, 1 << 10, "Up", "Down")),
+        ("Speed & Duplex Resolved:", bit(v, 1 << 11, "Yes", "No")),
+        ("Page Received:", bit(v, 1 << 12, "Yes", "No")),
+        ("Duplex:", bit(v, 1 << 13, "Full", "Half")),
+        ("Speed:", format!("{speed} mbps")),
+    ]
+}
+
+/// The M88 PHY specific control register.
+fn pscr_fields(v: u32) -> Vec<(&'static str, String)> {
+    let mdi = match v & 0x60 {
+        0x00 => "force MDI",
+        0x20 => "force MDIX",
+        0x40 => "1000 auto, 10/100 MDI",
+        _ => "auto",
+    };
+    vec![
+        ("Jabber function:", bit(v, 1, "disabled", "enabled")),
+        ("Auto-polarity:", enabled(v, 1 << 1)),
+        ("SQE Test:", enabled(v, 1 << 2)),
+        ("CLK125:", bit(v, 1 << 4, "disabled", "enabled")),
+        ("Auto-MDIX:", mdi.to_string()),
+        ("Extended 10Base-T Distance:", enabled(v, 1 << 7)),
+        ("100Base-TX Interface:", bit(v, 1 << 8, "5-bit", "MII")),
+        ("Scrambler:", bit(v, 1 << 9, "disabled", "enabled")),
+        ("Force Link Good:", bit(v, 1 << 10, "forced", "disabled")),
+        ("Assert CRS on Transmit:", enabled(v, 1 << 11)),
+    ]
 }
 
 /// `ethtool -t`.
@@ -618,6 +865,63 @@ pub fn traffic(t: &TrafficReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn register_dump_is_laid_out_and_decoded_as_ethtool_does() {
+        let r = |offset, name: &str, value| Register {
+            offset,
+            name: name.into(),
+            value,
+        };
+        let dump = [
+            r(0x0, "CTRL", 0x0014_0241),
+            r(0x8, "STATUS", 0x0000_0083),
+            r(0x100, "RCTL", 0x0000_800A),
+            r(0x2808, "RDLEN", 0x1000),
+            r(0x400, "TCTL", 0x0103_F00A),
+            r(0x18, "CTRL_EXT", 0x1234),
+            r(16, "PHY_PSCR", 0x0068),
+            r(17, "PHY_PSSR", 0xAC00),
+        ];
+        let out = regs(&dump);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "MAC Registers",
+                "-------------",
+                "0x00000: CTRL (Device control register)  0x00140241"
+            ]
+        );
+        for want in [
+            "      Set link up:                       1",
+            "      Speed select:                      1000Mb/s",
+            "0x00008: STATUS (Device status register) 0x00000083",
+            "      Link speed:                        1000Mb/s",
+            "      Bus type:                          PCI",
+            "      Unicast promiscuous:               enabled",
+            "      Broadcast accept mode:             accept",
+            "      Receive buffer size:               2048",
+            "0x02808: RDLEN (Receive desc length)     0x00001000",
+            "      Re-transmit on late collision:     enabled",
+            "PHY type:                                M88",
+            "      Cable Length Estimate:             0-50 meters",
+            "      Speed:                             1000 mbps",
+            "      Auto-MDIX:                         auto",
+        ] {
+            assert!(lines.contains(&want), "missing {want:?} in:\n{out}");
+        }
+        // What ethtool does not decode is not printed, nor a register the dump lacks;
+        // `--e1000-extras` lists every word.
+        assert!(!out.contains("CTRL_EXT") && !out.contains("RDH"), "{out}");
+        assert!(regs_extras(&dump).contains("CTRL_EXT"));
+        // Every value starts in column 41 (counting from 0), as ethtool's do.
+        for l in lines.iter().skip(2) {
+            assert!(l.len() > 41, "short line {l:?}");
+            assert_ne!(&l[41..42], " ", "value not at column 41: {l:?}");
+            assert_eq!(&l[40..41], " ", "label runs into the value: {l:?}");
+        }
+    }
 
     #[test]
     fn link_shows_the_partner_like_ethtool() {

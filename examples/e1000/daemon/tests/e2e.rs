@@ -86,7 +86,7 @@ fn every_command_against_a_running_daemon() {
     assert_eq!(current_rings(&d.ok(&["-g"])), (256, 256));
     d.ok(&["-G", "rx", "512", "tx", "1024"]);
     assert_eq!(current_rings(&d.ok(&["-g"])), (512, 1024));
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(register(&regs, "RDLEN"), 512 * 16, "{regs}");
     assert_eq!(register(&regs, "TDLEN"), 1024 * 16, "{regs}");
     let bad = d.ctl(&["-G", "rx", "13"]);
@@ -111,7 +111,7 @@ fn every_command_against_a_running_daemon() {
     let c = d.ok(&["-c"]);
     assert_eq!(field(&c, "rx-usecs"), Some("50"), "{c}");
     assert_eq!(field(&c, "tx-usecs"), Some("16"), "{c}");
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert!(register(&regs, "RDTR") & 0xFFFF > 0, "{regs}");
     let bad = d.ctl(&["-C", "rx-usecs", "99999999"]);
     assert!(!bad.status.success());
@@ -128,7 +128,7 @@ fn every_command_against_a_running_daemon() {
 
     // -d
     // (-A restarted auto-negotiation: STATUS.LU comes back when it completes.)
-    let regs = wait_for(&d, &["-d"], |o| register(o, "STATUS") & 0x2 != 0);
+    let regs = wait_for(&d, &["-d", "--e1000-extras"], |o| register(o, "STATUS") & 0x2 != 0);
     for name in ["CTRL", "STATUS", "RCTL", "TCTL", "RDBAL", "TDT", "MANC"] {
         register(&regs, name);
     }
@@ -178,7 +178,7 @@ fn every_command_against_a_running_daemon() {
     // -p: the ID LED modes of the model's EEPROM (word 0x04 = 0xFFFF, the defaults) blink
     // LED3 (LEDCTL byte 3 LED_OFF 0x0F / LED_ON 0x0E) with LED2 off (0x0F), alternating
     // for the time given; then LEDCTL is restored.
-    let ledctl = register(&d.ok(&["-d"]), "LEDCTL");
+    let ledctl = register(&d.ok(&["-d", "--e1000-extras"]), "LEDCTL");
     let (mode1, mode2) = (
         (ledctl & 0xFFFF) | 0x0F0F_0000,
         (ledctl & 0xFFFF) | 0x0E0F_0000,
@@ -187,10 +187,10 @@ fn every_command_against_a_running_daemon() {
     let socket = d.socket.clone();
     let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
     // Identifying has begun once LEDCTL leaves its normal value.
-    wait_for(&d, &["-d"], |regs| register(regs, "LEDCTL") != ledctl);
+    wait_for(&d, &["-d", "--e1000-extras"], |regs| register(regs, "LEDCTL") != ledctl);
     let (mut seen1, mut seen2) = (false, false);
     while started.elapsed() < Duration::from_millis(1700) && !(seen1 && seen2) {
-        let during = register(&d.ok(&["-d"]), "LEDCTL");
+        let during = register(&d.ok(&["-d", "--e1000-extras"]), "LEDCTL");
         assert!(
             during == mode1 || during == mode2,
             "LEDCTL {during:#x} while identifying"
@@ -207,7 +207,7 @@ fn every_command_against_a_running_daemon() {
     assert!(out.status.success(), "{out:?}");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(
-        register(&d.ok(&["-d"]), "LEDCTL"),
+        register(&d.ok(&["-d", "--e1000-extras"]), "LEDCTL"),
         ledctl,
         "LEDCTL restored"
     );
@@ -404,7 +404,7 @@ fn suspend_and_resume() {
     // The device as pm.rs leaves it (SDM 6.4, 13.6): the magic-packet filter, PME and APM
     // wake-up (with PME# on the 82540), the receiver's DMA off, the PHY kept up for the
     // filters.
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(register(&regs, "WUFC"), wufc::MAG, "{regs}");
     assert_eq!(
         register(&regs, "WUC"),
@@ -443,7 +443,7 @@ fn suspend_and_resume() {
     );
     refused(&d, &["suspend"], &["suspended", "resume it first"]);
     assert_eq!(
-        register(&d.ok(&["-d"]), "WUFC"),
+        register(&d.ok(&["-d", "--e1000-extras"]), "WUFC"),
         wufc::MAG,
         "the refused requests left the armed device alone"
     );
@@ -451,7 +451,7 @@ fn suspend_and_resume() {
     // A magic packet from the peer wakes it: PME_Status set (SDM 13.6.1), and resume
     // reports the magic-packet filter in WUS.
     d.ok(&["wake"]);
-    wait_for(&d, &["-d"], |o| register(o, "WUC") & wuc::PME_STATUS != 0);
+    wait_for(&d, &["-d", "--e1000-extras"], |o| register(o, "WUC") & wuc::PME_STATUS != 0);
 
     // Resume: wake-up off again, the interface reopened and traffic flows.
     let out = d.ok(&["resume"]);
@@ -462,7 +462,7 @@ fn suspend_and_resume() {
             wufc::MAG
         )
     );
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(register(&regs, "WUFC"), 0, "{regs}");
     assert_eq!(register(&regs, "WUC"), 0, "{regs}");
     assert_ne!(register(&regs, "RCTL") & rctl::EN, 0, "{regs}");
@@ -479,7 +479,7 @@ fn suspend_and_resume() {
     d.ok(&["-s", "wol", "d"]);
     let out = d.ok(&["suspend"]);
     assert!(out.contains("wake-up off (Wake-on: d)"), "{out}");
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(register(&regs, "WUFC"), 0, "{regs}");
     assert_eq!(register(&regs, "WUC"), 0, "{regs}");
     assert_ne!(
@@ -497,7 +497,7 @@ fn suspend_and_resume() {
         "e1000: resumed; no wake-up event; interface reopened\n"
     );
     assert_eq!(
-        register(&d.ok(&["-d"]), "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
+        register(&d.ok(&["-d", "--e1000-extras"]), "PHY_BMCR") & u32::from(bmcr::POWER_DOWN),
         0
     );
     wait_for(&d, &["status"], |o| o.contains("; link up"));
@@ -531,7 +531,7 @@ fn mdix_settings_like_ethtool() {
     // resolves to MDI.
     let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
     assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
-    assert_eq!(pscr_crossover(&d.ok(&["-d"])), pscr::AUTO_X_ALL);
+    assert_eq!(pscr_crossover(&d.ok(&["-d", "--e1000-extras"])), pscr::AUTO_X_ALL);
 
     // Narrow the advertisement first: a change of mdix alone must keep it.
     d.ok(&["-s", "speed", "100", "duplex", "full", "autoneg", "on"]);
@@ -549,7 +549,7 @@ fn mdix_settings_like_ethtool() {
         "{link}"
     );
     assert_eq!(field(&link, "Speed"), Some("100Mb/s"), "{link}");
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(pscr_crossover(&regs), pscr::MDIX_MANUAL, "{regs}");
     assert_ne!(register(&regs, "PHY_PSSR") as u16 & pssr::MDIX, 0, "{regs}");
 
@@ -557,7 +557,7 @@ fn mdix_settings_like_ethtool() {
     d.ok(&["-s", "mdix", "off"]);
     let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
     assert_eq!(field(&link, "MDI-X"), Some("off (forced)"), "{link}");
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(pscr_crossover(&regs), pscr::MDI_MANUAL, "{regs}");
     assert_eq!(register(&regs, "PHY_PSSR") as u16 & pssr::MDIX, 0, "{regs}");
 
@@ -578,7 +578,7 @@ fn mdix_settings_like_ethtool() {
         ],
         &["fixed MDI or MDI-X needs auto-negotiation"],
     );
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(pscr_crossover(&regs), pscr::MDI_MANUAL, "{regs}");
     let link = d.ok(&[]);
     assert_eq!(field(&link, "Auto-negotiation"), Some("on"), "{link}");
@@ -589,7 +589,7 @@ fn mdix_settings_like_ethtool() {
         field(o, "Link detected") == Some("yes") && field(o, "Speed") == Some("1000Mb/s")
     });
     assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
-    assert_eq!(pscr_crossover(&d.ok(&["-d"])), pscr::AUTO_X_ALL);
+    assert_eq!(pscr_crossover(&d.ok(&["-d", "--e1000-extras"])), pscr::AUTO_X_ALL);
 }
 
 #[test]
@@ -665,7 +665,7 @@ fn feature_flags_and_stats64() {
     assert_eq!(field(&k, "tcp-segmentation-offload"), Some("on"), "{k}");
     assert_eq!(field(&k, "rx-fcs"), Some("on"), "{k}");
     assert_eq!(field(&k, "tx-vlan-offload"), Some("off [fixed]"), "{k}");
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(
         register(&regs, "RCTL") & (1 << 26),
         0,

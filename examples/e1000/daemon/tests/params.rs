@@ -98,7 +98,7 @@ fn good_params_show_in_e1000ctl() {
     assert_eq!(field(&c, "rate-limit"), Some("8000"), "{c}");
     assert!(c.contains("Adaptive RX: off"), "{c}");
     // And in the registers: RDTR in 1.024 us units, ITR in 256 ns (10^9 / (256 * 8000)).
-    let regs = d.ok(&["-d"]);
+    let regs = d.ok(&["-d", "--e1000-extras"]);
     assert_eq!(register(&regs, "RDTR") & 0xFFFF, 50, "{regs}");
     assert_eq!(register(&regs, "ITR") & 0xFFFF, 488, "{regs}");
 }

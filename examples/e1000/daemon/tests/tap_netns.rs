@@ -206,7 +206,7 @@ fn kernel_stack_pings_the_peer_through_a_tap_interface() {
 
 /// The value of register `name` in `e1000ctl -d`.
 fn reg(d: &DaemonProcess, name: &str) -> u32 {
-    common::register(&d.ok(&["-d"]), name)
+    common::register(&d.ok(&["-d", "--e1000-extras"]), name)
 }
 
 /// Polls `cond` (what the daemon's host-state watcher or watchdog does in the

@@ -4,7 +4,7 @@
 //! ```text
 //! e1000ctl -i | -S | -g | -a | -c | -e | -d | -r
 //! e1000ctl -G rx N tx N | -A autoneg on rx on tx off | -C rx-usecs N tx-usecs N
-//! e1000ctl abs-delay rx-usecs-abs N tx-usecs-abs N | -i/-c --e1000-extras
+//! e1000ctl abs-delay rx-usecs-abs N tx-usecs-abs N | -i/-c/-d --e1000-extras
 //! e1000ctl -s speed 100 duplex full autoneg off mdix auto|on|off wol pumbg|d
 //! e1000ctl -t [offline|online] | -p SECONDS
 //! e1000ctl -k | -K tso off sg on ... | stats64
@@ -51,9 +51,9 @@ struct Cli {
     /// object by name; `{}` for a command that only acts.
     #[arg(long, global = true)]
     json: bool,
-    /// With -i or -c: after ethtool's lines, what the e1000 has and ethtool does not show
-    /// (-i: the part and PBA number; -c: the absolute delay timers and the interrupt rate
-    /// limit).
+    /// With -i, -c or -d: after ethtool's lines, what the e1000 has and ethtool does not
+    /// show (-i: the part and PBA number; -c: the absolute delay timers and the interrupt
+    /// rate limit; -d: every register of the dump, named, not only those ethtool decodes).
     #[arg(long, global = true)]
     e1000_extras: bool,
     #[command(flatten)]
@@ -524,6 +524,9 @@ fn print_reply(cli: &Cli, reply: &Reply) -> Result<(), String> {
         }
         Reply::Coalesce(c) => format::coalesce(DEV, c),
         Reply::Eeprom { offset, data } => format::eeprom(*offset, data),
+        Reply::Regs { regs } if extras => {
+            format!("{}{}", format::regs(regs), format::regs_extras(regs))
+        }
         Reply::Regs { regs } => format::regs(regs),
         Reply::SelfTest { results } => format::selftest(results),
         Reply::Features { features } => format::features(DEV, features),
