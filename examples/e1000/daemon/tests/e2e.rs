@@ -128,7 +128,9 @@ fn every_command_against_a_running_daemon() {
 
     // -d
     // (-A restarted auto-negotiation: STATUS.LU comes back when it completes.)
-    let regs = wait_for(&d, &["-d", "--e1000-extras"], |o| register(o, "STATUS") & 0x2 != 0);
+    let regs = wait_for(&d, &["-d", "--e1000-extras"], |o| {
+        register(o, "STATUS") & 0x2 != 0
+    });
     for name in ["CTRL", "STATUS", "RCTL", "TCTL", "RDBAL", "TDT", "MANC"] {
         register(&regs, name);
     }
@@ -187,7 +189,9 @@ fn every_command_against_a_running_daemon() {
     let socket = d.socket.clone();
     let blink = std::thread::spawn(move || ctl_at(&socket, &["-p", "2"]));
     // Identifying has begun once LEDCTL leaves its normal value.
-    wait_for(&d, &["-d", "--e1000-extras"], |regs| register(regs, "LEDCTL") != ledctl);
+    wait_for(&d, &["-d", "--e1000-extras"], |regs| {
+        register(regs, "LEDCTL") != ledctl
+    });
     let (mut seen1, mut seen2) = (false, false);
     while started.elapsed() < Duration::from_millis(1700) && !(seen1 && seen2) {
         let during = register(&d.ok(&["-d", "--e1000-extras"]), "LEDCTL");
@@ -451,7 +455,9 @@ fn suspend_and_resume() {
     // A magic packet from the peer wakes it: PME_Status set (SDM 13.6.1), and resume
     // reports the magic-packet filter in WUS.
     d.ok(&["wake"]);
-    wait_for(&d, &["-d", "--e1000-extras"], |o| register(o, "WUC") & wuc::PME_STATUS != 0);
+    wait_for(&d, &["-d", "--e1000-extras"], |o| {
+        register(o, "WUC") & wuc::PME_STATUS != 0
+    });
 
     // Resume: wake-up off again, the interface reopened and traffic flows.
     let out = d.ok(&["resume"]);
@@ -531,7 +537,10 @@ fn mdix_settings_like_ethtool() {
     // resolves to MDI.
     let link = wait_for(&d, &[], |o| field(o, "Link detected") == Some("yes"));
     assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
-    assert_eq!(pscr_crossover(&d.ok(&["-d", "--e1000-extras"])), pscr::AUTO_X_ALL);
+    assert_eq!(
+        pscr_crossover(&d.ok(&["-d", "--e1000-extras"])),
+        pscr::AUTO_X_ALL
+    );
 
     // Narrow the advertisement first: a change of mdix alone must keep it.
     d.ok(&["-s", "speed", "100", "duplex", "full", "autoneg", "on"]);
@@ -589,7 +598,10 @@ fn mdix_settings_like_ethtool() {
         field(o, "Link detected") == Some("yes") && field(o, "Speed") == Some("1000Mb/s")
     });
     assert_eq!(field(&link, "MDI-X"), Some("off (auto)"), "{link}");
-    assert_eq!(pscr_crossover(&d.ok(&["-d", "--e1000-extras"])), pscr::AUTO_X_ALL);
+    assert_eq!(
+        pscr_crossover(&d.ok(&["-d", "--e1000-extras"])),
+        pscr::AUTO_X_ALL
+    );
 }
 
 #[test]
