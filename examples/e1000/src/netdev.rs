@@ -366,6 +366,7 @@ fn interrupt_loop(k: &Kernel, stop: &AtomicBool, budget: u32) {
         if !k.hw().irq.wait(Duration::from_millis(20)) {
             continue;
         }
+        tracing::trace!("interrupt");
         let o = hot::irq::handle(k);
         if o.schedule_poll {
             while !hot::poll::run(k, budget).complete {

@@ -51,6 +51,7 @@ pub const STALE_AFTER: Duration = Duration::from_millis(200);
 pub(crate) fn attach_rx(nd: &Netdev, tap: Arc<Tap>, stack: Arc<Stack>) {
     nd.kernel()
         .set_sink(Some(Arc::new(move |frames: Vec<RxFrame>| {
+            tracing::trace!(frames = frames.len(), "to the TAP");
             frames.into_iter().for_each(|f| send_up(&tap, &stack, f))
         })));
 }
@@ -163,6 +164,7 @@ pub(crate) fn tx_loop(nd: &Netdev, tap: &Tap, stack: &Stack, stop: &AtomicBool) 
                 continue;
             }
         }
+        tracing::trace!("TAP readable");
         let enabled = nd.kernel().tx_offloads();
         let mut n = 0;
         while n < TX_BATCH {
@@ -186,6 +188,7 @@ pub(crate) fn tx_loop(nd: &Netdev, tap: &Tap, stack: &Stack, stop: &AtomicBool) 
             }
         }
         send(nd, &pkts[..n], stack);
+        tracing::trace!(frames = n, "from the TAP to the ring");
     }
 }
 
