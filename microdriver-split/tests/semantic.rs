@@ -9,8 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use common::{critical_set, fixture};
+use common::{assert_corpus, corpus_evaluation, critical_set, fixture};
 use microdriver_split::cfg::CfgSet;
+use microdriver_split::eval::Choice;
 use microdriver_split::model::Analysis;
 use microdriver_split::template::Template;
 use microdriver_split::CallGraph;
@@ -177,4 +178,24 @@ fn a_crate_without_cargo_toml_falls_back_to_the_syntax_pass_and_says_why() {
         Analysis::Syntax { reason } => assert!(reason.contains("Cargo.toml"), "{reason}"),
         other => panic!("expected the syntax pass, got {other}"),
     }
+}
+
+/// The semantic pass's numbers on the labelled corpus today (`tests/corpus/`, every
+/// function it finds labelled, macro expansions' included): a change that lowers either
+/// fails here. Raise them when the splitter improves. Issue 19's goals (precision 0.98,
+/// recall 0.95) are not reached: trait calls by path on a concrete type
+/// (`ECON2::default()`, `DSlice::from(..)`) go to every impl of the trait in the crate.
+const HELD_PRECISION: f64 = 0.905;
+const HELD_RECALL: f64 = 0.993;
+
+/// The corpus evaluation with the model: every crate analysed by the semantic pass (no
+/// fallback to the syntax pass), every function it finds labelled, the numbers held.
+/// Under `CI=true` missing sources fail it.
+#[test]
+fn corpus_precision_and_recall_hold_with_the_model() {
+    let Some(eval) = corpus_evaluation(Choice::Best) else {
+        return;
+    };
+    // The held numbers are printed to three places: allow their rounding.
+    assert_corpus(&eval, "semantic", HELD_PRECISION - 1e-3, HELD_RECALL - 1e-3);
 }
