@@ -21,3 +21,30 @@ fn corpus_precision_and_recall_hold() {
     // The held numbers are printed to three places: allow their rounding.
     assert_corpus(&eval, "syntax", HELD_PRECISION - 1e-3, HELD_RECALL - 1e-3);
 }
+
+/// The README's table of crates (`| crate | version | class | functions labelled |`)
+/// says what the label files hold: the same crates, versions and label counts.
+#[test]
+fn the_readme_table_matches_the_label_files() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README.md");
+    let rows: Vec<(String, String, usize)> = readme
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l
+                .trim()
+                .strip_prefix('|')?
+                .split('|')
+                .map(str::trim)
+                .collect();
+            let count = cells.get(3)?.parse().ok()?;
+            Some((cells[0].to_string(), cells[1].to_string(), count))
+        })
+        .collect();
+    let files: Vec<(String, String, usize)> = microdriver_split::corpus::load(&dir)
+        .expect("corpus loads")
+        .into_iter()
+        .map(|c| (c.name, c.version, c.labels.len()))
+        .collect();
+    assert_eq!(rows, files, "tests/corpus/README.md's table is out of date");
+}
