@@ -15,6 +15,8 @@
 //!
 //! [labels]                    # every function of the crate, hot or not
 //! "e1000::E1000Device::e1000_transmit" = { hot = true, reason = "TX entry" }
+//! # a function only a macro expansion holds (found by the semantic pass alone)
+//! "regs::CTRL::reset" = { hot = false, reason = "setup only", expansion = true }
 //! ```
 //!
 //! The sources are never in the repository: [`fetch`] has cargo fetch the pinned version
@@ -71,6 +73,11 @@ pub struct Label {
     pub hot: bool,
     /// Why, from reading the code.
     pub reason: String,
+    /// The function exists only in a macro expansion (`expansion = true`): the semantic
+    /// pass finds it (one node per name per macro call), the syntax pass cannot, so it is
+    /// scored only when the analysis expanded macros.
+    #[serde(default)]
+    pub expansion: bool,
 }
 
 /// Loads every `*.toml` of a corpus directory, sorted by file name.

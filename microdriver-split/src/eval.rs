@@ -3,7 +3,10 @@
 //!
 //! Precision is the share of labelled functions called critical that are hot; recall the
 //! share of hot functions called critical. Totals add the counts of every crate (micro
-//! average). A crate the splitter cannot analyse counts as predicting nothing.
+//! average). A crate the splitter cannot analyse counts as predicting nothing. Labels
+//! marked `expansion` (functions only a macro expansion holds) are scored only when the
+//! semantic pass ran: the syntax pass cannot see them, so under it they are counted apart
+//! (and one it does find is a wrong mark).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -15,6 +18,7 @@ use crate::callgraph::CallGraph;
 use crate::cfg::CfgSet;
 use crate::corpus::{self, CorpusCrate};
 use crate::error::Result;
+use crate::model::Analysis;
 use crate::propagate::Split;
 use crate::template::{RootReason, Template};
 
@@ -49,6 +53,20 @@ pub struct CrateScore {
     pub roots_missed: Vec<String>,
     /// Template roots that are not labelled roots.
     pub roots_extra: Vec<String>,
+    /// Labels marked `expansion` left unscored because the syntax pass ran.
+    pub expansion_unscored: usize,
+    /// Labels marked `expansion` naming a function the syntax pass found (a wrong mark).
+    pub wrong_expansion: Vec<String>,
+}
+
+/// Which analysis `eval` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// What `report` runs: the semantic model where it loads (feature `semantic`), else
+    /// the syntax pass (`MICRODRIVER_ANALYSIS=syntax` forces it).
+    Best,
+    /// The syntax pass alone, whatever the features.
+    Syntax,
 }
 
 /// The score of a corpus.
@@ -97,7 +115,7 @@ impl CrateScore {
 }
 
 /// Scores one crate whose sources are at `dir`.
-pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
+pub fn score_crate(c: &CorpusCrate, dir: &Path, choice: Choice) -> Result<CrateScore> {
     let mut s = CrateScore {
         name: c.name.clone(),
         version: c.version.clone(),
@@ -105,7 +123,15 @@ pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
         ..CrateScore::default()
     };
     let template = Template::load(&c.template)?;
-    let graph = match CallGraph::analyze(dir, &CfgSet::default()) {
+    let analysed = match choice {
+        Choice::Best => CallGraph::analyze(dir, &CfgSet::default()),
+        Choice::Syntax => CallGraph::analyze_syntax(dir, &CfgSet::default()).map(|g| {
+            g.with_analysis(Analysis::Syntax {
+                reason: "chosen by eval".into(),
+            })
+        }),
+    };
+    let graph = match analysed {
         Ok(g) => g,
         Err(e) => {
             s.analysis = format!("failed: {e}");
@@ -137,10 +163,22 @@ pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
         }
     }
     let found: BTreeSet<&str> = graph.fns.iter().map(|f| f.path.as_str()).collect();
+    let expanded = graph.analysis == Analysis::Semantic;
+    if !expanded {
+        for (p, l) in &c.labels {
+            if l.expansion {
+                if found.contains(p.as_str()) {
+                    s.wrong_expansion.push(p.clone());
+                } else {
+                    s.expansion_unscored += 1;
+                }
+            }
+        }
+    }
     s.stale_labels = c
         .labels
         .iter()
-        .filter(|(p, _)| !found.contains(p.as_str()))
+        .filter(|(p, l)| !found.contains(p.as_str()) && (expanded || !l.expansion))
         .map(|(p, l)| {
             if l.hot {
                 s.false_negatives.push(p.clone());
@@ -169,12 +207,18 @@ pub fn score_crate(c: &CorpusCrate, dir: &Path) -> Result<CrateScore> {
     Ok(s)
 }
 
-/// Fetches (through cargo, into `cache`) and scores every crate of the corpus at `dir`.
+/// Fetches (through cargo, into `cache`) and scores every crate of the corpus at `dir`
+/// with the analysis `report` runs.
 pub fn evaluate(dir: &Path, cache: &Path) -> Result<Evaluation> {
+    evaluate_with(dir, cache, Choice::Best)
+}
+
+/// [`evaluate`] with the analysis chosen.
+pub fn evaluate_with(dir: &Path, cache: &Path, choice: Choice) -> Result<Evaluation> {
     let mut crates = Vec::new();
     for c in corpus::load(dir)? {
         let src = corpus::fetch(&c.name, &c.version, cache)?;
-        crates.push(score_crate(&c, &src)?);
+        crates.push(score_crate(&c, &src, choice)?);
     }
     let (mut tp, mut fp, mut fnn) = (0, 0, 0);
     for s in &crates {
@@ -225,20 +269,29 @@ impl Evaluation {
                 s.roots_extra.len(),
             );
             // (one, several, the list)
-            let lists: [(&str, &str, &Vec<String>); 6] = [
+            let lists: [(&str, &str, &Vec<String>); 7] = [
                 ("false positive", "false positives", &s.false_positives),
                 ("false negative", "false negatives", &s.false_negatives),
                 ("root missed", "roots missed", &s.roots_missed),
                 ("root extra", "roots extra", &s.roots_extra),
                 ("unlabelled", "unlabelled", &s.unlabelled),
                 ("stale label", "stale labels", &s.stale_labels),
+                (
+                    "wrong expansion mark",
+                    "wrong expansion marks",
+                    &s.wrong_expansion,
+                ),
             ];
             for (one, several, list) in lists {
                 if list.is_empty() {
                     continue;
                 }
                 // Label drift is always listed by name: it must be fixed in the corpus.
-                if verbose || one == "unlabelled" || one == "stale label" {
+                if verbose
+                    || one == "unlabelled"
+                    || one == "stale label"
+                    || one == "wrong expansion mark"
+                {
                     for p in list {
                         let _ = writeln!(out, "  {one}: {p}");
                     }
@@ -247,12 +300,20 @@ impl Evaluation {
                 }
             }
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
             "corpus: {} crates, {} labelled functions",
             self.crates.len(),
             self.labelled()
         );
+        let unscored: usize = self.crates.iter().map(|s| s.expansion_unscored).sum();
+        if unscored > 0 {
+            let _ = write!(
+                out,
+                " (and {unscored} only in macro expansions, not scored: the syntax pass does not expand macros)"
+            );
+        }
+        out.push('\n');
         let _ = writeln!(
             out,
             "precision = {:.3} recall = {:.3}",
@@ -265,6 +326,7 @@ impl Evaluation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corpus::Label;
 
     fn names(n: usize, tag: &str) -> Vec<String> {
         (0..n).map(|i| format!("{tag}{i}")).collect()
@@ -298,6 +360,52 @@ mod tests {
         assert!(text.contains("false negatives: 2"), "{text}");
         assert!(
             text.ends_with("precision = 0.750 recall = 0.429\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn expansion_labels_are_scored_only_when_macros_were_expanded() {
+        let label = |hot, expansion| Label {
+            hot,
+            reason: "test".into(),
+            expansion,
+        };
+        let c = CorpusCrate {
+            name: "semantic-fixture".into(),
+            version: "0.1.0".into(),
+            template: "none".into(),
+            roots: Vec::new(),
+            labels: [
+                // Generated by `queue_kicker!`: the syntax pass cannot see it.
+                ("macros::kick_queue".to_string(), label(true, true)),
+                // A plain function wrongly marked.
+                ("macros::ring_work".to_string(), label(false, true)),
+                ("macros::hot_macro".to_string(), label(false, false)),
+            ]
+            .into_iter()
+            .collect(),
+            file: std::path::PathBuf::new(),
+        };
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/semantic");
+        let s = score_crate(&c, &dir, Choice::Syntax).expect("scores");
+        assert!(s.analysis.starts_with("syntax"), "{}", s.analysis);
+        assert_eq!(s.expansion_unscored, 1);
+        assert_eq!(s.wrong_expansion, vec!["macros::ring_work".to_string()]);
+        assert!(s.stale_labels.is_empty(), "{:?}", s.stale_labels);
+        assert!(s.false_negatives.is_empty(), "{:?}", s.false_negatives);
+        let e = Evaluation {
+            crates: vec![s],
+            precision: 1.0,
+            recall: 1.0,
+        };
+        let text = e.text(false);
+        assert!(
+            text.contains("wrong expansion mark: macros::ring_work"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(and 1 only in macro expansions, not scored"),
             "{text}"
         );
     }

@@ -1,7 +1,9 @@
 //! The semantic pass (feature `semantic`): hot-path calls the syntax pass cannot see, or
-//! over-approximates. Each case fails with the syntax pass
+//! over-approximates. Each split case fails with the syntax pass
 //! (`MICRODRIVER_ANALYSIS=syntax cargo test -p microdriver-split --features semantic
-//! --test semantic` shows which).
+//! --test semantic` shows which); the generic trait call by path checks an
+//! over-approximation both passes keep; the corpus evaluation holds the semantic pass's
+//! precision and recall on the labelled crates.io drivers.
 #![cfg(feature = "semantic")]
 
 mod common;
@@ -9,13 +11,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use common::{critical_set, fixture};
+use common::{assert_corpus, corpus_evaluation, critical_set, fixture};
 use microdriver_split::cfg::CfgSet;
+use microdriver_split::eval::Choice;
 use microdriver_split::model::Analysis;
 use microdriver_split::template::Template;
 use microdriver_split::CallGraph;
 
-const ROOTS: [&str; 12] = [
+const ROOTS: [&str; 13] = [
     "deref::hot_deref",
     "dropping::hot_drop",
     "index::hot_index",
@@ -28,6 +31,7 @@ const ROOTS: [&str; 12] = [
     "callbacks::hot_callback",
     "std_callbacks::hot_sum",
     "std_callbacks::hot_for",
+    "path_calls::hot_path_call",
 ];
 
 /// The fixture's graph (loaded once: loading the model takes seconds) and critical set.
@@ -177,4 +181,65 @@ fn a_crate_without_cargo_toml_falls_back_to_the_syntax_pass_and_says_why() {
         Analysis::Syntax { reason } => assert!(reason.contains("Cargo.toml"), "{reason}"),
         other => panic!("expected the syntax pass, got {other}"),
     }
+}
+
+#[test]
+fn a_trait_function_called_by_path_on_a_concrete_type_calls_that_types_impl() {
+    assert_split(
+        &[
+            "path_calls::<Ring as Default>::default",
+            "path_calls::ring_size",
+        ],
+        &[
+            "path_calls::<Phy as From>::from",
+            "path_calls::cold_phy_probe",
+        ],
+    );
+}
+
+#[test]
+fn a_trait_function_called_by_path_on_a_generic_type_calls_every_impl() {
+    let (graph, _) = analysed();
+    let make = graph
+        .fns
+        .iter()
+        .find(|f| f.path == "path_calls::make")
+        .expect("make");
+    let callees: BTreeSet<&str> = graph
+        .edges()
+        .filter(|e| e.from == make.id)
+        .map(|e| graph.fns[e.to].path.as_str())
+        .collect();
+    assert!(
+        callees.contains("path_calls::<Ring as Default>::default")
+            && callees.contains("path_calls::<Phy as Default>::default"),
+        "{callees:?}"
+    );
+}
+
+/// The semantic pass's numbers on the labelled corpus today (`tests/corpus/`, every
+/// function it finds labelled, macro expansions' included): a change that lowers either
+/// fails here. Raise them when the splitter improves.
+const HELD_PRECISION: f64 = 0.985;
+const HELD_RECALL: f64 = 0.993;
+/// Issue 19's goals for the semantic pass.
+const GOAL_PRECISION: f64 = 0.98;
+const GOAL_RECALL: f64 = 0.95;
+
+/// The corpus evaluation with the model: every crate analysed by the semantic pass (no
+/// fallback to the syntax pass), every function it finds labelled, the numbers held and
+/// at least the goals. Under `CI=true` missing corpus sources fail it.
+#[test]
+fn corpus_precision_and_recall_hold_with_the_model() {
+    let Some(eval) = corpus_evaluation(Choice::Best) else {
+        return;
+    };
+    // The held numbers are printed to three places: allow their rounding.
+    assert_corpus(&eval, "semantic", HELD_PRECISION - 1e-3, HELD_RECALL - 1e-3);
+    assert!(
+        eval.precision >= GOAL_PRECISION && eval.recall >= GOAL_RECALL,
+        "below issue 19's goals (precision {GOAL_PRECISION}, recall {GOAL_RECALL}): precision = {:.3} recall = {:.3}",
+        eval.precision,
+        eval.recall
+    );
 }

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use ra_ap_hir::{
-    AsAssocItem, AssocItemContainer, Callable, CallableKind, Crate, Function, Impl, Semantics,
-    Trait, Type,
+    AsAssocItem, AssocItemContainer, Callable, CallableKind, Crate, Function, HasSource, Impl,
+    ModuleDef, PathResolution, Semantics, Trait, Type,
 };
 use ra_ap_ide_db::famous_defs::FamousDefs;
 use ra_ap_ide_db::RootDatabase;
@@ -163,7 +163,10 @@ impl<'a, 'db> Walk<'a, 'db> {
             let callee = call.expr().and_then(|e| sema.resolve_expr_as_callable(&e));
             match callee.as_ref().map(Callable::kind) {
                 Some(CallableKind::Function(f)) => match self.trait_of(f) {
-                    Some(tr) => self.dispatch_generic(from, tr, f, node),
+                    Some(tr) => match self.impl_called_by_path(&call) {
+                        Some(g) => self.call(from, g, node, EdgeKind::Direct),
+                        None => self.dispatch_generic(from, tr, f, node),
+                    },
                     None => self.call(from, f, node, EdgeKind::Direct),
                 },
                 Some(CallableKind::FnPtr) => {
@@ -298,6 +301,40 @@ impl<'a, 'db> Walk<'a, 'db> {
             file,
             line,
         });
+    }
+
+    /// The impl method a trait function called by path goes to once inference knows its
+    /// `Self` type (`Type::default()`, `Type::from(x)`: that type's impl, which may be
+    /// outside the crate), or `None` to dispatch to every impl: `Self` still generic, the
+    /// trait's default body, a derived impl (the compiler's body calls the fields' impls),
+    /// or an impl outside the crate instantiated with a type of the crate (its body may
+    /// call back into the crate's impls).
+    fn impl_called_by_path(&self, call: &ast::CallExpr) -> Option<Function> {
+        let db = self.sema.db;
+        let ast::Expr::PathExpr(p) = call.expr()? else {
+            return None;
+        };
+        let (resolution, subst) = self.sema.resolve_path_with_subst(&p.path()?)?;
+        let PathResolution::Def(ModuleDef::Function(g)) = resolution else {
+            return None;
+        };
+        let AssocItemContainer::Impl(imp) = g.as_assoc_item(db)?.container(db) else {
+            return None;
+        };
+        imp.source(db)?;
+        let krate = self.krate?;
+        if imp.module(db).krate(db) != krate {
+            let mut crate_type = false;
+            for (_, ty) in subst?.types(db) {
+                ty.walk(db, |t| {
+                    crate_type |= t.as_adt().is_some_and(|a| a.module(db).krate(db) == krate);
+                });
+            }
+            if crate_type {
+                return None;
+            }
+        }
+        Some(g)
     }
 
     /// A trait method called on a generic receiver: every impl of the trait in the crate
