@@ -286,3 +286,62 @@ fn host_mtu_and_the_wire_reach_the_tap_and_the_nic() {
         "{log}"
     );
 }
+
+/// `e1000-netbench pin-neighbour` (what the QEMU harness pins the gateway's entry with
+/// before a link flap) makes an entry permanent, replaces one, and refuses a bad address.
+#[test]
+fn pin_neighbour_makes_the_entry_permanent() {
+    if let Some(why) = missing_prerequisite() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let ns = Netns::create("pin");
+    ip(&[
+        "-n", &ns.0, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+    ]);
+    ip(&["-n", &ns.0, "link", "set", "v0", "up"]);
+    ip(&["-n", &ns.0, "addr", "add", "10.9.0.1/24", "dev", "v0"]);
+    let pin = |mac: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_e1000-netbench")])
+            .args([
+                "pin-neighbour",
+                "--dev",
+                "v0",
+                "--ip",
+                "10.9.0.2",
+                "--mac",
+                mac,
+            ])
+            .output()
+            .expect("running e1000-netbench")
+    };
+    let neigh = || {
+        let out = Command::new("ip")
+            .args(["-n", &ns.0, "neigh", "show", "10.9.0.2", "dev", "v0"])
+            .output()
+            .expect("ip neigh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    for mac in ["52:54:00:12:34:56", "52:54:00:12:34:57"] {
+        let out = pin(mac);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(neigh(), format!("10.9.0.2 lladdr {mac} PERMANENT"));
+    }
+    let out = pin("52:54:00");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
+    assert_eq!(
+        neigh(),
+        "10.9.0.2 lladdr 52:54:00:12:34:57 PERMANENT",
+        "a refused pin changed nothing"
+    );
+}

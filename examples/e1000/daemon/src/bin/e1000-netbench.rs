@@ -47,6 +47,20 @@ enum Cmd {
         #[arg(long, default_value_t = 18)]
         size: usize,
     },
+    /// Makes the neighbour entry of an IPv4 address on an interface permanent, through
+    /// rtnetlink (RTM_NEWNEIGH, NUD_PERMANENT, replacing any entry): busybox's `arp -s`
+    /// fails in the QEMU guest, and its `ip neigh` only shows and flushes.
+    PinNeighbour {
+        /// The interface.
+        #[arg(long)]
+        dev: String,
+        /// The neighbour's IPv4 address.
+        #[arg(long)]
+        ip: std::net::Ipv4Addr,
+        /// Its MAC address, `aa:bb:cc:dd:ee:ff`.
+        #[arg(long)]
+        mac: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +68,7 @@ fn main() -> ExitCode {
     let r = match args.cmd {
         Cmd::Sink { port, idle, first } => sink(port, idle, first),
         Cmd::Burst { to, count, size } => burst(to, count, size),
+        Cmd::PinNeighbour { dev, ip, mac } => pin_neighbour(&dev, ip, &mac),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,4 +141,65 @@ fn burst(to: SocketAddr, count: u64, size: usize) -> std::io::Result<()> {
     }
     println!("sent {sent} failed {failed}");
     Ok(())
+}
+
+fn pin_neighbour(dev: &str, ip: std::net::Ipv4Addr, mac: &str) -> std::io::Result<()> {
+    use netlink_packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE,
+        NLM_F_REQUEST,
+    };
+    use netlink_packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    };
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let path = format!("/sys/class/net/{dev}/ifindex");
+    let ifindex: u32 = std::fs::read_to_string(&path)
+        .map_err(|e| bad(format!("{path}: {e} (no interface {dev}?)")))?
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("{path}: {e}")))?;
+    let lladdr = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .ok()
+        .filter(|b| b.len() == 6)
+        .ok_or_else(|| bad(format!("{mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")))?;
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Permanent;
+    msg.attributes = vec![
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)),
+        NeighbourAttribute::LinkLayerAddress(lladdr),
+    ];
+    let mut req = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(msg)),
+    );
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind_auto()?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    sock.send(&buf, 0)?;
+    let mut rx = vec![0u8; 8192];
+    let n = sock.recv(&mut &mut rx[..], 0)?;
+    let reply: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[..n])
+        .map_err(|e| std::io::Error::other(format!("rtnetlink reply: {e}")))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) => match e.code {
+            None => Ok(()),
+            Some(code) => Err(std::io::Error::from_raw_os_error(-code.get())),
+        },
+        other => Err(std::io::Error::other(format!(
+            "rtnetlink answered {other:?}, not an acknowledgement"
+        ))),
+    }
 }
