@@ -33,6 +33,21 @@ fn missing_prerequisite() -> Option<String> {
     }
 }
 
+/// Whether this test can run here (root, `/dev/net/tun`, `ip`). Where it cannot, the test
+/// is skipped with a line saying why, except under `CI=true`: in CI a missing
+/// prerequisite is a broken runner, not a reason to pass, and this panics.
+fn can_run() -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return true;
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("running ip");
     assert!(
@@ -156,13 +171,7 @@ fn ping_in(ns: &str, count: u16, interval: Duration, midway: impl FnOnce() + Sen
 
 #[test]
 fn kernel_stack_pings_the_peer_through_a_tap_interface() {
-    if let Some(why) = missing_prerequisite() {
-        // In CI a missing prerequisite is a broken runner, not a reason to pass.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
-        );
-        eprintln!("skipped: {why}");
+    if !can_run() {
         return;
     }
     let ns = Netns::create("ping");
@@ -235,12 +244,7 @@ fn carrier(ns: &str) -> bool {
 /// back, and pings flow again.
 #[test]
 fn host_mtu_and_the_wire_reach_the_tap_and_the_nic() {
-    if let Some(why) = missing_prerequisite() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
-        );
-        eprintln!("skipped: {why}");
+    if !can_run() {
         return;
     }
     const LPE: u32 = 1 << 5;
@@ -291,12 +295,7 @@ fn host_mtu_and_the_wire_reach_the_tap_and_the_nic() {
 /// before a link flap) makes an entry permanent, replaces one, and refuses a bad address.
 #[test]
 fn pin_neighbour_makes_the_entry_permanent() {
-    if let Some(why) = missing_prerequisite() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, but this test cannot run: {why} (it needs root, /dev/net/tun and `ip`)"
-        );
-        eprintln!("skipped: {why}");
+    if !can_run() {
         return;
     }
     let ns = Netns::create("pin");
