@@ -6,7 +6,8 @@
 # Sourced, not run. The sourcing script sets, before calling these functions:
 #   ROOT TARGET_DIR CACHE TRIPLE   the workspace, its target dir, the cache dir, the triple
 #   KCACHE                         where the kernel is cached (default: CACHE)
-#   BACKEND                        uio or vfio (which modules the e1000 guest needs)
+#   BACKEND                        uio or vfio (which modules the e1000 guest needs, and
+#                                  backend_options: the machine and kernel arguments)
 #   log MSG / die MSG              its own progress and fatal-error printers
 # and may define guest_modules again (it sets MODULES: the kernel modules its guest needs,
 # in load order) after sourcing; the default is the e1000 harnesses'.
@@ -42,15 +43,27 @@ ensure_tools() {
 }
 
 KVER= KDIR= KERNEL=
+# The modules a guest needs for the VFIO backend, in load order.
+VFIO_MODULES=(virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1
+    drivers/vfio/vfio_virqfd drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci)
 # The guest's modules, in load order (init loads them all but e1000, which the checks load).
 MODULES=()
 guest_modules() {
     MODULES=(drivers/uio/uio drivers/uio/uio_pci_generic drivers/net/tun)
-    if [ "$BACKEND" = vfio ]; then
-        MODULES+=(virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1
-            drivers/vfio/vfio_virqfd drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci)
-    fi
+    if [ "$BACKEND" = vfio ]; then MODULES+=("${VFIO_MODULES[@]}"); fi
     MODULES+=(drivers/net/ethernet/intel/e1000/e1000)
+}
+
+# backend_options: sets MACHINE_OPTS (QEMU arguments, before the device's) and KERNEL_ARGS
+# (appended to the guest's command line) for BACKEND. VFIO needs an IOMMU: q35 with
+# QEMU's emulated VT-d, which must come before the device, and intel_iommu=on.
+MACHINE_OPTS=() KERNEL_ARGS=
+backend_options() {
+    MACHINE_OPTS=() KERNEL_ARGS=
+    if [ "$BACKEND" = vfio ]; then
+        MACHINE_OPTS=(-machine q35 -device intel-iommu)
+        KERNEL_ARGS=" intel_iommu=on"
+    fi
 }
 
 # A Debian linux-image-6.1.*-amd64 in the cache (apt-get download + dpkg -x), its
